@@ -1,0 +1,124 @@
+//! The fixed header: packet type, flags and remaining length.
+
+use crate::DecodeError;
+
+/// The type of a control packet, as in the fixed header's high nibble.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum PacketType {
+    /// CONNECT (1).
+    Connect = 1,
+    /// CONNACK (2).
+    ConnAck = 2,
+    /// PUBLISH (3).
+    Publish = 3,
+    /// PUBACK (4).
+    PubAck = 4,
+    /// PUBREC (5).
+    PubRec = 5,
+    /// PUBREL (6).
+    PubRel = 6,
+    /// PUBCOMP (7).
+    PubComp = 7,
+    /// SUBSCRIBE (8).
+    Subscribe = 8,
+    /// SUBACK (9).
+    SubAck = 9,
+    /// UNSUBSCRIBE (10).
+    Unsubscribe = 10,
+    /// UNSUBACK (11).
+    UnsubAck = 11,
+    /// PINGREQ (12).
+    PingReq = 12,
+    /// PINGRESP (13).
+    PingResp = 13,
+    /// DISCONNECT (14).
+    Disconnect = 14,
+    /// AUTH (15, 5.0 only).
+    Auth = 15,
+}
+
+impl PacketType {
+    /// The type for a high nibble, or `None` for the reserved 0.
+    pub const fn from_u8(value: u8) -> Option<Self> {
+        Some(match value {
+            1 => Self::Connect,
+            2 => Self::ConnAck,
+            3 => Self::Publish,
+            4 => Self::PubAck,
+            5 => Self::PubRec,
+            6 => Self::PubRel,
+            7 => Self::PubComp,
+            8 => Self::Subscribe,
+            9 => Self::SubAck,
+            10 => Self::Unsubscribe,
+            11 => Self::UnsubAck,
+            12 => Self::PingReq,
+            13 => Self::PingResp,
+            14 => Self::Disconnect,
+            15 => Self::Auth,
+            _ => return None,
+        })
+    }
+}
+
+/// A decoded fixed header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FixedHeader {
+    /// The packet type.
+    pub packet_type: PacketType,
+    /// The low nibble: PUBLISH's DUP, QoS and RETAIN, or the fixed flags of other packets.
+    pub flags: u8,
+    /// Length of the variable header and payload.
+    pub remaining_length: u32,
+    /// Length of the fixed header itself (2 to 5 bytes).
+    pub header_len: u8,
+}
+
+impl FixedHeader {
+    /// Reads a fixed header from the front of `buf`; `Ok(None)` when `buf` ends inside it.
+    ///
+    /// # Errors
+    /// A reserved packet type, wrong flags, or a remaining length over four bytes.
+    pub fn decode(buf: &[u8]) -> Result<Option<Self>, DecodeError> {
+        let Some(&first) = buf.first() else {
+            return Ok(None);
+        };
+        // [MQTT-2.1.2-1] packet type 0 is reserved
+        let packet_type =
+            PacketType::from_u8(first >> 4).ok_or(DecodeError::ReservedPacketType(0))?;
+        let flags = first & 0x0F;
+        let required = match packet_type {
+            PacketType::Publish => flags,
+            PacketType::PubRel | PacketType::Subscribe | PacketType::Unsubscribe => 0b0010,
+            _ => 0,
+        };
+        // [MQTT-2.1.3-1] reserved flag bits must hold the values the packet type fixes
+        if flags != required {
+            return Err(DecodeError::InvalidHeaderFlags { packet_type, flags });
+        }
+        let mut remaining_length = 0u32;
+        for i in 0..4 {
+            let Some(&byte) = buf.get(1 + i) else {
+                return Ok(None);
+            };
+            remaining_length |= u32::from(byte & 0x7F) << (7 * i);
+            if byte & 0x80 == 0 {
+                return Ok(Some(Self {
+                    packet_type,
+                    flags,
+                    remaining_length,
+                    // i is at most 3, so the header is at most 5 bytes.
+                    header_len: 2 + i as u8,
+                }));
+            }
+        }
+        // [MQTT-1.5.5-1] the remaining length is at most four bytes
+        Err(DecodeError::VarIntTooLong)
+    }
+
+    /// Length of the whole packet: fixed header plus remaining length.
+    pub const fn packet_len(&self) -> usize {
+        self.header_len as usize + self.remaining_length as usize
+    }
+}

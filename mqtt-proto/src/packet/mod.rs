@@ -1,0 +1,305 @@
+//! Packets: the fixed header, the [`Packet`] enum, and one module per packet family. Every
+//! module serves all three protocol versions, taking the version as a parameter.
+
+mod auth_disconnect;
+mod connack;
+mod connect;
+mod fixed_header;
+mod pub_response;
+mod publish;
+mod reason_tail;
+mod suback;
+mod subscribe;
+mod unsubscribe;
+
+use core::num::NonZeroUsize;
+
+pub use auth_disconnect::{Auth, Disconnect};
+pub use connack::ConnAck;
+pub use connect::{Connect, Will};
+pub use fixed_header::{FixedHeader, PacketType};
+pub use pub_response::PubResponse;
+pub use publish::Publish;
+pub use suback::{SubAck, UnsubAck};
+pub use subscribe::{RetainHandling, Subscribe, Subscription, SubscriptionOptions};
+pub use unsubscribe::Unsubscribe;
+
+use crate::wire::{SliceWriter, Write};
+use crate::{DecodeError, EncodeError, ProtocolVersion, MAX_REMAINING_LENGTH};
+
+/// Any MQTT control packet, borrowing its strings and payloads from the bytes it was decoded
+/// from (or from the caller, when built for sending).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Packet<'a> {
+    /// Client request to connect.
+    Connect(Connect<'a>),
+    /// Connect acknowledgement.
+    ConnAck(ConnAck<'a>),
+    /// Application message.
+    Publish(Publish<'a>),
+    /// QoS 1 acknowledgement.
+    PubAck(PubResponse<'a>),
+    /// QoS 2 delivery, part 1.
+    PubRec(PubResponse<'a>),
+    /// QoS 2 delivery, part 2.
+    PubRel(PubResponse<'a>),
+    /// QoS 2 delivery, part 3.
+    PubComp(PubResponse<'a>),
+    /// Subscribe request.
+    Subscribe(Subscribe<'a>),
+    /// Subscribe acknowledgement.
+    SubAck(SubAck<'a>),
+    /// Unsubscribe request.
+    Unsubscribe(Unsubscribe<'a>),
+    /// Unsubscribe acknowledgement.
+    UnsubAck(UnsubAck<'a>),
+    /// Keepalive request.
+    PingReq,
+    /// Keepalive response.
+    PingResp,
+    /// Disconnect notification.
+    Disconnect(Disconnect<'a>),
+    /// 5.0 authentication exchange.
+    Auth(Auth<'a>),
+}
+
+/// Outcome of [`Packet::decode`] on a buffer that may hold a partial packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decoded<'a> {
+    /// A whole packet, and how many bytes of the buffer it used.
+    Packet {
+        /// The packet.
+        packet: Packet<'a>,
+        /// Bytes consumed from the front of the buffer.
+        len: usize,
+    },
+    /// The buffer holds the start of a packet only. `needed` is how many more bytes the packet
+    /// takes, once the fixed header is complete; `None` while the header itself is cut.
+    Incomplete {
+        /// Bytes still missing, when known.
+        needed: Option<NonZeroUsize>,
+    },
+}
+
+impl<'a> Packet<'a> {
+    /// Decodes the packet at the front of `buf`, as spoken by `version` (CONNECT carries its
+    /// own version and is decoded whatever `version` says).
+    ///
+    /// A packet whose fixed header announces more than `max_packet_size` bytes is refused as
+    /// soon as the header is read, before its body arrives.
+    ///
+    /// # Errors
+    /// [`DecodeError`] for malformed packets and protocol violations that the bytes alone
+    /// show; the connection must then be closed.
+    pub fn decode(
+        buf: &'a [u8],
+        version: ProtocolVersion,
+        max_packet_size: u32,
+    ) -> Result<Decoded<'a>, DecodeError> {
+        let Some(header) = FixedHeader::decode(buf)? else {
+            return Ok(Decoded::Incomplete { needed: None });
+        };
+        let len = header.packet_len();
+        if len > max_packet_size as usize {
+            return Err(DecodeError::PacketTooLarge {
+                // packet_len is at most 268,435,460 and fits.
+                size: len as u32,
+                max: max_packet_size,
+            });
+        }
+        let Some(body) = buf.get(usize::from(header.header_len)..len) else {
+            return Ok(Decoded::Incomplete {
+                needed: NonZeroUsize::new(len - buf.len()),
+            });
+        };
+        let packet = Self::decode_body(header, body, version)?;
+        Ok(Decoded::Packet { packet, len })
+    }
+
+    /// Decodes a body that `header` has delimited.
+    ///
+    /// # Errors
+    /// As [`Packet::decode`].
+    pub fn decode_body(
+        header: FixedHeader,
+        body: &'a [u8],
+        version: ProtocolVersion,
+    ) -> Result<Self, DecodeError> {
+        use PacketType as T;
+        let empty = |p: Packet<'a>| {
+            if body.is_empty() {
+                Ok(p)
+            } else {
+                Err(DecodeError::LengthMismatch)
+            }
+        };
+        Ok(match header.packet_type {
+            T::Connect => Self::Connect(Connect::decode(body)?),
+            T::ConnAck => Self::ConnAck(ConnAck::decode(body, version)?),
+            T::Publish => Self::Publish(Publish::decode(header.flags, body, version)?),
+            T::PubAck => Self::PubAck(PubResponse::decode(T::PubAck, body, version)?),
+            T::PubRec => Self::PubRec(PubResponse::decode(T::PubRec, body, version)?),
+            T::PubRel => Self::PubRel(PubResponse::decode(T::PubRel, body, version)?),
+            T::PubComp => Self::PubComp(PubResponse::decode(T::PubComp, body, version)?),
+            T::Subscribe => Self::Subscribe(Subscribe::decode(body, version)?),
+            T::SubAck => Self::SubAck(SubAck::decode(body, version)?),
+            T::Unsubscribe => Self::Unsubscribe(Unsubscribe::decode(body, version)?),
+            T::UnsubAck => Self::UnsubAck(UnsubAck::decode(body, version)?),
+            T::PingReq => empty(Self::PingReq)?,
+            T::PingResp => empty(Self::PingResp)?,
+            T::Disconnect => Self::Disconnect(Disconnect::decode(body, version)?),
+            T::Auth => {
+                // Packet type 15 is reserved before 5.0 [MQTT-2.1.2-1]
+                if !version.is_v5() {
+                    return Err(DecodeError::ReservedPacketType(15));
+                }
+                Self::Auth(Auth::decode(body)?)
+            }
+        })
+    }
+
+    /// The packet's type.
+    pub const fn packet_type(&self) -> PacketType {
+        match self {
+            Self::Connect(_) => PacketType::Connect,
+            Self::ConnAck(_) => PacketType::ConnAck,
+            Self::Publish(_) => PacketType::Publish,
+            Self::PubAck(_) => PacketType::PubAck,
+            Self::PubRec(_) => PacketType::PubRec,
+            Self::PubRel(_) => PacketType::PubRel,
+            Self::PubComp(_) => PacketType::PubComp,
+            Self::Subscribe(_) => PacketType::Subscribe,
+            Self::SubAck(_) => PacketType::SubAck,
+            Self::Unsubscribe(_) => PacketType::Unsubscribe,
+            Self::UnsubAck(_) => PacketType::UnsubAck,
+            Self::PingReq => PacketType::PingReq,
+            Self::PingResp => PacketType::PingResp,
+            Self::Disconnect(_) => PacketType::Disconnect,
+            Self::Auth(_) => PacketType::Auth,
+        }
+    }
+
+    /// The size of the encoded packet, fixed header included.
+    ///
+    /// # Errors
+    /// [`EncodeError`] when the packet cannot be encoded for `version`.
+    pub fn encoded_len(&self, version: ProtocolVersion) -> Result<usize, EncodeError> {
+        self.plan(version).map(|plan| plan.total)
+    }
+
+    /// Encodes the packet for `version` at the front of `buf` and returns its length. A CONNECT
+    /// is encoded for the version it names.
+    ///
+    /// # Errors
+    /// [`EncodeError::BufferTooSmall`] when `buf` is shorter than [`Packet::encoded_len`], or
+    /// another [`EncodeError`] when the packet cannot be encoded; nothing is written then.
+    pub fn encode(&self, version: ProtocolVersion, buf: &mut [u8]) -> Result<usize, EncodeError> {
+        let plan = self.plan(version)?;
+        if buf.len() < plan.total {
+            return Err(EncodeError::BufferTooSmall {
+                needed: plan.total,
+                available: buf.len(),
+            });
+        }
+        let mut w = SliceWriter::new(buf);
+        self.write(&mut w, version, plan);
+        if w.overflow || w.position() != plan.total {
+            // Unreachable unless a length computation is wrong; reported rather than panicking.
+            return Err(EncodeError::BufferTooSmall {
+                needed: w.position().max(plan.total),
+                available: plan.total,
+            });
+        }
+        Ok(plan.total)
+    }
+
+    /// Encodes the packet into any [`bytes::BufMut`], such as a `BytesMut` that grows.
+    ///
+    /// # Errors
+    /// As [`Packet::encode`], with `BufferTooSmall` when `buf.remaining_mut()` is too small.
+    #[cfg(feature = "bytes")]
+    pub fn encode_buf<B: bytes::BufMut>(
+        &self,
+        version: ProtocolVersion,
+        buf: &mut B,
+    ) -> Result<usize, EncodeError> {
+        let plan = self.plan(version)?;
+        if buf.remaining_mut() < plan.total {
+            return Err(EncodeError::BufferTooSmall {
+                needed: plan.total,
+                available: buf.remaining_mut(),
+            });
+        }
+        self.write(&mut crate::wire::BufMutWriter(buf), version, plan);
+        Ok(plan.total)
+    }
+
+    fn plan(&self, version: ProtocolVersion) -> Result<Plan, EncodeError> {
+        use PacketType as T;
+        let lens = match self {
+            Self::Connect(p) => p.lengths()?,
+            Self::ConnAck(p) => p.lengths(version)?,
+            Self::Publish(p) => p.lengths(version)?,
+            Self::PubAck(p) => p.lengths(T::PubAck, version)?,
+            Self::PubRec(p) => p.lengths(T::PubRec, version)?,
+            Self::PubRel(p) => p.lengths(T::PubRel, version)?,
+            Self::PubComp(p) => p.lengths(T::PubComp, version)?,
+            Self::Subscribe(p) => p.lengths(version)?,
+            Self::SubAck(p) => p.lengths(version)?,
+            Self::Unsubscribe(p) => p.lengths(version)?,
+            Self::UnsubAck(p) => p.lengths(version)?,
+            Self::PingReq | Self::PingResp => Lengths::default(),
+            Self::Disconnect(p) => p.lengths(version)?,
+            Self::Auth(p) => p.lengths(version)?,
+        };
+        if lens.body > MAX_REMAINING_LENGTH as usize {
+            return Err(EncodeError::PacketTooLarge(lens.body));
+        }
+        let total = 1 + crate::wire::var_int_len(lens.body) + lens.body;
+        Ok(Plan { lens, total })
+    }
+
+    fn write(&self, w: &mut impl Write, version: ProtocolVersion, plan: Plan) {
+        let flags = match self {
+            Self::Publish(p) => p.header_flags(),
+            Self::PubRel(_) | Self::Subscribe(_) | Self::Unsubscribe(_) => 0b0010,
+            _ => 0,
+        };
+        w.put_u8(((self.packet_type() as u8) << 4) | flags);
+        w.put_var_int(plan.lens.body);
+        let lens = plan.lens;
+        match self {
+            Self::Connect(p) => p.encode_body(w, lens),
+            Self::ConnAck(p) => p.encode_body(w, version, lens),
+            Self::Publish(p) => p.encode_body(w, version, lens),
+            Self::PubAck(p) | Self::PubRec(p) | Self::PubRel(p) | Self::PubComp(p) => {
+                p.encode_body(w, version, lens)
+            }
+            Self::Subscribe(p) => p.encode_body(w, version, lens),
+            Self::SubAck(p) => p.encode_body(w, version, lens),
+            Self::Unsubscribe(p) => p.encode_body(w, version, lens),
+            Self::UnsubAck(p) => p.encode_body(w, version, lens),
+            Self::PingReq | Self::PingResp => {}
+            Self::Disconnect(p) => p.encode_body(w, version, lens),
+            Self::Auth(p) => p.encode_body(w, version, lens),
+        }
+    }
+}
+
+/// Sizes computed (and validated) before writing, so writing never fails and properties are
+/// measured once.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Lengths {
+    /// The remaining length.
+    pub(crate) body: usize,
+    /// Content length of the packet's properties (5.0), without its prefix.
+    pub(crate) props: usize,
+    /// Content length of a second property block (CONNECT's will properties).
+    pub(crate) extra: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    lens: Lengths,
+    total: usize,
+}

@@ -1,0 +1,159 @@
+//! PUBLISH: an application message.
+
+use super::Lengths;
+use crate::properties::{self, PublishProperties};
+use crate::wire::{self, IResult, Write};
+use crate::{
+    DecodeError, EncodeError, PacketId, ProtocolVersion, QoS, QosPid, TopicError, TopicName,
+};
+
+/// PUBLISH.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Publish<'a> {
+    /// Set on a re-delivery of a QoS 1 or 2 message.
+    pub dup: bool,
+    /// QoS and, for QoS 1 and 2, the packet identifier.
+    pub qos_pid: QosPid,
+    /// Whether the server retains the message for future subscribers.
+    pub retain: bool,
+    /// Topic; [`TopicName::EMPTY`] when a 5.0 topic alias names it.
+    pub topic: TopicName<'a>,
+    /// Properties (5.0).
+    pub properties: PublishProperties<'a>,
+    /// Application payload.
+    pub payload: &'a [u8],
+}
+
+const DUP: u8 = 0b1000;
+const RETAIN: u8 = 0b0001;
+
+impl<'a> Publish<'a> {
+    /// A QoS 0, non-retained message.
+    pub fn new(topic: TopicName<'a>, payload: &'a [u8]) -> Self {
+        Self {
+            dup: false,
+            qos_pid: QosPid::AtMostOnce,
+            retain: false,
+            topic,
+            properties: PublishProperties::default(),
+            payload,
+        }
+    }
+
+    /// The packet identifier, for QoS 1 and 2.
+    pub fn packet_id(&self) -> Option<PacketId> {
+        self.qos_pid.packet_id()
+    }
+
+    pub(crate) fn decode(
+        flags: u8,
+        body: &'a [u8],
+        version: ProtocolVersion,
+    ) -> Result<Self, DecodeError> {
+        wire::finish(Self::parse(flags, body, version))
+    }
+
+    fn parse(flags: u8, body: &'a [u8], version: ProtocolVersion) -> IResult<'a, Self> {
+        // [MQTT-3.3.1-4] both QoS bits set is malformed
+        let Some(qos) = QoS::from_u8((flags >> 1) & 3) else {
+            return wire::fail(DecodeError::InvalidQoS);
+        };
+        let dup = flags & DUP != 0;
+        // [MQTT-3.3.1-2] DUP is 0 on QoS 0
+        if dup && qos == QoS::AtMostOnce {
+            return wire::fail(DecodeError::DupOnQoS0);
+        }
+        let (i, topic) = wire::binary(body)?;
+        let topic = topic_name(topic).map_err(nom::Err::Failure)?;
+        let (i, qos_pid) = match qos {
+            QoS::AtMostOnce => (i, QosPid::AtMostOnce),
+            // [MQTT-2.2.1-3] QoS 1 and 2 carry a non-zero packet identifier
+            QoS::AtLeastOnce => wire::packet_id(i).map(|(i, id)| (i, QosPid::AtLeastOnce(id)))?,
+            QoS::ExactlyOnce => wire::packet_id(i).map(|(i, id)| (i, QosPid::ExactlyOnce(id)))?,
+        };
+        let (payload, properties) = if version.is_v5() {
+            properties::decode::<PublishProperties>(i)?
+        } else {
+            (i, PublishProperties::default())
+        };
+        // [MQTT-4.7.3-1] a topic name is at least one character; 5.0 allows an empty one only
+        // with a topic alias ([MQTT-3.3.2-?]: a protocol error otherwise)
+        if topic.is_empty() && properties.topic_alias.is_none() {
+            return wire::fail(DecodeError::InvalidTopicName(TopicError::Empty));
+        }
+        let publish = Self {
+            dup,
+            qos_pid,
+            retain: flags & RETAIN != 0,
+            topic,
+            properties,
+            payload,
+        };
+        Ok((&[], publish))
+    }
+
+    pub(crate) fn header_flags(&self) -> u8 {
+        let mut flags = (self.qos_pid.qos() as u8) << 1;
+        if self.dup {
+            flags |= DUP;
+        }
+        if self.retain {
+            flags |= RETAIN;
+        }
+        flags
+    }
+
+    pub(crate) fn lengths(&self, version: ProtocolVersion) -> Result<Lengths, EncodeError> {
+        let mut lens = Lengths::default();
+        let topic = self.topic.as_str();
+        // Topic names were validated when built, so only the length limit is left to check.
+        let mut body = wire::binary_len(topic.as_bytes())? + self.payload.len();
+        if self.qos_pid.packet_id().is_some() {
+            body += 2;
+        }
+        if version.is_v5() {
+            if topic.is_empty() && self.properties.topic_alias.is_none() {
+                return Err(EncodeError::EmptyTopicWithoutAlias);
+            }
+            lens.props = properties::content_len(&self.properties)?;
+            body += properties::block_len(lens.props);
+        } else {
+            if topic.is_empty() {
+                return Err(EncodeError::EmptyTopicWithoutAlias);
+            }
+            if !self.properties.is_empty() {
+                return Err(EncodeError::NotInVersion("properties"));
+            }
+        }
+        lens.body = body;
+        Ok(lens)
+    }
+
+    pub(crate) fn encode_body(&self, w: &mut impl Write, version: ProtocolVersion, lens: Lengths) {
+        w.put_string(self.topic.as_str());
+        if let Some(id) = self.qos_pid.packet_id() {
+            w.put_u16(id.get());
+        }
+        if version.is_v5() {
+            properties::encode(&self.properties, lens.props, w);
+        }
+        w.put_slice(self.payload);
+    }
+}
+
+/// Validates a PUBLISH topic in one pass over its bytes: UTF-8 [MQTT-1.5.4-1], no U+0000
+/// [MQTT-1.5.4-2], no wildcard [MQTT-3.3.2-2].
+fn topic_name(bytes: &[u8]) -> Result<TopicName<'_>, DecodeError> {
+    let s = core::str::from_utf8(bytes).map_err(|_| DecodeError::InvalidUtf8)?;
+    let mut bad = 0u8;
+    for &b in bytes {
+        bad |= u8::from(b == 0) | (u8::from(b == b'+' || b == b'#') << 1);
+    }
+    if bad & 1 != 0 {
+        return Err(DecodeError::NullCharacter);
+    }
+    if bad & 2 != 0 {
+        return Err(DecodeError::InvalidTopicName(TopicError::Wildcard));
+    }
+    Ok(TopicName::from_validated(s))
+}

@@ -1,0 +1,325 @@
+//! Validated topic names and topic filters, filter matching and shared subscriptions.
+
+/// Why a string is not a valid topic name or topic filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TopicError {
+    /// Topic names and filters are at least one character long [MQTT-4.7.3-1].
+    #[error("empty")]
+    Empty,
+    /// Longer than a string field can hold (65,535 bytes) [MQTT-4.7.3-3].
+    #[error("longer than 65,535 bytes")]
+    TooLong,
+    /// Contains U+0000 [MQTT-4.7.3-2].
+    #[error("contains U+0000")]
+    NullCharacter,
+    /// A topic name contains `+` or `#` [MQTT-3.3.2-2].
+    #[error("topic name contains a wildcard")]
+    Wildcard,
+    /// `#` is not alone in the last level [MQTT-4.7.1-1], or `+` does not fill its level
+    /// [MQTT-4.7.1-2].
+    #[error("misplaced wildcard")]
+    MisplacedWildcard,
+    /// `$share/` without a share name, with a share name holding `/`, `+` or `#`, or without a
+    /// filter after it [MQTT-4.8.2-1] [MQTT-4.8.2-2].
+    #[error("invalid shared subscription")]
+    InvalidShare,
+}
+
+fn check_common(s: &str) -> Result<(), TopicError> {
+    if s.is_empty() {
+        return Err(TopicError::Empty);
+    }
+    if s.len() > usize::from(u16::MAX) {
+        return Err(TopicError::TooLong);
+    }
+    if s.as_bytes().contains(&0) {
+        return Err(TopicError::NullCharacter);
+    }
+    Ok(())
+}
+
+/// A topic name a message is published to: no wildcards, no U+0000, at most 65,535 bytes.
+///
+/// Only [`TopicName::EMPTY`] is empty: a 5.0 PUBLISH that relies on a topic alias carries it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicName<'a>(&'a str);
+
+impl<'a> TopicName<'a> {
+    /// The empty topic name of a 5.0 PUBLISH that names its topic by alias.
+    pub const EMPTY: TopicName<'static> = TopicName("");
+
+    /// Validates `name`.
+    ///
+    /// # Errors
+    /// [`TopicError`] when `name` is empty, too long, holds U+0000 or a wildcard.
+    pub fn new(name: &'a str) -> Result<Self, TopicError> {
+        check_common(name)?;
+        // [MQTT-3.3.2-2] the topic name in a PUBLISH must not contain wildcard characters
+        if name.bytes().any(|b| b == b'+' || b == b'#') {
+            return Err(TopicError::Wildcard);
+        }
+        Ok(Self(name))
+    }
+
+    /// Wraps a string the caller has checked for wildcards and U+0000 (used by the PUBLISH
+    /// decoder, which checks everything in one pass).
+    pub(crate) const fn from_validated(name: &'a str) -> Self {
+        Self(name)
+    }
+
+    /// The name as a string slice.
+    pub const fn as_str(&self) -> &'a str {
+        self.0
+    }
+
+    /// Whether this is [`TopicName::EMPTY`].
+    pub const fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl core::fmt::Display for TopicName<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl<'a> TryFrom<&'a str> for TopicName<'a> {
+    type Error = TopicError;
+    fn try_from(s: &'a str) -> Result<Self, TopicError> {
+        Self::new(s)
+    }
+}
+
+/// A topic filter a client subscribes to: wildcards only where the rules allow them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicFilter<'a>(&'a str);
+
+impl<'a> TopicFilter<'a> {
+    /// Validates `filter`, including the `$share/{ShareName}/{filter}` form.
+    ///
+    /// # Errors
+    /// [`TopicError`] when `filter` is empty, too long, holds U+0000, misplaces a wildcard or is
+    /// a malformed shared subscription.
+    pub fn new(filter: &'a str) -> Result<Self, TopicError> {
+        check_common(filter)?;
+        let plain = match split_share(filter)? {
+            Some((_, inner)) => inner,
+            None => filter,
+        };
+        check_wildcards(plain)?;
+        Ok(Self(filter))
+    }
+
+    /// The filter as a string slice.
+    pub const fn as_str(&self) -> &'a str {
+        self.0
+    }
+
+    /// For `$share/{ShareName}/{filter}`, the share name and the inner filter.
+    pub fn shared(&self) -> Option<(&'a str, &'a str)> {
+        split_share(self.0).ok().flatten()
+    }
+
+    /// Whether the filter holds `+` or `#`.
+    pub fn has_wildcards(&self) -> bool {
+        self.0.bytes().any(|b| b == b'+' || b == b'#')
+    }
+
+    /// Whether a message published to `topic` matches this filter. A shared subscription matches
+    /// through its inner filter. Filters that start with a wildcard do not match topics that
+    /// start with `$` [MQTT-4.7.2-1].
+    pub fn matches(&self, topic: &str) -> bool {
+        let filter = self.shared().map_or(self.0, |(_, inner)| inner);
+        if topic.starts_with('$') && (filter.starts_with('+') || filter.starts_with('#')) {
+            return false;
+        }
+        let mut topic_levels = topic.split('/');
+        for level in filter.split('/') {
+            match level {
+                "#" => return true,
+                "+" => {
+                    if topic_levels.next().is_none() {
+                        return false;
+                    }
+                }
+                exact => {
+                    if topic_levels.next() != Some(exact) {
+                        return false;
+                    }
+                }
+            }
+        }
+        topic_levels.next().is_none()
+    }
+}
+
+impl core::fmt::Display for TopicFilter<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl<'a> TryFrom<&'a str> for TopicFilter<'a> {
+    type Error = TopicError;
+    fn try_from(s: &'a str) -> Result<Self, TopicError> {
+        Self::new(s)
+    }
+}
+
+impl<'a> From<TopicName<'a>> for TopicFilter<'a> {
+    fn from(name: TopicName<'a>) -> Self {
+        Self(name.0)
+    }
+}
+
+fn check_wildcards(filter: &str) -> Result<(), TopicError> {
+    let mut levels = filter.split('/').peekable();
+    while let Some(level) = levels.next() {
+        let is_last = levels.peek().is_none();
+        match level {
+            // [MQTT-4.7.1-1] '#' must be the last character and on its own in its level
+            "#" if !is_last => return Err(TopicError::MisplacedWildcard),
+            "#" | "+" => {}
+            // [MQTT-4.7.1-2] '+' must occupy an entire level
+            other if other.contains(['+', '#']) => return Err(TopicError::MisplacedWildcard),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn split_share(filter: &str) -> Result<Option<(&str, &str)>, TopicError> {
+    let Some(rest) = filter.strip_prefix("$share/") else {
+        return Ok(None);
+    };
+    // [MQTT-4.8.2-1] the share name is at least one character and holds no '/', '+' or '#'
+    // [MQTT-4.8.2-2] it is followed by '/' and a topic filter
+    let (name, inner) = rest.split_once('/').ok_or(TopicError::InvalidShare)?;
+    if name.is_empty() || name.contains(['+', '#']) || inner.is_empty() {
+        return Err(TopicError::InvalidShare);
+    }
+    Ok(Some((name, inner)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matches(filter: &str, topic: &str) -> bool {
+        TopicFilter::new(filter).unwrap().matches(topic)
+    }
+
+    #[test]
+    fn mqtt_3_3_2_2_topic_name_has_no_wildcards() {
+        assert_eq!(TopicName::new("a/+/b"), Err(TopicError::Wildcard));
+        assert_eq!(TopicName::new("a/#"), Err(TopicError::Wildcard));
+        assert!(TopicName::new("a/b c/$d").is_ok());
+    }
+
+    #[test]
+    fn mqtt_4_7_3_1_topics_are_not_empty() {
+        assert_eq!(TopicName::new(""), Err(TopicError::Empty));
+        assert_eq!(TopicFilter::new(""), Err(TopicError::Empty));
+    }
+
+    #[test]
+    fn mqtt_4_7_3_2_topics_have_no_null_character() {
+        assert_eq!(TopicName::new("a\0"), Err(TopicError::NullCharacter));
+        assert_eq!(TopicFilter::new("a/\0"), Err(TopicError::NullCharacter));
+    }
+
+    #[test]
+    fn mqtt_4_7_1_1_multi_level_wildcard_is_last_and_alone() {
+        for ok in ["#", "a/#", "a/b/#", "/#"] {
+            assert!(TopicFilter::new(ok).is_ok(), "{ok}");
+        }
+        for bad in ["a/#/b", "a#", "a/b#", "#/a"] {
+            assert_eq!(
+                TopicFilter::new(bad),
+                Err(TopicError::MisplacedWildcard),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn mqtt_4_7_1_2_single_level_wildcard_fills_its_level() {
+        for ok in ["+", "+/+", "a/+/b", "+/a/#", "/+"] {
+            assert!(TopicFilter::new(ok).is_ok(), "{ok}");
+        }
+        for bad in ["a+", "a/b+/c", "+a"] {
+            assert_eq!(
+                TopicFilter::new(bad),
+                Err(TopicError::MisplacedWildcard),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn filter_matching_follows_the_spec_examples() {
+        assert!(matches("sport/tennis/player1/#", "sport/tennis/player1"));
+        assert!(matches(
+            "sport/tennis/player1/#",
+            "sport/tennis/player1/ranking"
+        ));
+        assert!(matches(
+            "sport/tennis/player1/#",
+            "sport/tennis/player1/score/wimbledon"
+        ));
+        assert!(matches("sport/#", "sport"));
+        assert!(matches("sport/tennis/+", "sport/tennis/player1"));
+        assert!(!matches("sport/tennis/+", "sport/tennis/player1/ranking"));
+        assert!(!matches("sport/+", "sport"));
+        assert!(matches("sport/+", "sport/"));
+        assert!(matches("+/+", "/finance"));
+        assert!(matches("/+", "/finance"));
+        assert!(!matches("+", "/finance"));
+        assert!(matches("#", "a/b/c"));
+        assert!(!matches("a/b", "a/b/c"));
+        assert!(!matches("a/b/c", "a/b"));
+    }
+
+    #[test]
+    fn mqtt_4_7_2_1_wildcards_do_not_match_dollar_topics() {
+        assert!(!matches("#", "$SYS/broker/uptime"));
+        assert!(!matches("+/monitor/Clients", "$SYS/monitor/Clients"));
+        assert!(matches("$SYS/#", "$SYS/monitor/Clients"));
+        assert!(matches("$SYS/monitor/+", "$SYS/monitor/Clients"));
+    }
+
+    #[test]
+    fn mqtt_4_8_2_1_shared_subscription_parses_share_name_and_filter() {
+        let f = TopicFilter::new("$share/group/sensors/+/temp").unwrap();
+        assert_eq!(f.shared(), Some(("group", "sensors/+/temp")));
+        assert!(f.matches("sensors/a/temp"));
+        for bad in [
+            "$share/",
+            "$share//a",
+            "$share/g",
+            "$share/g/",
+            "$share/g+/a",
+            "$share/#/a",
+        ] {
+            assert_eq!(
+                TopicFilter::new(bad),
+                Err(TopicError::InvalidShare),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            TopicFilter::new("$share/g/a/#/b"),
+            Err(TopicError::MisplacedWildcard)
+        );
+        assert_eq!(TopicFilter::new("$shared/a").unwrap().shared(), None);
+    }
+
+    #[test]
+    fn mqtt_4_7_3_3_topics_are_at_most_65535_bytes() {
+        let long = "a".repeat(65_536);
+        assert_eq!(TopicName::new(&long), Err(TopicError::TooLong));
+        assert!(TopicName::new(&long[..65_535]).is_ok());
+    }
+}

@@ -1,0 +1,326 @@
+//! Wire primitives shared by every packet: integers, variable byte integers, length-prefixed
+//! strings and binary data, in both directions.
+//!
+//! Decoders run on a body that the fixed header has already delimited, so running out of input
+//! inside a body means its lengths disagree with the remaining length: a malformed packet, never
+//! "incomplete".
+
+use nom::error::{ErrorKind, ParseError};
+
+use crate::{DecodeError, EncodeError, PacketId};
+
+/// Result of a body parser: the rest of the input and the value.
+pub(crate) type IResult<'a, T> = nom::IResult<&'a [u8], T, DecodeError>;
+
+impl<'a> ParseError<&'a [u8]> for DecodeError {
+    fn from_error_kind(_input: &'a [u8], _kind: ErrorKind) -> Self {
+        DecodeError::LengthMismatch
+    }
+
+    fn append(_input: &'a [u8], _kind: ErrorKind, other: Self) -> Self {
+        other
+    }
+}
+
+/// Fails a body parser with `error`.
+pub(crate) fn fail<'a, T>(error: DecodeError) -> IResult<'a, T> {
+    Err(nom::Err::Failure(error))
+}
+
+/// Turns a body parser's result into the codec's error type, requiring that the parser used
+/// the whole body: bytes left over mean the lengths disagree.
+pub(crate) fn finish<T>(result: IResult<'_, T>) -> Result<T, DecodeError> {
+    match result {
+        Ok(([], value)) => Ok(value),
+        Ok(_) => Err(DecodeError::LengthMismatch),
+        Err(nom::Err::Error(e) | nom::Err::Failure(e)) => Err(e),
+        Err(nom::Err::Incomplete(_)) => Err(DecodeError::LengthMismatch),
+    }
+}
+
+pub(crate) fn u8(input: &[u8]) -> IResult<'_, u8> {
+    nom::number::complete::be_u8(input)
+}
+
+pub(crate) fn u16(input: &[u8]) -> IResult<'_, u16> {
+    nom::number::complete::be_u16(input)
+}
+
+pub(crate) fn u32(input: &[u8]) -> IResult<'_, u32> {
+    nom::number::complete::be_u32(input)
+}
+
+pub(crate) fn take(input: &[u8], len: usize) -> IResult<'_, &[u8]> {
+    nom::bytes::complete::take(len)(input)
+}
+
+/// A variable byte integer of at most four bytes [MQTT-1.5.5-1].
+pub(crate) fn var_int(input: &[u8]) -> IResult<'_, u32> {
+    let mut value = 0u32;
+    for (i, &byte) in input.iter().enumerate().take(4) {
+        value |= u32::from(byte & 0x7F) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Ok((&input[i + 1..], value));
+        }
+    }
+    if input.len() >= 4 {
+        fail(DecodeError::VarIntTooLong)
+    } else {
+        fail(DecodeError::LengthMismatch)
+    }
+}
+
+/// Two-byte length then that many bytes.
+pub(crate) fn binary(input: &[u8]) -> IResult<'_, &[u8]> {
+    let (input, len) = u16(input)?;
+    take(input, usize::from(len))
+}
+
+/// A UTF-8 encoded string: well-formed [MQTT-1.5.4-1] and free of U+0000 [MQTT-1.5.4-2].
+pub(crate) fn string(input: &[u8]) -> IResult<'_, &str> {
+    let (rest, bytes) = binary(input)?;
+    match utf8(bytes) {
+        Ok(s) => Ok((rest, s)),
+        Err(e) => fail(e),
+    }
+}
+
+/// Validates a UTF-8 string field's content.
+pub(crate) fn utf8(bytes: &[u8]) -> Result<&str, DecodeError> {
+    // [MQTT-1.5.4-1] ill-formed UTF-8, including encoded surrogates, is malformed
+    let s = core::str::from_utf8(bytes).map_err(|_| DecodeError::InvalidUtf8)?;
+    // [MQTT-1.5.4-2] a string must not contain U+0000
+    if bytes.contains(&0) {
+        return Err(DecodeError::NullCharacter);
+    }
+    Ok(s)
+}
+
+/// A non-zero packet identifier [MQTT-2.2.1-3].
+pub(crate) fn packet_id(input: &[u8]) -> IResult<'_, PacketId> {
+    let (rest, id) = u16(input)?;
+    match PacketId::new(id) {
+        Some(id) => Ok((rest, id)),
+        None => fail(DecodeError::ZeroPacketId),
+    }
+}
+
+/// Number of bytes of `value` as a variable byte integer.
+pub(crate) const fn var_int_len(value: usize) -> usize {
+    match value {
+        0..=127 => 1,
+        128..=16_383 => 2,
+        16_384..=2_097_151 => 3,
+        _ => 4,
+    }
+}
+
+/// Encoded size of a string field, checking the length limit and U+0000.
+pub(crate) fn string_len(s: &str) -> Result<usize, EncodeError> {
+    if s.as_bytes().contains(&0) {
+        return Err(EncodeError::NullCharacter);
+    }
+    binary_len(s.as_bytes())
+}
+
+/// Encoded size of a binary field, checking the length limit.
+pub(crate) fn binary_len(b: &[u8]) -> Result<usize, EncodeError> {
+    if b.len() > usize::from(u16::MAX) {
+        return Err(EncodeError::FieldTooLong(b.len()));
+    }
+    Ok(2 + b.len())
+}
+
+/// Where encoded bytes go. Every packet is length-checked before writing starts, so writes
+/// cannot fail half-way.
+pub(crate) trait Write {
+    fn put_slice(&mut self, bytes: &[u8]);
+
+    fn put_u8(&mut self, value: u8) {
+        self.put_slice(&[value]);
+    }
+
+    fn put_u16(&mut self, value: u16) {
+        self.put_slice(&value.to_be_bytes());
+    }
+
+    fn put_u32(&mut self, value: u32) {
+        self.put_slice(&value.to_be_bytes());
+    }
+
+    fn put_var_int(&mut self, value: usize) {
+        let mut value = value;
+        loop {
+            // Truncation is the point: the low seven bits go in this byte.
+            let mut byte = (value & 0x7F) as u8;
+            value >>= 7;
+            if value > 0 {
+                byte |= 0x80;
+            }
+            self.put_u8(byte);
+            if value == 0 {
+                break;
+            }
+        }
+    }
+
+    /// Writes a binary field whose length `binary_len` has already checked.
+    fn put_binary(&mut self, bytes: &[u8]) {
+        // Callers checked the length against u16::MAX through binary_len or string_len.
+        self.put_u16(bytes.len() as u16);
+        self.put_slice(bytes);
+    }
+
+    fn put_string(&mut self, s: &str) {
+        self.put_binary(s.as_bytes());
+    }
+}
+
+/// Writes into a caller slice. Running out of room sets `overflow` instead of panicking, which
+/// can only happen if a length computation is wrong.
+pub(crate) struct SliceWriter<'b> {
+    buf: &'b mut [u8],
+    pos: usize,
+    pub(crate) overflow: bool,
+}
+
+impl<'b> SliceWriter<'b> {
+    pub(crate) fn new(buf: &'b mut [u8]) -> Self {
+        Self {
+            buf,
+            pos: 0,
+            overflow: false,
+        }
+    }
+
+    pub(crate) fn position(&self) -> usize {
+        self.pos
+    }
+}
+
+impl Write for SliceWriter<'_> {
+    #[inline]
+    fn put_slice(&mut self, bytes: &[u8]) {
+        let end = self.pos + bytes.len();
+        match self.buf.get_mut(self.pos..end) {
+            Some(dst) => {
+                dst.copy_from_slice(bytes);
+                self.pos = end;
+            }
+            None => self.overflow = true,
+        }
+    }
+
+    #[inline]
+    fn put_u8(&mut self, value: u8) {
+        match self.buf.get_mut(self.pos) {
+            Some(dst) => {
+                *dst = value;
+                self.pos += 1;
+            }
+            None => self.overflow = true,
+        }
+    }
+}
+
+#[cfg(feature = "bytes")]
+pub(crate) struct BufMutWriter<'b, B: bytes::BufMut>(pub(crate) &'b mut B);
+
+#[cfg(feature = "bytes")]
+impl<B: bytes::BufMut> Write for BufMutWriter<'_, B> {
+    fn put_slice(&mut self, bytes: &[u8]) {
+        self.0.put_slice(bytes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn var_int_examples_from_the_spec() {
+        let cases: &[(&[u8], u32)] = &[
+            (&[0x00], 0),
+            (&[0x7F], 127),
+            (&[0x80, 0x01], 128),
+            (&[0xFF, 0x7F], 16_383),
+            (&[0x80, 0x80, 0x01], 16_384),
+            (&[0xFF, 0xFF, 0x7F], 2_097_151),
+            (&[0x80, 0x80, 0x80, 0x01], 2_097_152),
+            (&[0xFF, 0xFF, 0xFF, 0x7F], 268_435_455),
+        ];
+        for &(bytes, value) in cases {
+            assert_eq!(var_int(bytes).unwrap(), (&[][..], value));
+            let mut buf = [0u8; 4];
+            let mut w = SliceWriter::new(&mut buf);
+            w.put_var_int(value as usize);
+            let n = w.position();
+            assert_eq!(&buf[..n], bytes);
+            assert_eq!(var_int_len(value as usize), bytes.len());
+        }
+    }
+
+    #[test]
+    fn mqtt_1_5_5_1_var_int_of_five_bytes_is_malformed() {
+        assert_eq!(
+            finish(var_int(&[0xFF, 0xFF, 0xFF, 0xFF, 0x01])),
+            Err(DecodeError::VarIntTooLong)
+        );
+    }
+
+    #[test]
+    fn mqtt_1_5_4_1_ill_formed_utf8_and_surrogates_are_malformed() {
+        assert_eq!(
+            finish(string(&[0, 2, 0xC3, 0x28])),
+            Err(DecodeError::InvalidUtf8)
+        );
+        // U+D800 encoded as if it were a scalar value
+        assert_eq!(
+            finish(string(&[0, 3, 0xED, 0xA0, 0x80])),
+            Err(DecodeError::InvalidUtf8)
+        );
+    }
+
+    #[test]
+    fn mqtt_1_5_4_2_null_character_is_malformed() {
+        assert_eq!(
+            finish(string(&[0, 3, b'a', 0, b'b'])),
+            Err(DecodeError::NullCharacter)
+        );
+        assert_eq!(string_len("a\0b"), Err(EncodeError::NullCharacter));
+    }
+
+    #[test]
+    fn mqtt_1_5_4_3_bom_is_kept_not_stripped() {
+        let (_, s) = string(&[0, 4, 0xEF, 0xBB, 0xBF, b'a']).unwrap();
+        assert_eq!(s, "\u{FEFF}a");
+    }
+
+    #[test]
+    fn short_string_is_a_length_mismatch() {
+        assert_eq!(
+            finish(string(&[0, 5, b'a'])),
+            Err(DecodeError::LengthMismatch)
+        );
+    }
+
+    #[test]
+    fn mqtt_2_2_1_3_packet_id_zero_is_refused() {
+        assert_eq!(finish(packet_id(&[0, 0])), Err(DecodeError::ZeroPacketId));
+    }
+
+    #[test]
+    fn slice_writer_reports_overflow_instead_of_panicking() {
+        let mut buf = [0u8; 2];
+        let mut w = SliceWriter::new(&mut buf);
+        w.put_u32(7);
+        assert!(w.overflow);
+    }
+
+    #[test]
+    fn field_over_65535_bytes_cannot_be_encoded() {
+        let long = [b'a'; 65_536];
+        assert_eq!(binary_len(&long), Err(EncodeError::FieldTooLong(65_536)));
+        assert_eq!(binary_len(&long[..65_535]), Ok(65_537));
+    }
+}
