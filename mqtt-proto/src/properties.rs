@@ -16,6 +16,8 @@ pub type SubscriptionIdentifiers<'a> = Seq<'a, NonZeroU32>;
 
 /// One property with its value, as on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+// Variant names are the specification's property names ("User Property").
+#[allow(clippy::enum_variant_names)]
 pub(crate) enum Property<'a> {
     PayloadFormatIndicator(bool),
     MessageExpiryInterval(u32),
@@ -202,7 +204,13 @@ impl<'a> Property<'a> {
             | Self::ResponseInformation(s)
             | Self::ServerReference(s)
             | Self::ReasonString(s) => wire::string_len(s)?,
-            Self::ResponseTopic(t) => wire::string_len(t.as_str())?,
+            Self::ResponseTopic(t) => {
+                // [MQTT-3.3.2-13] the Response Topic is a topic name, so not empty
+                if t.is_empty() {
+                    return Err(EncodeError::ValueOutOfRange("empty Response Topic"));
+                }
+                wire::string_len(t.as_str())?
+            }
             Self::CorrelationData(b) | Self::AuthenticationData(b) => wire::binary_len(b)?,
             Self::UserProperty(k, v) => wire::string_len(k)? + wire::string_len(v)?,
         };

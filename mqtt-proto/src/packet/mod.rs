@@ -65,6 +65,8 @@ pub enum Packet<'a> {
 
 /// Outcome of [`Packet::decode`] on a buffer that may hold a partial packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+// The packet is returned by value on purpose: boxing it would allocate, which this crate never does.
+#[allow(clippy::large_enum_variant)]
 pub enum Decoded<'a> {
     /// A whole packet, and how many bytes of the buffer it used.
     Packet {
