@@ -39,6 +39,7 @@ mod properties;
 mod qos;
 mod reason_code;
 mod seq;
+pub mod session;
 pub mod topic;
 mod version;
 mod wire;

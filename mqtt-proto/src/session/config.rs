@@ -1,0 +1,136 @@
+//! What the session is configured with, and what the broker told it in CONNACK.
+
+use core::num::NonZeroU32;
+use core::time::Duration;
+
+use crate::{ConnAckProperties, ProtocolVersion, QoS};
+
+/// Session configuration: fixed for the life of a [`Session`](super::Session).
+///
+/// The store the caller hands to the session is split into regions sized from this
+/// configuration (see [`SessionConfig::reserved_bytes`]); what is left holds queued and
+/// in-flight outgoing packets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionConfig {
+    /// Protocol version spoken on every connection of this session.
+    pub version: ProtocolVersion,
+    /// How many QoS 1 and 2 messages from the broker may be unacknowledged at once. Advertised
+    /// as Receive Maximum in 5.0; a broker that exceeds it is disconnected with 0x93. Each
+    /// slot costs 4 bytes of the store.
+    pub receive_maximum: u16,
+    /// Largest packet accepted from the broker; larger ones end the connection (0x95 in 5.0).
+    pub maximum_packet_size: u32,
+    /// Highest topic alias the broker may use towards us (5.0; 0 disables incoming aliases).
+    pub topic_alias_maximum: u16,
+    /// Bytes of the store reserved for the topics of incoming aliases.
+    pub incoming_alias_bytes: usize,
+    /// Assign topic aliases to outgoing PUBLISHes automatically (5.0, least recently used
+    /// replaced first), when the broker allows any.
+    pub outgoing_topic_aliases: bool,
+    /// Bytes of the store reserved for the topics of outgoing aliases.
+    pub outgoing_alias_bytes: usize,
+    /// Leave PUBACK and PUBREC to [`Session::ack`](super::Session::ack) instead of sending
+    /// them as soon as a message is delivered.
+    pub manual_acks: bool,
+    /// How long to wait for CONNACK after CONNECT was transmitted.
+    pub connack_timeout: Duration,
+    /// How long to wait for PINGRESP; `None` uses half the keep alive, so a dead connection is
+    /// noticed within 1.5 keep alive intervals.
+    pub ping_timeout: Option<Duration>,
+    /// Bytes of the store reserved for the CONNECT, DISCONNECT or AUTH being sent. A CONNECT
+    /// (with its will) larger than this is refused.
+    pub control_bytes: usize,
+}
+
+impl SessionConfig {
+    /// Defaults sized for a small device: 16 incoming in-flight messages, 4 KiB packets, no
+    /// topic aliases, 512 bytes for CONNECT, a 30 s CONNACK timeout.
+    pub const fn new(version: ProtocolVersion) -> Self {
+        Self {
+            version,
+            receive_maximum: 16,
+            maximum_packet_size: 4096,
+            topic_alias_maximum: 0,
+            incoming_alias_bytes: 0,
+            outgoing_topic_aliases: false,
+            outgoing_alias_bytes: 0,
+            manual_acks: false,
+            connack_timeout: Duration::from_secs(30),
+            ping_timeout: None,
+            control_bytes: 512,
+        }
+    }
+
+    /// Bytes of the store taken by the fixed regions; the rest queues outgoing packets.
+    pub const fn reserved_bytes(&self) -> usize {
+        self.receive_maximum as usize * super::incoming::ENTRY
+            + self.incoming_alias_bytes
+            + self.outgoing_alias_bytes
+            + self.control_bytes
+    }
+}
+
+/// What the broker allows on the current connection (5.0 CONNACK properties, with the
+/// specification's defaults where absent; 3.1.1 brokers get the defaults).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BrokerLimits {
+    /// How many QoS 1 and 2 publishes may be unacknowledged at once.
+    pub receive_maximum: u16,
+    /// Largest packet the broker accepts, if it said.
+    pub maximum_packet_size: Option<NonZeroU32>,
+    /// Highest topic alias the broker accepts (0: none).
+    pub topic_alias_maximum: u16,
+    /// Highest QoS the broker supports.
+    pub maximum_qos: QoS,
+    /// Whether retained messages are supported.
+    pub retain_available: bool,
+    /// Whether wildcard subscriptions are supported.
+    pub wildcard_subscription_available: bool,
+    /// Whether subscription identifiers are supported.
+    pub subscription_identifier_available: bool,
+    /// Whether shared subscriptions are supported.
+    pub shared_subscription_available: bool,
+    /// Keep alive in force, in seconds (the broker's Server Keep Alive overrides ours).
+    pub keep_alive: u16,
+    /// Session expiry in force, in seconds.
+    pub session_expiry_interval: u32,
+}
+
+impl BrokerLimits {
+    /// The limits before CONNACK says otherwise.
+    pub const fn defaults(keep_alive: u16, session_expiry_interval: u32) -> Self {
+        Self {
+            receive_maximum: u16::MAX,
+            maximum_packet_size: None,
+            topic_alias_maximum: 0,
+            maximum_qos: QoS::ExactlyOnce,
+            retain_available: true,
+            wildcard_subscription_available: true,
+            subscription_identifier_available: true,
+            shared_subscription_available: true,
+            keep_alive,
+            session_expiry_interval,
+        }
+    }
+
+    /// Applies CONNACK's properties.
+    pub(crate) fn apply(&mut self, p: &ConnAckProperties<'_>) {
+        if let Some(v) = p.receive_maximum {
+            self.receive_maximum = v.get();
+        }
+        self.maximum_packet_size = p.maximum_packet_size;
+        self.topic_alias_maximum = p.topic_alias_maximum.unwrap_or(0);
+        self.maximum_qos = p.maximum_qos.unwrap_or(QoS::ExactlyOnce);
+        self.retain_available = p.retain_available.unwrap_or(true);
+        self.wildcard_subscription_available = p.wildcard_subscription_available.unwrap_or(true);
+        self.subscription_identifier_available =
+            p.subscription_identifier_available.unwrap_or(true);
+        self.shared_subscription_available = p.shared_subscription_available.unwrap_or(true);
+        if let Some(k) = p.server_keep_alive {
+            self.keep_alive = k;
+        }
+        if let Some(s) = p.session_expiry_interval {
+            self.session_expiry_interval = s;
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! Errors of the session: commands the application got wrong, and brokers that broke the rules.
+
+use crate::{DecodeError, EncodeError, PacketType, ReasonCode};
+
+/// Why a command was refused. The session and the connection are unaffected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CommandError {
+    /// The store has no room for the packet; retry after acknowledgements free some. Nothing was
+    /// queued.
+    #[error("store full: {needed} bytes needed, {available} free")]
+    StoreFull {
+        /// Bytes the packet needs, record header included.
+        needed: usize,
+        /// Bytes free after compaction.
+        available: usize,
+    },
+    /// Every packet identifier is in use.
+    #[error("all 65,535 packet identifiers are in use")]
+    PacketIdsExhausted,
+    /// The command needs a connection state the session is not in (e.g. connect while
+    /// connected, auth before CONNECT).
+    #[error("not possible in the current connection state")]
+    InvalidState,
+    /// The broker's Maximum QoS is below the requested QoS.
+    #[error("the broker supports QoS up to {0:?}")]
+    QoSNotSupported(crate::QoS),
+    /// The broker does not support retained messages.
+    #[error("the broker does not support retained messages")]
+    RetainNotSupported,
+    /// The packet exceeds the broker's Maximum Packet Size.
+    #[error("packet of {size} bytes exceeds the broker's maximum of {max}")]
+    PacketTooLarge {
+        /// Encoded size.
+        size: usize,
+        /// The broker's limit.
+        max: u32,
+    },
+    /// The PUBLISH names a topic alias or subscription identifiers itself; the session assigns
+    /// aliases, and subscription identifiers only flow from broker to client.
+    #[error("topic aliases and subscription identifiers are managed by the session")]
+    ManagedProperty,
+    /// The packet cannot be encoded.
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+    /// The queue of acknowledgements to transmit is full: drain
+    /// [`Session::poll_transmit`](super::Session::poll_transmit), then retry.
+    #[error("transmit queue full")]
+    WouldBlock,
+    /// `ack` for a packet identifier with no message awaiting acknowledgement.
+    #[error("no message awaits acknowledgement under this packet identifier")]
+    UnknownPacketId,
+}
+
+/// The broker broke the protocol. The session has queued a DISCONNECT with
+/// [`ProtocolError::reason_code`] (5.0) and the connection must be closed once it is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProtocolError {
+    /// Malformed bytes or a violation visible in the packet alone.
+    #[error("malformed packet: {0}")]
+    Decode(#[from] DecodeError),
+    /// A packet a broker must not send, or not in this state (e.g. PUBLISH before CONNACK,
+    /// a second CONNACK, SUBSCRIBE from the broker).
+    #[error("unexpected {0:?} packet")]
+    UnexpectedPacket(PacketType),
+    /// More unacknowledged QoS 1 and 2 messages than our Receive Maximum [MQTT-3.3.4-8].
+    #[error("broker exceeded our receive maximum")]
+    ReceiveMaximumExceeded,
+    /// A topic alias of 0, above our maximum, or used before being set [MQTT-3.3.2-10].
+    #[error("invalid topic alias")]
+    TopicAliasInvalid,
+    /// SUBACK or UNSUBACK with a different number of reason codes than filters.
+    #[error("acknowledgement does not match its request")]
+    AckMismatch,
+    /// CONNACK with session present although we asked for a clean start [MQTT-3.2.2-4].
+    #[error("session present in answer to a clean start")]
+    UnexpectedSessionPresent,
+}
+
+impl ProtocolError {
+    /// The reason code of the DISCONNECT sent for this error (5.0).
+    pub const fn reason_code(&self) -> ReasonCode {
+        match self {
+            Self::Decode(e) => e.reason_code(),
+            Self::ReceiveMaximumExceeded => ReasonCode::ReceiveMaximumExceeded,
+            Self::TopicAliasInvalid => ReasonCode::TopicAliasInvalid,
+            Self::UnexpectedPacket(_) | Self::AckMismatch | Self::UnexpectedSessionPresent => {
+                ReasonCode::ProtocolError
+            }
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! What the session tells the application.
+
+use core::time::Duration;
+
+use crate::{
+    AckProperties, Auth, ConnAckProperties, DisconnectProperties, PacketId, Publish, QoS,
+    ReasonCode, Seq,
+};
+
+/// Something the application should know about. Events borrow from the bytes that were just
+/// handed to [`Session::handle_read`](super::Session::handle_read) or from the session's store,
+/// so handle (or copy) each one before feeding the session again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event<'a> {
+    /// The broker accepted the connection.
+    Connected {
+        /// Whether the broker resumed a stored session; if not, unacknowledged messages of the
+        /// previous connection are reported as [`Event::PublishAbandoned`].
+        session_present: bool,
+        /// The broker's limits and assignments (5.0); also kept in
+        /// [`Session::limits`](super::Session::limits).
+        properties: ConnAckProperties<'a>,
+    },
+    /// The broker refused the connection; it will close it.
+    ConnectionRefused {
+        /// Why.
+        reason_code: ReasonCode,
+        /// Details (5.0), e.g. a Server Reference to try instead.
+        properties: ConnAckProperties<'a>,
+    },
+    /// A message arrived. Delivered once for QoS 2, even if the broker sends it again.
+    Message(Publish<'a>),
+    /// A QoS 1 or 2 publish completed: PUBACK or PUBCOMP, or a PUBREC carrying an error
+    /// (5.0 [MQTT-4.4.0-2]: treated as acknowledged and never resent).
+    Published {
+        /// Identifier returned by [`Session::publish`](super::Session::publish).
+        packet_id: PacketId,
+        /// Its QoS.
+        qos: QoS,
+        /// Outcome; [`ReasonCode::is_error`] tells whether the broker took the message.
+        reason_code: ReasonCode,
+        /// Details (5.0).
+        properties: AckProperties<'a>,
+    },
+    /// A SUBSCRIBE was answered: granted QoS or a failure per filter.
+    Subscribed {
+        /// Identifier returned by [`Session::subscribe`](super::Session::subscribe).
+        packet_id: PacketId,
+        /// One per filter, in order.
+        reason_codes: Seq<'a, ReasonCode>,
+        /// Details (5.0).
+        properties: AckProperties<'a>,
+    },
+    /// An UNSUBSCRIBE was answered.
+    Unsubscribed {
+        /// Identifier returned by [`Session::unsubscribe`](super::Session::unsubscribe).
+        packet_id: PacketId,
+        /// One per filter (5.0; empty in 3.1.1).
+        reason_codes: Seq<'a, ReasonCode>,
+        /// Details (5.0).
+        properties: AckProperties<'a>,
+    },
+    /// PINGRESP arrived.
+    Pong {
+        /// Time from PINGREQ transmitted to PINGRESP received.
+        round_trip: Duration,
+    },
+    /// An AUTH step from the broker (5.0 enhanced authentication).
+    Auth(Auth<'a>),
+    /// The broker sent DISCONNECT; the connection is over.
+    Disconnected {
+        /// Why.
+        reason_code: ReasonCode,
+        /// Details (5.0), e.g. a Server Reference.
+        properties: DisconnectProperties<'a>,
+    },
+    /// The connection must be closed: a deadline passed or the broker broke the protocol.
+    /// Close the transport and call
+    /// [`Session::handle_transport_closed`](super::Session::handle_transport_closed).
+    ConnectionLost(LostReason),
+    /// A QoS 1 or 2 message that was sent but not acknowledged was dropped because the broker
+    /// no longer had the session (session present 0, or clean start). `message` is `None` when
+    /// the broker had already received it (a QoS 2 message past PUBREC).
+    PublishAbandoned {
+        /// Its identifier.
+        packet_id: PacketId,
+        /// The message, as it was queued.
+        message: Option<Publish<'a>>,
+    },
+    /// A queued message could not be sent on this connection and was dropped: it is larger than
+    /// the broker's maximum packet size, or above its maximum QoS.
+    PublishDropped {
+        /// Its identifier, for QoS 1 and 2.
+        packet_id: Option<PacketId>,
+        /// Why ([`ReasonCode::PacketTooLarge`] or [`ReasonCode::QoSNotSupported`]).
+        reason_code: ReasonCode,
+    },
+}
+
+/// Why the session gave up on a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LostReason {
+    /// No CONNACK within the configured timeout.
+    ConnAckTimeout,
+    /// No PINGRESP within the ping timeout.
+    KeepAliveTimeout,
+    /// The broker broke the protocol; a DISCONNECT with this reason was sent on 5.0.
+    ProtocolError(ReasonCode),
+    /// DISCONNECT was transmitted (ours): close the transport.
+    DisconnectSent,
+}

@@ -1,0 +1,656 @@
+//! The sans-IO client session: every piece of MQTT behaviour a client needs, with no I/O, no
+//! clock and no allocator.
+//!
+//! A driver feeds the session received bytes ([`Session::handle_read`]), the passing of time
+//! ([`Session::handle_timeout`]) and the end of a transport
+//! ([`Session::handle_transport_closed`]), issues commands ([`Session::connect`],
+//! [`Session::publish`], ...), and drains the outputs until they are empty: bytes to write
+//! ([`Session::poll_transmit`]), events ([`Session::poll_event`] and the events
+//! `handle_read` returns) and the next deadline ([`Session::poll_timeout`]).
+//!
+//! All state lives in one caller-provided store (any `AsRef<[u8]> + AsMut<[u8]>`: an array, a
+//! `&mut [u8]`, a boxed slice), split into fixed regions by [`SessionConfig`]: incoming
+//! in-flight ids, topic alias tables, the CONNECT/DISCONNECT/AUTH being sent, and a log of
+//! queued and in-flight packets. Nothing is ever dropped silently: a command that does not fit
+//! fails with [`CommandError::StoreFull`].
+
+mod acks;
+mod alias;
+mod config;
+mod error;
+mod event;
+mod incoming;
+mod read;
+mod store;
+mod time;
+mod transmit;
+
+use core::num::{NonZeroU16, NonZeroU32, NonZeroUsize};
+use core::ops::Range;
+use core::time::Duration;
+
+pub use config::{BrokerLimits, SessionConfig};
+pub use error::{CommandError, ProtocolError};
+pub use event::{Event, LostReason};
+pub use time::Instant;
+
+use crate::properties::{SubscribeProperties, UnsubscribeProperties};
+use crate::{
+    Auth, Connect, Disconnect, Packet, PacketId, ProtocolVersion, Publish, PublishProperties, QoS,
+    QosPid, Seq, Subscribe, Subscription, TopicFilter, TopicName, Unsubscribe,
+};
+use acks::Acks;
+use alias::Aliases;
+use incoming::{InState, Incoming};
+use store::{Kind, Log, State};
+
+/// A message to publish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Message<'a> {
+    /// Topic.
+    pub topic: TopicName<'a>,
+    /// Payload.
+    pub payload: &'a [u8],
+    /// Delivery guarantee.
+    pub qos: QoS,
+    /// Whether the broker retains it.
+    pub retain: bool,
+    /// 5.0 properties; the topic alias and subscription identifiers must stay empty.
+    pub properties: PublishProperties<'a>,
+}
+
+impl<'a> Message<'a> {
+    /// A non-retained message without properties.
+    pub fn new(topic: TopicName<'a>, payload: &'a [u8], qos: QoS) -> Self {
+        Self {
+            topic,
+            payload,
+            qos,
+            retain: false,
+            properties: PublishProperties::default(),
+        }
+    }
+}
+
+/// Where the connection stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionState {
+    /// No transport; commands are queued.
+    Disconnected,
+    /// CONNECT is queued or sent, CONNACK not received yet.
+    Connecting,
+    /// CONNACK accepted the connection.
+    Connected,
+    /// The connection is ending: transmit what is left, then close the transport and call
+    /// [`Session::handle_transport_closed`].
+    Closing,
+}
+
+/// Outcome of [`Session::handle_read`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Read<'a> {
+    /// One packet was processed: drop `len` bytes from the front of the input.
+    Packet {
+        /// Bytes used.
+        len: usize,
+        /// What the packet means for the application, if anything.
+        event: Option<Event<'a>>,
+    },
+    /// The input holds part of a packet: read more. `needed` as in
+    /// [`Decoded::Incomplete`](crate::Decoded::Incomplete).
+    Incomplete {
+        /// Bytes still missing, when the fixed header says.
+        needed: Option<NonZeroUsize>,
+    },
+    /// Acknowledgements are waiting to be transmitted: drain [`Session::poll_transmit`]
+    /// first. Nothing was consumed.
+    Blocked,
+    /// The connection is closing; input is ignored.
+    Closing,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Disconnected,
+    /// CONNECT waits in the control region.
+    ConnectQueued,
+    AwaitConnAck,
+    Connected,
+    Closing,
+}
+
+/// What the control region holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Control {
+    None,
+    Connect,
+    Auth,
+    /// A graceful DISCONNECT, sent once everything queued before it is sent.
+    Disconnect,
+    /// A DISCONNECT reporting a protocol error, sent before anything else.
+    ErrorDisconnect,
+}
+
+#[derive(Debug)]
+struct Layout {
+    incoming: Range<usize>,
+    in_alias: Range<usize>,
+    out_alias: Range<usize>,
+    control: Range<usize>,
+    log: Range<usize>,
+}
+
+/// Per-connection state, reset when a transport ends.
+#[derive(Debug)]
+struct Conn {
+    phase: Phase,
+    control: Control,
+    control_len: usize,
+    clean_start: bool,
+    uses_auth: bool,
+    last_tx: Instant,
+    last_rx: Instant,
+    ping_due: bool,
+    ping_sent: Option<Instant>,
+    connack_deadline: Instant,
+    /// Why the connection is closing, reported once the last packet is out.
+    closing: Option<LostReason>,
+}
+
+impl Conn {
+    fn new() -> Self {
+        Self {
+            phase: Phase::Disconnected,
+            control: Control::None,
+            control_len: 0,
+            clean_start: true,
+            uses_auth: false,
+            last_tx: Instant::ZERO,
+            last_rx: Instant::ZERO,
+            ping_due: false,
+            ping_sent: None,
+            connack_deadline: Instant::ZERO,
+            closing: None,
+        }
+    }
+}
+
+const EVENT_QUEUE: usize = 4;
+
+/// A sans-IO MQTT client session over the caller's store `B`.
+pub struct Session<B> {
+    config: SessionConfig,
+    store: B,
+    layout: Layout,
+    log: Log,
+    incoming: Incoming,
+    in_aliases: Aliases,
+    out_aliases: Aliases,
+    alias_clock: u32,
+    acks: Acks,
+    conn: Conn,
+    limits: BrokerLimits,
+    keep_alive: u16,
+    session_expiry: u32,
+    next_pid: PacketId,
+    /// QoS 1 and 2 publishes transmitted and not acknowledged, plus PUBRELs outstanding.
+    inflight: u16,
+    events: [Option<Event<'static>>; EVENT_QUEUE],
+    /// Whether abandoned records wait to be reported.
+    abandoned: bool,
+    /// An abandoned record handed out by the last `poll_event`, freed on the next call.
+    reported: Option<usize>,
+}
+
+impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
+    /// Creates a session over `store`.
+    ///
+    /// # Errors
+    /// [`CommandError::StoreFull`] when `store` is not larger than
+    /// [`SessionConfig::reserved_bytes`] plus 64 bytes for the log.
+    pub fn new(config: SessionConfig, store: B) -> Result<Self, CommandError> {
+        let reserved = config.reserved_bytes();
+        let available = store.as_ref().len();
+        if available < reserved + 64 {
+            return Err(CommandError::StoreFull {
+                needed: reserved + 64,
+                available,
+            });
+        }
+        let incoming_end = usize::from(config.receive_maximum) * incoming::ENTRY;
+        let in_alias_end = incoming_end + config.incoming_alias_bytes;
+        let out_alias_end = in_alias_end + config.outgoing_alias_bytes;
+        let control_end = out_alias_end + config.control_bytes;
+        let layout = Layout {
+            incoming: 0..incoming_end,
+            in_alias: incoming_end..in_alias_end,
+            out_alias: in_alias_end..out_alias_end,
+            control: out_alias_end..control_end,
+            log: control_end..available,
+        };
+        let mut session = Self {
+            config,
+            store,
+            layout,
+            log: Log::default(),
+            incoming: Incoming::default(),
+            in_aliases: Aliases::default(),
+            out_aliases: Aliases::default(),
+            alias_clock: 0,
+            acks: Acks::default(),
+            conn: Conn::new(),
+            limits: BrokerLimits::defaults(0, 0),
+            keep_alive: 0,
+            session_expiry: 0,
+            next_pid: PacketId::MIN,
+            inflight: 0,
+            events: [None; EVENT_QUEUE],
+            abandoned: false,
+            reported: None,
+        };
+        let r = session.layout.incoming.clone();
+        session.incoming.clear(&mut session.store.as_mut()[r]);
+        Ok(session)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SessionConfig {
+        &self.config
+    }
+
+    /// Where the connection stands.
+    pub fn state(&self) -> ConnectionState {
+        match self.conn.phase {
+            Phase::Disconnected => ConnectionState::Disconnected,
+            Phase::ConnectQueued | Phase::AwaitConnAck => ConnectionState::Connecting,
+            Phase::Connected => ConnectionState::Connected,
+            Phase::Closing => ConnectionState::Closing,
+        }
+    }
+
+    /// The broker's limits for the current (or last) connection.
+    pub fn limits(&self) -> &BrokerLimits {
+        &self.limits
+    }
+
+    /// QoS 1 and 2 messages transmitted and not yet acknowledged (PUBRELs included).
+    pub fn inflight(&self) -> u16 {
+        self.inflight
+    }
+
+    /// Bytes of the log in use, and its capacity.
+    pub fn store_usage(&self) -> (usize, usize) {
+        (self.log.used(), self.layout.log.len())
+    }
+
+    /// Incoming QoS 1 and 2 messages not yet fully acknowledged.
+    pub fn incoming_inflight(&self) -> usize {
+        self.incoming.len()
+    }
+
+    /// Queues CONNECT for a new transport. The session sets the protocol version and, on 5.0,
+    /// the Receive Maximum, Maximum Packet Size and Topic Alias Maximum properties from its
+    /// configuration. Queued and unacknowledged messages stay queued: they are resent if the
+    /// broker resumes the session and reported as [`Event::PublishAbandoned`] if it does not.
+    ///
+    /// # Errors
+    /// [`CommandError::InvalidState`] unless disconnected; [`CommandError::Encode`] when the
+    /// CONNECT does not fit the control region or cannot be encoded.
+    pub fn connect(&mut self, connect: &Connect<'_>) -> Result<(), CommandError> {
+        if self.conn.phase != Phase::Disconnected {
+            return Err(CommandError::InvalidState);
+        }
+        let mut c = *connect;
+        c.protocol = self.config.version;
+        if c.protocol.is_v5() {
+            c.properties.receive_maximum = NonZeroU16::new(self.config.receive_maximum);
+            c.properties.maximum_packet_size = NonZeroU32::new(self.config.maximum_packet_size);
+            c.properties.topic_alias_maximum =
+                Some(self.config.topic_alias_maximum).filter(|&m| m > 0);
+        }
+        self.write_control(&Packet::Connect(c), Control::Connect)?;
+        self.conn.phase = Phase::ConnectQueued;
+        self.conn.clean_start = c.clean_start;
+        self.conn.uses_auth = c.properties.authentication_method.is_some();
+        self.keep_alive = c.keep_alive;
+        self.session_expiry = c.properties.session_expiry_interval.unwrap_or(0);
+        Ok(())
+    }
+
+    /// Queues a message. QoS 1 and 2 messages stay in the store until acknowledged, across
+    /// reconnects; their packet identifier is returned and reappears in [`Event::Published`].
+    ///
+    /// # Errors
+    /// [`CommandError::StoreFull`] when the store has no room (nothing was queued),
+    /// [`CommandError::PacketIdsExhausted`], [`CommandError::ManagedProperty`] when the
+    /// message sets a topic alias or subscription identifiers, and while connected to a
+    /// broker that announced them: [`CommandError::QoSNotSupported`],
+    /// [`CommandError::RetainNotSupported`], [`CommandError::PacketTooLarge`].
+    pub fn publish(&mut self, message: &Message<'_>) -> Result<Option<PacketId>, CommandError> {
+        let props = &message.properties;
+        if props.topic_alias.is_some() || !props.subscription_identifiers.is_empty() {
+            return Err(CommandError::ManagedProperty);
+        }
+        if self.conn.phase == Phase::Connected {
+            if message.qos > self.limits.maximum_qos {
+                return Err(CommandError::QoSNotSupported(self.limits.maximum_qos));
+            }
+            if message.retain && !self.limits.retain_available {
+                return Err(CommandError::RetainNotSupported);
+            }
+        }
+        let pid = match message.qos {
+            QoS::AtMostOnce => None,
+            _ => Some(self.allocate_packet_id()?),
+        };
+        let publish = Publish {
+            dup: false,
+            qos_pid: pid.map_or(QosPid::AtMostOnce, |id| QosPid::new(message.qos, id)),
+            retain: message.retain,
+            topic: message.topic,
+            properties: message.properties,
+            payload: message.payload,
+        };
+        let kind = if pid.is_some() {
+            Kind::Publish
+        } else {
+            Kind::Publish0
+        };
+        self.append(&Packet::Publish(publish), kind, pid)?;
+        Ok(pid)
+    }
+
+    /// Queues a SUBSCRIBE; [`Event::Subscribed`] reports the outcome. Unanswered subscribes
+    /// are sent again after a reconnect.
+    ///
+    /// # Errors
+    /// [`CommandError::StoreFull`], [`CommandError::PacketIdsExhausted`], or
+    /// [`CommandError::Encode`] for an empty list or options 3.1.1 cannot express.
+    pub fn subscribe(
+        &mut self,
+        subscriptions: &[Subscription<'_>],
+        properties: SubscribeProperties<'_>,
+    ) -> Result<PacketId, CommandError> {
+        let packet_id = self.allocate_packet_id()?;
+        let subscribe = Subscribe {
+            packet_id,
+            properties,
+            subscriptions: Seq::from_slice(subscriptions),
+        };
+        self.append(
+            &Packet::Subscribe(subscribe),
+            Kind::Subscribe,
+            Some(packet_id),
+        )?;
+        Ok(packet_id)
+    }
+
+    /// Queues an UNSUBSCRIBE; [`Event::Unsubscribed`] reports the outcome.
+    ///
+    /// # Errors
+    /// As [`Session::subscribe`].
+    pub fn unsubscribe(
+        &mut self,
+        filters: &[TopicFilter<'_>],
+        properties: UnsubscribeProperties<'_>,
+    ) -> Result<PacketId, CommandError> {
+        let packet_id = self.allocate_packet_id()?;
+        let unsubscribe = Unsubscribe {
+            packet_id,
+            properties,
+            filters: Seq::from_slice(filters),
+        };
+        self.append(
+            &Packet::Unsubscribe(unsubscribe),
+            Kind::Unsubscribe,
+            Some(packet_id),
+        )?;
+        Ok(packet_id)
+    }
+
+    /// Queues a graceful DISCONNECT, transmitted after everything already queued that may be
+    /// sent now. Once it is out, [`Event::ConnectionLost`] with
+    /// [`LostReason::DisconnectSent`] asks the driver to close the transport. On 5.0,
+    /// [`ReasonCode::DisconnectWithWillMessage`](crate::ReasonCode) keeps the will.
+    ///
+    /// # Errors
+    /// [`CommandError::InvalidState`] unless connected; [`CommandError::Encode`].
+    pub fn disconnect(&mut self, disconnect: &Disconnect<'_>) -> Result<(), CommandError> {
+        if self.conn.phase != Phase::Connected {
+            return Err(CommandError::InvalidState);
+        }
+        self.write_control(&Packet::Disconnect(*disconnect), Control::Disconnect)
+    }
+
+    /// Acknowledges a message delivered in manual-ack mode: PUBACK for QoS 1, PUBREC for QoS 2.
+    ///
+    /// # Errors
+    /// [`CommandError::UnknownPacketId`] when no delivered message awaits this id;
+    /// [`CommandError::WouldBlock`] when the transmit queue is full.
+    pub fn ack(&mut self, packet_id: PacketId) -> Result<(), CommandError> {
+        let region = &mut self.store.as_mut()[self.layout.incoming.clone()];
+        let Some((slot, InState::AwaitingApp, qos)) = self.incoming.find(region, packet_id.get())
+        else {
+            return Err(CommandError::UnknownPacketId);
+        };
+        if self.acks.is_full() {
+            return Err(CommandError::WouldBlock);
+        }
+        let packet_type = if qos == QoS::ExactlyOnce {
+            self.incoming.set_state(region, slot, InState::AwaitingRel);
+            crate::PacketType::PubRec
+        } else {
+            self.incoming.remove(region, slot);
+            crate::PacketType::PubAck
+        };
+        self.acks.push(acks::Ack {
+            packet_type,
+            packet_id,
+            reason_code: crate::ReasonCode::Success,
+        });
+        Ok(())
+    }
+
+    /// Queues an AUTH packet (5.0 enhanced authentication or re-authentication).
+    ///
+    /// # Errors
+    /// [`CommandError::InvalidState`] before CONNECT is transmitted or when another control
+    /// packet waits; [`CommandError::Encode`] on 3.1.1.
+    pub fn auth(&mut self, auth: &Auth<'_>) -> Result<(), CommandError> {
+        let ready = matches!(self.conn.phase, Phase::AwaitConnAck | Phase::Connected);
+        if !ready || self.conn.control != Control::None {
+            return Err(CommandError::InvalidState);
+        }
+        self.write_control(&Packet::Auth(*auth), Control::Auth)
+    }
+
+    /// The transport ended (closed by either side, or failed). Unacknowledged messages are
+    /// kept and marked for resending with DUP; per-connection state is reset. Call
+    /// [`Session::connect`] with a new transport to resume.
+    pub fn handle_transport_closed(&mut self) {
+        self.conn = Conn::new();
+        self.acks.clear();
+        self.in_aliases.clear();
+        self.out_aliases.clear();
+        let region = &mut self.store.as_mut()[self.layout.log.clone()];
+        let mut inflight = 0u16;
+        let mut at = self.log.head();
+        while let Some(r) = self.log.record(region, at) {
+            at = r.next();
+            match (r.kind, r.state) {
+                (Kind::Publish, State::Sent) => {
+                    // [MQTT-3.3.1-1] a re-delivered PUBLISH carries DUP
+                    if let Some(first) = self.log.packet_mut(region, &r).first_mut() {
+                        *first |= 0b1000;
+                    }
+                    self.log.set_state(region, r.at, State::Unsent);
+                }
+                (Kind::PubRel, State::Sent) => {
+                    inflight += 1;
+                    self.log.set_state(region, r.at, State::Unsent);
+                }
+                (Kind::PubRel, State::Unsent) => inflight += 1,
+                (Kind::Subscribe | Kind::Unsubscribe, State::Sent) => {
+                    self.log.set_state(region, r.at, State::Unsent);
+                }
+                _ => {}
+            }
+        }
+        self.inflight = inflight;
+        self.log.set_cursor(self.log.head());
+    }
+
+    /// Advances timers to `now`: queues PINGREQ when the keep alive is due, and gives up on the
+    /// connection (reported by [`Session::poll_event`]) when CONNACK or PINGRESP is late.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        match self.conn.phase {
+            Phase::AwaitConnAck if now >= self.conn.connack_deadline => {
+                self.lose(LostReason::ConnAckTimeout);
+            }
+            Phase::Connected if self.limits.keep_alive > 0 => {
+                if let Some(sent) = self.conn.ping_sent {
+                    if now >= sent + self.ping_timeout() {
+                        self.lose(LostReason::KeepAliveTimeout);
+                    }
+                } else if now >= self.ping_at() {
+                    self.conn.ping_due = true;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The next instant at which [`Session::handle_timeout`] must be called, if any.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.conn.phase {
+            Phase::AwaitConnAck => Some(self.conn.connack_deadline),
+            Phase::Connected if self.limits.keep_alive > 0 => match self.conn.ping_sent {
+                Some(sent) => Some(sent + self.ping_timeout()),
+                None if self.conn.ping_due => None,
+                None => Some(self.ping_at()),
+            },
+            _ => None,
+        }
+    }
+
+    /// The next event that does not come straight from a received packet: a lost connection,
+    /// a dropped or abandoned message.
+    pub fn poll_event(&mut self) -> Option<Event<'_>> {
+        if let Some(at) = self.reported.take() {
+            let region = &mut self.store.as_mut()[self.layout.log.clone()];
+            self.log.set_state(region, at, State::Dead);
+        }
+        if let Some(slot) = self.events.iter_mut().find(|e| e.is_some()) {
+            return slot.take();
+        }
+        if !self.abandoned {
+            return None;
+        }
+        let region = &self.store.as_ref()[self.layout.log.clone()];
+        let Some(r) = self.log.find(region, |r| r.state == State::Abandoned) else {
+            self.abandoned = false;
+            return None;
+        };
+        self.reported = Some(r.at);
+        let packet_id = PacketId::new(r.pid)?;
+        let message = match Packet::decode(r.packet(region), self.config.version, u32::MAX) {
+            Ok(crate::Decoded::Packet {
+                packet: Packet::Publish(p),
+                ..
+            }) => Some(p),
+            _ => None,
+        };
+        Some(Event::PublishAbandoned { packet_id, message })
+    }
+
+    fn ping_at(&self) -> Instant {
+        let ka = Duration::from_secs(u64::from(self.limits.keep_alive));
+        self.conn.last_tx.min(self.conn.last_rx) + ka
+    }
+
+    fn ping_timeout(&self) -> Duration {
+        self.config.ping_timeout.unwrap_or(Duration::from_millis(
+            u64::from(self.limits.keep_alive) * 500,
+        ))
+    }
+
+    /// Ends the connection for `reason`: nothing more is read or sent but a pending error
+    /// DISCONNECT, and the driver is told to close.
+    fn lose(&mut self, reason: LostReason) {
+        self.conn.phase = Phase::Closing;
+        self.conn.closing = None;
+        self.acks.clear();
+        self.queue_event(Event::ConnectionLost(reason));
+    }
+
+    fn queue_event(&mut self, event: Event<'static>) -> bool {
+        match self.events.iter_mut().find(|e| e.is_none()) {
+            Some(slot) => {
+                *slot = Some(event);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn write_control(&mut self, packet: &Packet<'_>, kind: Control) -> Result<(), CommandError> {
+        let region = &mut self.store.as_mut()[self.layout.control.clone()];
+        let len = packet.encode(self.config.version, region)?;
+        self.conn.control = kind;
+        self.conn.control_len = len;
+        Ok(())
+    }
+
+    fn append(
+        &mut self,
+        packet: &Packet<'_>,
+        kind: Kind,
+        pid: Option<PacketId>,
+    ) -> Result<(), CommandError> {
+        let version = self.config.version;
+        let len = packet.encoded_len(version)?;
+        if self.conn.phase == Phase::Connected {
+            if let Some(max) = self.limits.maximum_packet_size {
+                if len > max.get() as usize {
+                    return Err(CommandError::PacketTooLarge {
+                        size: len,
+                        max: max.get(),
+                    });
+                }
+            }
+        }
+        let region = &mut self.store.as_mut()[self.layout.log.clone()];
+        let pid = pid.map_or(0, PacketId::get);
+        let mut result = Ok(0);
+        self.log
+            .append(region, kind, State::Unsent, pid, len, |buf| {
+                result = packet.encode(version, buf);
+            })?;
+        result?;
+        Ok(())
+    }
+
+    /// The next packet identifier not used by a queued or in-flight packet.
+    fn allocate_packet_id(&mut self) -> Result<PacketId, CommandError> {
+        let region = &self.store.as_ref()[self.layout.log.clone()];
+        let mut candidate = self.next_pid;
+        for _ in 0..u16::MAX {
+            let in_use = self
+                .log
+                .find(region, |r| {
+                    r.pid == candidate.get() && r.kind != Kind::Publish0
+                })
+                .is_some();
+            if !in_use {
+                self.next_pid = candidate.next();
+                return Ok(candidate);
+            }
+            candidate = candidate.next();
+        }
+        Err(CommandError::PacketIdsExhausted)
+    }
+
+    fn version(&self) -> ProtocolVersion {
+        self.config.version
+    }
+}

@@ -1,0 +1,441 @@
+//! Received packets: what each one does to the session, then what it tells the application.
+//!
+//! Processing is split in two so that no borrow outlives an error: `apply` changes the session
+//! and may fail; `event_for` then builds the event from the packet (and, for a PUBLISH named
+//! by topic alias, from the alias table).
+
+use core::time::Duration;
+
+use super::acks::Ack;
+use super::incoming::InState;
+use super::store::{Kind, Record, State};
+use super::{Control, Event, Instant, LostReason, Phase, ProtocolError, Read, Session};
+use crate::{
+    Decoded, Disconnect, Packet, PacketId, PacketType, PubResponse, Publish, QoS, QosPid,
+    ReasonCode, TopicName,
+};
+
+/// What a processed packet means for the application.
+enum Outcome {
+    /// Nothing to report.
+    Silent,
+    /// Report the packet's own event (Message, Published, Subscribed, ...).
+    Report,
+    /// PINGRESP with this round trip.
+    Pong(Duration),
+}
+
+impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
+    /// Processes the packet at the front of `buf`. Call again with the rest of the input
+    /// (after `len` bytes) until it returns [`Read::Incomplete`]; handle each returned event
+    /// before the next call, since it borrows `buf` and the session.
+    ///
+    /// # Errors
+    /// [`ProtocolError`] when the broker broke the protocol: the session has queued a
+    /// DISCONNECT with the matching reason code (5.0); transmit it, then close the transport.
+    pub fn handle_read<'s>(
+        &'s mut self,
+        now: Instant,
+        buf: &'s [u8],
+    ) -> Result<Read<'s>, ProtocolError> {
+        match self.conn.phase {
+            Phase::Disconnected | Phase::Closing | Phase::ConnectQueued => {
+                return Ok(Read::Closing)
+            }
+            Phase::AwaitConnAck | Phase::Connected => {}
+        }
+        if self.acks.is_full() {
+            return Ok(Read::Blocked);
+        }
+        let decoded = Packet::decode(buf, self.version(), self.config.maximum_packet_size);
+        let (packet, len) = match decoded {
+            Ok(Decoded::Packet { packet, len }) => (packet, len),
+            Ok(Decoded::Incomplete { needed }) => return Ok(Read::Incomplete { needed }),
+            Err(e) => return Err(self.fail(ProtocolError::Decode(e))),
+        };
+        self.conn.last_rx = now;
+        let outcome = match self.apply(now, &packet) {
+            Ok(outcome) => outcome,
+            Err(e) => return Err(self.fail(e)),
+        };
+        let event = match outcome {
+            Outcome::Silent => None,
+            Outcome::Pong(round_trip) => Some(Event::Pong { round_trip }),
+            Outcome::Report => self.event_for(packet),
+        };
+        Ok(Read::Packet { len, event })
+    }
+
+    /// Turns a protocol error into a closing connection with a DISCONNECT (5.0).
+    fn fail(&mut self, error: ProtocolError) -> ProtocolError {
+        let reason = error.reason_code();
+        self.conn.phase = Phase::Closing;
+        self.conn.closing = Some(LostReason::ProtocolError(reason));
+        self.acks.clear();
+        self.conn.control = Control::None;
+        if self.version().is_v5() {
+            let disconnect = Packet::Disconnect(Disconnect::new(reason));
+            if self
+                .write_control(&disconnect, Control::ErrorDisconnect)
+                .is_err()
+            {
+                self.conn.control = Control::None;
+            }
+        }
+        error
+    }
+
+    fn apply(&mut self, now: Instant, packet: &Packet<'_>) -> Result<Outcome, ProtocolError> {
+        let connected = self.conn.phase == Phase::Connected;
+        match packet {
+            Packet::ConnAck(c) if !connected => self.on_connack(c.session_present, c),
+            Packet::Auth(_) => {
+                // The broker may only use AUTH when we named an authentication method.
+                if self.conn.uses_auth {
+                    Ok(Outcome::Report)
+                } else {
+                    Err(ProtocolError::UnexpectedPacket(PacketType::Auth))
+                }
+            }
+            Packet::Disconnect(_) if self.version().is_v5() => {
+                self.conn.phase = Phase::Closing;
+                self.acks.clear();
+                Ok(Outcome::Report)
+            }
+            Packet::Publish(p) if connected => self.on_publish(p),
+            Packet::PubAck(r) if connected => Ok(self.on_puback(r)),
+            Packet::PubRec(r) if connected => Ok(self.on_pubrec(r)),
+            Packet::PubRel(r) if connected => Ok(self.on_pubrel(r)),
+            Packet::PubComp(r) if connected => Ok(self.on_pubcomp(r)),
+            Packet::SubAck(s) if connected => {
+                self.on_request_ack(Kind::Subscribe, s.packet_id, s.reason_codes.len())
+            }
+            Packet::UnsubAck(u) if connected => {
+                self.on_request_ack(Kind::Unsubscribe, u.packet_id, u.reason_codes.len())
+            }
+            Packet::PingResp if connected => Ok(match self.conn.ping_sent.take() {
+                Some(sent) => Outcome::Pong(now.saturating_duration_since(sent)),
+                None => Outcome::Silent,
+            }),
+            other => Err(ProtocolError::UnexpectedPacket(other.packet_type())),
+        }
+    }
+
+    /// Builds the event of a packet that `apply` chose to report.
+    fn event_for<'s>(&'s self, packet: Packet<'s>) -> Option<Event<'s>> {
+        Some(match packet {
+            Packet::ConnAck(c) if c.reason_code.is_error() => Event::ConnectionRefused {
+                reason_code: c.reason_code,
+                properties: c.properties,
+            },
+            Packet::ConnAck(c) => Event::Connected {
+                session_present: c.session_present,
+                properties: c.properties,
+            },
+            Packet::Auth(a) => Event::Auth(a),
+            Packet::Disconnect(d) => Event::Disconnected {
+                reason_code: d.reason_code,
+                properties: d.properties,
+            },
+            Packet::Publish(p) => Event::Message(self.resolve_alias(p)),
+            Packet::PubAck(r) => published(r, QoS::AtLeastOnce),
+            Packet::PubRec(r) | Packet::PubComp(r) => published(r, QoS::ExactlyOnce),
+            Packet::SubAck(s) => Event::Subscribed {
+                packet_id: s.packet_id,
+                reason_codes: s.reason_codes,
+                properties: s.properties,
+            },
+            Packet::UnsubAck(u) => Event::Unsubscribed {
+                packet_id: u.packet_id,
+                reason_codes: u.reason_codes,
+                properties: u.properties,
+            },
+            _ => return None,
+        })
+    }
+
+    /// Fills in the topic of a PUBLISH that names it by alias only.
+    fn resolve_alias<'s>(&'s self, mut p: Publish<'s>) -> Publish<'s> {
+        if let (true, Some(alias)) = (p.topic.is_empty(), p.properties.topic_alias) {
+            let region = &self.store.as_ref()[self.layout.in_alias.clone()];
+            // `apply` checked that the alias is known; its topic was validated when stored.
+            if let Some(topic) = self.in_aliases.topic_of(region, alias.get()) {
+                p.topic = TopicName::from_validated(topic);
+            }
+        }
+        p
+    }
+
+    fn on_connack(
+        &mut self,
+        session_present: bool,
+        c: &crate::ConnAck<'_>,
+    ) -> Result<Outcome, ProtocolError> {
+        if c.reason_code.is_error() {
+            self.conn.phase = Phase::Closing;
+            return Ok(Outcome::Report);
+        }
+        // [MQTT-3.2.2-4] a client without session state must not accept session present
+        if session_present && self.conn.clean_start {
+            return Err(ProtocolError::UnexpectedSessionPresent);
+        }
+        self.limits = super::BrokerLimits::defaults(self.keep_alive, self.session_expiry);
+        self.limits.apply(&c.properties);
+        if !session_present {
+            // [MQTT-3.2.2-5] without the broker's session, ours is discarded
+            self.abandon_session();
+        }
+        self.conn.phase = Phase::Connected;
+        self.conn.control = Control::None;
+        let head = self.log.head();
+        self.log.set_cursor(head);
+        Ok(Outcome::Report)
+    }
+
+    /// Marks every message the broker may have seen as abandoned, and forgets incoming ids.
+    fn abandon_session(&mut self) {
+        let store = self.store.as_mut();
+        let incoming = &mut store[self.layout.incoming.clone()];
+        self.incoming.clear(incoming);
+        let region = &mut store[self.layout.log.clone()];
+        let mut at = self.log.head();
+        while let Some(r) = self.log.record(region, at) {
+            at = r.next();
+            let seen_by_broker = match r.kind {
+                // DUP is set on every PUBLISH that was transmitted before.
+                Kind::Publish => r.packet(region).first().is_some_and(|b| b & 0b1000 != 0),
+                Kind::PubRel => true,
+                _ => false,
+            };
+            if seen_by_broker && r.state != State::Dead {
+                self.log.set_state(region, r.at, State::Abandoned);
+                self.abandoned = true;
+            }
+        }
+        self.inflight = 0;
+    }
+
+    fn on_publish(&mut self, p: &Publish<'_>) -> Result<Outcome, ProtocolError> {
+        if let Some(alias) = p.properties.topic_alias {
+            // [MQTT-3.3.2-10] an alias must be between 1 and our Topic Alias Maximum
+            if alias.get() > self.config.topic_alias_maximum {
+                return Err(ProtocolError::TopicAliasInvalid);
+            }
+            let region = &mut self.store.as_mut()[self.layout.in_alias.clone()];
+            if p.topic.is_empty() {
+                // [MQTT-3.3.2-12] an alias used before the broker set it is a protocol error
+                if self.in_aliases.topic_of(region, alias.get()).is_none() {
+                    return Err(ProtocolError::TopicAliasInvalid);
+                }
+            } else {
+                // A topic too long for the table is still delivered; a later use of the
+                // alias then fails as unknown.
+                self.in_aliases
+                    .set(region, alias.get(), p.topic.as_str(), 0);
+            }
+        }
+        let (pid, qos) = match p.qos_pid {
+            QosPid::AtMostOnce => return Ok(Outcome::Report),
+            QosPid::AtLeastOnce(id) => (id, QoS::AtLeastOnce),
+            QosPid::ExactlyOnce(id) => (id, QoS::ExactlyOnce),
+        };
+        let manual = self.config.manual_acks;
+        let region = &mut self.store.as_mut()[self.layout.incoming.clone()];
+        let known = self.incoming.find(region, pid.get());
+        if let (QoS::ExactlyOnce, Some((_, state, _))) = (qos, known) {
+            // A resent QoS 2 PUBLISH before PUBREL: acknowledge again but deliver nothing,
+            // so the application sees it exactly once.
+            if state == InState::AwaitingRel {
+                self.queue_ack(PacketType::PubRec, pid, ReasonCode::Success);
+            }
+            return Ok(Outcome::Silent);
+        }
+        if (manual || qos == QoS::ExactlyOnce) && known.is_none() {
+            if self.incoming.len() >= usize::from(self.config.receive_maximum) {
+                // [MQTT-3.3.4-8] the broker must respect our Receive Maximum
+                return Err(ProtocolError::ReceiveMaximumExceeded);
+            }
+            let state = if manual {
+                InState::AwaitingApp
+            } else {
+                InState::AwaitingRel
+            };
+            self.incoming.insert(region, pid.get(), state, qos);
+        }
+        if !manual {
+            let ack = if qos == QoS::ExactlyOnce {
+                PacketType::PubRec
+            } else {
+                PacketType::PubAck
+            };
+            self.queue_ack(ack, pid, ReasonCode::Success);
+        }
+        Ok(Outcome::Report)
+    }
+
+    fn queue_ack(&mut self, packet_type: PacketType, packet_id: PacketId, reason: ReasonCode) {
+        // handle_read only processes a packet when the ring has room for its answer.
+        let _queued = self.acks.push(Ack {
+            packet_type,
+            packet_id,
+            reason_code: reason,
+        });
+    }
+
+    /// The live record of `kind` for `pid` that waits for its acknowledgement.
+    fn sent_record(&self, kind: Kind, pid: PacketId) -> Option<Record> {
+        let region = &self.store.as_ref()[self.layout.log.clone()];
+        self.log.find(region, |r| {
+            r.kind == kind && r.pid == pid.get() && r.state == State::Sent
+        })
+    }
+
+    fn finish_record(&mut self, at: usize) {
+        let region = &mut self.store.as_mut()[self.layout.log.clone()];
+        self.log.set_state(region, at, State::Dead);
+        self.inflight = self.inflight.saturating_sub(1);
+    }
+
+    fn record_qos(&self, r: &Record) -> QoS {
+        let region = &self.store.as_ref()[self.layout.log.clone()];
+        let first = r.packet(region).first().copied().unwrap_or(0);
+        QoS::from_u8((first >> 1) & 3).unwrap_or(QoS::AtMostOnce)
+    }
+
+    fn on_puback(&mut self, r: &PubResponse<'_>) -> Outcome {
+        let record = self
+            .sent_record(Kind::Publish, r.packet_id)
+            .filter(|rec| self.record_qos(rec) == QoS::AtLeastOnce);
+        match record {
+            Some(rec) => {
+                self.finish_record(rec.at);
+                Outcome::Report
+            }
+            // A late or duplicate PUBACK: nothing waits for it.
+            None => Outcome::Silent,
+        }
+    }
+
+    fn on_pubrec(&mut self, r: &PubResponse<'_>) -> Outcome {
+        let pid = r.packet_id;
+        let Some(record) = self
+            .sent_record(Kind::Publish, pid)
+            .filter(|rec| self.record_qos(rec) == QoS::ExactlyOnce)
+        else {
+            // A repeated PUBREC answers a PUBREL we sent; an unknown one gets 0x92 (5.0).
+            let region = &self.store.as_ref()[self.layout.log.clone()];
+            let known = self
+                .log
+                .find(region, |rec| {
+                    rec.kind == Kind::PubRel && rec.pid == pid.get()
+                })
+                .is_some();
+            let reason = if known || !self.version().is_v5() {
+                ReasonCode::Success
+            } else {
+                ReasonCode::PacketIdentifierNotFound
+            };
+            if !r.reason_code.is_error() {
+                self.queue_ack(PacketType::PubRel, pid, reason);
+            }
+            return Outcome::Silent;
+        };
+        if r.reason_code.is_error() {
+            // [MQTT-4.4.0-2] a failure PUBREC ends the flow: acknowledged, never resent
+            self.finish_record(record.at);
+            return Outcome::Report;
+        }
+        let version = self.version();
+        let region = &mut self.store.as_mut()[self.layout.log.clone()];
+        // The PUBLISH is freed before the PUBREL is appended, so the append always fits; the
+        // PUBREL goes to the end so PUBRELs are resent in PUBREC order [MQTT-4.6.0-4].
+        self.log.set_state(region, record.at, State::Dead);
+        let pubrel = Packet::PubRel(PubResponse::new(pid));
+        let len = pubrel.encoded_len(version).unwrap_or(4);
+        let appended =
+            self.log
+                .append(region, Kind::PubRel, State::Unsent, pid.get(), len, |buf| {
+                    let _ = pubrel.encode(version, buf);
+                });
+        if appended.is_err() {
+            // Unreachable (see above); an immediate PUBREL beats losing it.
+            self.queue_ack(PacketType::PubRel, pid, ReasonCode::Success);
+        }
+        Outcome::Silent
+    }
+
+    fn on_pubrel(&mut self, r: &PubResponse<'_>) -> Outcome {
+        let pid = r.packet_id;
+        let region = &mut self.store.as_mut()[self.layout.incoming.clone()];
+        let reason = match self.incoming.find(region, pid.get()) {
+            Some((slot, _, QoS::ExactlyOnce)) => {
+                self.incoming.remove(region, slot);
+                ReasonCode::Success
+            }
+            // 3.1.1 has no reason code: completing an unknown id is harmless.
+            _ if !self.version().is_v5() => ReasonCode::Success,
+            _ => ReasonCode::PacketIdentifierNotFound,
+        };
+        self.queue_ack(PacketType::PubComp, pid, reason);
+        Outcome::Silent
+    }
+
+    fn on_pubcomp(&mut self, r: &PubResponse<'_>) -> Outcome {
+        let region = &self.store.as_ref()[self.layout.log.clone()];
+        let record = self.log.find(region, |rec| {
+            rec.kind == Kind::PubRel && rec.pid == r.packet_id.get() && rec.state == State::Sent
+        });
+        match record {
+            Some(rec) => {
+                self.finish_record(rec.at);
+                Outcome::Report
+            }
+            None => Outcome::Silent,
+        }
+    }
+
+    /// SUBACK or UNSUBACK: one reason code per filter [MQTT-3.9.3-1] [MQTT-3.11.3-1] (none
+    /// in a 3.1.1 UNSUBACK).
+    fn on_request_ack(
+        &mut self,
+        kind: Kind,
+        pid: PacketId,
+        codes: usize,
+    ) -> Result<Outcome, ProtocolError> {
+        let Some(record) = self.sent_record(kind, pid) else {
+            return Ok(Outcome::Silent);
+        };
+        let check = kind == Kind::Subscribe || self.version().is_v5();
+        if check && self.request_len(&record) != codes {
+            return Err(ProtocolError::AckMismatch);
+        }
+        let region = &mut self.store.as_mut()[self.layout.log.clone()];
+        self.log.set_state(region, record.at, State::Dead);
+        Ok(Outcome::Report)
+    }
+
+    /// Number of filters in a queued SUBSCRIBE or UNSUBSCRIBE record.
+    fn request_len(&self, r: &Record) -> usize {
+        let region = &self.store.as_ref()[self.layout.log.clone()];
+        match Packet::decode(r.packet(region), self.version(), u32::MAX) {
+            Ok(Decoded::Packet {
+                packet: Packet::Subscribe(s),
+                ..
+            }) => s.subscriptions.len(),
+            Ok(Decoded::Packet {
+                packet: Packet::Unsubscribe(u),
+                ..
+            }) => u.filters.len(),
+            _ => 0,
+        }
+    }
+}
+
+fn published<'s>(r: PubResponse<'s>, qos: QoS) -> Event<'s> {
+    Event::Published {
+        packet_id: r.packet_id,
+        qos,
+        reason_code: r.reason_code,
+        properties: r.properties,
+    }
+}

@@ -1,0 +1,293 @@
+//! The outgoing store: a log of encoded packets in a region of the caller's buffer.
+//!
+//! Every packet that waits to be sent or acknowledged (PUBLISH at any QoS, PUBREL, SUBSCRIBE,
+//! UNSUBSCRIBE) is a record: an 8-byte header (length, kind, state, packet id) followed by the
+//! encoded packet. Records are appended in command order, which is the order they are first
+//! sent in and so the order they are resent in [MQTT-4.6.0-1]. Finished records are marked
+//! dead and reclaimed from the front, or by compaction when an append does not fit.
+
+use crate::session::CommandError;
+
+pub(crate) const HEADER: usize = 8;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Kind {
+    /// QoS 0 PUBLISH: sent once, then dropped.
+    Publish0 = 1,
+    /// QoS 1 or 2 PUBLISH: kept until acknowledged.
+    Publish = 2,
+    /// PUBREL of an outgoing QoS 2 message: kept until PUBCOMP.
+    PubRel = 3,
+    /// SUBSCRIBE: kept until SUBACK.
+    Subscribe = 4,
+    /// UNSUBSCRIBE: kept until UNSUBACK.
+    Unsubscribe = 5,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum State {
+    Dead = 0,
+    /// Waits to be transmitted (for the first time, or again after a reconnect).
+    Unsent = 1,
+    /// Transmitted, waits for its acknowledgement.
+    Sent = 2,
+    /// Dropped with the broker's session; waits to be reported to the application.
+    Abandoned = 3,
+}
+
+/// A record's header, read from the region.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Record {
+    /// Offset of the header in the region.
+    pub(crate) at: usize,
+    /// Length of the encoded packet.
+    pub(crate) len: usize,
+    pub(crate) kind: Kind,
+    pub(crate) state: State,
+    pub(crate) pid: u16,
+}
+
+impl Record {
+    pub(crate) fn next(&self) -> usize {
+        self.at + HEADER + self.len
+    }
+
+    pub(crate) fn packet<'r>(&self, region: &'r [u8]) -> &'r [u8] {
+        region
+            .get(self.at + HEADER..self.next())
+            .unwrap_or_default()
+    }
+}
+
+/// Offsets of the log inside its region. All records lie in `head..tail`.
+#[derive(Debug, Default)]
+pub(crate) struct Log {
+    head: usize,
+    tail: usize,
+    /// No record before it is `Unsent`.
+    cursor: usize,
+}
+
+fn kind_from(b: u8) -> Option<Kind> {
+    Some(match b {
+        1 => Kind::Publish0,
+        2 => Kind::Publish,
+        3 => Kind::PubRel,
+        4 => Kind::Subscribe,
+        5 => Kind::Unsubscribe,
+        _ => return None,
+    })
+}
+
+fn state_from(b: u8) -> State {
+    match b {
+        1 => State::Unsent,
+        2 => State::Sent,
+        3 => State::Abandoned,
+        _ => State::Dead,
+    }
+}
+
+impl Log {
+    /// The record at `at`, if `at` is inside the log.
+    pub(crate) fn record(&self, region: &[u8], at: usize) -> Option<Record> {
+        if at >= self.tail {
+            return None;
+        }
+        let h = region.get(at..at + HEADER)?;
+        let len = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize;
+        Some(Record {
+            at,
+            len,
+            kind: kind_from(h[4])?,
+            state: state_from(h[5]),
+            pid: u16::from_le_bytes([h[6], h[7]]),
+        })
+    }
+
+    /// Records from `from` on, in order.
+    pub(crate) fn iter_from<'r>(
+        &self,
+        region: &'r [u8],
+        from: usize,
+    ) -> impl Iterator<Item = Record> + 'r {
+        let tail = self.tail;
+        let log = Log {
+            head: self.head,
+            tail,
+            cursor: self.cursor,
+        };
+        let mut at = from;
+        core::iter::from_fn(move || {
+            let r = log.record(region, at)?;
+            at = r.next();
+            Some(r)
+        })
+    }
+
+    /// All records, in order.
+    pub(crate) fn iter<'r>(&self, region: &'r [u8]) -> impl Iterator<Item = Record> + 'r {
+        self.iter_from(region, self.head)
+    }
+
+    /// The first record that is not dead and satisfies `pred`.
+    pub(crate) fn find(&self, region: &[u8], pred: impl Fn(&Record) -> bool) -> Option<Record> {
+        self.iter(region)
+            .find(|r| r.state != State::Dead && pred(r))
+    }
+
+    pub(crate) fn head(&self) -> usize {
+        self.head
+    }
+
+    pub(crate) fn cursor(&self) -> usize {
+        self.cursor
+    }
+
+    pub(crate) fn set_cursor(&mut self, at: usize) {
+        self.cursor = at;
+    }
+
+    /// Bytes in use, dead records included.
+    pub(crate) fn used(&self) -> usize {
+        self.tail - self.head
+    }
+
+    /// Appends a record for a `len`-byte packet written by `fill`, compacting first if needed.
+    pub(crate) fn append(
+        &mut self,
+        region: &mut [u8],
+        kind: Kind,
+        state: State,
+        pid: u16,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> Result<usize, CommandError> {
+        let needed = HEADER + len;
+        if region.len() - self.tail < needed {
+            self.compact(region);
+        }
+        let available = region.len() - self.tail;
+        if available < needed {
+            return Err(CommandError::StoreFull { needed, available });
+        }
+        let at = self.tail;
+        let Ok(len32) = u32::try_from(len) else {
+            return Err(CommandError::StoreFull { needed, available });
+        };
+        let header = &mut region[at..at + HEADER];
+        header[..4].copy_from_slice(&len32.to_le_bytes());
+        header[4] = kind as u8;
+        header[5] = state as u8;
+        header[6..].copy_from_slice(&pid.to_le_bytes());
+        fill(&mut region[at + HEADER..at + needed]);
+        self.tail += needed;
+        Ok(at)
+    }
+
+    /// Changes a record's state, reclaiming dead records at the front.
+    pub(crate) fn set_state(&mut self, region: &mut [u8], at: usize, state: State) {
+        if let Some(b) = region.get_mut(at + 5) {
+            *b = state as u8;
+        }
+        if state == State::Unsent && at < self.cursor {
+            self.cursor = at;
+        }
+        if state == State::Dead && at == self.head {
+            self.trim(region);
+        }
+    }
+
+    /// Mutable access to a record's packet bytes.
+    pub(crate) fn packet_mut<'r>(&self, region: &'r mut [u8], r: &Record) -> &'r mut [u8] {
+        let end = r.next().min(region.len());
+        region.get_mut(r.at + HEADER..end).unwrap_or_default()
+    }
+
+    fn trim(&mut self, region: &[u8]) {
+        while let Some(r) = self.record(region, self.head) {
+            if r.state != State::Dead {
+                break;
+            }
+            self.head = r.next();
+        }
+        if self.cursor < self.head {
+            self.cursor = self.head;
+        }
+        if self.head == self.tail {
+            self.head = 0;
+            self.tail = 0;
+            self.cursor = 0;
+        }
+    }
+
+    /// Moves every live record to the front of the region, keeping their order.
+    pub(crate) fn compact(&mut self, region: &mut [u8]) {
+        let mut write = 0;
+        let mut read = self.head;
+        let mut cursor = None;
+        while let Some(r) = self.record(region, read) {
+            read = r.next();
+            if r.state == State::Dead {
+                continue;
+            }
+            let size = HEADER + r.len;
+            if cursor.is_none() && r.state == State::Unsent {
+                cursor = Some(write);
+            }
+            region.copy_within(r.at..r.at + size, write);
+            write += size;
+        }
+        self.head = 0;
+        self.tail = write;
+        self.cursor = cursor.unwrap_or(write);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn push(log: &mut Log, region: &mut [u8], pid: u16, len: usize) -> Result<usize, CommandError> {
+        log.append(region, Kind::Publish, State::Unsent, pid, len, |b| {
+            b.fill(pid as u8)
+        })
+    }
+
+    #[test]
+    fn append_find_and_reclaim_from_the_front() {
+        let mut region = [0u8; 64];
+        let mut log = Log::default();
+        let a = push(&mut log, &mut region, 1, 8).unwrap();
+        let b = push(&mut log, &mut region, 2, 8).unwrap();
+        assert_eq!(log.used(), 32);
+        assert_eq!(log.find(&region, |r| r.pid == 2).unwrap().at, b);
+        log.set_state(&mut region, a, State::Dead);
+        assert_eq!(log.head(), b);
+        log.set_state(&mut region, b, State::Dead);
+        assert_eq!(log.used(), 0);
+    }
+
+    #[test]
+    fn compaction_keeps_order_and_makes_room() {
+        let mut region = [0u8; 48];
+        let mut log = Log::default();
+        let a = push(&mut log, &mut region, 1, 8).unwrap();
+        let b = push(&mut log, &mut region, 2, 8).unwrap();
+        let _c = push(&mut log, &mut region, 3, 0).unwrap();
+        assert!(matches!(
+            push(&mut log, &mut region, 4, 8),
+            Err(CommandError::StoreFull { .. })
+        ));
+        // Freeing a record in the middle (b) lets the next append compact into its room.
+        log.set_state(&mut region, b, State::Dead);
+        push(&mut log, &mut region, 4, 8).unwrap();
+        let pids: std::vec::Vec<u16> = log.iter(&region).map(|r| r.pid).collect();
+        assert_eq!(pids, [1, 3, 4]);
+        let first = log.record(&region, log.head()).unwrap();
+        assert_eq!(first.at, a);
+        assert_eq!(first.packet(&region), &[1u8; 8]);
+    }
+}

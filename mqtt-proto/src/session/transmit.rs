@@ -1,0 +1,245 @@
+//! What to send next: the session decides, the driver writes.
+
+use super::acks::Ack;
+use super::store::{Kind, Record, State};
+use super::{Control, Event, Instant, LostReason, Phase, Session};
+use crate::{
+    Decoded, EncodeError, Packet, PacketType, PubResponse, Publish, QoS, ReasonCode, TopicName,
+};
+
+impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
+    /// Writes the next packet to transmit into `buf` and returns its length, or `None` when
+    /// nothing is ready. Call until `None` after every input and command. `now` is when the
+    /// bytes go out; it drives keep alive.
+    ///
+    /// Order: a DISCONNECT reporting an error; CONNECT; acknowledgements; PINGREQ; queued
+    /// packets in the order they were queued (QoS 1 and 2 publishes only while the broker's
+    /// Receive Maximum allows, [MQTT-4.9.0-2]); a graceful DISCONNECT last.
+    ///
+    /// # Errors
+    /// [`EncodeError::BufferTooSmall`] when the next packet does not fit `buf`; nothing was
+    /// consumed, so retry with a larger buffer.
+    pub fn poll_transmit(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+    ) -> Result<Option<usize>, EncodeError> {
+        let n = match self.conn.phase {
+            Phase::Disconnected => None,
+            Phase::Closing => self.transmit_closing(buf)?,
+            Phase::ConnectQueued => {
+                let n = self.transmit_control(buf)?;
+                self.conn.phase = Phase::AwaitConnAck;
+                self.conn.connack_deadline = now + self.config.connack_timeout;
+                self.conn.last_rx = now;
+                Some(n)
+            }
+            Phase::AwaitConnAck => match self.conn.control {
+                Control::Auth => Some(self.transmit_control(buf)?),
+                _ => None,
+            },
+            Phase::Connected => self.transmit_connected(now, buf)?,
+        };
+        if n.is_some() {
+            self.conn.last_tx = now;
+        }
+        Ok(n)
+    }
+
+    fn transmit_closing(&mut self, buf: &mut [u8]) -> Result<Option<usize>, EncodeError> {
+        let n = if self.conn.control == Control::ErrorDisconnect {
+            Some(self.transmit_control(buf)?)
+        } else {
+            None
+        };
+        if let Some(reason) = self.conn.closing.take() {
+            self.queue_event(Event::ConnectionLost(reason));
+        }
+        Ok(n)
+    }
+
+    /// Copies the control packet out and empties the control region.
+    fn transmit_control(&mut self, buf: &mut [u8]) -> Result<usize, EncodeError> {
+        let len = self.conn.control_len;
+        let src = &self.store.as_ref()[self.layout.control.clone()][..len];
+        let available = buf.len();
+        let dst = buf.get_mut(..len).ok_or(EncodeError::BufferTooSmall {
+            needed: len,
+            available,
+        })?;
+        dst.copy_from_slice(src);
+        self.conn.control = Control::None;
+        self.conn.control_len = 0;
+        Ok(len)
+    }
+
+    fn transmit_connected(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+    ) -> Result<Option<usize>, EncodeError> {
+        if self.conn.control == Control::Auth {
+            return self.transmit_control(buf).map(Some);
+        }
+        if let Some(ack) = self.acks.front() {
+            let n = self.encode_ack(ack, buf)?;
+            self.acks.pop();
+            return Ok(Some(n));
+        }
+        if self.conn.ping_due {
+            let n = Packet::PingReq.encode(self.version(), buf)?;
+            self.conn.ping_due = false;
+            self.conn.ping_sent = Some(now);
+            return Ok(Some(n));
+        }
+        if let Some(n) = self.transmit_log(buf)? {
+            return Ok(Some(n));
+        }
+        if self.conn.control == Control::Disconnect {
+            let n = self.transmit_control(buf)?;
+            self.conn.phase = Phase::Closing;
+            self.queue_event(Event::ConnectionLost(LostReason::DisconnectSent));
+            return Ok(Some(n));
+        }
+        Ok(None)
+    }
+
+    fn encode_ack(&self, ack: Ack, buf: &mut [u8]) -> Result<usize, EncodeError> {
+        let mut response = PubResponse::new(ack.packet_id);
+        response.reason_code = ack.reason_code;
+        let packet = match ack.packet_type {
+            PacketType::PubAck => Packet::PubAck(response),
+            PacketType::PubRec => Packet::PubRec(response),
+            PacketType::PubRel => Packet::PubRel(response),
+            _ => Packet::PubComp(response),
+        };
+        packet.encode(self.version(), buf)
+    }
+
+    /// Sends the first queued record that may go now.
+    fn transmit_log(&mut self, buf: &mut [u8]) -> Result<Option<usize>, EncodeError> {
+        let region = &self.store.as_ref()[self.layout.log.clone()];
+        let mut cursor_settled = false;
+        let mut at = self.log.cursor();
+        while let Some(r) = self.log.record(region, at) {
+            at = r.next();
+            if r.state != State::Unsent {
+                if !cursor_settled {
+                    self.log.set_cursor(at);
+                }
+                continue;
+            }
+            cursor_settled = true;
+            let window_full = self.inflight >= self.limits.receive_maximum;
+            if r.kind == Kind::Publish && window_full {
+                continue;
+            }
+            if let Some(reason) = self.unsendable(&r) {
+                let region = &mut self.store.as_mut()[self.layout.log.clone()];
+                self.log.set_state(region, r.at, State::Dead);
+                let packet_id = crate::PacketId::new(r.pid);
+                self.queue_event(Event::PublishDropped {
+                    packet_id,
+                    reason_code: reason,
+                });
+                return self.transmit_log(buf);
+            }
+            let n = self.send_record(&r, buf)?;
+            let region = &mut self.store.as_mut()[self.layout.log.clone()];
+            let next = match r.kind {
+                Kind::Publish0 => State::Dead,
+                _ => State::Sent,
+            };
+            self.log.set_state(region, r.at, next);
+            if r.kind == Kind::Publish {
+                self.inflight += 1;
+            }
+            return Ok(Some(n));
+        }
+        Ok(None)
+    }
+
+    /// Why a queued PUBLISH cannot go on this connection, if it cannot.
+    fn unsendable(&self, r: &Record) -> Option<ReasonCode> {
+        if !matches!(r.kind, Kind::Publish0 | Kind::Publish) {
+            return None;
+        }
+        if let Some(max) = self.limits.maximum_packet_size {
+            if r.len > max.get() as usize {
+                return Some(ReasonCode::PacketTooLarge);
+            }
+        }
+        let region = &self.store.as_ref()[self.layout.log.clone()];
+        let first = r.packet(region).first().copied().unwrap_or(0);
+        let qos = QoS::from_u8((first >> 1) & 3).unwrap_or(QoS::AtMostOnce);
+        (qos > self.limits.maximum_qos).then_some(ReasonCode::QoSNotSupported)
+    }
+
+    /// Writes a record's packet into `buf`, assigning a topic alias on the way when enabled.
+    fn send_record(&mut self, r: &Record, buf: &mut [u8]) -> Result<usize, EncodeError> {
+        let aliasing = self.config.outgoing_topic_aliases
+            && self.limits.topic_alias_maximum > 0
+            && matches!(r.kind, Kind::Publish0 | Kind::Publish);
+        if aliasing {
+            if let Some(n) = self.send_with_alias(r, buf)? {
+                return Ok(n);
+            }
+        }
+        let region = &self.store.as_ref()[self.layout.log.clone()];
+        let packet = r.packet(region);
+        let available = buf.len();
+        let dst = buf
+            .get_mut(..packet.len())
+            .ok_or(EncodeError::BufferTooSmall {
+                needed: packet.len(),
+                available,
+            })?;
+        dst.copy_from_slice(packet);
+        Ok(packet.len())
+    }
+
+    /// Re-encodes a stored PUBLISH with a topic alias: the topic is left out when the broker
+    /// already knows the alias, and otherwise sent along with a new (or recycled, least
+    /// recently used) alias. `None` when the topic does not fit the alias table.
+    fn send_with_alias(
+        &mut self,
+        r: &Record,
+        buf: &mut [u8],
+    ) -> Result<Option<usize>, EncodeError> {
+        let version = self.version();
+        let store = self.store.as_mut();
+        let (head, log_region) = store.split_at_mut(self.layout.log.start);
+        let alias_region = &mut head[self.layout.out_alias.clone()];
+        let Ok(Decoded::Packet {
+            packet: Packet::Publish(stored),
+            ..
+        }) = Packet::decode(r.packet(log_region), version, u32::MAX)
+        else {
+            return Ok(None);
+        };
+        self.alias_clock = self.alias_clock.wrapping_add(1);
+        let stamp = self.alias_clock;
+        let topic = stored.topic.as_str();
+        let mut publish: Publish<'_> = stored;
+        if let Some(alias) = self.out_aliases.alias_of(alias_region, topic, stamp) {
+            publish.topic = TopicName::EMPTY;
+            publish.properties.topic_alias = core::num::NonZeroU16::new(alias);
+        } else {
+            let max = self.limits.topic_alias_maximum;
+            let alias = if self.out_aliases.count() < max {
+                self.out_aliases.count() + 1
+            } else {
+                match self.out_aliases.least_recent(alias_region) {
+                    Some(a) => a,
+                    None => return Ok(None),
+                }
+            };
+            if !self.out_aliases.set(alias_region, alias, topic, stamp) {
+                return Ok(None);
+            }
+            publish.properties.topic_alias = core::num::NonZeroU16::new(alias);
+        }
+        let n = Packet::Publish(publish).encode(version, buf)?;
+        Ok(Some(n))
+    }
+}

@@ -1,0 +1,281 @@
+//! A scripted broker on a virtual clock for session tests: the test plays the broker by
+//! handing the session encoded packets, and reads back what the session transmits.
+#![allow(dead_code)]
+
+use mqtt_proto::session::{
+    CommandError, Event, Instant, LostReason, Message, ProtocolError, Read, Session, SessionConfig,
+};
+use mqtt_proto::{
+    ConnAck, Connect, Decoded, Packet, PacketId, ProtocolVersion, PubResponse, Publish, QoS,
+    QosPid, ReasonCode, TopicName,
+};
+
+/// An event copied out of the session, for assertions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ev {
+    Connected {
+        session_present: bool,
+    },
+    Refused(ReasonCode),
+    Message {
+        topic: String,
+        payload: Vec<u8>,
+        qos: QoS,
+        dup: bool,
+        pid: Option<u16>,
+    },
+    Published {
+        pid: u16,
+        qos: QoS,
+        reason: ReasonCode,
+    },
+    Subscribed {
+        pid: u16,
+        codes: Vec<ReasonCode>,
+    },
+    Unsubscribed {
+        pid: u16,
+        codes: Vec<ReasonCode>,
+    },
+    Pong(u64),
+    Auth(ReasonCode),
+    Disconnected(ReasonCode),
+    Lost(LostReason),
+    Abandoned {
+        pid: u16,
+        payload: Option<Vec<u8>>,
+    },
+    Dropped {
+        pid: Option<u16>,
+        reason: ReasonCode,
+    },
+}
+
+pub fn copy_event(e: &Event<'_>) -> Ev {
+    match *e {
+        Event::Connected {
+            session_present, ..
+        } => Ev::Connected { session_present },
+        Event::ConnectionRefused { reason_code, .. } => Ev::Refused(reason_code),
+        Event::Message(p) => Ev::Message {
+            topic: p.topic.as_str().to_string(),
+            payload: p.payload.to_vec(),
+            qos: p.qos_pid.qos(),
+            dup: p.dup,
+            pid: p.packet_id().map(PacketId::get),
+        },
+        Event::Published {
+            packet_id,
+            qos,
+            reason_code,
+            ..
+        } => Ev::Published {
+            pid: packet_id.get(),
+            qos,
+            reason: reason_code,
+        },
+        Event::Subscribed {
+            packet_id,
+            reason_codes,
+            ..
+        } => Ev::Subscribed {
+            pid: packet_id.get(),
+            codes: reason_codes.iter().collect(),
+        },
+        Event::Unsubscribed {
+            packet_id,
+            reason_codes,
+            ..
+        } => Ev::Unsubscribed {
+            pid: packet_id.get(),
+            codes: reason_codes.iter().collect(),
+        },
+        Event::Pong { round_trip } => Ev::Pong(round_trip.as_millis() as u64),
+        Event::Auth(a) => Ev::Auth(a.reason_code),
+        Event::Disconnected { reason_code, .. } => Ev::Disconnected(reason_code),
+        Event::ConnectionLost(r) => Ev::Lost(r),
+        Event::PublishAbandoned { packet_id, message } => Ev::Abandoned {
+            pid: packet_id.get(),
+            payload: message.map(|m| m.payload.to_vec()),
+        },
+        Event::PublishDropped {
+            packet_id,
+            reason_code,
+        } => Ev::Dropped {
+            pid: packet_id.map(PacketId::get),
+            reason: reason_code,
+        },
+        other => panic!("unexpected event {other:?}"),
+    }
+}
+
+/// Encodes a broker packet.
+pub fn enc(packet: Packet<'_>, version: ProtocolVersion) -> Vec<u8> {
+    let mut buf = vec![0u8; packet.encoded_len(version).unwrap()];
+    packet.encode(version, &mut buf).unwrap();
+    buf
+}
+
+pub fn pid(n: u16) -> PacketId {
+    PacketId::new(n).unwrap()
+}
+
+pub fn topic(s: &str) -> TopicName<'_> {
+    TopicName::new(s).unwrap()
+}
+
+pub struct Harness {
+    pub s: Session<Vec<u8>>,
+    pub now: u64,
+    pub version: ProtocolVersion,
+    /// Transmitted packets not yet looked at.
+    pub sent: Vec<Vec<u8>>,
+    pub events: Vec<Ev>,
+}
+
+impl Harness {
+    pub fn new(version: ProtocolVersion) -> Self {
+        Self::with(SessionConfig::new(version), 16 * 1024)
+    }
+
+    pub fn with(config: SessionConfig, store: usize) -> Self {
+        let version = config.version;
+        Self {
+            s: Session::new(config, vec![0u8; store]).unwrap(),
+            now: 1_000,
+            version,
+            sent: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+
+    pub fn instant(&self) -> Instant {
+        Instant::from_millis(self.now)
+    }
+
+    /// Drains transmits and session events.
+    pub fn flush(&mut self) {
+        let mut buf = vec![0u8; 70 * 1024];
+        while let Some(n) = self.s.poll_transmit(self.instant(), &mut buf).unwrap() {
+            self.sent.push(buf[..n].to_vec());
+        }
+        while let Some(e) = self.s.poll_event() {
+            self.events.push(copy_event(&e));
+        }
+    }
+
+    /// Takes the packets transmitted since the last call, decoded.
+    pub fn take_sent(&mut self) -> Vec<Vec<u8>> {
+        self.flush();
+        std::mem::take(&mut self.sent)
+    }
+
+    pub fn take_events(&mut self) -> Vec<Ev> {
+        self.flush();
+        std::mem::take(&mut self.events)
+    }
+
+    /// Feeds broker bytes (any number of packets) and flushes.
+    pub fn feed(&mut self, bytes: &[u8]) -> Result<(), ProtocolError> {
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let now = self.instant();
+            match self.s.handle_read(now, rest)? {
+                Read::Packet { len, event } => {
+                    if let Some(e) = event {
+                        self.events.push(copy_event(&e));
+                    }
+                    rest = &rest[len..];
+                }
+                Read::Incomplete { .. } => panic!("incomplete input in test"),
+                Read::Blocked => {
+                    let mut buf = vec![0u8; 70 * 1024];
+                    while let Some(n) = self.s.poll_transmit(now, &mut buf).unwrap() {
+                        self.sent.push(buf[..n].to_vec());
+                    }
+                }
+                Read::Closing => break,
+            }
+        }
+        self.flush();
+        Ok(())
+    }
+
+    pub fn feed_packet(&mut self, packet: Packet<'_>) -> Result<(), ProtocolError> {
+        let bytes = enc(packet, self.version);
+        self.feed(&bytes)
+    }
+
+    pub fn advance(&mut self, ms: u64) {
+        self.now += ms;
+        let now = self.instant();
+        self.s.handle_timeout(now);
+        self.flush();
+    }
+
+    /// Connects with `clean_start`, answers CONNACK with `session_present`.
+    pub fn connect(&mut self, clean_start: bool, session_present: bool) -> Vec<Vec<u8>> {
+        let mut c = Connect::new(self.version, "client-1");
+        c.clean_start = clean_start;
+        c.keep_alive = 10;
+        if self.version.is_v5() && !clean_start {
+            c.properties.session_expiry_interval = Some(3600);
+        }
+        self.s.connect(&c).unwrap();
+        let sent = self.take_sent();
+        assert_eq!(sent.len(), 1, "CONNECT alone before CONNACK");
+        let mut ack = ConnAck::new(ReasonCode::Success);
+        ack.session_present = session_present;
+        self.feed_packet(Packet::ConnAck(ack)).unwrap();
+        assert!(self
+            .take_events()
+            .contains(&Ev::Connected { session_present }));
+        self.take_sent()
+    }
+
+    pub fn publish(
+        &mut self,
+        t: &str,
+        payload: &[u8],
+        qos: QoS,
+    ) -> Result<Option<PacketId>, CommandError> {
+        self.s.publish(&Message::new(topic(t), payload, qos))
+    }
+
+    pub fn transport_closed(&mut self) {
+        self.s.handle_transport_closed();
+        self.flush();
+    }
+}
+
+/// Decodes one transmitted packet.
+pub fn dec(bytes: &[u8], version: ProtocolVersion) -> Packet<'_> {
+    match Packet::decode(bytes, version, u32::MAX).unwrap() {
+        Decoded::Packet { packet, len } => {
+            assert_eq!(len, bytes.len(), "one packet per transmit");
+            packet
+        }
+        other => panic!("incomplete transmit {other:?}"),
+    }
+}
+
+pub fn puback(n: u16) -> Packet<'static> {
+    Packet::PubAck(PubResponse::new(pid(n)))
+}
+pub fn pubrec(n: u16) -> Packet<'static> {
+    Packet::PubRec(PubResponse::new(pid(n)))
+}
+pub fn pubrel(n: u16) -> Packet<'static> {
+    Packet::PubRel(PubResponse::new(pid(n)))
+}
+pub fn pubcomp(n: u16) -> Packet<'static> {
+    Packet::PubComp(PubResponse::new(pid(n)))
+}
+
+pub fn incoming<'a>(t: &'a str, payload: &'a [u8], qos: QoS, id: u16) -> Packet<'a> {
+    let mut p = Publish::new(topic(t), payload);
+    p.qos_pid = QosPid::new(qos, pid(id.max(1)));
+    Packet::Publish(p)
+}
+
+pub const BOTH: [ProtocolVersion; 2] = [ProtocolVersion::V3_1_1, ProtocolVersion::V5];
