@@ -9,7 +9,7 @@ use crate::{PacketType, ReasonCode, TopicError};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum DecodeError {
-    /// The packet type is reserved (0, or 15 before 5.0) [MQTT-2.1.2-1].
+    /// The packet type is reserved (0, or 15 before 5.0): Table 2-1, which has no conformance id.
     #[error("reserved packet type {0}")]
     ReservedPacketType(u8),
     /// The fixed header's flag bits differ from the ones the packet type fixes [MQTT-2.1.3-1].
@@ -20,7 +20,7 @@ pub enum DecodeError {
         /// The four flag bits received.
         flags: u8,
     },
-    /// A variable byte integer runs over four bytes [MQTT-1.5.5-1].
+    /// A variable byte integer runs over four bytes (section 1.5.5).
     #[error("variable byte integer longer than four bytes")]
     VarIntTooLong,
     /// The packet is larger than the receiver's maximum packet size. Detected from the fixed
@@ -67,7 +67,8 @@ pub enum DecodeError {
         /// The packet (or will) it appeared in.
         packet_type: PacketType,
     },
-    /// A property that may appear once appears again [MQTT-2.2.2-2].
+    /// A property that may appear once appears again (a Protocol Error by each property's
+    /// definition in 5.0; no conformance id).
     #[error("property {0:#04x} appears more than once")]
     DuplicateProperty(u8),
     /// A property holds a value outside its range (e.g. Receive Maximum 0, a flag of 2).
@@ -120,6 +121,16 @@ impl DecodeError {
             | Self::NotInVersion(_) => ReasonCode::ProtocolError,
             Self::UnsupportedProtocol { .. } => ReasonCode::UnsupportedProtocolVersion,
             _ => ReasonCode::MalformedPacket,
+        }
+    }
+
+    /// Names `packet_type` in a [`DecodeError::PropertyNotAllowed`]. Property sets shared by
+    /// several packets (PUBACK's serves PUBREC, PUBREL, PUBCOMP, SUBACK and UNSUBACK) can only
+    /// name one of them; the packet's decoder knows which it is.
+    pub(crate) fn in_packet(self, packet_type: PacketType) -> Self {
+        match self {
+            Self::PropertyNotAllowed { id, .. } => Self::PropertyNotAllowed { id, packet_type },
+            other => other,
         }
     }
 }

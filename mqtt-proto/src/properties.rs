@@ -115,7 +115,8 @@ impl<'a> Property<'a> {
             0x03 => wire::string(i).map(|(i, v)| (i, Self::ContentType(v)))?,
             0x08 => {
                 let (i, s) = wire::string(i)?;
-                // [MQTT-3.3.2-13] the Response Topic is a topic name: no wildcards, not empty
+                // The Response Topic is a topic name: no wildcards [MQTT-3.3.2-14], not empty
+                // [MQTT-4.7.3-1]
                 match TopicName::new(s) {
                     Ok(t) => (i, Self::ResponseTopic(t)),
                     Err(e) => return fail(DecodeError::InvalidTopicName(e)),
@@ -124,7 +125,8 @@ impl<'a> Property<'a> {
             0x09 => wire::binary(i).map(|(i, v)| (i, Self::CorrelationData(v)))?,
             0x0B => {
                 let (i, v) = wire::var_int(i)?;
-                // [MQTT-3.8.2-1] a subscription identifier of 0 is a protocol error
+                // A subscription identifier of 0 is a protocol error (3.8.2.1.2, 3.3.2.3.8; no
+                // conformance id)
                 (i, Self::SubscriptionIdentifier(nonzero_u32(v, id)?))
             }
             0x11 => wire::u32(i).map(|(i, v)| (i, Self::SessionExpiryInterval(v)))?,
@@ -138,7 +140,7 @@ impl<'a> Property<'a> {
             0x1A => wire::string(i).map(|(i, v)| (i, Self::ResponseInformation(v)))?,
             0x1C => wire::string(i).map(|(i, v)| (i, Self::ServerReference(v)))?,
             0x1F => wire::string(i).map(|(i, v)| (i, Self::ReasonString(v)))?,
-            // [MQTT-3.2.2-?] / 3.1.2.11.3: Receive Maximum of 0 is a protocol error
+            // Receive Maximum of 0 is a protocol error (3.1.2.11.3, 3.2.2.3.3; no conformance id)
             0x21 => nonzero_u16(i, id).map(|(i, v)| (i, Self::ReceiveMaximum(v)))?,
             0x22 => wire::u16(i).map(|(i, v)| (i, Self::TopicAliasMaximum(v)))?,
             // [MQTT-3.3.2-8] a Topic Alias of 0 is not permitted
@@ -302,8 +304,9 @@ pub(crate) trait PropertySet<'a>: Default {
 
 fn set_once<T>(slot: &mut Option<T>, value: T, id: u8) -> Result<(), DecodeError> {
     if slot.is_some() {
-        // [MQTT-2.2.2-2] properties other than User Property and (in PUBLISH) Subscription
-        // Identifier are a protocol error when included more than once
+        // Properties other than User Property and (in PUBLISH) Subscription Identifier are a
+        // protocol error when included more than once (each property's definition; no
+        // conformance id)
         return Err(DecodeError::DuplicateProperty(id));
     }
     *slot = Some(value);
@@ -597,7 +600,7 @@ mod tests {
     }
 
     #[test]
-    fn mqtt_2_2_2_2_repeated_property_is_a_protocol_error() {
+    fn repeated_property_is_a_protocol_error() {
         // message expiry twice
         let bytes = [10, 0x02, 0, 0, 0, 1, 0x02, 0, 0, 0, 2];
         let err = finish(decode::<PublishProperties>(&bytes)).unwrap_err();
@@ -666,7 +669,7 @@ mod tests {
     }
 
     #[test]
-    fn mqtt_3_3_2_13_response_topic_has_no_wildcards() {
+    fn mqtt_3_3_2_14_response_topic_has_no_wildcards() {
         let bytes = [4, 0x08, 0, 1, b'#'];
         assert!(matches!(
             finish(decode::<PublishProperties>(&bytes)),

@@ -54,7 +54,7 @@ pub(crate) fn take(input: &[u8], len: usize) -> IResult<'_, &[u8]> {
     nom::bytes::complete::take(len)(input)
 }
 
-/// A variable byte integer of at most four bytes [MQTT-1.5.5-1].
+/// A variable byte integer of at most four bytes (section 1.5.5).
 pub(crate) fn var_int(input: &[u8]) -> IResult<'_, u32> {
     let mut value = 0u32;
     for (i, &byte) in input.iter().enumerate().take(4) {
@@ -261,7 +261,7 @@ mod tests {
     }
 
     #[test]
-    fn mqtt_1_5_5_1_var_int_of_five_bytes_is_malformed() {
+    fn var_int_of_five_bytes_is_malformed() {
         assert_eq!(
             finish(var_int(&[0xFF, 0xFF, 0xFF, 0xFF, 0x01])),
             Err(DecodeError::VarIntTooLong)

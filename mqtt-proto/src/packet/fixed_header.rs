@@ -84,7 +84,7 @@ impl FixedHeader {
         let Some(&first) = buf.first() else {
             return Ok(None);
         };
-        // [MQTT-2.1.2-1] packet type 0 is reserved
+        // Packet type 0 is reserved (Table 2-1 in 5.0, Table 2.1 in 3.1.1; no conformance id)
         let packet_type =
             PacketType::from_u8(first >> 4).ok_or(DecodeError::ReservedPacketType(0))?;
         let flags = first & 0x0F;
@@ -113,7 +113,8 @@ impl FixedHeader {
                 }));
             }
         }
-        // [MQTT-1.5.5-1] the remaining length is at most four bytes
+        // The remaining length is at most four bytes (5.0 section 1.5.5, 3.1.1 section 2.2.3; no
+        // conformance id: [MQTT-1.5.5-1] is the sender's duty to use the fewest bytes)
         Err(DecodeError::VarIntTooLong)
     }
 

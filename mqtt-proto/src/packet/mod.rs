@@ -151,7 +151,7 @@ impl<'a> Packet<'a> {
             T::PingResp => empty(Self::PingResp)?,
             T::Disconnect => Self::Disconnect(Disconnect::decode(body, version)?),
             T::Auth => {
-                // Packet type 15 is reserved before 5.0 [MQTT-2.1.2-1]
+                // Packet type 15 is reserved before 5.0 (3.1.1 Table 2.1; no conformance id)
                 if !version.is_v5() {
                     return Err(DecodeError::ReservedPacketType(15));
                 }

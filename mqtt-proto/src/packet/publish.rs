@@ -77,7 +77,7 @@ impl<'a> Publish<'a> {
             (i, PublishProperties::default())
         };
         // [MQTT-4.7.3-1] a topic name is at least one character; 5.0 allows an empty one only
-        // with a topic alias ([MQTT-3.3.2-?]: a protocol error otherwise)
+        // with a topic alias (section 3.3.2.1, no conformance id: a protocol error otherwise)
         if topic.is_empty() && properties.topic_alias.is_none() {
             return wire::fail(DecodeError::InvalidTopicName(TopicError::Empty));
         }

@@ -21,7 +21,9 @@ pub(crate) fn decode<'a, P: PropertySet<'a>>(
     if rest.is_empty() {
         return Ok((rest, (reason, P::default())));
     }
-    let (rest, props) = properties::decode::<P>(rest)?;
+    // The property set may be shared with other packets: name this one in the error.
+    let (rest, props) =
+        properties::decode::<P>(rest).map_err(|e| e.map(|e| e.in_packet(packet_type)))?;
     Ok((rest, (reason, props)))
 }
 

@@ -53,7 +53,8 @@ fn code_allowed(code: ReasonCode, packet_type: PacketType, version: ProtocolVers
 fn parse(body: &[u8], packet_type: PacketType, version: ProtocolVersion) -> IResult<'_, Parts<'_>> {
     let (i, packet_id) = wire::packet_id(body)?;
     let (payload, props) = if version.is_v5() {
-        properties::decode(i)?
+        // AckProperties is shared with PUBACK: name this packet in the error.
+        properties::decode(i).map_err(|e| e.map(|e| e.in_packet(packet_type)))?
     } else {
         (i, AckProperties::default())
     };
