@@ -198,8 +198,6 @@ pub struct Session<B> {
     events: [Option<Event<'static>>; EVENT_QUEUE],
     /// Whether abandoned records wait to be reported.
     abandoned: bool,
-    /// An abandoned record handed out by the last `poll_event`, freed on the next call.
-    reported: Option<usize>,
 }
 
 impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
@@ -246,7 +244,6 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             inflight: 0,
             events: [None; EVENT_QUEUE],
             abandoned: false,
-            reported: None,
         };
         let r = session.layout.incoming.clone();
         session.incoming.clear(&mut session.store.as_mut()[r]);
@@ -536,22 +533,20 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// The next event that does not come straight from a received packet: a lost connection,
     /// a dropped or abandoned message.
     pub fn poll_event(&mut self) -> Option<Event<'_>> {
-        if let Some(at) = self.reported.take() {
-            let region = &mut self.store.as_mut()[self.layout.log.clone()];
-            self.log.set_state(region, at, State::Dead);
-        }
         if let Some(slot) = self.events.iter_mut().find(|e| e.is_some()) {
             return slot.take();
         }
         if !self.abandoned {
             return None;
         }
-        let region = &self.store.as_ref()[self.layout.log.clone()];
+        let region = &mut self.store.as_mut()[self.layout.log.clone()];
         let Some(r) = self.log.find(region, |r| r.state == State::Abandoned) else {
             self.abandoned = false;
             return None;
         };
-        self.reported = Some(r.at);
+        // Marking it dead moves no bytes, so the event can borrow them until the next command.
+        self.log.set_state(region, r.at, State::Dead);
+        let region = &self.store.as_ref()[self.layout.log.clone()];
         let packet_id = PacketId::new(r.pid)?;
         let message = match Packet::decode(r.packet(region), self.config.version, u32::MAX) {
             Ok(crate::Decoded::Packet {

@@ -68,6 +68,8 @@ pub(crate) struct Log {
     tail: usize,
     /// No record before it is `Unsent`.
     cursor: usize,
+    /// Bytes of dead records still between `head` and `tail`.
+    dead: usize,
 }
 
 fn kind_from(b: u8) -> Option<Kind> {
@@ -118,6 +120,7 @@ impl Log {
             head: self.head,
             tail,
             cursor: self.cursor,
+            dead: self.dead,
         };
         let mut at = from;
         core::iter::from_fn(move || {
@@ -166,7 +169,9 @@ impl Log {
         fill: impl FnOnce(&mut [u8]),
     ) -> Result<usize, CommandError> {
         let needed = HEADER + len;
-        if region.len() - self.tail < needed {
+        // Compacting once dead records outweigh live ones keeps scans proportional to what
+        // is live; compaction only ever happens here, so offsets stay valid between appends.
+        if region.len() - self.tail < needed || self.dead > self.used() / 2 {
             self.compact(region);
         }
         let available = region.len() - self.tail;
@@ -187,11 +192,18 @@ impl Log {
         Ok(at)
     }
 
-    /// Changes a record's state, reclaiming dead records at the front.
+    /// Changes a record's state, reclaiming dead records at the front. Never moves records.
     pub(crate) fn set_state(&mut self, region: &mut [u8], at: usize, state: State) {
-        if let Some(b) = region.get_mut(at + 5) {
-            *b = state as u8;
+        let Some(r) = self.record(region, at) else {
+            return;
+        };
+        if r.state == State::Dead {
+            return;
         }
+        if state == State::Dead {
+            self.dead += HEADER + r.len;
+        }
+        region[at + 5] = state as u8;
         if state == State::Unsent && at < self.cursor {
             self.cursor = at;
         }
@@ -212,14 +224,13 @@ impl Log {
                 break;
             }
             self.head = r.next();
+            self.dead -= HEADER + r.len;
         }
         if self.cursor < self.head {
             self.cursor = self.head;
         }
         if self.head == self.tail {
-            self.head = 0;
-            self.tail = 0;
-            self.cursor = 0;
+            *self = Self::default();
         }
     }
 
@@ -243,6 +254,7 @@ impl Log {
         self.head = 0;
         self.tail = write;
         self.cursor = cursor.unwrap_or(write);
+        self.dead = 0;
     }
 }
 

@@ -1,0 +1,258 @@
+//! 5.0 limits from CONNACK and topic aliases, against a scripted broker.
+
+mod support;
+
+use core::num::{NonZeroU16, NonZeroU32};
+
+use mqtt_proto::session::{CommandError, Message, SessionConfig};
+use mqtt_proto::{ConnAck, Connect, Packet, ProtocolVersion, QoS, ReasonCode};
+use support::*;
+
+const V5: ProtocolVersion = ProtocolVersion::V5;
+
+fn connect_with(h: &mut Harness, ack: ConnAck<'_>) {
+    h.s.connect(&Connect::new(V5, "c")).unwrap();
+    h.take_sent();
+    h.feed_packet(Packet::ConnAck(ack)).unwrap();
+    h.take_events();
+}
+
+#[test]
+fn mqtt_4_9_0_2_in_flight_never_exceeds_the_broker_receive_maximum() {
+    let mut h = Harness::new(V5);
+    let mut ack = ConnAck::new(ReasonCode::Success);
+    ack.properties.receive_maximum = NonZeroU16::new(2);
+    connect_with(&mut h, ack);
+    let ids: Vec<u16> = (0..5)
+        .map(|i| {
+            h.publish("t", &[i], QoS::AtLeastOnce)
+                .unwrap()
+                .unwrap()
+                .get()
+        })
+        .collect();
+    h.publish("t", b"qos0 is not limited", QoS::AtMostOnce)
+        .unwrap();
+    let sent = h.take_sent();
+    assert_eq!(sent.len(), 3, "two QoS 1 and the QoS 0");
+    assert_eq!(h.s.inflight(), 2);
+    h.feed_packet(puback(ids[0])).unwrap();
+    let sent = h.take_sent();
+    assert_eq!(sent.len(), 1);
+    let Packet::Publish(p) = dec(&sent[0], V5) else {
+        panic!()
+    };
+    assert_eq!(p.packet_id().unwrap().get(), ids[2], "in order");
+    assert_eq!(h.s.inflight(), 2);
+}
+
+#[test]
+fn broker_exceeding_our_receive_maximum_is_disconnected_with_0x93() {
+    let mut config = SessionConfig::new(V5);
+    config.receive_maximum = 2;
+    let mut h = Harness::with(config, 8192);
+    h.connect(true, false);
+    h.feed_packet(incoming("t", b"1", QoS::ExactlyOnce, 1))
+        .unwrap();
+    h.feed_packet(incoming("t", b"2", QoS::ExactlyOnce, 2))
+        .unwrap();
+    h.take_sent();
+    let err = h
+        .feed_packet(incoming("t", b"3", QoS::ExactlyOnce, 3))
+        .unwrap_err();
+    assert_eq!(err.reason_code(), ReasonCode::ReceiveMaximumExceeded);
+    assert_eq!(h.take_sent(), vec![vec![0xE0, 0x01, 0x93]]);
+}
+
+#[test]
+fn oversized_incoming_packet_is_refused_with_0x95_from_its_header() {
+    let mut h = Harness::new(V5);
+    h.connect(true, false);
+    // A PUBLISH announcing 256 MiB: refused after five bytes, nothing buffered.
+    let now = h.instant();
+    let err =
+        h.s.handle_read(now, &[0x30, 0xFF, 0xFF, 0xFF, 0x7F])
+            .unwrap_err();
+    assert_eq!(err.reason_code(), ReasonCode::PacketTooLarge);
+    assert_eq!(h.take_sent(), vec![vec![0xE0, 0x01, 0x95]]);
+}
+
+#[test]
+fn outgoing_packets_over_the_broker_maximum_are_refused() {
+    let mut h = Harness::new(V5);
+    let mut ack = ConnAck::new(ReasonCode::Success);
+    ack.properties.maximum_packet_size = NonZeroU32::new(64);
+    connect_with(&mut h, ack);
+    let big = [0u8; 100];
+    assert!(matches!(
+        h.publish("t", &big, QoS::AtLeastOnce),
+        Err(CommandError::PacketTooLarge { max: 64, .. })
+    ));
+    assert!(h.take_sent().is_empty());
+}
+
+#[test]
+fn message_queued_offline_and_too_large_for_the_broker_is_dropped_with_an_event() {
+    let mut h = Harness::new(V5);
+    let id = h
+        .publish("t", &[0u8; 100], QoS::AtLeastOnce)
+        .unwrap()
+        .unwrap()
+        .get();
+    let mut ack = ConnAck::new(ReasonCode::Success);
+    ack.properties.maximum_packet_size = NonZeroU32::new(64);
+    h.s.connect(&Connect::new(V5, "c")).unwrap();
+    h.take_sent();
+    h.feed_packet(Packet::ConnAck(ack)).unwrap();
+    assert!(h.take_sent().is_empty());
+    assert!(h.take_events().contains(&Ev::Dropped {
+        pid: Some(id),
+        reason: ReasonCode::PacketTooLarge
+    }));
+}
+
+#[test]
+fn maximum_qos_and_retain_available_refuse_commands() {
+    let mut h = Harness::new(V5);
+    let mut ack = ConnAck::new(ReasonCode::Success);
+    ack.properties.maximum_qos = Some(QoS::AtLeastOnce);
+    ack.properties.retain_available = Some(false);
+    connect_with(&mut h, ack);
+    assert_eq!(
+        h.publish("t", b"", QoS::ExactlyOnce),
+        Err(CommandError::QoSNotSupported(QoS::AtLeastOnce))
+    );
+    let mut m = Message::new(topic("t"), b"", QoS::AtMostOnce);
+    m.retain = true;
+    assert_eq!(h.s.publish(&m), Err(CommandError::RetainNotSupported));
+    let limits = h.s.limits();
+    assert_eq!(limits.maximum_qos, QoS::AtLeastOnce);
+    assert!(!limits.retain_available);
+}
+
+#[test]
+fn the_session_manages_aliases_and_subscription_ids() {
+    let mut h = Harness::new(V5);
+    h.connect(true, false);
+    let mut m = Message::new(topic("t"), b"", QoS::AtMostOnce);
+    m.properties.topic_alias = NonZeroU16::new(1);
+    assert_eq!(h.s.publish(&m), Err(CommandError::ManagedProperty));
+}
+
+fn alias_config() -> SessionConfig {
+    let mut config = SessionConfig::new(V5);
+    config.topic_alias_maximum = 4;
+    config.incoming_alias_bytes = 256;
+    config.outgoing_topic_aliases = true;
+    config.outgoing_alias_bytes = 256;
+    config
+}
+
+#[test]
+fn incoming_topic_alias_is_learned_and_resolved() {
+    let mut h = Harness::with(alias_config(), 8192);
+    h.connect(true, false);
+    let Packet::Publish(mut first) = incoming("long/topic/name", b"1", QoS::AtMostOnce, 0) else {
+        panic!()
+    };
+    first.properties.topic_alias = NonZeroU16::new(3);
+    h.feed_packet(Packet::Publish(first)).unwrap();
+    let mut second = first;
+    second.topic = mqtt_proto::TopicName::EMPTY;
+    second.payload = b"2";
+    h.feed_packet(Packet::Publish(second)).unwrap();
+    let topics: Vec<String> = h
+        .take_events()
+        .into_iter()
+        .map(|e| match e {
+            Ev::Message { topic, .. } => topic,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(topics, ["long/topic/name", "long/topic/name"]);
+}
+
+#[test]
+fn mqtt_3_3_2_12_unknown_incoming_alias_is_disconnected_with_0x94() {
+    let mut h = Harness::with(alias_config(), 8192);
+    h.connect(true, false);
+    let Packet::Publish(mut p) = incoming("x", b"", QoS::AtMostOnce, 0) else {
+        panic!()
+    };
+    p.topic = mqtt_proto::TopicName::EMPTY;
+    p.properties.topic_alias = NonZeroU16::new(2);
+    let err = h.feed_packet(Packet::Publish(p)).unwrap_err();
+    assert_eq!(err.reason_code(), ReasonCode::TopicAliasInvalid);
+    assert_eq!(h.take_sent(), vec![vec![0xE0, 0x01, 0x94]]);
+}
+
+#[test]
+fn mqtt_3_3_2_10_alias_above_our_maximum_is_disconnected_with_0x94() {
+    let mut h = Harness::with(alias_config(), 8192);
+    h.connect(true, false);
+    let Packet::Publish(mut p) = incoming("x", b"", QoS::AtMostOnce, 0) else {
+        panic!()
+    };
+    p.properties.topic_alias = NonZeroU16::new(5);
+    let err = h.feed_packet(Packet::Publish(p)).unwrap_err();
+    assert_eq!(err.reason_code(), ReasonCode::TopicAliasInvalid);
+}
+
+#[test]
+fn outgoing_aliases_replace_repeated_topics_least_recently_used_first() {
+    let mut h = Harness::with(alias_config(), 8192);
+    let mut ack = ConnAck::new(ReasonCode::Success);
+    ack.properties.topic_alias_maximum = Some(2);
+    connect_with(&mut h, ack);
+    for t in ["a/1", "a/1", "b/2", "a/1", "c/3", "a/1", "b/2"] {
+        h.publish(t, b"p", QoS::AtMostOnce).unwrap();
+    }
+    let seen: Vec<(String, u16)> = h
+        .take_sent()
+        .iter()
+        .map(|bytes| match dec(bytes, V5) {
+            Packet::Publish(p) => (
+                p.topic.as_str().to_string(),
+                p.properties.topic_alias.map_or(0, NonZeroU16::get),
+            ),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let expected = [
+        ("a/1", 1), // new alias 1
+        ("", 1),    // known: topic left out
+        ("b/2", 2), // new alias 2
+        ("", 1),
+        ("c/3", 2), // table full: b/2 was used least recently, its alias is recycled
+        ("", 1),
+        ("b/2", 1), // c/3 and a/1... a/1 is older than c/3 now? no: a/1 was just used
+    ];
+    let expected: Vec<(String, u16)> = expected.iter().map(|(t, a)| (t.to_string(), *a)).collect();
+    // The last line: after "a/1" (alias 1, used most recently) the least recent is c/3
+    // (alias 2), so b/2 takes alias 2.
+    let mut expected = expected;
+    expected[6] = ("b/2".to_string(), 2);
+    assert_eq!(seen, expected);
+}
+
+#[test]
+fn aliases_start_afresh_on_a_new_connection() {
+    let mut h = Harness::with(alias_config(), 8192);
+    let mut ack = ConnAck::new(ReasonCode::Success);
+    ack.properties.topic_alias_maximum = Some(2);
+    connect_with(&mut h, ack);
+    h.publish("a", b"", QoS::AtMostOnce).unwrap();
+    h.take_sent();
+    h.transport_closed();
+    connect_with(&mut h, ack);
+    h.publish("a", b"", QoS::AtMostOnce).unwrap();
+    let sent = h.take_sent();
+    let Packet::Publish(p) = dec(&sent[0], V5) else {
+        panic!()
+    };
+    assert_eq!(
+        p.topic.as_str(),
+        "a",
+        "the topic is sent again with its alias"
+    );
+}
