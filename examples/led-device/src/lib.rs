@@ -1,0 +1,2 @@
+//! Hardware-independent logic of the LED example device.
+#![no_std]

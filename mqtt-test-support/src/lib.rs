@@ -1,0 +1,1 @@
+//! Test support: starts mosquitto on a free loopback port, fault-injecting proxy.
