@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: unit, property, scripted-session, integration (against a
+# mosquitto that the tests start themselves on free loopback ports) and doc tests.
+# Installs mosquitto from Debian's packages first when it is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then
+  echo "mosquitto is not installed; installing it (apt-get)..."
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update
+  $SUDO apt-get install -y mosquitto mosquitto-clients
+fi
+
+cargo test --workspace "$@"
