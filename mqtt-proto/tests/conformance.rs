@@ -9,8 +9,8 @@
 use mqtt_proto::topic::TopicError;
 use mqtt_proto::{
     ConnAck, Connect, DecodeError, Decoded, Disconnect, EncodeError, Packet, PacketId, PacketType,
-    ProtocolVersion, PubResponse, QoS, ReasonCode, SubAck, Subscribe, Subscription, TopicFilter,
-    TopicName, UnsubAck, Unsubscribe,
+    ProtocolVersion, PubResponse, Publish, QoS, ReasonCode, SubAck, Subscribe, Subscription,
+    TopicFilter, TopicName, UnsubAck, Unsubscribe,
 };
 
 const V31: ProtocolVersion = ProtocolVersion::V3_1;
@@ -335,6 +335,45 @@ fn section_1_5_5_remaining_length_over_four_bytes_is_malformed() {
         DecodeError::VarIntTooLong.reason_code(),
         ReasonCode::MalformedPacket
     );
+}
+
+#[test]
+fn mqtt_1_5_5_1_variable_byte_integers_are_written_in_the_fewest_bytes() {
+    // Remaining lengths at each boundary of Table 1-1, and subscription identifiers likewise.
+    for (value, bytes) in [
+        (0usize, 1usize),
+        (127, 1),
+        (128, 2),
+        (16_383, 2),
+        (16_384, 3),
+        (2_097_151, 3),
+        (2_097_152, 4),
+    ] {
+        assert_eq!(var_int(value).len(), bytes);
+        let payload = vec![0u8; value.saturating_sub(3)];
+        let packet = match value {
+            0 => Packet::PingReq,
+            _ => Packet::Publish(Publish::new(TopicName::new("a").unwrap(), &payload)),
+        };
+        let mut buf = vec![0u8; 1 + bytes + value];
+        assert_eq!(packet.encode(V311, &mut buf), Ok(buf.len()), "{value}");
+        assert_eq!(&buf[1..1 + bytes], var_int(value).as_slice(), "{value}");
+    }
+    for (id, encoded) in [
+        (1u32, &[0x01][..]),
+        (127, &[0x7F]),
+        (128, &[0x80, 0x01]),
+        (16_384, &[0x80, 0x80, 0x01]),
+        (268_435_455, &[0xFF, 0xFF, 0xFF, 0x7F]),
+    ] {
+        let ids = [std::num::NonZeroU32::new(id).unwrap()];
+        let mut publish = Publish::new(TopicName::new("a").unwrap(), b"");
+        publish.properties.subscription_identifiers = mqtt_proto::Seq::from_slice(&ids);
+        let mut buf = [0u8; 16];
+        let n = Packet::Publish(publish).encode(V5, &mut buf).unwrap();
+        let expected = [&s(b"a")[..], &props(&[&[0x0B][..], encoded].concat())].concat();
+        assert_eq!(&buf[2..n], expected.as_slice(), "{id}");
+    }
 }
 
 #[test]
