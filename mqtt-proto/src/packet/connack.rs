@@ -67,6 +67,12 @@ impl<'a> ConnAck<'a> {
     }
 
     pub(crate) fn lengths(&self, version: ProtocolVersion) -> Result<Lengths, EncodeError> {
+        // [MQTT-3.2.2-6] (3.1.1: [MQTT-3.2.2-4]) session present is 0 with a failure code
+        if self.session_present && self.reason_code != ReasonCode::Success {
+            return Err(EncodeError::ValueOutOfRange(
+                "session present with a failure reason code",
+            ));
+        }
         if !version.is_v5() {
             if self.reason_code.to_v3_connack().is_none() {
                 return Err(EncodeError::NotInVersion("this CONNACK reason code"));

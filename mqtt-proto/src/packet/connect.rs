@@ -152,6 +152,10 @@ impl<'a> Connect<'a> {
             } else if !will.properties.is_empty() {
                 return Err(EncodeError::NotInVersion("will properties"));
             }
+            // [MQTT-4.7.3-1] the will topic is a topic name, so not empty (no alias here)
+            if will.topic.is_empty() {
+                return Err(EncodeError::EmptyTopicWithoutAlias);
+            }
             body += wire::string_len(will.topic.as_str())? + wire::binary_len(will.payload)?;
         }
         if let Some(username) = self.username {

@@ -104,6 +104,10 @@ impl<'a> Publish<'a> {
     }
 
     pub(crate) fn lengths(&self, version: ProtocolVersion) -> Result<Lengths, EncodeError> {
+        // [MQTT-3.3.1-2] DUP is 0 on QoS 0
+        if self.dup && self.qos_pid == QosPid::AtMostOnce {
+            return Err(EncodeError::ValueOutOfRange("DUP on a QoS 0 PUBLISH"));
+        }
         let mut lens = Lengths::default();
         let topic = self.topic.as_str();
         // Topic names were validated when built, so only the length limit is left to check.
