@@ -1,1 +1,29 @@
-//! placeholder
+//! A `no_std`, allocation-free async MQTT 3.1.1 and 5.0 client over `embedded-io-async`.
+#![no_std]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+mod fmt;
+
+mod backoff;
+mod client;
+mod clock;
+mod error;
+mod event;
+mod options;
+mod poll;
+mod select;
+
+pub use backoff::Backoff;
+pub use client::Client;
+pub use clock::Clock;
+#[cfg(feature = "embassy-time")]
+pub use clock::EmbassyClock;
+pub use error::Error;
+pub use event::{DeleteReason, Event};
+pub use options::{LastWill, Options};
+
+/// The protocol crate this client drives, re-exported so applications name its types
+/// (`QoS`, `TopicName`, `Publish`, `session::Message`, ...) without a separate dependency.
+pub use mqtt_proto;

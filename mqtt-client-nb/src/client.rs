@@ -1,0 +1,412 @@
+//! The client: caller-owned buffers, one session, one transport at a time, and the commands.
+
+use embedded_io_async::{Read, Write};
+use mqtt_proto::session::{ConnectionState, Message, Session};
+use mqtt_proto::{
+    Auth, Disconnect, EncodeError, Packet, PacketId, Publish, QoS, QosPid, Seq, Subscribe,
+    SubscribeProperties, Subscription, TopicFilter, TopicName, Unsubscribe, UnsubscribeProperties,
+};
+
+use crate::event::Event;
+use crate::options::{DerivedId, Options};
+use crate::Error;
+
+/// How the current connection ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ending {
+    /// Drop the transport now; unwritten bytes are discarded.
+    Now,
+    /// Write and flush what the transmit buffer holds (our DISCONNECT), then drop it.
+    AfterWrite,
+}
+
+/// Connection bookkeeping that lives beside the session (and can be changed while an event
+/// borrows the session).
+#[derive(Debug, Default)]
+pub(crate) struct Link {
+    /// The transport in `Client::transport` is the current connection.
+    pub(crate) live: bool,
+    pub(crate) ending: Option<Ending>,
+    /// Events to report, in this order, before anything else.
+    pub(crate) before_connect: bool,
+    pub(crate) disconnected: bool,
+    /// Something was processed without an event to report: look again before waiting.
+    pub(crate) progress: bool,
+}
+
+impl Link {
+    /// Ends the live connection; `Now` overrides `AfterWrite`.
+    pub(crate) fn end(&mut self, how: Ending) {
+        if self.live && self.ending != Some(Ending::Now) {
+            self.ending = Some(how);
+        }
+    }
+
+    pub(crate) fn take_notice(&mut self) -> Option<Event<'static>> {
+        if core::mem::take(&mut self.before_connect) {
+            return Some(Event::BeforeConnect);
+        }
+        if core::mem::take(&mut self.disconnected) {
+            return Some(Event::Disconnected);
+        }
+        None
+    }
+}
+
+/// An MQTT client over a transport `S` (any [`embedded_io_async`] `Read + Write`, e.g.
+/// `embassy_net::tcp::TcpSocket`, or a TLS stream over one), with every byte of memory
+/// provided by the caller.
+///
+/// The client is a thin driver of [`mqtt_proto::session::Session`], which does all the
+/// protocol work: QoS flows, packet identifiers, keep alive, resending after a reconnect,
+/// flow control and topic aliases. Commands ([`Client::publish`], [`Client::subscribe`], ...)
+/// only queue into the session; [`Client::poll`] writes, reads, keeps time and returns the
+/// next [`Event`].
+///
+/// The transport is handed in per connection with [`Client::connect`]; the session (queued
+/// and unacknowledged messages, subscriptions in flight) outlives it.
+pub struct Client<'b, S> {
+    pub(crate) session: Session<&'b mut [u8]>,
+    pub(crate) options: Options<'b>,
+    pub(crate) derived_id: DerivedId,
+    /// Received bytes: `rx[rx_start..rx_end]` is unprocessed input.
+    pub(crate) rx: &'b mut [u8],
+    pub(crate) rx_start: usize,
+    pub(crate) rx_end: usize,
+    /// Bytes at `rx_start` that the last returned event borrows; dropped by the next `poll`.
+    pub(crate) rx_lent: usize,
+    /// `rx[rx_start..rx_end]` may hold a whole packet (cleared when the session says it is
+    /// incomplete, set when bytes arrive).
+    pub(crate) rx_ready: bool,
+    /// Bytes to write: `tx[tx_start..tx_end]`.
+    pub(crate) tx: &'b mut [u8],
+    pub(crate) tx_start: usize,
+    pub(crate) tx_end: usize,
+    /// Bytes were written since the last flush.
+    pub(crate) unflushed: bool,
+    pub(crate) transport: Option<S>,
+    pub(crate) link: Link,
+}
+
+impl<'b, S: Read + Write> Client<'b, S> {
+    /// Creates a client that is not connected yet.
+    ///
+    /// - `rx` receives packets from the broker; it must hold the largest packet you expect
+    ///   (topic + payload + a few bytes of header, plus properties on 5.0). The session
+    ///   refuses larger packets: on 5.0 the broker is told the limit (Maximum Packet Size)
+    ///   and does not send them; on 3.1.1 the connection ends with [`Error::Protocol`].
+    /// - `tx` holds packets on their way out; it must hold the largest packet you send
+    ///   (checked by every command) and the CONNECT (checked here).
+    /// - `store` is the session's: queued and unacknowledged outgoing messages and
+    ///   subscriptions, incoming QoS 2 ids, topic alias tables and the CONNECT. See the
+    ///   crate docs for sizing.
+    ///
+    /// # Errors
+    /// [`Error::TxBufferTooSmall`] when the CONNECT does not fit `tx`;
+    /// [`Error::Command`] with `StoreFull` when `store` is too small for the configuration;
+    /// [`Error::Command`] with `Encode` when the options cannot be encoded (e.g. a password
+    /// without user name on 3.1.1, a client id longer than 65,535 bytes).
+    pub fn new(
+        options: Options<'b>,
+        rx: &'b mut [u8],
+        tx: &'b mut [u8],
+        store: &'b mut [u8],
+    ) -> Result<Self, Error> {
+        let derived_id = DerivedId::new(options.device_id);
+        let client_id = options.client_id.unwrap_or(derived_id.as_str());
+        let connect_len = Packet::Connect(options.connect(client_id))
+            .encoded_len(options.protocol)
+            .map_err(|e| Error::Command(e.into()))?;
+        // The session adds up to 16 bytes of 5.0 properties to the CONNECT.
+        let needed = connect_len + if options.protocol.is_v5() { 16 } else { 0 };
+        if needed > tx.len() {
+            return Err(Error::TxBufferTooSmall {
+                needed,
+                capacity: tx.len(),
+            });
+        }
+        let config = options.session_config(rx.len(), connect_len);
+        let session = Session::new(config, store)?;
+        Ok(Self {
+            session,
+            options,
+            derived_id,
+            rx,
+            rx_start: 0,
+            rx_end: 0,
+            rx_lent: 0,
+            rx_ready: false,
+            tx,
+            tx_start: 0,
+            tx_end: 0,
+            unflushed: false,
+            transport: None,
+            link: Link::default(),
+        })
+    }
+
+    /// Starts a connection over `transport`, a freshly opened stream to the broker (TCP, or
+    /// TLS over TCP): queues CONNECT, which the next [`Client::poll`] sends after reporting
+    /// [`Event::BeforeConnect`]. Messages queued or unacknowledged from earlier connections
+    /// are sent once the broker accepts; whether the broker still has them depends on
+    /// [`Options::clean_session`](crate::Options::clean_session).
+    ///
+    /// A current transport is dropped first, as by [`Client::close`], and events of the
+    /// previous connection not yet returned by `poll` ([`Event::Disconnected`]) are dropped.
+    ///
+    /// # Errors
+    /// [`Error::Command`] when the session cannot queue the CONNECT (it fits the buffers,
+    /// which [`Client::new`] checked, so this does not happen in practice); `transport` is
+    /// dropped.
+    pub fn connect(&mut self, transport: S) -> Result<(), Error> {
+        drop(self.close());
+        let client_id = match self.options.client_id {
+            Some(id) => id,
+            None => self.derived_id.as_str(),
+        };
+        self.session.connect(&self.options.connect(client_id))?;
+        crate::fmt::debug!("mqtt: connecting as {}", client_id);
+        self.transport = Some(transport);
+        self.reset_buffers();
+        self.link = Link {
+            live: true,
+            before_connect: true,
+            ..Link::default()
+        };
+        Ok(())
+    }
+
+    /// Takes the transport out of the client. A live connection ends abruptly: no
+    /// DISCONNECT is sent, so the broker publishes the will, and no event is reported. Also
+    /// hands back a transport whose connection already ended (after
+    /// [`Event::Disconnected`]), so that it can be closed properly or reused (an
+    /// `embassy-net` `TcpSocket` can `abort()` and `connect()` again).
+    ///
+    /// Unacknowledged messages stay in the session and are resent on the next connection.
+    pub fn close(&mut self) -> Option<S> {
+        if self.link.live {
+            crate::fmt::debug!("mqtt: transport closed by the application");
+            self.session.handle_transport_closed();
+            self.reset_buffers();
+        }
+        self.link = Link::default();
+        self.transport.take()
+    }
+
+    /// Queues a message: `topic`, `payload`, `qos`, `retain` (esp-mqtt's
+    /// `esp_mqtt_client_publish`). It is sent by [`Client::poll`], also when called while
+    /// disconnected (it then waits for the next connection).
+    ///
+    /// Returns the packet identifier of a QoS 1 or 2 message, which [`Event::Published`]
+    /// carries when the broker has acknowledged it (or [`Event::Deleted`] if it never
+    /// will); QoS 0 messages return `None` and have no completion event.
+    ///
+    /// # Errors
+    /// [`Error::Topic`] for an invalid topic name; [`Error::TxBufferTooSmall`] when the
+    /// packet cannot fit the transmit buffer; [`Error::Command`] when the session refuses it:
+    /// `StoreFull` (retry after acknowledgements free room), `PacketIdsExhausted`, or the
+    /// broker's limits (`QoSNotSupported`, `RetainNotSupported`, `PacketTooLarge`). Nothing is
+    /// queued on error.
+    pub fn publish(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+        qos: QoS,
+        retain: bool,
+    ) -> Result<Option<PacketId>, Error> {
+        let mut message = Message::new(TopicName::new(topic)?, payload, qos);
+        message.retain = retain;
+        self.publish_message(&message)
+    }
+
+    /// Queues a message with 5.0 properties (content type, response topic, user
+    /// properties, message expiry, ...). As [`Client::publish`].
+    ///
+    /// # Errors
+    /// As [`Client::publish`], and [`Error::Command`] with `ManagedProperty` when the
+    /// properties name a topic alias or subscription identifiers.
+    pub fn publish_message(&mut self, message: &Message<'_>) -> Result<Option<PacketId>, Error> {
+        let qos_pid = match message.qos {
+            QoS::AtMostOnce => QosPid::AtMostOnce,
+            qos => QosPid::new(qos, PacketId::MIN),
+        };
+        let packet = Packet::Publish(Publish {
+            dup: false,
+            qos_pid,
+            retain: message.retain,
+            topic: message.topic,
+            properties: message.properties,
+            payload: message.payload,
+        });
+        // A topic alias the session adds takes at most 3 bytes (and one of property length).
+        let alias = if self.options.outgoing_topic_aliases {
+            4
+        } else {
+            0
+        };
+        self.check_fits(&packet, alias)?;
+        Ok(self.session.publish(message)?)
+    }
+
+    /// Queues a SUBSCRIBE for one filter at `qos` (esp-mqtt's
+    /// `esp_mqtt_client_subscribe`). [`Event::Subscribed`] reports the granted QoS.
+    ///
+    /// # Errors
+    /// [`Error::Topic`] for an invalid filter; [`Error::TxBufferTooSmall`];
+    /// [`Error::Command`] (`StoreFull`, `PacketIdsExhausted`).
+    pub fn subscribe(&mut self, filter: &str, qos: QoS) -> Result<PacketId, Error> {
+        let subscription = Subscription::new(TopicFilter::new(filter)?, qos);
+        self.subscribe_many(&[subscription], SubscribeProperties::default())
+    }
+
+    /// Queues a SUBSCRIBE for several filters, with options (no local, retain handling,
+    /// ...) and 5.0 properties.
+    ///
+    /// # Errors
+    /// As [`Client::subscribe`], and [`Error::Command`] with `Encode` for an empty list or
+    /// options 3.1.1 cannot express.
+    pub fn subscribe_many(
+        &mut self,
+        subscriptions: &[Subscription<'_>],
+        properties: SubscribeProperties<'_>,
+    ) -> Result<PacketId, Error> {
+        let packet = Packet::Subscribe(Subscribe {
+            packet_id: PacketId::MIN,
+            properties,
+            subscriptions: Seq::from_slice(subscriptions),
+        });
+        self.check_fits(&packet, 0)?;
+        Ok(self.session.subscribe(subscriptions, properties)?)
+    }
+
+    /// Queues an UNSUBSCRIBE for one filter. [`Event::Unsubscribed`] reports the outcome.
+    ///
+    /// # Errors
+    /// As [`Client::subscribe`].
+    pub fn unsubscribe(&mut self, filter: &str) -> Result<PacketId, Error> {
+        let filter = TopicFilter::new(filter)?;
+        self.unsubscribe_many(&[filter], UnsubscribeProperties::default())
+    }
+
+    /// Queues an UNSUBSCRIBE for several filters, with 5.0 properties.
+    ///
+    /// # Errors
+    /// As [`Client::subscribe_many`].
+    pub fn unsubscribe_many(
+        &mut self,
+        filters: &[TopicFilter<'_>],
+        properties: UnsubscribeProperties<'_>,
+    ) -> Result<PacketId, Error> {
+        let packet = Packet::Unsubscribe(Unsubscribe {
+            packet_id: PacketId::MIN,
+            properties,
+            filters: Seq::from_slice(filters),
+        });
+        self.check_fits(&packet, 0)?;
+        Ok(self.session.unsubscribe(filters, properties)?)
+    }
+
+    /// Queues a graceful DISCONNECT, sent after everything queued before it that may go
+    /// now. [`Client::poll`] then flushes the transport, drops it and reports
+    /// [`Event::Disconnected`]. The broker discards the will.
+    ///
+    /// # Errors
+    /// [`Error::NotConnected`] without a transport; [`Error::Command`] with `InvalidState`
+    /// before the broker accepted the connection.
+    pub fn disconnect(&mut self) -> Result<(), Error> {
+        self.disconnect_with(&Disconnect::default())
+    }
+
+    /// [`Client::disconnect`] with a 5.0 reason code and properties, e.g.
+    /// `ReasonCode::DisconnectWithWillMessage` to have the broker publish the will anyway,
+    /// or a new session expiry interval.
+    ///
+    /// # Errors
+    /// As [`Client::disconnect`].
+    pub fn disconnect_with(&mut self, disconnect: &Disconnect<'_>) -> Result<(), Error> {
+        if !self.link.live {
+            return Err(Error::NotConnected);
+        }
+        Ok(self.session.disconnect(disconnect)?)
+    }
+
+    /// Acknowledges a message delivered in manual-ack mode
+    /// ([`Options::manual_acks`](crate::Options::manual_acks)): PUBACK for QoS 1, PUBREC for
+    /// QoS 2. Take the id from the [`Event::Data`] message's `qos_pid`.
+    ///
+    /// # Errors
+    /// [`Error::Command`] with `UnknownPacketId` when no delivered message awaits this id,
+    /// or `WouldBlock` when 16 acknowledgements already wait to be sent (poll, then retry).
+    pub fn ack(&mut self, packet_id: PacketId) -> Result<(), Error> {
+        Ok(self.session.ack(packet_id)?)
+    }
+
+    /// Queues a 5.0 AUTH packet (enhanced authentication step or re-authentication).
+    ///
+    /// # Errors
+    /// [`Error::TxBufferTooSmall`]; [`Error::Command`] with `InvalidState` before CONNECT is
+    /// sent or while another AUTH waits, `Encode` on 3.1.1 or when it exceeds the session's
+    /// control region.
+    pub fn auth(&mut self, auth: &Auth<'_>) -> Result<(), Error> {
+        self.check_fits(&Packet::Auth(*auth), 0)?;
+        Ok(self.session.auth(auth)?)
+    }
+
+    /// Whether the broker has accepted the current connection.
+    pub fn is_connected(&self) -> bool {
+        self.link.live && self.session.state() == ConnectionState::Connected
+    }
+
+    /// Whether a transport is in place (connecting, connected, or ending).
+    pub fn has_transport(&self) -> bool {
+        self.link.live
+    }
+
+    /// The session, read-only: connection state, the broker's limits
+    /// ([`Session::limits`]), messages in flight ([`Session::inflight`]) and store usage
+    /// ([`Session::store_usage`]).
+    pub fn session(&self) -> &Session<&'b mut [u8]> {
+        &self.session
+    }
+
+    /// The options the client connects with.
+    pub fn options(&self) -> &Options<'b> {
+        &self.options
+    }
+
+    /// Refuses a packet that could never be transmitted from the transmit buffer.
+    fn check_fits(&self, packet: &Packet<'_>, slack: usize) -> Result<(), Error> {
+        let len = packet
+            .encoded_len(self.options.protocol)
+            .map_err(|e: EncodeError| Error::Command(e.into()))?;
+        let needed = len + slack;
+        if needed > self.tx.len() {
+            return Err(Error::TxBufferTooSmall {
+                needed,
+                capacity: self.tx.len(),
+            });
+        }
+        Ok(())
+    }
+
+    pub(crate) fn reset_buffers(&mut self) {
+        self.rx_start = 0;
+        self.rx_end = 0;
+        self.rx_lent = 0;
+        self.rx_ready = false;
+        self.tx_start = 0;
+        self.tx_end = 0;
+        self.unflushed = false;
+    }
+}
+
+impl<S> core::fmt::Debug for Client<'_, S> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Client")
+            .field("state", &self.session.state())
+            .field("live", &self.link.live)
+            .field("rx", &(self.rx_end - self.rx_start))
+            .field("tx", &(self.tx_end - self.tx_start))
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,221 @@
+//! Connection options, named after esp-mqtt's `esp_mqtt_client_config_t` where they match.
+
+use core::time::Duration;
+
+use mqtt_proto::session::SessionConfig;
+use mqtt_proto::{Connect, ProtocolVersion, QoS, TopicName, Will};
+
+/// What the client connects with. Kept by the client for its whole life: every reconnect
+/// sends the same CONNECT.
+///
+/// ```
+/// use mqtt_client_nb::{LastWill, Options};
+/// use mqtt_proto::{ProtocolVersion, QoS, TopicName};
+///
+/// let mac = [0x3c, 0x71, 0xbf, 0x4a, 0x2b, 0x10];
+/// let mut options = Options::new(ProtocolVersion::V5);
+/// options.device_id = &mac; // client id "mqtt3c71bf4a2b10"
+/// options.username = Some("device");
+/// options.password = Some(b"secret");
+/// options.will = Some(LastWill::new(TopicName::new("devices/3c71bf4a2b10/online")?, b"0"));
+/// # Ok::<(), mqtt_proto::TopicError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Options<'a> {
+    /// Protocol version (`protocol_ver`): 3.1.1 by default, or 5.0.
+    pub protocol: ProtocolVersion,
+    /// Client identifier (`client_id`). When `None`, it is derived from
+    /// [`Options::device_id`]: `mqtt` followed by the id in lowercase hex.
+    pub client_id: Option<&'a str>,
+    /// A unique device id, typically the MAC address, used for the default client id. Only
+    /// the first 9 bytes are used, so the derived id stays within the 23 characters every
+    /// broker must accept. Empty (and no `client_id`) asks the broker to assign an id, which
+    /// 3.1.1 allows with a clean session only.
+    pub device_id: &'a [u8],
+    /// User name (`username`).
+    pub username: Option<&'a str>,
+    /// Password (`password`); 3.1.1 requires a user name with it.
+    pub password: Option<&'a [u8]>,
+    /// Last will (`lwt_*`), published by the broker if the connection ends without DISCONNECT.
+    pub will: Option<LastWill<'a>>,
+    /// Clean session (3.1.1) / clean start (5.0) (`disable_clean_session` inverted): `true`
+    /// discards the broker's session at every connect. Set it to `false` for messages to be
+    /// resent across reconnects (on 5.0 with a non-zero [`Options::session_expiry`] too).
+    pub clean_session: bool,
+    /// Keep alive in seconds (`keepalive`), 120 by default; 0 turns keep alive off.
+    pub keep_alive: u16,
+    /// Session expiry interval in seconds (5.0); 0 ends the session with the connection.
+    pub session_expiry: u32,
+    /// How long to wait for CONNACK (`network_timeout_ms`), 10 s by default.
+    pub connack_timeout: Duration,
+    /// How long to wait for PINGRESP; `None` waits half the keep alive.
+    pub ping_timeout: Option<Duration>,
+    /// How many QoS 1 and 2 messages from the broker may be unacknowledged at once (5.0
+    /// Receive Maximum; also the size of the table that keeps QoS 2 delivery exactly-once).
+    /// Each costs 4 bytes of the session store. 8 by default.
+    pub receive_maximum: u16,
+    /// Highest topic alias the broker may use towards us (5.0), 0 by default. Each alias
+    /// needs room for its topic in [`Options::incoming_alias_bytes`].
+    pub topic_alias_maximum: u16,
+    /// Bytes of the session store reserved for the topics of incoming aliases.
+    pub incoming_alias_bytes: usize,
+    /// Let the session assign topic aliases to outgoing messages (5.0), within
+    /// [`Options::outgoing_alias_bytes`] of the store.
+    pub outgoing_topic_aliases: bool,
+    /// Bytes of the session store reserved for the topics of outgoing aliases.
+    pub outgoing_alias_bytes: usize,
+    /// Leave PUBACK and PUBREC to [`Client::ack`](crate::Client::ack) instead of sending
+    /// them as soon as a message is delivered.
+    pub manual_acks: bool,
+}
+
+impl<'a> Options<'a> {
+    /// Defaults: clean session, keep alive 120 s, CONNACK timeout 10 s, receive maximum 8,
+    /// no will, no credentials, no topic aliases, automatic acknowledgements.
+    pub const fn new(protocol: ProtocolVersion) -> Self {
+        Self {
+            protocol,
+            client_id: None,
+            device_id: &[],
+            username: None,
+            password: None,
+            will: None,
+            clean_session: true,
+            keep_alive: 120,
+            session_expiry: 0,
+            connack_timeout: Duration::from_secs(10),
+            ping_timeout: None,
+            receive_maximum: 8,
+            topic_alias_maximum: 0,
+            incoming_alias_bytes: 0,
+            outgoing_topic_aliases: false,
+            outgoing_alias_bytes: 0,
+            manual_acks: false,
+        }
+    }
+
+    /// The CONNECT these options describe, with `client_id` as the identifier.
+    pub(crate) fn connect<'c>(&self, client_id: &'c str) -> Connect<'c>
+    where
+        'a: 'c,
+    {
+        let mut connect = Connect::new(self.protocol, client_id);
+        connect.clean_start = self.clean_session;
+        connect.keep_alive = self.keep_alive;
+        connect.username = self.username;
+        connect.password = self.password;
+        connect.will = self.will.map(|w| Will {
+            topic: w.topic,
+            payload: w.message,
+            qos: w.qos,
+            retain: w.retain,
+            properties: Default::default(),
+        });
+        if self.protocol.is_v5() && self.session_expiry > 0 {
+            connect.properties.session_expiry_interval = Some(self.session_expiry);
+        }
+        connect
+    }
+
+    /// The session configuration: the options above, the largest packet we accept set to the
+    /// receive buffer's size, and a control region sized to the CONNECT.
+    pub(crate) fn session_config(&self, rx_len: usize, connect_len: usize) -> SessionConfig {
+        let mut config = SessionConfig::new(self.protocol);
+        config.receive_maximum = self.receive_maximum.max(1);
+        config.maximum_packet_size = u32::try_from(rx_len).unwrap_or(u32::MAX);
+        config.topic_alias_maximum = self.topic_alias_maximum;
+        config.incoming_alias_bytes = self.incoming_alias_bytes;
+        config.outgoing_topic_aliases = self.outgoing_topic_aliases;
+        config.outgoing_alias_bytes = self.outgoing_alias_bytes;
+        config.manual_acks = self.manual_acks;
+        config.connack_timeout = self.connack_timeout;
+        config.ping_timeout = self.ping_timeout;
+        // The session adds Receive Maximum, Maximum Packet Size and Topic Alias Maximum to a
+        // 5.0 CONNECT (at most 13 bytes, plus one of property length); 64 bytes at least so a
+        // DISCONNECT or a small AUTH fits as well.
+        config.control_bytes = (connect_len + 16).max(64);
+        config
+    }
+}
+
+impl Default for Options<'_> {
+    /// [`Options::new`] with MQTT 3.1.1.
+    fn default() -> Self {
+        Self::new(ProtocolVersion::V3_1_1)
+    }
+}
+
+/// A last will: published by the broker on our behalf when the connection ends without a
+/// DISCONNECT (keep alive expired, transport dropped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LastWill<'a> {
+    /// Topic (`lwt_topic`).
+    pub topic: TopicName<'a>,
+    /// Payload (`lwt_msg`).
+    pub message: &'a [u8],
+    /// QoS (`lwt_qos`).
+    pub qos: QoS,
+    /// Retain flag (`lwt_retain`).
+    pub retain: bool,
+}
+
+impl<'a> LastWill<'a> {
+    /// A QoS 0, non-retained will.
+    pub const fn new(topic: TopicName<'a>, message: &'a [u8]) -> Self {
+        Self {
+            topic,
+            message,
+            qos: QoS::AtMostOnce,
+            retain: false,
+        }
+    }
+}
+
+/// The client identifier derived from a device id: `mqtt` and up to 9 bytes in hex.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DerivedId {
+    bytes: [u8; 22],
+    len: u8,
+}
+
+impl DerivedId {
+    pub(crate) fn new(device_id: &[u8]) -> Self {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut bytes = [0u8; 22];
+        if device_id.is_empty() {
+            return Self { bytes, len: 0 };
+        }
+        bytes[..4].copy_from_slice(b"mqtt");
+        let mut len = 4;
+        for b in device_id.iter().take(9) {
+            bytes[len] = HEX[usize::from(b >> 4)];
+            bytes[len + 1] = HEX[usize::from(b & 0xf)];
+            len += 2;
+        }
+        // At most 4 + 18 = 22 bytes.
+        Self {
+            bytes,
+            len: len as u8,
+        }
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        // Only ASCII letters and hex digits are ever written.
+        core::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or("")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_client_id_is_hex_of_the_device_id() {
+        let id = DerivedId::new(&[0x3c, 0x71, 0xbf, 0x4a, 0x2b, 0x10]);
+        assert_eq!(id.as_str(), "mqtt3c71bf4a2b10");
+        assert_eq!(DerivedId::new(&[]).as_str(), "");
+        assert_eq!(DerivedId::new(&[0xff; 20]).as_str().len(), 22);
+    }
+}

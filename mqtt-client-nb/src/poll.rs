@@ -1,0 +1,340 @@
+//! The driver loop: feed the session what the transport and the clock say, write what it
+//! produces, and report its events.
+//!
+//! # How `poll` stays cancel-safe
+//!
+//! Every piece of progress is stored in the client before the next `.await`:
+//! - the session holds all protocol state (it is only called synchronously);
+//! - received bytes live in `rx[rx_start..rx_end]`, and a read that completes is recorded in
+//!   `rx_end` right after its `.await` returns, before any other suspension point;
+//! - bytes to send live in `tx[tx_start..tx_end]`: a packet leaves the session into the
+//!   transmit buffer, and `tx_start` advances by what each completed `write` took;
+//! - events are taken from the session only at the moment `poll` returns them, and the
+//!   bytes an event borrows are released at the start of the next `poll`.
+//!
+//! The only `.await`s are one `read`, `write` or `flush` of the transport raced against
+//! [`Clock::sleep_until`]. Dropping the `poll` future there drops those futures; per the
+//! `embedded-io-async` contract for cancel-safe implementations (which `embassy-net`'s
+//! `TcpSocket` and `embedded-io-adapters`' tokio adapter are), an unfinished `read` has
+//! consumed nothing and an unfinished `write` has written nothing, so nothing is lost or
+//! sent twice.
+
+use embedded_io_async::{Error as _, ErrorKind, Read, Write};
+use mqtt_proto::session::{self, Instant, LostReason};
+use mqtt_proto::EncodeError;
+use polonius_the_crab::prelude::*;
+
+use crate::client::{Ending, Link};
+use crate::event::{DeleteReason, Event};
+use crate::select::{select, Either};
+use crate::{Client, Clock, Error};
+
+impl<'b, S: Read + Write> Client<'b, S> {
+    /// Drives the connection until there is something to report, and returns it: writes
+    /// queued packets, reads and processes the broker's packets, keeps the keep alive and
+    /// CONNACK/PINGRESP deadlines with `clock`, and ends the connection when it fails.
+    ///
+    /// Call it in a loop. Commands ([`Client::publish`] etc.) need `&mut self`, so to act
+    /// while waiting, race `poll` against your own future (a timer, a channel, a button)
+    /// with a `select` and issue commands when yours wins: `poll` is cancel-safe.
+    ///
+    /// Without a transport it returns what is left to report from the last connection, then
+    /// [`Event::Error`] with [`Error::NotConnected`] at once: hand in a transport with
+    /// [`Client::connect`] instead of polling again, or use [`Client::poll_reconnecting`].
+    ///
+    /// # Cancel safety
+    /// Cancel-safe, provided the transport's `read`, `write` and `flush` and the clock's
+    /// `sleep_until` are (as `embedded-io-async` asks of implementations; `embassy-net`
+    /// sockets and the tokio adapter are). Dropping the future loses no received byte and
+    /// no event, and never writes a byte twice; the next call carries on where this one
+    /// stopped. See the module documentation of `poll.rs` for how.
+    pub async fn poll<C: Clock>(&mut self, clock: &C) -> Event<'_> {
+        let mut this = self;
+        this.rx_start += core::mem::take(&mut this.rx_lent);
+        loop {
+            let now = Instant::from_millis(clock.now_ms());
+            if this.link.live && this.link.ending != Some(Ending::Now) {
+                this.session.handle_timeout(now);
+                polonius!(|this| -> Event<'polonius> {
+                    if let Some(event) = this.read_buffered(now) {
+                        polonius_return!(event);
+                    }
+                });
+                if let Some(error) = this.fill_tx(now) {
+                    return this.fail(error);
+                }
+            }
+            if let Some(event) = this.link.take_notice() {
+                return event;
+            }
+            polonius!(|this| -> Event<'polonius> {
+                if let Some(event) = this.session_event() {
+                    polonius_return!(event);
+                }
+            });
+            if this.ending_due() {
+                this.end();
+                continue;
+            }
+            if !this.link.live {
+                return Event::Error(Error::NotConnected);
+            }
+            if core::mem::take(&mut this.link.progress) {
+                continue;
+            }
+            if let Some(event) = this.wait_io(clock).await {
+                return event;
+            }
+        }
+    }
+
+    /// What is left to report without a transport: pending notices, then session events.
+    pub(crate) fn offline_event(&mut self) -> Option<Event<'_>> {
+        if let Some(event) = self.link.take_notice() {
+            return Some(event);
+        }
+        self.session_event()
+    }
+
+    /// Hands one buffered packet to the session.
+    fn read_buffered(&mut self, now: Instant) -> Option<Event<'_>> {
+        if !self.rx_ready || self.link.ending.is_some() || self.rx_start == self.rx_end {
+            return None;
+        }
+        let input = &self.rx[self.rx_start..self.rx_end];
+        match self.session.handle_read(now, input) {
+            Ok(session::Read::Packet { len, event }) => {
+                let event = event.and_then(|e| map_event(&mut self.link, e));
+                if event.is_some() {
+                    self.rx_lent = len;
+                } else {
+                    self.rx_start += len;
+                    self.link.progress = true;
+                }
+                event
+            }
+            Ok(session::Read::Incomplete { .. } | session::Read::Closing) => {
+                self.rx_ready = false;
+                None
+            }
+            // Acknowledgements wait: `fill_tx` takes them, then the packet is retried.
+            Ok(session::Read::Blocked) => None,
+            Err(error) => {
+                crate::fmt::warning!("mqtt: protocol error from the broker");
+                self.rx_start = self.rx_end;
+                self.rx_ready = false;
+                // The session queued a DISCONNECT (5.0): send it, then drop the transport.
+                self.link.end(Ending::AfterWrite);
+                Some(Event::Error(Error::Protocol(error)))
+            }
+        }
+    }
+
+    /// The next event the session queued itself.
+    fn session_event(&mut self) -> Option<Event<'_>> {
+        let event = self.session.poll_event()?;
+        self.link.progress = true;
+        map_event(&mut self.link, event)
+    }
+
+    /// Moves packets from the session into the transmit buffer while they fit.
+    fn fill_tx(&mut self, now: Instant) -> Option<Error> {
+        if self.tx_start == self.tx_end {
+            self.tx_start = 0;
+            self.tx_end = 0;
+        } else if self.tx_start > 0 {
+            self.tx.copy_within(self.tx_start..self.tx_end, 0);
+            self.tx_end -= self.tx_start;
+            self.tx_start = 0;
+        }
+        loop {
+            match self.session.poll_transmit(now, &mut self.tx[self.tx_end..]) {
+                Ok(Some(n)) => self.tx_end += n,
+                Ok(None) => return None,
+                // It fits once the buffer is written out.
+                Err(EncodeError::BufferTooSmall { .. }) if self.tx_end > 0 => return None,
+                Err(EncodeError::BufferTooSmall { needed, .. }) => {
+                    return Some(Error::TxBufferTooSmall {
+                        needed,
+                        capacity: self.tx.len(),
+                    })
+                }
+                Err(e) => return Some(Error::Command(e.into())),
+            }
+        }
+    }
+
+    fn ending_due(&self) -> bool {
+        match self.link.ending {
+            Some(Ending::Now) => true,
+            Some(Ending::AfterWrite) => self.tx_start == self.tx_end && !self.unflushed,
+            None => false,
+        }
+    }
+
+    /// Ends the connection: the session learns the transport is gone (and will resend what
+    /// is unacknowledged on the next one); the transport stays for [`Client::close`].
+    fn end(&mut self) {
+        crate::fmt::debug!("mqtt: connection ended");
+        self.session.handle_transport_closed();
+        self.reset_buffers();
+        self.link = Link {
+            disconnected: true,
+            ..Link::default()
+        };
+    }
+
+    /// Ends the connection because of `error`, which is reported first.
+    fn fail(&mut self, error: Error) -> Event<'static> {
+        self.link.end(Ending::Now);
+        Event::Error(error)
+    }
+
+    /// Waits for one transport operation, or the session's next deadline, whichever comes
+    /// first. Writing (and flushing) comes before reading.
+    async fn wait_io<C: Clock>(&mut self, clock: &C) -> Option<Event<'static>> {
+        let deadline = self.session.poll_timeout().map(Instant::as_millis);
+        let Some(transport) = self.transport.as_mut() else {
+            return Some(Event::Error(Error::NotConnected));
+        };
+        if self.tx_start < self.tx_end {
+            let pending = &self.tx[self.tx_start..self.tx_end];
+            match select(transport.write(pending), sleep(clock, deadline)).await {
+                Either::First(Ok(0)) => {
+                    return Some(self.fail(Error::Transport(ErrorKind::WriteZero)))
+                }
+                Either::First(Ok(n)) => {
+                    self.tx_start += n;
+                    self.unflushed = true;
+                }
+                Either::First(Err(e)) => return Some(self.fail(Error::Transport(e.kind()))),
+                Either::Second(()) => {}
+            }
+            return None;
+        }
+        if self.unflushed {
+            match select(transport.flush(), sleep(clock, deadline)).await {
+                Either::First(Ok(())) => self.unflushed = false,
+                Either::First(Err(e)) => return Some(self.fail(Error::Transport(e.kind()))),
+                Either::Second(()) => {}
+            }
+            return None;
+        }
+        if self.rx_start > 0 {
+            self.rx.copy_within(self.rx_start..self.rx_end, 0);
+            self.rx_end -= self.rx_start;
+            self.rx_start = 0;
+        }
+        if self.rx_end == self.rx.len() {
+            return Some(self.fail(Error::RxBufferFull));
+        }
+        let free = &mut self.rx[self.rx_end..];
+        match select(transport.read(free), sleep(clock, deadline)).await {
+            Either::First(Ok(0)) => return Some(self.fail(Error::ConnectionClosed)),
+            Either::First(Ok(n)) => {
+                self.rx_end += n;
+                self.rx_ready = true;
+            }
+            Either::First(Err(e)) => return Some(self.fail(Error::Transport(e.kind()))),
+            Either::Second(()) => {}
+        }
+        None
+    }
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep<C: Clock>(clock: &C, deadline: Option<u64>) {
+    match deadline {
+        Some(at) => clock.sleep_until(at).await,
+        None => core::future::pending().await,
+    }
+}
+
+/// Turns a session event into the client's, noting on `link` when it ends the connection.
+/// `None` for events the application does not see (PINGRESP, the end of our own
+/// DISCONNECT).
+fn map_event<'a>(link: &mut Link, event: session::Event<'a>) -> Option<Event<'a>> {
+    use session::Event as S;
+    Some(match event {
+        S::Connected {
+            session_present,
+            properties,
+        } => {
+            crate::fmt::debug!("mqtt: connected, session present {}", session_present);
+            Event::Connected {
+                session_present,
+                properties,
+            }
+        }
+        S::ConnectionRefused { reason_code, .. } => {
+            link.end(Ending::Now);
+            Event::Error(Error::Refused(reason_code))
+        }
+        S::Message(publish) => Event::Data(publish),
+        S::Published {
+            packet_id,
+            qos,
+            reason_code,
+            properties,
+        } => Event::Published {
+            packet_id,
+            qos,
+            reason_code,
+            properties,
+        },
+        S::Subscribed {
+            packet_id,
+            reason_codes,
+            ..
+        } => Event::Subscribed {
+            packet_id,
+            reason_codes,
+        },
+        S::Unsubscribed {
+            packet_id,
+            reason_codes,
+            ..
+        } => Event::Unsubscribed {
+            packet_id,
+            reason_codes,
+        },
+        S::Auth(auth) => Event::Auth(auth),
+        S::Disconnected { reason_code, .. } => {
+            link.end(Ending::Now);
+            Event::Error(Error::ServerDisconnect(reason_code))
+        }
+        S::ConnectionLost(reason) => {
+            let error = match reason {
+                // Our DISCONNECT, or the one reporting a protocol error (already reported
+                // when `handle_read` failed), is in the transmit buffer: send it first.
+                LostReason::DisconnectSent | LostReason::ProtocolError(_) => {
+                    link.end(Ending::AfterWrite);
+                    return None;
+                }
+                LostReason::ConnAckTimeout => Error::ConnAckTimeout,
+                LostReason::KeepAliveTimeout => Error::KeepAliveTimeout,
+                _ => Error::ConnectionLost,
+            };
+            if !link.live {
+                return None;
+            }
+            link.end(Ending::Now);
+            Event::Error(error)
+        }
+        S::PublishAbandoned { packet_id, message } => Event::Deleted {
+            packet_id: Some(packet_id),
+            reason: DeleteReason::SessionLost,
+            message,
+        },
+        S::PublishDropped {
+            packet_id,
+            reason_code,
+        } => Event::Deleted {
+            packet_id,
+            reason: DeleteReason::Refused(reason_code),
+            message: None,
+        },
+        // PINGRESP, and events a newer session may add.
+        _ => return None,
+    })
+}
