@@ -1,0 +1,691 @@
+//! What the driver does with the session's events and the application's commands: complete
+//! the callers' futures, route messages to subscriptions, tell the application.
+
+use bytes::Bytes;
+use mqtt_proto::session::{CommandError, Event as SessionEvent, LostReason};
+use mqtt_proto::{
+    PacketId, QoS, ReasonCode, SubscribeProperties, Subscription as Filter, SubscriptionOptions,
+    TopicFilter, UnsubscribeProperties,
+};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, trace, warn};
+
+use super::{Driver, End, Pending, Route, Shutdown};
+use crate::client::{Command, PublishCommand, Status};
+use crate::message::{to_session, user_refs, Draft};
+use crate::options::QueueFull;
+use crate::{DisconnectOptions, Error, Event, Message, Subscription};
+
+/// A session event, copied out of the session's borrow.
+pub(super) enum Incoming {
+    Connected {
+        session_present: bool,
+    },
+    Refused {
+        reason_code: ReasonCode,
+        reference: Option<String>,
+    },
+    Message(Draft),
+    Published {
+        packet_id: PacketId,
+        reason_code: ReasonCode,
+    },
+    Subscribed {
+        packet_id: PacketId,
+        reason_codes: Vec<ReasonCode>,
+    },
+    Unsubscribed {
+        packet_id: PacketId,
+        reason_codes: Vec<ReasonCode>,
+    },
+    Disconnected {
+        reason_code: ReasonCode,
+        reason_string: Option<String>,
+        reference: Option<String>,
+    },
+    Lost(LostReason),
+    Abandoned {
+        packet_id: PacketId,
+        message: Option<Message>,
+    },
+    Dropped {
+        packet_id: Option<PacketId>,
+        reason_code: ReasonCode,
+    },
+    Ignored,
+}
+
+impl Incoming {
+    /// Copies `event`; a message payload lying in `buf` is located, not copied.
+    pub(super) fn new(event: &SessionEvent<'_>, buf: &[u8]) -> Self {
+        match *event {
+            SessionEvent::Connected {
+                session_present, ..
+            } => Self::Connected { session_present },
+            SessionEvent::ConnectionRefused {
+                reason_code,
+                properties,
+            } => Self::Refused {
+                reason_code,
+                reference: properties.server_reference.map(str::to_string),
+            },
+            SessionEvent::Message(p) => Self::Message(Draft::new(&p, buf)),
+            SessionEvent::Published {
+                packet_id,
+                reason_code,
+                ..
+            } => Self::Published {
+                packet_id,
+                reason_code,
+            },
+            SessionEvent::Subscribed {
+                packet_id,
+                reason_codes,
+                ..
+            } => Self::Subscribed {
+                packet_id,
+                reason_codes: reason_codes.iter().collect(),
+            },
+            SessionEvent::Unsubscribed {
+                packet_id,
+                reason_codes,
+                ..
+            } => Self::Unsubscribed {
+                packet_id,
+                reason_codes: reason_codes.iter().collect(),
+            },
+            SessionEvent::Pong { round_trip } => {
+                trace!(?round_trip, "PINGRESP");
+                Self::Ignored
+            }
+            SessionEvent::Disconnected {
+                reason_code,
+                properties,
+            } => Self::Disconnected {
+                reason_code,
+                reason_string: properties.reason_string.map(str::to_string),
+                reference: properties.server_reference.map(str::to_string),
+            },
+            SessionEvent::ConnectionLost(reason) => Self::Lost(reason),
+            SessionEvent::PublishAbandoned { packet_id, message } => Self::Abandoned {
+                packet_id,
+                message: message.map(|p| Draft::new(&p, &[]).finish(&Bytes::new())),
+            },
+            SessionEvent::PublishDropped {
+                packet_id,
+                reason_code,
+            } => Self::Dropped {
+                packet_id,
+                reason_code,
+            },
+            _ => {
+                debug!("session event not handled by this client");
+                Self::Ignored
+            }
+        }
+    }
+}
+
+/// Whether a reason code sends the client to another server (5.0).
+fn redirects(code: ReasonCode) -> bool {
+    matches!(code, ReasonCode::UseAnotherServer | ReasonCode::ServerMoved)
+}
+
+impl Driver {
+    /// Handles the events the session queued on its own.
+    pub(super) fn drain_events(&mut self) {
+        while let Some(incoming) = self.session.poll_event().map(|e| Incoming::new(&e, &[])) {
+            self.on_event(incoming, &Bytes::new());
+        }
+    }
+
+    /// Handles one event; `packet` holds the bytes of the packet it came from.
+    pub(super) fn on_event(&mut self, incoming: Incoming, packet: &Bytes) {
+        match incoming {
+            Incoming::Connected { session_present } => self.on_connected(session_present),
+            Incoming::Refused {
+                reason_code,
+                reference,
+            } => {
+                warn!(?reason_code, "connection refused");
+                let redirect = reference.filter(|_| redirects(reason_code));
+                self.end(End::Failed {
+                    error: Error::ConnectionRefused(reason_code),
+                    redirect,
+                    moved: reason_code == ReasonCode::ServerMoved,
+                });
+            }
+            Incoming::Message(draft) => self.route(draft.finish(packet)),
+            Incoming::Published {
+                packet_id,
+                reason_code,
+            } => {
+                self.store_freed = true;
+                if let Some(Pending::Publish(done)) = self.pending.remove(&packet_id.get()) {
+                    let result = if reason_code.is_error() {
+                        Err(Error::Rejected(reason_code))
+                    } else {
+                        Ok(reason_code)
+                    };
+                    let _ = done.send(result);
+                }
+                self.events.emit(Event::Published {
+                    packet_id,
+                    reason_code,
+                });
+            }
+            Incoming::Subscribed {
+                packet_id,
+                reason_codes,
+            } => self.on_subscribed(packet_id, reason_codes),
+            Incoming::Unsubscribed {
+                packet_id,
+                reason_codes,
+            } => self.on_unsubscribed(packet_id, reason_codes),
+            Incoming::Disconnected {
+                reason_code,
+                reason_string,
+                reference,
+            } => {
+                warn!(
+                    ?reason_code,
+                    reason = reason_string.as_deref(),
+                    "broker sent DISCONNECT"
+                );
+                let redirect = reference.filter(|_| redirects(reason_code));
+                self.end(End::Failed {
+                    error: Error::ServerDisconnected {
+                        reason_code,
+                        reason_string,
+                    },
+                    redirect,
+                    moved: reason_code == ReasonCode::ServerMoved,
+                });
+            }
+            Incoming::Lost(reason) => {
+                let end = match reason {
+                    LostReason::DisconnectSent => End::Closed,
+                    LostReason::ConnAckTimeout => End::failed(Error::ConnectTimeout),
+                    LostReason::KeepAliveTimeout => End::failed(Error::KeepAliveTimeout),
+                    LostReason::ProtocolError(code) => End::failed(Error::Protocol(code)),
+                    _ => End::failed(Error::ConnectionClosed),
+                };
+                self.end(end);
+            }
+            Incoming::Abandoned { packet_id, message } => self.on_abandoned(packet_id, message),
+            Incoming::Dropped {
+                packet_id,
+                reason_code,
+            } => {
+                self.store_freed = true;
+                let done = match packet_id {
+                    Some(id) => match self.pending.remove(&id.get()) {
+                        Some(Pending::Publish(done)) => Some(done),
+                        _ => None,
+                    },
+                    None => self.qos0.pop_front(),
+                };
+                warn!(
+                    ?packet_id,
+                    ?reason_code,
+                    "message cannot be sent to this broker"
+                );
+                if let Some(done) = done {
+                    let _ = done.send(Err(Error::Dropped(reason_code)));
+                }
+                self.events.emit(Event::Error(Error::Dropped(reason_code)));
+            }
+            Incoming::Ignored => {}
+        }
+    }
+
+    /// Records why the connection ends (the first reason wins).
+    fn end(&mut self, end: End) {
+        if self.conn_end.is_none() {
+            self.conn_end = Some(end);
+        }
+    }
+
+    fn on_connected(&mut self, session_present: bool) {
+        info!(session_present, "connected");
+        self.connected = true;
+        self.connected_once = true;
+        self.store_freed = true;
+        self.set_status(Status::Connected);
+        if !session_present {
+            self.resubscribe();
+        }
+        self.events.emit(Event::Connected {
+            session_present,
+            broker: self.broker.clone(),
+        });
+    }
+
+    /// The broker lost the session: subscribe again to what the handles subscribed.
+    fn resubscribe(&mut self) {
+        let mut renewed = Vec::new();
+        for route in self
+            .routes
+            .iter()
+            .filter(|r| r.confirmed && !r.tx.is_closed())
+        {
+            let filters: Vec<Filter<'_>> = route
+                .filters
+                .iter()
+                .filter_map(|(f, options)| {
+                    let filter = TopicFilter::new(f).ok()?;
+                    Some(Filter {
+                        filter,
+                        options: *options,
+                    })
+                })
+                .collect();
+            let props = SubscribeProperties {
+                subscription_identifier: route.sub_id,
+                ..SubscribeProperties::default()
+            };
+            match self.session.subscribe(&filters, props) {
+                Ok(packet_id) => renewed.push(packet_id),
+                Err(error) => {
+                    warn!(%error, "cannot renew a subscription");
+                    self.events.emit(Event::Error(map_command(error)));
+                }
+            }
+        }
+        if !renewed.is_empty() {
+            info!(
+                count = renewed.len(),
+                "renewing subscriptions the broker lost"
+            );
+        }
+        for packet_id in renewed {
+            self.pending.insert(packet_id.get(), Pending::Resubscribe);
+        }
+    }
+
+    fn on_subscribed(&mut self, packet_id: PacketId, reason_codes: Vec<ReasonCode>) {
+        self.store_freed = true;
+        match self.pending.remove(&packet_id.get()) {
+            Some(Pending::Subscribe {
+                route,
+                rx,
+                filters,
+                reply,
+            }) => {
+                if reason_codes.iter().all(|c| c.is_error()) {
+                    self.routes.retain(|r| r.id != route);
+                } else if let Some(r) = self.routes.iter_mut().find(|r| r.id == route) {
+                    r.confirmed = true;
+                }
+                let subscription = Subscription {
+                    rx,
+                    reason_codes: reason_codes.clone(),
+                    filters,
+                };
+                if reply.send(Ok(subscription)).is_err() {
+                    debug!("subscriber gone before SUBACK");
+                }
+            }
+            Some(Pending::Resubscribe) => {
+                for code in reason_codes.iter().filter(|c| c.is_error()) {
+                    warn!(?code, "broker refused a renewed subscription");
+                    self.events.emit(Event::Error(Error::Rejected(*code)));
+                }
+            }
+            Some(other) => {
+                self.pending.insert(packet_id.get(), other);
+            }
+            None => {}
+        }
+        self.events.emit(Event::Subscribed {
+            packet_id,
+            reason_codes,
+        });
+    }
+
+    fn on_unsubscribed(&mut self, packet_id: PacketId, reason_codes: Vec<ReasonCode>) {
+        self.store_freed = true;
+        if let Some(Pending::Unsubscribe { filters, reply }) = self.pending.remove(&packet_id.get())
+        {
+            for route in &mut self.routes {
+                route.filters.retain(|(f, _)| !filters.contains(f));
+            }
+            self.routes.retain(|r| !r.filters.is_empty());
+            let codes = if reason_codes.is_empty() {
+                vec![ReasonCode::Success; filters.len()]
+            } else {
+                reason_codes.clone()
+            };
+            let _ = reply.send(Ok(codes));
+        }
+        self.events.emit(Event::Unsubscribed {
+            packet_id,
+            reason_codes,
+        });
+    }
+
+    /// The broker lost the session before acknowledging a message: QoS 1 goes again (if the
+    /// policy says so); QoS 2 fails, to rule out a duplicate.
+    fn on_abandoned(&mut self, packet_id: PacketId, message: Option<Message>) {
+        self.store_freed = true;
+        let done = match self.pending.remove(&packet_id.get()) {
+            Some(Pending::Publish(done)) => Some(done),
+            Some(other) => {
+                self.pending.insert(packet_id.get(), other);
+                None
+            }
+            None => None,
+        };
+        let republish = self.policy.republish_abandoned_qos1;
+        match message {
+            Some(m) if m.qos == QoS::AtLeastOnce && republish => match self.queue(&m) {
+                Ok(Some(new_id)) => {
+                    debug!(
+                        old = packet_id.get(),
+                        new = new_id.get(),
+                        "QoS 1 message published again"
+                    );
+                    if let Some(done) = done {
+                        self.pending.insert(new_id.get(), Pending::Publish(done));
+                    }
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    warn!(%error, "cannot publish an abandoned QoS 1 message again");
+                    if let Some(done) = done {
+                        let _ = done.send(Err(error.clone()));
+                    }
+                    self.events.emit(Event::Error(error));
+                }
+            },
+            _ => {
+                warn!(
+                    packet_id = packet_id.get(),
+                    "message abandoned: the broker lost the session"
+                );
+                if let Some(done) = done {
+                    let _ = done.send(Err(Error::Abandoned));
+                }
+                self.events.emit(Event::Error(Error::Abandoned));
+            }
+        }
+    }
+
+    /// Delivers a message to the subscriptions it belongs to: by 5.0 subscription identifier
+    /// when it carries ours, by filter otherwise.
+    fn route(&mut self, message: Message) {
+        let ids = &message.properties.subscription_identifiers;
+        let mut targets: Vec<mpsc::Sender<Message>> = self
+            .routes
+            .iter()
+            .filter(|r| r.sub_id.is_some_and(|id| ids.contains(&id)))
+            .map(|r| r.tx.clone())
+            .collect();
+        if targets.is_empty() {
+            targets = self
+                .routes
+                .iter()
+                .filter(|r| {
+                    r.filters
+                        .iter()
+                        .any(|(f, _)| TopicFilter::new(f).is_ok_and(|f| f.matches(&message.topic)))
+                })
+                .map(|r| r.tx.clone())
+                .collect();
+        }
+        let routed = !targets.is_empty();
+        let packet_id = message.packet_id;
+        for tx in targets {
+            self.deliver(tx, message.clone());
+        }
+        let seen = self.events.emit(Event::Message(message.clone()));
+        if !routed {
+            warn!(topic = %message.topic, "message matches no open subscription");
+            if !seen && self.protocol.manual_acks {
+                // Nobody can acknowledge it: do it here rather than stall the broker's window.
+                if let Some(id) = packet_id {
+                    let _ = self.session.ack(id);
+                }
+            }
+        }
+    }
+
+    /// Sends to a subscription stream, or parks the message (and stops reading) when full.
+    fn deliver(&mut self, tx: mpsc::Sender<Message>, message: Message) {
+        if !self.outbox.is_empty() {
+            self.outbox.push_back((tx, message));
+            return;
+        }
+        match tx.try_send(message) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(message)) => {
+                trace!("subscription stream full: pausing reads");
+                self.outbox.push_back((tx, message));
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.routes.retain(|r| !r.tx.same_channel(&tx));
+            }
+        }
+    }
+
+    /// A parked message's stream has room (or is gone).
+    pub(super) fn on_permit(
+        &mut self,
+        permit: Result<mpsc::OwnedPermit<Message>, mpsc::error::SendError<()>>,
+    ) {
+        let Some((tx, message)) = self.outbox.pop_front() else {
+            return;
+        };
+        match permit {
+            Ok(permit) => {
+                permit.send(message);
+            }
+            Err(_) => {
+                debug!("subscription stream dropped; its messages are discarded");
+                self.routes.retain(|r| !r.tx.same_channel(&tx));
+                self.outbox.retain(|(t, _)| !t.same_channel(&tx));
+            }
+        }
+    }
+
+    /// Handles a command from a handle; `None` means every handle is gone.
+    pub(super) fn on_command(&mut self, command: Option<Command>) {
+        let Some(command) = command else {
+            self.commands_closed = true;
+            self.request_shutdown(DisconnectOptions::default(), None);
+            return;
+        };
+        match command {
+            Command::Publish(p) => {
+                if self.waiting.is_empty() {
+                    if let Some(p) = self.try_publish(p) {
+                        self.waiting.push_back(p);
+                    }
+                } else {
+                    self.waiting.push_back(p);
+                }
+            }
+            Command::Subscribe { filters, reply } => self.subscribe(filters, reply),
+            Command::Unsubscribe { filters, reply } => self.unsubscribe(filters, reply),
+            Command::Ack { packet_id, reply } => {
+                let mut result = self.session.ack(packet_id);
+                if result == Err(CommandError::WouldBlock) {
+                    self.pump(true);
+                    result = self.session.ack(packet_id);
+                }
+                let _ = reply.send(result.map_err(Error::Command));
+            }
+            Command::Disconnect { options, reply } => self.request_shutdown(options, Some(reply)),
+        }
+    }
+
+    fn request_shutdown(
+        &mut self,
+        options: DisconnectOptions,
+        reply: Option<oneshot::Sender<Result<(), Error>>>,
+    ) {
+        let shutdown = self.shutdown.get_or_insert_with(|| Shutdown {
+            options,
+            replies: Vec::new(),
+            started: false,
+        });
+        shutdown.replies.extend(reply);
+    }
+
+    /// Queues a publish; gives it back when it must wait for room.
+    fn try_publish(&mut self, p: PublishCommand) -> Option<PublishCommand> {
+        match self.queue(&p.message) {
+            Ok(packet_id) => {
+                let _ = p.queued.send(Ok(()));
+                match packet_id {
+                    Some(id) => {
+                        self.pending.insert(id.get(), Pending::Publish(p.done));
+                    }
+                    None => self.qos0.push_back(p.done),
+                }
+                None
+            }
+            Err(Error::QueueFull) if self.policy.queue_full == QueueFull::Wait => Some(p),
+            Err(e) => {
+                let _ = p.queued.send(Err(e));
+                None
+            }
+        }
+    }
+
+    /// Retries publishes waiting for room, in order, once something may have freed some.
+    pub(super) fn retry_waiting(&mut self) {
+        if !std::mem::take(&mut self.store_freed) {
+            return;
+        }
+        while let Some(p) = self.waiting.pop_front() {
+            if p.queued.is_closed() {
+                continue;
+            }
+            if let Some(p) = self.try_publish(p) {
+                self.waiting.push_front(p);
+                break;
+            }
+        }
+    }
+
+    /// Hands a message to the session.
+    fn queue(&mut self, message: &Message) -> Result<Option<PacketId>, Error> {
+        let users = user_refs(&message.properties.user_properties);
+        let m = to_session(message, &users)?;
+        self.session.publish(&m).map_err(map_command)
+    }
+
+    fn subscribe(
+        &mut self,
+        filters: Vec<(String, SubscriptionOptions)>,
+        reply: oneshot::Sender<Result<Subscription, Error>>,
+    ) {
+        if filters.is_empty() {
+            let _ = reply.send(Err(Error::InvalidOptions("no topic filter".into())));
+            return;
+        }
+        let sub_id = self.next_subscription_id();
+        let packet_id = {
+            let mut list = Vec::with_capacity(filters.len());
+            for (f, options) in &filters {
+                match TopicFilter::new(f) {
+                    Ok(filter) => list.push(Filter {
+                        filter,
+                        options: *options,
+                    }),
+                    Err(e) => {
+                        let _ = reply.send(Err(e.into()));
+                        return;
+                    }
+                }
+            }
+            let props = SubscribeProperties {
+                subscription_identifier: sub_id,
+                ..SubscribeProperties::default()
+            };
+            self.session.subscribe(&list, props)
+        };
+        match packet_id {
+            Ok(packet_id) => {
+                let (tx, rx) = mpsc::channel(self.policy.subscription_buffer.max(1));
+                let route = self.next_route;
+                self.next_route += 1;
+                let names = filters.iter().map(|(f, _)| f.clone()).collect();
+                self.routes.push(Route {
+                    id: route,
+                    sub_id,
+                    filters,
+                    tx,
+                    confirmed: false,
+                });
+                self.pending.insert(
+                    packet_id.get(),
+                    Pending::Subscribe {
+                        route,
+                        rx,
+                        filters: names,
+                        reply,
+                    },
+                );
+            }
+            Err(e) => {
+                let _ = reply.send(Err(map_command(e)));
+            }
+        }
+    }
+
+    /// A fresh 5.0 subscription identifier, when the broker supports them.
+    fn next_subscription_id(&mut self) -> Option<std::num::NonZeroU32> {
+        let supported = self.protocol.version.is_v5()
+            && self.session.limits().subscription_identifier_available;
+        if !supported {
+            return None;
+        }
+        // Identifiers go up to 268,435,455; wrapping after that many subscribe calls is fine.
+        self.next_sub_id = self.next_sub_id % 268_435_455 + 1;
+        std::num::NonZeroU32::new(self.next_sub_id)
+    }
+
+    fn unsubscribe(
+        &mut self,
+        filters: Vec<String>,
+        reply: oneshot::Sender<Result<Vec<ReasonCode>, Error>>,
+    ) {
+        if filters.is_empty() {
+            let _ = reply.send(Err(Error::InvalidOptions("no topic filter".into())));
+            return;
+        }
+        let result = {
+            let mut list = Vec::with_capacity(filters.len());
+            for f in &filters {
+                match TopicFilter::new(f) {
+                    Ok(filter) => list.push(filter),
+                    Err(e) => {
+                        let _ = reply.send(Err(e.into()));
+                        return;
+                    }
+                }
+            }
+            self.session
+                .unsubscribe(&list, UnsubscribeProperties::default())
+        };
+        match result {
+            Ok(packet_id) => {
+                self.pending
+                    .insert(packet_id.get(), Pending::Unsubscribe { filters, reply });
+            }
+            Err(e) => {
+                let _ = reply.send(Err(map_command(e)));
+            }
+        }
+    }
+}
+
+/// A refused command as the application sees it.
+fn map_command(e: CommandError) -> Error {
+    match e {
+        CommandError::StoreFull { .. } => Error::QueueFull,
+        other => Error::Command(other),
+    }
+}

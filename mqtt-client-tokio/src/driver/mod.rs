@@ -1,0 +1,605 @@
+//! The driver task: owns the connection and the session, and moves bytes, time and commands
+//! between them. All MQTT behaviour (QoS flows, keep alive, resending, packet identifiers,
+//! topic aliases) is the session's; the driver decides only what the session leaves to a
+//! client: which broker to dial and when, and whom to tell about what happened.
+
+mod dispatch;
+mod io;
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use mqtt_proto::session::{Instant, Session, SessionConfig};
+use mqtt_proto::SubscriptionOptions;
+use mqtt_proto::{Connect, ReasonCode, Seq, TopicName, WillProperties};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_rustls::TlsConnector;
+use tracing::{info, warn, Instrument};
+
+use crate::client::{Command, PublishCommand, Status};
+use crate::message::user_refs;
+use crate::options::{DisconnectOptions, Policy, ProtocolOptions, TransportOptions};
+use crate::url::BrokerUrl;
+use crate::{transport, Error, Event, Message, Options, Subscription};
+
+/// Consecutive redirections followed before falling back to the broker list.
+const MAX_REDIRECTS: u32 = 5;
+/// Per-alias room for incoming topic aliases.
+const ALIAS_TOPIC_BYTES: usize = 264;
+/// Room for outgoing topic aliases when enabled.
+const OUTGOING_ALIAS_BYTES: usize = 16 * 1024;
+/// How many QoS 1/2 messages a 3.1.1 session accepts unacknowledged (3.1.1 cannot announce a
+/// limit, so it must cover the broker's own in-flight window).
+const V3_RECEIVE_MAXIMUM: u16 = 1024;
+
+/// Why a connection (or an attempt) ended.
+pub(crate) enum End {
+    /// We ended it: disconnect requested, or every handle dropped.
+    Closed,
+    /// It failed or was lost.
+    Failed {
+        error: Error,
+        /// A 5.0 Server Reference to follow (Use Another Server / Server Moved).
+        redirect: Option<String>,
+        /// Server Moved: the reference replaces the broker for good.
+        moved: bool,
+    },
+}
+
+impl End {
+    pub(crate) fn failed(error: impl Into<Error>) -> Self {
+        Self::Failed {
+            error: error.into(),
+            redirect: None,
+            moved: false,
+        }
+    }
+}
+
+/// A request waiting for the broker's answer, by packet identifier.
+pub(crate) enum Pending {
+    Publish(oneshot::Sender<Result<ReasonCode, Error>>),
+    Subscribe {
+        route: u64,
+        rx: mpsc::Receiver<Message>,
+        filters: Vec<String>,
+        reply: oneshot::Sender<Result<Subscription, Error>>,
+    },
+    /// A subscription renewed after the broker lost the session.
+    Resubscribe,
+    Unsubscribe {
+        filters: Vec<String>,
+        reply: oneshot::Sender<Result<Vec<ReasonCode>, Error>>,
+    },
+}
+
+/// Where the messages of one `subscribe` call go.
+pub(crate) struct Route {
+    pub(crate) id: u64,
+    /// 5.0 subscription identifier, when the broker supports them.
+    pub(crate) sub_id: Option<NonZeroU32>,
+    pub(crate) filters: Vec<(String, SubscriptionOptions)>,
+    pub(crate) tx: mpsc::Sender<Message>,
+    /// SUBACK received: renewed if the broker loses the session.
+    pub(crate) confirmed: bool,
+}
+
+/// A requested stop.
+struct Shutdown {
+    options: DisconnectOptions,
+    replies: Vec<oneshot::Sender<Result<(), Error>>>,
+    started: bool,
+}
+
+/// Events for the application, never blocking the driver.
+struct EventSink {
+    tx: mpsc::Sender<Event>,
+    missed: u64,
+}
+
+impl EventSink {
+    /// Sends `event` if there is room; counts it as missed otherwise. Returns whether sent.
+    fn emit(&mut self, event: Event) -> bool {
+        if self.tx.is_closed() {
+            return false;
+        }
+        if self.missed > 0 {
+            let lagged = Event::Lagged {
+                missed: self.missed,
+            };
+            if self.tx.try_send(lagged).is_err() {
+                self.missed += 1;
+                return false;
+            }
+            self.missed = 0;
+        }
+        match self.tx.try_send(event) {
+            Ok(()) => true,
+            Err(_) => {
+                self.missed += 1;
+                false
+            }
+        }
+    }
+}
+
+pub(crate) struct Driver {
+    session: Session<Box<[u8]>>,
+    brokers: Vec<BrokerUrl>,
+    protocol: ProtocolOptions,
+    transport: TransportOptions,
+    policy: Policy,
+    tls: Option<TlsConnector>,
+    client_id: String,
+    epoch: tokio::time::Instant,
+    commands: mpsc::Receiver<Command>,
+    commands_closed: bool,
+    status: watch::Sender<Status>,
+    events: EventSink,
+    /// The broker of the current connection, for events.
+    broker: String,
+    /// Stop once the first round of connection attempts fails (`Client::connect`).
+    wait_first: bool,
+    connected_once: bool,
+    /// The current connection reached CONNACK.
+    connected: bool,
+    shutdown: Option<Shutdown>,
+    /// Set when the session says the connection is over; acted on once bytes are out.
+    conn_end: Option<End>,
+
+    pending: HashMap<u16, Pending>,
+    /// Completions of queued QoS 0 publishes, in the order the session sends them.
+    qos0: VecDeque<oneshot::Sender<Result<ReasonCode, Error>>>,
+    /// QoS 0 publishes handed to the connection: complete once `written` reaches the mark.
+    marks: VecDeque<(u64, oneshot::Sender<Result<ReasonCode, Error>>)>,
+    /// Publishes waiting for room in the store (policy `QueueFull::Wait`).
+    waiting: VecDeque<PublishCommand>,
+    /// Something may have freed room in the store since the last retry.
+    store_freed: bool,
+    routes: Vec<Route>,
+    next_route: u64,
+    next_sub_id: u32,
+    /// Messages for full subscription streams, in arrival order; reading stops meanwhile.
+    outbox: VecDeque<(mpsc::Sender<Message>, Message)>,
+
+    /// Bytes to write.
+    wbuf: BytesMut,
+    /// Where `poll_transmit` encodes.
+    scratch: Vec<u8>,
+    /// Bytes ever put into `wbuf`, and ever written and flushed.
+    queued_bytes: u64,
+    written_bytes: u64,
+}
+
+impl Driver {
+    pub(crate) fn new(
+        options: Options,
+        commands: mpsc::Receiver<Command>,
+        status: watch::Sender<Status>,
+        events: mpsc::Sender<Event>,
+        wait_first: bool,
+    ) -> Result<Self, Error> {
+        let Options {
+            brokers,
+            protocol,
+            transport,
+            policy,
+        } = options;
+        if brokers.is_empty() {
+            return Err(Error::InvalidOptions("no broker URL".into()));
+        }
+        let tls = if brokers.iter().any(|b| b.scheme.is_tls()) {
+            Some(transport::tls_connector(&transport.tls)?)
+        } else {
+            None
+        };
+        let client_id = if protocol.client_id.is_empty() {
+            generate_client_id()
+        } else {
+            protocol.client_id.clone()
+        };
+        let mut driver_protocol = protocol;
+        driver_protocol.client_id = client_id.clone();
+        let config = session_config(&driver_protocol, &policy)?;
+        let store = vec![0u8; config.reserved_bytes() + policy.offline_queue_bytes.max(1024)];
+        let session = Session::new(config, store.into_boxed_slice())?;
+        Ok(Self {
+            session,
+            brokers,
+            protocol: driver_protocol,
+            transport,
+            policy,
+            tls,
+            client_id,
+            epoch: tokio::time::Instant::now(),
+            commands,
+            commands_closed: false,
+            status,
+            events: EventSink {
+                tx: events,
+                missed: 0,
+            },
+            broker: String::new(),
+            wait_first,
+            connected_once: false,
+            connected: false,
+            shutdown: None,
+            conn_end: None,
+            pending: HashMap::new(),
+            qos0: VecDeque::new(),
+            marks: VecDeque::new(),
+            waiting: VecDeque::new(),
+            store_freed: false,
+            routes: Vec::new(),
+            next_route: 0,
+            next_sub_id: 0,
+            outbox: VecDeque::new(),
+            wbuf: BytesMut::new(),
+            scratch: vec![0; 4096],
+            queued_bytes: 0,
+            written_bytes: 0,
+        })
+    }
+
+    /// Runs until the client stops.
+    pub(crate) async fn run(mut self) {
+        let span = tracing::info_span!("mqtt_client", client_id = %self.client_id);
+        async move {
+            let reason = self.lifecycle().await;
+            self.finish(reason);
+        }
+        .instrument(span)
+        .await;
+    }
+
+    /// Connects, reconnects, fails over and follows redirections until a stop; returns why.
+    async fn lifecycle(&mut self) -> Error {
+        let count = self.brokers.len();
+        let mut index = 0;
+        let mut failed_in_round = 0;
+        let mut failed_rounds = 0;
+        let mut redirect: Option<BrokerUrl> = None;
+        let mut redirects = 0;
+        loop {
+            if self.shutdown.is_some() {
+                return Error::Closed;
+            }
+            let url = redirect
+                .take()
+                .unwrap_or_else(|| self.brokers[index].clone());
+            let span = tracing::info_span!("connection", broker = %url);
+            let end = self.connection(&url).instrument(span).await;
+            let connected = self.connected;
+            self.connected = false;
+            let (error, reference, moved) = match end {
+                End::Closed => return Error::Closed,
+                End::Failed {
+                    error,
+                    redirect,
+                    moved,
+                } => (error, redirect, moved),
+            };
+            let target = reference.as_deref().and_then(|r| url.redirect(r));
+            if let (Some(target), true) = (target, redirects < MAX_REDIRECTS) {
+                redirects += 1;
+                info!(to = %target, moved, "broker redirects the client");
+                if moved {
+                    self.brokers[index] = target.clone();
+                }
+                redirect = Some(target);
+                continue;
+            }
+            redirects = 0;
+            if error.is_fatal() || matches!(error, Error::InvalidOptions(_) | Error::Command(_)) {
+                warn!(%error, "not reconnecting: retrying cannot help");
+                return error;
+            }
+            let attempt = if connected {
+                failed_in_round = 0;
+                failed_rounds = 1;
+                1
+            } else {
+                failed_in_round += 1;
+                index = (index + 1) % count;
+                if failed_in_round < count {
+                    // Fail over to the next broker at once.
+                    continue;
+                }
+                failed_in_round = 0;
+                failed_rounds += 1;
+                failed_rounds
+            };
+            if !self.policy.reconnect || (self.wait_first && !self.connected_once) {
+                return error;
+            }
+            let delay = self.policy.backoff(attempt);
+            info!(attempt, ?delay, "reconnecting");
+            self.events.emit(Event::Reconnecting { attempt, delay });
+            if self.serve_until(tokio::time::sleep(delay)).await.is_none() {
+                return Error::Closed;
+            }
+        }
+    }
+
+    /// One connection: transport, CONNECT, then the connected loop until it ends.
+    async fn connection(&mut self, url: &BrokerUrl) -> End {
+        self.set_status(Status::Connecting);
+        self.broker = url.to_string();
+        info!("connecting");
+        let open = transport::connect_owned(url.clone(), self.transport.clone(), self.tls.clone());
+        let timeout = self.policy.connect_timeout;
+        let stream = match self.serve_until(tokio::time::timeout(timeout, open)).await {
+            None => return End::Closed,
+            Some(Err(_elapsed)) => return self.attempt_failed(Error::ConnectTimeout),
+            Some(Ok(Err(e))) => return self.attempt_failed(e),
+            Some(Ok(Ok(stream))) => stream,
+        };
+        if let Err(e) = self.send_connect() {
+            return End::failed(e);
+        }
+        self.conn_end = None;
+        let end = self.drive(stream).await;
+        self.session.handle_transport_closed();
+        self.connection_closed(&end);
+        end
+    }
+
+    /// Reports a failed attempt.
+    fn attempt_failed(&mut self, error: Error) -> End {
+        warn!(%error, "connection attempt failed");
+        self.events.emit(Event::Error(error.clone()));
+        End::failed(error)
+    }
+
+    /// Cleans up after a connection and tells the application.
+    fn connection_closed(&mut self, end: &End) {
+        self.wbuf.clear();
+        self.written_bytes = self.queued_bytes;
+        let error = match end {
+            End::Closed => Error::Closed,
+            End::Failed { error, .. } => error.clone(),
+        };
+        // QoS 0 messages handed to the dead connection but not written are gone.
+        for (_, done) in self.marks.drain(..) {
+            let _ = done.send(Err(Error::NotSent));
+        }
+        if self.connected {
+            info!(%error, "disconnected");
+            self.events.emit(Event::Disconnected { error });
+        } else if !matches!(end, End::Closed) {
+            warn!(%error, "connection attempt failed");
+            self.events.emit(Event::Error(error));
+        }
+        self.set_status(Status::Connecting);
+    }
+
+    /// Queues CONNECT for the new transport.
+    fn send_connect(&mut self) -> Result<(), Error> {
+        let p = &self.protocol;
+        // A 5.0 client resumes the session it created; 3.1.1 keeps the caller's choice,
+        // since Clean Session 0 would make the broker keep a session the caller did not ask for.
+        let clean_start = if self.connected_once && p.version.is_v5() {
+            false
+        } else {
+            p.clean_start
+        };
+        let users = user_refs(&p.user_properties);
+        let will_users = p
+            .will
+            .as_ref()
+            .map(|w| user_refs(&w.properties.user_properties))
+            .unwrap_or_default();
+        let connect = connect_packet(p, clean_start, &users, &will_users)?;
+        self.session.connect(&connect)?;
+        Ok(())
+    }
+
+    /// Runs `fut` while serving commands and the outbox (no connection). `None` when a stop
+    /// was requested first.
+    async fn serve_until<T>(&mut self, fut: impl Future<Output = T>) -> Option<T> {
+        tokio::pin!(fut);
+        loop {
+            if self.shutdown.is_some() {
+                return None;
+            }
+            self.retry_waiting();
+            let outbox = self.outbox.front().map(|(tx, _)| tx.clone());
+            let has_outbox = outbox.is_some();
+            tokio::select! {
+                out = &mut fut => return Some(out),
+                cmd = self.commands.recv(), if !self.commands_closed => self.on_command(cmd),
+                permit = reserve(outbox), if has_outbox => self.on_permit(permit),
+            }
+        }
+    }
+
+    fn set_status(&mut self, status: Status) {
+        self.status.send_replace(status);
+    }
+
+    /// The session's clock.
+    fn now(&self) -> Instant {
+        let ms = self.epoch.elapsed().as_millis();
+        Instant::from_millis(u64::try_from(ms).unwrap_or(u64::MAX))
+    }
+
+    fn to_tokio(&self, at: Instant) -> tokio::time::Instant {
+        self.epoch + Duration::from_millis(at.as_millis())
+    }
+
+    /// Completes everything still waiting with `reason` and publishes the final status.
+    fn finish(&mut self, reason: Error) {
+        info!(%reason, "client stopped");
+        self.set_status(Status::Stopped(reason.clone()));
+        self.commands.close();
+        while let Ok(cmd) = self.commands.try_recv() {
+            self.refuse(cmd, &reason);
+        }
+        for (_, pending) in self.pending.drain() {
+            match pending {
+                Pending::Publish(done) => {
+                    let _ = done.send(Err(reason.clone()));
+                }
+                Pending::Subscribe { reply, .. } => {
+                    let _ = reply.send(Err(reason.clone()));
+                }
+                Pending::Unsubscribe { reply, .. } => {
+                    let _ = reply.send(Err(reason.clone()));
+                }
+                Pending::Resubscribe => {}
+            }
+        }
+        for done in self.qos0.drain(..) {
+            let _ = done.send(Err(reason.clone()));
+        }
+        for (_, done) in self.marks.drain(..) {
+            let _ = done.send(Err(Error::NotSent));
+        }
+        for p in self.waiting.drain(..) {
+            let _ = p.queued.send(Err(reason.clone()));
+        }
+        let mut lost = 0;
+        for (tx, message) in self.outbox.drain(..) {
+            lost += usize::from(tx.try_send(message).is_err());
+        }
+        if lost > 0 {
+            warn!(
+                lost,
+                "received messages not delivered: subscription streams full at stop"
+            );
+        }
+        self.routes.clear();
+        if let Some(shutdown) = self.shutdown.take() {
+            for reply in shutdown.replies {
+                let _ = reply.send(Ok(()));
+            }
+        }
+    }
+
+    fn refuse(&mut self, cmd: Command, reason: &Error) {
+        match cmd {
+            Command::Publish(p) => {
+                let _ = p.queued.send(Err(reason.clone()));
+            }
+            Command::Subscribe { reply, .. } => {
+                let _ = reply.send(Err(reason.clone()));
+            }
+            Command::Unsubscribe { reply, .. } => {
+                let _ = reply.send(Err(reason.clone()));
+            }
+            Command::Ack { reply, .. } => {
+                let _ = reply.send(Err(reason.clone()));
+            }
+            Command::Disconnect { reply, .. } => {
+                let _ = reply.send(Ok(()));
+            }
+        }
+    }
+}
+
+/// Waits for room in a subscription stream.
+async fn reserve(
+    tx: Option<mpsc::Sender<Message>>,
+) -> Result<mpsc::OwnedPermit<Message>, mpsc::error::SendError<()>> {
+    match tx {
+        Some(tx) => tx.reserve_owned().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The session's configuration and store layout for these options.
+fn session_config(p: &ProtocolOptions, policy: &Policy) -> Result<SessionConfig, Error> {
+    let mut config = SessionConfig::new(p.version);
+    config.receive_maximum = if p.version.is_v5() {
+        p.receive_maximum.max(1)
+    } else {
+        p.receive_maximum.max(V3_RECEIVE_MAXIMUM)
+    };
+    config.maximum_packet_size = p.maximum_packet_size.max(64);
+    if p.version.is_v5() {
+        config.topic_alias_maximum = p.topic_alias_maximum;
+        config.incoming_alias_bytes = usize::from(p.topic_alias_maximum) * ALIAS_TOPIC_BYTES;
+        config.outgoing_topic_aliases = p.outgoing_topic_aliases;
+        if p.outgoing_topic_aliases {
+            config.outgoing_alias_bytes = OUTGOING_ALIAS_BYTES;
+        }
+    }
+    config.manual_acks = p.manual_acks;
+    config.connack_timeout = policy.connect_timeout;
+    // The control region holds CONNECT (with the will) and DISCONNECT; room for the
+    // properties the session adds.
+    let users = user_refs(&p.user_properties);
+    let will_users = p
+        .will
+        .as_ref()
+        .map(|w| user_refs(&w.properties.user_properties))
+        .unwrap_or_default();
+    let connect = connect_packet(p, p.clean_start, &users, &will_users)?;
+    let len = mqtt_proto::Packet::Connect(connect)
+        .encoded_len(p.version)
+        .map_err(|e| Error::InvalidOptions(format!("CONNECT cannot be encoded: {e}")))?;
+    config.control_bytes = (len + 64).max(512);
+    Ok(config)
+}
+
+/// CONNECT from the options.
+fn connect_packet<'a>(
+    p: &'a ProtocolOptions,
+    clean_start: bool,
+    users: &'a [(&'a str, &'a str)],
+    will_users: &'a [(&'a str, &'a str)],
+) -> Result<Connect<'a>, Error> {
+    let mut c = Connect::new(p.version, &p.client_id);
+    c.clean_start = clean_start;
+    c.keep_alive = u16::try_from(p.keep_alive.as_secs()).unwrap_or(u16::MAX);
+    c.username = p.username.as_deref();
+    c.password = p.password.as_deref();
+    if p.version.is_v5() {
+        c.properties.session_expiry_interval = p.session_expiry_interval;
+        c.properties.user_properties = Seq::from_slice(users);
+    }
+    if let Some(w) = &p.will {
+        let mut props = WillProperties::default();
+        if p.version.is_v5() {
+            props.will_delay_interval = w.delay_interval;
+            props.payload_format_indicator = w.properties.payload_format_indicator;
+            props.message_expiry_interval = w.properties.message_expiry_interval;
+            props.content_type = w.properties.content_type.as_deref();
+            props.response_topic = match &w.properties.response_topic {
+                Some(t) => Some(TopicName::new(t)?),
+                None => None,
+            };
+            props.correlation_data = w.properties.correlation_data.as_deref();
+            props.user_properties = Seq::from_slice(will_users);
+        }
+        c.will = Some(mqtt_proto::Will {
+            topic: TopicName::new(&w.topic)?,
+            payload: &w.payload,
+            qos: w.qos,
+            retain: w.retain,
+            properties: props,
+        });
+    }
+    Ok(c)
+}
+
+/// `mqttrs-` and 16 random alphanumerics: 23 characters, what 3.1.1 brokers must accept.
+fn generate_client_id() -> String {
+    const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    let suffix: String = (0..16)
+        .map(|_| char::from(ALPHABET[fastrand::usize(..ALPHABET.len())]))
+        .collect();
+    format!("mqttrs-{suffix}")
+}
+
+impl std::fmt::Debug for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Driver")
+            .field("client_id", &self.client_id)
+            .field("broker", &self.broker)
+            .finish_non_exhaustive()
+    }
+}

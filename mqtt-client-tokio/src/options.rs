@@ -1,0 +1,370 @@
+//! Client options, split by layer: where the brokers are, the MQTT protocol, the transport
+//! (TLS, WebSocket) and the client's policy (reconnect, offline queue).
+//!
+//! Every options struct has public fields and a [`Default`]; build one with
+//! `..Default::default()` so that fields added later do not break your code.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use mqtt_proto::{ProtocolVersion, QoS};
+use tokio_rustls::rustls;
+
+use crate::url::BrokerUrl;
+use crate::{Error, Properties};
+
+/// Everything [`Client::new`](crate::Client::new) needs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub(crate) brokers: Vec<BrokerUrl>,
+    /// MQTT protocol options.
+    pub protocol: ProtocolOptions,
+    /// TLS and socket options.
+    pub transport: TransportOptions,
+    /// Reconnect and queueing policy.
+    pub policy: Policy,
+}
+
+impl Options {
+    /// Options for one broker: `mqtt://host[:1883]`, `mqtts://host[:8883]`,
+    /// `ws://host[:80][/mqtt]` or `wss://host[:443][/mqtt]`. A `user:password@` in the URL
+    /// sets the credentials.
+    ///
+    /// # Errors
+    /// [`Error::InvalidUrl`].
+    pub fn new(url: &str) -> Result<Self, Error> {
+        Self::with_brokers([url])
+    }
+
+    /// Options for a cluster: the brokers are tried in turn, in order, until one accepts the
+    /// connection (failover). Credentials are taken from the first URL that has some.
+    ///
+    /// # Errors
+    /// [`Error::InvalidUrl`] for a bad URL; [`Error::InvalidOptions`] for an empty list.
+    pub fn with_brokers<'a>(urls: impl IntoIterator<Item = &'a str>) -> Result<Self, Error> {
+        let mut options = Self {
+            brokers: Vec::new(),
+            protocol: ProtocolOptions::default(),
+            transport: TransportOptions::default(),
+            policy: Policy::default(),
+        };
+        for url in urls {
+            options.add_broker(url)?;
+        }
+        if options.brokers.is_empty() {
+            return Err(Error::InvalidOptions("no broker URL".into()));
+        }
+        Ok(options)
+    }
+
+    /// Appends a broker to try after the others.
+    ///
+    /// # Errors
+    /// [`Error::InvalidUrl`].
+    pub fn add_broker(&mut self, url: &str) -> Result<&mut Self, Error> {
+        let (broker, credentials) = BrokerUrl::parse(url)?;
+        if let (Some((user, password)), None) = (credentials, &self.protocol.username) {
+            self.protocol.username = Some(user);
+            self.protocol.password = password.map(Bytes::from);
+        }
+        self.brokers.push(broker);
+        Ok(self)
+    }
+
+    /// The brokers, in the order they are tried, without credentials.
+    pub fn brokers(&self) -> Vec<String> {
+        self.brokers.iter().map(ToString::to_string).collect()
+    }
+}
+
+/// MQTT protocol options: what goes into CONNECT and the session's limits.
+#[derive(Clone)]
+pub struct ProtocolOptions {
+    /// Protocol version. Default: 5.0.
+    pub version: ProtocolVersion,
+    /// Client identifier; a random `mqttrs-…` identifier of 23 characters is generated when
+    /// empty, and kept for every reconnect.
+    pub client_id: String,
+    /// User name.
+    pub username: Option<String>,
+    /// Password. Never logged.
+    pub password: Option<Bytes>,
+    /// Keep alive, in whole seconds (at most 65,535; zero turns it off). Default: 30 s.
+    pub keep_alive: Duration,
+    /// Start with a new session on the first connection (later reconnects of a 5.0 client
+    /// resume the session they created). Default: true.
+    pub clean_start: bool,
+    /// 5.0: how long the broker keeps the session after the connection ends, in seconds. Set
+    /// it (with `clean_start: false` to resume one from an earlier process) for messages to
+    /// survive reconnects. Default: none (0).
+    pub session_expiry_interval: Option<u32>,
+    /// Message the broker publishes when the connection ends without DISCONNECT.
+    pub will: Option<Will>,
+    /// How many QoS 1 and 2 messages the broker may send before we acknowledge them (5.0;
+    /// announced in CONNECT). 3.1.1 cannot announce it, so a 3.1.1 session accepts at least
+    /// 1,024. Default: 64.
+    pub receive_maximum: u16,
+    /// Largest packet accepted from the broker (announced on 5.0). Default: 1 MiB.
+    pub maximum_packet_size: u32,
+    /// 5.0: highest topic alias the broker may use towards us (0 disables). Each alias
+    /// reserves room for a 256-byte topic. Default: 0.
+    pub topic_alias_maximum: u16,
+    /// 5.0: let the session replace repeated topics with topic aliases when the broker
+    /// allows them. Default: false.
+    pub outgoing_topic_aliases: bool,
+    /// 5.0: user properties of CONNECT.
+    pub user_properties: Vec<(String, String)>,
+    /// Leave acknowledging received QoS 1 and 2 messages to
+    /// [`Client::ack`](crate::Client::ack). Default: false (acknowledged on receipt).
+    pub manual_acks: bool,
+}
+
+impl Default for ProtocolOptions {
+    fn default() -> Self {
+        Self {
+            version: ProtocolVersion::V5,
+            client_id: String::new(),
+            username: None,
+            password: None,
+            keep_alive: Duration::from_secs(30),
+            clean_start: true,
+            session_expiry_interval: None,
+            will: None,
+            receive_maximum: 64,
+            maximum_packet_size: 1024 * 1024,
+            topic_alias_maximum: 0,
+            outgoing_topic_aliases: false,
+            user_properties: Vec::new(),
+            manual_acks: false,
+        }
+    }
+}
+
+impl fmt::Debug for ProtocolOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProtocolOptions")
+            .field("version", &self.version)
+            .field("client_id", &self.client_id)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("keep_alive", &self.keep_alive)
+            .field("clean_start", &self.clean_start)
+            .field("session_expiry_interval", &self.session_expiry_interval)
+            .field("will", &self.will)
+            .field("receive_maximum", &self.receive_maximum)
+            .field("maximum_packet_size", &self.maximum_packet_size)
+            .field("topic_alias_maximum", &self.topic_alias_maximum)
+            .field("outgoing_topic_aliases", &self.outgoing_topic_aliases)
+            .field("user_properties", &self.user_properties)
+            .field("manual_acks", &self.manual_acks)
+            .finish()
+    }
+}
+
+/// The will: published by the broker when the connection ends without DISCONNECT (or, on
+/// 5.0, with reason Disconnect with Will Message).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Will {
+    /// Topic.
+    pub topic: String,
+    /// Payload.
+    pub payload: Bytes,
+    /// QoS.
+    pub qos: QoS,
+    /// Retain flag.
+    pub retain: bool,
+    /// 5.0: seconds the broker waits before publishing it.
+    pub delay_interval: Option<u32>,
+    /// 5.0 properties (subscription identifiers are ignored).
+    pub properties: Properties,
+}
+
+impl Will {
+    /// A will without properties.
+    pub fn new(
+        topic: impl Into<String>,
+        payload: impl Into<Bytes>,
+        qos: QoS,
+        retain: bool,
+    ) -> Self {
+        Self {
+            topic: topic.into(),
+            payload: payload.into(),
+            qos,
+            retain,
+            delay_interval: None,
+            properties: Properties::default(),
+        }
+    }
+}
+
+/// Transport options: TLS for `mqtts://` and `wss://`, socket settings.
+#[derive(Debug, Clone)]
+pub struct TransportOptions {
+    /// TLS settings.
+    pub tls: TlsOptions,
+    /// Disable Nagle's algorithm. Default: true.
+    pub tcp_nodelay: bool,
+}
+
+impl Default for TransportOptions {
+    fn default() -> Self {
+        Self {
+            tls: TlsOptions::default(),
+            tcp_nodelay: true,
+        }
+    }
+}
+
+/// TLS settings (rustls, ring provider).
+#[derive(Clone, Default)]
+pub struct TlsOptions {
+    /// PEM certificates to trust instead of the operating system's roots.
+    pub ca_pem: Option<Vec<u8>>,
+    /// PEM certificate chain for mutual TLS (with `client_key_pem`).
+    pub client_cert_pem: Option<Vec<u8>>,
+    /// PEM private key for mutual TLS. Never logged.
+    pub client_key_pem: Option<Vec<u8>>,
+    /// ALPN protocols to offer, e.g. `b"mqtt".to_vec()`.
+    pub alpn: Vec<Vec<u8>>,
+    /// Name to send in SNI and verify the certificate against, when it differs from the
+    /// URL's host.
+    pub server_name: Option<String>,
+    /// A complete rustls configuration; when set, the fields above except `server_name` are
+    /// ignored.
+    pub config: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl fmt::Debug for TlsOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsOptions")
+            .field("ca_pem", &self.ca_pem.as_ref().map(Vec::len))
+            .field(
+                "client_cert_pem",
+                &self.client_cert_pem.as_ref().map(Vec::len),
+            )
+            .field(
+                "client_key_pem",
+                &self.client_key_pem.as_ref().map(|_| "<redacted>"),
+            )
+            .field("alpn", &self.alpn)
+            .field("server_name", &self.server_name)
+            .field("config", &self.config.is_some())
+            .finish()
+    }
+}
+
+/// What to do with a publish when the offline queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QueueFull {
+    /// Fail it with [`Error::QueueFull`].
+    #[default]
+    Error,
+    /// Wait until acknowledgements make room (publishes keep their order).
+    Wait,
+}
+
+/// The client's policy: reconnecting, timeouts and queueing.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Reconnect after a lost connection. Default: true.
+    pub reconnect: bool,
+    /// First reconnect delay. Default: 250 ms.
+    pub backoff_min: Duration,
+    /// Longest reconnect delay. Default: 30 s.
+    pub backoff_max: Duration,
+    /// Time allowed for TCP, TLS, WebSocket and CONNACK together. Default: 10 s.
+    pub connect_timeout: Duration,
+    /// Bytes of encoded packets held while disconnected or waiting for acknowledgement (the
+    /// session store). Default: 1 MiB.
+    pub offline_queue_bytes: usize,
+    /// What a publish does when the queue is full. Default: [`QueueFull::Error`].
+    pub queue_full: QueueFull,
+    /// When the broker lost the session, publish unacknowledged QoS 1 messages again
+    /// (duplicates are allowed at QoS 1). When false they fail with [`Error::Abandoned`].
+    /// QoS 2 messages always fail, to rule out duplicates. Default: true.
+    pub republish_abandoned_qos1: bool,
+    /// Messages buffered per subscription before the client stops reading from the broker.
+    /// Default: 256.
+    pub subscription_buffer: usize,
+    /// Events buffered before further events are counted as missed
+    /// ([`Event::Lagged`](crate::Event::Lagged)). Default: 256.
+    pub event_buffer: usize,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            reconnect: true,
+            backoff_min: Duration::from_millis(250),
+            backoff_max: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            offline_queue_bytes: 1024 * 1024,
+            queue_full: QueueFull::Error,
+            republish_abandoned_qos1: true,
+            subscription_buffer: 256,
+            event_buffer: 256,
+        }
+    }
+}
+
+impl Policy {
+    /// The delay before reconnect attempt `attempt` (1-based): exponential from
+    /// `backoff_min`, capped at `backoff_max`, with equal jitter (half fixed, half random).
+    pub(crate) fn backoff(&self, attempt: u32) -> Duration {
+        let exp = attempt.saturating_sub(1).min(30);
+        let base = self
+            .backoff_min
+            .saturating_mul(1u32 << exp)
+            .min(self.backoff_max);
+        let half = base / 2;
+        let jitter = half.mul_f64(fastrand::f64());
+        half + jitter
+    }
+}
+
+/// How [`Client::disconnect_with`](crate::Client::disconnect_with) ends the connection.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DisconnectOptions {
+    /// Publish the will anyway (5.0: reason Disconnect with Will Message; 3.1.1: the
+    /// connection is closed without DISCONNECT, which makes the broker publish it).
+    pub publish_will: bool,
+    /// 5.0: a new session expiry interval.
+    pub session_expiry_interval: Option<u32>,
+    /// 5.0: a reason string for the broker's logs.
+    pub reason_string: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_caps_and_jitters() {
+        let p = Policy {
+            backoff_min: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(1),
+            ..Policy::default()
+        };
+        for _ in 0..100 {
+            let d1 = p.backoff(1);
+            assert!(d1 >= Duration::from_millis(50) && d1 <= Duration::from_millis(100));
+            let d3 = p.backoff(3);
+            assert!(d3 >= Duration::from_millis(200) && d3 <= Duration::from_millis(400));
+            let d99 = p.backoff(99);
+            assert!(d99 >= Duration::from_millis(500) && d99 <= Duration::from_secs(1));
+        }
+    }
+
+    #[test]
+    fn credentials_from_url_are_not_in_debug_output() {
+        let o = Options::new("mqtt://alice:s3cret@localhost:1884").unwrap();
+        assert_eq!(o.protocol.username.as_deref(), Some("alice"));
+        assert_eq!(o.protocol.password.as_deref(), Some(&b"s3cret"[..]));
+        let dbg = format!("{o:?}");
+        assert!(!dbg.contains("s3cret"), "{dbg}");
+        assert_eq!(o.brokers(), vec!["mqtt://localhost:1884".to_string()]);
+    }
+}

@@ -1,0 +1,260 @@
+//! Broker addresses: `mqtt://`, `mqtts://`, `ws://` and `wss://` URLs, and 5.0 server
+//! references.
+
+use std::fmt;
+
+use crate::Error;
+
+/// How bytes reach the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scheme {
+    /// Plain TCP.
+    Mqtt,
+    /// TLS over TCP.
+    Mqtts,
+    /// WebSocket over TCP.
+    Ws,
+    /// WebSocket over TLS.
+    Wss,
+}
+
+impl Scheme {
+    pub(crate) fn is_tls(self) -> bool {
+        matches!(self, Self::Mqtts | Self::Wss)
+    }
+
+    pub(crate) fn is_websocket(self) -> bool {
+        matches!(self, Self::Ws | Self::Wss)
+    }
+
+    fn default_port(self) -> u16 {
+        match self {
+            Self::Mqtt => 1883,
+            Self::Mqtts => 8883,
+            Self::Ws => 80,
+            Self::Wss => 443,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Mqtt => "mqtt",
+            Self::Mqtts => "mqtts",
+            Self::Ws => "ws",
+            Self::Wss => "wss",
+        }
+    }
+}
+
+/// One broker to connect to. Credentials found in a URL are split off when parsing, so this
+/// type can be logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BrokerUrl {
+    pub(crate) scheme: Scheme,
+    /// Host name or IP address (IPv6 without brackets).
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    /// WebSocket path (`/mqtt` unless the URL says otherwise).
+    pub(crate) path: String,
+}
+
+/// User name and password found in a URL.
+pub(crate) type UrlCredentials = Option<(String, Option<String>)>;
+
+impl BrokerUrl {
+    /// Parses `scheme://[user[:password]@]host[:port][/path]`. `tcp://` is read as `mqtt://`,
+    /// `ssl://` and `tls://` as `mqtts://`.
+    pub(crate) fn parse(url: &str) -> Result<(Self, UrlCredentials), Error> {
+        let invalid = |reason| Error::InvalidUrl {
+            url: redact(url),
+            reason,
+        };
+        let (scheme, rest) = url.split_once("://").ok_or(invalid("missing scheme://"))?;
+        let scheme = match scheme.to_ascii_lowercase().as_str() {
+            "mqtt" | "tcp" => Scheme::Mqtt,
+            "mqtts" | "ssl" | "tls" => Scheme::Mqtts,
+            "ws" => Scheme::Ws,
+            "wss" => Scheme::Wss,
+            _ => return Err(invalid("unknown scheme (mqtt, mqtts, ws, wss)")),
+        };
+        let (authority, path) = match rest.find(['/', '?']) {
+            Some(i) => rest.split_at(i),
+            None => (rest, ""),
+        };
+        let (credentials, host_port) = match authority.rsplit_once('@') {
+            Some((userinfo, host_port)) => {
+                let (user, password) = match userinfo.split_once(':') {
+                    Some((u, p)) => (u, Some(percent_decode(p))),
+                    None => (userinfo, None),
+                };
+                (Some((percent_decode(user), password)), host_port)
+            }
+            None => (None, authority),
+        };
+        let (host, port) = split_host_port(host_port).ok_or(invalid("bad host or port"))?;
+        if host.is_empty() {
+            return Err(invalid("missing host"));
+        }
+        let path = if path.is_empty() || path == "/" {
+            "/mqtt".to_string()
+        } else {
+            path.to_string()
+        };
+        let broker = Self {
+            scheme,
+            host: host.to_string(),
+            port: port.unwrap_or(scheme.default_port()),
+            path,
+        };
+        Ok((broker, credentials))
+    }
+
+    /// The broker a 5.0 Server Reference names: the first of a space-separated list, either a
+    /// URL or `host[:port]` reached the way `self` is (same scheme and path; same port when
+    /// none is given).
+    pub(crate) fn redirect(&self, reference: &str) -> Option<Self> {
+        let first = reference.split_whitespace().next()?;
+        if first.contains("://") {
+            return Self::parse(first).ok().map(|(b, _)| b);
+        }
+        let (host, port) = split_host_port(first)?;
+        if host.is_empty() {
+            return None;
+        }
+        Some(Self {
+            scheme: self.scheme,
+            host: host.to_string(),
+            port: port.unwrap_or(self.port),
+            path: self.path.clone(),
+        })
+    }
+
+    /// `host:port`, with brackets around IPv6 addresses.
+    pub(crate) fn authority(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl fmt::Display for BrokerUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}://{}", self.scheme.as_str(), self.authority())?;
+        if self.scheme.is_websocket() {
+            f.write_str(&self.path)?;
+        }
+        Ok(())
+    }
+}
+
+/// Splits `host`, `host:port`, `[v6]` or `[v6]:port`; `None` when the port is not a number.
+fn split_host_port(s: &str) -> Option<(&str, Option<u16>)> {
+    if let Some(rest) = s.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        return match after.strip_prefix(':') {
+            Some(port) => Some((host, Some(port.parse().ok()?))),
+            None if after.is_empty() => Some((host, None)),
+            None => None,
+        };
+    }
+    match s.rsplit_once(':') {
+        // An unbracketed IPv6 address has more than one colon: no port.
+        Some((host, _)) if host.contains(':') => Some((s, None)),
+        Some((host, port)) => Some((host, Some(port.parse().ok()?))),
+        None => Some((s, None)),
+    }
+}
+
+/// Decodes `%XX` escapes; invalid escapes are kept as they are.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The URL with any user information removed, for error messages.
+fn redact(url: &str) -> String {
+    match (url.split_once("://"), url.rfind('@')) {
+        (Some((scheme, rest)), Some(_)) => {
+            let end = rest.find(['/', '?']).unwrap_or(rest.len());
+            let (authority, path) = rest.split_at(end);
+            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+            format!("{scheme}://***@{host}{path}")
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_each_scheme_with_default_ports() {
+        let cases = [
+            ("mqtt://localhost", Scheme::Mqtt, 1883),
+            ("mqtts://h", Scheme::Mqtts, 8883),
+            ("ws://h/mqtt", Scheme::Ws, 80),
+            ("wss://h", Scheme::Wss, 443),
+            ("tcp://h:1", Scheme::Mqtt, 1),
+        ];
+        for (url, scheme, port) in cases {
+            let (b, c) = BrokerUrl::parse(url).unwrap();
+            assert_eq!((b.scheme, b.port), (scheme, port), "{url}");
+            assert!(c.is_none());
+        }
+    }
+
+    #[test]
+    fn splits_credentials_path_and_ipv6() {
+        let (b, c) = BrokerUrl::parse("ws://us%40er:p%3Ass@[::1]:8083/ws/path").unwrap();
+        assert_eq!(b.host, "::1");
+        assert_eq!(b.port, 8083);
+        assert_eq!(b.path, "/ws/path");
+        assert_eq!(c, Some(("us@er".to_string(), Some("p:ss".to_string()))));
+        assert_eq!(b.to_string(), "ws://[::1]:8083/ws/path");
+    }
+
+    #[test]
+    fn rejects_bad_urls_without_echoing_passwords() {
+        for url in ["localhost:1883", "http://h", "mqtt://:1", "mqtt://h:port"] {
+            assert!(BrokerUrl::parse(url).is_err(), "{url}");
+        }
+        let err = BrokerUrl::parse("foo://user:secret@h").unwrap_err();
+        assert!(!err.to_string().contains("secret"), "{err}");
+    }
+
+    #[test]
+    fn server_reference_keeps_scheme_and_port_unless_given() {
+        let (b, _) = BrokerUrl::parse("mqtts://a:8884").unwrap();
+        let r = b.redirect("b.example other:1").unwrap();
+        assert_eq!(
+            (r.scheme, r.host.as_str(), r.port),
+            (Scheme::Mqtts, "b.example", 8884)
+        );
+        let r = b.redirect("c:9000").unwrap();
+        assert_eq!(r.port, 9000);
+        let r = b.redirect("mqtt://d:1").unwrap();
+        assert_eq!(r.scheme, Scheme::Mqtt);
+        assert!(b.redirect("  ").is_none());
+    }
+}
