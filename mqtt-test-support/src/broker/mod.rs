@@ -636,11 +636,10 @@ fn read_from(path: &Path, offset: u64, max: u64) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
-/// (inode, modification time) of a file, to notice it being replaced.
-fn file_identity(path: &Path) -> Option<(u64, std::time::SystemTime)> {
+/// The inode of a file, to notice it being replaced by a rename.
+fn file_identity(path: &Path) -> Option<u64> {
     use std::os::unix::fs::MetadataExt;
-    let meta = fs::metadata(path).ok()?;
-    Some((meta.ino(), meta.modified().ok()?))
+    fs::metadata(path).ok().map(|meta| meta.ino())
 }
 
 /// Forgets a child that has exited on its own.

@@ -46,6 +46,7 @@ impl Drop for Active<'_> {
 
 /// Runs one connection until both directions end, a fault cuts it, or the proxy is dropped.
 pub(super) async fn run(shared: Arc<Shared>, client: TcpStream, index: u64) {
+    let accepted = tokio::time::Instant::now();
     shared.counters.active.fetch_add(1, Ordering::Relaxed);
     let _active = Active(&shared);
     let mut cut_rx = shared.cut.subscribe();
@@ -79,8 +80,8 @@ pub(super) async fn run(shared: Arc<Shared>, client: TcpStream, index: u64) {
     // has been handled, so the CONNACK can never slip through.
     let gated = plan.drop_during_connect.is_some();
     let mut cut_at = pin!(async {
-        match plan.cut_at {
-            Some(at) => tokio::time::sleep_until(at).await,
+        match plan.lifetime {
+            Some(lifetime) => tokio::time::sleep_until(accepted + lifetime).await,
             None => std::future::pending().await,
         }
     });

@@ -205,7 +205,8 @@ struct ModeState {
 struct Plan {
     cut_after: Option<(Direction, u64)>,
     stall_after: Option<(Direction, u64)>,
-    cut_at: Option<Instant>,
+    /// Random cut: how long after being accepted the connection is cut.
+    lifetime: Option<Duration>,
     drop_during_connect: Option<usize>,
     seed: u64,
 }
@@ -236,14 +237,13 @@ impl Shared {
         }
         state.faulted = state.faulted.saturating_add(1);
         let mode = &state.mode;
-        let cut_at = mode.random_cuts.map(|(min, max)| {
-            let mut rng = crate::rng::Rng::new(seed, index.wrapping_mul(3));
-            Instant::now() + rng.duration_between(min, max)
+        let lifetime = mode.random_cuts.map(|(min, max)| {
+            crate::rng::Rng::new(seed, index.wrapping_mul(3)).duration_between(min, max)
         });
         Plan {
             cut_after: mode.cut_after,
             stall_after: mode.stall_after,
-            cut_at,
+            lifetime,
             drop_during_connect: mode.drop_during_connect,
             seed,
         }
@@ -316,4 +316,58 @@ async fn connect_upstream(addr: SocketAddr) -> io::Result<TcpStream> {
     tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr))
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "upstream connect timed out"))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared(mode: FaultMode) -> Shared {
+        Shared {
+            upstream: SocketAddr::from((Ipv4Addr::LOCALHOST, 9)),
+            mode: Mutex::new(ModeState { mode, faulted: 0 }),
+            stall: watch::channel(false).0,
+            cut: watch::channel(0).0,
+            counters: Counters::default(),
+        }
+    }
+
+    #[test]
+    fn random_cut_lifetimes_are_reproducible_from_the_seed() {
+        let (min, max) = (Duration::from_millis(100), Duration::from_millis(400));
+        let mode = |seed| FaultMode::new().random_cuts(min, max).seed(seed);
+        let lifetimes = |seed| {
+            let s = shared(mode(seed));
+            (0..8)
+                .map(|i| s.plan(i).lifetime.unwrap())
+                .collect::<Vec<_>>()
+        };
+        let a = lifetimes(1);
+        assert_eq!(a, lifetimes(1));
+        assert_ne!(a, lifetimes(2));
+        assert!(a.iter().all(|d| (min..=max).contains(d)), "{a:?}");
+        assert!(a.windows(2).any(|w| w[0] != w[1]), "no jitter: {a:?}");
+    }
+
+    #[test]
+    fn the_connection_budget_limits_connection_faults_only() {
+        let s = shared(
+            FaultMode::new()
+                .cut_after(Direction::ToClient, 4)
+                .split_writes(true)
+                .connections(2),
+        );
+        let cuts: Vec<_> = (0..4).map(|i| s.plan(i).cut_after.is_some()).collect();
+        assert_eq!(cuts, [true, true, false, false]);
+        assert!(s.shaping().split_writes);
+        // A new mode restarts the budget.
+        *s.mode() = ModeState {
+            mode: FaultMode::new()
+                .cut_after(Direction::ToBroker, 1)
+                .connections(1),
+            faulted: 0,
+        };
+        assert_eq!(s.plan(4).cut_after, Some((Direction::ToBroker, 1)));
+        assert_eq!(s.plan(5).cut_after, None);
+    }
 }
