@@ -12,8 +12,11 @@ pub const ONLINE: &str = "online";
 /// Payload of the status topic once the device is gone: the last will.
 pub const OFFLINE: &str = "offline";
 
-/// Longest topic: `devices/` + id + `/led/error`.
-const MAX_TOPIC_LEN: usize = "devices/".len() + MAX_ID_LEN + "/led/error".len();
+/// Longest topic the device uses: `devices/` + a [`MAX_ID_LEN`]-byte id + `/led/error`.
+///
+/// A driver that must keep a topic while it mutates the [`Device`] (e.g. the will topic, held
+/// by the MQTT client for every reconnect) copies it into a `TextBuf<MAX_TOPIC_LEN>`.
+pub const MAX_TOPIC_LEN: usize = "devices/".len() + MAX_ID_LEN + "/led/error".len();
 /// Longest payload the device builds itself (telemetry, error reports).
 const MAX_PAYLOAD_LEN: usize = MAX_TELEMETRY_LEN;
 /// Longest rejected command echoed back in an error report.
@@ -201,7 +204,9 @@ impl Device {
     /// The last will to register in CONNECT: `offline`, retained, QoS 1, on the status topic.
     ///
     /// The broker publishes it when the device vanishes. A clean DISCONNECT discards the will,
-    /// so publish this message yourself before disconnecting on purpose.
+    /// so publish this message yourself before disconnecting on purpose. The topic borrows
+    /// the device; a client that keeps it across reconnects needs a copy (see
+    /// [`MAX_TOPIC_LEN`]).
     pub fn will(&self) -> Outgoing<'_> {
         self.status(OFFLINE)
     }

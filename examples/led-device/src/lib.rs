@@ -55,7 +55,9 @@ mod telemetry;
 
 pub use buf::TextBuf;
 pub use command::Command;
-pub use device::{Config, Device, Outgoing, Qos, Reaction, Subscription, OFFLINE, ONLINE};
+pub use device::{
+    Config, Device, Outgoing, Qos, Reaction, Subscription, MAX_TOPIC_LEN, OFFLINE, ONLINE,
+};
 pub use id::{DeviceId, IdError, MAX_ID_LEN};
 pub use telemetry::{PlatformInfo, MAX_TELEMETRY_LEN};
 

@@ -1,0 +1,213 @@
+//! The application loop: reach the broker over TCP, run one MQTT connection through
+//! `mqtt-client-nb`, translate its events for the `led-device` logic, repeat with backoff.
+
+use core::fmt::Write as _;
+
+use embassy_futures::select::{select, Either};
+use embassy_net::{tcp::TcpSocket, Stack};
+use embassy_time::{with_timeout, Duration, Instant, Timer};
+use esp_println::println;
+use led_device::{Device, Outgoing, PlatformInfo, Qos, TextBuf, MAX_TOPIC_LEN, OFFLINE};
+use mqtt_client_nb::mqtt_proto::{ProtocolVersion, QoS, TopicName};
+use mqtt_client_nb::{Client, EmbassyClock, Error, Event, LastWill, Options};
+
+use crate::{config, led::Led, net, wifi};
+
+const BACKOFF_MIN: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// TCP socket buffers. The MQTT client keeps its own packet buffers below.
+const TCP_BUF: usize = 1536;
+/// Largest MQTT packet in each direction: commands are a few bytes, telemetry under 200.
+const MQTT_BUF: usize = 512;
+/// Session store: the CONNECT, queued and unacknowledged messages, subscriptions.
+const MQTT_STORE: usize = 1024;
+
+/// Connects, runs the MQTT connection until it ends, and reconnects, forever.
+pub async fn run(stack: Stack<'static>, device: &mut Device, led: &mut Led) -> ! {
+    let (mut tcp_rx, mut tcp_tx) = ([0u8; TCP_BUF], [0u8; TCP_BUF]);
+    let (mut mqtt_rx, mut mqtt_tx) = ([0u8; MQTT_BUF], [0u8; MQTT_BUF]);
+    let mut store = [0u8; MQTT_STORE];
+
+    // The client keeps its options (and so the will) for every reconnect, while the device
+    // must stay mutable: copy the will topic and the id out of it.
+    let id = *device.id();
+    let mut will_topic = TextBuf::<MAX_TOPIC_LEN>::new();
+    // Cannot fail: every device topic fits MAX_TOPIC_LEN.
+    let _ = will_topic.write_str(device.will().topic);
+    let options = options(id.as_str(), will_topic.as_str(), device.will());
+
+    let mut client = match Client::new(options, &mut mqtt_rx, &mut mqtt_tx, &mut store) {
+        Ok(client) => client,
+        Err(e) => fatal("MQTT client", e),
+    };
+    // One socket for the device's lifetime: the client hands it back after each connection.
+    let mut socket = TcpSocket::new(stack, &mut tcp_rx, &mut tcp_tx);
+    // With keep-alive on, the broker or we send something at least every keep-alive period,
+    // so a connection silent for three periods is dead even if no PINGRESP was due yet.
+    socket.set_timeout(
+        (config::KEEP_ALIVE_SECS > 0)
+            .then(|| Duration::from_secs(u64::from(config::KEEP_ALIVE_SECS) * 3)),
+    );
+
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        net::wait_for_ip(stack).await;
+        if let Some(addr) = net::resolve(stack, config::MQTT_HOST).await {
+            println!(
+                "mqtt: connecting to {}:{} ({addr})",
+                config::MQTT_HOST,
+                config::MQTT_PORT
+            );
+            match socket.connect((addr, config::MQTT_PORT)).await {
+                Ok(()) => {
+                    if let Err(e) = client.connect(socket) {
+                        // Client::connect drops the transport on error; Client::new checked
+                        // that the CONNECT fits, so this does not happen.
+                        fatal("MQTT connect", e);
+                    }
+                    if connection(&mut client, device, led).await {
+                        backoff = BACKOFF_MIN;
+                    }
+                    socket = match client.close() {
+                        Some(socket) => socket,
+                        // The client returns the transport it was given.
+                        None => fatal("MQTT close", Error::NotConnected),
+                    };
+                }
+                Err(e) => println!("mqtt: TCP connect failed: {e:?}"),
+            }
+        }
+        device.on_disconnected();
+        // Reset the TCP connection (if any) so the socket can connect again; the flush that
+        // sends the RST is bounded in case the link is down.
+        socket.abort();
+        let _ = with_timeout(Duration::from_secs(2), socket.flush()).await;
+        println!("mqtt: reconnecting in {} s", backoff.as_secs());
+        Timer::after(backoff).await;
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+/// The connect options: 3.1.1, clean session, the device id as client id, credentials if set,
+/// and the will from the device logic.
+fn options<'a>(client_id: &'a str, will_topic: &'a str, will: Outgoing<'_>) -> Options<'a> {
+    let mut options = Options::new(ProtocolVersion::V3_1_1);
+    options.client_id = Some(client_id);
+    options.keep_alive = config::KEEP_ALIVE_SECS;
+    // Clean session: the device subscribes and publishes its state on every connect anyway,
+    // and a stale queued `toggle` delivered after an outage would surprise.
+    options.clean_session = true;
+    if !config::MQTT_USERNAME.is_empty() {
+        options.username = Some(config::MQTT_USERNAME);
+    }
+    if !config::MQTT_PASSWORD.is_empty() {
+        options.password = Some(config::MQTT_PASSWORD.as_bytes());
+    }
+    match TopicName::new(will_topic) {
+        Ok(topic) => {
+            let mut last_will = LastWill::new(topic, OFFLINE.as_bytes());
+            last_will.qos = qos(will.qos);
+            last_will.retain = will.retain;
+            options.will = Some(last_will);
+        }
+        // The device builds topics from a validated id, so they are valid topic names.
+        Err(e) => println!("mqtt: will topic {will_topic:?} invalid: {e:?}"),
+    }
+    options
+}
+
+/// Runs one MQTT connection until it ends. Returns whether the broker accepted it.
+async fn connection<'b>(
+    client: &mut Client<'b, TcpSocket<'b>>,
+    device: &mut Device,
+    led: &mut Led,
+) -> bool {
+    let clock = EmbassyClock;
+    let mut accepted = false;
+    loop {
+        // The client's poll is cancel-safe, so racing it against the telemetry timer loses
+        // nothing when the timer wins.
+        let telemetry_due = async {
+            match device.next_telemetry_at() {
+                Some(at) => Timer::at(Instant::from_millis(at)).await,
+                None => core::future::pending().await,
+            }
+        };
+        let event = match select(client.poll(&clock), telemetry_due).await {
+            Either::First(event) => event,
+            Either::Second(()) => {
+                let info = PlatformInfo {
+                    free_heap: u32::try_from(esp_alloc::HEAP.free()).ok(),
+                    rssi: wifi::rssi(),
+                };
+                if let Some(out) = device.poll_telemetry(now_ms(), info) {
+                    publish(client, out);
+                }
+                continue;
+            }
+        };
+        match event {
+            Event::Connected { .. } => {
+                println!("mqtt: connected as {}", device.client_id());
+                accepted = true;
+                for out in device.on_connected(now_ms()) {
+                    publish(client, out);
+                }
+                for sub in device.subscriptions() {
+                    if let Err(e) = client.subscribe(sub.filter, qos(sub.qos)) {
+                        println!("mqtt: subscribe {} failed: {e:?}", sub.filter);
+                    }
+                }
+            }
+            Event::Data(message) => {
+                let reaction = device.on_message(message.topic.as_str(), message.payload);
+                if let Some(on) = reaction.led {
+                    led.set(on);
+                }
+                if let Some(out) = reaction.publish {
+                    publish(client, out);
+                }
+            }
+            Event::Subscribed { reason_codes, .. }
+                if reason_codes.iter().any(|code| code.is_error()) =>
+            {
+                println!("mqtt: the broker refused the subscription: {reason_codes:?}");
+            }
+            Event::Error(Error::NotConnected) | Event::Disconnected => {
+                println!("mqtt: disconnected");
+                return accepted;
+            }
+            Event::Error(e) => println!("mqtt: {e}"),
+            _ => {}
+        }
+    }
+}
+
+/// Queues a message from the device logic. A refusal (store full while the broker is slow)
+/// loses that one message; the state is re-published on the next change or connect.
+fn publish<'b>(client: &mut Client<'b, TcpSocket<'b>>, out: Outgoing<'_>) {
+    if let Err(e) = client.publish(out.topic, out.payload, qos(out.qos), out.retain) {
+        println!("mqtt: publish to {} dropped: {e}", out.topic);
+    }
+}
+
+fn qos(qos: Qos) -> QoS {
+    match qos {
+        Qos::AtMostOnce => QoS::AtMostOnce,
+        Qos::AtLeastOnce => QoS::AtLeastOnce,
+    }
+}
+
+/// Milliseconds since boot, the time base of the device logic and of `EmbassyClock`.
+fn now_ms() -> u64 {
+    Instant::now().as_millis()
+}
+
+/// An error that means the firmware is built wrong (buffers too small, bad settings):
+/// report it and restart rather than run without MQTT.
+fn fatal(what: &str, error: Error) -> ! {
+    println!("{what}: {error}; restarting in 10 s");
+    // Blocks the executor, deliberately: nothing else is worth running.
+    esp_hal::delay::Delay::new().delay_millis(10_000);
+    esp_hal::system::software_reset()
+}
