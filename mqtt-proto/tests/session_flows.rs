@@ -682,3 +682,34 @@ fn a_flood_of_qos1_applies_back_pressure_instead_of_growing() {
     assert_eq!(delivered, 40);
     assert_eq!(blocked, 2);
 }
+
+#[test]
+fn max_inflight_caps_publishes_in_flight_below_the_broker_limit() {
+    for v in BOTH {
+        let mut config = SessionConfig::new(v);
+        config.max_inflight = 2;
+        let mut h = Harness::with(config, 16 * 1024);
+        // A 3.1.1 broker announces nothing; a 5.0 one here allows 65,535.
+        h.connect(true, false);
+        let ids: Vec<u16> = (0..5u8)
+            .map(|i| {
+                h.publish("t", &[i], QoS::ExactlyOnce)
+                    .unwrap()
+                    .unwrap()
+                    .get()
+            })
+            .collect();
+        assert_eq!(h.take_sent().len(), 2, "only max_inflight go out");
+        assert_eq!(h.s.inflight(), 2);
+        // PUBREC turns a PUBLISH into a PUBREL, which stays in flight until PUBCOMP.
+        h.feed_packet(pubrec(ids[0])).unwrap();
+        assert_eq!(h.take_sent().len(), 1, "the PUBREL, nothing more");
+        h.feed_packet(pubcomp(ids[0])).unwrap();
+        let sent = h.take_sent();
+        assert_eq!(sent.len(), 1);
+        let Packet::Publish(p) = dec(&sent[0], v) else {
+            panic!()
+        };
+        assert_eq!(p.packet_id().unwrap().get(), ids[2], "next in order");
+    }
+}

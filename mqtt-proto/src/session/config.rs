@@ -40,6 +40,11 @@ pub struct SessionConfig {
     /// Bytes of the store reserved for the CONNECT, DISCONNECT or AUTH being sent. A CONNECT
     /// (with its will) larger than this is refused.
     pub control_bytes: usize,
+    /// At most this many QoS 1 and 2 publishes (PUBRELs included) in flight to the broker, on
+    /// top of the broker's Receive Maximum (5.0). A 3.1.1 broker cannot announce its limit, yet
+    /// many enforce one (mosquitto: 20) by dropping what exceeds it with a plain PUBACK, so a
+    /// 3.1.1 driver should set it. Default: 65,535 (only the broker's limit applies).
+    pub max_inflight: u16,
 }
 
 impl SessionConfig {
@@ -58,6 +63,7 @@ impl SessionConfig {
             connack_timeout: Duration::from_secs(30),
             ping_timeout: None,
             control_bytes: 512,
+            max_inflight: u16::MAX,
         }
     }
 

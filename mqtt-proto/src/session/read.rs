@@ -181,6 +181,11 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         }
         self.limits = super::BrokerLimits::defaults(self.keep_alive, self.session_expiry);
         self.limits.apply(&c.properties);
+        // Our own cap on top of the broker's; 0 would stall every QoS 1/2 publish.
+        self.limits.receive_maximum = self
+            .limits
+            .receive_maximum
+            .min(self.config.max_inflight.max(1));
         if !session_present {
             // [MQTT-3.2.2-5] without the broker's session, ours is discarded
             self.abandon_session();
