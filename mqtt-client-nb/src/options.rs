@@ -51,9 +51,12 @@ pub struct Options<'a> {
     pub connack_timeout: Duration,
     /// How long to wait for PINGRESP; `None` waits half the keep alive.
     pub ping_timeout: Option<Duration>,
-    /// How many QoS 1 and 2 messages from the broker may be unacknowledged at once (5.0
-    /// Receive Maximum; also the size of the table that keeps QoS 2 delivery exactly-once).
-    /// Each costs 4 bytes of the session store. 8 by default.
+    /// How many QoS 1 and 2 messages from the broker may be unacknowledged at once: the size
+    /// of the table that keeps QoS 2 delivery exactly-once, 4 bytes of the session store per
+    /// entry. 20 by default. 5.0 brokers are told (Receive Maximum); a 3.1.1 broker cannot
+    /// be, so there it must be at least the broker's in-flight window (mosquitto's
+    /// `max_inflight_messages`, 20 by default), or the connection ends with
+    /// `ReceiveMaximumExceeded` when that many QoS 2 messages arrive at once.
     pub receive_maximum: u16,
     /// Highest topic alias the broker may use towards us (5.0), 0 by default. Each alias
     /// needs room for its topic in [`Options::incoming_alias_bytes`].
@@ -71,7 +74,7 @@ pub struct Options<'a> {
 }
 
 impl<'a> Options<'a> {
-    /// Defaults: clean session, keep alive 120 s, CONNACK timeout 10 s, receive maximum 8,
+    /// Defaults: clean session, keep alive 120 s, CONNACK timeout 10 s, receive maximum 20,
     /// no will, no credentials, no topic aliases, automatic acknowledgements.
     pub const fn new(protocol: ProtocolVersion) -> Self {
         Self {
@@ -86,7 +89,7 @@ impl<'a> Options<'a> {
             session_expiry: 0,
             connack_timeout: Duration::from_secs(10),
             ping_timeout: None,
-            receive_maximum: 8,
+            receive_maximum: 20,
             topic_alias_maximum: 0,
             incoming_alias_bytes: 0,
             outgoing_topic_aliases: false,
