@@ -1,4 +1,4 @@
-//! A `no_std`, allocation-free async MQTT 3.1.1 and 5.0 client over `embedded-io-async`.
+#![doc = include_str!("../README.md")]
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -58,6 +58,11 @@ pub struct Options<'a> {
     /// `max_inflight_messages`, 20 by default), or the connection ends with
     /// `ReceiveMaximumExceeded` when that many QoS 2 messages arrive at once.
     pub receive_maximum: u16,
+    /// At most this many of our QoS 1 and 2 messages unacknowledged at once (also capped by a
+    /// 5.0 broker's Receive Maximum); the rest wait in the store. 20 by default: a 3.1.1
+    /// broker cannot announce its limit, and mosquitto (`max_inflight_messages`, 20) drops
+    /// what exceeds it.
+    pub max_inflight: u16,
     /// Highest topic alias the broker may use towards us (5.0), 0 by default. Each alias
     /// needs room for its topic in [`Options::incoming_alias_bytes`].
     pub topic_alias_maximum: u16,
@@ -74,8 +79,8 @@ pub struct Options<'a> {
 }
 
 impl<'a> Options<'a> {
-    /// Defaults: clean session, keep alive 120 s, CONNACK timeout 10 s, receive maximum 20,
-    /// no will, no credentials, no topic aliases, automatic acknowledgements.
+    /// Defaults: clean session, keep alive 120 s, CONNACK timeout 10 s, 20 messages in flight
+    /// each way, no will, no credentials, no topic aliases, automatic acknowledgements.
     pub const fn new(protocol: ProtocolVersion) -> Self {
         Self {
             protocol,
@@ -90,6 +95,7 @@ impl<'a> Options<'a> {
             connack_timeout: Duration::from_secs(10),
             ping_timeout: None,
             receive_maximum: 20,
+            max_inflight: 20,
             topic_alias_maximum: 0,
             incoming_alias_bytes: 0,
             outgoing_topic_aliases: false,
@@ -132,6 +138,7 @@ impl<'a> Options<'a> {
         config.outgoing_topic_aliases = self.outgoing_topic_aliases;
         config.outgoing_alias_bytes = self.outgoing_alias_bytes;
         config.manual_acks = self.manual_acks;
+        config.max_inflight = self.max_inflight.max(1);
         config.connack_timeout = self.connack_timeout;
         config.ping_timeout = self.ping_timeout;
         // The session adds Receive Maximum, Maximum Packet Size and Topic Alias Maximum to a
