@@ -70,9 +70,8 @@ impl Message {
 }
 
 /// MQTT 5.0 message properties. Topic aliases are not here: the session assigns and
-/// resolves them.
+/// resolves them. Build with `..Properties::default()`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct Properties {
     /// Whether the payload is UTF-8 text.
     pub payload_format_indicator: Option<bool>,

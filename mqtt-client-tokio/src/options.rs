@@ -108,6 +108,11 @@ pub struct ProtocolOptions {
     pub receive_maximum: u16,
     /// Largest packet accepted from the broker (announced on 5.0). Default: 1 MiB.
     pub maximum_packet_size: u32,
+    /// QoS 1 and 2 messages in flight to the broker at most. A 5.0 broker announces its own
+    /// limit, which always applies; a 3.1.1 broker cannot, yet many enforce one (mosquitto's
+    /// `max_inflight_messages`, 20 by default) by dropping what exceeds it. Default: none on
+    /// 5.0, 20 on 3.1.1.
+    pub max_inflight: Option<u16>,
     /// 5.0: highest topic alias the broker may use towards us (0 disables). Each alias
     /// reserves room for a 256-byte topic. Default: 0.
     pub topic_alias_maximum: u16,
@@ -134,6 +139,7 @@ impl Default for ProtocolOptions {
             will: None,
             receive_maximum: 64,
             maximum_packet_size: 1024 * 1024,
+            max_inflight: None,
             topic_alias_maximum: 0,
             outgoing_topic_aliases: false,
             user_properties: Vec::new(),
@@ -155,6 +161,7 @@ impl fmt::Debug for ProtocolOptions {
             .field("will", &self.will)
             .field("receive_maximum", &self.receive_maximum)
             .field("maximum_packet_size", &self.maximum_packet_size)
+            .field("max_inflight", &self.max_inflight)
             .field("topic_alias_maximum", &self.topic_alias_maximum)
             .field("outgoing_topic_aliases", &self.outgoing_topic_aliases)
             .field("user_properties", &self.user_properties)

@@ -34,6 +34,8 @@ const OUTGOING_ALIAS_BYTES: usize = 16 * 1024;
 /// How many QoS 1/2 messages a 3.1.1 session accepts unacknowledged (3.1.1 cannot announce a
 /// limit, so it must cover the broker's own in-flight window).
 const V3_RECEIVE_MAXIMUM: u16 = 1024;
+/// Outgoing QoS 1/2 messages in flight on 3.1.1 unless the options say (mosquitto's default).
+const V3_MAX_INFLIGHT: u16 = 20;
 
 /// Why a connection (or an attempt) ended.
 pub(crate) enum End {
@@ -519,6 +521,11 @@ fn session_config(p: &ProtocolOptions, policy: &Policy) -> Result<SessionConfig,
         p.receive_maximum.max(V3_RECEIVE_MAXIMUM)
     };
     config.maximum_packet_size = p.maximum_packet_size.max(64);
+    config.max_inflight = match (p.max_inflight, p.version.is_v5()) {
+        (Some(n), _) => n.max(1),
+        (None, true) => u16::MAX,
+        (None, false) => V3_MAX_INFLIGHT,
+    };
     if p.version.is_v5() {
         config.topic_alias_maximum = p.topic_alias_maximum;
         config.incoming_alias_bytes = usize::from(p.topic_alias_maximum) * ALIAS_TOPIC_BYTES;
