@@ -47,7 +47,7 @@ impl<'b, S: Read + Write> Client<'b, S> {
     /// `sleep_until` are (as `embedded-io-async` asks of implementations; `embassy-net`
     /// sockets and the tokio adapter are). Dropping the future loses no received byte and
     /// no event, and never writes a byte twice; the next call carries on where this one
-    /// stopped. See the module documentation of `poll.rs` for how.
+    /// stopped. The crate documentation's *Cancel safety* section says how.
     pub async fn poll<C: Clock>(&mut self, clock: &C) -> Event<'_> {
         let mut this = self;
         this.rx_start += core::mem::take(&mut this.rx_lent);

@@ -573,3 +573,85 @@ async fn poll_reconnecting_backs_off_between_failed_attempts() {
     );
     drop(broker);
 }
+
+#[tokio::test]
+async fn v5_broker_disconnect_is_reported_then_the_connection_ends() {
+    let v = ProtocolVersion::V5;
+    let clock = TokioClock::new();
+    let mut bufs = Buffers::new();
+    let mut client: Client<'_, Transport> =
+        Client::new(Options::new(v), &mut bufs.rx, &mut bufs.tx, &mut bufs.store).unwrap();
+    let (ours, theirs) = tokio::io::duplex(256);
+    client.connect(FromTokio::new(ours)).unwrap();
+    let broker = tokio::spawn(async move {
+        let (rd, mut wr, _) = accept(theirs, v, false).await;
+        let disconnect = mqtt_client_nb::mqtt_proto::Disconnect::new(ReasonCode::SessionTakenOver);
+        wr.write_all(&enc(Packet::Disconnect(disconnect), v))
+            .await
+            .unwrap();
+        (rd, wr)
+    });
+    let seen = poll_until(&mut client, &clock, 5, |e| *e == Ev::Disconnected).await;
+    assert_eq!(
+        seen[1..],
+        [
+            Ev::Connected {
+                session_present: false
+            },
+            Ev::Error(Error::ServerDisconnect(ReasonCode::SessionTakenOver)),
+            Ev::Disconnected,
+        ]
+    );
+    assert!(
+        client.close().is_some(),
+        "the ended transport is handed back"
+    );
+    drop(broker.await.unwrap());
+}
+
+#[test]
+fn buffers_too_small_are_refused_up_front_and_nothing_is_queued() {
+    let v = ProtocolVersion::V3_1_1;
+    let (mut rx, mut tx, mut store) = ([0u8; 256], [0u8; 8], [0u8; 1024]);
+    let refused = Client::<Transport>::new(Options::new(v), &mut rx, &mut tx, &mut store);
+    assert!(matches!(
+        refused,
+        Err(Error::TxBufferTooSmall { capacity: 8, .. })
+    ));
+
+    let (mut rx, mut tx, mut store) = ([0u8; 256], [0u8; 64], [0u8; 100]);
+    let refused = Client::<Transport>::new(Options::new(v), &mut rx, &mut tx, &mut store);
+    assert!(
+        matches!(refused, Err(Error::Command(_))),
+        "store below its fixed regions"
+    );
+
+    let (mut rx, mut tx, mut store) = ([0u8; 256], [0u8; 64], [0u8; 1024]);
+    let mut client =
+        Client::<Transport>::new(Options::new(v), &mut rx, &mut tx, &mut store).unwrap();
+    let big = client.publish("t", &[0u8; 100], QoS::AtLeastOnce, false);
+    assert!(matches!(
+        big,
+        Err(Error::TxBufferTooSmall { capacity: 64, .. })
+    ));
+    assert!(matches!(
+        client.publish("#", b"", QoS::AtMostOnce, false),
+        Err(Error::Topic(_))
+    ));
+    assert_eq!(client.session().store_usage().0, 0, "nothing queued");
+    // Offline publishes queue until the store is full, then fail without queueing.
+    let mut queued = 0;
+    let full = loop {
+        match client.publish("t", &[0u8; 40], QoS::AtLeastOnce, false) {
+            Ok(_) => queued += 1,
+            Err(e) => break e,
+        }
+        assert!(queued < 100);
+    };
+    assert!(queued > 0);
+    assert!(matches!(
+        full,
+        Error::Command(mqtt_client_nb::mqtt_proto::session::CommandError::StoreFull { .. })
+    ));
+    assert_eq!(client.disconnect(), Err(Error::NotConnected));
+}
