@@ -59,7 +59,7 @@ async fn main(spawner: Spawner) -> ! {
         peripherals.WIFI,
         ControllerConfig::default().with_initial_config(WifiConfig::Station(station_config())),
     )
-    .expect("Wi-Fi init failed: radio unavailable or bad SSID/password length");
+    .expect("Wi-Fi controller init failed");
     let station = Interface::station();
     let mac = station.mac_address();
 
