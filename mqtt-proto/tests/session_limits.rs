@@ -256,3 +256,37 @@ fn aliases_start_afresh_on_a_new_connection() {
         "the topic is sent again with its alias"
     );
 }
+
+#[test]
+fn unsendable_messages_wait_until_the_application_can_be_told() {
+    // Six messages too large for the broker, four event slots: the rest wait in the store
+    // until the application drains its events; none disappears unreported.
+    let mut h = Harness::new(V5);
+    let ids: Vec<u16> = (0..6)
+        .map(|_| {
+            h.publish("t", &[0u8; 100], QoS::AtLeastOnce)
+                .unwrap()
+                .unwrap()
+                .get()
+        })
+        .collect();
+    let mut ack = ConnAck::new(ReasonCode::Success);
+    ack.properties.maximum_packet_size = NonZeroU32::new(64);
+    h.s.connect(&Connect::new(V5, "c")).unwrap();
+    h.take_sent();
+    h.feed_packet(Packet::ConnAck(ack)).unwrap();
+    let mut dropped = Vec::new();
+    for _ in 0..4 {
+        for e in h.take_events() {
+            if let Ev::Dropped {
+                pid: Some(id),
+                reason: ReasonCode::PacketTooLarge,
+            } = e
+            {
+                dropped.push(id);
+            }
+        }
+    }
+    assert_eq!(dropped, ids);
+    assert_eq!(h.s.store_usage().0, 0);
+}

@@ -177,6 +177,26 @@ impl Conn {
 
 const EVENT_QUEUE: usize = 4;
 
+/// An event the session raised on its own, kept small: the public [`Event`] is much larger
+/// because of the borrowed properties it can carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Raised {
+    Lost(LostReason),
+    Dropped(Option<PacketId>, crate::ReasonCode),
+}
+
+impl Raised {
+    fn event(self) -> Event<'static> {
+        match self {
+            Self::Lost(reason) => Event::ConnectionLost(reason),
+            Self::Dropped(packet_id, reason_code) => Event::PublishDropped {
+                packet_id,
+                reason_code,
+            },
+        }
+    }
+}
+
 /// A sans-IO MQTT client session over the caller's store `B`.
 pub struct Session<B> {
     config: SessionConfig,
@@ -195,7 +215,7 @@ pub struct Session<B> {
     next_pid: PacketId,
     /// QoS 1 and 2 publishes transmitted and not acknowledged, plus PUBRELs outstanding.
     inflight: u16,
-    events: [Option<Event<'static>>; EVENT_QUEUE],
+    raised: [Option<Raised>; EVENT_QUEUE],
     /// Whether abandoned records wait to be reported.
     abandoned: bool,
 }
@@ -242,7 +262,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             session_expiry: 0,
             next_pid: PacketId::MIN,
             inflight: 0,
-            events: [None; EVENT_QUEUE],
+            raised: [None; EVENT_QUEUE],
             abandoned: false,
         };
         let r = session.layout.incoming.clone();
@@ -533,8 +553,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// The next event that does not come straight from a received packet: a lost connection,
     /// a dropped or abandoned message.
     pub fn poll_event(&mut self) -> Option<Event<'_>> {
-        if let Some(slot) = self.events.iter_mut().find(|e| e.is_some()) {
-            return slot.take();
+        if let Some(slot) = self.raised.iter_mut().find(|e| e.is_some()) {
+            return slot.take().map(Raised::event);
         }
         if !self.abandoned {
             return None;
@@ -575,11 +595,11 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         self.conn.phase = Phase::Closing;
         self.conn.closing = None;
         self.acks.clear();
-        self.queue_event(Event::ConnectionLost(reason));
+        self.raise(Raised::Lost(reason));
     }
 
-    fn queue_event(&mut self, event: Event<'static>) -> bool {
-        match self.events.iter_mut().find(|e| e.is_none()) {
+    fn raise(&mut self, event: Raised) -> bool {
+        match self.raised.iter_mut().find(|e| e.is_none()) {
             Some(slot) => {
                 *slot = Some(event);
                 true

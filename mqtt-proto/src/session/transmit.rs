@@ -2,7 +2,7 @@
 
 use super::acks::Ack;
 use super::store::{Kind, Record, State};
-use super::{Control, Event, Instant, LostReason, Phase, Session};
+use super::{Control, Instant, LostReason, Phase, Raised, Session};
 use crate::{
     Decoded, EncodeError, Packet, PacketType, PubResponse, Publish, QoS, ReasonCode, TopicName,
 };
@@ -53,7 +53,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             None
         };
         if let Some(reason) = self.conn.closing.take() {
-            self.queue_event(Event::ConnectionLost(reason));
+            self.raise(Raised::Lost(reason));
         }
         Ok(n)
     }
@@ -98,7 +98,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         if self.conn.control == Control::Disconnect {
             let n = self.transmit_control(buf)?;
             self.conn.phase = Phase::Closing;
-            self.queue_event(Event::ConnectionLost(LostReason::DisconnectSent));
+            self.raise(Raised::Lost(LostReason::DisconnectSent));
             return Ok(Some(n));
         }
         Ok(None)
@@ -118,10 +118,13 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
 
     /// Sends the first queued record that may go now.
     fn transmit_log(&mut self, buf: &mut [u8]) -> Result<Option<usize>, EncodeError> {
-        let region = &self.store.as_ref()[self.layout.log.clone()];
         let mut cursor_settled = false;
         let mut at = self.log.cursor();
-        while let Some(r) = self.log.record(region, at) {
+        loop {
+            let region = &self.store.as_ref()[self.layout.log.clone()];
+            let Some(r) = self.log.record(region, at) else {
+                break;
+            };
             at = r.next();
             if r.state != State::Unsent {
                 if !cursor_settled {
@@ -135,14 +138,14 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                 continue;
             }
             if let Some(reason) = self.unsendable(&r) {
+                // Dropped only once the application can be told; until it polls its events,
+                // the record waits.
+                if !self.raise(Raised::Dropped(crate::PacketId::new(r.pid), reason)) {
+                    return Ok(None);
+                }
                 let region = &mut self.store.as_mut()[self.layout.log.clone()];
                 self.log.set_state(region, r.at, State::Dead);
-                let packet_id = crate::PacketId::new(r.pid);
-                self.queue_event(Event::PublishDropped {
-                    packet_id,
-                    reason_code: reason,
-                });
-                return self.transmit_log(buf);
+                continue;
             }
             let n = self.send_record(&r, buf)?;
             let region = &mut self.store.as_mut()[self.layout.log.clone()];
