@@ -842,3 +842,77 @@ async fn v5_shared_subscription_delivers_each_message_once() {
         "both members got some ({from_a} of 20 to a)"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_that_lost_the_session_gets_qos1_again_fails_qos2_and_renews_subscriptions() {
+    for v in VERSIONS {
+        // No persistence: a restart forgets every session.
+        let broker = Broker::start().unwrap();
+        let (s, mut s_events) = connect(persistent(&broker.url(), v, "lost-sub")).await;
+        let mut sub = s.subscribe("lost/#", QoS::AtLeastOnce).await.unwrap();
+        let proxy = FaultProxy::start(broker.addr(), FaultMode::new())
+            .await
+            .unwrap();
+        let (p, mut p_events) = connect(persistent(&proxy.url(), v, "lost-pub")).await;
+
+        // Both publishes are written, but the proxy holds them: no acknowledgement comes.
+        proxy.stall(true);
+        let once = p
+            .publish_queued(Message::new("lost/1", "q1", QoS::AtLeastOnce))
+            .await
+            .unwrap();
+        let twice = p
+            .publish_queued(Message::new("lost/2", "q2", QoS::ExactlyOnce))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // The publisher stays away until the subscriber is back.
+        proxy.set_mode(FaultMode::new().cut_after(Direction::ToBroker, 0));
+
+        let broker = tokio::task::spawn_blocking(move || {
+            broker.restart().unwrap();
+            broker
+        })
+        .await
+        .unwrap();
+        // The subscriber comes back to an empty broker and subscribes again by itself.
+        event(&mut s_events, |e| {
+            matches!(e, Event::Disconnected { .. }).then_some(())
+        })
+        .await;
+        event(&mut s_events, |e| match e {
+            Event::Connected {
+                session_present: false,
+                ..
+            } => Some(()),
+            _ => None,
+        })
+        .await;
+        event(&mut s_events, |e| {
+            matches!(e, Event::Subscribed { .. }).then_some(())
+        })
+        .await;
+
+        proxy.set_mode(FaultMode::new());
+        proxy.stall(false);
+        proxy.cut_all();
+        event(&mut p_events, |e| match e {
+            Event::Connected {
+                session_present: false,
+                ..
+            } => Some(()),
+            _ => None,
+        })
+        .await;
+        timeout(WAIT, once)
+            .await
+            .unwrap()
+            .expect("QoS 1 published again");
+        let err = timeout(WAIT, twice).await.unwrap().unwrap_err();
+        assert!(matches!(err, Error::Abandoned), "{err}");
+        let m = recv(&mut sub).await;
+        assert_eq!((m.topic.as_str(), &m.payload[..]), ("lost/1", &b"q1"[..]));
+        quiet(&mut sub).await;
+        drop(broker);
+    }
+}
