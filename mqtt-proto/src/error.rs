@@ -102,9 +102,6 @@ pub enum DecodeError {
     /// a failure code.
     #[error("invalid CONNACK flags {0:#010b}")]
     InvalidConnAckFlags(u8),
-    /// A packet that does not exist in the negotiated version (AUTH before 5.0).
-    #[error("{0:?} does not exist in this protocol version")]
-    NotInVersion(PacketType),
 }
 
 impl DecodeError {
@@ -117,8 +114,7 @@ impl DecodeError {
             Self::DuplicateProperty(_)
             | Self::InvalidPropertyValue(_)
             | Self::ZeroPacketId
-            | Self::NoTopicFilters
-            | Self::NotInVersion(_) => ReasonCode::ProtocolError,
+            | Self::NoTopicFilters => ReasonCode::ProtocolError,
             Self::UnsupportedProtocol { .. } => ReasonCode::UnsupportedProtocolVersion,
             _ => ReasonCode::MalformedPacket,
         }

@@ -168,12 +168,6 @@ impl<'a> TryFrom<&'a str> for TopicFilter<'a> {
     }
 }
 
-impl<'a> From<TopicName<'a>> for TopicFilter<'a> {
-    fn from(name: TopicName<'a>) -> Self {
-        Self(name.0)
-    }
-}
-
 fn check_wildcards(filter: &str) -> Result<(), TopicError> {
     let mut levels = filter.split('/').peekable();
     while let Some(level) = levels.next() {

@@ -1923,7 +1923,6 @@ fn decode_errors_map_to_the_reason_codes_of_section_4_13() {
         ),
         (E::InvalidConnectFlags(0x01), R::MalformedPacket),
         (E::InvalidConnAckFlags(0x02), R::MalformedPacket),
-        (E::NotInVersion(PacketType::Auth), R::ProtocolError),
     ];
     for (error, reason) in cases {
         assert_eq!(error.reason_code(), reason, "{error:?}");
@@ -1969,4 +1968,30 @@ fn publish_round_trip_keeps_flags() {
             assert_eq!(buf, bytes);
         }
     }
+}
+
+#[test]
+fn bad_publish_flags_and_auth_before_5_are_refused_from_the_fixed_header_alone() {
+    use mqtt_proto::{Decoded, Packet, ProtocolVersion};
+    // Only the first two bytes have arrived; the body would be 100 bytes.
+    let cases: [(&[u8], ProtocolVersion, DecodeError); 3] = [
+        (
+            &[0x36, 100],
+            ProtocolVersion::V3_1_1,
+            DecodeError::InvalidQoS,
+        ),
+        (&[0x38, 100], ProtocolVersion::V5, DecodeError::DupOnQoS0),
+        (
+            &[0xF0, 100],
+            ProtocolVersion::V3_1_1,
+            DecodeError::ReservedPacketType(15),
+        ),
+    ];
+    for (bytes, version, error) in cases {
+        assert_eq!(Packet::decode(bytes, version, u32::MAX), Err(error));
+    }
+    assert!(matches!(
+        Packet::decode(&[0xF0, 100], ProtocolVersion::V5, u32::MAX),
+        Ok(Decoded::Incomplete { .. })
+    ));
 }

@@ -118,6 +118,21 @@ impl FixedHeader {
         Err(DecodeError::VarIntTooLong)
     }
 
+    /// The checks that the fixed header alone allows for `version`, so a packet that is bad
+    /// from its first byte is refused before its body is buffered: PUBLISH with QoS 3
+    /// [MQTT-3.3.1-4] or DUP on QoS 0 [MQTT-3.3.1-2], and AUTH before 5.0 (reserved type 15).
+    ///
+    /// # Errors
+    /// The [`DecodeError`] the full decode would report.
+    pub fn check(&self, version: crate::ProtocolVersion) -> Result<(), DecodeError> {
+        match self.packet_type {
+            PacketType::Publish if (self.flags >> 1) & 3 == 3 => Err(DecodeError::InvalidQoS),
+            PacketType::Publish if self.flags & 0b1110 == 0b1000 => Err(DecodeError::DupOnQoS0),
+            PacketType::Auth if !version.is_v5() => Err(DecodeError::ReservedPacketType(15)),
+            _ => Ok(()),
+        }
+    }
+
     /// Length of the whole packet: fixed header plus remaining length.
     pub const fn packet_len(&self) -> usize {
         self.header_len as usize + self.remaining_length as usize

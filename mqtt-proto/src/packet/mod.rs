@@ -101,6 +101,7 @@ impl<'a> Packet<'a> {
         let Some(header) = FixedHeader::decode(buf)? else {
             return Ok(Decoded::Incomplete { needed: None });
         };
+        header.check(version)?;
         let len = header.packet_len();
         if len > max_packet_size as usize {
             return Err(DecodeError::PacketTooLarge {

@@ -189,11 +189,6 @@ impl<'a> Subscribe<'a> {
                     "No Local on a shared subscription",
                 ));
             }
-            // A filter made with `From<TopicName>` may be empty [MQTT-4.7.3-1] or a malformed
-            // `$share/` one [MQTT-4.8.2-1], which the receiver rejects.
-            if TopicFilter::new(sub.filter.as_str()).is_err() {
-                return Err(EncodeError::ValueOutOfRange("invalid topic filter"));
-            }
             body += wire::string_len(sub.filter.as_str())? + 1;
         }
         lens.body = body;

@@ -85,11 +85,6 @@ impl<'a> Unsubscribe<'a> {
             return Err(EncodeError::NoTopicFilters);
         }
         for f in self.filters.iter() {
-            // A filter made with `From<TopicName>` may be empty [MQTT-4.7.3-1] or a malformed
-            // `$share/` one [MQTT-4.8.2-1], which the receiver rejects.
-            if TopicFilter::new(f.as_str()).is_err() {
-                return Err(EncodeError::ValueOutOfRange("invalid topic filter"));
-            }
             body += wire::string_len(f.as_str())?;
         }
         lens.body = body;
