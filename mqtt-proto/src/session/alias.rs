@@ -50,13 +50,22 @@ impl Aliases {
         core::str::from_utf8(Self::topic(region, &e)).ok()
     }
 
-    /// The alias of `topic`, marking it used at `stamp`.
-    pub(crate) fn alias_of(&self, region: &mut [u8], topic: &str, stamp: u32) -> Option<u16> {
-        let e = self
+    /// The alias of `topic`.
+    pub(crate) fn alias_of(&self, region: &[u8], topic: &str) -> Option<u16> {
+        self.entries(region)
+            .find(|e| Self::topic(region, e) == topic.as_bytes())
+            .map(|e| e.alias)
+    }
+
+    /// Marks `alias` used at `stamp`.
+    pub(crate) fn touch(&self, region: &mut [u8], alias: u16, stamp: u32) {
+        let found = self
             .entries(region)
-            .find(|e| Self::topic(region, e) == topic.as_bytes())?;
-        region[e.at + 2..e.at + 6].copy_from_slice(&stamp.to_le_bytes());
-        Some(e.alias)
+            .find(|e| e.alias == alias)
+            .map(|e| e.at);
+        if let Some(at) = found {
+            region[at + 2..at + 6].copy_from_slice(&stamp.to_le_bytes());
+        }
     }
 
     /// The least recently used alias.
@@ -117,7 +126,8 @@ mod tests {
         assert_eq!(a.topic_of(&region, 1), Some("x/y/z"));
         assert_eq!(a.count(), 2);
         assert_eq!(a.least_recent(&region), Some(2));
-        assert_eq!(a.alias_of(&mut region, "c", 9), Some(2));
+        assert_eq!(a.alias_of(&region, "c"), Some(2));
+        a.touch(&mut region, 2, 9);
         assert_eq!(a.least_recent(&region), Some(1));
         assert!(!a.set(&mut region, 3, &"t".repeat(60), 10));
     }

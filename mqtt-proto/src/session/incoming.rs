@@ -1,6 +1,6 @@
-//! Incoming QoS 1 and 2 messages not yet fully acknowledged, in a fixed table in the store:
-//! QoS 2 ids awaiting PUBREL (so a resent PUBLISH is not delivered twice), and, in manual-ack
-//! mode, messages awaiting the application's acknowledgement.
+//! Incoming QoS 2 messages not yet released, in a fixed table in the store: ids awaiting PUBREL
+//! (so a resent PUBLISH is not delivered twice), and, in manual-ack mode, ids awaiting the
+//! application's acknowledgement. QoS 1 needs no receiver state and is not tracked.
 
 use crate::QoS;
 
@@ -10,7 +10,7 @@ pub(crate) const ENTRY: usize = 4;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub(crate) enum InState {
-    /// Delivered; the application has not acknowledged it yet (manual acks).
+    /// Delivered; the application has not acknowledged it yet (manual acks): PUBREC waits.
     AwaitingApp = 1,
     /// QoS 2: PUBREC queued or sent, waiting for PUBREL.
     AwaitingRel = 2,

@@ -439,32 +439,35 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         self.write_control(&Packet::Disconnect(*disconnect), Control::Disconnect)
     }
 
-    /// Acknowledges a message delivered in manual-ack mode: PUBACK for QoS 1, PUBREC for QoS 2.
+    /// Acknowledges a message delivered in manual-ack mode: PUBREC for a QoS 2 message the
+    /// session holds, PUBACK otherwise (QoS 1 messages need no receiver state, so any other
+    /// id is taken as a QoS 1 message). Acknowledge in the order messages arrived
+    /// [MQTT-4.6.0-2]; an acknowledgement given while disconnected goes out on the next
+    /// connection if the broker resumes the session.
     ///
     /// # Errors
-    /// [`CommandError::UnknownPacketId`] when no delivered message awaits this id;
+    /// [`CommandError::UnknownPacketId`] for a QoS 2 message already acknowledged;
     /// [`CommandError::WouldBlock`] when the transmit queue is full.
     pub fn ack(&mut self, packet_id: PacketId) -> Result<(), CommandError> {
         let region = &mut self.store.as_mut()[self.layout.incoming.clone()];
-        let Some((slot, InState::AwaitingApp, qos)) = self.incoming.find(region, packet_id.get())
-        else {
-            return Err(CommandError::UnknownPacketId);
+        let packet_type = match self.incoming.find(region, packet_id.get()) {
+            Some((_, InState::AwaitingRel, _)) => return Err(CommandError::UnknownPacketId),
+            Some((slot, InState::AwaitingApp, _)) => {
+                if self.acks.is_full() {
+                    return Err(CommandError::WouldBlock);
+                }
+                self.incoming.set_state(region, slot, InState::AwaitingRel);
+                crate::PacketType::PubRec
+            }
+            None => crate::PacketType::PubAck,
         };
-        if self.acks.is_full() {
-            return Err(CommandError::WouldBlock);
-        }
-        let packet_type = if qos == QoS::ExactlyOnce {
-            self.incoming.set_state(region, slot, InState::AwaitingRel);
-            crate::PacketType::PubRec
-        } else {
-            self.incoming.remove(region, slot);
-            crate::PacketType::PubAck
-        };
-        self.acks.push(acks::Ack {
+        if !self.acks.push(acks::Ack {
             packet_type,
             packet_id,
             reason_code: crate::ReasonCode::Success,
-        });
+        }) {
+            return Err(CommandError::WouldBlock);
+        }
         Ok(())
     }
 

@@ -199,6 +199,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
 
     /// Marks every message the broker may have seen as abandoned, and forgets incoming ids.
     fn abandon_session(&mut self) {
+        // Acknowledgements the application gave while disconnected belong to the lost session.
+        self.acks.clear();
         let store = self.store.as_mut();
         let incoming = &mut store[self.layout.incoming.clone()];
         self.incoming.clear(incoming);
@@ -245,9 +247,17 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             QosPid::ExactlyOnce(id) => (id, QoS::ExactlyOnce),
         };
         let manual = self.config.manual_acks;
+        if qos == QoS::AtLeastOnce {
+            // QoS 1 needs no receiver state: a resend is simply delivered again. Not tracking
+            // it also keeps a resend that crosses our PUBACK from looking like a Receive
+            // Maximum violation.
+            if !manual {
+                self.queue_ack(PacketType::PubAck, pid, ReasonCode::Success);
+            }
+            return Ok(Outcome::Report);
+        }
         let region = &mut self.store.as_mut()[self.layout.incoming.clone()];
-        let known = self.incoming.find(region, pid.get());
-        if let (QoS::ExactlyOnce, Some((_, state, _))) = (qos, known) {
+        if let Some((_, state, _)) = self.incoming.find(region, pid.get()) {
             // A resent QoS 2 PUBLISH before PUBREL: acknowledge again but deliver nothing,
             // so the application sees it exactly once.
             if state == InState::AwaitingRel {
@@ -255,25 +265,19 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             }
             return Ok(Outcome::Silent);
         }
-        if (manual || qos == QoS::ExactlyOnce) && known.is_none() {
-            if self.incoming.len() >= usize::from(self.config.receive_maximum) {
-                // [MQTT-3.3.4-8] the broker must respect our Receive Maximum
-                return Err(ProtocolError::ReceiveMaximumExceeded);
-            }
-            let state = if manual {
-                InState::AwaitingApp
-            } else {
-                InState::AwaitingRel
-            };
-            self.incoming.insert(region, pid.get(), state, qos);
+        if self.incoming.len() >= usize::from(self.config.receive_maximum) {
+            // [MQTT-3.3.4-8] the broker must respect our Receive Maximum; the QoS 2 messages
+            // awaiting PUBREL are what holds state here.
+            return Err(ProtocolError::ReceiveMaximumExceeded);
         }
+        let state = if manual {
+            InState::AwaitingApp
+        } else {
+            InState::AwaitingRel
+        };
+        self.incoming.insert(region, pid.get(), state, qos);
         if !manual {
-            let ack = if qos == QoS::ExactlyOnce {
-                PacketType::PubRec
-            } else {
-                PacketType::PubAck
-            };
-            self.queue_ack(ack, pid, ReasonCode::Success);
+            self.queue_ack(PacketType::PubRec, pid, ReasonCode::Success);
         }
         Ok(Outcome::Report)
     }

@@ -203,7 +203,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
 
     /// Re-encodes a stored PUBLISH with a topic alias: the topic is left out when the broker
     /// already knows the alias, and otherwise sent along with a new (or recycled, least
-    /// recently used) alias. `None` when the topic does not fit the alias table.
+    /// recently used) alias. `None` sends the stored packet as it is: the topic does not fit
+    /// the alias table, or the alias property would push the packet past the broker's
+    /// Maximum Packet Size. The table changes only once the packet is sure to be sent.
     fn send_with_alias(
         &mut self,
         r: &Record,
@@ -220,29 +222,45 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         else {
             return Ok(None);
         };
+        let topic = stored.topic.as_str();
+        let known = self.out_aliases.alias_of(alias_region, topic);
+        let alias = match known {
+            Some(alias) => alias,
+            None if self.out_aliases.count() < self.limits.topic_alias_maximum => {
+                self.out_aliases.count() + 1
+            }
+            None => match self.out_aliases.least_recent(alias_region) {
+                Some(alias) => alias,
+                None => return Ok(None),
+            },
+        };
+        let mut publish: Publish<'_> = stored;
+        publish.properties.topic_alias = core::num::NonZeroU16::new(alias);
+        if known.is_some() {
+            publish.topic = TopicName::EMPTY;
+        }
+        let packet = Packet::Publish(publish);
+        let len = packet.encoded_len(version)?;
+        let max = self
+            .limits
+            .maximum_packet_size
+            .map_or(usize::MAX, |m| m.get() as usize);
+        if len > max {
+            return Ok(None);
+        }
+        if len > buf.len() {
+            return Err(EncodeError::BufferTooSmall {
+                needed: len,
+                available: buf.len(),
+            });
+        }
         self.alias_clock = self.alias_clock.wrapping_add(1);
         let stamp = self.alias_clock;
-        let topic = stored.topic.as_str();
-        let mut publish: Publish<'_> = stored;
-        if let Some(alias) = self.out_aliases.alias_of(alias_region, topic, stamp) {
-            publish.topic = TopicName::EMPTY;
-            publish.properties.topic_alias = core::num::NonZeroU16::new(alias);
-        } else {
-            let max = self.limits.topic_alias_maximum;
-            let alias = if self.out_aliases.count() < max {
-                self.out_aliases.count() + 1
-            } else {
-                match self.out_aliases.least_recent(alias_region) {
-                    Some(a) => a,
-                    None => return Ok(None),
-                }
-            };
-            if !self.out_aliases.set(alias_region, alias, topic, stamp) {
-                return Ok(None);
-            }
-            publish.properties.topic_alias = core::num::NonZeroU16::new(alias);
+        if known.is_some() {
+            self.out_aliases.touch(alias_region, alias, stamp);
+        } else if !self.out_aliases.set(alias_region, alias, topic, stamp) {
+            return Ok(None);
         }
-        let n = Packet::Publish(publish).encode(version, buf)?;
-        Ok(Some(n))
+        packet.encode(version, buf).map(Some)
     }
 }
