@@ -261,10 +261,12 @@ impl Client {
     /// ([`ProtocolOptions::manual_acks`](crate::ProtocolOptions::manual_acks)): PUBACK for
     /// QoS 1, PUBREC for QoS 2. QoS 0 messages need none (returns at once).
     ///
+    /// Acknowledge in the order messages arrived (MQTT-4.6.0-2). An acknowledgement given
+    /// while disconnected is sent on the next connection if the broker resumes the session.
+    ///
     /// # Errors
-    /// [`Error::Command`] with `UnknownPacketId` when the message was already acknowledged
-    /// or belongs to an earlier connection whose session the broker dropped; the stop reason
-    /// once the client has stopped.
+    /// [`Error::Command`] when the session refuses it (e.g. `UnknownPacketId` for a QoS 2
+    /// message already acknowledged); the stop reason once the client has stopped.
     ///
     /// # Cancel safety
     /// Not cancel safe: the acknowledgement may be sent anyway.

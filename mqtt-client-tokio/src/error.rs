@@ -69,9 +69,19 @@ pub enum Error {
     /// The QoS 0 message was queued, but the connection ended before it was written.
     #[error("the connection ended before the message was written")]
     NotSent,
-    /// The offline queue (the session store) has no room for the message.
+    /// The offline queue (the session store) has no room for the message now.
     #[error("offline queue full")]
     QueueFull,
+    /// The message (encoded, with 8 bytes of bookkeeping) is larger than the whole offline
+    /// queue, so it can never be queued; raise
+    /// [`Policy::offline_queue_bytes`](crate::Policy::offline_queue_bytes).
+    #[error("message of {size} bytes does not fit the {capacity}-byte offline queue")]
+    TooLarge {
+        /// Bytes the message needs.
+        size: usize,
+        /// Bytes of the whole queue.
+        capacity: usize,
+    },
     /// The session refused the command (e.g. QoS above the broker's maximum, packet larger
     /// than the broker's maximum, unknown packet identifier for an acknowledgement).
     #[error(transparent)]

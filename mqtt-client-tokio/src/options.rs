@@ -282,7 +282,8 @@ pub struct Policy {
     pub backoff_min: Duration,
     /// Longest reconnect delay. Default: 30 s.
     pub backoff_max: Duration,
-    /// Time allowed for TCP, TLS, WebSocket and CONNACK together. Default: 10 s.
+    /// Time allowed to open the transport (TCP, TLS, WebSocket), and then again for CONNACK.
+    /// Default: 10 s.
     pub connect_timeout: Duration,
     /// Bytes of encoded packets held while disconnected or waiting for acknowledgement (the
     /// session store). Default: 1 MiB.

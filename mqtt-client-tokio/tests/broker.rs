@@ -648,6 +648,13 @@ async fn offline_queue_is_bounded_and_can_wait_for_room() {
     for d in waiting.into_iter().chain(queued) {
         timeout(WAIT, d).await.unwrap().unwrap();
     }
+    // Larger than the whole queue: fails at once, even under the waiting policy.
+    let big = Message::new("q/big", vec![0u8; 4096], QoS::AtLeastOnce);
+    let err = timeout(WAIT, w.publish_queued(big))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(matches!(err, Error::TooLarge { .. }), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -668,8 +675,10 @@ async fn manual_ack_mode() {
             assert_eq!(m.qos, qos);
             assert!(m.packet_id().is_some());
             c.ack(&m).await.unwrap();
-            let again = c.ack(&m).await.unwrap_err();
-            assert!(matches!(again, Error::Command(_)), "{again}");
+            if qos == QoS::ExactlyOnce {
+                let again = c.ack(&m).await.unwrap_err();
+                assert!(matches!(again, Error::Command(_)), "{again}");
+            }
             timeout(WAIT, done).await.unwrap().unwrap();
         }
     }
@@ -915,4 +924,37 @@ async fn broker_that_lost_the_session_gets_qos1_again_fails_qos2_and_renews_subs
         quiet(&mut sub).await;
         drop(broker);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_alive_pings_when_idle_and_detects_a_dead_path() {
+    let broker = Broker::start().unwrap();
+    let proxy = FaultProxy::start(broker.addr(), FaultMode::new())
+        .await
+        .unwrap();
+    let mut o = named(&proxy.url(), ProtocolVersion::V5, "pinger");
+    o.protocol.keep_alive = Duration::from_secs(1);
+    let (c, mut events) = connect(o).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(
+        broker.log().contains("Received PINGREQ from pinger"),
+        "idle client pings"
+    );
+    assert!(c.is_connected());
+
+    // Silence on the path: no PINGRESP within 1.5 keep alives ends the connection.
+    proxy.stall(true);
+    let error = event(&mut events, |e| match e {
+        Event::Disconnected { error } => Some(error),
+        _ => None,
+    })
+    .await;
+    assert!(matches!(error, Error::KeepAliveTimeout), "{error}");
+    proxy.stall(false);
+    proxy.cut_all();
+    event(&mut events, |e| {
+        matches!(e, Event::Connected { .. }).then_some(())
+    })
+    .await;
+    loopback(&c, "ka/t").await;
 }

@@ -132,11 +132,14 @@ fn redirects(code: ReasonCode) -> bool {
 }
 
 impl Driver {
-    /// Handles the events the session queued on its own.
-    pub(super) fn drain_events(&mut self) {
+    /// Handles the events the session queued on its own; whether there were any.
+    pub(super) fn drain_events(&mut self) -> bool {
+        let mut any = false;
         while let Some(incoming) = self.session.poll_event().map(|e| Incoming::new(&e, &[])) {
+            any = true;
             self.on_event(incoming, &Bytes::new());
         }
+        any
     }
 
     /// Handles one event; `packet` holds the bytes of the packet it came from.
@@ -438,7 +441,8 @@ impl Driver {
         for tx in targets {
             self.deliver(tx, message.clone());
         }
-        let seen = self.events.emit(Event::Message(message.clone()));
+        // Only clone for the event stream when it has room.
+        let seen = self.events.has_room() && self.events.emit(Event::Message(message.clone()));
         if !routed {
             warn!(topic = %message.topic, "message matches no open subscription");
             if !seen && self.protocol.manual_acks {
@@ -573,7 +577,14 @@ impl Driver {
     fn queue(&mut self, message: &Message) -> Result<Option<PacketId>, Error> {
         let users = user_refs(&message.properties.user_properties);
         let m = to_session(message, &users)?;
-        self.session.publish(&m).map_err(map_command)
+        let capacity = self.session.store_usage().1;
+        self.session.publish(&m).map_err(|e| match e {
+            CommandError::StoreFull { needed, .. } if needed > capacity => Error::TooLarge {
+                size: needed,
+                capacity,
+            },
+            other => map_command(other),
+        })
     }
 
     fn subscribe(

@@ -187,7 +187,7 @@ impl Driver {
                     if let Some(incoming) = incoming {
                         self.on_event(incoming, &packet);
                     }
-                    self.drain_events();
+                    let _ = self.drain_events();
                 }
                 Input::Blocked if !blocked => {
                     blocked = true;
@@ -209,7 +209,7 @@ impl Driver {
     /// events. `force` ignores the write buffer's high-water mark.
     pub(super) fn pump(&mut self, force: bool) {
         loop {
-            self.drain_events();
+            let _ = self.drain_events();
             if !force && self.wbuf.len() >= HIGH_WATER {
                 break;
             }
@@ -217,7 +217,7 @@ impl Driver {
             match self.session.poll_transmit(now, &mut self.scratch) {
                 Ok(Some(n)) => {
                     // A QoS 0 message dropped before this one is reported first.
-                    self.drain_events();
+                    let _ = self.drain_events();
                     let first = self.scratch[0];
                     self.wbuf.extend_from_slice(&self.scratch[..n]);
                     self.queued_bytes += n as u64;
@@ -228,6 +228,8 @@ impl Driver {
                         }
                     }
                 }
+                // The session may hold packets back until its events are taken.
+                Ok(None) if self.drain_events() => {}
                 Ok(None) => break,
                 Err(EncodeError::BufferTooSmall { needed, .. }) => {
                     let len = needed.max(self.scratch.len() * 2);
@@ -239,7 +241,7 @@ impl Driver {
                 }
             }
         }
-        self.drain_events();
+        let _ = self.drain_events();
     }
 
     /// Everything queued so far is written and flushed: QoS 0 publishes are done.

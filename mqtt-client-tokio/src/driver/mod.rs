@@ -103,6 +103,16 @@ struct EventSink {
 }
 
 impl EventSink {
+    /// Whether an event (and a pending lag report) would be sent; counts a miss if not.
+    fn has_room(&mut self) -> bool {
+        let needed = if self.missed > 0 { 2 } else { 1 };
+        if self.tx.capacity() >= needed || self.tx.is_closed() {
+            return true;
+        }
+        self.missed += 1;
+        false
+    }
+
     /// Sends `event` if there is room; counts it as missed otherwise. Returns whether sent.
     fn emit(&mut self, event: Event) -> bool {
         if self.tx.is_closed() {
