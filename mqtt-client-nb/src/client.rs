@@ -335,8 +335,9 @@ impl<'b, S: Read + Write> Client<'b, S> {
     /// QoS 2. Take the id from the [`Event::Data`] message's `qos_pid`.
     ///
     /// # Errors
-    /// [`Error::Command`] with `UnknownPacketId` when no delivered message awaits this id,
-    /// or `WouldBlock` when 16 acknowledgements already wait to be sent (poll, then retry).
+    /// [`Error::Command`] with `UnknownPacketId` for a QoS 2 message already acknowledged
+    /// (any id the session holds no QoS 2 message for is acknowledged as QoS 1), or
+    /// `WouldBlock` when 16 acknowledgements already wait to be sent (poll, then retry).
     pub fn ack(&mut self, packet_id: PacketId) -> Result<(), Error> {
         Ok(self.session.ack(packet_id)?)
     }
