@@ -55,7 +55,9 @@ pub(crate) enum Status {
 
 /// A handle to an MQTT client. Cloning is cheap; every clone talks to the same driver task,
 /// which owns the connection and the session. When the last handle is dropped the driver
-/// sends DISCONNECT (if connected) and stops; subscriptions and events then end.
+/// sends DISCONNECT (if connected) and stops; subscriptions and events then end. That needs
+/// the runtime to keep running: before returning from `main`, await
+/// [`Client::disconnect`] instead.
 #[derive(Debug, Clone)]
 pub struct Client {
     commands: mpsc::Sender<Command>,

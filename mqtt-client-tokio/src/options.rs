@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use mqtt_proto::{ProtocolVersion, QoS};
+use mqtt_proto::{ProtocolVersion, QoS, ReasonCode};
 use tokio_rustls::rustls;
 
 use crate::url::BrokerUrl;
@@ -339,6 +339,10 @@ pub struct DisconnectOptions {
     /// Publish the will anyway (5.0: reason Disconnect with Will Message; 3.1.1: the
     /// connection is closed without DISCONNECT, which makes the broker publish it).
     pub publish_will: bool,
+    /// 5.0: the reason code to send instead of Normal disconnection (or Disconnect with Will
+    /// Message when `publish_will` is set), e.g. [`ReasonCode::ImplementationSpecificError`]
+    /// (which also makes the broker publish the will).
+    pub reason_code: Option<ReasonCode>,
     /// 5.0: a new session expiry interval.
     pub session_expiry_interval: Option<u32>,
     /// 5.0: a reason string for the broker's logs.

@@ -138,10 +138,10 @@ impl Driver {
             self.conn_end = Some(End::Closed);
             return;
         }
-        let reason = if options.publish_will {
-            ReasonCode::DisconnectWithWillMessage
-        } else {
-            ReasonCode::Success
+        let reason = match (options.reason_code, options.publish_will) {
+            (Some(code), _) if v5 => code,
+            (_, true) => ReasonCode::DisconnectWithWillMessage,
+            _ => ReasonCode::Success,
         };
         let mut disconnect = Disconnect::new(reason);
         if v5 {
