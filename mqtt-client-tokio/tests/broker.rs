@@ -658,10 +658,10 @@ async fn offline_queue_is_bounded_and_can_wait_for_room() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn manual_ack_mode() {
+async fn manual_ack_mode_acknowledges_only_when_told() {
     for v in VERSIONS {
         let broker = Broker::start().unwrap();
-        let mut o = options(&broker.url(), v);
+        let mut o = named(&broker.url(), v, "manual");
         o.protocol.manual_acks = true;
         let (c, _) = connect(o).await;
         let mut sub = c.subscribe("ma/#", QoS::ExactlyOnce).await.unwrap();
@@ -673,13 +673,18 @@ async fn manual_ack_mode() {
                 .unwrap();
             let m = recv(&mut sub).await;
             assert_eq!(m.qos, qos);
-            assert!(m.packet_id().is_some());
+            let id = m.packet_id().expect("QoS 1 and 2 carry an id").get();
+            let ack = if qos == QoS::AtLeastOnce {
+                "PUBACK"
+            } else {
+                "PUBREC"
+            };
+            let acked = format!("Received {ack} from manual (Mid: {id}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            assert!(!broker.log().contains(&acked), "acknowledged before ack()");
             c.ack(&m).await.unwrap();
-            if qos == QoS::ExactlyOnce {
-                let again = c.ack(&m).await.unwrap_err();
-                assert!(matches!(again, Error::Command(_)), "{again}");
-            }
             timeout(WAIT, done).await.unwrap().unwrap();
+            broker.wait_for_log(&acked, WAIT).unwrap();
         }
     }
 }
