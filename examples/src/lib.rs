@@ -1,1 +1,3 @@
 //! Shared code of the PC examples.
+
+pub mod device_sim;
