@@ -3,6 +3,9 @@
 //! Set them in the shell when building, e.g.
 //! `WIFI_SSID=home WIFI_PASSWORD=secret MQTT_HOST=192.168.1.10 cargo run --release`.
 
+// The builds without MQTT (size comparisons) leave some settings unused.
+#![cfg_attr(not(feature = "mqtt"), allow(dead_code))]
+
 /// Wi-Fi network name (`WIFI_SSID`).
 pub const WIFI_SSID: &str = env_or(option_env!("WIFI_SSID"), "mqtt-demo");
 /// Wi-Fi WPA2 passphrase (`WIFI_PASSWORD`); empty means an open network.

@@ -7,6 +7,11 @@
 #![no_std]
 #![no_main]
 
+#[cfg(feature = "mqtt")]
+mod app;
+/// Without MQTT (size comparisons only): the same connection loop speaking plain text.
+#[cfg(not(feature = "mqtt"))]
+#[path = "stub.rs"]
 mod app;
 mod config;
 mod led;
@@ -23,6 +28,7 @@ use esp_radio::wifi::{
     sta::StationConfig, AuthenticationMethodConfig, Config as WifiConfig, ControllerConfig,
     Interface, WifiController,
 };
+#[cfg(feature = "device")]
 use led_device::{Device, DeviceId};
 use static_cell::StaticCell;
 
@@ -45,15 +51,16 @@ async fn main(spawner: Spawner) -> ! {
     let timg0 = TimerGroup::new(peripherals.TIMG0);
     esp_rtos::start(timg0.timer0, peripherals.FROM_CPU_INTR0);
 
+    #[cfg(feature = "device")]
     let device_config = led_device::Config {
         telemetry_interval_ms: u64::from(config::TELEMETRY_SECS) * 1000,
         ..led_device::Config::default()
     };
-    let mut led = Led::new(
-        peripherals.GPIO8,
-        config::LED_ACTIVE_LOW,
-        device_config.initial_led,
-    );
+    #[cfg(feature = "device")]
+    let initial_led = device_config.initial_led;
+    #[cfg(not(feature = "device"))]
+    let initial_led = false;
+    let mut led = Led::new(peripherals.GPIO8, config::LED_ACTIVE_LOW, initial_led);
 
     let controller = WifiController::new(
         peripherals.WIFI,
@@ -63,12 +70,17 @@ async fn main(spawner: Spawner) -> ! {
     let station = Interface::station();
     let mac = station.mac_address();
 
+    #[cfg(feature = "device")]
     let id = match config::DEVICE_ID {
         "" => DeviceId::from_mac(mac),
         id => DeviceId::new(id).expect("DEVICE_ID: 1-23 of [A-Za-z0-9_-]"),
     };
+    #[cfg(feature = "device")]
     println!("device {id}, MAC {mac:02x?}");
+    #[cfg(feature = "device")]
     let mut device = Device::new(id, device_config);
+    #[cfg(not(feature = "device"))]
+    println!("MAC {mac:02x?}");
 
     let rng = Rng::new();
     let seed = (u64::from(rng.random()) << 32) | u64::from(rng.random());
@@ -84,7 +96,11 @@ async fn main(spawner: Spawner) -> ! {
     spawner.spawn(wifi::wifi_task(controller).expect("wifi task spawned twice"));
     spawner.spawn(net::net_task(runner).expect("net task spawned twice"));
 
-    app::run(stack, &mut device, &mut led).await
+    #[cfg(feature = "device")]
+    let run = app::run(stack, &mut device, &mut led);
+    #[cfg(not(feature = "device"))]
+    let run = app::run(stack, &mut led);
+    run.await
 }
 
 fn station_config() -> StationConfig {
