@@ -4,7 +4,6 @@ use core::future::Future;
 use core::time::Duration;
 
 use embedded_io_async::{Read, Write};
-use polonius_the_crab::prelude::*;
 
 use crate::{Client, Clock, Error, Event};
 
@@ -119,7 +118,7 @@ impl<'b, S: Read + Write> Client<'b, S> {
         F: FnMut(Option<S>) -> Fut,
         Fut: Future<Output = Result<S, E>>,
     {
-        let mut this = self;
+        let this = self;
         loop {
             if this.link.live {
                 let event = this.poll(clock).await;
@@ -128,11 +127,9 @@ impl<'b, S: Read + Write> Client<'b, S> {
                 }
                 return event;
             }
-            polonius!(|this| -> Event<'polonius> {
-                if let Some(event) = this.offline_event() {
-                    polonius_return!(event);
-                }
-            });
+            if let Some(event) = this.offline_step() {
+                return this.offline_event(event);
+            }
             let now = clock.now_ms();
             let due = backoff.due(now);
             if now < due {

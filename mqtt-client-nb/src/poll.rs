@@ -21,8 +21,7 @@
 
 use embedded_io_async::{Error as _, ErrorKind, Read, Write};
 use mqtt_proto::session::{self, Instant, LostReason};
-use mqtt_proto::EncodeError;
-use polonius_the_crab::prelude::*;
+use mqtt_proto::{EncodeError, Publish};
 
 use crate::client::{Ending, Link};
 use crate::event::{DeleteReason, Event};
@@ -49,17 +48,19 @@ impl<'b, S: Read + Write> Client<'b, S> {
     /// no event, and never writes a byte twice; the next call carries on where this one
     /// stopped. The crate documentation's *Cancel safety* section says how.
     pub async fn poll<C: Clock>(&mut self, clock: &C) -> Event<'_> {
-        let mut this = self;
+        // Each step below changes state without borrowing, and only a branch that returns
+        // borrows the event it returns: the borrow checker accepts that inside a loop.
+        let this = self;
         this.rx_start += core::mem::take(&mut this.rx_lent);
         loop {
             let now = Instant::from_millis(clock.now_ms());
             if this.link.live && this.link.ending != Some(Ending::Now) {
                 this.session.handle_timeout(now);
-                polonius!(|this| -> Event<'polonius> {
-                    if let Some(event) = this.read_buffered(now) {
-                        polonius_return!(event);
-                    }
-                });
+                match this.read_step(now) {
+                    ReadStep::Nothing => {}
+                    ReadStep::Report(len) => return this.read_event(len),
+                    ReadStep::Fail(event) => return event,
+                }
                 if let Some(error) = this.fill_tx(now) {
                     return this.fail(error);
                 }
@@ -67,11 +68,9 @@ impl<'b, S: Read + Write> Client<'b, S> {
             if let Some(event) = this.link.take_notice() {
                 return event;
             }
-            polonius!(|this| -> Event<'polonius> {
-                if let Some(event) = this.session_event() {
-                    polonius_return!(event);
-                }
-            });
+            if let Some(event) = this.session_step() {
+                return this.session_event(event);
+            }
             if this.ending_due() {
                 this.end();
                 continue;
@@ -89,52 +88,87 @@ impl<'b, S: Read + Write> Client<'b, S> {
     }
 
     /// What is left to report without a transport: pending notices, then session events.
-    pub(crate) fn offline_event(&mut self) -> Option<Event<'_>> {
+    /// Like the steps of [`Client::poll`], it borrows nothing unless it returns an event.
+    pub(crate) fn offline_step(&mut self) -> Option<OfflineEvent> {
         if let Some(event) = self.link.take_notice() {
-            return Some(event);
+            return Some(OfflineEvent::Notice(event));
         }
-        self.session_event()
+        self.session_step().map(OfflineEvent::Session)
+    }
+
+    /// The event an [`OfflineEvent`] stands for.
+    pub(crate) fn offline_event(&self, event: OfflineEvent) -> Event<'_> {
+        match event {
+            OfflineEvent::Notice(event) => event,
+            OfflineEvent::Session(event) => self.session_event(event),
+        }
     }
 
     /// Hands one buffered packet to the session.
-    fn read_buffered(&mut self, now: Instant) -> Option<Event<'_>> {
+    fn read_step(&mut self, now: Instant) -> ReadStep {
         if !self.rx_ready || self.link.ending.is_some() || self.rx_start == self.rx_end {
-            return None;
+            return ReadStep::Nothing;
         }
         let input = &self.rx[self.rx_start..self.rx_end];
         match self.session.handle_read(now, input) {
             Ok(session::Read::Packet { len, event }) => {
-                let event = event.and_then(|e| map_event(&mut self.link, e));
-                if event.is_some() {
+                let packet = &self.rx[self.rx_start..self.rx_start + len];
+                let reported = event
+                    && self
+                        .session
+                        .event(packet)
+                        .is_some_and(|e| effect(&mut self.link, &e));
+                if reported {
                     self.rx_lent = len;
+                    ReadStep::Report(len)
                 } else {
                     self.rx_start += len;
                     self.link.progress = true;
+                    ReadStep::Nothing
                 }
-                event
             }
             Ok(session::Read::Incomplete { .. } | session::Read::Closing) => {
                 self.rx_ready = false;
-                None
+                ReadStep::Nothing
             }
             // Acknowledgements wait: `fill_tx` takes them, then the packet is retried.
-            Ok(session::Read::Blocked) => None,
+            Ok(session::Read::Blocked) => ReadStep::Nothing,
             Err(error) => {
                 crate::fmt::warning!("mqtt: protocol error from the broker");
                 self.rx_start = self.rx_end;
                 self.rx_ready = false;
                 // The session queued a DISCONNECT (5.0): send it, then drop the transport.
                 self.link.end(Ending::AfterWrite);
-                Some(Event::Error(Error::Protocol(error)))
+                ReadStep::Fail(Event::Error(Error::Protocol(error)))
             }
         }
     }
 
-    /// The next event the session queued itself.
-    fn session_event(&mut self) -> Option<Event<'_>> {
-        let event = self.session.poll_event()?;
-        self.link.progress = true;
-        map_event(&mut self.link, event)
+    /// The event of the packet `read_step` reported; its `len` bytes stay lent until the next
+    /// poll.
+    fn read_event(&self, len: usize) -> Event<'_> {
+        let packet = &self.rx[self.rx_start..self.rx_start + len];
+        match self.session.event(packet) {
+            Some(event) => convert(event, None),
+            // Unreachable: read_step saw this event a moment ago and nothing changed since.
+            None => Event::Error(Error::ConnectionLost),
+        }
+    }
+
+    /// Takes the next event the session queued itself, if the application is to see it.
+    fn session_step(&mut self) -> Option<session::Event<'static>> {
+        while let Some(event) = self.session.poll_event() {
+            self.link.progress = true;
+            if effect(&mut self.link, &event) {
+                return Some(event);
+            }
+        }
+        None
+    }
+
+    /// The client event for a session event `session_step` returned.
+    fn session_event(&self, event: session::Event<'static>) -> Event<'_> {
+        convert(event, self.session.abandoned_message())
     }
 
     /// Moves packets from the session into the transmit buffer while they fit.
@@ -250,12 +284,67 @@ async fn sleep<C: Clock>(clock: &C, deadline: Option<u64>) {
     }
 }
 
-/// Turns a session event into the client's, noting on `link` when it ends the connection.
-/// `None` for events the application does not see (PINGRESP, the end of our own
-/// DISCONNECT).
-fn map_event<'a>(link: &mut Link, event: session::Event<'a>) -> Option<Event<'a>> {
+/// What `read_step` found.
+enum ReadStep {
+    Nothing,
+    /// A packet of this length has an event to report.
+    Report(usize),
+    /// The broker broke the protocol.
+    Fail(Event<'static>),
+}
+
+/// An event to report while there is no transport.
+pub(crate) enum OfflineEvent {
+    Notice(Event<'static>),
+    Session(session::Event<'static>),
+}
+
+/// Notes on `link` what a session event does to the connection, and whether the application
+/// sees it (not PINGRESP, nor the end of our own DISCONNECT).
+fn effect(link: &mut Link, event: &session::Event<'_>) -> bool {
     use session::Event as S;
-    Some(match event {
+    match event {
+        S::ConnectionRefused { .. } | S::Disconnected { .. } => link.end(Ending::Now),
+        S::ConnectionLost(reason) => match reason {
+            // Our DISCONNECT, or the one reporting a protocol error (already reported when
+            // `handle_read` failed), is in the transmit buffer: send it first.
+            LostReason::DisconnectSent | LostReason::ProtocolError(_) => {
+                link.end(Ending::AfterWrite);
+                return false;
+            }
+            _ if !link.live => return false,
+            _ => link.end(Ending::Now),
+        },
+        S::Pong { .. } => return false,
+        _ => {}
+    }
+    is_reported(event)
+}
+
+/// Whether the application sees a session event at all.
+fn is_reported(event: &session::Event<'_>) -> bool {
+    use session::Event as S;
+    matches!(
+        event,
+        S::Connected { .. }
+            | S::ConnectionRefused { .. }
+            | S::Message(_)
+            | S::Published { .. }
+            | S::Subscribed { .. }
+            | S::Unsubscribed { .. }
+            | S::Auth(_)
+            | S::Disconnected { .. }
+            | S::ConnectionLost(_)
+            | S::PublishAbandoned { .. }
+            | S::PublishDropped { .. }
+    )
+}
+
+/// Turns a session event into the client's; `abandoned` is the message of a
+/// `PublishAbandoned`, when the session still has it.
+fn convert<'a>(event: session::Event<'a>, abandoned: Option<Publish<'a>>) -> Event<'a> {
+    use session::Event as S;
+    match event {
         S::Connected {
             session_present,
             properties,
@@ -266,10 +355,7 @@ fn map_event<'a>(link: &mut Link, event: session::Event<'a>) -> Option<Event<'a>
                 properties,
             }
         }
-        S::ConnectionRefused { reason_code, .. } => {
-            link.end(Ending::Now);
-            Event::Error(Error::Refused(reason_code))
-        }
+        S::ConnectionRefused { reason_code, .. } => Event::Error(Error::Refused(reason_code)),
         S::Message(publish) => Event::Data(publish),
         S::Published {
             packet_id,
@@ -299,32 +385,16 @@ fn map_event<'a>(link: &mut Link, event: session::Event<'a>) -> Option<Event<'a>
             reason_codes,
         },
         S::Auth(auth) => Event::Auth(auth),
-        S::Disconnected { reason_code, .. } => {
-            link.end(Ending::Now);
-            Event::Error(Error::ServerDisconnect(reason_code))
-        }
-        S::ConnectionLost(reason) => {
-            let error = match reason {
-                // Our DISCONNECT, or the one reporting a protocol error (already reported
-                // when `handle_read` failed), is in the transmit buffer: send it first.
-                LostReason::DisconnectSent | LostReason::ProtocolError(_) => {
-                    link.end(Ending::AfterWrite);
-                    return None;
-                }
-                LostReason::ConnAckTimeout => Error::ConnAckTimeout,
-                LostReason::KeepAliveTimeout => Error::KeepAliveTimeout,
-                _ => Error::ConnectionLost,
-            };
-            if !link.live {
-                return None;
-            }
-            link.end(Ending::Now);
-            Event::Error(error)
-        }
-        S::PublishAbandoned { packet_id, message } => Event::Deleted {
+        S::Disconnected { reason_code, .. } => Event::Error(Error::ServerDisconnect(reason_code)),
+        S::ConnectionLost(reason) => Event::Error(match reason {
+            LostReason::ConnAckTimeout => Error::ConnAckTimeout,
+            LostReason::KeepAliveTimeout => Error::KeepAliveTimeout,
+            _ => Error::ConnectionLost,
+        }),
+        S::PublishAbandoned { packet_id, .. } => Event::Deleted {
             packet_id: Some(packet_id),
             reason: DeleteReason::SessionLost,
-            message,
+            message: abandoned,
         },
         S::PublishDropped {
             packet_id,
@@ -334,7 +404,7 @@ fn map_event<'a>(link: &mut Link, event: session::Event<'a>) -> Option<Event<'a>
             reason: DeleteReason::Refused(reason_code),
             message: None,
         },
-        // PINGRESP, and events a newer session may add.
-        _ => return None,
-    })
+        // Unreachable: `is_reported` let only the events above through.
+        _ => Event::Error(Error::ConnectionLost),
+    }
 }

@@ -107,9 +107,10 @@ impl Incoming {
                 reference: properties.server_reference.map(str::to_string),
             },
             SessionEvent::ConnectionLost(reason) => Self::Lost(reason),
-            SessionEvent::PublishAbandoned { packet_id, message } => Self::Abandoned {
+            // `drain_events` fills in the message from `Session::abandoned_message`.
+            SessionEvent::PublishAbandoned { packet_id, .. } => Self::Abandoned {
                 packet_id,
-                message: message.map(|p| Draft::new(&p, &[]).finish(&Bytes::new())),
+                message: None,
             },
             SessionEvent::PublishDropped {
                 packet_id,
@@ -135,7 +136,14 @@ impl Driver {
     /// Handles the events the session queued on its own; whether there were any.
     pub(super) fn drain_events(&mut self) -> bool {
         let mut any = false;
-        while let Some(incoming) = self.session.poll_event().map(|e| Incoming::new(&e, &[])) {
+        while let Some(event) = self.session.poll_event() {
+            let mut incoming = Incoming::new(&event, &[]);
+            if let Incoming::Abandoned { message, .. } = &mut incoming {
+                *message = self
+                    .session
+                    .abandoned_message()
+                    .map(|p| Draft::new(&p, &[]).finish(&Bytes::new()));
+            }
             any = true;
             self.on_event(incoming, &Bytes::new());
         }

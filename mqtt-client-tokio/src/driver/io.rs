@@ -168,6 +168,11 @@ impl Driver {
             let now = self.now();
             let input = match self.session.handle_read(now, &rbuf[..]) {
                 Ok(Read::Packet { len, event }) => {
+                    let event = if event {
+                        self.session.event(&rbuf[..len])
+                    } else {
+                        None
+                    };
                     Input::Packet(len, event.map(|e| Incoming::new(&e, &rbuf[..])))
                 }
                 Ok(Read::Incomplete { needed }) => {

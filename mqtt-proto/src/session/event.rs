@@ -7,9 +7,9 @@ use crate::{
     ReasonCode, Seq,
 };
 
-/// Something the application should know about. Events borrow from the bytes that were just
-/// handed to [`Session::handle_read`](super::Session::handle_read) or from the session's store,
-/// so handle (or copy) each one before feeding the session again.
+/// Something the application should know about. Events borrow from the packet that was just
+/// read (see [`Session::event`](super::Session::event)) or from the session's store, so handle
+/// (or copy) each one before feeding the session again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Event<'a> {
@@ -80,13 +80,15 @@ pub enum Event<'a> {
     /// [`Session::handle_transport_closed`](super::Session::handle_transport_closed).
     ConnectionLost(LostReason),
     /// A QoS 1 or 2 message that was sent but not acknowledged was dropped because the broker
-    /// no longer had the session (session present 0, or clean start). `message` is `None` when
-    /// the broker had already received it (a QoS 2 message past PUBREC).
+    /// no longer had the session (session present 0, or clean start).
+    /// [`Session::abandoned_message`](super::Session::abandoned_message) lends the message
+    /// right after, so it can be published again.
     PublishAbandoned {
         /// Its identifier.
         packet_id: PacketId,
-        /// The message, as it was queued.
-        message: Option<Publish<'a>>,
+        /// Whether the broker had received it (a QoS 2 message past PUBREC, whose PUBCOMP
+        /// never came); its bytes are gone then.
+        reached_broker: bool,
     },
     /// A queued message could not be sent on this connection and was dropped: it is larger than
     /// the broker's maximum packet size, or above its maximum QoS.

@@ -5,8 +5,9 @@
 //! ([`Session::handle_timeout`]) and the end of a transport
 //! ([`Session::handle_transport_closed`]), issues commands ([`Session::connect`],
 //! [`Session::publish`], ...), and drains the outputs until they are empty: bytes to write
-//! ([`Session::poll_transmit`]), events ([`Session::poll_event`] and the events
-//! `handle_read` returns) and the next deadline ([`Session::poll_timeout`]).
+//! ([`Session::poll_transmit`]), events ([`Session::event`] for the packet just read,
+//! [`Session::poll_event`] for the session's own) and the next deadline
+//! ([`Session::poll_timeout`]).
 //!
 //! All state lives in one caller-provided store (any `AsRef<[u8]> + AsMut<[u8]>`: an array, a
 //! `&mut [u8]`, a boxed slice), split into fixed regions by [`SessionConfig`]: incoming
@@ -88,13 +89,14 @@ pub enum ConnectionState {
 
 /// Outcome of [`Session::handle_read`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Read<'a> {
+pub enum Read {
     /// One packet was processed: drop `len` bytes from the front of the input.
     Packet {
         /// Bytes used.
         len: usize,
-        /// What the packet means for the application, if anything.
-        event: Option<Event<'a>>,
+        /// Whether the packet has an event for the application: take it with
+        /// [`Session::event`] before feeding more input.
+        event: bool,
     },
     /// The input holds part of a packet: read more. `needed` as in
     /// [`Decoded::Incomplete`](crate::Decoded::Incomplete).
@@ -216,8 +218,13 @@ pub struct Session<B> {
     /// QoS 1 and 2 publishes transmitted and not acknowledged, plus PUBRELs outstanding.
     inflight: u16,
     raised: [Option<Raised>; EVENT_QUEUE],
-    /// Whether abandoned records wait to be reported.
-    abandoned: bool,
+    /// Abandoned records waiting to be reported.
+    abandoned: usize,
+    /// The abandoned record `poll_event` reported last, for `abandoned_message`; its bytes
+    /// stay intact until the next append, which clears this.
+    reported: Option<usize>,
+    /// What the last packet `handle_read` processed means, for [`Session::event`].
+    last_read: read::Outcome,
 }
 
 impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
@@ -263,7 +270,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             next_pid: PacketId::MIN,
             inflight: 0,
             raised: [None; EVENT_QUEUE],
-            abandoned: false,
+            abandoned: 0,
+            reported: None,
+            last_read: read::Outcome::Silent,
         };
         let r = session.layout.incoming.clone();
         session.incoming.clear(&mut session.store.as_mut()[r]);
@@ -443,7 +452,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// session holds, PUBACK otherwise (QoS 1 messages need no receiver state, so any other
     /// id is taken as a QoS 1 message). Acknowledge in the order messages arrived
     /// [MQTT-4.6.0-2]; an acknowledgement given while disconnected goes out on the next
-    /// connection if the broker resumes the session.
+    /// connection if the broker resumes the session. After [`Event::Connected`] with
+    /// `session_present` false, do not acknowledge messages of the old session: their ids
+    /// may name new messages now, and the session cannot tell QoS 1 ids apart.
     ///
     /// # Errors
     /// [`CommandError::UnknownPacketId`] for a QoS 2 message already acknowledged;
@@ -553,32 +564,56 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         }
     }
 
+    /// Whether [`Session::poll_event`] has something to return. Lets a driver check before
+    /// taking the borrowing event, e.g. to return it from inside a loop.
+    pub fn has_event(&self) -> bool {
+        self.abandoned > 0 || self.raised.iter().any(Option::is_some)
+    }
+
     /// The next event that does not come straight from a received packet: a lost connection,
-    /// a dropped or abandoned message.
-    pub fn poll_event(&mut self) -> Option<Event<'_>> {
+    /// a dropped or abandoned message. It borrows nothing, so a driver can take it anywhere;
+    /// the message of a [`Event::PublishAbandoned`] is lent by [`Session::abandoned_message`].
+    pub fn poll_event(&mut self) -> Option<Event<'static>> {
+        self.reported = None;
         if let Some(slot) = self.raised.iter_mut().find(|e| e.is_some()) {
             return slot.take().map(Raised::event);
         }
-        if !self.abandoned {
+        if self.abandoned == 0 {
             return None;
         }
         let region = &mut self.store.as_mut()[self.layout.log.clone()];
         let Some(r) = self.log.find(region, |r| r.state == State::Abandoned) else {
-            self.abandoned = false;
+            self.abandoned = 0;
             return None;
         };
-        // Marking it dead moves no bytes, so the event can borrow them until the next command.
+        self.abandoned -= 1;
+        // Marking it dead moves no bytes: they stay readable until the next append.
         self.log.set_state(region, r.at, State::Dead);
+        let reached_broker = r.kind == Kind::PubRel;
+        if !reached_broker {
+            self.reported = Some(r.at);
+        }
+        Some(Event::PublishAbandoned {
+            packet_id: PacketId::new(r.pid)?,
+            reached_broker,
+        })
+    }
+
+    /// The message of the [`Event::PublishAbandoned`] that [`Session::poll_event`] just
+    /// returned, as it was queued (with DUP set, since it had been sent), so the application
+    /// can publish it again. `None` once another command, input or `poll_event` came in
+    /// between, or when the broker had already received the message (a QoS 2 message past
+    /// PUBREC).
+    pub fn abandoned_message(&self) -> Option<Publish<'_>> {
         let region = &self.store.as_ref()[self.layout.log.clone()];
-        let packet_id = PacketId::new(r.pid)?;
-        let message = match Packet::decode(r.packet(region), self.config.version, u32::MAX) {
+        let packet = store::Log::bytes_at(region, self.reported?)?;
+        match Packet::decode(packet, self.config.version, u32::MAX) {
             Ok(crate::Decoded::Packet {
                 packet: Packet::Publish(p),
                 ..
             }) => Some(p),
             _ => None,
-        };
-        Some(Event::PublishAbandoned { packet_id, message })
+        }
     }
 
     fn ping_at(&self) -> Instant {
@@ -637,6 +672,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                 }
             }
         }
+        self.reported = None;
         let region = &mut self.store.as_mut()[self.layout.log.clone()];
         let pid = pid.map_or(0, PacketId::get);
         let mut result = Ok(0);

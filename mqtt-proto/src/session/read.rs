@@ -15,8 +15,9 @@ use crate::{
     ReasonCode, TopicName,
 };
 
-/// What a processed packet means for the application.
-enum Outcome {
+/// What the last processed packet means for the application.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Outcome {
     /// Nothing to report.
     Silent,
     /// Report the packet's own event (Message, Published, Subscribed, ...).
@@ -26,18 +27,19 @@ enum Outcome {
 }
 
 impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
-    /// Processes the packet at the front of `buf`. Call again with the rest of the input
-    /// (after `len` bytes) until it returns [`Read::Incomplete`]; handle each returned event
-    /// before the next call, since it borrows `buf` and the session.
+    /// Processes the packet at the front of `buf`. On [`Read::Packet`], drop `len` bytes from
+    /// the front of the input, after taking the packet's event with [`Session::event`] when
+    /// `event` is true; then call again with the rest until [`Read::Incomplete`].
+    ///
+    /// Returning no borrow lets a driver loop over its input and return an event from inside
+    /// the loop without fighting the borrow checker.
     ///
     /// # Errors
     /// [`ProtocolError`] when the broker broke the protocol: the session has queued a
     /// DISCONNECT with the matching reason code (5.0); transmit it, then close the transport.
-    pub fn handle_read<'s>(
-        &'s mut self,
-        now: Instant,
-        buf: &'s [u8],
-    ) -> Result<Read<'s>, ProtocolError> {
+    pub fn handle_read(&mut self, now: Instant, buf: &[u8]) -> Result<Read, ProtocolError> {
+        self.last_read = Outcome::Silent;
+        self.reported = None;
         match self.conn.phase {
             Phase::Disconnected | Phase::Closing | Phase::ConnectQueued => {
                 return Ok(Read::Closing)
@@ -54,16 +56,31 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             Err(e) => return Err(self.fail(ProtocolError::Decode(e))),
         };
         self.conn.last_rx = now;
-        let outcome = match self.apply(now, &packet) {
-            Ok(outcome) => outcome,
-            Err(e) => return Err(self.fail(e)),
-        };
-        let event = match outcome {
+        match self.apply(now, &packet) {
+            Ok(outcome) => {
+                self.last_read = outcome;
+                Ok(Read::Packet {
+                    len,
+                    event: outcome != Outcome::Silent,
+                })
+            }
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    /// The event of the packet the last [`Session::handle_read`] processed, given that
+    /// packet's bytes (the first `len` bytes of the input it was handed). Call it before
+    /// feeding more input; it borrows the packet and the session (a topic named by alias).
+    /// `None` when that packet has nothing to report, or when `packet` is not its bytes.
+    pub fn event<'s>(&'s self, packet: &'s [u8]) -> Option<Event<'s>> {
+        match self.last_read {
             Outcome::Silent => None,
             Outcome::Pong(round_trip) => Some(Event::Pong { round_trip }),
-            Outcome::Report => self.event_for(packet),
-        };
-        Ok(Read::Packet { len, event })
+            Outcome::Report => match Packet::decode(packet, self.version(), u32::MAX) {
+                Ok(Decoded::Packet { packet, .. }) => self.event_for(packet),
+                _ => None,
+            },
+        }
     }
 
     /// Turns a protocol error into a closing connection with a DISCONNECT (5.0).
@@ -214,9 +231,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                 Kind::PubRel => true,
                 _ => false,
             };
-            if seen_by_broker && r.state != State::Dead {
+            if seen_by_broker && !matches!(r.state, State::Dead | State::Abandoned) {
                 self.log.set_state(region, r.at, State::Abandoned);
-                self.abandoned = true;
+                self.abandoned += 1;
             }
         }
         self.inflight = 0;
@@ -355,6 +372,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             return Outcome::Report;
         }
         let version = self.version();
+        self.reported = None;
         let region = &mut self.store.as_mut()[self.layout.log.clone()];
         // The PUBLISH is freed before the PUBREL is appended, so the append always fits; the
         // PUBREL goes to the end so PUBRELs are resent in PUBREC order [MQTT-4.6.0-4].

@@ -109,6 +109,15 @@ impl Log {
         })
     }
 
+    /// The packet bytes of the record whose header is at `at`, whatever its state and even
+    /// outside the live range (a record just marked dead keeps its bytes until the next
+    /// append).
+    pub(crate) fn bytes_at(region: &[u8], at: usize) -> Option<&[u8]> {
+        let h = region.get(at..at + HEADER)?;
+        let len = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize;
+        region.get(at + HEADER..at + HEADER + len)
+    }
+
     /// Records from `from` on, in order.
     pub(crate) fn iter_from<'r>(
         &self,

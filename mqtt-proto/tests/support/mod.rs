@@ -94,9 +94,10 @@ pub fn copy_event(e: &Event<'_>) -> Ev {
         Event::Auth(a) => Ev::Auth(a.reason_code),
         Event::Disconnected { reason_code, .. } => Ev::Disconnected(reason_code),
         Event::ConnectionLost(r) => Ev::Lost(r),
-        Event::PublishAbandoned { packet_id, message } => Ev::Abandoned {
+        // The payload is filled in from `Session::abandoned_message` by the caller.
+        Event::PublishAbandoned { packet_id, .. } => Ev::Abandoned {
             pid: packet_id.get(),
-            payload: message.map(|m| m.payload.to_vec()),
+            payload: None,
         },
         Event::PublishDropped {
             packet_id,
@@ -160,7 +161,11 @@ impl Harness {
             self.sent.push(buf[..n].to_vec());
         }
         while let Some(e) = self.s.poll_event() {
-            self.events.push(copy_event(&e));
+            let mut ev = copy_event(&e);
+            if let Ev::Abandoned { payload, .. } = &mut ev {
+                *payload = self.s.abandoned_message().map(|m| m.payload.to_vec());
+            }
+            self.events.push(ev);
         }
     }
 
@@ -182,7 +187,8 @@ impl Harness {
             let now = self.instant();
             match self.s.handle_read(now, rest)? {
                 Read::Packet { len, event } => {
-                    if let Some(e) = event {
+                    if event {
+                        let e = self.s.event(&rest[..len]).expect("the packet's event");
                         self.events.push(copy_event(&e));
                     }
                     rest = &rest[len..];

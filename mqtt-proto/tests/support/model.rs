@@ -278,9 +278,10 @@ fn copy_event(e: &Event<'_>) -> Ev {
         Event::Pong { .. } => Ev::Pong,
         Event::Disconnected { reason_code, .. } => Ev::Disconnected(reason_code),
         Event::ConnectionLost(r) => Ev::Lost(r),
-        Event::PublishAbandoned { packet_id, message } => Ev::Abandoned {
+        // The payload is filled in from `Session::abandoned_message` by the caller.
+        Event::PublishAbandoned { packet_id, .. } => Ev::Abandoned {
             pid: packet_id.get(),
-            payload: message.map(|m| m.payload.to_vec()),
+            payload: None,
         },
         Event::PublishDropped {
             packet_id,
@@ -659,7 +660,10 @@ impl World {
             let sent = self.flush_transmit();
             let mut events = 0;
             while let Some(e) = self.s.poll_event() {
-                let ev = copy_event(&e);
+                let mut ev = copy_event(&e);
+                if let Ev::Abandoned { payload, .. } = &mut ev {
+                    *payload = self.s.abandoned_message().map(|m| m.payload.to_vec());
+                }
                 events += 1;
                 check!(self, events < 1000, "poll_event never returns None");
                 self.on_polled(ev);
@@ -1454,7 +1458,10 @@ impl World {
         while at < bytes.len() {
             let now = self.instant();
             let outcome = match self.s.handle_read(now, &bytes[at..]) {
-                Ok(Read::Packet { len, event }) => Ok(Some((len, event.as_ref().map(copy_event)))),
+                Ok(Read::Packet { len, event }) => {
+                    let ev = event.then(|| self.s.event(&bytes[at..at + len]));
+                    Ok(Some((len, ev.flatten().as_ref().map(copy_event))))
+                }
                 Ok(Read::Blocked) => Ok(None),
                 Ok(Read::Incomplete { .. }) => {
                     let rest = Packet::decode(&bytes[at..], self.v, u32::MAX);
