@@ -13,3 +13,5 @@ if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then
 fi
 
 cargo test --workspace "$@"
+# The fuzz targets' checks and every crash the fuzzers ever found, replayed as plain tests.
+cargo test -p mqtt-proto --features fuzzing --lib "$@"
