@@ -33,7 +33,9 @@
 #![warn(missing_docs)]
 
 mod broker;
+pub mod hostile;
 mod proxy;
+pub mod reliability;
 mod rng;
 mod tls;
 
