@@ -1,3 +1,4 @@
 //! Shared code of the PC examples.
 
+pub mod cli;
 pub mod device_sim;

@@ -1,0 +1,526 @@
+//! The command line: mosquitto_pub's and mosquitto_sub's flags, parsed with clap.
+//!
+//! `-h` is the host, as in mosquitto, so clap's own `-h`/`-V` flags are off and help is
+//! `--help` only; `-V` is the protocol version.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Args, Parser, Subcommand};
+use mqtt_client_tokio::{ProtocolVersion, QoS};
+
+use super::exit::EXIT_CODES_HELP;
+
+/// `mqtt pub ...` / `mqtt sub ...`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "mqtt",
+    version,
+    about = "Publish and subscribe to MQTT 3.1.1 / 5.0 brokers with mosquitto_pub's and \
+             mosquitto_sub's flags",
+    long_about = "Publish and subscribe to MQTT 3.1.1 / 5.0 brokers.\n\n\
+                  `mqtt pub` takes mosquitto_pub's flags and `mqtt sub` mosquitto_sub's, so \
+                  scripts carry over by replacing the program name. As in mosquitto, `-h` is \
+                  the host: help is `--help`.\n\n\
+                  Unlike mosquitto's clients, a lost connection is re-established with \
+                  backoff and the session resumed, so `mqtt pub -l -q 1` delivers every line \
+                  across a dropped connection.",
+    disable_help_flag = true,
+    disable_version_flag = true,
+    after_long_help = EXIT_CODES_HELP
+)]
+pub struct Cli {
+    /// The operation.
+    #[command(subcommand)]
+    pub command: Command,
+    /// Print help (this text; `mqtt pub --help` and `mqtt sub --help` list their flags).
+    #[arg(long, action = ArgAction::HelpLong)]
+    help: Option<bool>,
+    /// Print the version.
+    #[arg(long, action = ArgAction::Version)]
+    version: Option<bool>,
+}
+
+impl Cli {
+    /// Parses a command line (the program name first), keeping each `-D` group apart.
+    ///
+    /// # Errors
+    /// clap's error for bad flags, `--help` and `--version`.
+    pub fn parse_args<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = Self::command().try_get_matches_from(args)?;
+        let mut cli = Self::from_arg_matches(&matches)?;
+        let groups = match matches.subcommand() {
+            Some((_, sub)) => sub
+                .get_occurrences::<String>("property")
+                .map(|o| o.map(|g| g.cloned().collect()).collect())
+                .unwrap_or_default(),
+            None => Vec::new(),
+        };
+        match &mut cli.command {
+            Command::Pub(p) => p.conn.properties = groups,
+            Command::Sub(s) => s.conn.properties = groups,
+        }
+        Ok(cli)
+    }
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Publish messages (mosquitto_pub).
+    #[command(
+        name = "pub",
+        disable_help_flag = true,
+        after_long_help = EXIT_CODES_HELP
+    )]
+    Pub(PubArgs),
+    /// Subscribe and print messages (mosquitto_sub).
+    #[command(
+        name = "sub",
+        disable_help_flag = true,
+        after_long_help = EXIT_CODES_HELP
+    )]
+    Sub(SubArgs),
+}
+
+/// Flags of `mqtt pub`.
+#[derive(Debug, Args)]
+pub struct PubArgs {
+    /// Connection, session, will and TLS flags.
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    /// Topic to publish to (or the path of `-L mqtt://host/topic`).
+    #[arg(short = 't', long = "topic", help_heading = "Message")]
+    pub topic: Option<String>,
+    /// Send MESSAGE as the payload.
+    #[arg(short = 'm', long = "message", help_heading = "Message")]
+    pub message: Option<String>,
+    /// Send the contents of FILE as one message.
+    #[arg(short = 'f', long = "file", help_heading = "Message")]
+    pub file: Option<PathBuf>,
+    /// Read stdin and send each line as a message (newline removed; empty lines are empty
+    /// messages), all over one connection that is re-established if it drops.
+    #[arg(short = 'l', long = "stdin-line", help_heading = "Message")]
+    pub stdin_line: bool,
+    /// Read stdin to its end and send it as one message.
+    #[arg(short = 's', long = "stdin-file", help_heading = "Message")]
+    pub stdin_file: bool,
+    /// Send a zero-length message (`-r -n` clears a retained message).
+    #[arg(short = 'n', long = "null-message", help_heading = "Message")]
+    pub null_message: bool,
+    /// Quality of service: 0, 1 or 2. `pub` returns once the broker acknowledged every
+    /// message (PUBACK for 1, PUBCOMP for 2).
+    #[arg(short = 'q', long = "qos", default_value = "0", value_parser = parse_qos, help_heading = "Message")]
+    pub qos: QoS,
+    /// Ask the broker to retain the message.
+    #[arg(short = 'r', long = "retain", help_heading = "Message")]
+    pub retain: bool,
+    /// Publish the message COUNT times.
+    #[arg(
+        long = "repeat",
+        default_value_t = 1,
+        value_name = "COUNT",
+        help_heading = "Message"
+    )]
+    pub repeat: u32,
+    /// Seconds (fractions allowed) to wait between repeated messages.
+    #[arg(
+        long = "repeat-delay",
+        default_value_t = 0.0,
+        value_name = "SECONDS",
+        help_heading = "Message"
+    )]
+    pub repeat_delay: f64,
+}
+
+/// Flags of `mqtt sub`.
+#[derive(Debug, Args)]
+pub struct SubArgs {
+    /// Connection, session, will and TLS flags.
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    /// Topic filter to subscribe to (repeat for several; `+` and `#` wildcards).
+    #[arg(short = 't', long = "topic", help_heading = "Subscription")]
+    pub topics: Vec<String>,
+    /// Do not print messages whose topic matches this filter (repeatable).
+    #[arg(
+        short = 'T',
+        long = "filter-out",
+        value_name = "FILTER",
+        help_heading = "Subscription"
+    )]
+    pub filter_out: Vec<String>,
+    /// Unsubscribe from this filter after connecting, before subscribing (repeatable): clears
+    /// a subscription of a persistent session.
+    #[arg(
+        short = 'U',
+        long = "unsubscribe",
+        value_name = "FILTER",
+        help_heading = "Subscription"
+    )]
+    pub unsubscribe: Vec<String>,
+    /// Maximum QoS of the subscriptions: 0, 1 or 2.
+    #[arg(short = 'q', long = "qos", default_value = "0", value_parser = parse_qos, help_heading = "Subscription")]
+    pub qos: QoS,
+    /// Exit after printing COUNT messages.
+    #[arg(
+        short = 'C',
+        long = "count",
+        value_name = "COUNT",
+        help_heading = "Subscription"
+    )]
+    pub count: Option<u64>,
+    /// Exit with code 27 if the messages asked for (all of them without -C) have not arrived
+    /// SECONDS after connecting.
+    #[arg(
+        short = 'W',
+        long = "timeout",
+        value_name = "SECONDS",
+        help_heading = "Subscription"
+    )]
+    pub timeout: Option<u64>,
+    /// Exit right after the subscriptions were acknowledged (sets up a persistent session).
+    #[arg(
+        short = 'E',
+        long = "exit-after-subscribe",
+        help_heading = "Subscription"
+    )]
+    pub exit_after_subscribe: bool,
+    /// Do not print retained ("stale") messages.
+    #[arg(short = 'R', long = "no-retained", help_heading = "Subscription")]
+    pub no_retained: bool,
+    /// Print only retained messages; exit at the first message that is not retained.
+    #[arg(long = "retained-only", help_heading = "Subscription")]
+    pub retained_only: bool,
+    /// Print `topic payload` instead of the payload alone.
+    #[arg(short = 'v', long = "verbose", help_heading = "Output")]
+    pub verbose: bool,
+    /// Do not add a newline after each message.
+    #[arg(short = 'N', long = "no-eol", help_heading = "Output")]
+    pub no_eol: bool,
+    /// One JSON object per line: {"topic", "qos", "retain", "dup", "payload", "encoding"
+    /// ("utf8", or "base64" when the payload is not UTF-8), "properties" (5.0:
+    /// payload_format_indicator, message_expiry_interval, content_type, response_topic,
+    /// correlation_data (base64), user_properties as [name, value] pairs,
+    /// subscription_identifiers)}.
+    #[arg(
+        short = 'j',
+        long = "json",
+        conflicts_with = "format",
+        help_heading = "Output"
+    )]
+    pub json: bool,
+    /// Print each message with this format (mosquitto_sub's): %t topic, %p payload, %x / %X
+    /// payload in hex, %l payload length, %q QoS, %r retain (0/1), %m packet id, %j JSON
+    /// (payload as text) and %J JSON (payload in base64) as mosquitto_sub, %I ISO 8601 time,
+    /// %U Unix time with nanoseconds, %C content type, %D correlation data, %E message expiry
+    /// interval, %F payload format indicator, %P user properties (name:value), %R response
+    /// topic, %S subscription identifiers, %% a percent sign; \n \t \\ \e \a \r \v \0
+    /// escapes. A newline is added unless -N is given.
+    #[arg(short = 'F', long = "format", help_heading = "Output")]
+    pub format: Option<String>,
+}
+
+/// Flags shared by `pub` and `sub`: where the broker is, the session, the will, TLS.
+#[derive(Debug, Args)]
+pub struct ConnArgs {
+    /// Broker host name or IP address.
+    #[arg(
+        short = 'h',
+        long = "host",
+        default_value = "localhost",
+        help_heading = "Connection"
+    )]
+    pub host: String,
+    /// Broker port. Default: 1883, or 8883 with TLS flags.
+    #[arg(short = 'p', long = "port", help_heading = "Connection")]
+    pub port: Option<u16>,
+    /// Broker URL instead of -h/-p/-u/-P/-t: `mqtt(s)://[user[:password]@]host[:port]/topic`
+    /// (the path is the topic), or a `ws://` / `wss://` URL.
+    #[arg(short = 'L', long = "url", help_heading = "Connection")]
+    pub url: Option<String>,
+    /// Client identifier. Default: a random one.
+    #[arg(short = 'i', long = "id", help_heading = "Connection")]
+    pub id: Option<String>,
+    /// Client identifier prefix: the identifier is PREFIX and the process id.
+    #[arg(
+        short = 'I',
+        long = "id-prefix",
+        value_name = "PREFIX",
+        help_heading = "Connection"
+    )]
+    pub id_prefix: Option<String>,
+    /// User name.
+    #[arg(short = 'u', long = "username", help_heading = "Connection")]
+    pub username: Option<String>,
+    /// Password.
+    #[arg(
+        short = 'P',
+        long = "pw",
+        value_name = "PASSWORD",
+        help_heading = "Connection"
+    )]
+    pub password: Option<String>,
+    /// Keep alive in seconds (0 turns it off).
+    #[arg(
+        short = 'k',
+        long = "keepalive",
+        default_value_t = 60,
+        value_name = "SECONDS",
+        help_heading = "Connection"
+    )]
+    pub keepalive: u16,
+    /// Protocol version: mqttv5 (or 5), mqttv311 (or 311), mqttv31 (or 31).
+    #[arg(short = 'V', long = "protocol-version", default_value = "mqttv311", value_parser = parse_version, help_heading = "Connection")]
+    pub version: ProtocolVersion,
+    /// Connect timeout in seconds: TCP/TLS, then CONNACK.
+    #[arg(
+        long = "connect-timeout",
+        default_value_t = 10,
+        value_name = "SECONDS",
+        help_heading = "Connection"
+    )]
+    pub connect_timeout: u64,
+    /// Disable 'clean session' (3.1.1) / 'clean start' (5.0): resume the broker's session of
+    /// this client id, and keep it after disconnecting (on 5.0 for -x seconds, by default
+    /// forever). Use with -i.
+    #[arg(short = 'c', long = "disable-clean-session", help_heading = "Session")]
+    pub no_clean: bool,
+    /// 5.0: seconds the broker keeps the session after the connection ends; -1 or ∞ for ever.
+    /// Default: ∞ with -c, else 0.
+    #[arg(short = 'x', long = "session-expiry-interval", value_name = "SECONDS", allow_hyphen_values = true, value_parser = parse_expiry, help_heading = "Session")]
+    pub session_expiry: Option<u32>,
+    /// 5.0 property: COMMAND IDENTIFIER VALUE, or COMMAND user-property NAME VALUE
+    /// (repeatable). connect: session-expiry-interval, receive-maximum,
+    /// maximum-packet-size, topic-alias-maximum, user-property. publish (pub only):
+    /// payload-format-indicator, message-expiry-interval, content-type, response-topic,
+    /// correlation-data, user-property. will: will-delay-interval and the publish
+    /// identifiers. disconnect: session-expiry-interval, reason-string.
+    #[arg(id = "property", short = 'D', long = "property", num_args = 3..=4, value_names = ["COMMAND", "IDENTIFIER", "VALUE"], help_heading = "Session")]
+    property_words: Vec<String>,
+    /// The `-D` groups, one per occurrence (filled by [`Cli::parse_args`]: clap's derive
+    /// flattens them).
+    #[arg(skip)]
+    pub properties: Vec<Vec<String>>,
+    /// Topic of the will: the message the broker publishes if this client disconnects
+    /// without DISCONNECT (killed, network lost).
+    #[arg(long = "will-topic", value_name = "TOPIC", help_heading = "Will")]
+    pub will_topic: Option<String>,
+    /// Payload of the will.
+    #[arg(
+        long = "will-payload",
+        value_name = "PAYLOAD",
+        requires = "will_topic",
+        help_heading = "Will"
+    )]
+    pub will_payload: Option<String>,
+    /// QoS of the will.
+    #[arg(long = "will-qos", default_value = "0", value_parser = parse_qos, help_heading = "Will")]
+    pub will_qos: QoS,
+    /// Retain the will.
+    #[arg(long = "will-retain", help_heading = "Will")]
+    pub will_retain: bool,
+    /// PEM file of CA certificates to trust; turns on TLS (`mqtts://`).
+    #[arg(long = "cafile", value_name = "FILE", help_heading = "TLS")]
+    pub cafile: Option<PathBuf>,
+    /// Directory of PEM CA certificates (`*.pem`, `*.crt`) to trust; turns on TLS.
+    #[arg(long = "capath", value_name = "DIR", help_heading = "TLS")]
+    pub capath: Option<PathBuf>,
+    /// Trust the operating system's CA certificates; turns on TLS.
+    #[arg(long = "tls-use-os-certs", help_heading = "TLS")]
+    pub tls_use_os_certs: bool,
+    /// PEM client certificate (chain) for mutual TLS, with --key.
+    #[arg(
+        long = "cert",
+        value_name = "FILE",
+        requires = "key",
+        help_heading = "TLS"
+    )]
+    pub cert: Option<PathBuf>,
+    /// PEM private key of --cert.
+    #[arg(
+        long = "key",
+        value_name = "FILE",
+        requires = "cert",
+        help_heading = "TLS"
+    )]
+    pub key: Option<PathBuf>,
+    /// ALPN protocol to offer (e.g. `mqtt` for AWS IoT on port 443).
+    #[arg(long = "tls-alpn", value_name = "PROTOCOL", help_heading = "TLS")]
+    pub tls_alpn: Option<String>,
+    /// Print connection events (connected, lost, reconnecting) to stderr.
+    #[arg(short = 'd', long = "debug", help_heading = "Output")]
+    pub debug: bool,
+    /// Do not print error messages (exit codes still tell).
+    #[arg(long = "quiet", help_heading = "Output")]
+    pub quiet: bool,
+    /// Print this help.
+    #[arg(long = "help", action = ArgAction::HelpLong)]
+    help: Option<bool>,
+}
+
+impl ConnArgs {
+    /// Whether a TLS flag asks for `mqtts://`.
+    pub fn wants_tls(&self) -> bool {
+        self.cafile.is_some()
+            || self.capath.is_some()
+            || self.tls_use_os_certs
+            || self.cert.is_some()
+    }
+}
+
+/// `0`, `1` or `2`.
+pub fn parse_qos(s: &str) -> Result<QoS, String> {
+    s.parse::<u8>()
+        .ok()
+        .and_then(QoS::from_u8)
+        .ok_or_else(|| format!("QoS must be 0, 1 or 2, not {s:?}"))
+}
+
+/// mosquitto's spellings of the protocol versions.
+pub fn parse_version(s: &str) -> Result<ProtocolVersion, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "mqttv5" | "5" | "v5" | "5.0" => Ok(ProtocolVersion::V5),
+        "mqttv311" | "311" | "v311" | "3.1.1" => Ok(ProtocolVersion::V3_1_1),
+        "mqttv31" | "31" | "v31" | "3.1" => Ok(ProtocolVersion::V3_1),
+        _ => Err(format!(
+            "unknown protocol version {s:?}: use mqttv5, mqttv311 or mqttv31"
+        )),
+    }
+}
+
+/// A session expiry interval: seconds, or `-1` / `∞` for a session that never expires.
+pub fn parse_expiry(s: &str) -> Result<u32, String> {
+    match s {
+        "-1" | "∞" | "inf" | "infinity" => Ok(u32::MAX),
+        _ => s
+            .parse::<u32>()
+            .map_err(|_| format!("session expiry must be 0 to 4294967295, -1 or ∞, not {s:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::parse_args(std::iter::once("mqtt").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn mosquitto_pub_flags_parse() {
+        let cli = parse(&[
+            "pub",
+            "-h",
+            "broker",
+            "-p",
+            "1884",
+            "-t",
+            "a/b",
+            "-m",
+            "hi",
+            "-q",
+            "2",
+            "-r",
+            "-i",
+            "me",
+            "-u",
+            "u",
+            "-P",
+            "pw",
+            "-k",
+            "5",
+            "-c",
+            "-x",
+            "-1",
+            "-V",
+            "5",
+            "-D",
+            "publish",
+            "user-property",
+            "k",
+            "v",
+            "-D",
+            "publish",
+            "content-type",
+            "text/plain",
+            "--will-topic",
+            "w",
+            "--will-payload",
+            "bye",
+            "--will-qos",
+            "1",
+            "--will-retain",
+        ])
+        .unwrap();
+        let Command::Pub(p) = cli.command else {
+            panic!("not pub")
+        };
+        assert_eq!(p.conn.host, "broker");
+        assert_eq!(p.conn.port, Some(1884));
+        assert_eq!(p.qos, QoS::ExactlyOnce);
+        assert!(p.retain && p.conn.no_clean);
+        assert_eq!(p.conn.session_expiry, Some(u32::MAX));
+        assert_eq!(p.conn.version, ProtocolVersion::V5);
+        assert_eq!(p.conn.properties.len(), 2);
+        assert_eq!(p.conn.properties[0], ["publish", "user-property", "k", "v"]);
+        assert_eq!(
+            p.conn.properties[1],
+            ["publish", "content-type", "text/plain"]
+        );
+        assert_eq!(p.conn.will_qos, QoS::AtLeastOnce);
+    }
+
+    #[test]
+    fn mosquitto_sub_flags_parse_with_attached_values() {
+        let cli = parse(&[
+            "sub", "-tfoo/#", "-t", "bar", "-C", "3", "-W", "2", "-v", "-q1", "-F", "%t %p",
+        ])
+        .unwrap();
+        let Command::Sub(s) = cli.command else {
+            panic!("not sub")
+        };
+        assert_eq!(s.topics, ["foo/#", "bar"]);
+        assert_eq!((s.count, s.timeout, s.verbose), (Some(3), Some(2), true));
+        assert_eq!(s.qos, QoS::AtLeastOnce);
+        assert_eq!(s.format.as_deref(), Some("%t %p"));
+    }
+
+    #[test]
+    fn dash_h_is_the_host_and_help_is_long_only() {
+        let cli = parse(&["sub", "-h", "example", "-t", "x"]).unwrap();
+        let Command::Sub(s) = cli.command else {
+            panic!("not sub")
+        };
+        assert_eq!(s.conn.host, "example");
+        let e = parse(&["pub", "--help"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::DisplayHelp);
+        let help = e.to_string();
+        for flag in [
+            "--will-topic",
+            "--cafile",
+            "-D",
+            "--stdin-line",
+            "Exit codes",
+        ] {
+            assert!(help.contains(flag), "help lacks {flag}:\n{help}");
+        }
+    }
+
+    #[test]
+    fn bad_values_are_usage_errors() {
+        assert!(parse(&["pub", "-t", "x", "-q", "3"]).is_err());
+        assert!(parse(&["pub", "-t", "x", "-V", "mqttv6"]).is_err());
+        assert!(parse(&["pub", "-t", "x", "-D", "publish", "content-type"]).is_err());
+    }
+}
