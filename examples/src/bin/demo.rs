@@ -1,81 +1,132 @@
-//! Encodes a few packets of the LED story with `mqtt-proto` and decodes them back, printing
-//! the bytes: what a device sends when it comes online and what a controller sends to it.
+//! `demo`: the quick start. A simulated ESP32 LED device and a controller talk through an
+//! MQTT broker; the controller switches the LED, sends an invalid command, and sees the
+//! device's last will after a power cut. See [`examples::demo`].
+//!
+//! ```text
+//! cargo run -p examples --bin demo
+//! cargo run -p examples --bin demo -- --broker mqtt://broker.local:1883 --username u --password p
+//! ```
+//!
+//! Exit status: 0 when every step happened, 1 when one did not (the transcript says which),
+//! 2 for a bad command line.
 
-use mqtt_proto::{
-    Connect, Decoded, Packet, ProtocolVersion, Publish, PublishProperties, QoS, QosPid, Subscribe,
-    Subscription, TopicFilter, TopicName, Will,
-};
+use std::process::ExitCode;
 
-fn show(
-    label: &str,
-    packet: Packet<'_>,
-    version: ProtocolVersion,
-) -> Result<(), Box<dyn std::error::Error>> {
-    let mut buf = [0u8; 256];
-    let n = packet.encode(version, &mut buf)?;
-    let hex: Vec<String> = buf[..n].iter().map(|b| format!("{b:02x}")).collect();
-    println!("{label} ({version}, {n} bytes)\n  {}", hex.join(" "));
-    match Packet::decode(&buf[..n], version, u32::MAX)? {
-        Decoded::Packet {
-            packet: decoded,
-            len,
-        } if decoded == packet && len == n => {
-            println!(
-                "  decoded back to the same {:?} packet",
-                decoded.packet_type()
-            );
+use examples::demo::{self, DemoOptions};
+
+const USAGE: &str = "\
+Usage: demo [options]
+
+Starts a private mosquitto on a free loopback port (installing it with apt-get when it is
+missing and the demo runs as root), a simulated ESP32 LED device and a controller, and
+shows them talking: the controller switches the LED on, off, toggles it, sends an invalid
+command, and receives the device's last will after a power cut. Takes a few seconds.
+
+Options:
+  --broker URL          use this broker (mqtt://host:port) instead of starting mosquitto
+  --username NAME       MQTT user name (default for the started broker: demo)
+  --password SECRET     MQTT password (default for the started broker: made up per run)
+  --id ID               device id (1-23 of A-Z a-z 0-9 _ -); default esp32-xxxxxx
+  -v, --verbose         also show the device's publishes and the broker's whole log
+  -h, --help            show this help
+
+Colour when stdout is a terminal, unless NO_COLOR is set.
+Exit status: 0 if every step happened, 1 if one did not, 2 for a bad command line.";
+
+/// Parses the command line; `Ok(None)` for `--help`.
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<DemoOptions>, String> {
+    let mut options = DemoOptions::default();
+    while let Some(arg) = args.next() {
+        // `--flag=value` and `--flag value` both work.
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") => {
+                (flag.to_owned(), Some(value.to_owned()))
+            }
+            _ => (arg, None),
+        };
+        let mut value = || {
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .ok_or_else(|| format!("{flag} needs a value"))
+        };
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(None),
+            "--broker" => options.broker = Some(value()?),
+            "--username" => options.username = Some(value()?),
+            "--password" => options.password = Some(value()?),
+            "--id" => options.device_id = Some(value()?),
+            "-v" | "--verbose" => options.verbose = true,
+            other => return Err(format!("unknown argument {other:?}")),
         }
-        other => return Err(format!("round trip failed: {other:?}").into()),
     }
-    Ok(())
+    if options.password.is_some() && options.username.is_none() {
+        return Err("--password needs --username (MQTT 3.1.1 sends no password alone)".into());
+    }
+    Ok(Some(options))
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let status = TopicName::new("devices/esp32-a1b2c3/status")?;
-    let mut connect = Connect::new(ProtocolVersion::V3_1_1, "esp32-a1b2c3");
-    connect.username = Some("device");
-    connect.password = Some(b"secret");
-    connect.will = Some(Will {
-        topic: status,
-        payload: b"offline",
-        qos: QoS::AtLeastOnce,
-        retain: true,
-        properties: Default::default(),
-    });
-    show(
-        "device CONNECT with last will",
-        Packet::Connect(connect),
-        ProtocolVersion::V3_1_1,
-    )?;
-
-    let mut online = Publish::new(status, b"online");
-    online.retain = true;
-    show(
-        "device reports online",
-        Packet::Publish(online),
-        ProtocolVersion::V3_1_1,
-    )?;
-
-    let filter = TopicFilter::new("devices/esp32-a1b2c3/led/set")?;
-    let subs = [Subscription::new(filter, QoS::AtLeastOnce)];
-    let id = mqtt_proto::PacketId::new(1).ok_or("packet id")?;
-    show(
-        "device subscribes to commands",
-        Packet::Subscribe(Subscribe::new(id, &subs)),
-        ProtocolVersion::V5,
-    )?;
-
-    let mut command = Publish::new(TopicName::new("devices/esp32-a1b2c3/led/set")?, b"on");
-    command.qos_pid = QosPid::AtLeastOnce(id);
-    command.properties = PublishProperties {
-        payload_format_indicator: Some(true),
-        message_expiry_interval: Some(30),
-        ..Default::default()
+#[tokio::main]
+async fn main() -> ExitCode {
+    let mut options = match parse_args(std::env::args().skip(1)) {
+        Ok(Some(options)) => options,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("demo: {e}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
     };
-    show(
-        "controller switches the LED on",
-        Packet::Publish(command),
-        ProtocolVersion::V5,
-    )?;
-    Ok(())
+    options.color = demo::color_wanted();
+    match demo::run(&options).await {
+        Ok(_) => ExitCode::SUCCESS,
+        // The transcript already says what failed.
+        Err(_) => ExitCode::FAILURE,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Option<DemoOptions>, String> {
+        parse_args(args.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn parses_all_flags() {
+        let options = parse(&[
+            "--broker=mqtt://10.0.0.5:1883",
+            "--username",
+            "u",
+            "--password",
+            "p",
+            "--id",
+            "lamp-1",
+            "-v",
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(options.broker.as_deref(), Some("mqtt://10.0.0.5:1883"));
+        assert_eq!(options.username.as_deref(), Some("u"));
+        assert_eq!(options.password.as_deref(), Some("p"));
+        assert_eq!(options.device_id.as_deref(), Some("lamp-1"));
+        assert!(options.verbose);
+    }
+
+    #[test]
+    fn defaults_start_a_broker() {
+        let options = parse(&[]).unwrap().unwrap();
+        assert!(options.broker.is_none() && options.username.is_none());
+    }
+
+    #[test]
+    fn bad_command_lines_are_refused() {
+        assert!(parse(&["--broker"]).is_err());
+        assert!(parse(&["--bogus"]).is_err());
+        assert!(parse(&["--password", "p"]).is_err());
+        assert!(parse(&["--help"]).unwrap().is_none());
+    }
 }
