@@ -285,6 +285,9 @@ async fn run(args: Args) -> Result<bool, String> {
         faults: Faults::default(),
     };
     let mut next_progress = start + PROGRESS;
+    // Linux keeps RSS counters per thread and folds them in lazily, so VmHWM readings can
+    // jitter by a few pages: report the largest seen.
+    let mut peak = hwm_start;
     let per_tick = f64::from(args.rate) * TICK.as_secs_f64();
     // Publishing phase: one pass per tick, bounded by the duration.
     while start.elapsed() < args.duration {
@@ -303,7 +306,7 @@ async fn run(args: Args) -> Result<bool, String> {
         injector.step(&proxy, now);
         if now >= next_progress {
             next_progress += PROGRESS;
-            progress(start, &cuts, &publishers, &proxy);
+            peak = peak.max(progress(start, &cuts, &publishers, &proxy));
         }
         tokio::time::sleep(TICK).await;
     }
@@ -327,15 +330,14 @@ async fn run(args: Args) -> Result<bool, String> {
         cut.stop(Duration::from_secs(5)).await;
     }
     let drained = start.elapsed() - publish_end;
-    Ok(report(
-        &args,
-        &cuts,
-        &publishers,
-        &names,
-        &proxy,
-        &injector.faults,
+    let run = Run {
+        args,
+        names,
+        faults: injector.faults,
         drained,
-    ))
+        peak,
+    };
+    Ok(report(&run, &cuts, &publishers, &proxy))
 }
 
 /// Whether every QoS 1/2 message was acknowledged to its publisher and received by its
@@ -352,7 +354,8 @@ fn complete(cuts: &[Cut], publishers: &[Publisher]) -> bool {
     })
 }
 
-fn progress(start: Instant, cuts: &[Cut], publishers: &[Publisher], proxy: &FaultProxy) {
+/// Prints a progress line; returns the VmHWM read for it.
+fn progress(start: Instant, cuts: &[Cut], publishers: &[Publisher], proxy: &FaultProxy) -> u64 {
     let sent: u32 = publishers.iter().map(|p| p.sent.iter().sum::<u32>()).sum();
     let n = cuts.len();
     let received: u64 = publishers
@@ -367,24 +370,27 @@ fn progress(start: Instant, cuts: &[Cut], publishers: &[Publisher], proxy: &Faul
         .sum();
     let connects: usize = cuts.iter().map(|c| c.log.connects.len()).sum();
     let stats = proxy.stats();
+    let hwm = memory().0;
     println!(
-        "  {:>4} s: sent {sent}, delivered {received}, connections {connects}, cuts {}, stalls {}; VmHWM {} KiB",
+        "  {:>4} s: sent {sent}, delivered {received}, connections {connects}, cuts {}, stalls {}; VmHWM {hwm} KiB",
         start.elapsed().as_secs(),
         stats.cuts,
         stats.stalls,
-        memory().0
     );
+    hwm
 }
 
-fn report(
-    args: &Args,
-    cuts: &[Cut],
-    publishers: &[Publisher],
-    names: &[String],
-    proxy: &FaultProxy,
-    faults: &Faults,
+/// What the report needs besides the clients' logs.
+struct Run {
+    args: Args,
+    names: Vec<String>,
+    faults: Faults,
     drained: Duration,
-) -> bool {
+    peak: u64,
+}
+
+fn report(run: &Run, cuts: &[Cut], publishers: &[Publisher], proxy: &FaultProxy) -> bool {
+    let (args, names, faults, drained) = (&run.args, &run.names, &run.faults, run.drained);
     let n = cuts.len();
     let stats = proxy.stats();
     println!();
@@ -458,6 +464,7 @@ fn report(
         .map(|c| c.log.connects.len().saturating_sub(1))
         .sum();
     let (hwm, rss) = memory();
+    let hwm = hwm.max(run.peak);
     println!(
         "reconnects: {reconnects}; drain after publishing: {:.1} s",
         drained.as_secs_f64()

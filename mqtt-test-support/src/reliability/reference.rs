@@ -349,23 +349,6 @@ fn on_session_event(stats: &Mutex<RefStats>, stopping: bool, event: &Event<'_>) 
     None
 }
 
-/// The `event` field of `Read::Packet`: whether the packet has something to report.
-trait Reports {
-    fn reports(&self) -> bool;
-}
-
-impl Reports for bool {
-    fn reports(&self) -> bool {
-        *self
-    }
-}
-
-impl<T> Reports for Option<T> {
-    fn reports(&self) -> bool {
-        self.is_some()
-    }
-}
-
 impl Driver {
     /// Runs one connection until it ends.
     async fn connection(&mut self, stream: TcpStream) -> End {
@@ -396,7 +379,7 @@ impl Driver {
                 }
                 match self.session.handle_read(now, &rx[start..end]) {
                     Ok(Read::Packet { len, event }) => {
-                        if event.reports() {
+                        if event {
                             let bytes = &rx[start..start + len];
                             if let Ok(Decoded::Packet { packet, .. }) =
                                 Packet::decode(bytes, self.config.version, u32::MAX)
