@@ -107,8 +107,16 @@ impl Driver {
                 Step::Permit(permit) => self.on_permit(permit),
             }
         }
-        // TLS close_notify, WebSocket close frame, TCP FIN; bounded.
-        let _ = tokio::time::timeout(CLOSE_GRACE, wr.shutdown()).await;
+        // TLS close_notify, WebSocket close frame, TCP FIN; then read until the broker closes
+        // too. Closing a socket with unread bytes in it sends a TCP reset, and a broker that
+        // sees the reset before our DISCONNECT publishes the will. Bounded.
+        let graceful = self.shutdown.is_some();
+        let linger = async {
+            let _ = wr.shutdown().await;
+            let mut sink = [0u8; 1024];
+            while graceful && matches!(rd.read(&mut sink).await, Ok(n) if n > 0) {}
+        };
+        let _ = tokio::time::timeout(CLOSE_GRACE, linger).await;
         self.end_or(End::Closed)
     }
 
