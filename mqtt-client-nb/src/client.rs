@@ -183,6 +183,11 @@ impl<'b, S: Read + Write> Client<'b, S> {
     /// `embassy-net` `TcpSocket` can `abort()` and `connect()` again).
     ///
     /// Unacknowledged messages stay in the session and are resent on the next connection.
+    ///
+    /// After a graceful [`Client::disconnect`], close the transport gently: shut its write side
+    /// (e.g. `TcpSocket::close()`) and read until the broker closes, with a timeout. Dropping
+    /// a TCP socket with unread bytes in it sends a reset, and a broker that sees the reset
+    /// before reading the DISCONNECT publishes the will anyway.
     pub fn close(&mut self) -> Option<S> {
         if self.link.live {
             crate::fmt::debug!("mqtt: transport closed by the application");
