@@ -435,6 +435,10 @@ impl Broker {
             ));
         }
         let db = self.files.dir.join("mosquitto.db");
+        // Hold the current file open: once an autosave renames a new file over it, ext4 may
+        // give its freed inode to the next `mosquitto.db.new`, and a save that reused it would
+        // look like no save at all.
+        let _hold = fs::File::open(&db);
         let before = file_identity(&db);
         {
             let mut child = self.child();

@@ -16,6 +16,8 @@
 //! default 1; see [`scale`]). Scale 1 is the full size: 2,000 QoS 1 + 2,000 QoS 2 messages in
 //! each cut scenario, 1,000 + 1,000 across the restarts, 500 + 500 through the stall, about
 //! 25 s for all scenarios of one client on 2 cores; `0.25` is a quick run, `5` a long one.
+//! `MQTT_RELIABILITY_SEED` (added to each scenario's seed) and `MQTT_RELIABILITY_CUTS_MS`
+//! (cut lifetimes, e.g. `20-100`) explore other fault schedules.
 //!
 //! A client's test file is then one line per scenario:
 //!
@@ -43,7 +45,7 @@ pub use cut::{Cut, CutLog};
 pub use reference::{RefClient, RefConfig, RefStats};
 pub use scenarios::{
     broker_restart, publish_through_cuts, stalled_connection, subscribe_through_cuts, Restart,
-    Summary,
+    Summary, CUTS_ENV, SEED_ENV,
 };
 pub use tally::{parse_payload, payload, Tally, Verdict};
 

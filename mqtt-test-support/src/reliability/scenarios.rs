@@ -23,9 +23,13 @@ const STALL_MESSAGES: u32 = 500;
 const TICK: Duration = Duration::from_millis(5);
 /// The cut scenarios spread their messages over at least this long, so cuts hit mid-stream.
 const STREAM_SPAN: Duration = Duration::from_secs(2);
-/// Random cut lifetimes of the proxy.
+/// Random cut lifetimes of the proxy (unless [`CUTS_ENV`] says otherwise).
 const CUT_MIN: Duration = Duration::from_millis(100);
 const CUT_MAX: Duration = Duration::from_millis(400);
+/// Environment variable overriding the cut lifetimes, in milliseconds: `"20-100"`.
+pub const CUTS_ENV: &str = "MQTT_RELIABILITY_CUTS_MS";
+/// Environment variable added to every scenario's seed, to explore other cut schedules.
+pub const SEED_ENV: &str = "MQTT_RELIABILITY_SEED";
 /// How long a scenario waits after everything arrived, for late duplicates.
 const SETTLE: Duration = Duration::from_millis(300);
 /// How long the broker stays down in the restart scenario.
@@ -230,6 +234,26 @@ impl Stream {
     }
 }
 
+/// The proxy's random cuts: lifetimes from [`CUTS_ENV`] or 100–400 ms, seed plus [`SEED_ENV`].
+fn cut_mode(seed: u64) -> FaultMode {
+    let env_seed = std::env::var(SEED_ENV)
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    let (min, max) = std::env::var(CUTS_ENV)
+        .ok()
+        .and_then(|s| {
+            let (a, b) = s.split_once('-')?;
+            Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
+        })
+        .map_or((CUT_MIN, CUT_MAX), |(a, b)| {
+            (Duration::from_millis(a), Duration::from_millis(b))
+        });
+    FaultMode::new()
+        .random_cuts(min, max)
+        .seed(seed.wrapping_add(env_seed))
+}
+
 fn start_broker(persistence: bool) -> Result<Broker, String> {
     Broker::builder()
         .persistence(persistence)
@@ -285,7 +309,7 @@ async fn publish_through_cuts_inner(
     sub.wait_for(Duration::from_secs(10), |s| s.subscribed > 0)
         .await
         .map_err(|s| format!("reference subscriber: no SUBACK: {:?}", s.problems))?;
-    let mode = FaultMode::new().random_cuts(CUT_MIN, CUT_MAX).seed(seed);
+    let mode = cut_mode(seed);
     let proxy = FaultProxy::start(broker.addr(), mode)
         .await
         .map_err(|e| e.to_string())?;
@@ -359,7 +383,7 @@ async fn subscribe_through_cuts_inner(
     let name = client.name();
     let broker = start_broker(false)?;
     let topic = format!("rel/{name}/{}/down", version.level());
-    let mode = FaultMode::new().random_cuts(CUT_MIN, CUT_MAX).seed(seed);
+    let mode = cut_mode(seed);
     let proxy = FaultProxy::start(broker.addr(), mode)
         .await
         .map_err(|e| e.to_string())?;
