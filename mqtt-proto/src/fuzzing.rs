@@ -1,6 +1,6 @@
 //! Entry points for the fuzz targets in `fuzz/`, and the checks they run. The targets are thin
-//! wrappers over [`decode`] and [`roundtrip`], so `cargo test --features fuzzing` runs the same
-//! checks on the committed corpus and on regressions. Not covered by semver.
+//! wrappers over [`decode`], [`roundtrip`] and [`session()`], so `cargo test --features fuzzing`
+//! runs the same checks on the committed corpus and on regressions. Not covered by semver.
 //!
 //! What is checked, for every packet that decodes or is built:
 //! - `encode` agrees with `encoded_len`: same error, or exactly that many bytes written; a
@@ -16,12 +16,14 @@
 
 mod input;
 mod seeds;
+pub mod session;
 
 use core::num::NonZeroUsize;
 use std::vec;
 use std::vec::Vec;
 
 pub use seeds::{sample_packets, seed_corpus, Seed};
+pub use session::session;
 
 use crate::{Decoded, EncodeError, FixedHeader, Packet, ProtocolVersion};
 

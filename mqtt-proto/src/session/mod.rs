@@ -440,7 +440,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// [`ReasonCode::DisconnectWithWillMessage`](crate::ReasonCode) keeps the will.
     ///
     /// # Errors
-    /// [`CommandError::InvalidState`] unless connected; [`CommandError::Encode`].
+    /// [`CommandError::InvalidState`] unless connected; [`CommandError::Encode`];
+    /// [`CommandError::PacketTooLarge`] beyond the broker's Maximum Packet Size (leave out
+    /// the properties).
     pub fn disconnect(&mut self, disconnect: &Disconnect<'_>) -> Result<(), CommandError> {
         if self.conn.phase != Phase::Connected {
             return Err(CommandError::InvalidState);
@@ -486,7 +488,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     ///
     /// # Errors
     /// [`CommandError::InvalidState`] before CONNECT is transmitted or when another control
-    /// packet waits; [`CommandError::Encode`] on 3.1.1.
+    /// packet waits; [`CommandError::Encode`] on 3.1.1; [`CommandError::PacketTooLarge`]
+    /// beyond the broker's Maximum Packet Size once connected.
     pub fn auth(&mut self, auth: &Auth<'_>) -> Result<(), CommandError> {
         let ready = matches!(self.conn.phase, Phase::AwaitConnAck | Phase::Connected);
         if !ready || self.conn.control != Control::None {
@@ -647,6 +650,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     }
 
     fn write_control(&mut self, packet: &Packet<'_>, kind: Control) -> Result<(), CommandError> {
+        if self.conn.phase == Phase::Connected {
+            self.check_broker_size(packet.encoded_len(self.config.version)?)?;
+        }
         let region = &mut self.store.as_mut()[self.layout.control.clone()];
         let len = packet.encode(self.config.version, region)?;
         self.conn.control = kind;
@@ -663,14 +669,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         let version = self.config.version;
         let len = packet.encoded_len(version)?;
         if self.conn.phase == Phase::Connected {
-            if let Some(max) = self.limits.maximum_packet_size {
-                if len > max.get() as usize {
-                    return Err(CommandError::PacketTooLarge {
-                        size: len,
-                        max: max.get(),
-                    });
-                }
-            }
+            self.check_broker_size(len)?;
         }
         self.reported = None;
         let region = &mut self.store.as_mut()[self.layout.log.clone()];
@@ -682,6 +681,17 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             })?;
         result?;
         Ok(())
+    }
+
+    /// [MQTT-3.2.2-15] nothing larger than the broker's Maximum Packet Size is sent.
+    fn check_broker_size(&self, len: usize) -> Result<(), CommandError> {
+        match self.limits.maximum_packet_size {
+            Some(max) if len > max.get() as usize => Err(CommandError::PacketTooLarge {
+                size: len,
+                max: max.get(),
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// The next packet identifier not used by a queued or in-flight packet.

@@ -46,7 +46,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             }
             Phase::AwaitConnAck | Phase::Connected => {}
         }
-        if self.acks.is_full() {
+        // Acks only go out once connected; before, no packet the session accepts queues one.
+        if self.conn.phase == Phase::Connected && self.acks.is_full() {
             return Ok(Read::Blocked);
         }
         let decoded = Packet::decode(buf, self.version(), self.config.maximum_packet_size);
