@@ -1,11 +1,15 @@
 #!/usr/bin/env python3
 """Prints the README's result tables from criterion's estimates of the last `cargo bench` run.
 
-usage: python3 benches/report.py [CRITERION_DIR]   (default: target/criterion)
+usage: python3 benches/report.py [CRITERION_DIR...]   (default: target/criterion)
 
 Each cell is the median time per packet (or per 1 MiB buffer for the stream), and for a peer
 its ratio peer/us: above 1 means we are faster. The last column is the fastest peer's ratio
 against the target (decode at least 2x, encode at least 1.5x faster than the fastest peer).
+
+Given several criterion directories (copies of target/criterion taken after each run), a cell
+is the lowest of the runs' medians: on a shared machine the slower runs are the ones a
+neighbour disturbed.
 """
 
 import json
@@ -29,13 +33,16 @@ WORKLOADS = [
 TARGET = {"decode": 2.0, "encode": 1.5}
 
 
-def median_ns(root, group, bench):
-    path = os.path.join(root, group, bench, "new", "estimates.json")
-    try:
-        with open(path) as f:
-            return json.load(f)["median"]["point_estimate"]
-    except FileNotFoundError:
-        return None
+def median_ns(roots, group, bench):
+    medians = []
+    for root in roots:
+        path = os.path.join(root, group, bench, "new", "estimates.json")
+        try:
+            with open(path) as f:
+                medians.append(json.load(f)["median"]["point_estimate"])
+        except FileNotFoundError:
+            pass
+    return min(medians) if medians else None
 
 
 def fmt_time(ns):
@@ -46,19 +53,19 @@ def fmt_time(ns):
     return f"{ns:.1f} ns"
 
 
-def table(root, direction):
+def table(roots, direction):
     rows = [
         f"| {direction} | {OURS} | " + " | ".join(PEERS) + " | fastest peer / us (target) |",
         "|---|---:|" + "---:|" * len(PEERS) + "---|",
     ]
     for key, label in WORKLOADS:
         group = f"{direction}_{key}"
-        ours = median_ns(root, group, OURS)
+        ours = median_ns(roots, group, OURS)
         if ours is None:
             continue
         cells, best = [], None
         for peer in PEERS:
-            t = median_ns(root, group, peer)
+            t = median_ns(roots, group, peer)
             if t is None:
                 cells.append("n/a")
                 continue
@@ -74,9 +81,9 @@ def table(root, direction):
     return "\n".join(rows)
 
 
-def stream_table(root):
+def stream_table(roots):
     group = "stream_1MiB_qos0_64B"
-    ours = median_ns(root, group, OURS)
+    ours = median_ns(roots, group, OURS)
     if ours is None:
         return ""
     mib = 1 << 20
@@ -88,7 +95,7 @@ def stream_table(root):
         "|---|---:|---:|---:|---:|",
     ]
     for name in [OURS] + PEERS:
-        t = median_ns(root, group, name)
+        t = median_ns(roots, group, name)
         if t is None:
             continue
         gib_s = size / t * 1e9 / (1 << 30)
@@ -100,12 +107,12 @@ def stream_table(root):
 
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
-    root = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "..", "target", "criterion")
-    print(table(root, "decode"))
+    roots = sys.argv[1:] or [os.path.join(here, "..", "target", "criterion")]
+    print(table(roots, "decode"))
     print()
-    print(table(root, "encode"))
+    print(table(roots, "encode"))
     print()
-    print(stream_table(root))
+    print(stream_table(roots))
 
 
 if __name__ == "__main__":
