@@ -356,6 +356,13 @@ macro_rules! property_set {
                 } )?
             }
 
+            #[inline]
+            fn is_empty(&self) -> bool {
+                true $( && self.$field.is_none() )*
+                    $( && self.$rfield.is_empty() )?
+                    && self.user_properties.is_empty()
+            }
+
             fn for_each(&self, f: &mut dyn FnMut(Property<'a>)) {
                 $( if let Some(v) = self.$field {
                     f(Property::$variant(v));
@@ -371,6 +378,7 @@ macro_rules! property_set {
 
         impl $name<'_> {
             /// Whether no property is set.
+            #[inline]
             pub fn is_empty(&self) -> bool {
                 PropertySet::is_empty(self)
             }

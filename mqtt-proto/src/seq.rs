@@ -53,11 +53,13 @@ impl<'a, T> Seq<'a, T> {
 
 impl<'a, T: Element<'a>> Seq<'a, T> {
     /// Iterates over the elements in order.
+    #[inline]
     pub fn iter(&self) -> SeqIter<'a, T> {
         SeqIter { repr: self.repr }
     }
 
     /// Whether there is no element.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.iter().next().is_none()
     }
@@ -143,6 +145,7 @@ pub struct SeqIter<'a, T> {
 impl<'a, T: Element<'a>> Iterator for SeqIter<'a, T> {
     type Item = T;
 
+    #[inline]
     fn next(&mut self) -> Option<T> {
         match &mut self.repr {
             Repr::Raw(raw) => T::next_raw(raw),

@@ -33,7 +33,7 @@ fn check_common(s: &str) -> Result<(), TopicError> {
     if s.len() > usize::from(u16::MAX) {
         return Err(TopicError::TooLong);
     }
-    if s.as_bytes().contains(&0) {
+    if crate::wire::contains_any(s.as_bytes(), [0]) {
         return Err(TopicError::NullCharacter);
     }
     Ok(())
@@ -169,16 +169,17 @@ impl<'a> TryFrom<&'a str> for TopicFilter<'a> {
 }
 
 fn check_wildcards(filter: &str) -> Result<(), TopicError> {
-    let mut levels = filter.split('/').peekable();
-    while let Some(level) = levels.next() {
-        let is_last = levels.peek().is_none();
-        match level {
-            // [MQTT-4.7.1-1] '#' must be the last character and on its own in its level
-            "#" if !is_last => return Err(TopicError::MisplacedWildcard),
-            "#" | "+" => {}
-            // [MQTT-4.7.1-2] '+' must occupy an entire level
-            other if other.contains(['+', '#']) => return Err(TopicError::MisplacedWildcard),
-            _ => {}
+    let bytes = filter.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        if b != b'+' && b != b'#' {
+            continue;
+        }
+        let last = i + 1 == bytes.len();
+        let alone = (i == 0 || bytes[i - 1] == b'/') && (last || bytes[i + 1] == b'/');
+        // [MQTT-4.7.1-1] '#' must be the last character and on its own in its level
+        // [MQTT-4.7.1-2] '+' must occupy an entire level
+        if !alone || (b == b'#' && !last) {
+            return Err(TopicError::MisplacedWildcard);
         }
     }
     Ok(())

@@ -29,6 +29,7 @@ pub(crate) fn fail<'a, T>(error: DecodeError) -> IResult<'a, T> {
 
 /// Turns a body parser's result into the codec's error type, requiring that the parser used
 /// the whole body: bytes left over mean the lengths disagree.
+#[inline(always)]
 pub(crate) fn finish<T>(result: IResult<'_, T>) -> Result<T, DecodeError> {
     match result {
         Ok(([], value)) => Ok(value),
@@ -38,23 +39,28 @@ pub(crate) fn finish<T>(result: IResult<'_, T>) -> Result<T, DecodeError> {
     }
 }
 
+#[inline]
 pub(crate) fn u8(input: &[u8]) -> IResult<'_, u8> {
     nom::number::complete::be_u8(input)
 }
 
+#[inline]
 pub(crate) fn u16(input: &[u8]) -> IResult<'_, u16> {
     nom::number::complete::be_u16(input)
 }
 
+#[inline]
 pub(crate) fn u32(input: &[u8]) -> IResult<'_, u32> {
     nom::number::complete::be_u32(input)
 }
 
+#[inline]
 pub(crate) fn take(input: &[u8], len: usize) -> IResult<'_, &[u8]> {
     nom::bytes::complete::take(len)(input)
 }
 
 /// A variable byte integer of at most four bytes (section 1.5.5).
+#[inline]
 pub(crate) fn var_int(input: &[u8]) -> IResult<'_, u32> {
     let mut value = 0u32;
     for (i, &byte) in input.iter().enumerate().take(4) {
@@ -71,12 +77,14 @@ pub(crate) fn var_int(input: &[u8]) -> IResult<'_, u32> {
 }
 
 /// Two-byte length then that many bytes.
+#[inline]
 pub(crate) fn binary(input: &[u8]) -> IResult<'_, &[u8]> {
     let (input, len) = u16(input)?;
     take(input, usize::from(len))
 }
 
 /// A UTF-8 encoded string: well-formed [MQTT-1.5.4-1] and free of U+0000 [MQTT-1.5.4-2].
+#[inline]
 pub(crate) fn string(input: &[u8]) -> IResult<'_, &str> {
     let (rest, bytes) = binary(input)?;
     match utf8(bytes) {
@@ -85,18 +93,47 @@ pub(crate) fn string(input: &[u8]) -> IResult<'_, &str> {
     }
 }
 
+/// Whether `bytes` holds any of `needles`, eight bytes at a time. Fields are mostly shorter than
+/// the 32 bytes an auto-vectorised loop needs before its vector body runs, and `<[u8]>::contains`
+/// costs a call into `memchr` per needle.
+#[inline]
+pub(crate) fn contains_any<const N: usize>(bytes: &[u8], needles: [u8; N]) -> bool {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    // The high bit of a byte of the result is set where `x` has a byte equal to a needle (a
+    // borrow only propagates upwards from a real match, so "any" is exact).
+    let matches = |x: u64| {
+        needles.iter().fold(0, |acc, &n| {
+            let y = x ^ (LO * u64::from(n));
+            acc | (y.wrapping_sub(LO) & !y & HI)
+        })
+    };
+    let mut chunks = bytes.chunks_exact(8);
+    let mut found = 0;
+    for chunk in &mut chunks {
+        let mut word = [0; 8];
+        word.copy_from_slice(chunk);
+        found |= matches(u64::from_le_bytes(word));
+    }
+    // The last 0 to 7 bytes one at a time: a variable-length copy into a word costs a call to
+    // memcpy, more than this loop.
+    found != 0 || chunks.remainder().iter().any(|b| needles.contains(b))
+}
+
 /// Validates a UTF-8 string field's content.
+#[inline]
 pub(crate) fn utf8(bytes: &[u8]) -> Result<&str, DecodeError> {
     // [MQTT-1.5.4-1] ill-formed UTF-8, including encoded surrogates, is malformed
     let s = core::str::from_utf8(bytes).map_err(|_| DecodeError::InvalidUtf8)?;
     // [MQTT-1.5.4-2] a string must not contain U+0000
-    if bytes.contains(&0) {
+    if contains_any(bytes, [0]) {
         return Err(DecodeError::NullCharacter);
     }
     Ok(s)
 }
 
 /// A non-zero packet identifier [MQTT-2.2.1-3].
+#[inline]
 pub(crate) fn packet_id(input: &[u8]) -> IResult<'_, PacketId> {
     let (rest, id) = u16(input)?;
     match PacketId::new(id) {
@@ -117,7 +154,7 @@ pub(crate) const fn var_int_len(value: usize) -> usize {
 
 /// Encoded size of a string field, checking the length limit and U+0000.
 pub(crate) fn string_len(s: &str) -> Result<usize, EncodeError> {
-    if s.as_bytes().contains(&0) {
+    if contains_any(s.as_bytes(), [0]) {
         return Err(EncodeError::NullCharacter);
     }
     binary_len(s.as_bytes())

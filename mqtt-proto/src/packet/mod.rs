@@ -93,6 +93,7 @@ impl<'a> Packet<'a> {
     /// # Errors
     /// [`DecodeError`] for malformed packets and protocol violations that the bytes alone
     /// show; the connection must then be closed.
+    #[inline]
     pub fn decode(
         buf: &'a [u8],
         version: ProtocolVersion,
@@ -115,50 +116,63 @@ impl<'a> Packet<'a> {
                 needed: NonZeroUsize::new(len - buf.len()),
             });
         };
-        let packet = Self::decode_body(header, body, version)?;
-        Ok(Decoded::Packet { packet, len })
+        Self::decode_body_into(header, body, version, |packet| {
+            Ok(Decoded::Packet { packet, len })
+        })
     }
 
     /// Decodes a body that `header` has delimited.
     ///
     /// # Errors
     /// As [`Packet::decode`].
+    #[inline]
     pub fn decode_body(
         header: FixedHeader,
         body: &'a [u8],
         version: ProtocolVersion,
     ) -> Result<Self, DecodeError> {
+        Self::decode_body_into(header, body, version, Ok)
+    }
+
+    /// [`Packet::decode_body`], handing the packet to `wrap` inside each arm so that the caller's
+    /// result is built in place: joining the arms into one `Packet` first and wrapping it after
+    /// costs a copy of the largest variant (272 bytes) on every packet, PINGREQ included.
+    #[inline(always)]
+    fn decode_body_into<R>(
+        header: FixedHeader,
+        body: &'a [u8],
+        version: ProtocolVersion,
+        wrap: impl FnOnce(Self) -> Result<R, DecodeError>,
+    ) -> Result<R, DecodeError> {
         use PacketType as T;
-        let empty = |p: Packet<'a>| {
-            if body.is_empty() {
-                Ok(p)
-            } else {
-                Err(DecodeError::LengthMismatch)
-            }
-        };
-        Ok(match header.packet_type {
-            T::Connect => Self::Connect(Connect::decode(body)?),
-            T::ConnAck => Self::ConnAck(ConnAck::decode(body, version)?),
-            T::Publish => Self::Publish(Publish::decode(header.flags, body, version)?),
-            T::PubAck => Self::PubAck(PubResponse::decode(T::PubAck, body, version)?),
-            T::PubRec => Self::PubRec(PubResponse::decode(T::PubRec, body, version)?),
-            T::PubRel => Self::PubRel(PubResponse::decode(T::PubRel, body, version)?),
-            T::PubComp => Self::PubComp(PubResponse::decode(T::PubComp, body, version)?),
-            T::Subscribe => Self::Subscribe(Subscribe::decode(body, version)?),
-            T::SubAck => Self::SubAck(SubAck::decode(body, version)?),
-            T::Unsubscribe => Self::Unsubscribe(Unsubscribe::decode(body, version)?),
-            T::UnsubAck => Self::UnsubAck(UnsubAck::decode(body, version)?),
-            T::PingReq => empty(Self::PingReq)?,
-            T::PingResp => empty(Self::PingResp)?,
-            T::Disconnect => Self::Disconnect(Disconnect::decode(body, version)?),
+        match header.packet_type {
+            T::Connect => wrap(Self::Connect(Connect::decode(body)?)),
+            T::ConnAck => wrap(Self::ConnAck(ConnAck::decode(body, version)?)),
+            T::Publish => wrap(Self::Publish(Publish::decode(header.flags, body, version)?)),
+            T::PubAck => wrap(Self::PubAck(PubResponse::decode(T::PubAck, body, version)?)),
+            T::PubRec => wrap(Self::PubRec(PubResponse::decode(T::PubRec, body, version)?)),
+            T::PubRel => wrap(Self::PubRel(PubResponse::decode(T::PubRel, body, version)?)),
+            T::PubComp => wrap(Self::PubComp(PubResponse::decode(
+                T::PubComp,
+                body,
+                version,
+            )?)),
+            T::Subscribe => wrap(Self::Subscribe(Subscribe::decode(body, version)?)),
+            T::SubAck => wrap(Self::SubAck(SubAck::decode(body, version)?)),
+            T::Unsubscribe => wrap(Self::Unsubscribe(Unsubscribe::decode(body, version)?)),
+            T::UnsubAck => wrap(Self::UnsubAck(UnsubAck::decode(body, version)?)),
+            T::PingReq if body.is_empty() => wrap(Self::PingReq),
+            T::PingResp if body.is_empty() => wrap(Self::PingResp),
+            T::PingReq | T::PingResp => Err(DecodeError::LengthMismatch),
+            T::Disconnect => wrap(Self::Disconnect(Disconnect::decode(body, version)?)),
             T::Auth => {
                 // Packet type 15 is reserved before 5.0 (3.1.1 Table 2.1; no conformance id)
                 if !version.is_v5() {
                     return Err(DecodeError::ReservedPacketType(15));
                 }
-                Self::Auth(Auth::decode(body)?)
+                wrap(Self::Auth(Auth::decode(body)?))
             }
-        })
+        }
     }
 
     /// The packet's type.
@@ -197,6 +211,38 @@ impl<'a> Packet<'a> {
     /// [`EncodeError::BufferTooSmall`] when `buf` is shorter than [`Packet::encoded_len`], or
     /// another [`EncodeError`] when the packet cannot be encoded; nothing is written then.
     pub fn encode(&self, version: ProtocolVersion, buf: &mut [u8]) -> Result<usize, EncodeError> {
+        use PacketType as T;
+        // The packets sent most often get their own arm, so their lengths stay in registers and
+        // they skip the three dispatches of the general path below.
+        match self {
+            Self::Publish(p) => {
+                let lens = p.lengths(version)?;
+                return emit(buf, T::Publish, p.header_flags(), lens, |w, l| {
+                    p.encode_body(w, version, l)
+                });
+            }
+            Self::PubAck(p) | Self::PubRec(p) | Self::PubComp(p) => {
+                let packet_type = self.packet_type();
+                let lens = p.lengths(packet_type, version)?;
+                return emit(buf, packet_type, 0, lens, |w, l| {
+                    p.encode_body(w, version, l)
+                });
+            }
+            Self::PingReq | Self::PingResp => {
+                return emit(buf, self.packet_type(), 0, Lengths::default(), |_, _| {});
+            }
+            _ => {}
+        }
+        self.encode_general(version, buf)
+    }
+
+    /// The general path of [`Packet::encode`], kept out of line so the hot arms above stay small.
+    #[inline(never)]
+    fn encode_general(
+        &self,
+        version: ProtocolVersion,
+        buf: &mut [u8],
+    ) -> Result<usize, EncodeError> {
         let plan = self.plan(version)?;
         if buf.len() < plan.total {
             return Err(EncodeError::BufferTooSmall {
@@ -287,6 +333,40 @@ impl<'a> Packet<'a> {
             Self::Auth(p) => p.encode_body(w, version, lens),
         }
     }
+}
+
+/// Writes one packet whose body `lens` measured: the fixed header, then `body`.
+#[inline(always)]
+fn emit(
+    buf: &mut [u8],
+    packet_type: PacketType,
+    flags: u8,
+    lens: Lengths,
+    body: impl FnOnce(&mut SliceWriter<'_>, Lengths),
+) -> Result<usize, EncodeError> {
+    if lens.body > MAX_REMAINING_LENGTH as usize {
+        return Err(EncodeError::PacketTooLarge(lens.body));
+    }
+    let total = 1 + crate::wire::var_int_len(lens.body) + lens.body;
+    let available = buf.len();
+    let Some(buf) = buf.get_mut(..total) else {
+        return Err(EncodeError::BufferTooSmall {
+            needed: total,
+            available,
+        });
+    };
+    let mut w = SliceWriter::new(buf);
+    w.put_u8(((packet_type as u8) << 4) | flags);
+    w.put_var_int(lens.body);
+    body(&mut w, lens);
+    if w.overflow || w.position() != total {
+        // Unreachable unless a length computation is wrong; reported rather than panicking.
+        return Err(EncodeError::BufferTooSmall {
+            needed: w.position().max(total),
+            available: total,
+        });
+    }
+    Ok(total)
 }
 
 /// Sizes computed (and validated) before writing, so writing never fails and properties are

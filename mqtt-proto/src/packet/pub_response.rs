@@ -27,6 +27,7 @@ impl<'a> PubResponse<'a> {
         }
     }
 
+    #[inline(always)]
     pub(crate) fn decode(
         packet_type: PacketType,
         body: &'a [u8],
@@ -35,6 +36,7 @@ impl<'a> PubResponse<'a> {
         wire::finish(Self::parse(packet_type, body, version))
     }
 
+    #[inline(always)]
     fn parse(
         packet_type: PacketType,
         body: &'a [u8],
@@ -53,6 +55,7 @@ impl<'a> PubResponse<'a> {
         Ok((rest, response))
     }
 
+    #[inline]
     pub(crate) fn lengths(
         &self,
         packet_type: PacketType,
@@ -73,6 +76,7 @@ impl<'a> PubResponse<'a> {
         })
     }
 
+    #[inline]
     pub(crate) fn encode_body(&self, w: &mut impl Write, version: ProtocolVersion, lens: Lengths) {
         w.put_u16(self.packet_id.get());
         if version.is_v5() {

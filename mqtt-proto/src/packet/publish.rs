@@ -45,6 +45,7 @@ impl<'a> Publish<'a> {
         self.qos_pid.packet_id()
     }
 
+    #[inline(always)]
     pub(crate) fn decode(
         flags: u8,
         body: &'a [u8],
@@ -53,6 +54,7 @@ impl<'a> Publish<'a> {
         wire::finish(Self::parse(flags, body, version))
     }
 
+    #[inline(always)]
     fn parse(flags: u8, body: &'a [u8], version: ProtocolVersion) -> IResult<'a, Self> {
         // [MQTT-3.3.1-4] both QoS bits set is malformed
         let Some(qos) = QoS::from_u8((flags >> 1) & 3) else {
@@ -92,6 +94,7 @@ impl<'a> Publish<'a> {
         Ok((&[], publish))
     }
 
+    #[inline]
     pub(crate) fn header_flags(&self) -> u8 {
         let mut flags = (self.qos_pid.qos() as u8) << 1;
         if self.dup {
@@ -103,6 +106,7 @@ impl<'a> Publish<'a> {
         flags
     }
 
+    #[inline]
     pub(crate) fn lengths(&self, version: ProtocolVersion) -> Result<Lengths, EncodeError> {
         // [MQTT-3.3.1-2] DUP is 0 on QoS 0
         if self.dup && self.qos_pid == QosPid::AtMostOnce {
@@ -133,6 +137,7 @@ impl<'a> Publish<'a> {
         Ok(lens)
     }
 
+    #[inline]
     pub(crate) fn encode_body(&self, w: &mut impl Write, version: ProtocolVersion, lens: Lengths) {
         w.put_string(self.topic.as_str());
         if let Some(id) = self.qos_pid.packet_id() {
@@ -145,19 +150,17 @@ impl<'a> Publish<'a> {
     }
 }
 
-/// Validates a PUBLISH topic in one pass over its bytes: UTF-8 [MQTT-1.5.4-1], no U+0000
-/// [MQTT-1.5.4-2], no wildcard [MQTT-3.3.2-2].
+/// Validates a PUBLISH topic: UTF-8 [MQTT-1.5.4-1], no U+0000 [MQTT-1.5.4-2], no wildcard
+/// [MQTT-3.3.2-2].
+#[inline]
 fn topic_name(bytes: &[u8]) -> Result<TopicName<'_>, DecodeError> {
     let s = core::str::from_utf8(bytes).map_err(|_| DecodeError::InvalidUtf8)?;
-    let mut bad = 0u8;
-    for &b in bytes {
-        bad |= u8::from(b == 0) | (u8::from(b == b'+' || b == b'#') << 1);
-    }
-    if bad & 1 != 0 {
-        return Err(DecodeError::NullCharacter);
-    }
-    if bad & 2 != 0 {
-        return Err(DecodeError::InvalidTopicName(TopicError::Wildcard));
+    if wire::contains_any(bytes, [0, b'+', b'#']) {
+        return Err(if bytes.contains(&0) {
+            DecodeError::NullCharacter
+        } else {
+            DecodeError::InvalidTopicName(TopicError::Wildcard)
+        });
     }
     Ok(TopicName::from_validated(s))
 }
