@@ -18,7 +18,9 @@ pub(crate) const COMMAND_QUEUE: usize = 64;
 
 /// A request from a handle to the driver.
 pub(crate) enum Command {
-    Publish(PublishCommand),
+    /// Boxed: the other commands are small, and the command channel allocates its slots
+    /// (32 at a time) for the largest.
+    Publish(Box<PublishCommand>),
     Subscribe {
         filters: Vec<(String, SubscriptionOptions)>,
         reply: oneshot::Sender<Result<Subscription, Error>>,
@@ -173,7 +175,7 @@ impl Client {
             queued,
             done,
         };
-        self.send(Command::Publish(command)).await?;
+        self.send(Command::Publish(Box::new(command))).await?;
         queued_rx.await.map_err(|_| self.stop_reason())??;
         Ok(Delivery {
             rx: done_rx,

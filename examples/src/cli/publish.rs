@@ -12,9 +12,10 @@ use super::connect::{Plan, Session};
 use super::exit::{Exit, Failure};
 use super::props::PropertySet;
 
-/// Publishes not yet acknowledged before `pub -l` waits for the oldest: bounds memory, while
-/// the session's own in-flight window does the flow control.
-const MAX_PENDING: usize = 1024;
+/// Publishes not yet acknowledged before `pub -l` waits for the oldest: bounds memory and
+/// the session's queue (which it scans per message), while the in-flight window does the
+/// flow control.
+const MAX_PENDING: usize = 128;
 /// Lines read ahead of the publisher.
 const LINE_QUEUE: usize = 256;
 

@@ -16,8 +16,12 @@ use crate::client::Command;
 use crate::transport::Stream;
 use crate::{Error, Message};
 
-/// Read buffer growth step.
+/// Largest read buffer growth step.
 const READ_CHUNK: usize = 16 * 1024;
+/// First read buffer growth step: an idle connection (CONNACK, PINGRESP, the odd message)
+/// never needs more, so it holds 1 KiB instead of 16; reads that fill the buffer double the
+/// step up to [`READ_CHUNK`].
+const MIN_READ: usize = 1024;
 /// Stop asking the session for packets while this much waits to be written.
 const HIGH_WATER: usize = 256 * 1024;
 /// Time allowed to write the last packets and close the transport cleanly.
@@ -47,7 +51,8 @@ impl Driver {
     /// Runs a connection whose CONNECT is queued, until it ends.
     pub(super) async fn drive(&mut self, stream: Stream) -> End {
         let (mut rd, mut wr) = tokio::io::split(stream);
-        let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
+        let mut rbuf = BytesMut::with_capacity(MIN_READ);
+        let mut read_size = MIN_READ;
         let mut need_flush = false;
         let mut close_at = None;
         loop {
@@ -61,8 +66,8 @@ impl Driver {
                 }
                 close_at.get_or_insert_with(|| tokio::time::Instant::now() + CLOSE_GRACE);
             }
-            if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
-                rbuf.reserve(READ_CHUNK);
+            if rbuf.capacity() - rbuf.len() < read_size / 4 {
+                rbuf.reserve(read_size);
             }
             let timer = self.session.poll_timeout().map(|t| self.to_tokio(t));
             let outbox = self.outbox.front().map(|(tx, _)| tx.clone());
@@ -82,7 +87,11 @@ impl Driver {
                 Step::Read(Ok(0)) => {
                     return self.end_or(End::failed(Error::ConnectionClosed));
                 }
-                Step::Read(Ok(_)) => {}
+                Step::Read(Ok(n)) => {
+                    if n >= read_size / 2 {
+                        read_size = (read_size * 2).min(READ_CHUNK);
+                    }
+                }
                 Step::Wrote(Ok(0)) => {
                     let e = std::io::Error::from(std::io::ErrorKind::WriteZero);
                     return self.end_or(End::failed(e));
@@ -103,7 +112,10 @@ impl Driver {
                     self.session.handle_timeout(now);
                 }
                 Step::CloseTimer => break,
-                Step::Command(cmd) => self.on_command(cmd),
+                Step::Command(cmd) => {
+                    self.on_command(cmd);
+                    self.gather_commands().await;
+                }
                 Step::Permit(permit) => self.on_permit(permit),
             }
         }
@@ -169,11 +181,12 @@ impl Driver {
     /// up.
     fn process_input(&mut self, rbuf: &mut BytesMut) {
         let mut blocked = false;
+        // One clock reading for the whole batch of packets read together.
+        let now = self.now();
         loop {
             if rbuf.is_empty() || !self.outbox.is_empty() || self.conn_end.is_some() {
                 return;
             }
-            let now = self.now();
             let input = match self.session.handle_read(now, &rbuf[..]) {
                 Ok(Read::Packet { len, event }) => {
                     let event = if event {
@@ -221,12 +234,13 @@ impl Driver {
     /// Moves packets from the session into the write buffer and handles the session's
     /// events. `force` ignores the write buffer's high-water mark.
     pub(super) fn pump(&mut self, force: bool) {
+        // One clock reading for every packet taken in this pass.
+        let now = self.now();
         loop {
             let _ = self.drain_events();
             if !force && self.wbuf.len() >= HIGH_WATER {
                 break;
             }
-            let now = self.now();
             match self.session.poll_transmit(now, &mut self.scratch) {
                 Ok(Some(n)) => {
                     // A QoS 0 message dropped before this one is reported first.

@@ -103,10 +103,14 @@ struct EventSink {
 }
 
 impl EventSink {
-    /// Whether an event (and a pending lag report) would be sent; counts a miss if not.
+    /// Whether an event (and a pending lag report) would be sent; counts a miss if not. False
+    /// once the application dropped [`Events`](crate::Events), so nothing is built for it.
     fn has_room(&mut self) -> bool {
+        if self.tx.is_closed() {
+            return false;
+        }
         let needed = if self.missed > 0 { 2 } else { 1 };
-        if self.tx.capacity() >= needed || self.tx.is_closed() {
+        if self.tx.capacity() >= needed {
             return true;
         }
         self.missed += 1;
@@ -250,7 +254,8 @@ impl Driver {
             next_sub_id: 0,
             outbox: VecDeque::new(),
             wbuf: BytesMut::new(),
-            scratch: vec![0; 4096],
+            // Grows to the largest packet sent (see `pump`); most are small.
+            scratch: vec![0; 512],
             queued_bytes: 0,
             written_bytes: 0,
         })
@@ -341,7 +346,13 @@ impl Driver {
         self.set_status(Status::Connecting);
         self.broker = url.to_string();
         info!("connecting");
-        let open = transport::connect_owned(url.clone(), self.transport.clone(), self.tls.clone());
+        // Boxed: opening TCP, TLS and WebSocket is the largest state of this task; inline it
+        // would stay in every idle connection's task for good.
+        let open = Box::pin(transport::connect_owned(
+            url.clone(),
+            self.transport.clone(),
+            self.tls.clone(),
+        ));
         let timeout = self.policy.connect_timeout;
         let stream = match self.serve_until(tokio::time::timeout(timeout, open)).await {
             None => return End::Closed,

@@ -1,0 +1,836 @@
+//! End-to-end benchmark against a private mosquitto: mqtt-client-tokio and rumqttc 0.25 in
+//! the same run.
+//!
+//! ```text
+//! cargo bench -p mqtt-client-tokio --bench e2e            # full run (~2 min)
+//! cargo bench -p mqtt-client-tokio --bench e2e -- --quick # smaller counts, one repetition
+//! ```
+//!
+//! What it measures, for each library, with MQTT 3.1.1 (rumqttc's mature protocol), 64-byte
+//! payloads, 50k / 20k / 10k messages at QoS 0 / 1 / 2:
+//! - **throughput**: its publisher process to its subscriber process, messages per second
+//!   from "go" until both are done;
+//! - **client CPU per message**: each client runs in a process of its own on a
+//!   single-threaded tokio runtime (rumqttc's event loop is polled in the same runtime), and
+//!   the process's `getrusage(RUSAGE_SELF)` user+system time over the measured window is
+//!   divided by the message count. The publisher is measured publishing alone (the broker
+//!   acknowledges; nobody subscribes), the subscriber fed by the same publisher (rumqttc's)
+//!   for both libraries, so neither side's figure depends on the other library's pacing. The
+//!   harness around the client (a counter, a loop) is the same for both;
+//! - **QoS 1 round-trip latency**: one client publishes to a topic it subscribes to, one
+//!   message at a time; p50 / p99 of publish-to-receive;
+//! - **memory per idle connection**: a process opens 2,000 connections and idles; (RSS after
+//!   − RSS before) / 2,000. Measured in a fresh process, and after one client was connected
+//!   and dropped first (which changes how glibc serves the session store, see the README).
+//!
+//! Both clients get the same in-flight window (20, mosquitto's `max_inflight_messages`), a
+//! 64-command request queue, and at most 84 unacknowledged messages (ours: the publisher
+//! awaits its oldest `Delivery` beyond that; rumqttc: its request queue plus window).
+//! mosquitto runs with `max_queued_messages 0` so no QoS 0 message is dropped, and without
+//! its per-packet log. Each
+//! measurement is repeated (3×, the libraries alternating) and the median reported.
+//! Every child process and wait is bounded; loopback only.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use mqtt_test_support::Broker;
+
+/// Bound of one child's phase (connect, run, report).
+const PHASE_TIMEOUT: Duration = Duration::from_secs(120);
+/// Payload size.
+const PAYLOAD: usize = 64;
+/// In-flight window of both clients (mosquitto's default `max_inflight_messages`).
+const INFLIGHT: u16 = 20;
+/// Request queue of both clients (ours is fixed at 64).
+const REQUESTS: usize = 64;
+/// Connections of the idle-memory measurement.
+const IDLE_CONNECTIONS: usize = 2_000;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--role") {
+        child::main(&args[i + 1..]);
+        return;
+    }
+    let quick = args.iter().any(|a| a == "--quick");
+    orchestrate(quick);
+}
+
+/// The two clients.
+const LIBS: [&str; 2] = ["ours", "rumqttc"];
+
+fn orchestrate(quick: bool) {
+    raise_fd_limit();
+    let reps = if quick { 1 } else { 3 };
+    let scale = if quick { 5 } else { 1 };
+    let broker = Broker::builder()
+        .max_queued_messages(0)
+        .config_line("max_connections -1")
+        // The test broker logs every packet (`log_type all`); that would slow it down and
+        // change how acknowledgements are paced. `none` resets the types set before; the
+        // launcher waits for the "running" line, which is `information`.
+        .config_line("log_type none")
+        .config_line("log_type information")
+        .start()
+        .expect("mosquitto (apt-get install mosquitto)");
+    let port = broker.port();
+    println!("# e2e benchmark, mosquitto on 127.0.0.1:{port}, 3.1.1, {PAYLOAD}-byte payloads");
+    println!("# {}", machine());
+
+    let mut rows = Vec::new();
+    for (qos, n) in [(0u8, 50_000usize), (1, 20_000), (2, 10_000)] {
+        let n = n / scale;
+        // Alternate the libraries run by run, so load from elsewhere hits both alike.
+        let mut runs: [Vec<Throughput>; 2] = [Vec::new(), Vec::new()];
+        for r in 0..reps {
+            for (i, lib) in LIBS.iter().enumerate() {
+                runs[i].push(Throughput::measure(lib, qos, n, port, r));
+            }
+        }
+        for (lib, runs) in LIBS.iter().zip(runs) {
+            let t = Throughput::median(runs);
+            eprintln!("{lib} QoS {qos}: {t:?}");
+            rows.push((format!("QoS {qos}"), *lib, t));
+        }
+    }
+    let latency: Vec<(&str, Latency)> = LIBS
+        .iter()
+        .map(|lib| {
+            let runs: Vec<Latency> = (0..reps)
+                .map(|_| latency(lib, 2_000 / scale, port))
+                .collect();
+            let l = Latency::median(runs);
+            eprintln!(
+                "{lib} latency: p50 {:.1} us, p99 {:.1} us",
+                l.p50_us, l.p99_us
+            );
+            (*lib, l)
+        })
+        .collect();
+    drop(broker);
+    let idle_count = IDLE_CONNECTIONS / scale;
+    let memory = |churn: bool| -> Vec<(&str, f64)> {
+        LIBS.iter()
+            .map(|lib| {
+                let broker = Broker::builder()
+                    .config_line("max_connections -1")
+                    .start()
+                    .expect("mosquitto");
+                let kb = idle_memory(lib, idle_count, broker.port(), churn);
+                eprintln!("{lib} idle (churn {churn}): {kb:.2} KiB per connection");
+                (*lib, kb)
+            })
+            .collect()
+    };
+    let fresh = memory(false);
+    let churned = memory(true);
+    report(&rows, &latency, &[fresh, churned], idle_count);
+}
+
+/// One library at one QoS.
+#[derive(Debug, Clone, Copy)]
+struct Throughput {
+    /// Messages per second, its own publisher to its own subscriber.
+    rate: f64,
+    /// Publisher CPU µs per message, publishing alone (the broker acknowledges, nobody
+    /// subscribes).
+    pub_cpu_us: f64,
+    /// Subscriber CPU µs per message, fed by the same publisher (rumqttc's) for both.
+    sub_cpu_us: f64,
+}
+
+impl Throughput {
+    /// The three runs of one measurement.
+    fn measure(lib: &str, qos: u8, n: usize, port: u16, rep: usize) -> Self {
+        let e2e = run_pair(lib, Some(lib), qos, n, port, rep);
+        let alone = run_pair(lib, None, qos, n, port, rep);
+        let fed = run_pair(FEEDER, Some(lib), qos, n, port, rep);
+        Self {
+            rate: e2e.rate,
+            pub_cpu_us: alone.pub_cpu_us,
+            sub_cpu_us: fed.sub_cpu_us.unwrap_or(f64::NAN),
+        }
+    }
+
+    fn median(runs: Vec<Self>) -> Self {
+        let mut rates: Vec<f64> = runs.iter().map(|r| r.rate).collect();
+        let mut pubs: Vec<f64> = runs.iter().map(|r| r.pub_cpu_us).collect();
+        let mut subs: Vec<f64> = runs.iter().map(|r| r.sub_cpu_us).collect();
+        Self {
+            rate: median(&mut rates),
+            pub_cpu_us: median(&mut pubs),
+            sub_cpu_us: median(&mut subs),
+        }
+    }
+}
+
+/// The publisher that feeds both libraries' subscribers in the subscriber-CPU runs.
+const FEEDER: &str = "rumqttc";
+
+/// One publisher/subscriber run.
+struct Run {
+    rate: f64,
+    pub_cpu_us: f64,
+    sub_cpu_us: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Latency {
+    p50_us: f64,
+    p99_us: f64,
+}
+
+impl Latency {
+    fn median(runs: Vec<Self>) -> Self {
+        let mut p50: Vec<f64> = runs.iter().map(|r| r.p50_us).collect();
+        let mut p99: Vec<f64> = runs.iter().map(|r| r.p99_us).collect();
+        Self {
+            p50_us: median(&mut p50),
+            p99_us: median(&mut p99),
+        }
+    }
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// A publisher process and, unless `sub_lib` is `None`, a subscriber process; the clock runs
+/// from "go" to the subscriber's last message (or the publisher's last acknowledgement).
+fn run_pair(pub_lib: &str, sub_lib: Option<&str>, qos: u8, n: usize, port: u16, rep: usize) -> Run {
+    let topic = format!("bench/{pub_lib}/{}/{qos}/{rep}", sub_lib.unwrap_or("none"));
+    let args = |role: &'static str, lib: &str| -> Vec<String> {
+        let qos = qos.to_string();
+        let (n, port) = (n.to_string(), port.to_string());
+        [role, lib, &qos, &n, &port, &topic]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let sub = sub_lib.map(|lib| Proc::spawn(&args("sub", lib)));
+    if let Some(sub) = &sub {
+        sub.expect("ready");
+    }
+    let mut publisher = Proc::spawn(&args("pub", pub_lib));
+    publisher.expect("ready");
+    let start = Instant::now();
+    publisher.send("go");
+    let sub_report = sub.as_ref().map(|s| s.expect("done"));
+    let pub_report = publisher.expect("done");
+    let elapsed = start.elapsed();
+    let cpu = |report: &str| -> f64 { report.split_whitespace().nth(1).unwrap().parse().unwrap() };
+    Run {
+        rate: n as f64 / elapsed.as_secs_f64(),
+        pub_cpu_us: cpu(&pub_report) / n as f64,
+        sub_cpu_us: sub_report.map(|r| cpu(&r) / n as f64),
+    }
+}
+
+fn latency(lib: &str, n: usize, port: u16) -> Latency {
+    let p = Proc::spawn(&["lat", lib, &n.to_string(), &port.to_string()]);
+    let report = p.expect("done");
+    let v: Vec<f64> = report
+        .split_whitespace()
+        .skip(1)
+        .map(|x| x.parse().unwrap())
+        .collect();
+    Latency {
+        p50_us: v[0],
+        p99_us: v[1],
+    }
+}
+
+/// KiB of resident memory per idle connection.
+fn idle_memory(lib: &str, count: usize, port: u16, churn: bool) -> f64 {
+    let churn = if churn { "churn" } else { "fresh" };
+    let p = Proc::spawn(&["idle", lib, &count.to_string(), &port.to_string(), churn]);
+    let report = p.expect("done");
+    let v: Vec<f64> = report
+        .split_whitespace()
+        .skip(1)
+        .map(|x| x.parse().unwrap())
+        .collect();
+    (v[1] - v[0]) / count as f64
+}
+
+fn report(
+    rows: &[(String, &str, Throughput)],
+    latency: &[(&str, Latency)],
+    memory: &[Vec<(&str, f64)>; 2],
+    idle_count: usize,
+) {
+    println!();
+    println!("| measurement | mqtt-client-tokio | rumqttc 0.25 | ours / rumqttc |");
+    println!("|---|---:|---:|---:|");
+    for pair in rows.chunks(2) {
+        let (name, _, ours) = &pair[0];
+        let (_, _, theirs) = &pair[1];
+        println!(
+            "| {name}: msg/s, end to end | {:.0} | {:.0} | {:.2} |",
+            ours.rate,
+            theirs.rate,
+            ours.rate / theirs.rate
+        );
+        println!(
+            "| {name}: publisher CPU µs/msg (publishing alone) | {:.2} | {:.2} | {:.2} |",
+            ours.pub_cpu_us,
+            theirs.pub_cpu_us,
+            ours.pub_cpu_us / theirs.pub_cpu_us
+        );
+        println!(
+            "| {name}: subscriber CPU µs/msg (same feeder) | {:.2} | {:.2} | {:.2} |",
+            ours.sub_cpu_us,
+            theirs.sub_cpu_us,
+            ours.sub_cpu_us / theirs.sub_cpu_us
+        );
+    }
+    let (o, t) = (latency[0].1, latency[1].1);
+    println!(
+        "| QoS 1 round trip p50 µs | {:.0} | {:.0} | {:.2} |",
+        o.p50_us,
+        t.p50_us,
+        o.p50_us / t.p50_us
+    );
+    println!(
+        "| QoS 1 round trip p99 µs | {:.0} | {:.0} | {:.2} |",
+        o.p99_us,
+        t.p99_us,
+        o.p99_us / t.p99_us
+    );
+    for (memory, when) in memory.iter().zip(["", ", after one client was dropped"]) {
+        println!(
+            "| RSS per idle connection ({idle_count}{when}), KiB | {:.1} | {:.1} | {:.2} |",
+            memory[0].1,
+            memory[1].1,
+            memory[0].1 / memory[1].1
+        );
+    }
+}
+
+/// `uname`, CPU model and core count, for the report.
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{cpu}, {cores} cores")
+}
+
+/// Raises the open-file limit to its hard limit (children inherit it).
+fn raise_fd_limit() {
+    // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.
+    unsafe {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}
+
+/// A child process of this benchmark, speaking lines on stdin/stdout; killed when dropped.
+struct Proc {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Proc {
+    fn spawn<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Self {
+        let exe = std::env::current_exe().expect("current_exe");
+        let mut child = Command::new(exe)
+            .arg("--role")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn child");
+        let stdin = child.stdin.take();
+        let out: ChildStdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Self {
+            child,
+            stdin,
+            lines,
+        }
+    }
+
+    /// Waits for a line starting with `word`; returns it.
+    fn expect(&self, word: &str) -> String {
+        let line = self
+            .lines
+            .recv_timeout(PHASE_TIMEOUT)
+            .unwrap_or_else(|_| panic!("child did not say {word:?} in time"));
+        assert!(line.starts_with(word), "expected {word:?}, got {line:?}");
+        line
+    }
+
+    fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin");
+        writeln!(stdin, "{line}").expect("write to child");
+        stdin.flush().expect("flush");
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The measured side: one client per process.
+mod child {
+    use std::io::BufRead;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use tokio::sync::Notify;
+
+    use super::{INFLIGHT, PAYLOAD, REQUESTS};
+
+    /// How long a child may take for its whole job.
+    const JOB_TIMEOUT: Duration = Duration::from_secs(100);
+
+    pub(super) fn main(args: &[String]) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        let job = async {
+            match a.as_slice() {
+                ["sub", lib, qos, n, port, topic] => {
+                    sub(
+                        lib,
+                        qos.parse().unwrap(),
+                        n.parse().unwrap(),
+                        port.parse().unwrap(),
+                        topic,
+                    )
+                    .await
+                }
+                ["pub", lib, qos, n, port, topic] => {
+                    publish(
+                        lib,
+                        qos.parse().unwrap(),
+                        n.parse().unwrap(),
+                        port.parse().unwrap(),
+                        topic,
+                    )
+                    .await
+                }
+                ["lat", lib, n, port] => {
+                    latency(lib, n.parse().unwrap(), port.parse().unwrap()).await
+                }
+                ["idle", lib, count, port, churn] => {
+                    idle(
+                        lib,
+                        count.parse().unwrap(),
+                        port.parse().unwrap(),
+                        *churn == "churn",
+                    )
+                    .await
+                }
+                _ => panic!("unknown role {a:?}"),
+            }
+        };
+        rt.block_on(async {
+            tokio::time::timeout(JOB_TIMEOUT, job)
+                .await
+                .expect("child job timed out");
+        });
+        // Leave without waiting for clients to shut down: the measurement is over.
+        std::process::exit(0);
+    }
+
+    /// User + system CPU time of this process, in microseconds.
+    fn cpu_us() -> f64 {
+        // SAFETY: getrusage with a valid pointer to a zeroed local struct.
+        let usage = unsafe {
+            let mut usage: libc::rusage = std::mem::zeroed();
+            libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+            usage
+        };
+        let tv = |t: libc::timeval| t.tv_sec as f64 * 1e6 + t.tv_usec as f64;
+        tv(usage.ru_utime) + tv(usage.ru_stime)
+    }
+
+    /// Resident set size in KiB.
+    fn rss_kib() -> f64 {
+        let statm = std::fs::read_to_string("/proc/self/statm").expect("statm");
+        let pages: f64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as f64;
+        pages * page / 1024.0
+    }
+
+    fn say(line: &str) {
+        println!("{line}");
+    }
+
+    /// Waits for a line on stdin (blocking the single runtime thread is fine here: nothing
+    /// else needs to run before "go").
+    fn wait_for_go() {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).expect("stdin");
+    }
+
+    fn ours_options(port: u16) -> mqtt_client_tokio::Options {
+        let mut o = mqtt_client_tokio::Options::new(&format!("mqtt://127.0.0.1:{port}")).unwrap();
+        o.protocol.version = mqtt_client_tokio::ProtocolVersion::V3_1_1;
+        o.protocol.max_inflight = Some(INFLIGHT);
+        o.protocol.keep_alive = Duration::from_secs(60);
+        o.policy.queue_full = mqtt_client_tokio::QueueFull::Wait;
+        o
+    }
+
+    fn ours_qos(q: u8) -> mqtt_client_tokio::QoS {
+        mqtt_client_tokio::QoS::from_u8(q).unwrap()
+    }
+
+    fn rumqttc_options(id: &str, port: u16) -> rumqttc::MqttOptions {
+        let mut o = rumqttc::MqttOptions::new(id, "127.0.0.1", port);
+        o.set_keep_alive(Duration::from_secs(60));
+        o.set_inflight(INFLIGHT);
+        o
+    }
+
+    fn rumqttc_qos(q: u8) -> rumqttc::QoS {
+        match q {
+            0 => rumqttc::QoS::AtMostOnce,
+            1 => rumqttc::QoS::AtLeastOnce,
+            _ => rumqttc::QoS::ExactlyOnce,
+        }
+    }
+
+    /// Connects a rumqttc client and polls its event loop on a task; `on_event` sees every
+    /// event. Returns once CONNACK arrived.
+    async fn rumqttc_client(
+        id: String,
+        port: u16,
+        mut on_event: impl FnMut(&rumqttc::Event) + 'static,
+    ) -> rumqttc::AsyncClient {
+        let (client, mut eventloop) =
+            rumqttc::AsyncClient::new(rumqttc_options(&id, port), REQUESTS);
+        // Nagle's algorithm off, as ours by default: otherwise round trips wait for delayed
+        // ACKs (~40 ms).
+        eventloop.network_options.set_tcp_nodelay(true);
+        let connected = Arc::new(Notify::new());
+        let notify = Arc::clone(&connected);
+        tokio::task::spawn_local(async move {
+            loop {
+                match eventloop.poll().await {
+                    Ok(event) => {
+                        if let rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_)) = event {
+                            notify.notify_one();
+                        }
+                        on_event(&event);
+                    }
+                    Err(e) => panic!("rumqttc: {e}"),
+                }
+            }
+        });
+        connected.notified().await;
+        client
+    }
+
+    async fn sub(lib: &str, qos: u8, n: usize, port: u16, topic: &str) {
+        let local = tokio::task::LocalSet::new();
+        local
+            .run_until(async {
+                match lib {
+                    "ours" => {
+                        let (client, events) =
+                            mqtt_client_tokio::Client::connect(ours_options(port))
+                                .await
+                                .unwrap();
+                        drop(events);
+                        let mut sub = client.subscribe(topic, ours_qos(qos)).await.unwrap();
+                        say("ready");
+                        let cpu0 = cpu_us();
+                        for _ in 0..n {
+                            sub.recv().await.expect("message");
+                        }
+                        say(&format!("done {:.0}", cpu_us() - cpu0));
+                    }
+                    _ => {
+                        let received = Arc::new(AtomicUsize::new(0));
+                        let all = Arc::new(Notify::new());
+                        let (count, done) = (Arc::clone(&received), Arc::clone(&all));
+                        let subscribed = Arc::new(Notify::new());
+                        let suback = Arc::clone(&subscribed);
+                        let client = rumqttc_client("bench-sub".into(), port, move |e| match e {
+                            rumqttc::Event::Incoming(rumqttc::Packet::Publish(_))
+                                if count.fetch_add(1, Ordering::Relaxed) + 1 == n =>
+                            {
+                                done.notify_one();
+                            }
+                            rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_)) => {
+                                suback.notify_one();
+                            }
+                            _ => {}
+                        })
+                        .await;
+                        client.subscribe(topic, rumqttc_qos(qos)).await.unwrap();
+                        subscribed.notified().await;
+                        say("ready");
+                        let cpu0 = cpu_us();
+                        all.notified().await;
+                        say(&format!("done {:.0}", cpu_us() - cpu0));
+                    }
+                }
+            })
+            .await;
+    }
+
+    async fn publish(lib: &str, qos: u8, n: usize, port: u16, topic: &str) {
+        let payload = vec![0x5a; PAYLOAD];
+        let local = tokio::task::LocalSet::new();
+        local
+            .run_until(async {
+                match lib {
+                    "ours" => {
+                        let (client, events) =
+                            mqtt_client_tokio::Client::connect(ours_options(port))
+                                .await
+                                .unwrap();
+                        drop(events);
+                        let payload = mqtt_client_tokio::Bytes::from(payload);
+                        say("ready");
+                        wait_for_go();
+                        let cpu0 = cpu_us();
+                        // At most as many unacknowledged messages as rumqttc can hold (its
+                        // request queue plus its in-flight window): `publish_queued` alone
+                        // would fill the whole 1 MiB offline queue.
+                        let mut pending = std::collections::VecDeque::new();
+                        for _ in 0..n {
+                            let m = mqtt_client_tokio::Message::new(
+                                topic,
+                                payload.clone(),
+                                ours_qos(qos),
+                            );
+                            pending.push_back(client.publish_queued(m).await.unwrap());
+                            if pending.len() > REQUESTS + usize::from(INFLIGHT) {
+                                pending.pop_front().unwrap().await.unwrap();
+                            }
+                        }
+                        for delivery in pending {
+                            delivery.await.unwrap();
+                        }
+                        say(&format!("done {:.0}", cpu_us() - cpu0));
+                    }
+                    _ => {
+                        let acked = Arc::new(AtomicUsize::new(0));
+                        let all = Arc::new(Notify::new());
+                        let (count, done) = (Arc::clone(&acked), Arc::clone(&all));
+                        let client = rumqttc_client("bench-pub".into(), port, move |e| {
+                            let finished = match (qos, e) {
+                                (0, rumqttc::Event::Outgoing(rumqttc::Outgoing::Publish(_)))
+                                | (1, rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_)))
+                                | (2, rumqttc::Event::Incoming(rumqttc::Packet::PubComp(_))) => {
+                                    count.fetch_add(1, Ordering::Relaxed) + 1 == n
+                                }
+                                _ => false,
+                            };
+                            if finished {
+                                done.notify_one();
+                            }
+                        })
+                        .await;
+                        say("ready");
+                        wait_for_go();
+                        let cpu0 = cpu_us();
+                        for _ in 0..n {
+                            client
+                                .publish(topic, rumqttc_qos(qos), false, payload.clone())
+                                .await
+                                .unwrap();
+                        }
+                        all.notified().await;
+                        say(&format!("done {:.0}", cpu_us() - cpu0));
+                    }
+                }
+            })
+            .await;
+    }
+
+    /// QoS 1 publish to its own subscription, one at a time: p50 and p99 in µs.
+    async fn latency(lib: &str, n: usize, port: u16) {
+        let topic = format!("bench/latency/{lib}");
+        let payload = vec![0x5a; PAYLOAD];
+        let mut samples = Vec::with_capacity(n);
+        let local = tokio::task::LocalSet::new();
+        local
+            .run_until(async {
+                match lib {
+                    "ours" => {
+                        let (client, events) =
+                            mqtt_client_tokio::Client::connect(ours_options(port))
+                                .await
+                                .unwrap();
+                        drop(events);
+                        let mut sub = client
+                            .subscribe(topic.as_str(), mqtt_client_tokio::QoS::AtLeastOnce)
+                            .await
+                            .unwrap();
+                        let payload = mqtt_client_tokio::Bytes::from(payload);
+                        for _ in 0..n {
+                            let t0 = Instant::now();
+                            let m = mqtt_client_tokio::Message::new(
+                                topic.as_str(),
+                                payload.clone(),
+                                mqtt_client_tokio::QoS::AtLeastOnce,
+                            );
+                            let delivery = client.publish_queued(m).await.unwrap();
+                            sub.recv().await.unwrap();
+                            samples.push(t0.elapsed());
+                            delivery.await.unwrap();
+                        }
+                    }
+                    _ => {
+                        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+                        let subscribed = Arc::new(Notify::new());
+                        let suback = Arc::clone(&subscribed);
+                        let client = rumqttc_client("bench-lat".into(), port, move |e| match e {
+                            rumqttc::Event::Incoming(rumqttc::Packet::Publish(_)) => {
+                                let _ = tx.send(Instant::now());
+                            }
+                            rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_)) => {
+                                suback.notify_one();
+                            }
+                            _ => {}
+                        })
+                        .await;
+                        client
+                            .subscribe(topic.as_str(), rumqttc::QoS::AtLeastOnce)
+                            .await
+                            .unwrap();
+                        subscribed.notified().await;
+                        for _ in 0..n {
+                            let t0 = Instant::now();
+                            client
+                                .publish(
+                                    topic.as_str(),
+                                    rumqttc::QoS::AtLeastOnce,
+                                    false,
+                                    payload.clone(),
+                                )
+                                .await
+                                .unwrap();
+                            let t1 = rx.recv().await.unwrap();
+                            samples.push(t1 - t0);
+                        }
+                    }
+                }
+            })
+            .await;
+        samples.sort();
+        let pct = |p: f64| samples[((samples.len() as f64 * p) as usize).min(samples.len() - 1)];
+        say(&format!(
+            "done {:.1} {:.1}",
+            pct(0.50).as_secs_f64() * 1e6,
+            pct(0.99).as_secs_f64() * 1e6
+        ));
+    }
+
+    /// Opens `count` idle connections; reports RSS before and after, in KiB. With `churn`,
+    /// one client is connected and dropped before the measurement.
+    async fn idle(lib: &str, count: usize, port: u16, churn: bool) {
+        super::raise_fd_limit();
+        let local = tokio::task::LocalSet::new();
+        local
+            .run_until(async {
+                if churn && lib == "ours" {
+                    // One client connected and dropped first: glibc then raises its mmap
+                    // threshold past the session store's size, and later stores come from
+                    // the heap, zeroed (resident), instead of fresh mmap'ed pages.
+                    let (c, e) = mqtt_client_tokio::Client::connect(ours_options(port))
+                        .await
+                        .unwrap();
+                    c.disconnect().await.unwrap();
+                    drop((c, e));
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let before = rss_kib();
+                let mut ours = Vec::new();
+                let mut theirs = Vec::new();
+                const BATCH: usize = 50;
+                for start in (0..count).step_by(BATCH) {
+                    let batch = start..(start + BATCH).min(count);
+                    match lib {
+                        "ours" => {
+                            let mut set = Vec::new();
+                            for _ in batch {
+                                set.push(mqtt_client_tokio::Client::connect(ours_options(port)));
+                            }
+                            for c in futures_join(set).await {
+                                let (client, events) = c.unwrap();
+                                drop(events);
+                                ours.push(client);
+                            }
+                        }
+                        _ => {
+                            let mut set = Vec::new();
+                            for i in batch {
+                                set.push(rumqttc_client(format!("idle-{i}"), port, |_| {}));
+                            }
+                            theirs.extend(futures_join(set).await);
+                        }
+                    }
+                }
+                // Let connections settle (CONNACKs processed, buffers at rest).
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let after = rss_kib();
+                say(&format!("done {before:.0} {after:.0}"));
+                std::hint::black_box((ours.len(), theirs.len()));
+            })
+            .await;
+    }
+
+    /// Awaits every future concurrently (a tiny `join_all` on the local set).
+    async fn futures_join<F: std::future::Future + 'static>(futures: Vec<F>) -> Vec<F::Output>
+    where
+        F::Output: 'static,
+    {
+        let handles: Vec<_> = futures.into_iter().map(tokio::task::spawn_local).collect();
+        let mut out = Vec::with_capacity(handles.len());
+        for h in handles {
+            out.push(h.await.expect("task"));
+        }
+        out
+    }
+}
