@@ -24,7 +24,8 @@ esac
 fuzz_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$fuzz_dir/.."
 # The fuzz crate is its own workspace; keep its instrumented builds out of the main target dir.
-export CARGO_TARGET_DIR="$fuzz_dir/target"
+# FUZZ_TARGET_DIR moves it elsewhere (CI keeps it in a cache outside the clone).
+export CARGO_TARGET_DIR="${FUZZ_TARGET_DIR:-$fuzz_dir/target}"
 sanitizer="${FUZZ_SANITIZER:-address}"
 jobs="${FUZZ_JOBS:-1}"
 
