@@ -290,3 +290,41 @@ fn unsendable_messages_wait_until_the_application_can_be_told() {
     assert_eq!(dropped, ids);
     assert_eq!(h.s.store_usage().0, 0);
 }
+
+#[test]
+fn packets_queued_behind_a_full_window_still_go_out_at_once() {
+    // The session remembers a fruitless scan of a full window; anything queued afterwards
+    // must invalidate that memory.
+    let mut h = Harness::new(V5);
+    let mut ack = ConnAck::new(ReasonCode::Success);
+    ack.properties.receive_maximum = NonZeroU16::new(1);
+    connect_with(&mut h, ack);
+    let first = h
+        .publish("t", b"1", QoS::AtLeastOnce)
+        .unwrap()
+        .unwrap()
+        .get();
+    for _ in 0..50 {
+        h.publish("t", b"queued", QoS::AtLeastOnce).unwrap();
+    }
+    assert_eq!(h.take_sent().len(), 1, "the window holds one");
+    assert!(h.take_sent().is_empty());
+    h.publish("t", b"qos0", QoS::AtMostOnce).unwrap();
+    let f = mqtt_proto::TopicFilter::new("x").unwrap();
+    h.s.subscribe(
+        &[mqtt_proto::Subscription::new(f, QoS::AtMostOnce)],
+        Default::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        h.take_sent().len(),
+        2,
+        "QoS 0 and SUBSCRIBE are not held by the window"
+    );
+    h.feed_packet(puback(first)).unwrap();
+    assert_eq!(
+        h.take_sent().len(),
+        1,
+        "the next QoS 1 once the window opens"
+    );
+}

@@ -215,6 +215,11 @@ pub struct Session<B> {
     keep_alive: u16,
     session_expiry: u32,
     next_pid: PacketId,
+    /// Whether `next_pid` wrapped past 65,535 since the log was last empty.
+    ids_wrapped: bool,
+    /// The log generation, in-flight count and window at which a scan of the log, with the
+    /// window full, found nothing to send: until one of them changes, there is nothing.
+    idle_scan: Option<(u32, u16, u16)>,
     /// QoS 1 and 2 publishes transmitted and not acknowledged, plus PUBRELs outstanding.
     inflight: u16,
     raised: [Option<Raised>; EVENT_QUEUE],
@@ -268,6 +273,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             keep_alive: 0,
             session_expiry: 0,
             next_pid: PacketId::MIN,
+            ids_wrapped: false,
+            idle_scan: None,
             inflight: 0,
             raised: [None; EVENT_QUEUE],
             abandoned: 0,
@@ -696,6 +703,17 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
 
     /// The next packet identifier not used by a queued or in-flight packet.
     fn allocate_packet_id(&mut self) -> Result<PacketId, CommandError> {
+        if self.log.used() == 0 {
+            self.ids_wrapped = false;
+        }
+        if !self.ids_wrapped {
+            // Identifiers are handed out in increasing order, so until they wrap past 65,535
+            // every identifier in use is below `next_pid`: no need to look.
+            let id = self.next_pid;
+            self.next_pid = id.next();
+            self.ids_wrapped = self.next_pid == PacketId::MIN;
+            return Ok(id);
+        }
         let region = &self.store.as_ref()[self.layout.log.clone()];
         let mut candidate = self.next_pid;
         for _ in 0..u16::MAX {

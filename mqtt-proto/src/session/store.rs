@@ -70,6 +70,8 @@ pub(crate) struct Log {
     cursor: usize,
     /// Bytes of dead records still between `head` and `tail`.
     dead: usize,
+    /// Changes on every append and state change, so a caller can tell that nothing changed.
+    generation: u32,
 }
 
 fn kind_from(b: u8) -> Option<Kind> {
@@ -130,6 +132,7 @@ impl Log {
             tail,
             cursor: self.cursor,
             dead: self.dead,
+            generation: self.generation,
         };
         let mut at = from;
         core::iter::from_fn(move || {
@@ -148,6 +151,11 @@ impl Log {
     pub(crate) fn find(&self, region: &[u8], pred: impl Fn(&Record) -> bool) -> Option<Record> {
         self.iter(region)
             .find(|r| r.state != State::Dead && pred(r))
+    }
+
+    /// A value that changes whenever a record is appended or changes state.
+    pub(crate) fn generation(&self) -> u32 {
+        self.generation
     }
 
     pub(crate) fn head(&self) -> usize {
@@ -198,6 +206,7 @@ impl Log {
         header[6..].copy_from_slice(&pid.to_le_bytes());
         fill(&mut region[at + HEADER..at + needed]);
         self.tail += needed;
+        self.generation = self.generation.wrapping_add(1);
         Ok(at)
     }
 
@@ -213,6 +222,7 @@ impl Log {
             self.dead += HEADER + r.len;
         }
         region[at + 5] = state as u8;
+        self.generation = self.generation.wrapping_add(1);
         if state == State::Unsent && at < self.cursor {
             self.cursor = at;
         }
@@ -239,7 +249,9 @@ impl Log {
             self.cursor = self.head;
         }
         if self.head == self.tail {
+            let generation = self.generation;
             *self = Self::default();
+            self.generation = generation;
         }
     }
 

@@ -118,6 +118,19 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
 
     /// Sends the first queued record that may go now.
     fn transmit_log(&mut self, buf: &mut [u8]) -> Result<Option<usize>, EncodeError> {
+        // With the window full, a long queue of PUBLISHes would be walked on every call for
+        // nothing: remember a fruitless scan until the log or the window changes.
+        let key = || {
+            (
+                self.log.generation(),
+                self.inflight,
+                self.limits.receive_maximum,
+            )
+        };
+        let window_full = self.inflight >= self.limits.receive_maximum;
+        if window_full && self.idle_scan == Some(key()) {
+            return Ok(None);
+        }
         let mut cursor_settled = false;
         let mut at = self.log.cursor();
         loop {
@@ -158,6 +171,13 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                 self.inflight += 1;
             }
             return Ok(Some(n));
+        }
+        if self.inflight >= self.limits.receive_maximum {
+            self.idle_scan = Some((
+                self.log.generation(),
+                self.inflight,
+                self.limits.receive_maximum,
+            ));
         }
         Ok(None)
     }
