@@ -88,7 +88,7 @@ impl<'b, S: Read + Write> Client<'b, S> {
     /// ```no_run
     /// # async fn run<S, C>(mut client: mqtt_client_nb::Client<'_, S>, clock: C)
     /// # where S: embedded_io_async::Read + embedded_io_async::Write, C: mqtt_client_nb::Clock {
-    /// # async fn open_tcp<S>() -> Result<S, ()> { unimplemented!() }
+    /// # async fn open_tcp<S>() -> Result<S, ()> { Err(()) }
     /// use mqtt_client_nb::{Backoff, Event};
     ///
     /// let mut backoff = Backoff::default();
