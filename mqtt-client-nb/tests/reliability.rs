@@ -12,56 +12,10 @@
 //! (10,000 + 10,000), which also prints each scenario's counts, faults and timings.
 
 use mqtt_client_nb::mqtt_proto::ProtocolVersion;
+use mqtt_test_support::reliability;
 use mqtt_test_support::reliability::nb::NbClient;
-use mqtt_test_support::reliability::{self, Summary};
 
-const V4: ProtocolVersion = ProtocolVersion::V3_1_1;
-const V5: ProtocolVersion = ProtocolVersion::V5;
-
-fn check(summary: Summary) {
-    println!("{summary}");
-    summary.assert_ok();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn publish_through_random_cuts_v3_1_1() {
-    check(reliability::publish_through_cuts(&NbClient::default(), V4, 11).await);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn publish_through_random_cuts_v5() {
-    check(reliability::publish_through_cuts(&NbClient::default(), V5, 12).await);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn subscribe_through_random_cuts_v3_1_1() {
-    check(reliability::subscribe_through_cuts(&NbClient::default(), V4, 13).await);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn subscribe_through_random_cuts_v5() {
-    check(reliability::subscribe_through_cuts(&NbClient::default(), V5, 14).await);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn broker_stopped_and_killed_mid_stream_v3_1_1() {
-    check(reliability::broker_restart(&NbClient::default(), V4).await);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn broker_stopped_and_killed_mid_stream_v5() {
-    check(reliability::broker_restart(&NbClient::default(), V5).await);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stalled_connection_noticed_by_keep_alive_v3_1_1() {
-    check(reliability::stalled_connection(&NbClient::default(), V4).await);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stalled_connection_noticed_by_keep_alive_v5() {
-    check(reliability::stalled_connection(&NbClient::default(), V5).await);
-}
+mqtt_test_support::reliability_tests!(NbClient::default(), 10);
 
 /// The same cut scenario with small buffers: 256-byte receive and transmit buffers and a
 /// 1 KiB store, so the store is full most of the time and publishes wait for room.
@@ -72,5 +26,7 @@ async fn publish_through_random_cuts_with_small_buffers() {
         tx: 256,
         store: 1024,
     };
-    check(reliability::publish_through_cuts(&small, V5, 15).await);
+    let summary = reliability::publish_through_cuts(&small, ProtocolVersion::V5, 15).await;
+    println!("{summary}");
+    summary.assert_ok();
 }

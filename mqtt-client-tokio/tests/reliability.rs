@@ -12,56 +12,10 @@
 //! (10,000 + 10,000), which also prints each scenario's counts, faults and timings.
 
 use mqtt_client_tokio::ProtocolVersion;
+use mqtt_test_support::reliability;
 use mqtt_test_support::reliability::tokio_client::TokioClient;
-use mqtt_test_support::reliability::{self, Summary};
 
-const V4: ProtocolVersion = ProtocolVersion::V3_1_1;
-const V5: ProtocolVersion = ProtocolVersion::V5;
-
-fn check(summary: Summary) {
-    println!("{summary}");
-    summary.assert_ok();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn publish_through_random_cuts_v3_1_1() {
-    check(reliability::publish_through_cuts(&TokioClient::default(), V4, 21).await);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn publish_through_random_cuts_v5() {
-    check(reliability::publish_through_cuts(&TokioClient::default(), V5, 22).await);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn subscribe_through_random_cuts_v3_1_1() {
-    check(reliability::subscribe_through_cuts(&TokioClient::default(), V4, 23).await);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn subscribe_through_random_cuts_v5() {
-    check(reliability::subscribe_through_cuts(&TokioClient::default(), V5, 24).await);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn broker_stopped_and_killed_mid_stream_v3_1_1() {
-    check(reliability::broker_restart(&TokioClient::default(), V4).await);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn broker_stopped_and_killed_mid_stream_v5() {
-    check(reliability::broker_restart(&TokioClient::default(), V5).await);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stalled_connection_noticed_by_keep_alive_v3_1_1() {
-    check(reliability::stalled_connection(&TokioClient::default(), V4).await);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stalled_connection_noticed_by_keep_alive_v5() {
-    check(reliability::stalled_connection(&TokioClient::default(), V5).await);
-}
+mqtt_test_support::reliability_tests!(TokioClient::default(), 20);
 
 /// The same cut scenario with a 4 KiB offline queue, so publishes wait for room
 /// (`QueueFull::Wait`) most of the time.
@@ -70,5 +24,7 @@ async fn publish_through_random_cuts_with_a_small_queue() {
     let small = TokioClient {
         offline_queue_bytes: 4096,
     };
-    check(reliability::publish_through_cuts(&small, V5, 25).await);
+    let summary = reliability::publish_through_cuts(&small, ProtocolVersion::V5, 25).await;
+    println!("{summary}");
+    summary.assert_ok();
 }

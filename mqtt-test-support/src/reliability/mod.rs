@@ -254,3 +254,68 @@ impl fmt::Display for Ms {
         write!(f, "{} ms", self.0.as_millis())
     }
 }
+
+#[doc(hidden)]
+pub use mqtt_proto as __mqtt_proto;
+
+/// Generates the eight standard reliability tests for a client: random cuts while publishing
+/// and while subscribing, broker restarts and a stalled connection, each on 3.1.1 and 5.0.
+/// `$client` builds the [`ClientUnderTest`]; `$seed` is the base of the cut scenarios' seeds
+/// (each adds 1 to 4), so two clients can be given different fault schedules.
+///
+/// The calling crate needs `tokio` (with `macros` and `rt-multi-thread`) as a dev-dependency.
+#[macro_export]
+macro_rules! reliability_tests {
+    ($client:expr, $seed:expr) => {
+        mod standard_reliability_tests {
+            use super::*;
+            use $crate::reliability::__mqtt_proto::ProtocolVersion::{V3_1_1 as V4, V5};
+            use $crate::reliability::{self, Summary};
+
+            fn check(summary: Summary) {
+                println!("{summary}");
+                summary.assert_ok();
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn publish_through_random_cuts_v3_1_1() {
+                check(reliability::publish_through_cuts(&$client, V4, $seed + 1).await);
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn publish_through_random_cuts_v5() {
+                check(reliability::publish_through_cuts(&$client, V5, $seed + 2).await);
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn subscribe_through_random_cuts_v3_1_1() {
+                check(reliability::subscribe_through_cuts(&$client, V4, $seed + 3).await);
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn subscribe_through_random_cuts_v5() {
+                check(reliability::subscribe_through_cuts(&$client, V5, $seed + 4).await);
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn broker_stopped_and_killed_mid_stream_v3_1_1() {
+                check(reliability::broker_restart(&$client, V4).await);
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn broker_stopped_and_killed_mid_stream_v5() {
+                check(reliability::broker_restart(&$client, V5).await);
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn stalled_connection_noticed_by_keep_alive_v3_1_1() {
+                check(reliability::stalled_connection(&$client, V4).await);
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn stalled_connection_noticed_by_keep_alive_v5() {
+                check(reliability::stalled_connection(&$client, V5).await);
+            }
+        }
+    };
+}
