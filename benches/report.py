@@ -16,7 +16,7 @@ import json
 import os
 import sys
 
-OURS = "mqtt-proto"
+OURS = "mqtt-sansio"
 PEERS = ["rumqttc", "mqttrs", "mqtt-protocol"]
 WORKLOADS = [
     ("pub_qos0_64B", "3.1.1 PUBLISH QoS 0, 64 B"),

@@ -14,4 +14,4 @@ fi
 
 cargo test --workspace "$@"
 # The fuzz targets' checks and every crash the fuzzers ever found, replayed as plain tests.
-cargo test -p mqtt-proto --features fuzzing --lib "$@"
+cargo test -p mqtt-sansio --features fuzzing --lib "$@"

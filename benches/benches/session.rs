@@ -26,8 +26,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Bencher, Criterion};
-use mqtt_proto::session::{Event, Instant, Message, Read, Session, SessionConfig};
-use mqtt_proto::{
+use mqtt_sansio::session::{Event, Instant, Message, Read, Session, SessionConfig};
+use mqtt_sansio::{
     ConnAck, Connect, Packet, PacketId, ProtocolVersion, PubResponse, Publish, QoS, QosPid,
     ReasonCode, TopicName,
 };

@@ -19,7 +19,7 @@ import re
 import subprocess
 import sys
 
-LOCAL = ("mqtt-proto", "mqtt-client-nb", "led-device", "esp32-c3")
+LOCAL = ("mqtt-sansio", "mqtt-client-nb", "led-device", "esp32-c3")
 
 
 def run(*args):

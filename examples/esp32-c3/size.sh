@@ -101,7 +101,7 @@ cp "$OUT" "$DIR/mqtt"
         print ""
         print "mqtt: the firmware (default features); device: led-device behind a plain-text"
         print "TCP stub instead of MQTT; bare: the stub toggles the LED, no led-device."
-        print "MQTT = mqtt - device (mqtt-client-nb, mqtt-proto and the MQTT glue in src/app.rs);"
+        print "MQTT = mqtt - device (mqtt-client-nb, mqtt-sansio and the MQTT glue in src/app.rs);"
         print "led-dev = device - bare. .bss includes the buffers the tasks declare."
     }'
 
@@ -120,7 +120,7 @@ nm -C -S "$DIR/mqtt" | awk '
         name = $4
         for (i = 5; i <= NF; i++) name = name " " $i
         sub(/^</, "", name)
-        if (name ~ /^mqtt_proto::/) crate = "mqtt_proto"
+        if (name ~ /^mqtt_sansio::/) crate = "mqtt_sansio"
         else if (name ~ /^mqtt_client_nb::/) crate = "mqtt_client_nb"
         else if (name ~ /^led_device::/) crate = "led_device"
         else if (name ~ /^esp32_c3_led::app::/) crate = "esp32_c3_led::app"
@@ -129,6 +129,6 @@ nm -C -S "$DIR/mqtt" | awk '
     }
     END {
         printf "%-22s %9s   (functions named after the crate, default build)\n", "crate", "code"
-        n = split("mqtt_proto mqtt_client_nb esp32_c3_led::app led_device", c, " ")
+        n = split("mqtt_sansio mqtt_client_nb esp32_c3_led::app led_device", c, " ")
         for (i = 1; i <= n; i++) printf "%-22s %9d\n", c[i], size[c[i]]
     }'

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use embedded_io_adapters::tokio_1::FromTokio;
 use examples::device_sim::{DeviceSim, SimConfig, SimEvent, SimHandle};
-use mqtt_client_nb::mqtt_proto::{ProtocolVersion, QoS};
+use mqtt_client_nb::mqtt_sansio::{ProtocolVersion, QoS};
 use mqtt_client_nb::{Client, Clock, Event, Options};
 use mqtt_test_support::Broker;
 use tokio::net::TcpStream;

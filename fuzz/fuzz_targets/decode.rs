@@ -1,4 +1,4 @@
 //! Arbitrary bytes decoded as 3.1, 3.1.1 or 5.0; every packet re-encoded and decoded again.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| mqtt_proto::fuzzing::decode(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| mqtt_sansio::fuzzing::decode(data));

@@ -2,4 +2,4 @@
 //! drops from the input; its invariants are checked after every step.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| mqtt_proto::fuzzing::session(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| mqtt_sansio::fuzzing::session(data));

@@ -1,8 +1,8 @@
 //! The client: caller-owned buffers, one session, one transport at a time, and the commands.
 
 use embedded_io_async::{Read, Write};
-use mqtt_proto::session::{ConnectionState, Message, Session};
-use mqtt_proto::{
+use mqtt_sansio::session::{ConnectionState, Message, Session};
+use mqtt_sansio::{
     Auth, Disconnect, EncodeError, Packet, PacketId, Publish, QoS, QosPid, Seq, Subscribe,
     SubscribeProperties, Subscription, TopicFilter, TopicName, Unsubscribe, UnsubscribeProperties,
 };
@@ -57,7 +57,7 @@ impl Link {
 /// `embassy_net::tcp::TcpSocket`, or a TLS stream over one), with every byte of memory
 /// provided by the caller.
 ///
-/// The client is a thin driver of [`mqtt_proto::session::Session`], which does all the
+/// The client is a thin driver of [`mqtt_sansio::session::Session`], which does all the
 /// protocol work: QoS flows, packet identifiers, keep alive, resending after a reconnect,
 /// flow control and topic aliases. Commands ([`Client::publish`], [`Client::subscribe`], ...)
 /// only queue into the session; [`Client::poll`] writes, reads, keeps time and returns the

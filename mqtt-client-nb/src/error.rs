@@ -1,8 +1,8 @@
 //! What can go wrong, and whether the connection survives it.
 
 use embedded_io_async::ErrorKind;
-use mqtt_proto::session::{CommandError, ProtocolError};
-use mqtt_proto::{ReasonCode, TopicError};
+use mqtt_sansio::session::{CommandError, ProtocolError};
+use mqtt_sansio::{ReasonCode, TopicError};
 
 /// An error of the client.
 ///

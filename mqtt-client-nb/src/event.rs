@@ -1,6 +1,6 @@
 //! What [`Client::poll`](crate::Client::poll) reports, after esp-mqtt's `esp_mqtt_event_id_t`.
 
-use mqtt_proto::{AckProperties, Auth, ConnAckProperties, PacketId, Publish, QoS, ReasonCode, Seq};
+use mqtt_sansio::{AckProperties, Auth, ConnAckProperties, PacketId, Publish, QoS, ReasonCode, Seq};
 
 use crate::Error;
 

@@ -26,4 +26,4 @@ pub use options::{LastWill, Options};
 
 /// The protocol crate this client drives, re-exported so applications name its types
 /// (`QoS`, `TopicName`, `Publish`, `session::Message`, ...) without a separate dependency.
-pub use mqtt_proto;
+pub use mqtt_sansio;

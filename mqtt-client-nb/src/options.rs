@@ -2,15 +2,15 @@
 
 use core::time::Duration;
 
-use mqtt_proto::session::SessionConfig;
-use mqtt_proto::{Connect, ProtocolVersion, QoS, TopicName, Will};
+use mqtt_sansio::session::SessionConfig;
+use mqtt_sansio::{Connect, ProtocolVersion, QoS, TopicName, Will};
 
 /// What the client connects with. Kept by the client for its whole life: every reconnect
 /// sends the same CONNECT.
 ///
 /// ```
 /// use mqtt_client_nb::{LastWill, Options};
-/// use mqtt_proto::{ProtocolVersion, QoS, TopicName};
+/// use mqtt_sansio::{ProtocolVersion, QoS, TopicName};
 ///
 /// let mac = [0x3c, 0x71, 0xbf, 0x4a, 0x2b, 0x10];
 /// let mut options = Options::new(ProtocolVersion::V5);
@@ -18,7 +18,7 @@ use mqtt_proto::{Connect, ProtocolVersion, QoS, TopicName, Will};
 /// options.username = Some("device");
 /// options.password = Some(b"secret");
 /// options.will = Some(LastWill::new(TopicName::new("devices/3c71bf4a2b10/online")?, b"0"));
-/// # Ok::<(), mqtt_proto::TopicError>(())
+/// # Ok::<(), mqtt_sansio::TopicError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]

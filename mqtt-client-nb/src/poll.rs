@@ -20,8 +20,8 @@
 //! sent twice.
 
 use embedded_io_async::{Error as _, ErrorKind, Read, Write};
-use mqtt_proto::session::{self, Instant, LostReason};
-use mqtt_proto::{EncodeError, Publish};
+use mqtt_sansio::session::{self, Instant, LostReason};
+use mqtt_sansio::{EncodeError, Publish};
 
 use crate::client::{Ending, Link};
 use crate::event::{DeleteReason, Event};

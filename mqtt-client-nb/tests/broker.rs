@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use embedded_io_adapters::tokio_1::FromTokio;
-use mqtt_client_nb::mqtt_proto::{ProtocolVersion, QoS, TopicName};
+use mqtt_client_nb::mqtt_sansio::{ProtocolVersion, QoS, TopicName};
 use mqtt_client_nb::{Backoff, Client, Error, LastWill, Options};
 use mqtt_test_support::{Broker, FaultMode, FaultProxy};
 use support::{copy, poll_for, poll_until, Ev, TokioClock};

@@ -4,8 +4,8 @@
 use core::convert::Infallible;
 use core::mem::{size_of, size_of_val};
 
-use mqtt_client_nb::mqtt_proto::session::Session;
-use mqtt_client_nb::mqtt_proto::ProtocolVersion;
+use mqtt_client_nb::mqtt_sansio::session::Session;
+use mqtt_client_nb::mqtt_sansio::ProtocolVersion;
 use mqtt_client_nb::{Client, Clock, Options};
 
 /// A transport of size zero, so the figures are the client's own.

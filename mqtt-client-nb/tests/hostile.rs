@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use mqtt_client_nb::mqtt_proto::ProtocolVersion;
+use mqtt_client_nb::mqtt_sansio::ProtocolVersion;
 use mqtt_client_nb::{Client, Error, Event, Options};
 use mqtt_test_support::hostile::{cases, Case, ClientLimits, HostileBroker, Outcome};
 use mqtt_test_support::reliability::nb::{open, Tcp, TokioClock};

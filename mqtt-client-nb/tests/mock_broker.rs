@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use embedded_io_adapters::tokio_1::FromTokio;
-use mqtt_client_nb::mqtt_proto::{
+use mqtt_client_nb::mqtt_sansio::{
     ConnAck, Decoded, Packet, ProtocolVersion, PubResponse, Publish, QoS, QosPid, ReasonCode,
     TopicName,
 };
@@ -248,7 +248,7 @@ async fn poll_cancelled_at_random_points_loses_and_duplicates_nothing() {
             if i % 2 == 1 {
                 p.qos_pid = QosPid::new(
                     QoS::AtLeastOnce,
-                    mqtt_client_nb::mqtt_proto::PacketId::new(i).unwrap(),
+                    mqtt_client_nb::mqtt_sansio::PacketId::new(i).unwrap(),
                 );
             }
             to_client.send(enc(Packet::Publish(p), v)).unwrap();
@@ -585,7 +585,7 @@ async fn v5_broker_disconnect_is_reported_then_the_connection_ends() {
     client.connect(FromTokio::new(ours)).unwrap();
     let broker = tokio::spawn(async move {
         let (rd, mut wr, _) = accept(theirs, v, false).await;
-        let disconnect = mqtt_client_nb::mqtt_proto::Disconnect::new(ReasonCode::SessionTakenOver);
+        let disconnect = mqtt_client_nb::mqtt_sansio::Disconnect::new(ReasonCode::SessionTakenOver);
         wr.write_all(&enc(Packet::Disconnect(disconnect), v))
             .await
             .unwrap();
@@ -651,7 +651,7 @@ fn buffers_too_small_are_refused_up_front_and_nothing_is_queued() {
     assert!(queued > 0);
     assert!(matches!(
         full,
-        Error::Command(mqtt_client_nb::mqtt_proto::session::CommandError::StoreFull { .. })
+        Error::Command(mqtt_client_nb::mqtt_sansio::session::CommandError::StoreFull { .. })
     ));
     assert_eq!(client.disconnect(), Err(Error::NotConnected));
 }

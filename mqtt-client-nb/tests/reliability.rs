@@ -11,7 +11,7 @@
 //! `MQTT_RELIABILITY_SCALE=5 cargo test -p mqtt-client-nb --test reliability -- --nocapture`
 //! (10,000 + 10,000), which also prints each scenario's counts, faults and timings.
 
-use mqtt_client_nb::mqtt_proto::ProtocolVersion;
+use mqtt_client_nb::mqtt_sansio::ProtocolVersion;
 use mqtt_test_support::reliability;
 use mqtt_test_support::reliability::nb::NbClient;
 

@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use mqtt_proto::{PacketId, QoS, ReasonCode, SubscriptionOptions};
+use mqtt_sansio::{PacketId, QoS, ReasonCode, SubscriptionOptions};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::driver::Driver;

@@ -3,8 +3,8 @@
 use std::io;
 use std::sync::Arc;
 
-use mqtt_proto::session::CommandError;
-use mqtt_proto::{ReasonCode, TopicError};
+use mqtt_sansio::session::CommandError;
+use mqtt_sansio::{ReasonCode, TopicError};
 
 /// What went wrong. Cheap to clone (I/O errors are shared), so the same error can complete
 /// several waiting operations and appear in [`Event::Disconnected`](crate::Event).

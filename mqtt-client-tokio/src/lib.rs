@@ -1,6 +1,6 @@
 //! An async MQTT 3.1.1 and 5.0 client for tokio.
 //!
-//! The protocol lives in [`mqtt_proto::session`], a sans-IO session; this crate drives it:
+//! The protocol lives in [`mqtt_sansio::session`], a sans-IO session; this crate drives it:
 //! one task owns the connection (TCP, TLS with rustls, or WebSocket) and the session, and a
 //! cheap, cloneable [`Client`] handle talks to it over channels.
 //!
@@ -62,8 +62,8 @@ pub use options::{
 };
 
 pub use bytes::Bytes;
-pub use mqtt_proto::session::CommandError;
-pub use mqtt_proto::{
+pub use mqtt_sansio::session::CommandError;
+pub use mqtt_sansio::{
     PacketId, ProtocolVersion, QoS, ReasonCode, RetainHandling, SubscriptionOptions, TopicError,
 };
 /// The rustls version used for TLS, for [`TlsOptions::config`].

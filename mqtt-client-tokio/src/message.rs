@@ -4,7 +4,7 @@ use std::num::NonZeroU32;
 use std::ops::Range;
 
 use bytes::Bytes;
-use mqtt_proto::{session, PacketId, Publish, PublishProperties, QoS, Seq, TopicName};
+use mqtt_sansio::{session, PacketId, Publish, PublishProperties, QoS, Seq, TopicName};
 
 use crate::Error;
 

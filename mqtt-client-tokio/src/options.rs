@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use mqtt_proto::{ProtocolVersion, QoS, ReasonCode};
+use mqtt_sansio::{ProtocolVersion, QoS, ReasonCode};
 use tokio_rustls::rustls;
 
 use crate::url::BrokerUrl;

@@ -548,7 +548,7 @@ async fn fake_broker(answer: Vec<Vec<u8>>) -> String {
     url
 }
 
-fn encode(packet: mqtt_proto::Packet<'_>) -> Vec<u8> {
+fn encode(packet: mqtt_sansio::Packet<'_>) -> Vec<u8> {
     let v = ProtocolVersion::V5;
     let mut buf = vec![0u8; packet.encoded_len(v).unwrap()];
     packet.encode(v, &mut buf).unwrap();
@@ -561,20 +561,20 @@ async fn v5_server_redirection_is_followed() {
     let reference = format!("127.0.0.1:{}", broker.port());
 
     // CONNACK "Use another server".
-    let mut ack = mqtt_proto::ConnAck::new(ReasonCode::UseAnotherServer);
+    let mut ack = mqtt_sansio::ConnAck::new(ReasonCode::UseAnotherServer);
     ack.properties.server_reference = Some(&reference);
-    let fake = fake_broker(vec![encode(mqtt_proto::Packet::ConnAck(ack))]).await;
+    let fake = fake_broker(vec![encode(mqtt_sansio::Packet::ConnAck(ack))]).await;
     let (c, _) = connect(options(&fake, ProtocolVersion::V5)).await;
     loopback(&c, "redirect/a").await;
 
     // Connected, then DISCONNECT "Server moved".
-    let mut moved = mqtt_proto::Disconnect::new(ReasonCode::ServerMoved);
+    let mut moved = mqtt_sansio::Disconnect::new(ReasonCode::ServerMoved);
     moved.properties.server_reference = Some(&reference);
     let fake = fake_broker(vec![
-        encode(mqtt_proto::Packet::ConnAck(mqtt_proto::ConnAck::new(
+        encode(mqtt_sansio::Packet::ConnAck(mqtt_sansio::ConnAck::new(
             ReasonCode::Success,
         ))),
-        encode(mqtt_proto::Packet::Disconnect(moved)),
+        encode(mqtt_sansio::Packet::Disconnect(moved)),
     ])
     .await;
     let (c, mut events) = connect(options(&fake, ProtocolVersion::V5)).await;

@@ -268,7 +268,7 @@ mod tests {
         }
     }
 
-    /// `MQTT_PROTO_WRITE_CORPUS=1 cargo test -p mqtt-proto --features fuzzing seed_corpus`
+    /// `MQTT_PROTO_WRITE_CORPUS=1 cargo test -p mqtt-sansio --features fuzzing seed_corpus`
     /// rewrites the seeds under `fuzz/corpus` (remove stale ones by hand).
     #[test]
     fn seed_corpus_is_committed_and_up_to_date() {
@@ -285,7 +285,7 @@ mod tests {
                 assert!(
                     fs::read(&path).ok() == Some(seed.data),
                     "{} is missing or stale: MQTT_PROTO_WRITE_CORPUS=1 cargo test -p \
-                     mqtt-proto --features fuzzing seed_corpus",
+                     mqtt-sansio --features fuzzing seed_corpus",
                     path.display()
                 );
             }

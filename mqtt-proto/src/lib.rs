@@ -6,7 +6,7 @@
 //! up front through [`Packet::encoded_len`]. Nothing in this crate allocates.
 //!
 //! ```
-//! use mqtt_proto::{Decoded, Packet, ProtocolVersion, Publish, QosPid, TopicName};
+//! use mqtt_sansio::{Decoded, Packet, ProtocolVersion, Publish, QosPid, TopicName};
 //!
 //! let publish = Publish::new(TopicName::new("sensors/esp32/temp")?, b"21.5");
 //! let mut buf = [0u8; 64];

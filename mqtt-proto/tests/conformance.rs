@@ -6,8 +6,8 @@
 //! after their section (`section_2_1_2_...`) or what they check. Unless a test says otherwise it
 //! runs for every version the statement applies to.
 
-use mqtt_proto::topic::TopicError;
-use mqtt_proto::{
+use mqtt_sansio::topic::TopicError;
+use mqtt_sansio::{
     ConnAck, Connect, DecodeError, Decoded, Disconnect, EncodeError, Packet, PacketId, PacketType,
     ProtocolVersion, PubResponse, Publish, QoS, ReasonCode, SubAck, Subscribe, Subscription,
     TopicFilter, TopicName, UnsubAck, Unsubscribe,
@@ -368,7 +368,7 @@ fn mqtt_1_5_5_1_variable_byte_integers_are_written_in_the_fewest_bytes() {
     ] {
         let ids = [std::num::NonZeroU32::new(id).unwrap()];
         let mut publish = Publish::new(TopicName::new("a").unwrap(), b"");
-        publish.properties.subscription_identifiers = mqtt_proto::Seq::from_slice(&ids);
+        publish.properties.subscription_identifiers = mqtt_sansio::Seq::from_slice(&ids);
         let mut buf = [0u8; 16];
         let n = Packet::Publish(publish).encode(V5, &mut buf).unwrap();
         let expected = [&s(b"a")[..], &props(&[&[0x0B][..], encoded].concat())].concat();
@@ -1717,7 +1717,7 @@ fn leak_codes(reason: ReasonCode) -> &'static [ReasonCode] {
     Box::leak(Box::new([reason]))
 }
 
-fn first_code(codes: mqtt_proto::Seq<'_, ReasonCode>) -> ReasonCode {
+fn first_code(codes: mqtt_sansio::Seq<'_, ReasonCode>) -> ReasonCode {
     codes.iter().next().unwrap()
 }
 
@@ -1799,7 +1799,7 @@ fn mqtt_3_15_2_1_auth_uses_authenticate_reason_codes() {
         AUTH_CODES,
         |c| vec![0xF0, 0x02, c, 0x00],
         |r| {
-            Packet::Auth(mqtt_proto::Auth {
+            Packet::Auth(mqtt_sansio::Auth {
                 reason_code: r,
                 properties: Default::default(),
             })
@@ -1972,7 +1972,7 @@ fn publish_round_trip_keeps_flags() {
 
 #[test]
 fn bad_publish_flags_and_auth_before_5_are_refused_from_the_fixed_header_alone() {
-    use mqtt_proto::{Decoded, Packet, ProtocolVersion};
+    use mqtt_sansio::{Decoded, Packet, ProtocolVersion};
     // Only the first two bytes have arrived; the body would be 100 bytes.
     let cases: [(&[u8], ProtocolVersion, DecodeError); 3] = [
         (

@@ -8,7 +8,7 @@
 
 use std::num::{NonZeroU16, NonZeroU32, NonZeroUsize};
 
-use mqtt_proto::{
+use mqtt_sansio::{
     AckProperties, Auth, AuthProperties, ConnAck, ConnAckProperties, Connect, ConnectProperties,
     Decoded, Disconnect, DisconnectProperties, EncodeError, FixedHeader, Packet, PacketId,
     PacketType, ProtocolVersion, PubResponse, Publish, PublishProperties, QoS, QosPid, ReasonCode,

@@ -8,7 +8,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::num::{NonZeroU16, NonZeroU32};
 
-use mqtt_proto::{
+use mqtt_sansio::{
     AckProperties, Auth, AuthProperties, ConnAck, ConnAckProperties, Connect, ConnectProperties,
     Decoded, Disconnect, DisconnectProperties, Packet, PacketId, ProtocolVersion, PubResponse,
     Publish, PublishProperties, QoS, QosPid, ReasonCode, RetainHandling, Seq, SubAck, Subscribe,

@@ -12,7 +12,7 @@ use proptest::option;
 use proptest::prelude::*;
 use proptest::sample::select;
 
-use mqtt_proto::{
+use mqtt_sansio::{
     AckProperties, Auth, AuthProperties, ConnAck, ConnAckProperties, Connect, ConnectProperties,
     Decoded, Disconnect, DisconnectProperties, EncodeError, Packet, PacketId, PacketType,
     ProtocolVersion, PubResponse, Publish, PublishProperties, QoS, QosPid, ReasonCode,

@@ -3,8 +3,8 @@
 
 mod support;
 
-use mqtt_proto::session::{CommandError, LostReason, SessionConfig};
-use mqtt_proto::{Packet, ProtocolVersion, PubResponse, QoS, ReasonCode};
+use mqtt_sansio::session::{CommandError, LostReason, SessionConfig};
+use mqtt_sansio::{Packet, ProtocolVersion, PubResponse, QoS, ReasonCode};
 use support::*;
 
 #[test]
@@ -13,7 +13,7 @@ fn connect_transmits_connect_first_then_connack_connects() {
         let mut h = Harness::new(v);
         h.publish("t", b"queued before connect", QoS::AtLeastOnce)
             .unwrap();
-        let mut c = mqtt_proto::Connect::new(v, "dev");
+        let mut c = mqtt_sansio::Connect::new(v, "dev");
         c.keep_alive = 30;
         h.s.connect(&c).unwrap();
         let sent = h.take_sent();
@@ -26,7 +26,7 @@ fn connect_transmits_connect_first_then_connack_connects() {
             assert_eq!(connect.properties.receive_maximum.unwrap().get(), 16);
             assert_eq!(connect.properties.maximum_packet_size.unwrap().get(), 4096);
         }
-        h.feed_packet(Packet::ConnAck(mqtt_proto::ConnAck::new(
+        h.feed_packet(Packet::ConnAck(mqtt_sansio::ConnAck::new(
             ReasonCode::Success,
         )))
         .unwrap();
@@ -185,7 +185,7 @@ fn packet_ids_skip_ids_in_use_and_wrap_past_65535() {
     let mut buf = [0u8; 64];
     let t = topic("t");
     for _ in 0..65_535u32 {
-        let message = mqtt_proto::session::Message::new(t, b"", QoS::AtLeastOnce);
+        let message = mqtt_sansio::session::Message::new(t, b"", QoS::AtLeastOnce);
         let id = h.s.publish(&message).unwrap().unwrap().get();
         assert_ne!(id, held.get(), "id 1 is still in flight");
         let now = h.instant();
@@ -193,7 +193,7 @@ fn packet_ids_skip_ids_in_use_and_wrap_past_65535() {
         let ack = [0x40, 0x02, (id >> 8) as u8, id as u8];
         assert!(matches!(
             h.s.handle_read(now, &ack).unwrap(),
-            mqtt_proto::session::Read::Packet {
+            mqtt_sansio::session::Read::Packet {
                 len: 4,
                 event: true
             }
@@ -458,7 +458,7 @@ fn missing_pingresp_loses_the_connection_within_one_and_a_half_keepalives() {
             lost_at <= 15_000,
             "detected after {lost_at} ms, keep alive 10 s"
         );
-        assert_eq!(h.s.state(), mqtt_proto::session::ConnectionState::Closing);
+        assert_eq!(h.s.state(), mqtt_sansio::session::ConnectionState::Closing);
     }
 }
 
@@ -481,7 +481,7 @@ fn a_receiving_only_connection_still_pings() {
 #[test]
 fn connack_timeout_gives_up_on_the_connection() {
     let mut h = Harness::new(ProtocolVersion::V5);
-    h.s.connect(&mqtt_proto::Connect::new(ProtocolVersion::V5, "c"))
+    h.s.connect(&mqtt_sansio::Connect::new(ProtocolVersion::V5, "c"))
         .unwrap();
     assert_eq!(h.take_sent().len(), 1);
     h.advance(29_999);
@@ -493,10 +493,10 @@ fn connack_timeout_gives_up_on_the_connection() {
 #[test]
 fn server_keep_alive_overrides_ours() {
     let mut h = Harness::new(ProtocolVersion::V5);
-    h.s.connect(&mqtt_proto::Connect::new(ProtocolVersion::V5, "c"))
+    h.s.connect(&mqtt_sansio::Connect::new(ProtocolVersion::V5, "c"))
         .unwrap();
     h.take_sent();
-    let mut ack = mqtt_proto::ConnAck::new(ReasonCode::Success);
+    let mut ack = mqtt_sansio::ConnAck::new(ReasonCode::Success);
     ack.properties.server_keep_alive = Some(2);
     h.feed_packet(Packet::ConnAck(ack)).unwrap();
     assert_eq!(h.s.limits().keep_alive, 2);
@@ -509,11 +509,11 @@ fn subscribe_and_unsubscribe_report_reason_codes() {
     for v in BOTH {
         let mut h = Harness::new(v);
         h.connect(true, false);
-        let f1 = mqtt_proto::TopicFilter::new("a/+").unwrap();
-        let f2 = mqtt_proto::TopicFilter::new("b/#").unwrap();
+        let f1 = mqtt_sansio::TopicFilter::new("a/+").unwrap();
+        let f2 = mqtt_sansio::TopicFilter::new("b/#").unwrap();
         let subs = [
-            mqtt_proto::Subscription::new(f1, QoS::AtLeastOnce),
-            mqtt_proto::Subscription::new(f2, QoS::ExactlyOnce),
+            mqtt_sansio::Subscription::new(f1, QoS::AtLeastOnce),
+            mqtt_sansio::Subscription::new(f2, QoS::ExactlyOnce),
         ];
         let id = h.s.subscribe(&subs, Default::default()).unwrap();
         let sent = h.take_sent();
@@ -522,7 +522,7 @@ fn subscribe_and_unsubscribe_report_reason_codes() {
         };
         assert_eq!(s.subscriptions.len(), 2);
         let codes = [ReasonCode::GrantedQoS1, ReasonCode::UnspecifiedError];
-        h.feed_packet(Packet::SubAck(mqtt_proto::SubAck::new(id, &codes)))
+        h.feed_packet(Packet::SubAck(mqtt_sansio::SubAck::new(id, &codes)))
             .unwrap();
         assert_eq!(
             h.take_events(),
@@ -538,7 +538,7 @@ fn subscribe_and_unsubscribe_report_reason_codes() {
         } else {
             &[]
         };
-        h.feed_packet(Packet::UnsubAck(mqtt_proto::UnsubAck::new(id, codes)))
+        h.feed_packet(Packet::UnsubAck(mqtt_sansio::UnsubAck::new(id, codes)))
             .unwrap();
         assert_eq!(
             h.take_events(),
@@ -555,10 +555,10 @@ fn unanswered_subscribe_is_sent_again_after_reconnect() {
     let v = ProtocolVersion::V3_1_1;
     let mut h = Harness::new(v);
     h.connect(false, false);
-    let f = mqtt_proto::TopicFilter::new("x").unwrap();
+    let f = mqtt_sansio::TopicFilter::new("x").unwrap();
     let id =
         h.s.subscribe(
-            &[mqtt_proto::Subscription::new(f, QoS::AtMostOnce)],
+            &[mqtt_sansio::Subscription::new(f, QoS::AtMostOnce)],
             Default::default(),
         )
         .unwrap();
@@ -608,7 +608,7 @@ fn graceful_disconnect_goes_after_queued_packets() {
         let mut h = Harness::new(v);
         h.connect(true, false);
         h.publish("t", b"last words", QoS::AtMostOnce).unwrap();
-        h.s.disconnect(&mqtt_proto::Disconnect::default()).unwrap();
+        h.s.disconnect(&mqtt_sansio::Disconnect::default()).unwrap();
         let sent = h.take_sent();
         assert_eq!(sent.len(), 2);
         assert_eq!(sent[1], vec![0xE0, 0x00]);
@@ -635,11 +635,11 @@ fn input_split_at_every_byte_gives_the_same_events() {
             loop {
                 let now = h.instant();
                 match h.s.handle_read(now, &buffered).unwrap() {
-                    mqtt_proto::session::Read::Packet { len, event } => {
+                    mqtt_sansio::session::Read::Packet { len, event } => {
                         delivered += usize::from(event);
                         buffered.drain(..len);
                     }
-                    mqtt_proto::session::Read::Incomplete { .. } => break,
+                    mqtt_sansio::session::Read::Incomplete { .. } => break,
                     other => panic!("{other:?}"),
                 }
             }
@@ -668,11 +668,11 @@ fn a_flood_of_qos1_applies_back_pressure_instead_of_growing() {
     while !rest.is_empty() {
         let now = h.instant();
         match h.s.handle_read(now, rest).unwrap() {
-            mqtt_proto::session::Read::Packet { len, .. } => {
+            mqtt_sansio::session::Read::Packet { len, .. } => {
                 delivered += 1;
                 rest = &rest[len..];
             }
-            mqtt_proto::session::Read::Blocked => {
+            mqtt_sansio::session::Read::Blocked => {
                 blocked += 1;
                 let sent = h.take_sent();
                 assert_eq!(sent.len(), 16, "the ack ring holds 16");

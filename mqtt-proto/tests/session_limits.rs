@@ -4,8 +4,8 @@ mod support;
 
 use core::num::{NonZeroU16, NonZeroU32};
 
-use mqtt_proto::session::{CommandError, Message, SessionConfig};
-use mqtt_proto::{ConnAck, Connect, Packet, ProtocolVersion, QoS, ReasonCode};
+use mqtt_sansio::session::{CommandError, Message, SessionConfig};
+use mqtt_sansio::{ConnAck, Connect, Packet, ProtocolVersion, QoS, ReasonCode};
 use support::*;
 
 const V5: ProtocolVersion = ProtocolVersion::V5;
@@ -158,7 +158,7 @@ fn incoming_topic_alias_is_learned_and_resolved() {
     first.properties.topic_alias = NonZeroU16::new(3);
     h.feed_packet(Packet::Publish(first)).unwrap();
     let mut second = first;
-    second.topic = mqtt_proto::TopicName::EMPTY;
+    second.topic = mqtt_sansio::TopicName::EMPTY;
     second.payload = b"2";
     h.feed_packet(Packet::Publish(second)).unwrap();
     let topics: Vec<String> = h
@@ -179,7 +179,7 @@ fn mqtt_3_3_2_12_unknown_incoming_alias_is_disconnected_with_0x94() {
     let Packet::Publish(mut p) = incoming("x", b"", QoS::AtMostOnce, 0) else {
         panic!()
     };
-    p.topic = mqtt_proto::TopicName::EMPTY;
+    p.topic = mqtt_sansio::TopicName::EMPTY;
     p.properties.topic_alias = NonZeroU16::new(2);
     let err = h.feed_packet(Packet::Publish(p)).unwrap_err();
     assert_eq!(err.reason_code(), ReasonCode::TopicAliasInvalid);
@@ -310,9 +310,9 @@ fn packets_queued_behind_a_full_window_still_go_out_at_once() {
     assert_eq!(h.take_sent().len(), 1, "the window holds one");
     assert!(h.take_sent().is_empty());
     h.publish("t", b"qos0", QoS::AtMostOnce).unwrap();
-    let f = mqtt_proto::TopicFilter::new("x").unwrap();
+    let f = mqtt_sansio::TopicFilter::new("x").unwrap();
     h.s.subscribe(
-        &[mqtt_proto::Subscription::new(f, QoS::AtMostOnce)],
+        &[mqtt_sansio::Subscription::new(f, QoS::AtMostOnce)],
         Default::default(),
     )
     .unwrap();

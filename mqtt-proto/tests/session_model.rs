@@ -32,7 +32,7 @@
 mod model;
 
 use model::{run, ConnParams, Op, Setup};
-use mqtt_proto::ProtocolVersion;
+use mqtt_sansio::ProtocolVersion;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence};
 

@@ -3,8 +3,8 @@
 
 mod support;
 
-use mqtt_proto::session::{ConnectionState, LostReason, ProtocolError, Read};
-use mqtt_proto::{
+use mqtt_sansio::session::{ConnectionState, LostReason, ProtocolError, Read};
+use mqtt_sansio::{
     ConnAck, Connect, DecodeError, Packet, PacketType, ProtocolVersion, QoS, ReasonCode,
 };
 use support::*;
@@ -147,10 +147,10 @@ fn second_connack_and_client_only_packets_are_protocol_errors() {
         expect_violation(v, &mut h, &[0xC0, 0x00], ReasonCode::ProtocolError); // PINGREQ
         let mut h = connected(v);
         let sub = enc(
-            Packet::Subscribe(mqtt_proto::Subscribe::new(
+            Packet::Subscribe(mqtt_sansio::Subscribe::new(
                 pid(1),
-                &[mqtt_proto::Subscription::new(
-                    mqtt_proto::TopicFilter::new("a").unwrap(),
+                &[mqtt_sansio::Subscription::new(
+                    mqtt_sansio::TopicFilter::new("a").unwrap(),
                     QoS::AtMostOnce,
                 )],
             )),
@@ -177,16 +177,16 @@ fn mqtt_3_2_2_4_session_present_after_clean_start_is_a_protocol_error() {
 fn suback_with_the_wrong_number_of_codes_is_a_protocol_error() {
     for v in BOTH {
         let mut h = connected(v);
-        let f = mqtt_proto::TopicFilter::new("a").unwrap();
+        let f = mqtt_sansio::TopicFilter::new("a").unwrap();
         let id =
             h.s.subscribe(
-                &[mqtt_proto::Subscription::new(f, QoS::AtMostOnce)],
+                &[mqtt_sansio::Subscription::new(f, QoS::AtMostOnce)],
                 Default::default(),
             )
             .unwrap();
         h.take_sent();
         let codes = [ReasonCode::Success, ReasonCode::Success];
-        let bytes = enc(Packet::SubAck(mqtt_proto::SubAck::new(id, &codes)), v);
+        let bytes = enc(Packet::SubAck(mqtt_sansio::SubAck::new(id, &codes)), v);
         expect_violation(v, &mut h, &bytes, ReasonCode::ProtocolError);
     }
 }
@@ -195,7 +195,7 @@ fn suback_with_the_wrong_number_of_codes_is_a_protocol_error() {
 fn auth_without_an_authentication_method_is_a_protocol_error() {
     let v = ProtocolVersion::V5;
     let mut h = connected(v);
-    let auth = mqtt_proto::Auth {
+    let auth = mqtt_sansio::Auth {
         reason_code: ReasonCode::ContinueAuthentication,
         properties: Default::default(),
     };
@@ -229,7 +229,7 @@ fn connection_refused_is_reported_with_its_reason() {
 fn server_disconnect_is_reported_on_v5() {
     let v = ProtocolVersion::V5;
     let mut h = connected(v);
-    let mut d = mqtt_proto::Disconnect::new(ReasonCode::ServerMoved);
+    let mut d = mqtt_sansio::Disconnect::new(ReasonCode::ServerMoved);
     d.properties.server_reference = Some("other:1883");
     h.feed_packet(Packet::Disconnect(d)).unwrap();
     assert_eq!(
@@ -248,7 +248,7 @@ fn enhanced_authentication_exchanges_auth_before_connack() {
     c.properties.authentication_data = Some(b"client-first");
     h.s.connect(&c).unwrap();
     h.take_sent();
-    let mut challenge = mqtt_proto::Auth {
+    let mut challenge = mqtt_sansio::Auth {
         reason_code: ReasonCode::ContinueAuthentication,
         properties: Default::default(),
     };

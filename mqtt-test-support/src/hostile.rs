@@ -14,7 +14,7 @@
 //! the cases that runs the client against [`HostileBroker::start`]`(case.script(...))`.
 //!
 //! ```no_run
-//! use mqtt_proto::ProtocolVersion;
+//! use mqtt_sansio::ProtocolVersion;
 //! use mqtt_test_support::hostile::{cases, ClientLimits, HostileBroker};
 //!
 //! # async fn demo() -> std::io::Result<()> {
@@ -34,8 +34,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use mqtt_proto::session::ProtocolError;
-use mqtt_proto::{DecodeError, PacketType, ProtocolVersion, ReasonCode};
+use mqtt_sansio::session::ProtocolError;
+use mqtt_sansio::{DecodeError, PacketType, ProtocolVersion, ReasonCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpListener;
@@ -605,7 +605,7 @@ pub fn cases(version: ProtocolVersion) -> Vec<Case> {
     use DecodeError as D;
     use Kind as K;
     use ReasonCode as R;
-    let topic_err = D::InvalidTopicName(mqtt_proto::TopicError::Wildcard);
+    let topic_err = D::InvalidTopicName(mqtt_sansio::TopicError::Wildcard);
     let mut all = vec![
         (
             "5-byte remaining length",
@@ -724,7 +724,7 @@ pub fn cases(version: ProtocolVersion) -> Vec<Case> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Outcome {
     /// The protocol error the client reported, for a client whose error type carries
-    /// `mqtt-proto`'s [`ProtocolError`] (checked against [`Case::expected`]).
+    /// `mqtt-sansio`'s [`ProtocolError`] (checked against [`Case::expected`]).
     pub error: Option<ProtocolError>,
     /// The reason code of the protocol error the client reported (for a client whose error
     /// carries only that; derived from `error` when it is set).
@@ -934,8 +934,8 @@ mod tests {
     }
 
     #[test]
-    fn every_script_decodes_to_the_expected_error_with_mqtt_proto() {
-        use mqtt_proto::{Decoded, Packet};
+    fn every_script_decodes_to_the_expected_error_with_mqtt_sansio() {
+        use mqtt_sansio::{Decoded, Packet};
         let limits = ClientLimits {
             receive_maximum: 3,
             maximum_packet_size: 1024,

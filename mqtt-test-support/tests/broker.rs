@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::{connect_packet, tcp, TIMEOUT};
-use mqtt_proto::{QoS, ReasonCode};
+use mqtt_sansio::{QoS, ReasonCode};
 use mqtt_test_support::Broker;
 
 #[tokio::test]

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::{connect_packet, decode, encode, tcp, Conn, TIMEOUT};
-use mqtt_proto::{Packet, ReasonCode};
+use mqtt_sansio::{Packet, ReasonCode};
 use mqtt_test_support::{Broker, Direction, FaultMode, FaultProxy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};

@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 
 use common::{connect_packet, Conn};
-use mqtt_proto::ReasonCode;
+use mqtt_sansio::ReasonCode;
 use mqtt_test_support::rustls::pki_types::ServerName;
 use mqtt_test_support::rustls::ClientConfig;
 use mqtt_test_support::{Broker, TlsMaterial};

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{connect_packet, decode, encode, TIMEOUT};
-use mqtt_proto::{Packet, ReasonCode};
+use mqtt_sansio::{Packet, ReasonCode};
 use mqtt_test_support::Broker;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

@@ -3,7 +3,7 @@
 
 use core::num::{NonZeroU16, NonZeroU32};
 
-use mqtt_proto::{
+use mqtt_sansio::{
     Connect, ConnectProperties, Packet, PacketId, ProtocolVersion, PubResponse, Publish,
     PublishProperties, QoS, QosPid, RetainHandling, Seq, Subscribe, SubscribeProperties,
     Subscription, SubscriptionOptions, TopicFilter, TopicName, Will, WillProperties,

@@ -17,13 +17,13 @@ use bytes::BytesMut;
 use criterion::{
     criterion_group, criterion_main, BatchSize, BenchmarkGroup, Criterion, Throughput,
 };
-use mqtt_proto::{Decoded, Packet, ProtocolVersion};
+use mqtt_sansio::{Decoded, Packet, ProtocolVersion};
 
 use clock::BenchClock;
 use fixtures::Workload;
-use peers::{mqtt_protocol, mqttrs, rumqttc_v4, rumqttc_v5};
+use peers::{mqtt_sansiocol, mqttrs, rumqttc_v4, rumqttc_v5};
 
-const OURS: &str = "mqtt-proto";
+const OURS: &str = "mqtt-sansio";
 const RUMQTTC: &str = "rumqttc";
 const MQTTRS: &str = "mqttrs";
 const MQTT_PROTOCOL: &str = "mqtt-protocol";
@@ -145,13 +145,13 @@ fn check_mqttrs(w: &Workload, expected: &::mqttrs::Packet<'_>) {
     );
 }
 
-fn check_mqtt_protocol(w: &Workload, expected: &mqtt::packet::VariablePacket) {
+fn check_mqtt_sansiocol(w: &Workload, expected: &mqtt::packet::VariablePacket) {
     let mut rest = &w.bytes[..];
-    let got = mqtt_protocol::decode(&mut rest).expect("mqtt-protocol decodes");
+    let got = mqtt_sansiocol::decode(&mut rest).expect("mqtt-protocol decodes");
     assert_eq!(&got, expected, "mqtt-protocol decode of {}", w.name);
     assert!(rest.is_empty(), "mqtt-protocol used the whole packet");
     let mut out = vec![0; w.bytes.len() + 16];
-    mqtt_protocol::encode(expected, &mut out).expect("mqtt-protocol encodes");
+    mqtt_sansiocol::encode(expected, &mut out).expect("mqtt-protocol encodes");
     let n = w.bytes.len();
     assert_eq!(
         decode_ours(&out[..n], w.version),
@@ -174,7 +174,7 @@ fn bench_workload(c: &mut Criterion<BenchClock>, w: &Workload) {
         .then(|| mqttrs::convert(&w.packet))
         .flatten();
     let mp = (!w.version.is_v5())
-        .then(|| mqtt_protocol::convert(&w.packet))
+        .then(|| mqtt_sansiocol::convert(&w.packet))
         .flatten();
     if let Some(p) = &v4 {
         check_rumqttc_v4(w, p);
@@ -186,7 +186,7 @@ fn bench_workload(c: &mut Criterion<BenchClock>, w: &Workload) {
         check_mqttrs(w, p);
     }
     if let Some(p) = &mp {
-        check_mqtt_protocol(w, p);
+        check_mqtt_sansiocol(w, p);
     }
 
     let bytes = &w.bytes[..];
@@ -211,7 +211,7 @@ fn bench_workload(c: &mut Criterion<BenchClock>, w: &Workload) {
         g.bench_function(MQTT_PROTOCOL, |b| {
             b.iter(|| {
                 let mut rest = black_box(bytes);
-                let out = mqtt_protocol::decode(&mut rest);
+                let out = mqtt_sansiocol::decode(&mut rest);
                 black_box(&out);
             })
         });
@@ -262,7 +262,7 @@ fn bench_workload(c: &mut Criterion<BenchClock>, w: &Workload) {
     }
     if let Some(p) = &mp {
         g.bench_function(MQTT_PROTOCOL, |b| {
-            b.iter(|| mqtt_protocol::encode(black_box(p), black_box(&mut buf[..])))
+            b.iter(|| mqtt_sansiocol::encode(black_box(p), black_box(&mut buf[..])))
         });
     }
     g.finish();
@@ -318,10 +318,10 @@ fn stream_mqttrs(mut rest: &[u8]) -> usize {
     n
 }
 
-fn stream_mqtt_protocol(mut rest: &[u8]) -> usize {
+fn stream_mqtt_sansiocol(mut rest: &[u8]) -> usize {
     let mut n = 0;
     while !rest.is_empty() {
-        match mqtt_protocol::decode(&mut rest) {
+        match mqtt_sansiocol::decode(&mut rest) {
             Ok(packet) => {
                 black_box(&packet);
             }
@@ -348,7 +348,7 @@ fn check_stream(stream: &[u8], count: usize) {
     assert_eq!(stream_ours(stream), count);
     assert_eq!(stream_rumqttc(&mut shared_bytesmut(stream)), count);
     assert_eq!(stream_mqttrs(stream), count);
-    assert_eq!(stream_mqtt_protocol(stream), count);
+    assert_eq!(stream_mqtt_sansiocol(stream), count);
     // Each peer's last packet is the same publish (the first is checked per packet above).
     let last = &stream[stream.len() - one.len()..];
     let mut buf = shared_bytesmut(last);
@@ -361,8 +361,8 @@ fn check_stream(stream: &[u8], count: usize) {
         mqttrs::convert(&expected)
     );
     assert_eq!(
-        mqtt_protocol::decode(&mut &last[..]).ok(),
-        mqtt_protocol::convert(&expected)
+        mqtt_sansiocol::decode(&mut &last[..]).ok(),
+        mqtt_sansiocol::convert(&expected)
     );
 }
 
@@ -382,7 +382,7 @@ fn stream(c: &mut Criterion<BenchClock>) {
     });
     g.bench_function(MQTTRS, |b| b.iter(|| stream_mqttrs(black_box(stream))));
     g.bench_function(MQTT_PROTOCOL, |b| {
-        b.iter(|| stream_mqtt_protocol(black_box(stream)))
+        b.iter(|| stream_mqtt_sansiocol(black_box(stream)))
     });
     g.finish();
 }

@@ -1,7 +1,7 @@
 //! The peer codecs: each turns one of our packets into its own type (outside any timing), and
 //! decodes and encodes the way its documentation shows.
 
-use mqtt_proto::{Packet, PacketId, QoS, QosPid};
+use mqtt_sansio::{Packet, PacketId, QoS, QosPid};
 
 fn qos_index(qos: QoS) -> u8 {
     qos as u8
@@ -28,7 +28,7 @@ pub mod rumqttc_v4 {
 
     pub const MAX: usize = 268_435_460;
 
-    fn qos(q: mqtt_proto::QoS) -> QoS {
+    fn qos(q: mqtt_sansio::QoS) -> QoS {
         rumqttc::mqttbytes::qos(super::qos_index(q)).expect("QoS 0..2")
     }
 
@@ -98,7 +98,7 @@ pub mod rumqttc_v5 {
 
     use super::{pid_value, qos_index, utf8, Packet};
 
-    fn qos(q: mqtt_proto::QoS) -> QoS {
+    fn qos(q: mqtt_sansio::QoS) -> QoS {
         match qos_index(q) {
             0 => QoS::AtMostOnce,
             1 => QoS::AtLeastOnce,
@@ -106,13 +106,13 @@ pub mod rumqttc_v5 {
         }
     }
 
-    fn users(u: &mqtt_proto::UserProperties<'_>) -> Vec<(String, String)> {
+    fn users(u: &mqtt_sansio::UserProperties<'_>) -> Vec<(String, String)> {
         u.iter()
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect()
     }
 
-    fn publish_properties(p: &mqtt_proto::PublishProperties<'_>) -> Option<PublishProperties> {
+    fn publish_properties(p: &mqtt_sansio::PublishProperties<'_>) -> Option<PublishProperties> {
         if p.is_empty() {
             return None;
         }
@@ -132,7 +132,7 @@ pub mod rumqttc_v5 {
         })
     }
 
-    fn connect_properties(p: &mqtt_proto::ConnectProperties<'_>) -> Option<ConnectProperties> {
+    fn connect_properties(p: &mqtt_sansio::ConnectProperties<'_>) -> Option<ConnectProperties> {
         if p.is_empty() {
             return None;
         }
@@ -149,7 +149,7 @@ pub mod rumqttc_v5 {
         })
     }
 
-    fn will_properties(p: &mqtt_proto::WillProperties<'_>) -> Option<LastWillProperties> {
+    fn will_properties(p: &mqtt_sansio::WillProperties<'_>) -> Option<LastWillProperties> {
         if p.is_empty() {
             return None;
         }
@@ -205,13 +205,13 @@ pub mod rumqttc_v5 {
                         nolocal: sub.options.no_local,
                         preserve_retain: sub.options.retain_as_published,
                         retain_forward_rule: match sub.options.retain_handling {
-                            mqtt_proto::RetainHandling::SendAtSubscribe => {
+                            mqtt_sansio::RetainHandling::SendAtSubscribe => {
                                 RetainForwardRule::OnEverySubscribe
                             }
-                            mqtt_proto::RetainHandling::SendIfNew => {
+                            mqtt_sansio::RetainHandling::SendIfNew => {
                                 RetainForwardRule::OnNewSubscribe
                             }
-                            mqtt_proto::RetainHandling::DoNotSend => RetainForwardRule::Never,
+                            mqtt_sansio::RetainHandling::DoNotSend => RetainForwardRule::Never,
                         },
                     })
                     .collect(),
@@ -250,7 +250,7 @@ pub mod mqttrs {
 
     use super::{qos_index, Packet};
 
-    fn qos(q: mqtt_proto::QoS) -> QoS {
+    fn qos(q: mqtt_sansio::QoS) -> QoS {
         match qos_index(q) {
             0 => QoS::AtMostOnce,
             1 => QoS::AtLeastOnce,
@@ -258,7 +258,7 @@ pub mod mqttrs {
         }
     }
 
-    fn pid(id: mqtt_proto::PacketId) -> Pid {
+    fn pid(id: mqtt_sansio::PacketId) -> Pid {
         Pid::try_from(id.get()).expect("non-zero")
     }
 
@@ -267,9 +267,9 @@ pub mod mqttrs {
             Packet::Publish(p) => P::Publish(Publish {
                 dup: p.dup,
                 qospid: match p.qos_pid {
-                    mqtt_proto::QosPid::AtMostOnce => QosPid::AtMostOnce,
-                    mqtt_proto::QosPid::AtLeastOnce(id) => QosPid::AtLeastOnce(pid(id)),
-                    mqtt_proto::QosPid::ExactlyOnce(id) => QosPid::ExactlyOnce(pid(id)),
+                    mqtt_sansio::QosPid::AtMostOnce => QosPid::AtMostOnce,
+                    mqtt_sansio::QosPid::AtLeastOnce(id) => QosPid::AtLeastOnce(pid(id)),
+                    mqtt_sansio::QosPid::ExactlyOnce(id) => QosPid::ExactlyOnce(pid(id)),
                 },
                 retain: p.retain,
                 topic_name: p.topic.as_str(),
@@ -330,7 +330,7 @@ pub mod mqttrs {
 
 /// mqtt-protocol (crate `mqtt`): decodes from any `io::Read` (here a `&[u8]`), owning its
 /// strings and payload; encodes into any `io::Write` (here a `&mut [u8]`). 3.1.1 only.
-pub mod mqtt_protocol {
+pub mod mqtt_sansiocol {
     use mqtt::packet::{
         ConnectPacket, PingreqPacket, PubackPacket, PublishPacket, QoSWithPacketIdentifier,
         SubscribePacket, VariablePacket,
@@ -339,7 +339,7 @@ pub mod mqtt_protocol {
 
     use super::{qos_index, utf8, Packet};
 
-    fn qos(q: mqtt_proto::QoS) -> QualityOfService {
+    fn qos(q: mqtt_sansio::QoS) -> QualityOfService {
         match qos_index(q) {
             0 => QualityOfService::Level0,
             1 => QualityOfService::Level1,

@@ -8,7 +8,7 @@ use embassy_net::{tcp::TcpSocket, Stack};
 use embassy_time::{with_timeout, Duration, Instant, Timer};
 use esp_println::println;
 use led_device::{Device, Outgoing, PlatformInfo, Qos, TextBuf, MAX_TOPIC_LEN, OFFLINE};
-use mqtt_client_nb::mqtt_proto::{ProtocolVersion, QoS, TopicName};
+use mqtt_client_nb::mqtt_sansio::{ProtocolVersion, QoS, TopicName};
 use mqtt_client_nb::{Client, EmbassyClock, Error, Event, LastWill, Options};
 
 use crate::{config, led::Led, net, wifi};

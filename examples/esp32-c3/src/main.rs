@@ -2,7 +2,7 @@
 //! to an MQTT broker, one LED.
 //!
 //! Everything the device *decides* (topics, commands, what to publish when, telemetry) lives in
-//! the host-tested `led-device` crate; the MQTT protocol lives in `mqtt-proto` behind
+//! the host-tested `led-device` crate; the MQTT protocol lives in `mqtt-sansio` behind
 //! `mqtt-client-nb`. This crate only wires hardware to them: peripherals, Wi-Fi, sockets, pin.
 #![no_std]
 #![no_main]

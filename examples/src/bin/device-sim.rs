@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use examples::device_sim::{DeviceSim, SimConfig, SimEvent};
-use mqtt_proto::ProtocolVersion;
+use mqtt_sansio::ProtocolVersion;
 
 const USAGE: &str = "\
 Usage: device-sim --broker mqtt://HOST:PORT [options]

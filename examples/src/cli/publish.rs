@@ -39,7 +39,7 @@ pub async fn run(args: PubArgs) -> Result<(), Failure> {
         .clone()
         .or_else(|| plan.url_topic.clone())
         .ok_or_else(|| Failure::usage("no topic: give -t TOPIC (or -L mqtt://host/TOPIC)"))?;
-    mqtt_proto::TopicName::new(&topic)
+    mqtt_sansio::TopicName::new(&topic)
         .map_err(|e| Failure::usage(format!("invalid topic {topic:?}: {e}")))?;
     let source = source(&args)?;
     let session = plan.connect(args.conn.debug).await?;

@@ -29,7 +29,7 @@ pub async fn run(args: SubArgs) -> Result<(), Failure> {
         return Err(Failure::usage("no topic: give -t FILTER (repeatable)"));
     }
     for filter in topics.iter().chain(&args.unsubscribe) {
-        mqtt_proto::TopicFilter::new(filter)
+        mqtt_sansio::TopicFilter::new(filter)
             .map_err(|e| Failure::usage(format!("invalid topic filter {filter:?}: {e}")))?;
     }
     let output = match (&args.format, args.json) {

@@ -5,7 +5,7 @@ use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use led_device::{DeviceId, IdError};
-use mqtt_client_nb::mqtt_proto::ProtocolVersion;
+use mqtt_client_nb::mqtt_sansio::ProtocolVersion;
 
 /// The port of `mqtt://` URLs that name none (the IANA port for MQTT over TCP).
 const MQTT_DEFAULT_PORT: u16 = 1883;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use embedded_io_adapters::tokio_1::FromTokio;
 use led_device::{Device, DeviceId, Outgoing, Qos, TextBuf, MAX_TOPIC_LEN, OFFLINE};
-use mqtt_client_nb::mqtt_proto::{QoS, TopicName};
+use mqtt_client_nb::mqtt_sansio::{QoS, TopicName};
 use mqtt_client_nb::{Backoff, Client, Clock, Error, Event, LastWill, Options};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use mqtt_client_nb::mqtt_proto::{PacketId, QoS, ReasonCode};
+use mqtt_client_nb::mqtt_sansio::{PacketId, QoS, ReasonCode};
 use mqtt_client_nb::{Client, Clock, DeleteReason, Error, Event};
 
 /// [`Clock`] over `tokio::time` (so paused test time works too).

@@ -2,8 +2,8 @@
 //! the callers' futures, route messages to subscriptions, tell the application.
 
 use bytes::Bytes;
-use mqtt_proto::session::{CommandError, Event as SessionEvent, LostReason};
-use mqtt_proto::{
+use mqtt_sansio::session::{CommandError, Event as SessionEvent, LostReason};
+use mqtt_sansio::{
     PacketId, QoS, ReasonCode, SubscribeProperties, Subscription as Filter, SubscriptionOptions,
     TopicFilter, UnsubscribeProperties,
 };

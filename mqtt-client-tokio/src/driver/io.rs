@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use mqtt_proto::session::Read;
-use mqtt_proto::{Disconnect, EncodeError, ReasonCode};
+use mqtt_sansio::session::Read;
+use mqtt_sansio::{Disconnect, EncodeError, ReasonCode};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
@@ -44,7 +44,7 @@ enum Step {
 enum Input {
     Packet(usize, Option<Incoming>),
     Blocked,
-    Violation(mqtt_proto::session::ProtocolError),
+    Violation(mqtt_sansio::session::ProtocolError),
 }
 
 impl Driver {

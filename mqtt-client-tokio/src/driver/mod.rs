@@ -12,9 +12,9 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use mqtt_proto::session::{Instant, Session, SessionConfig};
-use mqtt_proto::SubscriptionOptions;
-use mqtt_proto::{Connect, ReasonCode, Seq, TopicName, WillProperties};
+use mqtt_sansio::session::{Instant, Session, SessionConfig};
+use mqtt_sansio::SubscriptionOptions;
+use mqtt_sansio::{Connect, ReasonCode, Seq, TopicName, WillProperties};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_rustls::TlsConnector;
 use tracing::{info, warn, Instrument};
@@ -566,7 +566,7 @@ fn session_config(p: &ProtocolOptions, policy: &Policy) -> Result<SessionConfig,
         .map(|w| user_refs(&w.properties.user_properties))
         .unwrap_or_default();
     let connect = connect_packet(p, p.clean_start, &users, &will_users)?;
-    let len = mqtt_proto::Packet::Connect(connect)
+    let len = mqtt_sansio::Packet::Connect(connect)
         .encoded_len(p.version)
         .map_err(|e| Error::InvalidOptions(format!("CONNECT cannot be encoded: {e}")))?;
     config.control_bytes = (len + 64).max(512);
@@ -603,7 +603,7 @@ fn connect_packet<'a>(
             props.correlation_data = w.properties.correlation_data.as_deref();
             props.user_properties = Seq::from_slice(will_users);
         }
-        c.will = Some(mqtt_proto::Will {
+        c.will = Some(mqtt_sansio::Will {
             topic: TopicName::new(&w.topic)?,
             payload: &w.payload,
             qos: w.qos,

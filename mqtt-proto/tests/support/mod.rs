@@ -2,10 +2,10 @@
 //! handing the session encoded packets, and reads back what the session transmits.
 #![allow(dead_code)]
 
-use mqtt_proto::session::{
+use mqtt_sansio::session::{
     CommandError, Event, Instant, LostReason, Message, ProtocolError, Read, Session, SessionConfig,
 };
-use mqtt_proto::{
+use mqtt_sansio::{
     ConnAck, Connect, Decoded, Packet, PacketId, ProtocolVersion, PubResponse, Publish, QoS,
     QosPid, ReasonCode, TopicName,
 };

@@ -27,11 +27,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::num::{NonZeroU16, NonZeroU32};
 use std::time::Duration;
 
-use mqtt_proto::session::{
+use mqtt_sansio::session::{
     CommandError, ConnectionState, Event, Instant, LostReason, Message, Read, Session,
     SessionConfig,
 };
-use mqtt_proto::{
+use mqtt_sansio::{
     ConnAck, Connect, Decoded, Disconnect, EncodeError, Packet, PacketId, PacketType,
     ProtocolVersion, PubResponse, Publish, QoS, QosPid, ReasonCode, SubAck, Subscribe,
     SubscribeProperties, Subscription, TopicFilter, TopicName, UnsubAck, Unsubscribe,

@@ -26,7 +26,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use mqtt_proto::{ProtocolVersion, QoS};
+use mqtt_sansio::{ProtocolVersion, QoS};
 use mqtt_test_support::reliability::nb::NbClient;
 use mqtt_test_support::reliability::{
     payload, ClientConfig, ClientUnderTest, Cut, ErrorKind, Verdict,

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use mqtt_proto::QoS;
+use mqtt_sansio::QoS;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 

@@ -5,7 +5,7 @@
 //! The pieces:
 //! - [`ClientUnderTest`]: the one trait a client implements to be tested (a page of glue): start
 //!   a client from a [`ClientConfig`] that takes [`Command`]s and sends back [`Report`]s.
-//! - [`RefClient`]: a reference client over `mqtt-proto`'s sans-IO session, on a direct
+//! - [`RefClient`]: a reference client over `mqtt-sansio`'s sans-IO session, on a direct
 //!   connection without faults, that reconnects by itself with a persistent session.
 //! - [`Tally`]: counts numbered payloads ([`payload`]) and tells what was lost or duplicated
 //!   per QoS ([`Verdict`]).
@@ -24,7 +24,7 @@
 //! ```no_run
 //! # use mqtt_test_support::reliability::{self, ClientUnderTest};
 //! # async fn demo(client: &dyn ClientUnderTest) {
-//! let summary = reliability::publish_through_cuts(client, mqtt_proto::ProtocolVersion::V5, 1).await;
+//! let summary = reliability::publish_through_cuts(client, mqtt_sansio::ProtocolVersion::V5, 1).await;
 //! println!("{summary}");
 //! summary.assert_ok();
 //! # }
@@ -53,7 +53,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use mqtt_proto::{ProtocolVersion, QoS};
+use mqtt_sansio::{ProtocolVersion, QoS};
 use tokio::sync::mpsc;
 
 /// Environment variable scaling the message counts (a positive factor, default 1).
@@ -256,7 +256,7 @@ impl fmt::Display for Ms {
 }
 
 #[doc(hidden)]
-pub use mqtt_proto as __mqtt_proto;
+pub use mqtt_sansio as __mqtt_sansio;
 
 /// Generates the eight standard reliability tests for a client: random cuts while publishing
 /// and while subscribing, broker restarts and a stalled connection, each on 3.1.1 and 5.0.
@@ -269,7 +269,7 @@ macro_rules! reliability_tests {
     ($client:expr, $seed:expr) => {
         mod standard_reliability_tests {
             use super::*;
-            use $crate::reliability::__mqtt_proto::ProtocolVersion::{V3_1_1 as V4, V5};
+            use $crate::reliability::__mqtt_sansio::ProtocolVersion::{V3_1_1 as V4, V5};
             use $crate::reliability::{self, Summary};
 
             fn check(summary: Summary) {

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use embedded_io_adapters::tokio_1::FromTokio;
-use mqtt_client_nb::mqtt_proto::session::CommandError;
+use mqtt_client_nb::mqtt_sansio::session::CommandError;
 use mqtt_client_nb::{Backoff, Client, Clock, Error, Event, Options};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc::error::TryRecvError;

@@ -1,4 +1,4 @@
-//! The reference client: `mqtt-proto`'s sans-IO session over a tokio `TcpStream`, meant for a
+//! The reference client: `mqtt-sansio`'s sans-IO session over a tokio `TcpStream`, meant for a
 //! direct, fault-free connection to the broker. It counts what it receives and what the
 //! broker acknowledged, and reconnects by itself (persistent session) when the broker goes
 //! away, as in a restart scenario.
@@ -8,8 +8,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use mqtt_proto::session::{CommandError, Event, Instant, Message, Read, Session, SessionConfig};
-use mqtt_proto::{
+use mqtt_sansio::session::{CommandError, Event, Instant, Message, Read, Session, SessionConfig};
+use mqtt_sansio::{
     Connect, Decoded, Disconnect, Packet, ProtocolVersion, QoS, SubscribeProperties, Subscription,
     TopicFilter, TopicName,
 };
@@ -255,7 +255,7 @@ impl Driver {
         while let Ok(c) = self.commands.try_recv() {
             self.pending.push_back(c);
         }
-        if self.session.state() == mqtt_proto::session::ConnectionState::Disconnected
+        if self.session.state() == mqtt_sansio::session::ConnectionState::Disconnected
             && self.pending.iter().any(|c| matches!(c, RefCommand::Stop))
         {
             return End::Stop;
@@ -291,7 +291,7 @@ impl Driver {
                     }
                 },
                 RefCommand::Stop => {
-                    if self.session.state() == mqtt_proto::session::ConnectionState::Connected {
+                    if self.session.state() == mqtt_sansio::session::ConnectionState::Connected {
                         let _ = self.session.disconnect(&Disconnect::default());
                         self.stopping = true;
                     }

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mqtt_proto::{ProtocolVersion, QoS};
+use mqtt_sansio::{ProtocolVersion, QoS};
 use tokio::time::Instant;
 
 use super::{

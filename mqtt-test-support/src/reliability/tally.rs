@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use mqtt_proto::QoS;
+use mqtt_sansio::QoS;
 
 /// The payload of message `seq` at `qos` from `source`: `"{source}:{qos}:{seq}"`, padded with
 /// `.` to `size` bytes when that is longer.

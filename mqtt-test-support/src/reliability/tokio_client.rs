@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use mqtt_client_tokio::{Client, Error, Event, Message, Options, QueueFull};
-use mqtt_proto::QoS;
+use mqtt_sansio::QoS;
 
 use super::{ClientConfig, ClientUnderTest, Command, ErrorKind, Io, Report, Reporter};
 

@@ -1,10 +1,10 @@
-//! Raw MQTT 3.1.1 over any async stream, with `mqtt-proto` encoding and decoding the packets.
+//! Raw MQTT 3.1.1 over any async stream, with `mqtt-sansio` encoding and decoding the packets.
 #![allow(dead_code)] // each test file uses its own subset
 
 use std::io;
 use std::time::Duration;
 
-use mqtt_proto::{
+use mqtt_sansio::{
     ConnAck, Connect, Decoded, Packet, PacketId, ProtocolVersion, PubResponse, Publish, QoS,
     QosPid, ReasonCode, Subscribe, Subscription, TopicFilter, TopicName,
 };

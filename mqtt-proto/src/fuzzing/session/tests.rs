@@ -9,7 +9,7 @@ fn corpus_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/session")
 }
 
-/// `MQTT_PROTO_WRITE_CORPUS=1 cargo test -p mqtt-proto --features fuzzing seed_corpus`
+/// `MQTT_PROTO_WRITE_CORPUS=1 cargo test -p mqtt-sansio --features fuzzing seed_corpus`
 /// rewrites the seeds under `fuzz/corpus/session` (remove stale ones by hand).
 #[test]
 fn session_seed_corpus_is_committed_and_up_to_date() {
@@ -26,7 +26,7 @@ fn session_seed_corpus_is_committed_and_up_to_date() {
             assert!(
                 fs::read(&path).ok() == Some(seed.data),
                 "{} is missing or stale: MQTT_PROTO_WRITE_CORPUS=1 cargo test -p \
-                 mqtt-proto --features fuzzing seed_corpus",
+                 mqtt-sansio --features fuzzing seed_corpus",
                 path.display()
             );
         }
