@@ -41,6 +41,19 @@
 //! - Dropping the last [`Client`] disconnects gracefully and stops the driver task.
 //!
 //! Connection lifecycle events are logged with [`tracing`]; credentials never are.
+//!
+//! # Cargo features
+//!
+//! | feature | default | adds |
+//! |---|---|---|
+//! | `tls` | on | `mqtts://` (and `wss://`): rustls, the system's roots or your own CA ([`TlsOptions::ca_pem`]), mutual TLS |
+//! | `ring` | on | rustls's *ring* crypto provider (implies `tls`) |
+//! | `aws-lc-rs` | off | rustls's aws-lc-rs provider (implies `tls`; wins over `ring` when both are on) |
+//! | `websocket` | on | `ws://` and `wss://` (tungstenite) |
+//!
+//! With `default-features = false`, plain `mqtt://` works; a URL that needs a feature left out
+//! is refused with [`Error::InvalidUrl`] when the options are built. A process-default rustls
+//! `CryptoProvider` that the application installed is used before either provider feature.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

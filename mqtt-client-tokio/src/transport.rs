@@ -1,23 +1,13 @@
 //! Opening a byte stream to a broker: TCP, then TLS for `mqtts://` and `wss://`, then a
 //! WebSocket (subprotocol `mqtt`) for `ws://` and `wss://`, adapted back into a byte stream.
 
-use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{ready, Context, Poll};
 
-use bytes::{Buf, Bytes};
-use futures_core::Stream as _;
-use futures_util::Sink;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::{rustls, TlsConnector};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
-use tokio_tungstenite::WebSocketStream;
 
 use crate::options::{TlsOptions, TransportOptions};
 use crate::url::BrokerUrl;
@@ -49,17 +39,20 @@ pub(crate) fn tls_connector(o: &TlsOptions) -> Result<TlsConnector, Error> {
                 roots.add(cert).map_err(|e| invalid("ca_pem", &e))?;
             }
         }
+        #[cfg(feature = "tls")]
         None => {
             let found = rustls_native_certs::load_native_certs();
             let (_added, _ignored) = roots.add_parsable_certificates(found.certs);
         }
+        #[cfg(not(feature = "tls"))]
+        None => {}
     }
     if roots.is_empty() {
         return Err(Error::InvalidOptions(
             "no trusted root certificate (ca_pem empty, or no system roots found)".into(),
         ));
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = crypto_provider()?;
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| invalid("TLS", &e))?
@@ -88,6 +81,25 @@ pub(crate) fn tls_connector(o: &TlsOptions) -> Result<TlsConnector, Error> {
     Ok(TlsConnector::from(Arc::new(config)))
 }
 
+/// The crypto provider for TLS: the process default when the application installed one
+/// (`CryptoProvider::install_default`), else the one a cargo feature names. `aws-lc-rs` wins
+/// over `ring` when both are on: `ring` is a default feature, so `aws-lc-rs` is only on when
+/// someone asked for it.
+fn crypto_provider() -> Result<Arc<rustls::crypto::CryptoProvider>, Error> {
+    if let Some(provider) = rustls::crypto::CryptoProvider::get_default() {
+        return Ok(provider.clone());
+    }
+    #[cfg(feature = "aws-lc-rs")]
+    return Ok(Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
+    // rustls 0.23.48 deprecates this constructor because ring has no post-quantum key
+    // exchange, and offers no other way to build a ring provider; `aws-lc-rs` has one.
+    #[cfg(all(feature = "ring", not(feature = "aws-lc-rs")))]
+    #[allow(deprecated)]
+    return Ok(Arc::new(rustls::crypto::ring::default_provider()));
+    #[cfg(not(any(feature = "ring", feature = "aws-lc-rs")))]
+    Err(Error::InvalidOptions(crate::url::NO_CRYPTO_PROVIDER.into()))
+}
+
 /// Opens the transport `url` asks for. Not bounded in time: the caller applies the connect
 /// timeout.
 pub(crate) async fn connect(
@@ -113,94 +125,16 @@ pub(crate) async fn connect(
     }
 }
 
-/// Performs the WebSocket handshake with subprotocol `mqtt` over `stream`.
-async fn websocket(url: &BrokerUrl, stream: Stream) -> Result<Stream, Error> {
-    let scheme = if url.scheme.is_tls() { "wss" } else { "ws" };
-    let uri = format!("{scheme}://{}{}", url.authority(), url.path);
-    let mut request = uri.into_client_request().map_err(ws_error)?;
-    request
-        .headers_mut()
-        .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("mqtt"));
-    let (ws, _response) = tokio_tungstenite::client_async(request, stream)
-        .await
-        .map_err(ws_error)?;
-    Ok(Box::new(WsIo {
-        ws,
-        read: Bytes::new(),
-    }))
-}
+#[cfg(feature = "websocket")]
+mod websocket;
+#[cfg(feature = "websocket")]
+use websocket::websocket;
 
-fn ws_error(e: tungstenite::Error) -> Error {
-    Error::from(ws_io_error(e))
-}
-
-fn ws_io_error(e: tungstenite::Error) -> io::Error {
-    match e {
-        tungstenite::Error::Io(e) => e,
-        other => io::Error::other(other),
-    }
-}
-
-/// A WebSocket as a byte stream: each write is one binary message; reads return the bytes
-/// of binary messages in order.
-struct WsIo<S> {
-    ws: WebSocketStream<S>,
-    /// What is left of the last message read.
-    read: Bytes,
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for WsIo<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        loop {
-            if !self.read.is_empty() {
-                let n = self.read.len().min(buf.remaining());
-                buf.put_slice(&self.read[..n]);
-                self.read.advance(n);
-                return Poll::Ready(Ok(()));
-            }
-            match ready!(Pin::new(&mut self.ws).poll_next(cx)) {
-                Some(Ok(WsMessage::Binary(data))) => self.read = data,
-                Some(Ok(WsMessage::Close(_))) | None => return Poll::Ready(Ok(())),
-                Some(Ok(WsMessage::Text(_))) => {
-                    return Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        "text message on an MQTT WebSocket",
-                    )))
-                }
-                // Ping, pong and raw frames: tungstenite answers pings itself.
-                Some(Ok(_)) => {}
-                Some(Err(tungstenite::Error::ConnectionClosed)) => return Poll::Ready(Ok(())),
-                Some(Err(e)) => return Poll::Ready(Err(ws_io_error(e))),
-            }
-        }
-    }
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WsIo<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        ready!(Pin::new(&mut self.ws).poll_ready(cx)).map_err(ws_io_error)?;
-        let message = WsMessage::Binary(Bytes::copy_from_slice(buf));
-        Pin::new(&mut self.ws)
-            .start_send(message)
-            .map_err(ws_io_error)?;
-        Poll::Ready(Ok(buf.len()))
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.ws).poll_flush(cx).map_err(ws_io_error)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.ws).poll_close(cx).map_err(ws_io_error)
-    }
+/// Without the `websocket` feature no `ws://` or `wss://` URL gets this far: parsing refuses
+/// them.
+#[cfg(not(feature = "websocket"))]
+async fn websocket(_url: &BrokerUrl, _stream: Stream) -> Result<Stream, Error> {
+    Err(Error::InvalidOptions(crate::url::NO_WEBSOCKET.into()))
 }
 
 /// [`connect`] over owned arguments, for a future that must not borrow the driver.

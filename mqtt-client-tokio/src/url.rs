@@ -5,6 +5,16 @@ use std::fmt;
 
 use crate::Error;
 
+/// Why a `mqtts://` or `wss://` URL is refused without the `tls` feature.
+pub(crate) const NO_TLS: &str = "mqtts:// and wss:// need mqtt-client-tokio's `tls` feature";
+/// Why a `ws://` or `wss://` URL is refused without the `websocket` feature.
+pub(crate) const NO_WEBSOCKET: &str =
+    "ws:// and wss:// need mqtt-client-tokio's `websocket` feature";
+/// Why TLS cannot start with the `tls` feature alone and no process-default provider.
+#[cfg(not(any(feature = "ring", feature = "aws-lc-rs")))]
+pub(crate) const NO_CRYPTO_PROVIDER: &str = "no TLS crypto provider: enable mqtt-client-tokio's \
+    `ring` or `aws-lc-rs` feature, or install a process-default rustls CryptoProvider";
+
 /// How bytes reach the broker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Scheme {
@@ -25,6 +35,17 @@ impl Scheme {
 
     pub(crate) fn is_websocket(self) -> bool {
         matches!(self, Self::Ws | Self::Wss)
+    }
+
+    /// Why this build cannot reach a broker over this scheme: the cargo feature it lacks.
+    fn missing_feature(self) -> Option<&'static str> {
+        if self.is_tls() && !cfg!(feature = "tls") {
+            Some(NO_TLS)
+        } else if self.is_websocket() && !cfg!(feature = "websocket") {
+            Some(NO_WEBSOCKET)
+        } else {
+            None
+        }
     }
 
     fn default_port(self) -> u16 {
@@ -77,6 +98,9 @@ impl BrokerUrl {
             "wss" => Scheme::Wss,
             _ => return Err(invalid("unknown scheme (mqtt, mqtts, ws, wss)")),
         };
+        if let Some(feature) = scheme.missing_feature() {
+            return Err(invalid(feature));
+        }
         let (authority, path) = match rest.find(['/', '?']) {
             Some(i) => rest.split_at(i),
             None => (rest, ""),
@@ -218,6 +242,9 @@ mod tests {
             ("tcp://h:1", Scheme::Mqtt, 1),
         ];
         for (url, scheme, port) in cases {
+            if scheme.missing_feature().is_some() {
+                continue;
+            }
             let (b, c) = BrokerUrl::parse(url).unwrap();
             assert_eq!((b.scheme, b.port), (scheme, port), "{url}");
             assert!(c.is_none());
@@ -225,6 +252,19 @@ mod tests {
     }
 
     #[test]
+    fn schemes_of_a_missing_feature_are_refused_by_name() {
+        for url in ["mqtts://h", "ws://h", "wss://h"] {
+            let scheme = BrokerUrl::parse(url).map(|(b, _)| b.scheme);
+            match scheme {
+                Ok(scheme) => assert_eq!(scheme.missing_feature(), None, "{url}"),
+                Err(e) => assert!(e.to_string().contains("feature"), "{url}: {e}"),
+            }
+        }
+        assert!(BrokerUrl::parse("mqtt://h").is_ok());
+    }
+
+    #[test]
+    #[cfg(feature = "websocket")]
     fn splits_credentials_path_and_ipv6() {
         let (b, c) = BrokerUrl::parse("ws://us%40er:p%3Ass@[::1]:8083/ws/path").unwrap();
         assert_eq!(b.host, "::1");
@@ -244,6 +284,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "tls")]
     fn server_reference_keeps_scheme_and_port_unless_given() {
         let (b, _) = BrokerUrl::parse("mqtts://a:8884").unwrap();
         let r = b.redirect("b.example other:1").unwrap();
