@@ -163,8 +163,8 @@ impl Rig {
     /// Transmits until nothing is left; returns the number of packets.
     fn transmit(&mut self) -> usize {
         let mut n = 0;
-        while let Some(len) = self.s.poll_transmit(self.now, &mut self.tx).expect("fits") {
-            black_box(&self.tx[..len]);
+        while let Some(t) = self.s.poll_transmit(self.now, &mut self.tx).expect("fits") {
+            black_box(&self.tx[..t.len]);
             n += 1;
         }
         n

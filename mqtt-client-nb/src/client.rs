@@ -1,7 +1,7 @@
 //! The client: caller-owned buffers, one session, one transport at a time, and the commands.
 
 use embedded_io_async::{Read, Write};
-use mqtt_sansio::session::{ConnectionState, Message, Session};
+use mqtt_sansio::session::{ConnectionState, Instant, Message, Reconnect, Session};
 use mqtt_sansio::{
     Auth, Disconnect, EncodeError, Packet, PacketId, Publish, QoS, QosPid, Seq, Subscribe,
     SubscribeProperties, Subscription, TopicFilter, TopicName, Unsubscribe, UnsubscribeProperties,
@@ -78,6 +78,9 @@ pub struct Client<'b, S> {
     /// `rx[rx_start..rx_end]` may hold a whole packet (cleared when the session says it is
     /// incomplete, set when bytes arrive).
     pub(crate) rx_ready: bool,
+    /// Bytes still to arrive of a packet the session skipped (too large for `rx`): dropped
+    /// as they are read.
+    pub(crate) rx_skip: usize,
     /// Bytes to write: `tx[tx_start..tx_end]`.
     pub(crate) tx: &'b mut [u8],
     pub(crate) tx_start: usize,
@@ -86,6 +89,10 @@ pub struct Client<'b, S> {
     pub(crate) unflushed: bool,
     pub(crate) transport: Option<S>,
     pub(crate) link: Link,
+    /// The clock as `poll` last read it, for what happens between polls.
+    pub(crate) last_now: Instant,
+    /// What the session said to do after the last connection ended.
+    pub(crate) next_connect: Option<Reconnect>,
 }
 
 impl<'b, S: Read + Write> Client<'b, S> {
@@ -136,12 +143,15 @@ impl<'b, S: Read + Write> Client<'b, S> {
             rx_end: 0,
             rx_lent: 0,
             rx_ready: false,
+            rx_skip: 0,
             tx,
             tx_start: 0,
             tx_end: 0,
             unflushed: false,
             transport: None,
             link: Link::default(),
+            last_now: Instant::ZERO,
+            next_connect: None,
         })
     }
 
@@ -191,7 +201,7 @@ impl<'b, S: Read + Write> Client<'b, S> {
     pub fn close(&mut self) -> Option<S> {
         if self.link.live {
             crate::fmt::debug!("mqtt: transport closed by the application");
-            self.session.handle_transport_closed();
+            self.next_connect = Some(self.session.handle_transport_closed(self.last_now));
             self.reset_buffers();
         }
         self.link = Link::default();
@@ -400,6 +410,7 @@ impl<'b, S: Read + Write> Client<'b, S> {
         self.rx_end = 0;
         self.rx_lent = 0;
         self.rx_ready = false;
+        self.rx_skip = 0;
         self.tx_start = 0;
         self.tx_end = 0;
         self.unflushed = false;

@@ -54,6 +54,7 @@ impl<'b, S: Read + Write> Client<'b, S> {
         this.rx_start += core::mem::take(&mut this.rx_lent);
         loop {
             let now = Instant::from_millis(clock.now_ms());
+            this.last_now = now;
             if this.link.live && this.link.ending != Some(Ending::Now) {
                 this.session.handle_timeout(now);
                 match this.read_step(now) {
@@ -133,6 +134,14 @@ impl<'b, S: Read + Write> Client<'b, S> {
             }
             // Acknowledgements wait: `fill_tx` takes them, then the packet is retried.
             Ok(session::Read::Blocked) => ReadStep::Nothing,
+            Ok(session::Read::Skip { len }) => {
+                // Larger than `rx` can ever hold: dropped here and as the rest arrives.
+                let dropped = len.min(self.rx_end - self.rx_start);
+                self.rx_start += dropped;
+                self.rx_skip = len - dropped;
+                self.link.progress = true;
+                ReadStep::Nothing
+            }
             Err(error) => {
                 crate::fmt::warning!("mqtt: protocol error from the broker");
                 self.rx_start = self.rx_end;
@@ -183,7 +192,7 @@ impl<'b, S: Read + Write> Client<'b, S> {
         }
         loop {
             match self.session.poll_transmit(now, &mut self.tx[self.tx_end..]) {
-                Ok(Some(n)) => self.tx_end += n,
+                Ok(Some(transmit)) => self.tx_end += transmit.len,
                 Ok(None) => return None,
                 // It fits once the buffer is written out.
                 Err(EncodeError::BufferTooSmall { .. }) if self.tx_end > 0 => return None,
@@ -210,7 +219,7 @@ impl<'b, S: Read + Write> Client<'b, S> {
     /// is unacknowledged on the next one); the transport stays for [`Client::close`].
     fn end(&mut self) {
         crate::fmt::debug!("mqtt: connection ended");
-        self.session.handle_transport_closed();
+        self.next_connect = Some(self.session.handle_transport_closed(self.last_now));
         self.reset_buffers();
         self.link = Link {
             disconnected: true,
@@ -266,8 +275,12 @@ impl<'b, S: Read + Write> Client<'b, S> {
         match select(transport.read(free), sleep(clock, deadline)).await {
             Either::First(Ok(0)) => return Some(self.fail(Error::ConnectionClosed)),
             Either::First(Ok(n)) => {
-                self.rx_end += n;
-                self.rx_ready = true;
+                let skipped = self.rx_skip.min(n);
+                self.rx_skip -= skipped;
+                let end = self.rx_end;
+                self.rx.copy_within(end + skipped..end + n, end);
+                self.rx_end += n - skipped;
+                self.rx_ready = n > skipped;
             }
             Either::First(Err(e)) => return Some(self.fail(Error::Transport(e.kind()))),
             Either::Second(()) => {}

@@ -157,7 +157,8 @@ fn mqtt_4_4_0_2_failed_pubrec_ends_the_flow_without_pubrel() {
         .get();
     h.take_sent();
     let mut rec = PubResponse::new(pid(id));
-    rec.reason_code = ReasonCode::QuotaExceeded;
+    // Not a transient code: the session does not retry it.
+    rec.reason_code = ReasonCode::NotAuthorized;
     h.feed_packet(Packet::PubRec(rec)).unwrap();
     assert!(h.take_sent().is_empty(), "no PUBREL after a failure PUBREC");
     assert_eq!(
@@ -165,7 +166,7 @@ fn mqtt_4_4_0_2_failed_pubrec_ends_the_flow_without_pubrel() {
         vec![Ev::Published {
             pid: id,
             qos: QoS::ExactlyOnce,
-            reason: ReasonCode::QuotaExceeded
+            reason: ReasonCode::NotAuthorized
         }]
     );
     // And it is not resent after a reconnect.

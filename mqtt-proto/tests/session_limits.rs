@@ -4,7 +4,7 @@ mod support;
 
 use core::num::{NonZeroU16, NonZeroU32};
 
-use mqtt_sansio::session::{CommandError, Message, SessionConfig};
+use mqtt_sansio::session::{CommandError, ConnectionState, Message, Read, SessionConfig};
 use mqtt_sansio::{ConnAck, Connect, Packet, ProtocolVersion, QoS, ReasonCode};
 use support::*;
 
@@ -46,35 +46,109 @@ fn mqtt_4_9_0_2_in_flight_never_exceeds_the_broker_receive_maximum() {
     assert_eq!(h.s.inflight(), 2);
 }
 
+/// [MQTT-3.3.4-8] binds the broker; a broker that breaks it (mosquitto resuming a session
+/// with hundreds in flight) is served as far as the store can track, reported, and never
+/// disconnected: a disconnect only brings the same flood back on the next connection.
 #[test]
-fn broker_exceeding_our_receive_maximum_is_disconnected_with_0x93() {
+fn broker_exceeding_our_receive_maximum_is_accepted_while_the_store_can_track_it() {
     let mut config = SessionConfig::new(V5);
     config.receive_maximum = 2;
+    config.incoming_slots = 3;
     let mut h = Harness::with(config, 8192);
     h.connect(true, false);
-    h.feed_packet(incoming("t", b"1", QoS::ExactlyOnce, 1))
-        .unwrap();
-    h.feed_packet(incoming("t", b"2", QoS::ExactlyOnce, 2))
-        .unwrap();
+    for id in 1..=2 {
+        h.feed_packet(incoming("t", b"m", QoS::ExactlyOnce, id))
+            .unwrap();
+    }
     h.take_sent();
-    let err = h
-        .feed_packet(incoming("t", b"3", QoS::ExactlyOnce, 3))
-        .unwrap_err();
-    assert_eq!(err.reason_code(), ReasonCode::ReceiveMaximumExceeded);
-    assert_eq!(h.take_sent(), vec![vec![0xE0, 0x01, 0x93]]);
+    h.take_events();
+    // Over the limit, within the table: accepted, delivered, reported once.
+    h.feed_packet(incoming("t", b"3", QoS::ExactlyOnce, 3))
+        .unwrap();
+    let sent = h.take_sent();
+    assert!(matches!(dec(&sent[0], V5), Packet::PubRec(r) if r.packet_id.get() == 3));
+    let events = h.take_events();
+    assert!(
+        events.contains(&Ev::Overrun {
+            in_flight: 2,
+            deferred: false
+        }),
+        "{events:?}"
+    );
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, Ev::Message { pid: Some(3), .. })));
+    // Beyond the table: left with the broker (no PUBREC, not delivered), reported once.
+    for _ in 0..2 {
+        h.feed_packet(incoming("t", b"4", QoS::ExactlyOnce, 4))
+            .unwrap();
+    }
+    assert!(
+        h.take_sent().is_empty(),
+        "no answer for a message we cannot track"
+    );
+    let events = h.take_events();
+    assert_eq!(
+        events,
+        vec![Ev::Overrun {
+            in_flight: 3,
+            deferred: true
+        }]
+    );
+    assert_eq!(h.s.state(), ConnectionState::Connected);
+    // Once a slot frees up, the broker's resend is taken.
+    h.feed_packet(pubrel(1)).unwrap();
+    h.take_sent();
+    let mut again = incoming("t", b"4", QoS::ExactlyOnce, 4);
+    if let Packet::Publish(p) = &mut again {
+        p.dup = true;
+    }
+    h.feed_packet(again).unwrap();
+    let sent = h.take_sent();
+    assert!(matches!(dec(&sent[0], V5), Packet::PubRec(r) if r.packet_id.get() == 4));
+    assert!(h
+        .take_events()
+        .iter()
+        .any(|e| matches!(e, Ev::Message { pid: Some(4), .. })));
 }
 
 #[test]
-fn oversized_incoming_packet_is_refused_with_0x95_from_its_header() {
-    let mut h = Harness::new(V5);
-    h.connect(true, false);
-    // A PUBLISH announcing 256 MiB: refused after five bytes, nothing buffered.
-    let now = h.instant();
-    let err =
-        h.s.handle_read(now, &[0x30, 0xFF, 0xFF, 0xFF, 0x7F])
-            .unwrap_err();
-    assert_eq!(err.reason_code(), ReasonCode::PacketTooLarge);
-    assert_eq!(h.take_sent(), vec![vec![0xE0, 0x01, 0x95]]);
+fn oversized_incoming_publish_is_skipped_and_other_packets_refused_with_0x95() {
+    for v in BOTH {
+        let mut h = Harness::new(v);
+        h.connect(true, false);
+        // A PUBLISH announcing 256 MiB: skipped from its header, nothing buffered.
+        let now = h.instant();
+        let read =
+            h.s.handle_read(now, &[0x30, 0xFF, 0xFF, 0xFF, 0x7F])
+                .unwrap();
+        assert_eq!(
+            read,
+            Read::Skip {
+                len: 5 + 268_435_455
+            }
+        );
+        assert_eq!(
+            h.take_events(),
+            vec![Ev::Skipped {
+                pid: None,
+                qos: QoS::AtMostOnce,
+                size: 268_435_460
+            }]
+        );
+        assert_eq!(h.s.state(), ConnectionState::Connected);
+        // Any other packet that large ends the connection.
+        let err =
+            h.s.handle_read(now, &[0x90, 0xFF, 0xFF, 0xFF, 0x7F])
+                .unwrap_err();
+        assert_eq!(err.reason_code(), ReasonCode::PacketTooLarge);
+        let expected: Vec<Vec<u8>> = if v.is_v5() {
+            vec![vec![0xE0, 0x01, 0x95]]
+        } else {
+            vec![]
+        };
+        assert_eq!(h.take_sent(), expected);
+    }
 }
 
 #[test]

@@ -184,6 +184,11 @@ impl Driver {
         // One clock reading for the whole batch of packets read together.
         let now = self.now();
         loop {
+            if self.rx_skip > 0 {
+                let n = self.rx_skip.min(rbuf.len());
+                rbuf.advance(n);
+                self.rx_skip -= n;
+            }
             if rbuf.is_empty() || !self.outbox.is_empty() || self.conn_end.is_some() {
                 return;
             }
@@ -204,6 +209,13 @@ impl Driver {
                 }
                 Ok(Read::Blocked) => Input::Blocked,
                 Ok(Read::Closing) => return,
+                Ok(Read::Skip { len }) => {
+                    // A message over the maximum packet size: the session acknowledged and
+                    // reported it; its bytes are dropped as they arrive.
+                    self.rx_skip = len;
+                    let _ = self.drain_events();
+                    continue;
+                }
                 Err(e) => Input::Violation(e),
             };
             match input {
@@ -242,13 +254,13 @@ impl Driver {
                 break;
             }
             match self.session.poll_transmit(now, &mut self.scratch) {
-                Ok(Some(n)) => {
+                Ok(Some(transmit)) => {
                     // A QoS 0 message dropped before this one is reported first.
                     let _ = self.drain_events();
-                    let first = self.scratch[0];
+                    let n = transmit.len;
                     self.wbuf.extend_from_slice(&self.scratch[..n]);
                     self.queued_bytes += n as u64;
-                    if is_qos0_publish(first) {
+                    if transmit.completes_qos0 {
                         self.store_freed = true;
                         if let Some(done) = self.qos0.pop_front() {
                             self.marks.push_back((self.queued_bytes, done));
@@ -283,11 +295,6 @@ impl Driver {
             }
         }
     }
-}
-
-/// Whether a transmitted packet's first byte is a QoS 0 PUBLISH.
-fn is_qos0_publish(first: u8) -> bool {
-    first >> 4 == 3 && (first >> 1) & 3 == 0
 }
 
 /// Writes some of `buf`, or flushes once it is empty. Cancel safe: an unfinished write or

@@ -181,6 +181,8 @@ pub(crate) struct Driver {
     /// Messages for full subscription streams, in arrival order; reading stops meanwhile.
     outbox: VecDeque<(mpsc::Sender<Message>, Message)>,
 
+    /// Bytes still to drop of a packet the session skipped.
+    rx_skip: usize,
     /// Bytes to write.
     wbuf: BytesMut,
     /// Where `poll_transmit` encodes.
@@ -253,6 +255,7 @@ impl Driver {
             next_route: 0,
             next_sub_id: 0,
             outbox: VecDeque::new(),
+            rx_skip: 0,
             wbuf: BytesMut::new(),
             // Grows to the largest packet sent (see `pump`); most are small.
             scratch: vec![0; 512],
@@ -364,8 +367,9 @@ impl Driver {
             return End::failed(e);
         }
         self.conn_end = None;
+        self.rx_skip = 0;
         let end = self.drive(stream).await;
-        self.session.handle_transport_closed();
+        let _ = self.session.handle_transport_closed(self.now());
         self.connection_closed(&end);
         end
     }

@@ -3,7 +3,9 @@
 use core::num::NonZeroU32;
 use core::time::Duration;
 
-use crate::{ConnAckProperties, ProtocolVersion, QoS};
+use super::ReconnectPolicy;
+use crate::properties::SubscribeProperties;
+use crate::{ConnAckProperties, ProtocolVersion, QoS, ReasonCode, Subscription};
 
 /// Session configuration: fixed for the life of a [`Session`](super::Session).
 ///
@@ -14,11 +16,21 @@ use crate::{ConnAckProperties, ProtocolVersion, QoS};
 pub struct SessionConfig {
     /// Protocol version spoken on every connection of this session.
     pub version: ProtocolVersion,
-    /// How many QoS 1 and 2 messages from the broker may be unacknowledged at once. Advertised
-    /// as Receive Maximum in 5.0; a broker that exceeds it is disconnected with 0x93. Each
-    /// slot costs 4 bytes of the store.
+    /// How many QoS 1 and 2 messages from the broker may be unacknowledged at once, advertised
+    /// as Receive Maximum in 5.0.
     pub receive_maximum: u16,
-    /// Largest packet accepted from the broker; larger ones end the connection (0x95 in 5.0).
+    /// Incoming QoS 2 messages (and, with manual acks, messages waiting for the application)
+    /// the store can track at once: at least `receive_maximum`, 4 bytes each. Brokers do
+    /// exceed the Receive Maximum (mosquitto resuming a session, 3.1.1 brokers that cannot
+    /// know it): the excess is accepted while it fits here and reported once per connection
+    /// ([`Event::ReceiveMaximumExceeded`](super::Event::ReceiveMaximumExceeded)). A QoS 2
+    /// message beyond it is left unacknowledged, so the broker keeps it and sends it again on
+    /// the next connection; nothing is lost and the connection is not dropped.
+    pub incoming_slots: u16,
+    /// Largest packet accepted from the broker, advertised as Maximum Packet Size in 5.0. A
+    /// larger PUBLISH is skipped: acknowledged per its QoS, not delivered, and reported
+    /// ([`Event::MessageSkipped`](super::Event::MessageSkipped)); any other larger packet ends
+    /// the connection (0x95 in 5.0).
     pub maximum_packet_size: u32,
     /// Highest topic alias the broker may use towards us (5.0; 0 disables incoming aliases).
     pub topic_alias_maximum: u16,
@@ -45,15 +57,33 @@ pub struct SessionConfig {
     /// many enforce one (mosquitto: 20) by dropping what exceeds it with a plain PUBACK, so a
     /// 3.1.1 driver should set it. Default: 65,535 (only the broker's limit applies).
     pub max_inflight: u16,
+    /// When and whether to reconnect; see [`Session::handle_transport_closed`](super::Session::handle_transport_closed).
+    pub reconnect: ReconnectPolicy,
+    /// How long a graceful [`Session::disconnect`](super::Session::disconnect) waits for open
+    /// handshakes to complete (PUBREL to answer, acknowledgements of what we sent) before the
+    /// DISCONNECT goes out anyway.
+    pub drain_timeout: Duration,
+    /// How often a message the broker refused with a transient reason (Quota Exceeded,
+    /// Server Busy, Message Rate Too High) is sent again before its refusal is reported.
+    pub refused_retries: u8,
+    /// Delay before the first such retry; it doubles with each further one.
+    pub refused_retry_delay: Duration,
+    /// Bytes of the store that keep a client identifier the broker assigned (5.0), so that
+    /// reconnects resume the same session; 0 disables it. An identifier longer than this is
+    /// not kept and the next connection asks for a new one.
+    pub assigned_id_bytes: usize,
 }
 
 impl SessionConfig {
-    /// Defaults sized for a small device: 16 incoming in-flight messages, 4 KiB packets, no
-    /// topic aliases, 512 bytes for CONNECT, a 30 s CONNACK timeout.
+    /// Defaults sized for a small device: a Receive Maximum of 16 with room to track 32
+    /// incoming QoS 2 messages, 4 KiB packets, no topic aliases, 512 bytes for CONNECT, a 30 s
+    /// CONNACK timeout, a 5 s drain on disconnect, 5 retries of transiently refused messages,
+    /// and on 5.0 128 bytes for a broker-assigned client identifier.
     pub const fn new(version: ProtocolVersion) -> Self {
         Self {
             version,
             receive_maximum: 16,
+            incoming_slots: 32,
             maximum_packet_size: 4096,
             topic_alias_maximum: 0,
             incoming_alias_bytes: 0,
@@ -64,12 +94,30 @@ impl SessionConfig {
             ping_timeout: None,
             control_bytes: 512,
             max_inflight: u16::MAX,
+            reconnect: ReconnectPolicy::new(),
+            drain_timeout: Duration::from_secs(5),
+            refused_retries: 5,
+            refused_retry_delay: Duration::from_secs(1),
+            assigned_id_bytes: match version {
+                ProtocolVersion::V5 => 128,
+                _ => 0,
+            },
+        }
+    }
+
+    /// Slots of the incoming table: `incoming_slots`, at least `receive_maximum`.
+    pub const fn incoming_table(&self) -> usize {
+        if self.incoming_slots > self.receive_maximum {
+            self.incoming_slots as usize
+        } else {
+            self.receive_maximum as usize
         }
     }
 
     /// Bytes of the store taken by the fixed regions; the rest queues outgoing packets.
     pub const fn reserved_bytes(&self) -> usize {
-        self.receive_maximum as usize * super::incoming::ENTRY
+        self.incoming_table() * super::incoming::ENTRY
+            + self.assigned_id_bytes
             + self.incoming_alias_bytes
             + self.outgoing_alias_bytes
             + self.control_bytes
@@ -117,6 +165,28 @@ impl BrokerLimits {
             keep_alive,
             session_expiry_interval,
         }
+    }
+
+    /// The reason a SUBSCRIBE would be refused by a broker with these limits, if any: a
+    /// shared subscription, a wildcard or a subscription identifier the broker said it does
+    /// not support.
+    pub fn refuses<'s>(
+        &self,
+        subscriptions: impl IntoIterator<Item = Subscription<'s>>,
+        properties: &SubscribeProperties<'_>,
+    ) -> Option<ReasonCode> {
+        if properties.subscription_identifier.is_some() && !self.subscription_identifier_available {
+            return Some(ReasonCode::SubscriptionIdentifiersNotSupported);
+        }
+        subscriptions.into_iter().find_map(|s| {
+            if s.filter.shared().is_some() && !self.shared_subscription_available {
+                Some(ReasonCode::SharedSubscriptionsNotSupported)
+            } else if s.filter.has_wildcards() && !self.wildcard_subscription_available {
+                Some(ReasonCode::WildcardSubscriptionsNotSupported)
+            } else {
+                None
+            }
+        })
     }
 
     /// Applies CONNACK's properties.

@@ -25,6 +25,10 @@ pub enum CommandError {
     /// The broker's Maximum QoS is below the requested QoS.
     #[error("the broker supports QoS up to {0:?}")]
     QoSNotSupported(crate::QoS),
+    /// The broker said in CONNACK that it does not support what the command asks for: shared
+    /// subscriptions, wildcard subscriptions or subscription identifiers (the code says which).
+    #[error("the broker does not support this: {0:?}")]
+    Unsupported(ReasonCode),
     /// The broker does not support retained messages.
     #[error("the broker does not support retained messages")]
     RetainNotSupported,
@@ -64,9 +68,6 @@ pub enum ProtocolError {
     /// a second CONNACK, SUBSCRIBE from the broker).
     #[error("unexpected {0:?} packet")]
     UnexpectedPacket(PacketType),
-    /// More unacknowledged QoS 1 and 2 messages than our Receive Maximum [MQTT-3.3.4-8].
-    #[error("broker exceeded our receive maximum")]
-    ReceiveMaximumExceeded,
     /// A topic alias of 0, above our maximum, or used before being set [MQTT-3.3.2-10].
     #[error("invalid topic alias")]
     TopicAliasInvalid,
@@ -83,7 +84,6 @@ impl ProtocolError {
     pub const fn reason_code(&self) -> ReasonCode {
         match self {
             Self::Decode(e) => e.reason_code(),
-            Self::ReceiveMaximumExceeded => ReasonCode::ReceiveMaximumExceeded,
             Self::TopicAliasInvalid => ReasonCode::TopicAliasInvalid,
             Self::UnexpectedPacket(_) | Self::AckMismatch | Self::UnexpectedSessionPresent => {
                 ReasonCode::ProtocolError

@@ -98,6 +98,54 @@ pub enum Event<'a> {
         /// Why ([`ReasonCode::PacketTooLarge`] or [`ReasonCode::QoSNotSupported`]).
         reason_code: ReasonCode,
     },
+    /// A queued SUBSCRIBE or UNSUBSCRIBE could not be sent to this broker and was dropped:
+    /// CONNACK said it does not support what it asks for (shared subscriptions, wildcards,
+    /// subscription identifiers), or it exceeds the broker's Maximum Packet Size. Requests
+    /// made while connected are refused by the command instead.
+    RequestDropped {
+        /// Identifier returned by [`Session::subscribe`](super::Session::subscribe) or
+        /// [`Session::unsubscribe`](super::Session::unsubscribe).
+        packet_id: PacketId,
+        /// Why, e.g. [`ReasonCode::SharedSubscriptionsNotSupported`].
+        reason_code: ReasonCode,
+    },
+    /// The broker refused a message with a transient reason code (Quota Exceeded, Server Busy,
+    /// Message Rate Too High): the session sends it again, as a new delivery, after a delay.
+    /// Once [`SessionConfig::refused_retries`](super::SessionConfig) are used up, the refusal
+    /// is reported as [`Event::Published`] with the broker's code instead.
+    PublishRetrying {
+        /// Its identifier (kept across retries).
+        packet_id: PacketId,
+        /// The broker's code.
+        reason_code: ReasonCode,
+        /// Which retry comes next (1-based).
+        retry: u8,
+    },
+    /// The broker sent more unacknowledged QoS 1 and 2 messages than our Receive Maximum
+    /// allows. Reported once per connection: the excess is accepted while the store can track
+    /// it ([`SessionConfig::incoming_slots`](super::SessionConfig)). `deferred` reports that a
+    /// QoS 2 message found no room and was left unacknowledged: the broker keeps it and sends
+    /// it again on the next connection.
+    ReceiveMaximumExceeded {
+        /// Our Receive Maximum.
+        receive_maximum: u16,
+        /// Incoming messages in flight when it was noticed.
+        in_flight: u16,
+        /// A message was left unacknowledged for lack of room.
+        deferred: bool,
+    },
+    /// A PUBLISH larger than [`SessionConfig::maximum_packet_size`](super::SessionConfig)
+    /// arrived. It was acknowledged per its QoS (so the broker does not send it again, which
+    /// would end every connection the same way) but not delivered. The driver drops its bytes
+    /// as [`Read::Skip`](super::Read::Skip) said.
+    MessageSkipped {
+        /// Its identifier, for QoS 1 and 2.
+        packet_id: Option<PacketId>,
+        /// Its QoS.
+        qos: QoS,
+        /// Its size in bytes.
+        size: u32,
+    },
 }
 
 /// Why the session gave up on a connection.

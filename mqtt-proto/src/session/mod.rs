@@ -22,6 +22,7 @@ mod error;
 mod event;
 mod incoming;
 mod read;
+mod reconnect;
 mod store;
 mod time;
 mod transmit;
@@ -33,6 +34,7 @@ use core::time::Duration;
 pub use config::{BrokerLimits, SessionConfig};
 pub use error::{CommandError, ProtocolError};
 pub use event::{Event, LostReason};
+pub use reconnect::{EndCause, Reaction, Reconnect, ReconnectPolicy};
 pub use time::Instant;
 
 use crate::properties::{SubscribeProperties, UnsubscribeProperties};
@@ -43,6 +45,7 @@ use crate::{
 use acks::Acks;
 use alias::Aliases;
 use incoming::{InState, Incoming};
+use reconnect::Backoff;
 use store::{Kind, Log, State};
 
 /// A message to publish.
@@ -109,6 +112,25 @@ pub enum Read {
     Blocked,
     /// The connection is closing; input is ignored.
     Closing,
+    /// The packet at the front is a PUBLISH larger than the session accepts
+    /// ([`Event::MessageSkipped`] reports it): drop `len` bytes from the front of the input,
+    /// including those not received yet, then go on.
+    Skip {
+        /// Length of the whole packet.
+        len: usize,
+    },
+}
+
+/// One packet for the driver to write, from [`Session::poll_transmit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Transmit {
+    /// Bytes written into the buffer.
+    pub len: usize,
+    /// It is the oldest queued QoS 0 publish: once written, that publish is complete. QoS 0
+    /// publishes go out (or are dropped, [`Event::PublishDropped`]) in the order they were
+    /// queued, so a driver completes them first in, first out.
+    pub completes_qos0: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,6 +158,7 @@ enum Control {
 #[derive(Debug)]
 struct Layout {
     incoming: Range<usize>,
+    assigned: Range<usize>,
     in_alias: Range<usize>,
     out_alias: Range<usize>,
     control: Range<usize>,
@@ -157,6 +180,19 @@ struct Conn {
     connack_deadline: Instant,
     /// Why the connection is closing, reported once the last packet is out.
     closing: Option<LostReason>,
+    /// Why the connection ended, for the reconnect decision (the first cause wins).
+    cause: Option<EndCause>,
+    /// The refusal or DISCONNECT named a Server Reference.
+    reference: bool,
+    /// When CONNACK accepted the connection.
+    up_since: Option<Instant>,
+    /// When the graceful DISCONNECT began to wait for open handshakes.
+    drain_since: Option<Instant>,
+    /// The drain timeout passed: the DISCONNECT goes now.
+    drain_expired: bool,
+    /// `Event::ReceiveMaximumExceeded` was raised on this connection (without, with deferral).
+    overrun_reported: bool,
+    deferral_reported: bool,
 }
 
 impl Conn {
@@ -173,6 +209,13 @@ impl Conn {
             ping_sent: None,
             connack_deadline: Instant::ZERO,
             closing: None,
+            cause: None,
+            reference: false,
+            up_since: None,
+            drain_since: None,
+            drain_expired: false,
+            overrun_reported: false,
+            deferral_reported: false,
         }
     }
 }
@@ -185,15 +228,41 @@ const EVENT_QUEUE: usize = 4;
 enum Raised {
     Lost(LostReason),
     Dropped(Option<PacketId>, crate::ReasonCode),
+    RequestDropped(PacketId, crate::ReasonCode),
+    Retrying(PacketId, crate::ReasonCode, u8),
+    Overrun { in_flight: u16, deferred: bool },
+    Skipped(Option<PacketId>, QoS, u32),
 }
 
 impl Raised {
-    fn event(self) -> Event<'static> {
+    fn event(self, receive_maximum: u16) -> Event<'static> {
         match self {
             Self::Lost(reason) => Event::ConnectionLost(reason),
             Self::Dropped(packet_id, reason_code) => Event::PublishDropped {
                 packet_id,
                 reason_code,
+            },
+            Self::RequestDropped(packet_id, reason_code) => Event::RequestDropped {
+                packet_id,
+                reason_code,
+            },
+            Self::Retrying(packet_id, reason_code, retry) => Event::PublishRetrying {
+                packet_id,
+                reason_code,
+                retry,
+            },
+            Self::Overrun {
+                in_flight,
+                deferred,
+            } => Event::ReceiveMaximumExceeded {
+                receive_maximum,
+                in_flight,
+                deferred,
+            },
+            Self::Skipped(packet_id, qos, size) => Event::MessageSkipped {
+                packet_id,
+                qos,
+                size,
             },
         }
     }
@@ -230,6 +299,14 @@ pub struct Session<B> {
     reported: Option<usize>,
     /// What the last packet `handle_read` processed means, for [`Session::event`].
     last_read: read::Outcome,
+    /// Reconnect pacing across connections.
+    backoff: Backoff,
+    /// Length of the broker-assigned client identifier kept in its region.
+    assigned_len: usize,
+    /// A CONNACK accepted a connection of this session before: 5.0 reconnects resume.
+    connected_before: bool,
+    /// When transiently refused messages are due to go again.
+    retry_at: Option<Instant>,
 }
 
 impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
@@ -247,13 +324,15 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                 available,
             });
         }
-        let incoming_end = usize::from(config.receive_maximum) * incoming::ENTRY;
-        let in_alias_end = incoming_end + config.incoming_alias_bytes;
+        let incoming_end = config.incoming_table() * incoming::ENTRY;
+        let assigned_end = incoming_end + config.assigned_id_bytes;
+        let in_alias_end = assigned_end + config.incoming_alias_bytes;
         let out_alias_end = in_alias_end + config.outgoing_alias_bytes;
         let control_end = out_alias_end + config.control_bytes;
         let layout = Layout {
             incoming: 0..incoming_end,
-            in_alias: incoming_end..in_alias_end,
+            assigned: incoming_end..assigned_end,
+            in_alias: assigned_end..in_alias_end,
             out_alias: in_alias_end..out_alias_end,
             control: out_alias_end..control_end,
             log: control_end..available,
@@ -280,6 +359,10 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             abandoned: 0,
             reported: None,
             last_read: read::Outcome::Silent,
+            backoff: Backoff::new(config.reconnect.seed),
+            assigned_len: 0,
+            connected_before: false,
+            retry_at: None,
         };
         let r = session.layout.incoming.clone();
         session.incoming.clear(&mut session.store.as_mut()[r]);
@@ -326,6 +409,13 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// configuration. Queued and unacknowledged messages stay queued: they are resent if the
     /// broker resumes the session and reported as [`Event::PublishAbandoned`] if it does not.
     ///
+    /// Two lifecycle rules apply across reconnects: an empty client identifier is replaced by
+    /// the one a broker assigned earlier ([`Session::assigned_client_id`]), and on 5.0 a
+    /// session with a Session Expiry Interval resumes (Clean Start 0) once a broker has
+    /// accepted it, whatever `clean_start` says: Clean Start means a fresh session for the
+    /// first connection, not for every reconnect. 3.1.1 keeps the caller's Clean Session, since
+    /// Clean Session 0 makes the broker keep a session the caller may not want.
+    ///
     /// # Errors
     /// [`CommandError::InvalidState`] unless disconnected; [`CommandError::Encode`] when the
     /// CONNECT does not fit the control region or cannot be encoded.
@@ -340,8 +430,22 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             c.properties.maximum_packet_size = NonZeroU32::new(self.config.maximum_packet_size);
             c.properties.topic_alias_maximum =
                 Some(self.config.topic_alias_maximum).filter(|&m| m > 0);
+            let expiry = c.properties.session_expiry_interval.unwrap_or(0);
+            if self.connected_before && expiry > 0 {
+                c.clean_start = false;
+            }
         }
-        self.write_control(&Packet::Connect(c), Control::Connect)?;
+        let store = self.store.as_mut();
+        let (front, back) = store.split_at_mut(self.layout.control.start);
+        let control = &mut back[..self.layout.control.len()];
+        if c.client_id.is_empty() && self.assigned_len > 0 {
+            let assigned = &front[self.layout.assigned.clone()][..self.assigned_len];
+            // Only ever filled from a validated UTF-8 string (see `keep_assigned_id`).
+            c.client_id = core::str::from_utf8(assigned).unwrap_or_default();
+        }
+        let len = Packet::Connect(c).encode(self.config.version, control)?;
+        self.conn.control = Control::Connect;
+        self.conn.control_len = len;
         self.conn.phase = Phase::ConnectQueued;
         self.conn.clean_start = c.clean_start;
         self.conn.uses_auth = c.properties.authentication_method.is_some();
@@ -389,21 +493,33 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         } else {
             Kind::Publish0
         };
-        self.append(&Packet::Publish(publish), kind, pid)?;
+        self.append(&Packet::Publish(publish), kind, pid, message.qos)?;
         Ok(pid)
     }
 
     /// Queues a SUBSCRIBE; [`Event::Subscribed`] reports the outcome. Unanswered subscribes
-    /// are sent again after a reconnect.
+    /// are sent again after a reconnect. One queued before CONNACK that the broker turns out
+    /// not to support is dropped and reported ([`Event::RequestDropped`]).
     ///
     /// # Errors
-    /// [`CommandError::StoreFull`], [`CommandError::PacketIdsExhausted`], or
-    /// [`CommandError::Encode`] for an empty list or options 3.1.1 cannot express.
+    /// [`CommandError::StoreFull`], [`CommandError::PacketIdsExhausted`],
+    /// [`CommandError::Encode`] for an empty list or options 3.1.1 cannot express, and while
+    /// connected to a broker whose CONNACK said so, [`CommandError::Unsupported`] (shared
+    /// subscriptions, wildcards, subscription identifiers) or
+    /// [`CommandError::PacketTooLarge`].
     pub fn subscribe(
         &mut self,
         subscriptions: &[Subscription<'_>],
         properties: SubscribeProperties<'_>,
     ) -> Result<PacketId, CommandError> {
+        if self.conn.phase == Phase::Connected {
+            if let Some(code) = self
+                .limits
+                .refuses(subscriptions.iter().copied(), &properties)
+            {
+                return Err(CommandError::Unsupported(code));
+            }
+        }
         let packet_id = self.allocate_packet_id()?;
         let subscribe = Subscribe {
             packet_id,
@@ -414,6 +530,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             &Packet::Subscribe(subscribe),
             Kind::Subscribe,
             Some(packet_id),
+            QoS::AtMostOnce,
         )?;
         Ok(packet_id)
     }
@@ -437,12 +554,16 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             &Packet::Unsubscribe(unsubscribe),
             Kind::Unsubscribe,
             Some(packet_id),
+            QoS::AtMostOnce,
         )?;
         Ok(packet_id)
     }
 
-    /// Queues a graceful DISCONNECT, transmitted after everything already queued that may be
-    /// sent now. Once it is out, [`Event::ConnectionLost`] with
+    /// Queues a graceful DISCONNECT. It drains first: it waits until the messages sent are
+    /// acknowledged and the broker's QoS 2 handshakes are complete (a PUBREL answered with
+    /// PUBCOMP), for at most [`SessionConfig::drain_timeout`], so that ending a run never
+    /// abandons a handshake half-way; messages queued before are sent meanwhile as the window
+    /// allows. Once the DISCONNECT is out, [`Event::ConnectionLost`] with
     /// [`LostReason::DisconnectSent`] asks the driver to close the transport. On 5.0,
     /// [`ReasonCode::DisconnectWithWillMessage`](crate::ReasonCode) keeps the will.
     ///
@@ -505,10 +626,20 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         self.write_control(&Packet::Auth(*auth), Control::Auth)
     }
 
-    /// The transport ended (closed by either side, or failed). Unacknowledged messages are
-    /// kept and marked for resending with DUP; per-connection state is reset. Call
-    /// [`Session::connect`] with a new transport to resume.
-    pub fn handle_transport_closed(&mut self) {
+    /// The transport ended (closed by either side, or failed), or a transport could not be
+    /// opened. Unacknowledged messages are kept and marked for resending with DUP;
+    /// per-connection state is reset. Returns what to do next, from why the connection ended
+    /// and [`SessionConfig::reconnect`]: when to call [`Session::connect`] with a new
+    /// transport, whether to follow the broker's Server Reference, or to stop.
+    pub fn handle_transport_closed(&mut self, now: Instant) -> Reconnect {
+        let cause = self.conn.cause.unwrap_or(EndCause::Transport);
+        let next = self.backoff.next(
+            &self.config.reconnect,
+            now,
+            cause,
+            self.conn.up_since,
+            self.conn.reference,
+        );
         self.conn = Conn::new();
         self.acks.clear();
         self.in_aliases.clear();
@@ -519,11 +650,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         while let Some(r) = self.log.record(region, at) {
             at = r.next();
             match (r.kind, r.state) {
-                (Kind::Publish, State::Sent) => {
-                    // [MQTT-3.3.1-1] a re-delivered PUBLISH carries DUP
-                    if let Some(first) = self.log.packet_mut(region, &r).first_mut() {
-                        *first |= 0b1000;
-                    }
+                // Resent with DUP (`sent_before`); refused ones go again on the new connection.
+                (Kind::Publish, State::Sent | State::Delayed) => {
                     self.log.set_state(region, r.at, State::Unsent);
                 }
                 (Kind::PubRel, State::Sent) => {
@@ -538,12 +666,29 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             }
         }
         self.inflight = inflight;
+        self.retry_at = None;
         self.log.set_cursor(self.log.head());
+        next
+    }
+
+    /// The client identifier a 5.0 broker assigned (Assigned Client Identifier), used by
+    /// [`Session::connect`] when the application gives none.
+    pub fn assigned_client_id(&self) -> Option<&str> {
+        let bytes = self.store.as_ref().get(self.layout.assigned.clone())?;
+        let id = core::str::from_utf8(bytes.get(..self.assigned_len)?).ok()?;
+        (!id.is_empty()).then_some(id)
     }
 
     /// Advances timers to `now`: queues PINGREQ when the keep alive is due, and gives up on the
     /// connection (reported by [`Session::poll_event`]) when CONNACK or PINGRESP is late.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.retry_at.is_some_and(|at| now >= at) {
+            self.retry_at = None;
+            self.release_delayed();
+        }
+        if self.drain_deadline().is_some_and(|at| now >= at) {
+            self.conn.drain_expired = true;
+        }
         match self.conn.phase {
             Phase::AwaitConnAck if now >= self.conn.connack_deadline => {
                 self.lose(LostReason::ConnAckTimeout);
@@ -563,6 +708,24 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
 
     /// The next instant at which [`Session::handle_timeout`] must be called, if any.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        [
+            self.connection_timeout(),
+            self.retry_at,
+            self.drain_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    fn drain_deadline(&self) -> Option<Instant> {
+        match self.conn.drain_since {
+            Some(since) if !self.conn.drain_expired => Some(since + self.config.drain_timeout),
+            _ => None,
+        }
+    }
+
+    fn connection_timeout(&self) -> Option<Instant> {
         match self.conn.phase {
             Phase::AwaitConnAck => Some(self.conn.connack_deadline),
             Phase::Connected if self.limits.keep_alive > 0 => match self.conn.ping_sent {
@@ -586,7 +749,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     pub fn poll_event(&mut self) -> Option<Event<'static>> {
         self.reported = None;
         if let Some(slot) = self.raised.iter_mut().find(|e| e.is_some()) {
-            return slot.take().map(Raised::event);
+            let receive_maximum = self.config.receive_maximum;
+            return slot.take().map(|r| r.event(receive_maximum));
         }
         if self.abandoned == 0 {
             return None;
@@ -610,8 +774,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     }
 
     /// The message of the [`Event::PublishAbandoned`] that [`Session::poll_event`] just
-    /// returned, as it was queued (with DUP set, since it had been sent), so the application
-    /// can publish it again. `None` once another command, input or `poll_event` came in
+    /// returned, as it was queued (DUP clear), so the application can publish it again. `None` once another command, input or `poll_event` came in
     /// between, or when the broker had already received the message (a QoS 2 message past
     /// PUBREC).
     pub fn abandoned_message(&self) -> Option<Publish<'_>> {
@@ -642,6 +805,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     fn lose(&mut self, reason: LostReason) {
         self.conn.phase = Phase::Closing;
         self.conn.closing = None;
+        self.conn.cause.get_or_insert(EndCause::Lost(reason));
         self.acks.clear();
         self.raise(Raised::Lost(reason));
     }
@@ -672,6 +836,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         packet: &Packet<'_>,
         kind: Kind,
         pid: Option<PacketId>,
+        qos: QoS,
     ) -> Result<(), CommandError> {
         let version = self.config.version;
         let len = packet.encoded_len(version)?;
@@ -683,7 +848,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         let pid = pid.map_or(0, PacketId::get);
         let mut result = Ok(0);
         self.log
-            .append(region, kind, State::Unsent, pid, len, |buf| {
+            .append(region, kind, State::Unsent, pid, qos, len, |buf| {
                 result = packet.encode(version, buf);
             })?;
         result?;
@@ -734,5 +899,17 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
 
     fn version(&self) -> ProtocolVersion {
         self.config.version
+    }
+
+    /// Transiently refused messages whose delay passed go back to the queue.
+    fn release_delayed(&mut self) {
+        let region = &mut self.store.as_mut()[self.layout.log.clone()];
+        let mut at = self.log.head();
+        while let Some(r) = self.log.record(region, at) {
+            at = r.next();
+            if r.state == State::Delayed {
+                self.log.set_state(region, r.at, State::Unsent);
+            }
+        }
     }
 }

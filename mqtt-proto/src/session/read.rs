@@ -9,10 +9,12 @@ use core::time::Duration;
 use super::acks::Ack;
 use super::incoming::InState;
 use super::store::{Kind, Record, State};
-use super::{Control, Event, Instant, LostReason, Phase, ProtocolError, Read, Session};
+use super::{
+    Control, EndCause, Event, Instant, LostReason, Phase, ProtocolError, Raised, Read, Session,
+};
 use crate::{
-    Decoded, Disconnect, Packet, PacketId, PacketType, PubResponse, Publish, QoS, QosPid,
-    ReasonCode, TopicName,
+    ConnAckProperties, DecodeError, Decoded, Disconnect, FixedHeader, Packet, PacketId, PacketType,
+    PubResponse, Publish, QoS, QosPid, ReasonCode, TopicName,
 };
 
 /// What the last processed packet means for the application.
@@ -24,6 +26,8 @@ pub(super) enum Outcome {
     Report,
     /// PINGRESP with this round trip.
     Pong(Duration),
+    /// A 3.1.1 CONNACK refused our 5.0 CONNECT, with this (mapped) code.
+    RefusedOlder(ReasonCode),
 }
 
 impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
@@ -50,10 +54,18 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         if self.conn.phase == Phase::Connected && self.acks.is_full() {
             return Ok(Read::Blocked);
         }
+        if let Some(read) = self.older_refusal(now, buf) {
+            return Ok(read);
+        }
         let decoded = Packet::decode(buf, self.version(), self.config.maximum_packet_size);
         let (packet, len) = match decoded {
             Ok(Decoded::Packet { packet, len }) => (packet, len),
             Ok(Decoded::Incomplete { needed }) => return Ok(Read::Incomplete { needed }),
+            Err(DecodeError::PacketTooLarge { size, .. })
+                if self.conn.phase == Phase::Connected =>
+            {
+                return self.skip_oversized(now, buf, size);
+            }
             Err(e) => return Err(self.fail(ProtocolError::Decode(e))),
         };
         self.conn.last_rx = now;
@@ -77,6 +89,10 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         match self.last_read {
             Outcome::Silent => None,
             Outcome::Pong(round_trip) => Some(Event::Pong { round_trip }),
+            Outcome::RefusedOlder(reason_code) => Some(Event::ConnectionRefused {
+                reason_code,
+                properties: ConnAckProperties::default(),
+            }),
             Outcome::Report => match Packet::decode(packet, self.version(), u32::MAX) {
                 Ok(Decoded::Packet { packet, .. }) => self.event_for(packet),
                 _ => None,
@@ -89,6 +105,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         let reason = error.reason_code();
         self.conn.phase = Phase::Closing;
         self.conn.closing = Some(LostReason::ProtocolError(reason));
+        self.conn
+            .cause
+            .get_or_insert(EndCause::Lost(LostReason::ProtocolError(reason)));
         self.acks.clear();
         self.conn.control = Control::None;
         if self.version().is_v5() {
@@ -106,7 +125,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     fn apply(&mut self, now: Instant, packet: &Packet<'_>) -> Result<Outcome, ProtocolError> {
         let connected = self.conn.phase == Phase::Connected;
         match packet {
-            Packet::ConnAck(c) if !connected => self.on_connack(c.session_present, c),
+            Packet::ConnAck(c) if !connected => self.on_connack(now, c),
             Packet::Auth(_) => {
                 // The broker may only use AUTH when we named an authentication method.
                 if self.conn.uses_auth {
@@ -115,14 +134,18 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                     Err(ProtocolError::UnexpectedPacket(PacketType::Auth))
                 }
             }
-            Packet::Disconnect(_) if self.version().is_v5() => {
+            Packet::Disconnect(d) if self.version().is_v5() => {
                 self.conn.phase = Phase::Closing;
+                self.conn
+                    .cause
+                    .get_or_insert(EndCause::Disconnected(d.reason_code));
+                self.conn.reference = d.properties.server_reference.is_some();
                 self.acks.clear();
                 Ok(Outcome::Report)
             }
             Packet::Publish(p) if connected => self.on_publish(p),
-            Packet::PubAck(r) if connected => Ok(self.on_puback(r)),
-            Packet::PubRec(r) if connected => Ok(self.on_pubrec(r)),
+            Packet::PubAck(r) if connected => Ok(self.on_puback(now, r)),
+            Packet::PubRec(r) if connected => Ok(self.on_pubrec(now, r)),
             Packet::PubRel(r) if connected => Ok(self.on_pubrel(r)),
             Packet::PubComp(r) if connected => Ok(self.on_pubcomp(r)),
             Packet::SubAck(s) if connected => {
@@ -186,11 +209,16 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
 
     fn on_connack(
         &mut self,
-        session_present: bool,
+        now: Instant,
         c: &crate::ConnAck<'_>,
     ) -> Result<Outcome, ProtocolError> {
+        let session_present = c.session_present;
         if c.reason_code.is_error() {
             self.conn.phase = Phase::Closing;
+            self.conn
+                .cause
+                .get_or_insert(EndCause::Refused(c.reason_code));
+            self.conn.reference = c.properties.server_reference.is_some();
             return Ok(Outcome::Report);
         }
         // [MQTT-3.2.2-4] a client without session state must not accept session present
@@ -208,11 +236,133 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             // [MQTT-3.2.2-5] without the broker's session, ours is discarded
             self.abandon_session();
         }
+        if let Some(id) = c.properties.assigned_client_identifier {
+            self.keep_assigned_id(id);
+        }
         self.conn.phase = Phase::Connected;
         self.conn.control = Control::None;
+        self.conn.up_since = Some(now);
+        self.connected_before = true;
         let head = self.log.head();
         self.log.set_cursor(head);
         Ok(Outcome::Report)
+    }
+
+    /// Keeps a broker-assigned client identifier for the next connections, if it fits.
+    fn keep_assigned_id(&mut self, id: &str) {
+        let region = &mut self.store.as_mut()[self.layout.assigned.clone()];
+        match region.get_mut(..id.len()) {
+            Some(dst) => {
+                dst.copy_from_slice(id.as_bytes());
+                self.assigned_len = id.len();
+            }
+            None => self.assigned_len = 0,
+        }
+    }
+
+    /// A 5.0 CONNECT answered by a 3.1.1-only broker: its CONNACK (`20 02 00 01`, Unacceptable
+    /// Protocol Version) is malformed in 5.0, and reporting it as such would hide the cause.
+    fn older_refusal(&mut self, now: Instant, buf: &[u8]) -> Option<Read> {
+        if self.conn.phase != Phase::AwaitConnAck || !self.version().is_v5() {
+            return None;
+        }
+        let [0x20, 0x02, 0x00, code, ..] = *buf else {
+            return None;
+        };
+        let reason = ReasonCode::from_v3_connack(code).filter(|r| r.is_error())?;
+        self.conn.last_rx = now;
+        self.conn.phase = Phase::Closing;
+        self.conn.cause.get_or_insert(EndCause::Refused(reason));
+        self.last_read = Outcome::RefusedOlder(reason);
+        Some(Read::Packet {
+            len: 4,
+            event: true,
+        })
+    }
+
+    /// A PUBLISH over our maximum packet size: acknowledged per its QoS (so it does not come
+    /// back on every connection) and reported, not delivered. Its topic and packet identifier
+    /// are read from the front of `buf`.
+    fn skip_oversized(
+        &mut self,
+        now: Instant,
+        buf: &[u8],
+        size: u32,
+    ) -> Result<Read, ProtocolError> {
+        let header = match FixedHeader::decode(buf) {
+            Ok(Some(h)) if h.packet_type == PacketType::Publish => h,
+            _ => {
+                let max = self.config.maximum_packet_size;
+                return Err(
+                    self.fail(ProtocolError::Decode(DecodeError::PacketTooLarge {
+                        size,
+                        max,
+                    })),
+                );
+            }
+        };
+        let qos = QoS::from_u8((header.flags >> 1) & 3).unwrap_or(QoS::AtMostOnce);
+        let body = buf
+            .get(usize::from(header.header_len)..)
+            .unwrap_or_default();
+        let pid = if qos == QoS::AtMostOnce {
+            None
+        } else {
+            let topic_len = match body.get(..2) {
+                Some(b) => usize::from(u16::from_be_bytes([b[0], b[1]])),
+                None => return Ok(Read::Incomplete { needed: None }),
+            };
+            match body.get(2 + topic_len..4 + topic_len) {
+                Some(b) => PacketId::new(u16::from_be_bytes([b[0], b[1]])),
+                None => return Ok(Read::Incomplete { needed: None }),
+            }
+        };
+        self.conn.last_rx = now;
+        match (qos, pid) {
+            (QoS::AtLeastOnce, Some(pid)) => {
+                self.queue_ack(PacketType::PubAck, pid, ReasonCode::Success)
+            }
+            (QoS::ExactlyOnce, Some(pid)) => {
+                let region = &mut self.store.as_mut()[self.layout.incoming.clone()];
+                if self.incoming.find(region, pid.get()).is_none()
+                    && !self
+                        .incoming
+                        .insert(region, pid.get(), InState::AwaitingRel, qos)
+                {
+                    // No room to remember it: leave it with the broker, as for any overrun.
+                    self.report_overrun(true);
+                    return Ok(Read::Skip {
+                        len: header.packet_len(),
+                    });
+                }
+                self.queue_ack(PacketType::PubRec, pid, ReasonCode::Success);
+            }
+            // [MQTT-2.2.1-2] QoS 1 and 2 need a non-zero packet identifier.
+            (QoS::AtLeastOnce | QoS::ExactlyOnce, None) => {
+                return Err(self.fail(ProtocolError::Decode(DecodeError::ZeroPacketId)));
+            }
+            _ => {}
+        }
+        self.raise(Raised::Skipped(pid, qos, size));
+        Ok(Read::Skip {
+            len: header.packet_len(),
+        })
+    }
+
+    /// Notes once per connection that the broker exceeds our Receive Maximum.
+    fn report_overrun(&mut self, deferred: bool) {
+        let reported = if deferred {
+            &mut self.conn.deferral_reported
+        } else {
+            &mut self.conn.overrun_reported
+        };
+        if !core::mem::replace(reported, true) {
+            let in_flight = u16::try_from(self.incoming.len()).unwrap_or(u16::MAX);
+            self.raise(Raised::Overrun {
+                in_flight,
+                deferred,
+            });
+        }
     }
 
     /// Marks every message the broker may have seen as abandoned, and forgets incoming ids.
@@ -227,8 +377,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         while let Some(r) = self.log.record(region, at) {
             at = r.next();
             let seen_by_broker = match r.kind {
-                // DUP is set on every PUBLISH that was transmitted before.
-                Kind::Publish => r.packet(region).first().is_some_and(|b| b & 0b1000 != 0),
+                Kind::Publish => r.sent_before,
                 Kind::PubRel => true,
                 _ => false,
             };
@@ -283,17 +432,22 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             }
             return Ok(Outcome::Silent);
         }
-        if self.incoming.len() >= usize::from(self.config.receive_maximum) {
-            // [MQTT-3.3.4-8] the broker must respect our Receive Maximum; the QoS 2 messages
-            // awaiting PUBREL are what holds state here.
-            return Err(ProtocolError::ReceiveMaximumExceeded);
-        }
         let state = if manual {
             InState::AwaitingApp
         } else {
             InState::AwaitingRel
         };
-        self.incoming.insert(region, pid.get(), state, qos);
+        // [MQTT-3.3.4-8] the broker must respect our Receive Maximum. Many do not (mosquitto
+        // resuming a session), and disconnecting only brings the same flood back: accept
+        // what the table can track, and leave the rest with the broker, which sends it again.
+        if self.incoming.len() >= usize::from(self.config.receive_maximum) {
+            self.report_overrun(false);
+        }
+        let region = &mut self.store.as_mut()[self.layout.incoming.clone()];
+        if !self.incoming.insert(region, pid.get(), state, qos) {
+            self.report_overrun(true);
+            return Ok(Outcome::Silent);
+        }
         if !manual {
             self.queue_ack(PacketType::PubRec, pid, ReasonCode::Success);
         }
@@ -323,17 +477,47 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         self.inflight = self.inflight.saturating_sub(1);
     }
 
-    fn record_qos(&self, r: &Record) -> QoS {
-        let region = &self.store.as_ref()[self.layout.log.clone()];
-        let first = r.packet(region).first().copied().unwrap_or(0);
-        QoS::from_u8((first >> 1) & 3).unwrap_or(QoS::AtMostOnce)
+    /// A transient refusal (PUBACK or PUBREC ≥ 0x80 that may pass) of a message with retries
+    /// left: the message goes back to the queue after a delay, as a new delivery, under the
+    /// same packet identifier. Whether it was taken.
+    fn retry_refused(&mut self, now: Instant, rec: &Record, code: ReasonCode) -> bool {
+        let transient = matches!(
+            code,
+            ReasonCode::QuotaExceeded | ReasonCode::ServerBusy | ReasonCode::MessageRateTooHigh
+        );
+        if !transient || rec.refusals >= self.config.refused_retries {
+            return false;
+        }
+        let Some(pid) = PacketId::new(rec.pid) else {
+            return false;
+        };
+        let region = &mut self.store.as_mut()[self.layout.log.clone()];
+        let retry = self.log.add_refusal(region, rec.at);
+        // The broker ended this flow: the retry is a new delivery, without DUP.
+        self.log.set_sent_before(region, rec.at, false);
+        self.log
+            .set_state(region, rec.at, super::store::State::Delayed);
+        self.inflight = self.inflight.saturating_sub(1);
+        let delay = self
+            .config
+            .refused_retry_delay
+            .saturating_mul(1u32 << u32::from(retry.saturating_sub(1)).min(16));
+        let at = now + delay;
+        self.retry_at = Some(self.retry_at.map_or(at, |t| t.min(at)));
+        self.raise(Raised::Retrying(pid, code, retry));
+        true
     }
 
-    fn on_puback(&mut self, r: &PubResponse<'_>) -> Outcome {
+    fn on_puback(&mut self, now: Instant, r: &PubResponse<'_>) -> Outcome {
         let record = self
             .sent_record(Kind::Publish, r.packet_id)
-            .filter(|rec| self.record_qos(rec) == QoS::AtLeastOnce);
+            .filter(|rec| rec.qos == QoS::AtLeastOnce);
         match record {
+            Some(rec)
+                if r.reason_code.is_error() && self.retry_refused(now, &rec, r.reason_code) =>
+            {
+                Outcome::Silent
+            }
             Some(rec) => {
                 self.finish_record(rec.at);
                 Outcome::Report
@@ -343,11 +527,11 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         }
     }
 
-    fn on_pubrec(&mut self, r: &PubResponse<'_>) -> Outcome {
+    fn on_pubrec(&mut self, now: Instant, r: &PubResponse<'_>) -> Outcome {
         let pid = r.packet_id;
         let Some(record) = self
             .sent_record(Kind::Publish, pid)
-            .filter(|rec| self.record_qos(rec) == QoS::ExactlyOnce)
+            .filter(|rec| rec.qos == QoS::ExactlyOnce)
         else {
             // A repeated PUBREC answers a PUBREL we sent; an unknown one gets 0x92 (5.0).
             let region = &self.store.as_ref()[self.layout.log.clone()];
@@ -368,6 +552,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             return Outcome::Silent;
         };
         if r.reason_code.is_error() {
+            if self.retry_refused(now, &record, r.reason_code) {
+                return Outcome::Silent;
+            }
             // [MQTT-4.4.0-2] a failure PUBREC ends the flow: acknowledged, never resent
             self.finish_record(record.at);
             return Outcome::Report;
@@ -380,11 +567,17 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         self.log.set_state(region, record.at, State::Dead);
         let pubrel = Packet::PubRel(PubResponse::new(pid));
         let len = pubrel.encoded_len(version).unwrap_or(4);
-        let appended =
-            self.log
-                .append(region, Kind::PubRel, State::Unsent, pid.get(), len, |buf| {
-                    let _ = pubrel.encode(version, buf);
-                });
+        let appended = self.log.append(
+            region,
+            Kind::PubRel,
+            State::Unsent,
+            pid.get(),
+            QoS::ExactlyOnce,
+            len,
+            |buf| {
+                let _ = pubrel.encode(version, buf);
+            },
+        );
         if appended.is_err() {
             // Unreachable (see above); an immediate PUBREL beats losing it.
             self.queue_ack(PacketType::PubRel, pid, ReasonCode::Success);

@@ -1,14 +1,17 @@
 //! The outgoing store: a log of encoded packets in a region of the caller's buffer.
 //!
 //! Every packet that waits to be sent or acknowledged (PUBLISH at any QoS, PUBREL, SUBSCRIBE,
-//! UNSUBSCRIBE) is a record: an 8-byte header (length, kind, state, packet id) followed by the
-//! encoded packet. Records are appended in command order, which is the order they are first
+//! UNSUBSCRIBE) is a record: a 12-byte header followed by the encoded packet. The header holds
+//! the entry's state as data (kind, state, packet id, QoS, whether it was ever transmitted, how
+//! often the broker refused it); the encoded bytes are only ever copied out, never read back
+//! for state. A stored PUBLISH always has DUP clear: the transmit path sets it on the copy. Records are appended in command order, which is the order they are first
 //! sent in and so the order they are resent in [MQTT-4.6.0-1]. Finished records are marked
 //! dead and reclaimed from the front, or by compaction when an append does not fit.
 
 use crate::session::CommandError;
+use crate::QoS;
 
-pub(crate) const HEADER: usize = 8;
+pub(crate) const HEADER: usize = 12;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -35,6 +38,9 @@ pub(crate) enum State {
     Sent = 2,
     /// Dropped with the broker's session; waits to be reported to the application.
     Abandoned = 3,
+    /// Refused by the broker with a transient reason (quota exceeded, server busy): sent
+    /// again, as a new delivery, once the session's retry deadline passes.
+    Delayed = 4,
 }
 
 /// A record's header, read from the region.
@@ -47,6 +53,13 @@ pub(crate) struct Record {
     pub(crate) kind: Kind,
     pub(crate) state: State,
     pub(crate) pid: u16,
+    /// QoS of a PUBLISH (QoS 0 for other kinds).
+    pub(crate) qos: QoS,
+    /// Transmitted at least once, on this or an earlier connection: a resend carries DUP, and
+    /// a broker that loses the session may have delivered it.
+    pub(crate) sent_before: bool,
+    /// Times the broker refused it with a transient reason code.
+    pub(crate) refusals: u8,
 }
 
 impl Record {
@@ -90,6 +103,7 @@ fn state_from(b: u8) -> State {
         1 => State::Unsent,
         2 => State::Sent,
         3 => State::Abandoned,
+        4 => State::Delayed,
         _ => State::Dead,
     }
 }
@@ -108,6 +122,9 @@ impl Log {
             kind: kind_from(h[4])?,
             state: state_from(h[5]),
             pid: u16::from_le_bytes([h[6], h[7]]),
+            qos: QoS::from_u8(h[8]).unwrap_or(QoS::AtMostOnce),
+            sent_before: h[9] != 0,
+            refusals: h[10],
         })
     }
 
@@ -182,6 +199,7 @@ impl Log {
         kind: Kind,
         state: State,
         pid: u16,
+        qos: QoS,
         len: usize,
         fill: impl FnOnce(&mut [u8]),
     ) -> Result<usize, CommandError> {
@@ -203,7 +221,9 @@ impl Log {
         header[..4].copy_from_slice(&len32.to_le_bytes());
         header[4] = kind as u8;
         header[5] = state as u8;
-        header[6..].copy_from_slice(&pid.to_le_bytes());
+        header[6..8].copy_from_slice(&pid.to_le_bytes());
+        header[8] = qos as u8;
+        header[9..].fill(0);
         fill(&mut region[at + HEADER..at + needed]);
         self.tail += needed;
         self.generation = self.generation.wrapping_add(1);
@@ -231,10 +251,22 @@ impl Log {
         }
     }
 
-    /// Mutable access to a record's packet bytes.
-    pub(crate) fn packet_mut<'r>(&self, region: &'r mut [u8], r: &Record) -> &'r mut [u8] {
-        let end = r.next().min(region.len());
-        region.get_mut(r.at + HEADER..end).unwrap_or_default()
+    /// Records that the entry at `at` was transmitted.
+    pub(crate) fn set_sent_before(&mut self, region: &mut [u8], at: usize, sent: bool) {
+        if let Some(flag) = region.get_mut(at + 9) {
+            *flag = u8::from(sent);
+        }
+    }
+
+    /// Counts a transient refusal of the entry at `at`; returns the new count.
+    pub(crate) fn add_refusal(&mut self, region: &mut [u8], at: usize) -> u8 {
+        match region.get_mut(at + 10) {
+            Some(count) => {
+                *count = count.saturating_add(1);
+                *count
+            }
+            None => u8::MAX,
+        }
     }
 
     fn trim(&mut self, region: &[u8]) {
@@ -284,9 +316,15 @@ mod tests {
     use super::*;
 
     fn push(log: &mut Log, region: &mut [u8], pid: u16, len: usize) -> Result<usize, CommandError> {
-        log.append(region, Kind::Publish, State::Unsent, pid, len, |b| {
-            b.fill(pid as u8)
-        })
+        log.append(
+            region,
+            Kind::Publish,
+            State::Unsent,
+            pid,
+            QoS::AtLeastOnce,
+            len,
+            |b| b.fill(pid as u8),
+        )
     }
 
     #[test]
@@ -295,7 +333,7 @@ mod tests {
         let mut log = Log::default();
         let a = push(&mut log, &mut region, 1, 8).unwrap();
         let b = push(&mut log, &mut region, 2, 8).unwrap();
-        assert_eq!(log.used(), 32);
+        assert_eq!(log.used(), 2 * (HEADER + 8));
         assert_eq!(log.find(&region, |r| r.pid == 2).unwrap().at, b);
         log.set_state(&mut region, a, State::Dead);
         assert_eq!(log.head(), b);
@@ -305,7 +343,7 @@ mod tests {
 
     #[test]
     fn compaction_keeps_order_and_makes_room() {
-        let mut region = [0u8; 48];
+        let mut region = [0u8; 3 * HEADER + 16];
         let mut log = Log::default();
         let a = push(&mut log, &mut region, 1, 8).unwrap();
         let b = push(&mut log, &mut region, 2, 8).unwrap();

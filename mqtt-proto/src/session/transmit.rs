@@ -2,19 +2,20 @@
 
 use super::acks::Ack;
 use super::store::{Kind, Record, State};
-use super::{Control, Instant, LostReason, Phase, Raised, Session};
+use super::{Control, EndCause, Instant, LostReason, Phase, Raised, Session, Transmit};
 use crate::{
-    Decoded, EncodeError, Packet, PacketType, PubResponse, Publish, QoS, ReasonCode, TopicName,
+    Decoded, EncodeError, Packet, PacketId, PacketType, PubResponse, Publish, ReasonCode, TopicName,
 };
 
 impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
-    /// Writes the next packet to transmit into `buf` and returns its length, or `None` when
-    /// nothing is ready. Call until `None` after every input and command. `now` is when the
-    /// bytes go out; it drives keep alive.
+    /// Writes the next packet to transmit into `buf` and says how long it is and what it
+    /// completes, or `None` when nothing is ready. Call until `None` after every input and
+    /// command. `now` is when the bytes go out; it drives keep alive and the drain before a
+    /// graceful DISCONNECT.
     ///
     /// Order: a DISCONNECT reporting an error; CONNECT; acknowledgements; PINGREQ; queued
     /// packets in the order they were queued (QoS 1 and 2 publishes only while the broker's
-    /// Receive Maximum allows, [MQTT-4.9.0-2]); a graceful DISCONNECT last.
+    /// Receive Maximum allows, [MQTT-4.9.0-2]); a graceful DISCONNECT last, once drained.
     ///
     /// # Errors
     /// [`EncodeError::BufferTooSmall`] when the next packet does not fit `buf`; nothing was
@@ -23,7 +24,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         &mut self,
         now: Instant,
         buf: &mut [u8],
-    ) -> Result<Option<usize>, EncodeError> {
+    ) -> Result<Option<Transmit>, EncodeError> {
+        let mut completes_qos0 = false;
         let n = match self.conn.phase {
             Phase::Disconnected => None,
             Phase::Closing => self.transmit_closing(buf)?,
@@ -38,12 +40,15 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                 Control::Auth => Some(self.transmit_control(buf)?),
                 _ => None,
             },
-            Phase::Connected => self.transmit_connected(now, buf)?,
+            Phase::Connected => self.transmit_connected(now, buf, &mut completes_qos0)?,
         };
         if n.is_some() {
             self.conn.last_tx = now;
         }
-        Ok(n)
+        Ok(n.map(|len| Transmit {
+            len,
+            completes_qos0,
+        }))
     }
 
     fn transmit_closing(&mut self, buf: &mut [u8]) -> Result<Option<usize>, EncodeError> {
@@ -77,6 +82,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         &mut self,
         now: Instant,
         buf: &mut [u8],
+        completes_qos0: &mut bool,
     ) -> Result<Option<usize>, EncodeError> {
         if self.conn.control == Control::Auth {
             return self.transmit_control(buf).map(Some);
@@ -92,16 +98,25 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             self.conn.ping_sent = Some(now);
             return Ok(Some(n));
         }
-        if let Some(n) = self.transmit_log(buf)? {
+        if let Some(n) = self.transmit_log(buf, completes_qos0)? {
             return Ok(Some(n));
         }
-        if self.conn.control == Control::Disconnect {
+        if self.conn.control == Control::Disconnect && self.drained(now) {
             let n = self.transmit_control(buf)?;
             self.conn.phase = Phase::Closing;
+            self.conn.cause.get_or_insert(EndCause::Closed);
             self.raise(Raised::Lost(LostReason::DisconnectSent));
             return Ok(Some(n));
         }
         Ok(None)
+    }
+
+    /// Whether a graceful DISCONNECT may go: no message of ours waits for its acknowledgement
+    /// and no incoming handshake is open, or the drain timeout passed.
+    fn drained(&mut self, now: Instant) -> bool {
+        self.conn.drain_since.get_or_insert(now);
+        let idle = self.inflight == 0 && self.incoming.len() == 0 && self.acks.front().is_none();
+        idle || self.conn.drain_expired
     }
 
     fn encode_ack(&self, ack: Ack, buf: &mut [u8]) -> Result<usize, EncodeError> {
@@ -117,7 +132,11 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     }
 
     /// Sends the first queued record that may go now.
-    fn transmit_log(&mut self, buf: &mut [u8]) -> Result<Option<usize>, EncodeError> {
+    fn transmit_log(
+        &mut self,
+        buf: &mut [u8],
+        completes_qos0: &mut bool,
+    ) -> Result<Option<usize>, EncodeError> {
         // With the window full, a long queue of PUBLISHes would be walked on every call for
         // nothing: remember a fruitless scan until the log or the window changes.
         let key = || {
@@ -153,7 +172,14 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             if let Some(reason) = self.unsendable(&r) {
                 // Dropped only once the application can be told; until it polls its events,
                 // the record waits.
-                if !self.raise(Raised::Dropped(crate::PacketId::new(r.pid), reason)) {
+                let pid = PacketId::new(r.pid);
+                let event = match (r.kind, pid) {
+                    (Kind::Subscribe | Kind::Unsubscribe, Some(pid)) => {
+                        Raised::RequestDropped(pid, reason)
+                    }
+                    _ => Raised::Dropped(pid, reason),
+                };
+                if !self.raise(event) {
                     return Ok(None);
                 }
                 let region = &mut self.store.as_mut()[self.layout.log.clone()];
@@ -161,14 +187,23 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                 continue;
             }
             let n = self.send_record(&r, buf)?;
+            if r.kind == Kind::Publish && r.sent_before {
+                // [MQTT-3.3.1-1] a re-delivered PUBLISH carries DUP
+                if let Some(first) = buf.first_mut() {
+                    *first |= 0b1000;
+                }
+            }
             let region = &mut self.store.as_mut()[self.layout.log.clone()];
             let next = match r.kind {
                 Kind::Publish0 => State::Dead,
                 _ => State::Sent,
             };
             self.log.set_state(region, r.at, next);
-            if r.kind == Kind::Publish {
-                self.inflight += 1;
+            self.log.set_sent_before(region, r.at, true);
+            match r.kind {
+                Kind::Publish => self.inflight += 1,
+                Kind::Publish0 => *completes_qos0 = true,
+                _ => {}
             }
             return Ok(Some(n));
         }
@@ -182,9 +217,10 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         Ok(None)
     }
 
-    /// Why a queued PUBLISH cannot go on this connection, if it cannot.
+    /// Why a queued packet cannot go on this connection, if it cannot: the broker's limits
+    /// arrived with CONNACK, after it was queued.
     fn unsendable(&self, r: &Record) -> Option<ReasonCode> {
-        if !matches!(r.kind, Kind::Publish0 | Kind::Publish) {
+        if r.kind == Kind::PubRel {
             return None;
         }
         if let Some(max) = self.limits.maximum_packet_size {
@@ -192,10 +228,22 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                 return Some(ReasonCode::PacketTooLarge);
             }
         }
-        let region = &self.store.as_ref()[self.layout.log.clone()];
-        let first = r.packet(region).first().copied().unwrap_or(0);
-        let qos = QoS::from_u8((first >> 1) & 3).unwrap_or(QoS::AtMostOnce);
-        (qos > self.limits.maximum_qos).then_some(ReasonCode::QoSNotSupported)
+        match r.kind {
+            Kind::Publish0 | Kind::Publish => {
+                (r.qos > self.limits.maximum_qos).then_some(ReasonCode::QoSNotSupported)
+            }
+            Kind::Subscribe => {
+                let region = &self.store.as_ref()[self.layout.log.clone()];
+                match Packet::decode(r.packet(region), self.version(), u32::MAX) {
+                    Ok(Decoded::Packet {
+                        packet: Packet::Subscribe(s),
+                        ..
+                    }) => self.limits.refuses(s.subscriptions.iter(), &s.properties),
+                    _ => None,
+                }
+            }
+            Kind::Unsubscribe | Kind::PubRel => None,
+        }
     }
 
     /// Writes a record's packet into `buf`, assigning a topic alias on the way when enabled.

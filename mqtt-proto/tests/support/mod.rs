@@ -49,6 +49,24 @@ pub enum Ev {
         pid: Option<u16>,
         reason: ReasonCode,
     },
+    RequestDropped {
+        pid: u16,
+        reason: ReasonCode,
+    },
+    Retrying {
+        pid: u16,
+        reason: ReasonCode,
+        retry: u8,
+    },
+    Overrun {
+        in_flight: u16,
+        deferred: bool,
+    },
+    Skipped {
+        pid: Option<u16>,
+        qos: QoS,
+        size: u32,
+    },
 }
 
 pub fn copy_event(e: &Event<'_>) -> Ev {
@@ -106,6 +124,39 @@ pub fn copy_event(e: &Event<'_>) -> Ev {
             pid: packet_id.map(PacketId::get),
             reason: reason_code,
         },
+        Event::RequestDropped {
+            packet_id,
+            reason_code,
+        } => Ev::RequestDropped {
+            pid: packet_id.get(),
+            reason: reason_code,
+        },
+        Event::PublishRetrying {
+            packet_id,
+            reason_code,
+            retry,
+        } => Ev::Retrying {
+            pid: packet_id.get(),
+            reason: reason_code,
+            retry,
+        },
+        Event::ReceiveMaximumExceeded {
+            in_flight,
+            deferred,
+            ..
+        } => Ev::Overrun {
+            in_flight,
+            deferred,
+        },
+        Event::MessageSkipped {
+            packet_id,
+            qos,
+            size,
+        } => Ev::Skipped {
+            pid: packet_id.map(PacketId::get),
+            qos,
+            size,
+        },
         other => panic!("unexpected event {other:?}"),
     }
 }
@@ -157,8 +208,8 @@ impl Harness {
     /// Drains transmits and session events.
     pub fn flush(&mut self) {
         let mut buf = vec![0u8; 70 * 1024];
-        while let Some(n) = self.s.poll_transmit(self.instant(), &mut buf).unwrap() {
-            self.sent.push(buf[..n].to_vec());
+        while let Some(t) = self.s.poll_transmit(self.instant(), &mut buf).unwrap() {
+            self.sent.push(buf[..t.len].to_vec());
         }
         while let Some(e) = self.s.poll_event() {
             let mut ev = copy_event(&e);
@@ -194,10 +245,11 @@ impl Harness {
                     rest = &rest[len..];
                 }
                 Read::Incomplete { .. } => panic!("incomplete input in test"),
+                Read::Skip { len } => rest = &rest[len.min(rest.len())..],
                 Read::Blocked => {
                     let mut buf = vec![0u8; 70 * 1024];
-                    while let Some(n) = self.s.poll_transmit(now, &mut buf).unwrap() {
-                        self.sent.push(buf[..n].to_vec());
+                    while let Some(t) = self.s.poll_transmit(now, &mut buf).unwrap() {
+                        self.sent.push(buf[..t.len].to_vec());
                     }
                 }
                 Read::Closing => break,
@@ -251,7 +303,7 @@ impl Harness {
     }
 
     pub fn transport_closed(&mut self) {
-        self.s.handle_transport_closed();
+        let _ = self.s.handle_transport_closed(self.instant());
         self.flush();
     }
 }

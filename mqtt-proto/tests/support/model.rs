@@ -470,6 +470,8 @@ struct World {
     disconnecting: bool,
     disconnect_sent: bool,
     connect_sent: bool,
+    /// A CONNACK accepted a connection: a 5.0 session with an expiry resumes from now on.
+    ever_connected: bool,
     params: ConnParams,
     limits: Limits,
     msgs: Vec<OutMsg>,
@@ -512,7 +514,7 @@ macro_rules! check {
 }
 
 /// Bytes of a record header in the session's log (length, kind, state, packet id).
-const HEADER: usize = 8;
+const HEADER: usize = 12;
 
 fn pid(n: u16) -> PacketId {
     PacketId::new(n).expect("non-zero packet id")
@@ -562,6 +564,7 @@ impl World {
             disconnecting: false,
             disconnect_sent: false,
             connect_sent: false,
+            ever_connected: false,
             params: setup.first,
             limits: Limits::NONE,
             msgs: Vec::new(),
@@ -693,7 +696,7 @@ impl World {
             let now = self.instant();
             let mut buf = vec![0u8; self.setup.tx_buf];
             let n = match self.s.poll_transmit(now, &mut buf) {
-                Ok(Some(n)) => n,
+                Ok(Some(t)) => t.len,
                 Ok(None) => return count,
                 Err(EncodeError::BufferTooSmall { needed, available }) => {
                     self.stats.buffer_too_small += 1;
@@ -706,7 +709,7 @@ impl World {
                     );
                     buf = vec![0u8; needed];
                     match self.s.poll_transmit(now, &mut buf) {
-                        Ok(Some(n)) => n,
+                        Ok(Some(t)) => t.len,
                         other => self.fail(format!(
                             "retry with the {needed} bytes asked for gave {other:?}"
                         )),
@@ -720,9 +723,14 @@ impl World {
         }
     }
 
-    fn connect(&mut self, p: ConnParams) {
+    fn connect(&mut self, mut p: ConnParams) {
         if self.s.state() != ConnectionState::Disconnected {
             return;
+        }
+        // The session's rule: Clean Start is for the first connection of a 5.0 session with an
+        // expiry; reconnects resume.
+        if self.v.is_v5() && self.ever_connected {
+            p.clean_start = false;
         }
         let mut c = Connect::new(self.v, "model");
         c.clean_start = p.clean_start;
@@ -774,7 +782,7 @@ impl World {
             // 3.1.1: a clean session lasts as long as its network connection.
             self.broker_discard();
         }
-        self.s.handle_transport_closed();
+        let _ = self.s.handle_transport_closed(self.instant());
         self.phase = Phase::Down;
         self.connect_sent = false;
         for m in &mut self.msgs {
@@ -1672,6 +1680,7 @@ impl World {
             self.stats.session_lost += 1;
         }
         self.phase = Phase::Up;
+        self.ever_connected = true;
         self.b.has_session = self.v.is_v5() || !self.params.clean_start;
         Some(Ev::Connected {
             session_present: sp,

@@ -227,7 +227,8 @@ async fn run(
         if let Ok(Ok(stream)) = connected.await {
             let _ = stream.set_nodelay(true);
             let end = driver.connection(stream).await;
-            driver.session.handle_transport_closed();
+            let now = driver.now();
+            let _ = driver.session.handle_transport_closed(now);
             if end == End::Stop {
                 return;
             }
@@ -395,6 +396,11 @@ impl Driver {
                         }
                     }
                     Ok(Read::Incomplete { .. } | Read::Closing) => break,
+                    Ok(Read::Skip { .. }) => {
+                        // The reference client's buffers hold every packet of the run.
+                        self.problem("the broker sent a packet over the maximum size".into());
+                        start = end;
+                    }
                     Err(e) => {
                         self.problem(format!("protocol error from the broker: {e}"));
                         start = end;
@@ -453,7 +459,7 @@ impl Driver {
             let mut n = 0;
             loop {
                 match self.session.poll_transmit(now, &mut tx[n..]) {
-                    Ok(Some(k)) => n += k,
+                    Ok(Some(t)) => n += t.len,
                     Ok(None) => break,
                     Err(_) if n > 0 => break,
                     Err(e) => {

@@ -277,6 +277,14 @@ impl Fuzz {
                     }
                 }
                 Ok(Read::Incomplete { .. }) => return,
+                Ok(Read::Skip { len }) => {
+                    // The rest of the packet is still on the wire: the driver drops it as it
+                    // arrives.
+                    let from_rx = len.min(self.rx.len());
+                    self.rx.drain(..from_rx);
+                    let rest = (len - from_rx).min(self.wire.len());
+                    self.wire.drain(..rest);
+                }
                 Ok(Read::Blocked) => {
                     self.stats.blocked += 1;
                     let sent = self.drain_transmit(None);

@@ -34,7 +34,7 @@ impl Fuzz {
     }
 
     pub(super) fn transport_closed(&mut self) {
-        self.s.handle_transport_closed();
+        let _ = self.s.handle_transport_closed(self.instant());
         self.wire.clear();
         self.rx.clear();
         assert_eq!(self.s.state(), ConnectionState::Disconnected);
@@ -51,7 +51,7 @@ impl Fuzz {
             let state = self.s.state();
             let limit = self.s.limits().maximum_packet_size;
             let n = match self.s.poll_transmit(now, &mut self.tx[..size]) {
-                Ok(Some(n)) => n,
+                Ok(Some(t)) => t.len,
                 Ok(None) => return count,
                 Err(EncodeError::BufferTooSmall { needed, available }) => {
                     assert!(
@@ -59,7 +59,7 @@ impl Fuzz {
                         "buffer of {size} refused: {needed} needed, {available} available"
                     );
                     match self.s.poll_transmit(now, &mut self.tx[..needed]) {
-                        Ok(Some(n)) if n <= needed => n,
+                        Ok(Some(t)) if t.len <= needed => t.len,
                         other => panic!("{needed} bytes asked for, then {other:?}"),
                     }
                 }
@@ -186,7 +186,10 @@ impl Fuzz {
             Some(pid),
             "abandoned message under another id"
         );
-        assert!(p.dup, "an abandoned message had been sent, so carries DUP");
+        assert!(
+            !p.dup,
+            "an abandoned message is lent as it was queued, without DUP"
+        );
         if self.setup.republish {
             let topic = String::from(p.topic.as_str());
             let payload = p.payload.to_vec();

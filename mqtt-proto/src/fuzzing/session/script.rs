@@ -430,7 +430,15 @@ fn scenarios(version: ProtocolVersion) -> Vec<(&'static str, Script)> {
         ),
         (
             "disconnect",
-            connected().publish(1, 8, 0).disconnect().closed(),
+            connected().publish(1, 8, 0).disconnect().puback(0).closed(),
+        ),
+        (
+            "disconnect-drain-timeout",
+            connected()
+                .publish(1, 8, 0)
+                .disconnect()
+                .to_deadline()
+                .closed(),
         ),
         ("protocol-error", connected().raw(&[0xF0, 0x00, 0x20, 0x02])),
         (

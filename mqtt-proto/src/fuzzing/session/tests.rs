@@ -111,6 +111,17 @@ fn session_seeds_are_few_and_run_their_scenarios() {
             1,
             "{v} disconnect: {s:?}"
         );
+        let s = stats_of(&all, &format!("{v}-disconnect-drain-timeout"));
+        assert_eq!(
+            s.sent[PacketType::Disconnect as usize],
+            1,
+            "{v} disconnect-drain-timeout: {s:?}"
+        );
+        assert_eq!(
+            s.published,
+            [0, 0, 0],
+            "{v} disconnect-drain-timeout: {s:?}"
+        );
         let s = stats_of(&all, &format!("{v}-protocol-error"));
         assert_eq!(s.protocol_errors, 1, "{v} protocol-error: {s:?}");
         let s = stats_of(&all, &format!("{v}-connack-timeout"));
