@@ -9,6 +9,7 @@ use mqtt_sansio::{
 
 use crate::event::Event;
 use crate::options::{DerivedId, Options};
+use crate::reconnect::Reference;
 use crate::Error;
 
 /// How the current connection ends.
@@ -93,6 +94,10 @@ pub struct Client<'b, S> {
     pub(crate) last_now: Instant,
     /// What the session said to do after the last connection ended.
     pub(crate) next_connect: Option<Reconnect>,
+    /// `Error::Stopped` was reported for `next_connect`.
+    pub(crate) stop_reported: bool,
+    /// The broker's last Server Reference.
+    pub(crate) reference: Reference,
 }
 
 impl<'b, S: Read + Write> Client<'b, S> {
@@ -152,6 +157,8 @@ impl<'b, S: Read + Write> Client<'b, S> {
             link: Link::default(),
             last_now: Instant::ZERO,
             next_connect: None,
+            stop_reported: false,
+            reference: Reference::new(),
         })
     }
 
@@ -177,6 +184,7 @@ impl<'b, S: Read + Write> Client<'b, S> {
         self.session.connect(&self.options.connect(client_id))?;
         crate::fmt::debug!("mqtt: connecting as {}", client_id);
         self.transport = Some(transport);
+        self.stop_reported = false;
         self.reset_buffers();
         self.link = Link {
             live: true,

@@ -1,7 +1,7 @@
 //! What can go wrong, and whether the connection survives it.
 
 use embedded_io_async::ErrorKind;
-use mqtt_sansio::session::{CommandError, ProtocolError};
+use mqtt_sansio::session::{CommandError, EndCause, ProtocolError};
 use mqtt_sansio::{ReasonCode, TopicError};
 
 /// An error of the client.
@@ -71,6 +71,13 @@ pub enum Error {
     /// `open` returned an error); the next attempt follows after the backoff delay.
     #[error("could not open a transport")]
     OpenFailed,
+    /// [`Client::poll_reconnecting`](crate::Client::poll_reconnecting) stops reconnecting:
+    /// the last connection ended in a way retrying cannot fix (bad credentials, not
+    /// authorized, banned, unsupported protocol version, session taken over, our own
+    /// DISCONNECT; see [`EndCause::reaction`]). Reported once; connect again with
+    /// [`Client::connect`](crate::Client::connect) after fixing the cause.
+    #[error("not reconnecting after {0:?}")]
+    Stopped(EndCause),
 }
 
 impl From<CommandError> for Error {

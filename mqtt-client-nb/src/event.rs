@@ -1,6 +1,9 @@
 //! What [`Client::poll`](crate::Client::poll) reports, after esp-mqtt's `esp_mqtt_event_id_t`.
 
-use mqtt_sansio::{AckProperties, Auth, ConnAckProperties, PacketId, Publish, QoS, ReasonCode, Seq};
+use mqtt_sansio::session::Notice;
+use mqtt_sansio::{
+    AckProperties, Auth, ConnAckProperties, PacketId, Publish, QoS, ReasonCode, Seq,
+};
 
 use crate::Error;
 
@@ -64,6 +67,19 @@ pub enum Event<'a> {
         /// The message as it was queued, when the session still has it (to publish again).
         message: Option<Publish<'a>>,
     },
+    /// A queued SUBSCRIBE or UNSUBSCRIBE was dropped unsent: the broker's CONNACK said it
+    /// cannot serve it (shared subscriptions, wildcards, subscription identifiers, size).
+    RequestDropped {
+        /// Identifier returned by [`Client::subscribe`](crate::Client::subscribe) or
+        /// [`Client::unsubscribe`](crate::Client::unsubscribe).
+        packet_id: PacketId,
+        /// Why, e.g. [`ReasonCode::SharedSubscriptionsNotSupported`].
+        reason_code: ReasonCode,
+    },
+    /// Something the session coped with on its own, worth a log line: a message the broker
+    /// refused for now and that goes again, a broker exceeding our Receive Maximum, a message
+    /// too large for the receive buffer that was skipped. The connection goes on.
+    Notice(Notice),
     /// A 5.0 enhanced-authentication step from the broker; answer with
     /// [`Client::auth`](crate::Client::auth).
     Auth(Auth<'a>),

@@ -6,16 +6,15 @@
 
 mod fmt;
 
-mod backoff;
 mod client;
 mod clock;
 mod error;
 mod event;
 mod options;
 mod poll;
+mod reconnect;
 mod select;
 
-pub use backoff::Backoff;
 pub use client::Client;
 pub use clock::Clock;
 #[cfg(feature = "embassy-time")]
@@ -23,6 +22,7 @@ pub use clock::EmbassyClock;
 pub use error::Error;
 pub use event::{DeleteReason, Event};
 pub use options::{LastWill, Options};
+pub use reconnect::Redirect;
 
 /// The protocol crate this client drives, re-exported so applications name its types
 /// (`QoS`, `TopicName`, `Publish`, `session::Message`, ...) without a separate dependency.

@@ -2,7 +2,7 @@
 
 use core::time::Duration;
 
-use mqtt_sansio::session::SessionConfig;
+use mqtt_sansio::session::{ReconnectPolicy, SessionConfig};
 use mqtt_sansio::{Connect, ProtocolVersion, QoS, TopicName, Will};
 
 /// What the client connects with. Kept by the client for its whole life: every reconnect
@@ -51,13 +51,15 @@ pub struct Options<'a> {
     pub connack_timeout: Duration,
     /// How long to wait for PINGRESP; `None` waits half the keep alive.
     pub ping_timeout: Option<Duration>,
-    /// How many QoS 1 and 2 messages from the broker may be unacknowledged at once: the size
-    /// of the table that keeps QoS 2 delivery exactly-once, 4 bytes of the session store per
-    /// entry. 20 by default. 5.0 brokers are told (Receive Maximum); a 3.1.1 broker cannot
-    /// be, so there it must be at least the broker's in-flight window (mosquitto's
-    /// `max_inflight_messages`, 20 by default), or the connection ends with
-    /// `ReceiveMaximumExceeded` when that many QoS 2 messages arrive at once.
+    /// How many QoS 1 and 2 messages from the broker may be unacknowledged at once, 20 by
+    /// default; 5.0 brokers are told (Receive Maximum).
     pub receive_maximum: u16,
+    /// Incoming QoS 2 messages the client can track at once (4 bytes of the session store
+    /// each), at least `receive_maximum`; 32 by default. A 3.1.1 broker cannot be told our
+    /// limit and sends up to its own window (mosquitto 20, EMQX 32), and 5.0 brokers exceed
+    /// it too: messages beyond this are left with the broker, which sends them again on the
+    /// next connection.
+    pub incoming_slots: u16,
     /// At most this many of our QoS 1 and 2 messages unacknowledged at once (also capped by a
     /// 5.0 broker's Receive Maximum); the rest wait in the store. 20 by default: a 3.1.1
     /// broker cannot announce its limit, and mosquitto (`max_inflight_messages`, 20) drops
@@ -76,6 +78,21 @@ pub struct Options<'a> {
     /// Leave PUBACK and PUBREC to [`Client::ack`](crate::Client::ack) instead of sending
     /// them as soon as a message is delivered.
     pub manual_acks: bool,
+    /// When and whether [`Client::poll_reconnecting`](crate::Client::poll_reconnecting)
+    /// reconnects: backoff from 1 s to 60 s that resets only after a connection stayed up
+    /// 10 s, jittered. Set [`ReconnectPolicy::seed`] per device (its MAC address, say) so
+    /// that devices cut off together do not come back together.
+    pub reconnect: ReconnectPolicy,
+    /// How long [`Client::disconnect`](crate::Client::disconnect) waits for open handshakes
+    /// (acknowledgements of what was sent, the broker's PUBREL) before the DISCONNECT goes
+    /// out anyway; 5 s by default.
+    pub drain_timeout: Duration,
+    /// 5.0 enhanced authentication: the method named in CONNECT (e.g. `SCRAM-SHA-256`); the
+    /// broker's challenges arrive as [`Event::Auth`](crate::Event::Auth), answered with
+    /// [`Client::auth`](crate::Client::auth).
+    pub authentication_method: Option<&'a str>,
+    /// Initial authentication data sent with the method in CONNECT.
+    pub authentication_data: Option<&'a [u8]>,
 }
 
 impl<'a> Options<'a> {
@@ -95,12 +112,17 @@ impl<'a> Options<'a> {
             connack_timeout: Duration::from_secs(10),
             ping_timeout: None,
             receive_maximum: 20,
+            incoming_slots: 32,
             max_inflight: 20,
             topic_alias_maximum: 0,
             incoming_alias_bytes: 0,
             outgoing_topic_aliases: false,
             outgoing_alias_bytes: 0,
             manual_acks: false,
+            reconnect: ReconnectPolicy::new(),
+            drain_timeout: Duration::from_secs(5),
+            authentication_method: None,
+            authentication_data: None,
         }
     }
 
@@ -121,8 +143,12 @@ impl<'a> Options<'a> {
             retain: w.retain,
             properties: Default::default(),
         });
-        if self.protocol.is_v5() && self.session_expiry > 0 {
-            connect.properties.session_expiry_interval = Some(self.session_expiry);
+        if self.protocol.is_v5() {
+            if self.session_expiry > 0 {
+                connect.properties.session_expiry_interval = Some(self.session_expiry);
+            }
+            connect.properties.authentication_method = self.authentication_method;
+            connect.properties.authentication_data = self.authentication_data;
         }
         connect
     }
@@ -132,6 +158,17 @@ impl<'a> Options<'a> {
     pub(crate) fn session_config(&self, rx_len: usize, connect_len: usize) -> SessionConfig {
         let mut config = SessionConfig::new(self.protocol);
         config.receive_maximum = self.receive_maximum.max(1);
+        config.incoming_slots = self.incoming_slots;
+        config.reconnect = self.reconnect;
+        config.drain_timeout = self.drain_timeout;
+        // Room for an identifier the broker assigns, when we name none (5.0 brokers assign
+        // about 40 characters: mosquitto's `auto-` and a UUID).
+        let unnamed = self.client_id.is_none() && self.device_id.is_empty();
+        config.assigned_id_bytes = if unnamed && self.protocol.is_v5() {
+            64
+        } else {
+            0
+        };
         config.maximum_packet_size = u32::try_from(rx_len).unwrap_or(u32::MAX);
         config.topic_alias_maximum = self.topic_alias_maximum;
         config.incoming_alias_bytes = self.incoming_alias_bytes;

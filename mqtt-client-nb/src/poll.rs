@@ -25,6 +25,7 @@ use mqtt_sansio::{EncodeError, Publish};
 
 use crate::client::{Ending, Link};
 use crate::event::{DeleteReason, Event};
+use crate::reconnect::Reference;
 use crate::select::{select, Either};
 use crate::{Client, Clock, Error};
 
@@ -118,7 +119,7 @@ impl<'b, S: Read + Write> Client<'b, S> {
                     && self
                         .session
                         .event(packet)
-                        .is_some_and(|e| effect(&mut self.link, &e));
+                        .is_some_and(|e| effect(&mut self.link, &mut self.reference, &e));
                 if reported {
                     self.rx_lent = len;
                     ReadStep::Report(len)
@@ -168,7 +169,7 @@ impl<'b, S: Read + Write> Client<'b, S> {
     fn session_step(&mut self) -> Option<session::Event<'static>> {
         while let Some(event) = self.session.poll_event() {
             self.link.progress = true;
-            if effect(&mut self.link, &event) {
+            if effect(&mut self.link, &mut self.reference, &event) {
                 return Some(event);
             }
         }
@@ -314,10 +315,17 @@ pub(crate) enum OfflineEvent {
 
 /// Notes on `link` what a session event does to the connection, and whether the application
 /// sees it (not PINGRESP, nor the end of our own DISCONNECT).
-fn effect(link: &mut Link, event: &session::Event<'_>) -> bool {
+fn effect(link: &mut Link, reference: &mut Reference, event: &session::Event<'_>) -> bool {
     use session::Event as S;
     match event {
-        S::ConnectionRefused { .. } | S::Disconnected { .. } => link.end(Ending::Now),
+        S::ConnectionRefused { properties, .. } => {
+            reference.keep(properties.server_reference);
+            link.end(Ending::Now);
+        }
+        S::Disconnected { properties, .. } => {
+            reference.keep(properties.server_reference);
+            link.end(Ending::Now);
+        }
         S::ConnectionLost(reason) => match reason {
             // Our DISCONNECT, or the one reporting a protocol error (already reported when
             // `handle_read` failed), is in the transmit buffer: send it first.
@@ -350,6 +358,10 @@ fn is_reported(event: &session::Event<'_>) -> bool {
             | S::ConnectionLost(_)
             | S::PublishAbandoned { .. }
             | S::PublishDropped { .. }
+            | S::RequestDropped { .. }
+            | S::PublishRetrying { .. }
+            | S::ReceiveMaximumExceeded { .. }
+            | S::MessageSkipped { .. }
     )
 }
 
@@ -417,7 +429,17 @@ fn convert<'a>(event: session::Event<'a>, abandoned: Option<Publish<'a>>) -> Eve
             reason: DeleteReason::Refused(reason_code),
             message: None,
         },
-        // Unreachable: `is_reported` let only the events above through.
-        _ => Event::Error(Error::ConnectionLost),
+        S::RequestDropped {
+            packet_id,
+            reason_code,
+        } => Event::RequestDropped {
+            packet_id,
+            reason_code,
+        },
+        other => match session::Notice::of(&other) {
+            Some(notice) => Event::Notice(notice),
+            // Unreachable: `is_reported` let only the events above through.
+            None => Event::Error(Error::ConnectionLost),
+        },
     }
 }

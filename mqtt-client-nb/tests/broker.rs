@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use embedded_io_adapters::tokio_1::FromTokio;
 use mqtt_client_nb::mqtt_sansio::{ProtocolVersion, QoS, TopicName};
-use mqtt_client_nb::{Backoff, Client, Error, LastWill, Options};
+use mqtt_client_nb::{Client, Error, LastWill, Options};
 use mqtt_test_support::{Broker, FaultMode, FaultProxy};
 use support::{copy, poll_for, poll_until, Ev, TokioClock};
 use tokio::net::TcpStream;
@@ -380,6 +380,8 @@ async fn reconnects_resend_and_lose_nothing() {
         let mut o = options(v, &pub_id);
         o.clean_session = false;
         o.session_expiry = 300;
+        o.reconnect.initial = Duration::from_millis(10);
+        o.reconnect.max = Duration::from_millis(100);
         let mut publisher = mp.client(o);
         let mut so = options(v, &sub_id);
         so.clean_session = false;
@@ -389,7 +391,6 @@ async fn reconnects_resend_and_lose_nothing() {
         let topic = format!("nb/resend/{v:?}");
         subscribe(&mut subscriber, &clock, &topic, QoS::ExactlyOnce).await;
 
-        let mut backoff = Backoff::new(Duration::from_millis(10), Duration::from_millis(100));
         let addr = proxy.addr();
         let (mut queued, mut completed, mut received) =
             (0usize, 0usize, BTreeMap::<Vec<u8>, u32>::new());
@@ -421,7 +422,7 @@ async fn reconnects_resend_and_lose_nothing() {
             }
             tokio::select! {
                 ev = async {
-                    copy(&publisher.poll_reconnecting(&clock, &mut backoff, |_old| async move {
+                    copy(&publisher.poll_reconnecting(&clock, |_old, _redirect| async move {
                         TcpStream::connect(addr).await.map(FromTokio::new)
                     }).await)
                 } => match ev {

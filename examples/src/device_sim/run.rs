@@ -7,7 +7,7 @@ use std::time::Duration;
 use embedded_io_adapters::tokio_1::FromTokio;
 use led_device::{Device, DeviceId, Outgoing, Qos, TextBuf, MAX_TOPIC_LEN, OFFLINE};
 use mqtt_client_nb::mqtt_sansio::{QoS, TopicName};
-use mqtt_client_nb::{Backoff, Client, Clock, Error, Event, LastWill, Options};
+use mqtt_client_nb::{Client, Clock, Error, Event, LastWill, Options};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{broadcast, mpsc, watch};
@@ -94,7 +94,6 @@ pub(crate) async fn run(
         }
     };
     let clock = TokioClock::new();
-    let mut backoff = Backoff::new(config.backoff_initial, config.backoff_max);
     let mut platform = FakePlatform::new(config.mac);
     let broker = config.broker_addr();
     loop {
@@ -127,7 +126,7 @@ pub(crate) async fn run(
                     publish(&mut client, message, &out);
                 }
             }
-            event = client.poll_reconnecting(&clock, &mut backoff, |_old| {
+            event = client.poll_reconnecting(&clock, |_old, _redirect| {
                 open(&broker, config.connect_timeout, &out.events)
             }) => match event {
                 Event::Connected { session_present, .. } => {
@@ -344,6 +343,12 @@ fn options<'a>(
     let mut options = Options::new(config.protocol);
     options.client_id = Some(client_id);
     options.keep_alive = config.keep_alive_secs;
+    options.reconnect.initial = config.backoff_initial;
+    options.reconnect.max = config.backoff_max;
+    // Devices cut off together should not come back together: seed the jitter per device.
+    options.reconnect.seed = config.mac.iter().fold(0x9E37_79B9_7F4A_7C15, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01B3)
+    });
     // Clean session: the device subscribes and publishes its state on every connect anyway,
     // and a stale queued `toggle` delivered after an outage would surprise.
     options.clean_session = true;

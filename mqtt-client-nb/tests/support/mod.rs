@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use mqtt_client_nb::mqtt_sansio::session::Notice;
 use mqtt_client_nb::mqtt_sansio::{PacketId, QoS, ReasonCode};
 use mqtt_client_nb::{Client, Clock, DeleteReason, Error, Event};
 
@@ -62,6 +63,11 @@ pub enum Ev {
         reason: DeleteReason,
     },
     Auth,
+    RequestDropped {
+        pid: u16,
+        reason: ReasonCode,
+    },
+    Notice(Notice),
     Error(Error),
 }
 
@@ -106,6 +112,14 @@ pub fn copy(event: &Event<'_>) -> Ev {
             reason,
         },
         Event::Auth(_) => Ev::Auth,
+        Event::RequestDropped {
+            packet_id,
+            reason_code,
+        } => Ev::RequestDropped {
+            pid: packet_id.get(),
+            reason: reason_code,
+        },
+        Event::Notice(n) => Ev::Notice(n),
         Event::Error(e) => Ev::Error(e),
         _ => panic!("unknown event {event:?}"),
     }

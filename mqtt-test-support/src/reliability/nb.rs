@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use embedded_io_adapters::tokio_1::FromTokio;
 use mqtt_client_nb::mqtt_sansio::session::CommandError;
-use mqtt_client_nb::{Backoff, Client, Clock, Error, Event, Options};
+use mqtt_client_nb::{Client, Clock, Error, Event, Options};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc::error::TryRecvError;
 
@@ -113,6 +113,8 @@ async fn run(sizes: NbClient, config: ClientConfig, mut io: Io) {
     options.keep_alive = config.keep_alive;
     options.clean_session = !config.persistent;
     options.session_expiry = if config.persistent { 3600 } else { 0 };
+    options.reconnect.initial = config.backoff_initial;
+    options.reconnect.max = config.backoff_max;
     let mut client: Client<'_, Tcp> = match Client::new(options, &mut rx, &mut tx, &mut store) {
         Ok(c) => c,
         Err(e) => {
@@ -123,7 +125,6 @@ async fn run(sizes: NbClient, config: ClientConfig, mut io: Io) {
             return;
         }
     };
-    let mut backoff = Backoff::new(config.backoff_initial, config.backoff_max);
     let clock = TokioClock::new();
     let addr = config.addr;
     let mut pending = VecDeque::new();
@@ -150,7 +151,7 @@ async fn run(sizes: NbClient, config: ClientConfig, mut io: Io) {
             }
             reports = async {
                 let event = client
-                    .poll_reconnecting(&clock, &mut backoff, |_old| open(addr))
+                    .poll_reconnecting(&clock, |_old, _redirect| open(addr))
                     .await;
                 to_reports(&event, &mut inflight)
             } => reports,

@@ -1,0 +1,590 @@
+//! The life of a connection, for the failures real brokers caused: a graceful end that drains
+//! the QoS 2 handshake, reconnects that back off, a broker over our Receive Maximum, requests
+//! the broker cannot serve, a poison message, transient refusals, a broker without 5.0, and
+//! the session's lifecycle features reached from the client (assigned identifier,
+//! authentication method, Server Reference). Against mosquitto where it shows the case, and a
+//! scripted broker over an in-memory stream otherwise.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use embedded_io_adapters::tokio_1::FromTokio;
+use mqtt_client_nb::mqtt_sansio::session::{EndCause, Notice};
+use mqtt_client_nb::mqtt_sansio::{
+    ConnAck, Decoded, Packet, ProtocolVersion, PubResponse, QoS, ReasonCode,
+};
+use mqtt_client_nb::{Client, Error, Options};
+use mqtt_test_support::Broker;
+use support::{copy, poll_for, poll_until, Ev, TokioClock};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream, ReadHalf, WriteHalf};
+use tokio::net::TcpStream;
+
+const BOTH: [ProtocolVersion; 2] = [ProtocolVersion::V3_1_1, ProtocolVersion::V5];
+const V5: ProtocolVersion = ProtocolVersion::V5;
+
+type Tcp = FromTokio<TcpStream>;
+type Mem = FromTokio<DuplexStream>;
+
+async fn tcp(addr: SocketAddr) -> Tcp {
+    let stream = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr))
+        .await
+        .expect("connect timed out")
+        .expect("connect");
+    stream.set_nodelay(true).unwrap();
+    FromTokio::new(stream)
+}
+
+fn enc(packet: Packet<'_>, v: ProtocolVersion) -> Vec<u8> {
+    let mut buf = vec![0u8; packet.encoded_len(v).unwrap()];
+    packet.encode(v, &mut buf).unwrap();
+    buf
+}
+
+/// The broker's end of an in-memory connection: reads whole packets, writes encoded ones.
+struct Peer {
+    rd: ReadHalf<DuplexStream>,
+    wr: WriteHalf<DuplexStream>,
+    buf: Vec<u8>,
+    v: ProtocolVersion,
+}
+
+impl Peer {
+    fn pair(v: ProtocolVersion) -> (Mem, Self) {
+        let (ours, theirs) = tokio::io::duplex(4096);
+        let (rd, wr) = tokio::io::split(theirs);
+        let peer = Self {
+            rd,
+            wr,
+            buf: Vec::new(),
+            v,
+        };
+        (FromTokio::new(ours), peer)
+    }
+
+    /// The next packet's bytes, or `None` once the client closed.
+    async fn next(&mut self) -> Option<Vec<u8>> {
+        loop {
+            if let Ok(Decoded::Packet { len, .. }) = Packet::decode(&self.buf, self.v, u32::MAX) {
+                return Some(self.buf.drain(..len).collect());
+            }
+            let mut chunk = [0u8; 512];
+            let n = tokio::time::timeout(Duration::from_secs(10), self.rd.read(&mut chunk))
+                .await
+                .expect("client silent for 10 s")
+                .ok()?;
+            if n == 0 {
+                return None;
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    async fn send(&mut self, packet: Packet<'_>) {
+        let bytes = enc(packet, self.v);
+        self.wr.write_all(&bytes).await.unwrap();
+    }
+}
+
+fn decode(bytes: &[u8], v: ProtocolVersion) -> Packet<'_> {
+    match Packet::decode(bytes, v, u32::MAX).unwrap() {
+        Decoded::Packet { packet, .. } => packet,
+        other => panic!("{other:?}"),
+    }
+}
+
+struct Bufs {
+    rx: Vec<u8>,
+    tx: Vec<u8>,
+    store: Vec<u8>,
+}
+
+impl Bufs {
+    fn new(rx: usize) -> Self {
+        Self {
+            rx: vec![0; rx],
+            tx: vec![0; 1024],
+            store: vec![0; 8192],
+        }
+    }
+}
+
+/// Failure 1: `sub -q 2 -C 1` sent DISCONNECT without PUBCOMP. mosquitto's log shows the
+/// order of what it received.
+#[tokio::test]
+async fn disconnect_completes_the_incoming_qos2_handshake_first() {
+    let broker = Broker::start().unwrap();
+    for v in BOTH {
+        let clock = TokioClock::new();
+        let sub_id = format!("nb-drain-sub-{v:?}");
+        let mut sb = Bufs::new(1024);
+        let mut o = Options::new(v);
+        o.client_id = Some(&sub_id);
+        let mut sub: Client<'_, Tcp> =
+            Client::new(o, &mut sb.rx, &mut sb.tx, &mut sb.store).unwrap();
+        sub.connect(tcp(broker.addr()).await).unwrap();
+        poll_until(&mut sub, &clock, 5, |e| matches!(e, Ev::Connected { .. })).await;
+        let topic = format!("nb/drain/{v:?}");
+        sub.subscribe(&topic, QoS::ExactlyOnce).unwrap();
+        poll_until(&mut sub, &clock, 5, |e| matches!(e, Ev::Subscribed { .. })).await;
+
+        let mut pb = Bufs::new(1024);
+        let pub_id = format!("nb-drain-pub-{v:?}");
+        let mut po = Options::new(v);
+        po.client_id = Some(&pub_id);
+        let mut publisher: Client<'_, Tcp> =
+            Client::new(po, &mut pb.rx, &mut pb.tx, &mut pb.store).unwrap();
+        publisher.connect(tcp(broker.addr()).await).unwrap();
+        poll_until(&mut publisher, &clock, 5, |e| {
+            matches!(e, Ev::Connected { .. })
+        })
+        .await;
+        publisher
+            .publish(&topic, b"once", QoS::ExactlyOnce, false)
+            .unwrap();
+        poll_until(&mut publisher, &clock, 5, |e| {
+            matches!(e, Ev::Published { .. })
+        })
+        .await;
+
+        // The subscriber's application takes one message and ends at once, as `-C 1` does.
+        poll_until(&mut sub, &clock, 5, |e| matches!(e, Ev::Data { .. })).await;
+        sub.disconnect().unwrap();
+        poll_until(&mut sub, &clock, 5, |e| *e == Ev::Disconnected).await;
+        broker
+            .wait_for_log(
+                &format!("Received DISCONNECT from {sub_id}"),
+                Duration::from_secs(5),
+            )
+            .unwrap();
+        let log = broker.log();
+        let pubcomp = log
+            .find(&format!("Received PUBCOMP from {sub_id}"))
+            .expect("PUBCOMP received");
+        let disconnect = log
+            .find(&format!("Received DISCONNECT from {sub_id}"))
+            .unwrap();
+        assert!(pubcomp < disconnect, "{v:?}: PUBCOMP after DISCONNECT");
+    }
+}
+
+/// Failure 3: a broker that accepts and then drops every connection 50 ms after CONNACK got
+/// 2 to 8 connections a second. On paused time: 20 s of it.
+#[tokio::test(start_paused = true)]
+async fn a_broker_that_drops_after_connack_sees_the_attempts_back_off() {
+    let clock = TokioClock::new();
+    let mut bufs = Bufs::new(512);
+    let mut client: Client<'_, Mem> = Client::new(
+        Options::new(V5),
+        &mut bufs.rx,
+        &mut bufs.tx,
+        &mut bufs.store,
+    )
+    .unwrap();
+    let connections = Arc::new(Mutex::new(0u32));
+    let start = tokio::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(20) {
+        let count = connections.clone();
+        let ev = client
+            .poll_reconnecting(&clock, |_old, _redirect| {
+                let (ours, mut peer) = Peer::pair(V5);
+                *count.lock().unwrap() += 1;
+                tokio::spawn(async move {
+                    peer.next().await;
+                    peer.send(Packet::ConnAck(ConnAck::new(ReasonCode::Success)))
+                        .await;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                });
+                async move { Ok::<_, ()>(ours) }
+            })
+            .await;
+        let ev = copy(&ev);
+        assert!(
+            !matches!(ev, Ev::Error(Error::Stopped(_))),
+            "a dropped connection is retried"
+        );
+    }
+    let n = *connections.lock().unwrap();
+    println!("connections in 20 s against a broker dropping 50 ms after CONNACK: {n}");
+    assert!(n <= 6, "{n} connections in 20 s");
+}
+
+/// Failure 4: a broker over our Receive Maximum. mosquitto, asked to send more in flight
+/// than the client can track, never ends the connection; everything arrives exactly once,
+/// what was left with the broker after the next connection.
+#[tokio::test]
+async fn a_broker_over_the_receive_maximum_is_served_without_a_disconnect_loop() {
+    let broker = Broker::builder().max_inflight_messages(60).start().unwrap();
+    let clock = TokioClock::new();
+    let v = V5;
+    let topic = "nb/overrun";
+    let sub_id = "nb-overrun-sub";
+    let mut sb = Bufs::new(1024);
+    let mut o = Options::new(v);
+    o.client_id = Some(sub_id);
+    o.clean_session = false;
+    o.session_expiry = 600;
+    o.receive_maximum = 60;
+    o.incoming_slots = 60;
+    let mut sub: Client<'_, Tcp> = Client::new(o, &mut sb.rx, &mut sb.tx, &mut sb.store).unwrap();
+    sub.connect(tcp(broker.addr()).await).unwrap();
+    poll_until(&mut sub, &clock, 5, |e| matches!(e, Ev::Connected { .. })).await;
+    sub.subscribe(topic, QoS::ExactlyOnce).unwrap();
+    poll_until(&mut sub, &clock, 5, |e| matches!(e, Ev::Subscribed { .. })).await;
+    drop(sub.close());
+    // 200 QoS 2 messages wait for the subscriber at the broker.
+    let mut pb = Bufs::new(1024);
+    let mut po = Options::new(v);
+    po.client_id = Some("nb-overrun-pub");
+    po.max_inflight = 50;
+    let mut publisher: Client<'_, Tcp> =
+        Client::new(po, &mut pb.rx, &mut pb.tx, &mut pb.store).unwrap();
+    publisher.connect(tcp(broker.addr()).await).unwrap();
+    poll_until(&mut publisher, &clock, 5, |e| {
+        matches!(e, Ev::Connected { .. })
+    })
+    .await;
+    let mut done = 0;
+    for i in 0..200 {
+        while publisher
+            .publish(topic, format!("{i}").as_bytes(), QoS::ExactlyOnce, false)
+            .is_err()
+        {
+            let e = copy(&publisher.poll(&clock).await);
+            done += usize::from(matches!(e, Ev::Published { .. }));
+        }
+    }
+    while done < 200 {
+        let e = copy(&publisher.poll(&clock).await);
+        done += usize::from(matches!(e, Ev::Published { .. }));
+    }
+    drop(publisher);
+    drop(pb);
+    // The subscriber comes back with a smaller table than the broker's window.
+    let mut sb = Bufs::new(1024);
+    let mut o = Options::new(v);
+    o.client_id = Some(sub_id);
+    o.clean_session = false;
+    o.session_expiry = 600;
+    o.receive_maximum = 10;
+    o.incoming_slots = 16;
+    let mut sub: Client<'_, Tcp> = Client::new(o, &mut sb.rx, &mut sb.tx, &mut sb.store).unwrap();
+    let mut got = std::collections::BTreeMap::<Vec<u8>, u32>::new();
+    let (mut connections, mut notices) = (0, 0);
+    for _ in 0..40 {
+        if got.len() == 200 {
+            break;
+        }
+        sub.connect(tcp(broker.addr()).await).unwrap();
+        connections += 1;
+        for ev in poll_for(&mut sub, &clock, 1000).await {
+            match ev {
+                Ev::Data { payload, .. } => *got.entry(payload).or_default() += 1,
+                Ev::Notice(Notice::ReceiveMaximumExceeded { .. }) => notices += 1,
+                Ev::Error(e) => panic!("{e:?}"),
+                _ => {}
+            }
+        }
+        drop(sub.close());
+    }
+    println!("200 messages in {connections} connections, {notices} overrun notices");
+    assert_eq!(
+        got.len(),
+        200,
+        "every message, after {connections} connections"
+    );
+    assert!(got.values().all(|&n| n == 1), "exactly once");
+}
+
+/// Failure 5: SUBSCRIBE `$share/...` to a broker that said Shared Subscription Available 0.
+#[tokio::test]
+async fn requests_the_broker_cannot_serve_are_refused_not_sent() {
+    let clock = TokioClock::new();
+    let mut bufs = Bufs::new(512);
+    let mut client: Client<'_, Mem> = Client::new(
+        Options::new(V5),
+        &mut bufs.rx,
+        &mut bufs.tx,
+        &mut bufs.store,
+    )
+    .unwrap();
+    let queued = client.subscribe("$share/g/a", QoS::AtLeastOnce).unwrap();
+    let (ours, mut peer) = Peer::pair(V5);
+    client.connect(ours).unwrap();
+    let broker = tokio::spawn(async move {
+        peer.next().await.unwrap();
+        let mut ack = ConnAck::new(ReasonCode::Success);
+        ack.properties.shared_subscription_available = Some(false);
+        peer.send(Packet::ConnAck(ack)).await;
+        // Nothing but the PINGREQ-free silence of a refused request, then our DISCONNECT.
+        let next = peer.next().await.unwrap();
+        assert!(
+            matches!(decode(&next, V5), Packet::Disconnect(_)),
+            "{next:?}"
+        );
+    });
+    let seen = poll_until(&mut client, &clock, 5, |e| {
+        matches!(e, Ev::RequestDropped { .. })
+    })
+    .await;
+    assert_eq!(
+        seen.last(),
+        Some(&Ev::RequestDropped {
+            pid: queued.get(),
+            reason: ReasonCode::SharedSubscriptionsNotSupported
+        })
+    );
+    assert!(matches!(
+        client.subscribe("$share/g/a", QoS::AtLeastOnce),
+        Err(Error::Command(_))
+    ));
+    client.disconnect().unwrap();
+    poll_until(&mut client, &clock, 5, |e| *e == Ev::Disconnected).await;
+    broker.await.unwrap();
+}
+
+/// Failure 6: a retained message larger than the receive buffer ended every connection.
+#[tokio::test]
+async fn a_poison_message_larger_than_the_receive_buffer_is_skipped() {
+    let broker = Broker::start().unwrap();
+    for v in BOTH {
+        let clock = TokioClock::new();
+        let topic = format!("nb/poison/{v:?}");
+        let big = vec![b'x'; 2035];
+        // A retained message too large for the subscriber, and a small one after it.
+        let mut pb = Bufs::new(4096);
+        pb.tx = vec![0; 4096];
+        let mut publisher: Client<'_, Tcp> =
+            Client::new(Options::new(v), &mut pb.rx, &mut pb.tx, &mut pb.store).unwrap();
+        publisher.connect(tcp(broker.addr()).await).unwrap();
+        poll_until(&mut publisher, &clock, 5, |e| {
+            matches!(e, Ev::Connected { .. })
+        })
+        .await;
+        publisher
+            .publish(&format!("{topic}/big"), &big, QoS::AtLeastOnce, true)
+            .unwrap();
+        publisher
+            .publish(&format!("{topic}/small"), b"ok", QoS::AtLeastOnce, true)
+            .unwrap();
+        for _ in 0..2 {
+            poll_until(&mut publisher, &clock, 5, |e| {
+                matches!(e, Ev::Published { .. })
+            })
+            .await;
+        }
+        let mut sb = Bufs::new(512);
+        let mut sub: Client<'_, Tcp> =
+            Client::new(Options::new(v), &mut sb.rx, &mut sb.tx, &mut sb.store).unwrap();
+        sub.connect(tcp(broker.addr()).await).unwrap();
+        poll_until(&mut sub, &clock, 5, |e| matches!(e, Ev::Connected { .. })).await;
+        sub.subscribe(&format!("{topic}/#"), QoS::AtLeastOnce)
+            .unwrap();
+        let seen = poll_for(&mut sub, &clock, 1500).await;
+        // A 5.0 broker knows our Maximum Packet Size and drops the message itself
+        // (mosquitto does); a 3.1.1 broker cannot know, and sends it.
+        let skipped = seen
+            .iter()
+            .any(|e| matches!(e, Ev::Notice(Notice::MessageSkipped { size, .. }) if *size > 2035));
+        assert!(skipped || v.is_v5(), "{v:?}: {seen:?}");
+        assert!(
+            seen.iter()
+                .any(|e| matches!(e, Ev::Data { payload, .. } if payload == b"ok")),
+            "{v:?}: {seen:?}"
+        );
+        assert!(
+            !seen
+                .iter()
+                .any(|e| matches!(e, Ev::Disconnected | Ev::Error(_))),
+            "{v:?}: {seen:?}"
+        );
+        // Acknowledged once: a new connection of the same (clean) client does not loop on it.
+        assert!(sub.is_connected());
+    }
+}
+
+/// Failure 7: PUBREC with Quota Exceeded ended `mqtt pub`; now the message goes again.
+#[tokio::test(start_paused = true)]
+async fn a_quota_exceeded_refusal_is_retried_and_then_delivered() {
+    let clock = TokioClock::new();
+    let mut bufs = Bufs::new(512);
+    let mut client: Client<'_, Mem> = Client::new(
+        Options::new(V5),
+        &mut bufs.rx,
+        &mut bufs.tx,
+        &mut bufs.store,
+    )
+    .unwrap();
+    let (ours, mut peer) = Peer::pair(V5);
+    client.connect(ours).unwrap();
+    let broker = tokio::spawn(async move {
+        peer.next().await.unwrap();
+        peer.send(Packet::ConnAck(ConnAck::new(ReasonCode::Success)))
+            .await;
+        for answer in [ReasonCode::QuotaExceeded, ReasonCode::Success] {
+            let publish = peer.next().await.unwrap();
+            let Packet::Publish(p) = decode(&publish, V5) else {
+                panic!()
+            };
+            let mut rec = PubResponse::new(p.packet_id().unwrap());
+            rec.reason_code = answer;
+            peer.send(Packet::PubRec(rec)).await;
+        }
+        let rel = peer.next().await.unwrap();
+        let Packet::PubRel(r) = decode(&rel, V5) else {
+            panic!()
+        };
+        peer.send(Packet::PubComp(PubResponse::new(r.packet_id)))
+            .await;
+        peer
+    });
+    poll_until(&mut client, &clock, 5, |e| {
+        matches!(e, Ev::Connected { .. })
+    })
+    .await;
+    let id = client
+        .publish("t", b"m", QoS::ExactlyOnce, false)
+        .unwrap()
+        .unwrap();
+    let seen = poll_until(&mut client, &clock, 30, |e| {
+        matches!(e, Ev::Published { .. })
+    })
+    .await;
+    assert!(seen.iter().any(|e| matches!(
+        e,
+        Ev::Notice(Notice::PublishRetrying {
+            reason_code: ReasonCode::QuotaExceeded,
+            retry: 1,
+            ..
+        })
+    )));
+    assert_eq!(
+        seen.last(),
+        Some(&Ev::Published {
+            pid: id.get(),
+            qos: QoS::ExactlyOnce,
+            reason: ReasonCode::Success
+        })
+    );
+    drop(broker.await.unwrap());
+}
+
+/// Failure 8: aedes answers a 5.0 CONNECT with a 3.1.1 CONNACK (`20 02 00 01`).
+#[tokio::test]
+async fn a_broker_without_5_0_is_reported_and_not_retried() {
+    let clock = TokioClock::new();
+    let mut bufs = Bufs::new(512);
+    let mut client: Client<'_, Mem> = Client::new(
+        Options::new(V5),
+        &mut bufs.rx,
+        &mut bufs.tx,
+        &mut bufs.store,
+    )
+    .unwrap();
+    let mut events = Vec::new();
+    for _ in 0..10 {
+        let ev = client
+            .poll_reconnecting(&clock, |_old, _redirect| {
+                let (ours, mut peer) = Peer::pair(V5);
+                tokio::spawn(async move {
+                    peer.next().await;
+                    peer.wr.write_all(&[0x20, 0x02, 0x00, 0x01]).await.unwrap();
+                    let _ = peer.next().await;
+                });
+                async move { Ok::<_, ()>(ours) }
+            })
+            .await;
+        let ev = copy(&ev);
+        let stopped = matches!(ev, Ev::Error(Error::Stopped(_)));
+        events.push(ev);
+        if stopped {
+            break;
+        }
+    }
+    let refused = ReasonCode::UnsupportedProtocolVersion;
+    assert_eq!(
+        events,
+        [
+            Ev::BeforeConnect,
+            Ev::Error(Error::Refused(refused)),
+            Ev::Disconnected,
+            Ev::Error(Error::Stopped(EndCause::Refused(refused))),
+        ]
+    );
+}
+
+/// Failure 9: the session's lifecycle reached from the client: the identifier a broker
+/// assigned is reused, the authentication method goes out, and a Server Reference reaches
+/// `open`.
+#[tokio::test(start_paused = true)]
+async fn assigned_id_auth_method_and_server_reference_reach_the_wire_and_the_app() {
+    let clock = TokioClock::new();
+    let mut bufs = Bufs::new(512);
+    let mut options = Options::new(V5);
+    options.session_expiry = 300;
+    options.authentication_method = Some("SCRAM-SHA-256");
+    options.reconnect.jitter = false;
+    let mut client: Client<'_, Mem> =
+        Client::new(options, &mut bufs.rx, &mut bufs.tx, &mut bufs.store).unwrap();
+    let connects = Arc::new(Mutex::new(Vec::<(String, bool, Option<String>)>::new()));
+    let redirects = Arc::new(Mutex::new(Vec::<(String, bool)>::new()));
+    let mut attempts = 0;
+    for _ in 0..50 {
+        let (log, hops) = (connects.clone(), redirects.clone());
+        let n = attempts;
+        let ev = client
+            .poll_reconnecting(&clock, |_old, redirect| {
+                if let Some(r) = redirect {
+                    hops.lock()
+                        .unwrap()
+                        .push((r.reference.to_string(), r.moved));
+                }
+                let (ours, mut peer) = Peer::pair(V5);
+                let log = log.clone();
+                tokio::spawn(async move {
+                    let connect = peer.next().await.unwrap();
+                    let Packet::Connect(c) = decode(&connect, V5) else {
+                        panic!()
+                    };
+                    let method = c.properties.authentication_method.map(str::to_string);
+                    log.lock()
+                        .unwrap()
+                        .push((c.client_id.to_string(), c.clean_start, method));
+                    let mut ack = match n {
+                        1 => {
+                            let mut a = ConnAck::new(ReasonCode::ServerMoved);
+                            a.properties.server_reference = Some("other.example:1884");
+                            a
+                        }
+                        _ => ConnAck::new(ReasonCode::Success),
+                    };
+                    if n == 0 {
+                        ack.properties.assigned_client_identifier = Some("auto-77");
+                    }
+                    peer.send(Packet::ConnAck(ack)).await;
+                    // The first connection drops at once; the last stays.
+                    if n == 2 {
+                        let _ = peer.next().await;
+                    }
+                });
+                async move { Ok::<_, ()>(ours) }
+            })
+            .await;
+        match ev {
+            mqtt_client_nb::Event::BeforeConnect => attempts += 1,
+            mqtt_client_nb::Event::Connected { .. } if attempts == 3 => break,
+            _ => {}
+        }
+    }
+    let connects = connects.lock().unwrap().clone();
+    let method = Some("SCRAM-SHA-256".to_string());
+    assert_eq!(connects[0], (String::new(), true, method.clone()));
+    assert_eq!(connects[1], ("auto-77".to_string(), false, method.clone()));
+    assert_eq!(connects[2].0, "auto-77");
+    assert_eq!(
+        *redirects.lock().unwrap(),
+        [("other.example:1884".to_string(), true)]
+    );
+}
