@@ -604,7 +604,7 @@ mod tests {
         encode(&props, len, &mut w);
         let written = w.position();
         assert_eq!(written, block_len(len));
-        let decoded: PublishProperties = finish(decode(&buf[..written])).unwrap();
+        let decoded: PublishProperties<'_> = finish(decode(&buf[..written])).unwrap();
         assert_eq!(decoded, props);
         assert_eq!(decoded.user_properties.len(), 2);
         assert_eq!(decoded.subscription_identifiers.len(), 2);
@@ -614,7 +614,7 @@ mod tests {
     fn repeated_property_is_a_protocol_error() {
         // message expiry twice
         let bytes = [10, 0x02, 0, 0, 0, 1, 0x02, 0, 0, 0, 2];
-        let err = finish(decode::<PublishProperties>(&bytes)).unwrap_err();
+        let err = finish(decode::<PublishProperties<'_>>(&bytes)).unwrap_err();
         assert_eq!(err, DecodeError::DuplicateProperty(0x02));
         assert_eq!(err.reason_code(), crate::ReasonCode::ProtocolError);
     }
@@ -622,9 +622,9 @@ mod tests {
     #[test]
     fn subscription_identifier_may_repeat_in_publish_only() {
         let bytes = [4, 0x0B, 1, 0x0B, 2];
-        assert!(finish(decode::<PublishProperties>(&bytes)).is_ok());
+        assert!(finish(decode::<PublishProperties<'_>>(&bytes)).is_ok());
         assert_eq!(
-            finish(decode::<SubscribeProperties>(&bytes)),
+            finish(decode::<SubscribeProperties<'_>>(&bytes)),
             Err(DecodeError::DuplicateProperty(0x0B))
         );
     }
@@ -633,7 +633,7 @@ mod tests {
     fn property_not_allowed_in_packet_is_malformed() {
         // Topic Alias in CONNACK
         let bytes = [3, 0x23, 0, 1];
-        let err = finish(decode::<ConnAckProperties>(&bytes)).unwrap_err();
+        let err = finish(decode::<ConnAckProperties<'_>>(&bytes)).unwrap_err();
         assert!(matches!(
             err,
             DecodeError::PropertyNotAllowed { id: 0x23, .. }
@@ -644,7 +644,7 @@ mod tests {
     #[test]
     fn unknown_property_is_malformed() {
         assert_eq!(
-            finish(decode::<AckProperties>(&[2, 0x7F, 0])),
+            finish(decode::<AckProperties<'_>>(&[2, 0x7F, 0])),
             Err(DecodeError::UnknownProperty(0x7F))
         );
     }
@@ -658,7 +658,7 @@ mod tests {
             &[2, 0x25, 7],          // retain available 7
         ];
         for bytes in cases {
-            let err = finish(decode::<ConnAckProperties>(bytes)).unwrap_err();
+            let err = finish(decode::<ConnAckProperties<'_>>(bytes)).unwrap_err();
             assert_eq!(
                 err,
                 DecodeError::InvalidPropertyValue(bytes[1]),
@@ -666,15 +666,15 @@ mod tests {
             );
         }
         assert_eq!(
-            finish(decode::<PublishProperties>(&[3, 0x23, 0, 0])),
+            finish(decode::<PublishProperties<'_>>(&[3, 0x23, 0, 0])),
             Err(DecodeError::InvalidPropertyValue(0x23))
         );
         assert_eq!(
-            finish(decode::<PublishProperties>(&[2, 0x0B, 0])),
+            finish(decode::<PublishProperties<'_>>(&[2, 0x0B, 0])),
             Err(DecodeError::InvalidPropertyValue(0x0B))
         );
         assert_eq!(
-            finish(decode::<PublishProperties>(&[2, 0x01, 2])),
+            finish(decode::<PublishProperties<'_>>(&[2, 0x01, 2])),
             Err(DecodeError::InvalidPropertyValue(0x01))
         );
     }
@@ -683,7 +683,7 @@ mod tests {
     fn mqtt_3_3_2_14_response_topic_has_no_wildcards() {
         let bytes = [4, 0x08, 0, 1, b'#'];
         assert!(matches!(
-            finish(decode::<PublishProperties>(&bytes)),
+            finish(decode::<PublishProperties<'_>>(&bytes)),
             Err(DecodeError::InvalidTopicName(_))
         ));
     }
@@ -691,7 +691,7 @@ mod tests {
     #[test]
     fn property_length_past_the_body_is_malformed() {
         assert_eq!(
-            finish(decode::<AckProperties>(&[9, 0x1F, 0, 1])),
+            finish(decode::<AckProperties<'_>>(&[9, 0x1F, 0, 1])),
             Err(DecodeError::LengthMismatch)
         );
     }

@@ -74,7 +74,7 @@ impl<'a> Publish<'a> {
             QoS::ExactlyOnce => wire::packet_id(i).map(|(i, id)| (i, QosPid::ExactlyOnce(id)))?,
         };
         let (payload, properties) = if version.is_v5() {
-            properties::decode::<PublishProperties>(i)?
+            properties::decode::<PublishProperties<'_>>(i)?
         } else {
             (i, PublishProperties::default())
         };
