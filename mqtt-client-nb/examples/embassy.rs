@@ -1,7 +1,8 @@
 //! `mqtt-client-nb` on embassy, run on a PC: embassy's executor and time driver for `std`,
 //! and a host TCP socket (async-io, adapted to `embedded-io-async`) where a board has an
 //! `embassy-net` `TcpSocket`. Everything else is what the firmware does: caller-owned
-//! buffers, `EmbassyClock`, `poll_reconnecting` with a backoff, commands between polls.
+//! buffers, `EmbassyClock`, `poll_reconnecting` with the session's reconnect policy, commands
+//! between polls.
 //!
 //! Against a local mosquitto on a free port:
 //!
@@ -22,7 +23,7 @@ use async_io::Async;
 use embassy_executor::Spawner;
 use embedded_io_adapters::futures_03::FromFutures;
 use mqtt_client_nb::mqtt_sansio::{ProtocolVersion, QoS, TopicName};
-use mqtt_client_nb::{Backoff, Client, EmbassyClock, Event, LastWill, Options};
+use mqtt_client_nb::{Client, EmbassyClock, Event, LastWill, Options};
 
 /// The transport: a TCP stream of the host, as an `embedded-io-async` `Read + Write`.
 type Tcp = FromFutures<Async<TcpStream>>;
@@ -48,16 +49,18 @@ async fn run(broker: SocketAddr) {
     let mut will = LastWill::new(will_topic, b"offline");
     (will.qos, will.retain) = (QoS::AtLeastOnce, true);
     options.will = Some(will);
+    // Backoff between attempts (with jitter; reset once a connection stayed up).
+    options.reconnect.initial = Duration::from_millis(500);
+    options.reconnect.max = Duration::from_secs(30);
     let mut client: Client<'_, Tcp> =
         Client::new(options, &mut rx, &mut tx, &mut store).expect("buffers large enough");
-    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
 
     loop {
         // An event borrows the client: decide here, act once the borrow has ended.
         let mut led = None;
         let mut connected = false;
         match client
-            .poll_reconnecting(&EmbassyClock, &mut backoff, |_old| open(broker))
+            .poll_reconnecting(&EmbassyClock, |_old, _redirect| open(broker))
             .await
         {
             Event::Connected {
