@@ -469,3 +469,49 @@ fn a_3_1_1_clean_session_stays_the_callers_choice_on_reconnect() {
     };
     assert!(again.clean_start);
 }
+
+/// Failure 2 (session side): a slow consumer withholds acknowledgements instead of stopping
+/// the reads, so SUBACK, PINGRESP and PUBREL still get through while a backlog waits.
+#[test]
+fn withheld_acks_do_not_stop_control_packets() {
+    for v in BOTH {
+        let mut config = SessionConfig::new(v);
+        config.manual_acks = true;
+        let mut h = Harness::with(config, 16 * 1024);
+        h.connect(false, false);
+        let sub = [Subscription::new(
+            TopicFilter::new("b/#").unwrap(),
+            QoS::AtLeastOnce,
+        )];
+        let id = h.s.subscribe(&sub, SubscribeProperties::default()).unwrap();
+        h.take_sent();
+        // A resumed backlog arrives before SUBACK; the application takes none of it yet.
+        let mut bytes = Vec::new();
+        for n in 1..=40 {
+            bytes.extend(enc(incoming("b/x", b"m", QoS::AtLeastOnce, n), v));
+        }
+        let ack = mqtt_sansio::SubAck::new(id, &[ReasonCode::GrantedQoS1]);
+        bytes.extend(enc(Packet::SubAck(ack), v));
+        bytes.extend(enc(Packet::PingResp, v));
+        h.feed(&bytes).unwrap();
+        assert!(h.take_sent().is_empty(), "{v:?}: nothing acknowledged yet");
+        let events = h.take_events();
+        assert_eq!(
+            events
+                .iter()
+                .filter(|e| matches!(e, Ev::Message { .. }))
+                .count(),
+            40
+        );
+        assert!(events.contains(&Ev::Subscribed {
+            pid: id.get(),
+            codes: vec![ReasonCode::GrantedQoS1]
+        }));
+        // Acknowledged as the application takes them, in order.
+        for n in 1..=40 {
+            h.s.ack(pid(n)).unwrap();
+            let sent = h.take_sent();
+            assert!(matches!(dec(&sent[0], v), Packet::PubAck(r) if r.packet_id.get() == n));
+        }
+    }
+}

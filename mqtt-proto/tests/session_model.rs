@@ -157,6 +157,7 @@ fn op(f: Features) -> impl Strategy<Value = Op> {
             .prop_map(|(pick, dup, fail)| Op::BrokerAck { pick, dup, fail }),
         6 => (0u8..3, prop_oneof![3 => Just(1u8), 1 => 2u8..24])
             .prop_map(|(qos, count)| Op::BrokerPublish { qos, count }),
+        1 => prop_oneof![3 => 1u8..8, 1 => 8u8..48].prop_map(|count| Op::BrokerOverrun { count }),
         2 => any::<u8>().prop_map(|pick| Op::BrokerResend { pick }),
         3 => (any::<u8>(), prop::bool::weighted(0.1))
             .prop_map(|(pick, dup)| Op::BrokerPubRel { pick, dup }),

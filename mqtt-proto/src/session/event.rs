@@ -161,3 +161,73 @@ pub enum LostReason {
     /// DISCONNECT was transmitted (ours): close the transport.
     DisconnectSent,
 }
+
+/// What the session coped with on its own, for the application's log: the broker broke a rule
+/// or refused something, and nothing was lost. Both clients report these as they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Notice {
+    /// See [`Event::PublishRetrying`].
+    PublishRetrying {
+        /// The message's identifier.
+        packet_id: PacketId,
+        /// The broker's code.
+        reason_code: ReasonCode,
+        /// Which retry comes next.
+        retry: u8,
+    },
+    /// See [`Event::ReceiveMaximumExceeded`].
+    ReceiveMaximumExceeded {
+        /// Our Receive Maximum.
+        receive_maximum: u16,
+        /// Incoming messages in flight when it was noticed.
+        in_flight: u16,
+        /// A message was left with the broker for lack of room.
+        deferred: bool,
+    },
+    /// See [`Event::MessageSkipped`].
+    MessageSkipped {
+        /// The message's identifier, for QoS 1 and 2.
+        packet_id: Option<PacketId>,
+        /// Its QoS.
+        qos: QoS,
+        /// Its size in bytes.
+        size: u32,
+    },
+}
+
+impl Notice {
+    /// The notice an event stands for, if it is one.
+    pub fn of(event: &Event<'_>) -> Option<Self> {
+        Some(match *event {
+            Event::PublishRetrying {
+                packet_id,
+                reason_code,
+                retry,
+            } => Self::PublishRetrying {
+                packet_id,
+                reason_code,
+                retry,
+            },
+            Event::ReceiveMaximumExceeded {
+                receive_maximum,
+                in_flight,
+                deferred,
+            } => Self::ReceiveMaximumExceeded {
+                receive_maximum,
+                in_flight,
+                deferred,
+            },
+            Event::MessageSkipped {
+                packet_id,
+                qos,
+                size,
+            } => Self::MessageSkipped {
+                packet_id,
+                qos,
+                size,
+            },
+            _ => return None,
+        })
+    }
+}

@@ -33,7 +33,7 @@ use core::time::Duration;
 
 pub use config::{BrokerLimits, SessionConfig};
 pub use error::{CommandError, ProtocolError};
-pub use event::{Event, LostReason};
+pub use event::{Event, LostReason, Notice};
 pub use reconnect::{EndCause, Reaction, Reconnect, ReconnectPolicy};
 pub use time::Instant;
 

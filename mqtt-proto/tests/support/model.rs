@@ -28,8 +28,8 @@ use std::num::{NonZeroU16, NonZeroU32};
 use std::time::Duration;
 
 use mqtt_sansio::session::{
-    CommandError, ConnectionState, Event, Instant, LostReason, Message, Read, Session,
-    SessionConfig,
+    CommandError, ConnectionState, EndCause, Event, Instant, LostReason, Message, Read, Reconnect,
+    Session, SessionConfig,
 };
 use mqtt_sansio::{
     ConnAck, Connect, Decoded, Disconnect, EncodeError, Packet, PacketId, PacketType,
@@ -96,6 +96,10 @@ pub enum Op {
     /// The broker publishes `count` new messages to the client (QoS 1 and 2 only while the
     /// client's Receive Maximum allows).
     BrokerPublish { qos: u8, count: u8 },
+    /// The broker breaks [MQTT-3.3.4-8]: `count` QoS 2 messages whatever our Receive Maximum
+    /// says (mosquitto resuming a session). The session takes what it can track and leaves
+    /// the rest with the broker, which sends them again on the next connection.
+    BrokerOverrun { count: u8 },
     /// The broker sends an unacknowledged QoS 1 message, or a QoS 2 message before its PUBREL,
     /// again with DUP.
     BrokerResend { pick: u8 },
@@ -170,6 +174,8 @@ pub struct Stats {
     pub keep_alive_lost: usize,
     pub blocked: usize,
     pub buffer_too_small: usize,
+    /// QoS 2 messages the broker sent past our Receive Maximum.
+    pub overruns: usize,
 }
 
 /// Runs `ops` against a fresh session, then lets a well-behaved broker finish every flow, and
@@ -469,6 +475,12 @@ struct World {
     /// DISCONNECT queued, and transmitted.
     disconnecting: bool,
     disconnect_sent: bool,
+    /// When the application asked for the graceful DISCONNECT.
+    disconnect_requested: u64,
+    /// Failed attempts since the last stable connection, as the session must count them.
+    reconnect_attempts: u32,
+    /// When CONNACK accepted the current connection.
+    up_since: Option<u64>,
     connect_sent: bool,
     /// A CONNACK accepted a connection: a 5.0 session with an expiry resumes from now on.
     ever_connected: bool,
@@ -513,8 +525,16 @@ macro_rules! check {
     };
 }
 
-/// Bytes of a record header in the session's log (length, kind, state, packet id).
+/// Bytes of a record header in the session's log (length, kind, state, packet id, QoS,
+/// flags).
 const HEADER: usize = 12;
+/// The session's default drain timeout before a graceful DISCONNECT.
+const DRAIN_MS: u64 = 5_000;
+/// The reconnect policy's defaults: first delay, cap, and how long a connection must last to
+/// reset the backoff.
+const BACKOFF_INITIAL_MS: u64 = 1_000;
+const BACKOFF_MAX_MS: u64 = 60_000;
+const STABLE_MS: u64 = 10_000;
 
 fn pid(n: u16) -> PacketId {
     PacketId::new(n).expect("non-zero packet id")
@@ -563,6 +583,9 @@ impl World {
             phase: Phase::Down,
             disconnecting: false,
             disconnect_sent: false,
+            disconnect_requested: 0,
+            reconnect_attempts: 0,
+            up_since: None,
             connect_sent: false,
             ever_connected: false,
             params: setup.first,
@@ -636,7 +659,12 @@ impl World {
             Op::BrokerAck { pick, dup, fail } => self.broker_ack(pick.into(), dup, fail),
             Op::BrokerPublish { qos, count } => {
                 for _ in 0..count {
-                    self.broker_publish(qos_of(qos));
+                    self.broker_publish(qos_of(qos), false);
+                }
+            }
+            Op::BrokerOverrun { count } => {
+                for _ in 0..count {
+                    self.broker_publish(QoS::ExactlyOnce, true);
                 }
             }
             Op::BrokerResend { pick } => self.broker_resend(pick.into()),
@@ -772,6 +800,7 @@ impl World {
         self.to_broker.clear();
         self.to_client.clear();
         self.rx_pending.clear();
+        let graceful = self.disconnect_sent;
         self.disconnecting = false;
         self.disconnect_sent = false;
         let was_up = self.b.up;
@@ -782,7 +811,8 @@ impl World {
             // 3.1.1: a clean session lasts as long as its network connection.
             self.broker_discard();
         }
-        let _ = self.s.handle_transport_closed(self.instant());
+        let next = self.s.handle_transport_closed(self.instant());
+        self.check_reconnect(next, graceful);
         self.phase = Phase::Down;
         self.connect_sent = false;
         for m in &mut self.msgs {
@@ -797,6 +827,47 @@ impl World {
         self.last_resend = None;
         self.last_rel = None;
         self.ping_outstanding = false;
+    }
+
+    /// The session's reconnect decision: a graceful end stops; anything else retries after
+    /// the backoff, which grows with each connection that did not stay up and resets after
+    /// one that did.
+    fn check_reconnect(&mut self, next: Reconnect, graceful: bool) {
+        let stable = self
+            .up_since
+            .take()
+            .is_some_and(|t| self.now - t >= STABLE_MS);
+        if stable {
+            self.reconnect_attempts = 0;
+        }
+        match next {
+            Reconnect::Stop(EndCause::Closed) => {
+                check!(
+                    self,
+                    graceful,
+                    "stopped after a connection that was not closed by us"
+                );
+            }
+            Reconnect::At { at, attempt, .. } => {
+                check!(self, !graceful, "reconnect after our own DISCONNECT");
+                self.reconnect_attempts += 1;
+                check!(
+                    self,
+                    attempt == self.reconnect_attempts,
+                    "attempt {attempt}, expected {}",
+                    self.reconnect_attempts
+                );
+                let full = (BACKOFF_INITIAL_MS << (attempt - 1).min(20)).min(BACKOFF_MAX_MS);
+                let delay = at.as_millis() - self.now;
+                check!(
+                    self,
+                    delay >= full / 2 && delay <= full,
+                    "delay {delay} ms for attempt {attempt}, expected {}..={full}",
+                    full / 2
+                );
+            }
+            other => self.fail(format!("reconnect decision {other:?}")),
+        }
     }
 
     fn advance(&mut self, ms: u32) {
@@ -980,6 +1051,7 @@ impl World {
             self.fail(format!("disconnect while connected failed: {e:?}"));
         }
         self.disconnecting = true;
+        self.disconnect_requested = self.now;
     }
 
     fn subscribe(&mut self) {
@@ -1161,6 +1233,16 @@ impl World {
                     d.reason_code
                 );
                 self.check_nothing_left_to_send();
+                // The graceful DISCONNECT drains: nothing of ours unacknowledged and no QoS 2
+                // handshake of the broker's open, unless the drain timeout passed.
+                let open = self.client_inflight() + self.client_in.len();
+                let expired = self.now >= self.disconnect_requested + DRAIN_MS;
+                check!(
+                    self,
+                    open == 0 || expired,
+                    "DISCONNECT with {open} handshakes open {} ms after disconnect",
+                    self.now - self.disconnect_requested
+                );
                 self.disconnect_sent = true;
             }
             other => self.fail(format!("unexpected packet transmitted: {other:?}")),
@@ -1437,6 +1519,13 @@ impl World {
                 self.msgs[i].st = St::Dropped;
                 self.stats.dropped += 1;
             }
+            Ev::Other(e) if e.starts_with("ReceiveMaximumExceeded") => {
+                check!(
+                    self,
+                    self.stats.overruns > 0,
+                    "{e} while the broker kept to our Receive Maximum"
+                );
+            }
             other => self.fail(format!("unexpected event from poll_event: {other:?}")),
         }
     }
@@ -1681,6 +1770,7 @@ impl World {
         }
         self.phase = Phase::Up;
         self.ever_connected = true;
+        self.up_since = Some(self.now);
         self.b.has_session = self.v.is_v5() || !self.params.clean_start;
         Some(Ev::Connected {
             session_present: sp,
@@ -1728,6 +1818,8 @@ impl World {
                         self.stats.duplicate_qos2_suppressed += 1;
                         None
                     }
+                    // Beyond what the session can track: left with the broker, unanswered.
+                    None if self.client_in.len() >= self.incoming_table() => None,
                     None if manual => {
                         self.insert_in(i, InSt::App);
                         Some(message)
@@ -1758,10 +1850,16 @@ impl World {
     fn insert_in(&mut self, p: u16, st: InSt) {
         check!(
             self,
-            self.client_in.len() < usize::from(self.setup.receive_maximum),
-            "model: broker exceeded the client's Receive Maximum"
+            self.client_in.len() < self.incoming_table(),
+            "model: more incoming QoS 2 messages than the session's table"
         );
         self.client_in.insert(p, st);
+    }
+
+    /// Incoming QoS 2 messages the session tracks: its `incoming_slots` (default 32), at
+    /// least the Receive Maximum.
+    fn incoming_table(&self) -> usize {
+        usize::from(self.setup.receive_maximum).max(32)
     }
 
     fn client_request_ack(
@@ -2141,11 +2239,15 @@ impl World {
         self.push_answer(bytes, dup);
     }
 
-    fn broker_publish(&mut self, qos: QoS) {
+    fn broker_publish(&mut self, qos: QoS, overrun: bool) {
         if !self.b.up {
             return;
         }
+        if overrun && self.b.outbound.len() >= usize::from(self.setup.receive_maximum) {
+            self.stats.overruns += 1;
+        }
         if qos != QoS::AtMostOnce
+            && !overrun
             && self.b.outbound.len() >= usize::from(self.setup.receive_maximum)
         {
             return;
@@ -2251,7 +2353,7 @@ impl World {
         check!(
             self,
             self.s.incoming_inflight() == self.client_in.len()
-                && self.client_in.len() <= usize::from(self.setup.receive_maximum),
+                && self.client_in.len() <= self.incoming_table(),
             "incoming_inflight() is {}, the model counts {}",
             self.s.incoming_inflight(),
             self.client_in.len()
@@ -2330,6 +2432,18 @@ impl World {
             }
             self.check_invariants();
             if self.noted == before {
+                let left_with_broker = self
+                    .b
+                    .outbound
+                    .values()
+                    .any(|o| o.st == OutSt::AwaitAck && o.copies > 0);
+                if left_with_broker && self.phase == Phase::Up {
+                    // Messages the session could not track when the broker overran its
+                    // Receive Maximum: the broker sends them again on the next connection.
+                    self.note(format!("-- settle round {round}: reconnect for the rest"));
+                    self.close_transport(0);
+                    continue;
+                }
                 self.note(format!("-- settle round {round}: nothing moved"));
                 break;
             }
