@@ -48,7 +48,7 @@ async fn main() -> Result<(), mqtt_client_tokio::Error> {
     loop {
         tokio::select! {
             event = events.recv() => match event {
-                Some(Event::Connected { session_present, broker }) => {
+                Some(Event::Connected { session_present, broker, .. }) => {
                     println!("connected to {broker} (session present: {session_present})");
                     // Fire and forget: the outcome comes back as Event::Published.
                     drop(client.publish_queued(status.clone()).await?);
@@ -60,7 +60,7 @@ async fn main() -> Result<(), mqtt_client_tokio::Error> {
                 Some(Event::Subscribed { reason_codes, .. }) => {
                     println!("subscribed: {reason_codes:?}");
                 }
-                Some(Event::Published { packet_id, reason_code }) => {
+                Some(Event::Published { packet_id, reason_code, .. }) => {
                     println!("published {packet_id:?}: {reason_code:?}");
                 }
                 Some(Event::Message(message)) => println!(

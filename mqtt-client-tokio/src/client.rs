@@ -7,6 +7,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use mqtt_sansio::session::Notice;
 use mqtt_sansio::{PacketId, QoS, ReasonCode, SubscriptionOptions};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -284,8 +285,11 @@ impl Client {
     }
 
     /// Disconnects gracefully (DISCONNECT with reason Normal, so the broker discards the will)
-    /// and stops the driver for every handle. Messages queued before are sent first;
-    /// unacknowledged publishes fail with [`Error::Closed`].
+    /// and stops the driver for every handle. It drains first: messages queued before are
+    /// sent, and the DISCONNECT waits until what was sent is acknowledged and the broker's
+    /// QoS 2 handshakes are complete, for at most
+    /// [`Policy::drain_timeout`](crate::Policy::drain_timeout); publishes still
+    /// unacknowledged then fail with [`Error::Closed`].
     ///
     /// # Errors
     /// None in practice; a client that has already stopped returns `Ok`.
@@ -360,10 +364,11 @@ impl Future for Delivery {
 
 /// The messages of one subscription, in the order they arrived.
 ///
-/// When a subscription's buffer ([`Policy::subscription_buffer`](crate::Policy)) is full the
-/// client stops reading from the broker until there is room, so a slow consumer slows the
-/// connection down instead of losing messages (and, if it stalls for longer than the keep
-/// alive allows, the connection is dropped and re-established). Dropping the stream stops
+/// When a subscription's buffer ([`Policy::subscription_buffer`](crate::Policy)) is full, the
+/// client keeps reading (so SUBACK, PINGRESP and PUBREL still get through) and holds the
+/// messages for it: QoS 1 and 2 messages are acknowledged only once the stream took them, so
+/// the broker's window slows it down and nothing is lost; QoS 0 messages beyond 4,096 held
+/// are dropped and reported ([`Event::SlowConsumer`]). Dropping the stream stops
 /// the routing but does not unsubscribe. The stream ends when the filters are unsubscribed or
 /// the client stops.
 #[derive(Debug)]
@@ -414,6 +419,9 @@ pub enum Event {
         session_present: bool,
         /// The broker, without credentials.
         broker: String,
+        /// What the broker said in CONNACK (5.0): assigned client identifier, limits,
+        /// response information, reason string, user properties.
+        connack: Box<ConnAckInfo>,
     },
     /// An established connection ended.
     Disconnected {
@@ -448,6 +456,20 @@ pub enum Event {
         packet_id: PacketId,
         /// The broker's reason code.
         reason_code: ReasonCode,
+        /// The broker's reason string (5.0), if any.
+        reason_string: Option<String>,
+        /// The acknowledgement's user properties (5.0).
+        user_properties: Vec<(String, String)>,
+    },
+    /// Something the session coped with on its own, worth a log line: a message the broker
+    /// refused for now and that goes again, a broker exceeding our Receive Maximum, a
+    /// message over the maximum packet size that was skipped. Nothing was lost.
+    Notice(Notice),
+    /// Subscription streams were full and QoS 0 messages were dropped (QoS 1 and 2 messages
+    /// wait, unacknowledged, which holds the broker back instead).
+    SlowConsumer {
+        /// QoS 0 messages dropped since the last report.
+        dropped_qos0: u64,
     },
     /// A message arrived (also delivered to the streams of the subscriptions it matches).
     Message(Message),
@@ -460,6 +482,69 @@ pub enum Event {
         /// How many.
         missed: u64,
     },
+}
+
+/// What a broker said in CONNACK (5.0; empty on 3.1.1), owned.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConnAckInfo {
+    /// The client identifier the broker assigned, when we sent none. The client reuses it
+    /// on reconnects.
+    pub assigned_client_identifier: Option<String>,
+    /// Keep alive the broker imposes, in seconds.
+    pub server_keep_alive: Option<u16>,
+    /// Session expiry the broker grants, in seconds.
+    pub session_expiry_interval: Option<u32>,
+    /// Receive Maximum of the broker.
+    pub receive_maximum: Option<u16>,
+    /// Largest packet the broker accepts.
+    pub maximum_packet_size: Option<u32>,
+    /// Highest QoS the broker supports.
+    pub maximum_qos: Option<QoS>,
+    /// Whether retained messages are supported.
+    pub retain_available: Option<bool>,
+    /// Whether wildcard subscriptions are supported.
+    pub wildcard_subscription_available: Option<bool>,
+    /// Whether subscription identifiers are supported.
+    pub subscription_identifier_available: Option<bool>,
+    /// Whether shared subscriptions are supported.
+    pub shared_subscription_available: Option<bool>,
+    /// Topic Alias Maximum of the broker.
+    pub topic_alias_maximum: Option<u16>,
+    /// Response Information (for request/response topics), if requested and given.
+    pub response_information: Option<String>,
+    /// Another server to use.
+    pub server_reference: Option<String>,
+    /// A human-readable reason.
+    pub reason_string: Option<String>,
+    /// User properties.
+    pub user_properties: Vec<(String, String)>,
+}
+
+impl ConnAckInfo {
+    pub(crate) fn new(p: &mqtt_sansio::ConnAckProperties<'_>) -> Self {
+        Self {
+            assigned_client_identifier: p.assigned_client_identifier.map(str::to_string),
+            server_keep_alive: p.server_keep_alive,
+            session_expiry_interval: p.session_expiry_interval,
+            receive_maximum: p.receive_maximum.map(|v| v.get()),
+            maximum_packet_size: p.maximum_packet_size.map(|v| v.get()),
+            maximum_qos: p.maximum_qos,
+            retain_available: p.retain_available,
+            wildcard_subscription_available: p.wildcard_subscription_available,
+            subscription_identifier_available: p.subscription_identifier_available,
+            shared_subscription_available: p.shared_subscription_available,
+            topic_alias_maximum: p.topic_alias_maximum,
+            response_information: p.response_information.map(str::to_string),
+            server_reference: p.server_reference.map(str::to_string),
+            reason_string: p.reason_string.map(str::to_string),
+            user_properties: p
+                .user_properties
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
 }
 
 /// The client's events. Buffered up to [`Policy::event_buffer`](crate::Policy); when the

@@ -106,15 +106,8 @@ impl Error {
     }
 }
 
-/// CONNACK codes after which retrying the same CONNECT is pointless.
+/// CONNACK codes after which retrying the same CONNECT is pointless: the session's rule.
 pub(crate) fn is_fatal_refusal(code: ReasonCode) -> bool {
-    matches!(
-        code,
-        ReasonCode::BadUserNameOrPassword
-            | ReasonCode::NotAuthorized
-            | ReasonCode::Banned
-            | ReasonCode::UnsupportedProtocolVersion
-            | ReasonCode::ClientIdentifierNotValid
-            | ReasonCode::BadAuthenticationMethod
-    )
+    use mqtt_sansio::session::{EndCause, Reaction};
+    EndCause::Refused(code).reaction(false) == Reaction::Stop
 }

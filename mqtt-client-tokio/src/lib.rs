@@ -68,12 +68,13 @@ mod options;
 mod transport;
 mod url;
 
-pub use client::{Client, Delivery, Event, Events, Subscription};
+pub use client::{Client, ConnAckInfo, Delivery, Event, Events, Subscription};
 pub use error::Error;
 pub use message::{Message, Properties};
+pub use mqtt_sansio::session::Notice;
 pub use options::{
-    DisconnectOptions, Options, Policy, ProtocolOptions, QueueFull, TlsOptions, TransportOptions,
-    Will,
+    Direction, DisconnectOptions, Options, Policy, ProtocolOptions, QueueFull, Socks5Proxy, Tap,
+    TlsOptions, TlsVersion, TransportOptions, Will,
 };
 
 pub use bytes::Bytes;

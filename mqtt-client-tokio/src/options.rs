@@ -84,8 +84,10 @@ impl Options {
 pub struct ProtocolOptions {
     /// Protocol version. Default: 5.0.
     pub version: ProtocolVersion,
-    /// Client identifier; a random `mqttrs-…` identifier of 23 characters is generated when
-    /// empty, and kept for every reconnect.
+    /// Client identifier. When empty, a 5.0 client asks the broker to assign one and keeps
+    /// it for its reconnects ([`ConnAckInfo::assigned_client_identifier`](crate::ConnAckInfo));
+    /// a 3.1.1 client generates a random `mqttrs-…` identifier of 23 characters, kept for
+    /// every reconnect.
     pub client_id: String,
     /// User name.
     pub username: Option<String>,
@@ -214,6 +216,20 @@ pub struct TransportOptions {
     pub tls: TlsOptions,
     /// Disable Nagle's algorithm. Default: true.
     pub tcp_nodelay: bool,
+    /// Local address to bind the outgoing TCP socket to (choosing the interface); only broker
+    /// addresses of the same family are tried. Default: none (the system chooses).
+    pub bind_address: Option<std::net::IpAddr>,
+    /// Reach the broker through this SOCKS5 proxy (TCP only; the proxy resolves the broker's
+    /// name). Default: none.
+    pub proxy: Option<Socks5Proxy>,
+    /// Connect to this Unix domain socket instead of the URL's host and port (TLS and
+    /// WebSocket still apply as the URL's scheme says). Default: none.
+    #[cfg(unix)]
+    pub unix_socket: Option<std::path::PathBuf>,
+    /// Called with every chunk of bytes read from or written to the broker, after TLS and
+    /// WebSocket framing are removed (the MQTT byte stream), e.g. to print a packet trace.
+    /// Called on the driver task: keep it short. Default: none.
+    pub tap: Option<Tap>,
 }
 
 impl Default for TransportOptions {
@@ -221,8 +237,89 @@ impl Default for TransportOptions {
         Self {
             tls: TlsOptions::default(),
             tcp_nodelay: true,
+            bind_address: None,
+            proxy: None,
+            #[cfg(unix)]
+            unix_socket: None,
+            tap: None,
         }
     }
+}
+
+/// Which way bytes passed a [`Tap`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Written to the broker.
+    Sent,
+    /// Read from the broker.
+    Received,
+}
+
+/// A callback that sees the raw MQTT bytes of every connection
+/// ([`TransportOptions::tap`]). Chunks follow no packet boundaries: a chunk may hold part of a
+/// packet or several packets.
+#[derive(Clone)]
+pub struct Tap(pub Arc<dyn Fn(Direction, &[u8]) + Send + Sync>);
+
+impl Tap {
+    /// A tap calling `f`.
+    pub fn new(f: impl Fn(Direction, &[u8]) + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+}
+
+impl fmt::Debug for Tap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Tap(..)")
+    }
+}
+
+/// A SOCKS5 proxy (RFC 1928), with optional user name and password authentication
+/// (RFC 1929).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Socks5Proxy {
+    /// Proxy host name or IP address.
+    pub host: String,
+    /// Proxy port. Default in URLs: 1080.
+    pub port: u16,
+    /// User name and password, when the proxy asks for them.
+    pub credentials: Option<(String, String)>,
+}
+
+impl Socks5Proxy {
+    /// Parses `socks5h://[user[:password]@]host[:port]` (mosquitto's `--proxy` form; `socks5://`
+    /// is accepted too, and the broker's name is always resolved by the proxy).
+    ///
+    /// # Errors
+    /// [`Error::InvalidUrl`].
+    pub fn parse(url: &str) -> Result<Self, Error> {
+        crate::url::parse_socks5(url)
+    }
+}
+
+impl fmt::Debug for Socks5Proxy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Socks5Proxy")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field(
+                "credentials",
+                &self
+                    .credentials
+                    .as_ref()
+                    .map(|(user, _)| (user, "<redacted>")),
+            )
+            .finish()
+    }
+}
+
+/// A TLS protocol version to insist on ([`TlsOptions::version`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsVersion {
+    /// TLS 1.2 only.
+    Tls12,
+    /// TLS 1.3 only.
+    Tls13,
 }
 
 /// TLS settings (rustls, ring provider).
@@ -242,6 +339,12 @@ pub struct TlsOptions {
     /// A complete rustls configuration; when set, the fields above except `server_name` are
     /// ignored.
     pub config: Option<Arc<rustls::ClientConfig>>,
+    /// Accept a broker certificate issued for another name (the chain must still lead to a
+    /// trusted root). Anyone holding any certificate from those roots can then impersonate
+    /// the broker: for tests only. Default: false.
+    pub insecure_skip_hostname: bool,
+    /// Only this TLS version. Default: none (1.2 or 1.3, whichever both sides prefer).
+    pub version: Option<TlsVersion>,
 }
 
 impl fmt::Debug for TlsOptions {
@@ -259,6 +362,8 @@ impl fmt::Debug for TlsOptions {
             .field("alpn", &self.alpn)
             .field("server_name", &self.server_name)
             .field("config", &self.config.is_some())
+            .field("insecure_skip_hostname", &self.insecure_skip_hostname)
+            .field("version", &self.version)
             .finish()
     }
 }
@@ -276,12 +381,28 @@ pub enum QueueFull {
 /// The client's policy: reconnecting, timeouts and queueing.
 #[derive(Debug, Clone)]
 pub struct Policy {
-    /// Reconnect after a lost connection. Default: true.
+    /// Reconnect after a lost connection. Default: true. When and whether is the session's
+    /// decision: it stops for good after refusals retrying cannot fix (bad credentials, not
+    /// authorized, banned, unsupported protocol version, invalid client identifier, session
+    /// taken over unless [`Policy::reconnect_after_takeover`]), and otherwise waits an
+    /// exponential backoff with jitter.
     pub reconnect: bool,
     /// First reconnect delay. Default: 250 ms.
     pub backoff_min: Duration,
     /// Longest reconnect delay. Default: 30 s.
     pub backoff_max: Duration,
+    /// A connection that stayed up this long resets the backoff; one lost sooner counts as a
+    /// failed attempt, so a broker that accepts and then drops the client sees the attempts
+    /// slow down. Default: 10 s.
+    pub stable_after: Duration,
+    /// Reconnect after the broker said another client took over our client identifier (5.0
+    /// Session Taken Over). Default: false, since two clients sharing an identifier would
+    /// take the session from each other forever.
+    pub reconnect_after_takeover: bool,
+    /// How long [`Client::disconnect`](crate::Client::disconnect) waits for open handshakes
+    /// (acknowledgements of what was sent, PUBREL for received QoS 2 messages) before the
+    /// DISCONNECT goes out anyway. Default: 5 s.
+    pub drain_timeout: Duration,
     /// Time allowed to open the transport (TCP, TLS, WebSocket), and then again for CONNACK.
     /// Default: 10 s.
     pub connect_timeout: Duration,
@@ -294,7 +415,9 @@ pub struct Policy {
     /// (duplicates are allowed at QoS 1). When false they fail with [`Error::Abandoned`].
     /// QoS 2 messages always fail, to rule out duplicates. Default: true.
     pub republish_abandoned_qos1: bool,
-    /// Messages buffered per subscription before the client stops reading from the broker.
+    /// Messages buffered per subscription stream. Beyond it the client holds QoS 1 and 2
+    /// messages unacknowledged (the broker's window then throttles it) and drops QoS 0
+    /// messages past 4,096 held ([`Event::SlowConsumer`](crate::Event::SlowConsumer)).
     /// Default: 256.
     pub subscription_buffer: usize,
     /// Events buffered before further events are counted as missed
@@ -308,6 +431,9 @@ impl Default for Policy {
             reconnect: true,
             backoff_min: Duration::from_millis(250),
             backoff_max: Duration::from_secs(30),
+            stable_after: Duration::from_secs(10),
+            reconnect_after_takeover: false,
+            drain_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(10),
             offline_queue_bytes: 1024 * 1024,
             queue_full: QueueFull::Error,
@@ -315,21 +441,6 @@ impl Default for Policy {
             subscription_buffer: 256,
             event_buffer: 256,
         }
-    }
-}
-
-impl Policy {
-    /// The delay before reconnect attempt `attempt` (1-based): exponential from
-    /// `backoff_min`, capped at `backoff_max`, with equal jitter (half fixed, half random).
-    pub(crate) fn backoff(&self, attempt: u32) -> Duration {
-        let exp = attempt.saturating_sub(1).min(30);
-        let base = self
-            .backoff_min
-            .saturating_mul(1u32 << exp)
-            .min(self.backoff_max);
-        let half = base / 2;
-        let jitter = half.mul_f64(fastrand::f64());
-        half + jitter
     }
 }
 
@@ -352,23 +463,6 @@ pub struct DisconnectOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_grows_caps_and_jitters() {
-        let p = Policy {
-            backoff_min: Duration::from_millis(100),
-            backoff_max: Duration::from_secs(1),
-            ..Policy::default()
-        };
-        for _ in 0..100 {
-            let d1 = p.backoff(1);
-            assert!(d1 >= Duration::from_millis(50) && d1 <= Duration::from_millis(100));
-            let d3 = p.backoff(3);
-            assert!(d3 >= Duration::from_millis(200) && d3 <= Duration::from_millis(400));
-            let d99 = p.backoff(99);
-            assert!(d99 >= Duration::from_millis(500) && d99 <= Duration::from_secs(1));
-        }
-    }
 
     #[test]
     fn credentials_from_url_are_not_in_debug_output() {

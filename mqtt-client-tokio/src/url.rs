@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use crate::options::Socks5Proxy;
 use crate::Error;
 
 /// Why a `mqtts://` or `wss://` URL is refused without the `tls` feature.
@@ -173,6 +174,37 @@ impl fmt::Display for BrokerUrl {
     }
 }
 
+/// Parses a SOCKS5 proxy URL: `socks5h://[user[:password]@]host[:port]` (port 1080 by
+/// default; `socks5://` is read the same way).
+pub(crate) fn parse_socks5(url: &str) -> Result<Socks5Proxy, Error> {
+    let invalid = |reason| Error::InvalidUrl {
+        url: redact(url),
+        reason,
+    };
+    let (scheme, rest) = url.split_once("://").ok_or(invalid("missing scheme://"))?;
+    if !matches!(scheme.to_ascii_lowercase().as_str(), "socks5h" | "socks5") {
+        return Err(invalid("a proxy URL starts with socks5h://"));
+    }
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    let (credentials, host_port) = match authority.rsplit_once('@') {
+        Some((userinfo, host_port)) => {
+            let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+            let pair = (percent_decode(user), percent_decode(password));
+            (Some(pair), host_port)
+        }
+        None => (None, authority),
+    };
+    let (host, port) = split_host_port(host_port).ok_or(invalid("bad proxy host or port"))?;
+    if host.is_empty() || host.contains('/') {
+        return Err(invalid("bad proxy host"));
+    }
+    Ok(Socks5Proxy {
+        host: host.to_string(),
+        port: port.unwrap_or(1080),
+        credentials,
+    })
+}
+
 /// Splits `host`, `host:port`, `[v6]` or `[v6]:port`; `None` when the port is not a number.
 fn split_host_port(s: &str) -> Option<(&str, Option<u16>)> {
     if let Some(rest) = s.strip_prefix('[') {
@@ -281,6 +313,22 @@ mod tests {
         }
         let err = BrokerUrl::parse("foo://user:secret@h").unwrap_err();
         assert!(!err.to_string().contains("secret"), "{err}");
+    }
+
+    #[test]
+    fn socks5_proxy_urls_with_and_without_credentials() {
+        let p = parse_socks5("socks5h://localhost").unwrap();
+        assert_eq!(
+            (p.host.as_str(), p.port, p.credentials),
+            ("localhost", 1080, None)
+        );
+        let p = parse_socks5("socks5h://us%40er:pw@[::1]:9050").unwrap();
+        assert_eq!((p.host.as_str(), p.port), ("::1", 9050));
+        assert_eq!(p.credentials, Some(("us@er".into(), "pw".into())));
+        assert!(!format!("{p:?}").contains("pw\""));
+        for bad in ["http://h:1", "socks5h://", "socks5h://h:x", "h:1080"] {
+            assert!(parse_socks5(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! the callers' futures, route messages to subscriptions, tell the application.
 
 use bytes::Bytes;
-use mqtt_sansio::session::{CommandError, Event as SessionEvent, LostReason};
+use mqtt_sansio::session::{CommandError, Event as SessionEvent, LostReason, Notice};
 use mqtt_sansio::{
     PacketId, QoS, ReasonCode, SubscribeProperties, Subscription as Filter, SubscriptionOptions,
     TopicFilter, UnsubscribeProperties,
@@ -10,11 +10,11 @@ use mqtt_sansio::{
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, trace, warn};
 
-use super::{Driver, End, Pending, Route, Shutdown};
+use super::{Driver, End, Pending, Route, Shutdown, Target};
 use crate::client::{Command, PublishCommand, Status};
 use crate::message::{to_session, user_refs, Draft};
 use crate::options::QueueFull;
-use crate::{DisconnectOptions, Error, Event, Message, Subscription};
+use crate::{ConnAckInfo, DisconnectOptions, Error, Event, Message, Subscription};
 
 /// Commands taken in one batch before the bytes go out (see `Driver::gather_commands`).
 const GATHER: usize = 64;
@@ -23,6 +23,7 @@ const GATHER: usize = 64;
 pub(super) enum Incoming {
     Connected {
         session_present: bool,
+        connack: Box<ConnAckInfo>,
     },
     Refused {
         reason_code: ReasonCode,
@@ -32,6 +33,8 @@ pub(super) enum Incoming {
     Published {
         packet_id: PacketId,
         reason_code: ReasonCode,
+        reason_string: Option<String>,
+        user_properties: Vec<(String, String)>,
     },
     Subscribed {
         packet_id: PacketId,
@@ -55,6 +58,11 @@ pub(super) enum Incoming {
         packet_id: Option<PacketId>,
         reason_code: ReasonCode,
     },
+    RequestDropped {
+        packet_id: PacketId,
+        reason_code: ReasonCode,
+    },
+    Notice(Notice),
     Ignored,
 }
 
@@ -63,8 +71,12 @@ impl Incoming {
     pub(super) fn new(event: &SessionEvent<'_>, buf: &[u8]) -> Self {
         match *event {
             SessionEvent::Connected {
-                session_present, ..
-            } => Self::Connected { session_present },
+                session_present,
+                properties,
+            } => Self::Connected {
+                session_present,
+                connack: Box::new(ConnAckInfo::new(&properties)),
+            },
             SessionEvent::ConnectionRefused {
                 reason_code,
                 properties,
@@ -76,10 +88,17 @@ impl Incoming {
             SessionEvent::Published {
                 packet_id,
                 reason_code,
+                properties,
                 ..
             } => Self::Published {
                 packet_id,
                 reason_code,
+                reason_string: properties.reason_string.map(str::to_string),
+                user_properties: properties
+                    .user_properties
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
             },
             SessionEvent::Subscribed {
                 packet_id,
@@ -122,10 +141,20 @@ impl Incoming {
                 packet_id,
                 reason_code,
             },
-            _ => {
-                debug!("session event not handled by this client");
-                Self::Ignored
-            }
+            SessionEvent::RequestDropped {
+                packet_id,
+                reason_code,
+            } => Self::RequestDropped {
+                packet_id,
+                reason_code,
+            },
+            other => match Notice::of(&other) {
+                Some(notice) => Self::Notice(notice),
+                None => {
+                    debug!("session event not handled by this client");
+                    Self::Ignored
+                }
+            },
         }
     }
 }
@@ -156,7 +185,10 @@ impl Driver {
     /// Handles one event; `packet` holds the bytes of the packet it came from.
     pub(super) fn on_event(&mut self, incoming: Incoming, packet: &Bytes) {
         match incoming {
-            Incoming::Connected { session_present } => self.on_connected(session_present),
+            Incoming::Connected {
+                session_present,
+                connack,
+            } => self.on_connected(session_present, connack),
             Incoming::Refused {
                 reason_code,
                 reference,
@@ -166,13 +198,14 @@ impl Driver {
                 self.end(End::Failed {
                     error: Error::ConnectionRefused(reason_code),
                     redirect,
-                    moved: reason_code == ReasonCode::ServerMoved,
                 });
             }
             Incoming::Message(draft) => self.route(draft.finish(packet)),
             Incoming::Published {
                 packet_id,
                 reason_code,
+                reason_string,
+                user_properties,
             } => {
                 self.store_freed = true;
                 if let Some(Pending::Publish(done)) = self.pending.remove(&packet_id.get()) {
@@ -186,6 +219,8 @@ impl Driver {
                 self.events.emit(Event::Published {
                     packet_id,
                     reason_code,
+                    reason_string,
+                    user_properties,
                 });
             }
             Incoming::Subscribed {
@@ -213,7 +248,6 @@ impl Driver {
                         reason_string,
                     },
                     redirect,
-                    moved: reason_code == ReasonCode::ServerMoved,
                 });
             }
             Incoming::Lost(reason) => {
@@ -249,6 +283,33 @@ impl Driver {
                 }
                 self.events.emit(Event::Error(Error::Dropped(reason_code)));
             }
+            Incoming::RequestDropped {
+                packet_id,
+                reason_code,
+            } => {
+                self.store_freed = true;
+                warn!(?reason_code, "request the broker cannot serve dropped");
+                match self.pending.remove(&packet_id.get()) {
+                    Some(Pending::Subscribe { route, reply, .. }) => {
+                        self.routes.retain(|r| r.id != route);
+                        let _ = reply.send(Err(Error::Rejected(reason_code)));
+                    }
+                    Some(Pending::Unsubscribe { reply, .. }) => {
+                        let _ = reply.send(Err(Error::Rejected(reason_code)));
+                    }
+                    Some(Pending::Resubscribe) => {
+                        self.events.emit(Event::Error(Error::Rejected(reason_code)));
+                    }
+                    Some(other) => {
+                        self.pending.insert(packet_id.get(), other);
+                    }
+                    None => {}
+                }
+            }
+            Incoming::Notice(notice) => {
+                info!(?notice, "session notice");
+                self.events.emit(Event::Notice(notice));
+            }
             Incoming::Ignored => {}
         }
     }
@@ -260,7 +321,7 @@ impl Driver {
         }
     }
 
-    fn on_connected(&mut self, session_present: bool) {
+    fn on_connected(&mut self, session_present: bool, connack: Box<ConnAckInfo>) {
         info!(session_present, "connected");
         self.connected = true;
         self.connected_once = true;
@@ -272,6 +333,7 @@ impl Driver {
         self.events.emit(Event::Connected {
             session_present,
             broker: self.broker.clone(),
+            connack,
         });
     }
 
@@ -426,7 +488,11 @@ impl Driver {
     }
 
     /// Delivers a message to the subscriptions it belongs to: by 5.0 subscription identifier
-    /// when it carries ours, by filter otherwise.
+    /// when it carries ours, by filter otherwise; a message no subscription matches (a resumed
+    /// session's backlog arriving before `subscribe`) goes to the events stream, held until it
+    /// has room. A QoS 1 or 2 message is acknowledged once it was handed over (by the
+    /// application instead in manual-ack mode); acknowledgements stay in arrival order because
+    /// held messages are handed over in order.
     fn route(&mut self, message: Message) {
         let ids = &message.properties.subscription_identifiers;
         let mut targets: Vec<mpsc::Sender<Message>> = self
@@ -447,61 +513,148 @@ impl Driver {
                 .map(|r| r.tx.clone())
                 .collect();
         }
-        let packet_id = message.packet_id;
-        // Only clone for the event stream when it has room.
-        let seen = self.events.has_room() && self.events.emit(Event::Message(message.clone()));
-        if let Some(last) = targets.pop() {
-            for tx in targets {
-                self.deliver(tx, message.clone());
+        let ack = if self.protocol.manual_acks {
+            None
+        } else {
+            message.packet_id
+        };
+        let Some(last) = targets.pop() else {
+            debug!(topic = %message.topic, "message matches no subscription: to the events");
+            if self.events.tx.is_closed() {
+                // Nobody can see it, nor acknowledge it: do it here rather than stall the
+                // broker's window.
+                self.ack_delivered(message.packet_id);
+                return;
             }
-            // The last (usually only) subscription takes the message itself: no copy.
-            self.deliver(last, message);
-            return;
-        }
-        warn!(topic = %message.topic, "message matches no open subscription");
-        if !seen && self.protocol.manual_acks {
-            // Nobody can acknowledge it: do it here rather than stall the broker's window.
-            if let Some(id) = packet_id {
-                let _ = self.session.ack(id);
-            }
-        }
-    }
-
-    /// Sends to a subscription stream, or parks the message (and stops reading) when full.
-    fn deliver(&mut self, tx: mpsc::Sender<Message>, message: Message) {
-        if !self.outbox.is_empty() {
-            self.outbox.push_back((tx, message));
-            return;
-        }
-        match tx.try_send(message) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(message)) => {
-                trace!("subscription stream full: pausing reads");
-                self.outbox.push_back((tx, message));
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                self.routes.retain(|r| !r.tx.same_channel(&tx));
-            }
-        }
-    }
-
-    /// A parked message's stream has room (or is gone).
-    pub(super) fn on_permit(
-        &mut self,
-        permit: Result<mpsc::OwnedPermit<Message>, mpsc::error::SendError<()>>,
-    ) {
-        let Some((tx, message)) = self.outbox.pop_front() else {
+            self.deliver(Target::Events, message, ack);
             return;
         };
-        match permit {
-            Ok(permit) => {
-                permit.send(message);
+        // A copy for the event stream only when it has room; the subscriptions get theirs.
+        if self.events.has_room() {
+            self.events.emit(Event::Message(message.clone()));
+        }
+        for tx in targets {
+            self.deliver(Target::Stream(tx), message.clone(), None);
+        }
+        // The last (usually only) subscription takes the message itself: no copy.
+        self.deliver(Target::Stream(last), message, ack);
+    }
+
+    /// Hands a message over, or holds it when its stream is full (or earlier messages are
+    /// held: order is kept).
+    fn deliver(&mut self, target: Target, message: Message, ack: Option<PacketId>) {
+        if !self.outbox.is_empty() {
+            self.park(target, message, ack);
+            return;
+        }
+        match self.hand_over(&target, message) {
+            Ok(()) => self.ack_delivered(ack),
+            Err(message) => {
+                trace!("stream full: holding messages, acknowledging later");
+                self.park(target, message, ack);
             }
-            Err(_) => {
+        }
+    }
+
+    /// Sends without waiting: `Err` gives the message back when the stream is full. A stream
+    /// that is gone takes the message away (it is discarded, and the route with it).
+    fn hand_over(&mut self, target: &Target, message: Message) -> Result<(), Message> {
+        match target {
+            Target::Stream(tx) => match tx.try_send(message) {
+                Ok(()) => Ok(()),
+                Err(mpsc::error::TrySendError::Full(message)) => Err(message),
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    debug!("subscription stream dropped; its messages are discarded");
+                    self.routes.retain(|r| !r.tx.same_channel(tx));
+                    Ok(())
+                }
+            },
+            Target::Events if self.events.tx.is_closed() => Ok(()),
+            Target::Events => match self.events.tx.capacity() {
+                // Room for a pending lag report too.
+                n if n >= 2 || (n == 1 && self.events.missed == 0) => {
+                    self.events.emit(Event::Message(message));
+                    Ok(())
+                }
+                _ => Err(message),
+            },
+        }
+    }
+
+    /// Holds a message for a full stream; a QoS 0 message over the bound is dropped instead.
+    fn park(&mut self, target: Target, message: Message, ack: Option<PacketId>) {
+        let qos0 = message.packet_id.is_none();
+        if qos0 && self.outbox.len() >= super::io::OUTBOX_QOS0_LIMIT {
+            self.dropped_qos0 += 1;
+            return;
+        }
+        self.outbox.push_back(super::Parked {
+            target,
+            message,
+            ack,
+        });
+    }
+
+    /// Acknowledges a message the streams took (in order of arrival, see `route`).
+    fn ack_delivered(&mut self, ack: Option<PacketId>) {
+        let Some(id) = ack else {
+            return;
+        };
+        let mut result = self.session.ack(id);
+        if result == Err(CommandError::WouldBlock) {
+            self.pump(true);
+            result = self.session.ack(id);
+        }
+        if let Err(error) = result {
+            debug!(%error, packet_id = id.get(), "acknowledgement not queued");
+        }
+    }
+
+    /// What the first held message waits on.
+    pub(super) fn room_waiter(&self) -> Option<super::Waiter> {
+        Some(match &self.outbox.front()?.target {
+            Target::Stream(tx) => super::Waiter::Stream(tx.clone()),
+            Target::Events => super::Waiter::Events(self.events.tx.clone()),
+        })
+    }
+
+    /// The first held message's stream has room, or is gone (`open` false): hand over what
+    /// fits, in order.
+    pub(super) fn on_room(&mut self, open: bool) {
+        if !open {
+            if let Some(Target::Stream(tx)) = self.outbox.front().map(|p| &p.target) {
+                let tx = tx.clone();
                 debug!("subscription stream dropped; its messages are discarded");
                 self.routes.retain(|r| !r.tx.same_channel(&tx));
-                self.outbox.retain(|(t, _)| !t.same_channel(&tx));
+                let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.outbox)
+                    .into_iter()
+                    .partition(|p| p.target.is_stream(&tx));
+                self.outbox = kept.into();
+                for p in gone {
+                    self.ack_delivered(p.ack);
+                }
             }
+        }
+        while let Some(p) = self.outbox.pop_front() {
+            match self.hand_over(&p.target, p.message) {
+                Ok(()) => self.ack_delivered(p.ack),
+                Err(message) => {
+                    self.outbox.push_front(super::Parked { message, ..p });
+                    break;
+                }
+            }
+        }
+        self.report_dropped();
+    }
+
+    /// Tells the application about QoS 0 messages dropped for a full stream.
+    pub(super) fn report_dropped(&mut self) {
+        if self.dropped_qos0 > 0 && self.outbox.is_empty() {
+            let count = std::mem::take(&mut self.dropped_qos0);
+            warn!(count, "QoS 0 messages dropped: subscription streams full");
+            self.events.emit(Event::SlowConsumer {
+                dropped_qos0: count,
+            });
         }
     }
 

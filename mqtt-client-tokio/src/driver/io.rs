@@ -7,14 +7,13 @@ use bytes::{Buf, BytesMut};
 use mqtt_sansio::session::Read;
 use mqtt_sansio::{Disconnect, EncodeError, ReasonCode};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
 use super::dispatch::Incoming;
-use super::{reserve, Driver, End};
+use super::{room, Driver, End};
 use crate::client::Command;
 use crate::transport::Stream;
-use crate::{Error, Message};
+use crate::Error;
 
 /// Largest read buffer growth step.
 const READ_CHUNK: usize = 16 * 1024;
@@ -24,6 +23,12 @@ const READ_CHUNK: usize = 16 * 1024;
 const MIN_READ: usize = 1024;
 /// Stop asking the session for packets while this much waits to be written.
 const HIGH_WATER: usize = 256 * 1024;
+/// Messages waiting for full subscription streams before reading stops (a broker that
+/// respects its window never gets there).
+pub(super) const OUTBOX_LIMIT: usize = 65_536;
+/// QoS 0 messages kept for full subscription streams; more are dropped and reported (QoS 0
+/// promises at most once, and nothing else bounds them).
+pub(super) const OUTBOX_QOS0_LIMIT: usize = 4096;
 /// Time allowed to write the last packets and close the transport cleanly.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
@@ -36,7 +41,7 @@ enum Step {
     Timer,
     CloseTimer,
     Command(Option<Command>),
-    Permit(Result<mpsc::OwnedPermit<Message>, mpsc::error::SendError<()>>),
+    Room(bool),
 }
 
 /// A packet's effect, taken out of the session's borrow.
@@ -70,9 +75,12 @@ impl Driver {
                 rbuf.reserve(read_size);
             }
             let timer = self.session.poll_timeout().map(|t| self.to_tokio(t));
-            let outbox = self.outbox.front().map(|(tx, _)| tx.clone());
-            let has_outbox = outbox.is_some();
-            let reading = !has_outbox && self.conn_end.is_none();
+            let waiter = self.room_waiter();
+            let has_outbox = waiter.is_some();
+            // A slow consumer does not stop reading (SUBACK, PINGRESP and PUBREL must get
+            // through); its unacknowledged messages hold the broker back. Only a broker that
+            // ignores its window could fill the outbox to this bound.
+            let reading = self.conn_end.is_none() && self.outbox.len() < OUTBOX_LIMIT;
             let writing = !self.wbuf.is_empty();
             let flushing = !writing && need_flush;
             let step = tokio::select! {
@@ -81,7 +89,7 @@ impl Driver {
                 () = sleep_until(timer), if timer.is_some() => Step::Timer,
                 () = sleep_until(close_at), if close_at.is_some() => Step::CloseTimer,
                 cmd = self.commands.recv(), if !self.commands_closed => Step::Command(cmd),
-                permit = reserve(outbox), if has_outbox => Step::Permit(permit),
+                open = room(waiter), if has_outbox => Step::Room(open),
             };
             match step {
                 Step::Read(Ok(0)) => {
@@ -116,7 +124,7 @@ impl Driver {
                     self.on_command(cmd);
                     self.gather_commands().await;
                 }
-                Step::Permit(permit) => self.on_permit(permit),
+                Step::Room(open) => self.on_room(open),
             }
         }
         // TLS close_notify, WebSocket close frame, TCP FIN; then read until the broker closes
@@ -189,7 +197,8 @@ impl Driver {
                 rbuf.advance(n);
                 self.rx_skip -= n;
             }
-            if rbuf.is_empty() || !self.outbox.is_empty() || self.conn_end.is_some() {
+            let full = self.outbox.len() >= OUTBOX_LIMIT;
+            if rbuf.is_empty() || full || self.conn_end.is_some() {
                 return;
             }
             let input = match self.session.handle_read(now, &rbuf[..]) {

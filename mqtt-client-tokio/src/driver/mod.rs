@@ -12,7 +12,7 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use mqtt_sansio::session::{Instant, Session, SessionConfig};
+use mqtt_sansio::session::{Instant, Reconnect, Session, SessionConfig};
 use mqtt_sansio::SubscriptionOptions;
 use mqtt_sansio::{Connect, ReasonCode, Seq, TopicName, WillProperties};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -25,8 +25,6 @@ use crate::options::{DisconnectOptions, Policy, ProtocolOptions, TransportOption
 use crate::url::BrokerUrl;
 use crate::{transport, Error, Event, Message, Options, Subscription};
 
-/// Consecutive redirections followed before falling back to the broker list.
-const MAX_REDIRECTS: u32 = 5;
 /// Per-alias room for incoming topic aliases.
 const ALIAS_TOPIC_BYTES: usize = 264;
 /// Room for outgoing topic aliases when enabled.
@@ -36,6 +34,8 @@ const OUTGOING_ALIAS_BYTES: usize = 16 * 1024;
 const V3_RECEIVE_MAXIMUM: u16 = 1024;
 /// Outgoing QoS 1/2 messages in flight on 3.1.1 unless the options say (mosquitto's default).
 const V3_MAX_INFLIGHT: u16 = 20;
+/// Incoming QoS 2 messages the session can track, whatever the Receive Maximum (4 KiB).
+const INCOMING_SLOTS: u16 = 1024;
 
 /// Why a connection (or an attempt) ended.
 pub(crate) enum End {
@@ -46,8 +46,6 @@ pub(crate) enum End {
         error: Error,
         /// A 5.0 Server Reference to follow (Use Another Server / Server Moved).
         redirect: Option<String>,
-        /// Server Moved: the reference replaces the broker for good.
-        moved: bool,
     },
 }
 
@@ -56,7 +54,6 @@ impl End {
         Self::Failed {
             error: error.into(),
             redirect: None,
-            moved: false,
         }
     }
 }
@@ -76,6 +73,30 @@ pub(crate) enum Pending {
         filters: Vec<String>,
         reply: oneshot::Sender<Result<Vec<ReasonCode>, Error>>,
     },
+}
+
+/// Where a held message goes.
+pub(crate) enum Target {
+    /// A subscription's stream.
+    Stream(mpsc::Sender<Message>),
+    /// The events stream: a message that matches no subscription (a resumed session's
+    /// backlog that arrives before `subscribe`).
+    Events,
+}
+
+impl Target {
+    fn is_stream(&self, tx: &mpsc::Sender<Message>) -> bool {
+        matches!(self, Self::Stream(t) if t.same_channel(tx))
+    }
+}
+
+/// A message waiting for room in a subscription stream or the events stream.
+pub(crate) struct Parked {
+    pub(crate) target: Target,
+    pub(crate) message: Message,
+    /// The packet identifier to acknowledge once the stream took it: set on the last stream a
+    /// message goes to, when the driver (not the application) acknowledges.
+    pub(crate) ack: Option<mqtt_sansio::PacketId>,
 }
 
 /// Where the messages of one `subscribe` call go.
@@ -178,8 +199,11 @@ pub(crate) struct Driver {
     routes: Vec<Route>,
     next_route: u64,
     next_sub_id: u32,
-    /// Messages for full subscription streams, in arrival order; reading stops meanwhile.
-    outbox: VecDeque<(mpsc::Sender<Message>, Message)>,
+    /// Messages for full subscription streams, in arrival order. Reading goes on: QoS 1 and
+    /// 2 messages here are not acknowledged yet, which holds back the broker's window.
+    outbox: VecDeque<Parked>,
+    /// QoS 0 messages dropped because the outbox was full, not reported yet.
+    dropped_qos0: u64,
 
     /// Bytes still to drop of a packet the session skipped.
     rx_skip: usize,
@@ -214,7 +238,9 @@ impl Driver {
         } else {
             None
         };
-        let client_id = if protocol.client_id.is_empty() {
+        // 5.0 asks the broker to assign one (the session keeps it for reconnects); 3.1.1
+        // brokers only assign one to a clean session, so the client makes one up.
+        let client_id = if protocol.client_id.is_empty() && !protocol.version.is_v5() {
             generate_client_id()
         } else {
             protocol.client_id.clone()
@@ -255,6 +281,7 @@ impl Driver {
             next_route: 0,
             next_sub_id: 0,
             outbox: VecDeque::new(),
+            dropped_qos0: 0,
             rx_skip: 0,
             wbuf: BytesMut::new(),
             // Grows to the largest packet sent (see `pump`); most are small.
@@ -276,13 +303,13 @@ impl Driver {
     }
 
     /// Connects, reconnects, fails over and follows redirections until a stop; returns why.
+    /// When and whether to try again is the session's decision
+    /// ([`Session::handle_transport_closed`]); the driver only picks the broker to dial.
     async fn lifecycle(&mut self) -> Error {
         let count = self.brokers.len();
         let mut index = 0;
-        let mut failed_in_round = 0;
-        let mut failed_rounds = 0;
+        let mut tried_first_round = 0;
         let mut redirect: Option<BrokerUrl> = None;
-        let mut redirects = 0;
         loop {
             if self.shutdown.is_some() {
                 return Error::Closed;
@@ -292,50 +319,56 @@ impl Driver {
                 .unwrap_or_else(|| self.brokers[index].clone());
             let span = tracing::info_span!("connection", broker = %url);
             let end = self.connection(&url).instrument(span).await;
-            let connected = self.connected;
-            self.connected = false;
-            let (error, reference, moved) = match end {
+            let reached = std::mem::take(&mut self.connected);
+            let (error, reference) = match end {
                 End::Closed => return Error::Closed,
                 End::Failed {
-                    error,
-                    redirect,
-                    moved,
-                } => (error, redirect, moved),
+                    error, redirect, ..
+                } => (error, redirect),
             };
-            let target = reference.as_deref().and_then(|r| url.redirect(r));
-            if let (Some(target), true) = (target, redirects < MAX_REDIRECTS) {
-                redirects += 1;
-                info!(to = %target, moved, "broker redirects the client");
-                if moved {
-                    self.brokers[index] = target.clone();
+            let next = self.session.handle_transport_closed(self.now());
+            if matches!(error, Error::InvalidOptions(_) | Error::Command(_)) {
+                return error;
+            }
+            let (at, attempt) = match next {
+                Reconnect::Stop(cause) => {
+                    warn!(%error, ?cause, "not reconnecting: retrying cannot help");
+                    return error;
                 }
-                redirect = Some(target);
+                Reconnect::Redirect { at, moved } => {
+                    match reference.as_deref().and_then(|r| url.redirect(r)) {
+                        Some(target) => {
+                            info!(to = %target, moved, "broker redirects the client");
+                            if moved {
+                                self.brokers[index] = target.clone();
+                            }
+                            redirect = Some(target);
+                        }
+                        None => warn!(?reference, "unusable Server Reference"),
+                    }
+                    (at, 1)
+                }
+                Reconnect::At { at, attempt, .. } => {
+                    if !reached {
+                        // Fail over: the next attempt goes to the next broker of the list.
+                        index = (index + 1) % count;
+                    }
+                    (at, attempt)
+                }
+                _ => (self.now(), 1),
+            };
+            if !self.policy.reconnect {
+                return error;
+            }
+            if self.wait_first && !self.connected_once {
+                // `Client::connect` tries each broker once, without waiting.
+                tried_first_round += 1;
+                if redirect.is_none() && tried_first_round >= count {
+                    return error;
+                }
                 continue;
             }
-            redirects = 0;
-            if error.is_fatal() || matches!(error, Error::InvalidOptions(_) | Error::Command(_)) {
-                warn!(%error, "not reconnecting: retrying cannot help");
-                return error;
-            }
-            let attempt = if connected {
-                failed_in_round = 0;
-                failed_rounds = 1;
-                1
-            } else {
-                failed_in_round += 1;
-                index = (index + 1) % count;
-                if failed_in_round < count {
-                    // Fail over to the next broker at once.
-                    continue;
-                }
-                failed_in_round = 0;
-                failed_rounds += 1;
-                failed_rounds
-            };
-            if !self.policy.reconnect || (self.wait_first && !self.connected_once) {
-                return error;
-            }
-            let delay = self.policy.backoff(attempt);
+            let delay = at.saturating_duration_since(self.now());
             info!(attempt, ?delay, "reconnecting");
             self.events.emit(Event::Reconnecting { attempt, delay });
             if self.serve_until(tokio::time::sleep(delay)).await.is_none() {
@@ -369,7 +402,6 @@ impl Driver {
         self.conn_end = None;
         self.rx_skip = 0;
         let end = self.drive(stream).await;
-        let _ = self.session.handle_transport_closed(self.now());
         self.connection_closed(&end);
         end
     }
@@ -403,16 +435,11 @@ impl Driver {
         self.set_status(Status::Connecting);
     }
 
-    /// Queues CONNECT for the new transport.
+    /// Queues CONNECT for the new transport. Whether it resumes the session (Clean Start
+    /// after the first connection) is the session's rule.
     fn send_connect(&mut self) -> Result<(), Error> {
         let p = &self.protocol;
-        // A 5.0 client resumes the session it created; 3.1.1 keeps the caller's choice,
-        // since Clean Session 0 would make the broker keep a session the caller did not ask for.
-        let clean_start = if self.connected_once && p.version.is_v5() {
-            false
-        } else {
-            p.clean_start
-        };
+        let clean_start = p.clean_start;
         let users = user_refs(&p.user_properties);
         let will_users = p
             .will
@@ -433,12 +460,12 @@ impl Driver {
                 return None;
             }
             self.retry_waiting();
-            let outbox = self.outbox.front().map(|(tx, _)| tx.clone());
-            let has_outbox = outbox.is_some();
+            let waiter = self.room_waiter();
+            let has_outbox = waiter.is_some();
             tokio::select! {
                 out = &mut fut => return Some(out),
                 cmd = self.commands.recv(), if !self.commands_closed => self.on_command(cmd),
-                permit = reserve(outbox), if has_outbox => self.on_permit(permit),
+                open = room(waiter), if has_outbox => self.on_room(open),
             }
         }
     }
@@ -489,8 +516,12 @@ impl Driver {
             let _ = p.queued.send(Err(reason.clone()));
         }
         let mut lost = 0;
-        for (tx, message) in self.outbox.drain(..) {
-            lost += usize::from(tx.try_send(message).is_err());
+        for parked in std::mem::take(&mut self.outbox) {
+            let sent = match parked.target {
+                Target::Stream(tx) => tx.try_send(parked.message).is_ok(),
+                Target::Events => self.events.emit(Event::Message(parked.message)),
+            };
+            lost += usize::from(!sent);
         }
         if lost > 0 {
             warn!(
@@ -527,12 +558,19 @@ impl Driver {
     }
 }
 
-/// Waits for room in a subscription stream.
-async fn reserve(
-    tx: Option<mpsc::Sender<Message>>,
-) -> Result<mpsc::OwnedPermit<Message>, mpsc::error::SendError<()>> {
-    match tx {
-        Some(tx) => tx.reserve_owned().await,
+/// What the first held message waits on.
+pub(crate) enum Waiter {
+    Stream(mpsc::Sender<Message>),
+    Events(mpsc::Sender<Event>),
+}
+
+/// Waits for room where the first held message goes; `false` when that stream is gone.
+async fn room(waiter: Option<Waiter>) -> bool {
+    match waiter {
+        // The permit is given back at once: the message is then sent with `try_send`, which
+        // cannot fail for lack of room, as this task is the only sender that waits.
+        Some(Waiter::Stream(tx)) => tx.reserve().await.is_ok(),
+        Some(Waiter::Events(tx)) => tx.reserve().await.is_ok(),
         None => std::future::pending().await,
     }
 }
@@ -559,8 +597,20 @@ fn session_config(p: &ProtocolOptions, policy: &Policy) -> Result<SessionConfig,
             config.outgoing_alias_bytes = OUTGOING_ALIAS_BYTES;
         }
     }
-    config.manual_acks = p.manual_acks;
+    // Brokers exceed the Receive Maximum (mosquitto resuming a session sends hundreds):
+    // track that many incoming QoS 2 messages, 4 bytes each.
+    config.incoming_slots = config.receive_maximum.max(INCOMING_SLOTS);
+    // The driver acknowledges a message once its subscription streams took it (or the
+    // application does, in manual-ack mode): a slow consumer then holds back the broker's
+    // window instead of the driver's reads.
+    config.manual_acks = true;
     config.connack_timeout = policy.connect_timeout;
+    config.drain_timeout = policy.drain_timeout;
+    config.reconnect.initial = policy.backoff_min;
+    config.reconnect.max = policy.backoff_max;
+    config.reconnect.stable_after = policy.stable_after;
+    config.reconnect.after_takeover = policy.reconnect_after_takeover;
+    config.reconnect.seed = fastrand::u64(..);
     // The control region holds CONNECT (with the will) and DISCONNECT; room for the
     // properties the session adds.
     let users = user_refs(&p.user_properties);
