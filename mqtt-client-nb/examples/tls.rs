@@ -92,7 +92,8 @@ async fn main(spawner: Spawner) {
 
 #[embassy_executor::task]
 async fn run(broker: SocketAddr, ca: &'static [u8], name: &'static str) {
-    if let Err(error) = session(broker, ca, name).await {
+    // The TLS record buffers (20 KiB) live in this future: boxed here, `static` on a board.
+    if let Err(error) = Box::pin(session(broker, ca, name)).await {
         eprintln!("{error}");
     }
     std::process::exit(0);
@@ -128,9 +129,9 @@ async fn session(broker: SocketAddr, ca: &[u8], name: &str) -> Result<(), String
     client
         .publish(
             "demo/tls",
-            b"hello over embedded-tls",
             QoS::AtLeastOnce,
             false,
+            b"hello over embedded-tls",
         )
         .map_err(|e| format!("publish: {e}"))?;
 
@@ -140,7 +141,7 @@ async fn session(broker: SocketAddr, ca: &[u8], name: &str) -> Result<(), String
         match select(client.poll(&EmbassyClock), Timer::at(until)).await {
             Either::First(event) => match event {
                 Event::Connected { .. } => println!("connected"),
-                Event::Data(message) => println!(
+                Event::Message(message) => println!(
                     "{} {}",
                     message.topic.as_str(),
                     String::from_utf8_lossy(message.payload)
