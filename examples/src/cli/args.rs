@@ -1,4 +1,5 @@
-//! The command line: mosquitto_pub's and mosquitto_sub's flags, parsed with clap.
+//! The command line: mosquitto_pub's, mosquitto_sub's and mosquitto_rr's flags, parsed with
+//! clap.
 //!
 //! `-h` is the host, as in mosquitto, so clap's own `-h`/`-V` flags are off and help is
 //! `--help` only; `-V` is the protocol version.
@@ -10,20 +11,22 @@ use mqtt_client_tokio::{ProtocolVersion, QoS};
 
 use super::exit::EXIT_CODES_HELP;
 
-/// `mqtt pub ...` / `mqtt sub ...`.
+/// `mqtt pub ...` / `mqtt sub ...` / `mqtt rr ...`.
 #[derive(Debug, Parser)]
 #[command(
     name = "mqtt",
     version,
-    about = "Publish and subscribe to MQTT 3.1.1 / 5.0 brokers with mosquitto_pub's and \
-             mosquitto_sub's flags",
-    long_about = "Publish and subscribe to MQTT 3.1.1 / 5.0 brokers.\n\n\
-                  `mqtt pub` takes mosquitto_pub's flags and `mqtt sub` mosquitto_sub's, so \
-                  scripts carry over by replacing the program name. As in mosquitto, `-h` is \
-                  the host: help is `--help`.\n\n\
+    about = "Publish, subscribe and request/response on MQTT 3.1 / 3.1.1 / 5.0 brokers with \
+             mosquitto_pub's, mosquitto_sub's and mosquitto_rr's flags",
+    long_about = "Publish, subscribe and request/response on MQTT 3.1 / 3.1.1 / 5.0 brokers.\n\n\
+                  `mqtt pub` takes mosquitto_pub's flags, `mqtt sub` mosquitto_sub's and \
+                  `mqtt rr` mosquitto_rr's, with the same output, `-d` packet trace and exit \
+                  codes, so scripts carry over by replacing the program name. As in \
+                  mosquitto, `-h` is the host: help is `--help` (`mqtt pub --help` for the \
+                  flags of one command).\n\n\
                   Unlike mosquitto's clients, a lost connection is re-established with \
-                  backoff and the session resumed, so `mqtt pub -l -q 1` delivers every line \
-                  across a dropped connection.",
+                  backoff and the session resumed (unless --no-reconnect), so \
+                  `mqtt pub -l -q 1` delivers every line across a dropped connection.",
     disable_help_flag = true,
     disable_version_flag = true,
     after_long_help = EXIT_CODES_HELP
@@ -32,7 +35,8 @@ pub struct Cli {
     /// The operation.
     #[command(subcommand)]
     pub command: Command,
-    /// Print help (this text; `mqtt pub --help` and `mqtt sub --help` list their flags).
+    /// Print help (this text; `mqtt pub --help`, `mqtt sub --help` and `mqtt rr --help`
+    /// list their flags).
     #[arg(long, action = ArgAction::HelpLong)]
     help: Option<bool>,
     /// Print the version.
@@ -63,6 +67,7 @@ impl Cli {
         match &mut cli.command {
             Command::Pub(p) => p.conn.properties = groups,
             Command::Sub(s) => s.conn.properties = groups,
+            Command::Rr(r) => r.conn.properties = groups,
         }
         Ok(cli)
     }
@@ -75,6 +80,13 @@ pub enum Command {
     #[command(
         name = "pub",
         disable_help_flag = true,
+        long_about = "Publish a message, a file, or stdin line by line, then disconnect \
+                      (mosquitto_pub).\n\n\
+                      Examples:\n  \
+                      mqtt pub -h broker -t sensors/1/temp -m 21.5 -q 1 -r\n  \
+                      mqtt pub -t t -n -r                          # clear a retained message\n  \
+                      tail -f log | mqtt pub -t logs -l -q 1       # one connection for all lines\n  \
+                      mqtt pub -V 5 -t t -m x -D publish user-property k v",
         after_long_help = EXIT_CODES_HELP
     )]
     Pub(PubArgs),
@@ -82,20 +94,34 @@ pub enum Command {
     #[command(
         name = "sub",
         disable_help_flag = true,
+        long_about = "Subscribe to topic filters and print the messages that arrive \
+                      (mosquitto_sub).\n\n\
+                      Examples:\n  \
+                      mqtt sub -h broker -t 'sensors/#' -v -C 10 -W 30\n  \
+                      mqtt sub -t 'a/#' -F '@Y-@m-@dT@H:@M:@S %t %p'\n  \
+                      mqtt sub -t 'status/#' --retained-only --remove-retained",
         after_long_help = EXIT_CODES_HELP
     )]
     Sub(SubArgs),
+    /// Send a request and print the response (mosquitto_rr).
+    #[command(
+        name = "rr",
+        disable_help_flag = true,
+        long_about = "Request/response (mosquitto_rr): subscribe to the response topic (-e), \
+                      publish the request to -t (on 5.0 with the Response Topic property \
+                      set to -e, and any -D publish correlation-data), print the first \
+                      response and exit.\n\n\
+                      Examples:\n  \
+                      mqtt rr -t service/time -e replies/me -m now -W 5\n  \
+                      mqtt rr -t svc -e r/1 -m q -D publish correlation-data 42 -F '%D %p'",
+        after_long_help = EXIT_CODES_HELP
+    )]
+    Rr(RrArgs),
 }
 
-/// Flags of `mqtt pub`.
+/// Where a message's payload comes from: `-m`, `-f`, `-l`, `-s` or `-n`.
 #[derive(Debug, Args)]
-pub struct PubArgs {
-    /// Connection, session, will and TLS flags.
-    #[command(flatten)]
-    pub conn: ConnArgs,
-    /// Topic to publish to (or the path of `-L mqtt://host/topic`).
-    #[arg(short = 't', long = "topic", help_heading = "Message")]
-    pub topic: Option<String>,
+pub struct MessageArgs {
     /// Send MESSAGE as the payload.
     #[arg(short = 'm', long = "message", help_heading = "Message")]
     pub message: Option<String>,
@@ -112,6 +138,63 @@ pub struct PubArgs {
     /// Send a zero-length message (`-r -n` clears a retained message).
     #[arg(short = 'n', long = "null-message", help_heading = "Message")]
     pub null_message: bool,
+}
+
+/// How received messages are printed (`sub` and `rr`).
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Print `topic payload` instead of the payload alone.
+    #[arg(short = 'v', long = "verbose", help_heading = "Output")]
+    pub verbose: bool,
+    /// Do not add a newline after each message.
+    #[arg(short = 'N', long = "no-eol", help_heading = "Output")]
+    pub no_eol: bool,
+    /// Do not print retained ("stale") messages.
+    #[arg(short = 'R', long = "no-retained", help_heading = "Output")]
+    pub no_retained: bool,
+    /// (Ours, not mosquitto's.) One JSON object per line: {"topic", "qos", "retain",
+    /// "dup", "payload", "encoding" ("utf8", or "base64" when the payload is not UTF-8),
+    /// "properties" (5.0: payload_format_indicator, message_expiry_interval, content_type,
+    /// response_topic, correlation_data (base64), user_properties as [name, value] pairs,
+    /// subscription_identifiers)}.
+    #[arg(
+        short = 'j',
+        long = "json",
+        conflicts_with = "format",
+        help_heading = "Output"
+    )]
+    pub json: bool,
+    /// Indent the JSON of -F %j / %J (tabs, as mosquitto) and of -j.
+    #[arg(long = "pretty", help_heading = "Output")]
+    pub pretty: bool,
+    /// Print each message with this format, as mosquitto_sub: %t topic, %p payload, %x / %X
+    /// payload in hex, %l payload length, %q QoS, %r retain (0/1), %m packet id, %j JSON
+    /// with the payload as a string, %J JSON with the payload embedded (it must be valid
+    /// JSON), %I ISO 8601 local time (2024-05-06T21:48:00+0200), %U Unix time with
+    /// nanoseconds, %A topic alias, %C content type, %D correlation data, %E message expiry
+    /// interval, %F payload format indicator, %P user properties (name:value ...), %R
+    /// response topic, %S subscription identifier, %% a percent sign. Between % and the
+    /// letter: `-` left-aligns, `0` pads numbers with zeros, a width pads to that many
+    /// characters (and cuts %p / %x to it), `.N` cuts strings to N bytes. @ followed by a
+    /// strftime letter prints the local time: @Y year, @m month, @d day, @H hour, @M
+    /// minute, @S second, @s Unix seconds, @N nanoseconds, @z zone ... and @@ an @.
+    /// Escapes: \n \t \r \a \e \v \0 \\. A newline is added unless -N is given.
+    #[arg(short = 'F', long = "format", help_heading = "Output")]
+    pub format: Option<String>,
+}
+
+/// Flags of `mqtt pub`.
+#[derive(Debug, Args)]
+pub struct PubArgs {
+    /// Connection, session, will and TLS flags.
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    /// Topic to publish to (or the path of `-L mqtt://host/topic`).
+    #[arg(short = 't', long = "topic", help_heading = "Message")]
+    pub topic: Option<String>,
+    /// The payload.
+    #[command(flatten)]
+    pub source: MessageArgs,
     /// Quality of service: 0, 1 or 2. `pub` returns once the broker acknowledged every
     /// message (PUBACK for 1, PUBCOMP for 2).
     #[arg(short = 'q', long = "qos", default_value = "0", value_parser = parse_qos, help_heading = "Message")]
@@ -135,6 +218,15 @@ pub struct PubArgs {
         help_heading = "Message"
     )]
     pub repeat_delay: f64,
+    /// At most this many QoS 1 and 2 messages in flight at once (default 20).
+    #[arg(
+        short = 'M',
+        long = "max-inflight",
+        value_name = "COUNT",
+        value_parser = clap::value_parser!(u16).range(1..),
+        help_heading = "Message"
+    )]
+    pub max_inflight: Option<u16>,
 }
 
 /// Flags of `mqtt sub`.
@@ -190,42 +282,65 @@ pub struct SubArgs {
         help_heading = "Subscription"
     )]
     pub exit_after_subscribe: bool,
-    /// Do not print retained ("stale") messages.
-    #[arg(short = 'R', long = "no-retained", help_heading = "Subscription")]
-    pub no_retained: bool,
     /// Print only retained messages; exit at the first message that is not retained.
     #[arg(long = "retained-only", help_heading = "Subscription")]
     pub retained_only: bool,
-    /// Print `topic payload` instead of the payload alone.
-    #[arg(short = 'v', long = "verbose", help_heading = "Output")]
-    pub verbose: bool,
-    /// Do not add a newline after each message.
-    #[arg(short = 'N', long = "no-eol", help_heading = "Output")]
-    pub no_eol: bool,
-    /// One JSON object per line: {"topic", "qos", "retain", "dup", "payload", "encoding"
-    /// ("utf8", or "base64" when the payload is not UTF-8), "properties" (5.0:
-    /// payload_format_indicator, message_expiry_interval, content_type, response_topic,
-    /// correlation_data (base64), user_properties as [name, value] pairs,
-    /// subscription_identifiers)}.
+    /// Clear each retained message received (publish an empty retained message to its
+    /// topic); -T filters out topics to keep.
+    #[arg(long = "remove-retained", help_heading = "Subscription")]
+    pub remove_retained: bool,
+    /// Print only this percentage of the messages received, chosen at random (e.g. 10 or
+    /// 0.5).
     #[arg(
-        short = 'j',
-        long = "json",
-        conflicts_with = "format",
-        help_heading = "Output"
+        long = "random-filter",
+        value_name = "PERCENT",
+        value_parser = parse_percent,
+        help_heading = "Subscription"
     )]
-    pub json: bool,
-    /// Print each message with this format (mosquitto_sub's): %t topic, %p payload, %x / %X
-    /// payload in hex, %l payload length, %q QoS, %r retain (0/1), %m packet id, %j JSON
-    /// (payload as text) and %J JSON (payload in base64) as mosquitto_sub, %I ISO 8601 time,
-    /// %U Unix time with nanoseconds, %C content type, %D correlation data, %E message expiry
-    /// interval, %F payload format indicator, %P user properties (name:value), %R response
-    /// topic, %S subscription identifiers, %% a percent sign; \n \t \\ \e \a \r \v \0
-    /// escapes. A newline is added unless -N is given.
-    #[arg(short = 'F', long = "format", help_heading = "Output")]
-    pub format: Option<String>,
+    pub random_filter: Option<f64>,
+    /// How messages are printed.
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
-/// Flags shared by `pub` and `sub`: where the broker is, the session, the will, TLS.
+/// Flags of `mqtt rr`.
+#[derive(Debug, Args)]
+pub struct RrArgs {
+    /// Connection, session, will and TLS flags.
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    /// Topic to send the request to.
+    #[arg(short = 't', long = "topic", help_heading = "Request")]
+    pub topic: Option<String>,
+    /// Response topic: subscribed to before the request is sent, and sent as the request's
+    /// Response Topic (5.0).
+    #[arg(
+        short = 'e',
+        long = "response-topic",
+        value_name = "TOPIC",
+        help_heading = "Request"
+    )]
+    pub response_topic: Option<String>,
+    /// The request's payload.
+    #[command(flatten)]
+    pub source: MessageArgs,
+    /// QoS of the request and of the response subscription: 0, 1 or 2.
+    #[arg(short = 'q', long = "qos", default_value = "0", value_parser = parse_qos, help_heading = "Request")]
+    pub qos: QoS,
+    /// Exit with code 27 if no response arrived SECONDS after connecting.
+    #[arg(
+        short = 'W',
+        long = "timeout",
+        value_name = "SECONDS",
+        help_heading = "Request"
+    )]
+    pub timeout: Option<u64>,
+    /// How the response is printed.
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Flags shared by `pub`, `sub` and `rr`: where the broker is, the session, the will, TLS.
 #[derive(Debug, Args)]
 pub struct ConnArgs {
     /// Broker host name or IP address.
@@ -274,9 +389,26 @@ pub struct ConnArgs {
         help_heading = "Connection"
     )]
     pub keepalive: u16,
-    /// Protocol version: mqttv5 (or 5), mqttv311 (or 311), mqttv31 (or 31).
-    #[arg(short = 'V', long = "protocol-version", default_value = "mqttv311", value_parser = parse_version, help_heading = "Connection")]
-    pub version: ProtocolVersion,
+    /// Protocol version: mqttv5 (or 5), mqttv311 (or 311), mqttv31 (or 31). Default:
+    /// mqttv311 (mqttv5 for `rr`).
+    #[arg(short = 'V', long = "protocol-version", value_parser = parse_version, help_heading = "Connection")]
+    pub version: Option<ProtocolVersion>,
+    /// Bind the outgoing socket to this local address (choosing the interface).
+    #[arg(short = 'A', value_name = "ADDRESS", help_heading = "Connection")]
+    pub bind_address: Option<String>,
+    /// Connect through a Unix domain socket instead of TCP (e.g. /tmp/mosquitto.sock).
+    #[arg(long = "unix", value_name = "PATH", help_heading = "Connection")]
+    pub unix: Option<PathBuf>,
+    /// SOCKS5 proxy: socks5h://[user[:password]@]host[:port] (port 1080 by default; the
+    /// proxy resolves the broker's name).
+    #[arg(long = "proxy", value_name = "URL", help_heading = "Connection")]
+    pub proxy: Option<String>,
+    /// Disable Nagle's algorithm (accepted for mosquitto's scripts: it is always off here).
+    #[arg(long = "nodelay", help_heading = "Connection")]
+    pub nodelay: bool,
+    /// Do not reconnect when the connection is lost: exit with code 1 instead.
+    #[arg(long = "no-reconnect", help_heading = "Connection")]
+    pub no_reconnect: bool,
     /// Connect timeout in seconds: TCP/TLS, then CONNACK.
     #[arg(
         long = "connect-timeout",
@@ -296,10 +428,11 @@ pub struct ConnArgs {
     pub session_expiry: Option<u32>,
     /// 5.0 property: COMMAND IDENTIFIER VALUE, or COMMAND user-property NAME VALUE
     /// (repeatable). connect: session-expiry-interval, receive-maximum,
-    /// maximum-packet-size, topic-alias-maximum, user-property. publish (pub only):
+    /// maximum-packet-size, topic-alias-maximum, user-property. publish (pub and rr):
     /// payload-format-indicator, message-expiry-interval, content-type, response-topic,
-    /// correlation-data, user-property. will: will-delay-interval and the publish
-    /// identifiers. disconnect: session-expiry-interval, reason-string.
+    /// correlation-data, user-property. subscribe (sub and rr): subscription-identifier,
+    /// user-property. unsubscribe (sub -U): user-property. will: will-delay-interval and
+    /// the publish identifiers. disconnect: session-expiry-interval, reason-string.
     #[arg(id = "property", short = 'D', long = "property", num_args = 3..=4, value_names = ["COMMAND", "IDENTIFIER", "VALUE"], help_heading = "Session")]
     property_words: Vec<String>,
     /// The `-D` groups, one per occurrence (filled by [`Cli::parse_args`]: clap's derive
@@ -352,7 +485,15 @@ pub struct ConnArgs {
     /// ALPN protocol to offer (e.g. `mqtt` for AWS IoT on port 443).
     #[arg(long = "tls-alpn", value_name = "PROTOCOL", help_heading = "TLS")]
     pub tls_alpn: Option<String>,
-    /// Print connection events (connected, lost, reconnecting) to stderr.
+    /// Accept a broker certificate issued for another host name (the chain is still
+    /// verified). Never in production.
+    #[arg(long = "insecure", help_heading = "TLS")]
+    pub insecure: bool,
+    /// TLS version to use: tlsv1.3 or tlsv1.2. Default: either.
+    #[arg(long = "tls-version", value_name = "VERSION", value_parser = parse_tls_version, help_heading = "TLS")]
+    pub tls_version: Option<mqtt_client_tokio::TlsVersion>,
+    /// Print mosquitto's packet trace on stdout ("Client id sending CONNECT" ...), and
+    /// connection losses and reconnects on stderr.
     #[arg(short = 'd', long = "debug", help_heading = "Output")]
     pub debug: bool,
     /// Do not print error messages (exit codes still tell).
@@ -390,6 +531,24 @@ pub fn parse_version(s: &str) -> Result<ProtocolVersion, String> {
         _ => Err(format!(
             "unknown protocol version {s:?}: use mqttv5, mqttv311 or mqttv31"
         )),
+    }
+}
+
+/// `tlsv1.3` or `tlsv1.2`.
+pub fn parse_tls_version(s: &str) -> Result<mqtt_client_tokio::TlsVersion, String> {
+    match s {
+        "tlsv1.3" => Ok(mqtt_client_tokio::TlsVersion::Tls13),
+        "tlsv1.2" => Ok(mqtt_client_tokio::TlsVersion::Tls12),
+        "tlsv1.1" => Err("TLS 1.1 is not supported (rustls): use tlsv1.2 or tlsv1.3".into()),
+        _ => Err(format!("unknown TLS version {s:?}: use tlsv1.3 or tlsv1.2")),
+    }
+}
+
+/// A percentage, 0 to 100, fractions allowed.
+pub fn parse_percent(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(p) if (0.1..=100.0).contains(&p) => Ok(p),
+        _ => Err("Error: --random-filter chance must be between 0.1-100.0".into()),
     }
 }
 
@@ -471,7 +630,7 @@ mod tests {
         assert_eq!(p.qos, QoS::ExactlyOnce);
         assert!(p.retain && p.conn.no_clean);
         assert_eq!(p.conn.session_expiry, Some(u32::MAX));
-        assert_eq!(p.conn.version, ProtocolVersion::V5);
+        assert_eq!(p.conn.version, Some(ProtocolVersion::V5));
         assert_eq!(p.conn.properties.len(), 2);
         assert_eq!(p.conn.properties[0], ["publish", "user-property", "k", "v"]);
         assert_eq!(
@@ -491,9 +650,12 @@ mod tests {
             panic!("not sub")
         };
         assert_eq!(s.topics, ["foo/#", "bar"]);
-        assert_eq!((s.count, s.timeout, s.verbose), (Some(3), Some(2), true));
+        assert_eq!(
+            (s.count, s.timeout, s.output.verbose),
+            (Some(3), Some(2), true)
+        );
         assert_eq!(s.qos, QoS::AtLeastOnce);
-        assert_eq!(s.format.as_deref(), Some("%t %p"));
+        assert_eq!(s.output.format.as_deref(), Some("%t %p"));
     }
 
     #[test]
@@ -514,6 +676,74 @@ mod tests {
             "Exit codes",
         ] {
             assert!(help.contains(flag), "help lacks {flag}:\n{help}");
+        }
+    }
+
+    #[test]
+    fn mosquitto_rr_and_the_new_flags_parse() {
+        let cli = parse(&[
+            "rr",
+            "-t",
+            "req",
+            "-e",
+            "resp",
+            "-m",
+            "q",
+            "-W",
+            "3",
+            "-F",
+            "%p",
+            "--pretty",
+            "-A",
+            "127.0.0.1",
+            "--nodelay",
+            "--insecure",
+            "--tls-version",
+            "tlsv1.3",
+            "--proxy",
+            "socks5h://p:1080",
+            "--no-reconnect",
+            "-D",
+            "subscribe",
+            "user-property",
+            "a",
+            "b",
+        ])
+        .unwrap();
+        let Command::Rr(r) = cli.command else {
+            panic!("not rr")
+        };
+        assert_eq!(r.response_topic.as_deref(), Some("resp"));
+        assert_eq!(r.source.message.as_deref(), Some("q"));
+        assert!(r.output.pretty && r.conn.insecure && r.conn.no_reconnect);
+        assert_eq!(
+            r.conn.properties[0],
+            ["subscribe", "user-property", "a", "b"]
+        );
+        let cli = parse(&[
+            "sub",
+            "-t",
+            "x",
+            "--remove-retained",
+            "--random-filter",
+            "12.5",
+            "--unix",
+            "/tmp/s",
+        ])
+        .unwrap();
+        let Command::Sub(s) = cli.command else {
+            panic!("not sub")
+        };
+        assert_eq!(s.random_filter, Some(12.5));
+        assert!(s.remove_retained);
+        assert!(parse(&["pub", "-t", "x", "-m", "y", "-M", "5"]).is_ok());
+        assert!(parse(&["sub", "-t", "x", "--tls-version", "tlsv1.1"]).is_err());
+        for sub in ["pub", "sub", "rr"] {
+            let help = parse(&[sub, "--help"]).unwrap_err().to_string();
+            assert!(
+                help.contains("Examples:") && help.contains("Exit codes"),
+                "{help}"
+            );
         }
     }
 

@@ -1,17 +1,31 @@
 //! From flags to client [`Options`], connecting, and leaving.
 
+use std::net::ToSocketAddrs;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use mqtt_client_tokio::{
     Bytes, Client, DisconnectOptions, Error, Event, Events, Options, ProtocolVersion, QueueFull,
-    Will,
+    Socks5Proxy, Will,
 };
 use tokio::sync::oneshot;
 
 use super::args::ConnArgs;
 use super::exit::{Exit, Failure};
 use super::props::PropertySet;
+use super::trace::{print_stderr, Trace};
+
+/// Which program runs: it decides the default protocol version and what `-d` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `mqtt pub` (mosquitto_pub): 3.1.1 by default.
+    Pub,
+    /// `mqtt sub` (mosquitto_sub): 3.1.1 by default; `-d` adds "Subscribed (mid: 1): 0".
+    Sub,
+    /// `mqtt rr` (mosquitto_rr): 5.0 by default.
+    Rr,
+}
 
 /// 5.0 session expiry used while running when the user asked for a clean session: long
 /// enough to resume the session across a dropped connection (nothing published meanwhile is
@@ -26,6 +40,8 @@ pub struct Session {
     pub client: Client,
     /// The DISCONNECT to send at the end.
     pub disconnect: DisconnectOptions,
+    /// The protocol version (for mosquitto's wording of errors).
+    pub version: ProtocolVersion,
 }
 
 /// Client options, and the topic a `-L` URL named.
@@ -37,6 +53,12 @@ pub struct Plan {
     pub url_topic: Option<String>,
     /// The DISCONNECT to send at the end.
     pub disconnect: DisconnectOptions,
+    /// The protocol version.
+    pub version: ProtocolVersion,
+    /// `-d`: print connection losses on stderr (the packet trace is tapped in `options`).
+    pub debug: bool,
+    /// `-d`: the packet trace.
+    pub trace: Option<Arc<Trace>>,
 }
 
 impl Plan {
@@ -44,8 +66,11 @@ impl Plan {
     ///
     /// # Errors
     /// A usage failure for inconsistent flags, unreadable certificate files or a bad URL.
-    pub fn new(args: &ConnArgs, props: &PropertySet) -> Result<Self, Failure> {
-        let version = args.version;
+    pub fn new(args: &ConnArgs, props: &PropertySet, kind: Kind) -> Result<Self, Failure> {
+        let version = args.version.unwrap_or(match kind {
+            Kind::Rr => ProtocolVersion::V5,
+            Kind::Pub | Kind::Sub => ProtocolVersion::V3_1_1,
+        });
         if !props.is_empty() && version != ProtocolVersion::V5 {
             return Err(Failure::usage("-D properties need MQTT 5.0 (-V mqttv5)"));
         }
@@ -100,6 +125,10 @@ impl Plan {
         p.user_properties = c.user_properties.clone();
         p.will = will(args, props);
         tls(args, &mut options)?;
+        socket(args, &mut options)?;
+        let trace = args.debug.then(|| Trace::new(kind == Kind::Sub));
+        options.transport.tap = trace.as_ref().map(Trace::tap);
+        options.policy.reconnect = !args.no_reconnect;
         options.policy.connect_timeout = Duration::from_secs(args.connect_timeout.max(1));
         // Back-pressure instead of failing when stdin outruns the broker.
         options.policy.queue_full = QueueFull::Wait;
@@ -108,6 +137,9 @@ impl Plan {
             options,
             url_topic,
             disconnect,
+            version,
+            debug: args.debug,
+            trace,
         })
     }
 
@@ -116,12 +148,12 @@ impl Plan {
     ///
     /// # Errors
     /// The connect failure (exit code 3 or 4).
-    pub async fn connect(self, debug: bool) -> Result<Session, Failure> {
-        let (session, first) = self.start(debug)?;
+    pub async fn connect(self) -> Result<Session, Failure> {
+        let (session, first) = self.start()?;
         match first.await {
             Ok(Ok(())) => Ok(session),
-            Ok(Err(e)) => Err(Failure::connect(&e)),
-            Err(_) => Err(Failure::new(Exit::Error, "the client stopped")),
+            Ok(Err(e)) => Err(Failure::connect(&e, session.version)),
+            Err(_) => Err(Failure::new(Exit::Error, "Error: the client stopped")),
         }
     }
 
@@ -131,13 +163,15 @@ impl Plan {
     ///
     /// # Errors
     /// A usage failure when the options cannot form a CONNECT or TLS material is bad.
-    pub fn start(self, debug: bool) -> Result<(Session, FirstConnection), Failure> {
-        let (client, events) = Client::new(self.options).map_err(|e| Failure::connect(&e))?;
+    pub fn start(self) -> Result<(Session, FirstConnection), Failure> {
+        let (client, events) =
+            Client::new(self.options).map_err(|e| Failure::connect(&e, self.version))?;
         let (tx, first) = oneshot::channel();
-        tokio::spawn(report_events(events, debug, tx));
+        tokio::spawn(report_events(events, self.debug, tx));
         let session = Session {
             client,
             disconnect: self.disconnect,
+            version: self.version,
         };
         Ok((session, first))
     }
@@ -223,6 +257,29 @@ fn tls(args: &ConnArgs, options: &mut Options) -> Result<(), Failure> {
     if let Some(alpn) = &args.tls_alpn {
         tls.alpn = vec![alpn.as_bytes().to_vec()];
     }
+    tls.insecure_skip_hostname = args.insecure;
+    tls.version = args.tls_version;
+    Ok(())
+}
+
+/// `-A`, `--unix`, `--proxy`.
+fn socket(args: &ConnArgs, options: &mut Options) -> Result<(), Failure> {
+    let t = &mut options.transport;
+    if let Some(address) = &args.bind_address {
+        let ip = (address.as_str(), 0)
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .ok_or_else(|| Failure::usage(format!("-A {address}: not a local address")))?;
+        t.bind_address = Some(ip.ip());
+    }
+    if let Some(path) = &args.unix {
+        t.unix_socket = Some(path.clone());
+    }
+    if let Some(url) = &args.proxy {
+        let proxy = Socks5Proxy::parse(url).map_err(|e| Failure::usage(format!("--proxy: {e}")))?;
+        t.proxy = Some(proxy);
+    }
     Ok(())
 }
 
@@ -231,7 +288,8 @@ fn read(path: &Path) -> Result<Vec<u8>, Failure> {
 }
 
 /// Drains the event stream (so it never lags): reports how the first connection attempt
-/// ended, and prints connection changes with `-d`.
+/// ended, and prints losses and reconnects on stderr with `-d` (mosquitto's clients have no
+/// such lines: they do not reconnect).
 async fn report_events(mut events: Events, debug: bool, first: oneshot::Sender<Result<(), Error>>) {
     let mut first = Some(first);
     while let Some(event) = events.recv().await {
@@ -249,15 +307,13 @@ async fn report_events(mut events: Events, debug: bool, first: oneshot::Sender<R
             continue;
         }
         match event {
-            Event::Connected {
-                session_present,
-                broker,
-            } => eprintln!("Connected to {broker} (session present: {session_present})."),
-            Event::Disconnected { error } => eprintln!("Connection lost: {error}"),
+            Event::Disconnected {
+                error: Error::Closed,
+            } => {}
+            Event::Disconnected { error } => print_stderr(&format!("Connection lost: {error}")),
             Event::Reconnecting { attempt, delay } => {
-                eprintln!("Reconnecting in {delay:?} (attempt {attempt}).");
+                print_stderr(&format!("Reconnecting in {delay:?} (attempt {attempt})."));
             }
-            Event::Error(e) => eprintln!("Error: {e}"),
             _ => {}
         }
     }
@@ -274,7 +330,7 @@ mod tests {
             unreachable!()
         };
         let props = PropertySet::parse(&p.conn.properties).unwrap();
-        Plan::new(&p.conn, &props)
+        Plan::new(&p.conn, &props, Kind::Pub)
     }
 
     #[test]
@@ -305,6 +361,29 @@ mod tests {
         assert!(!p.options.protocol.clean_start);
         assert_eq!(p.options.protocol.session_expiry_interval, Some(u32::MAX));
         assert_eq!(p.disconnect.session_expiry_interval, None);
+    }
+
+    #[test]
+    fn socket_flags_reach_the_transport_options() {
+        let p = plan(&[
+            "-A",
+            "127.0.0.1",
+            "--proxy",
+            "socks5h://u:p@proxy:1081",
+            "--unix",
+            "/tmp/x.sock",
+            "--no-reconnect",
+            "--insecure",
+            "-d",
+        ])
+        .unwrap();
+        let t = &p.options.transport;
+        assert_eq!(t.bind_address, Some([127, 0, 0, 1].into()));
+        assert_eq!(t.proxy.as_ref().map(|p| p.port), Some(1081));
+        assert_eq!(t.unix_socket.as_deref(), Some(Path::new("/tmp/x.sock")));
+        assert!(t.tap.is_some() && t.tls.insecure_skip_hostname);
+        assert!(!p.options.policy.reconnect);
+        assert!(plan(&["--proxy", "http://x"]).is_err());
     }
 
     #[test]

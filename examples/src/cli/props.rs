@@ -17,6 +17,12 @@ pub struct PropertySet {
     pub disconnect_session_expiry: Option<u32>,
     /// DISCONNECT: a reason string.
     pub disconnect_reason_string: Option<String>,
+    /// SUBSCRIBE: user properties (parsed; see [`PropertySet::unsent_warning`]).
+    pub subscribe_user_properties: Vec<(String, String)>,
+    /// SUBSCRIBE: a subscription identifier (parsed; the client assigns its own).
+    pub subscription_identifier: Option<u32>,
+    /// UNSUBSCRIBE: user properties (parsed; see [`PropertySet::unsent_warning`]).
+    pub unsubscribe_user_properties: Vec<(String, String)>,
 }
 
 /// The CONNECT properties a client may set.
@@ -60,6 +66,8 @@ impl PropertySet {
                     "connect" => &mut self.connect.user_properties,
                     "publish" => &mut self.publish.user_properties,
                     "will" => &mut self.will.user_properties,
+                    "subscribe" => &mut self.subscribe_user_properties,
+                    "unsubscribe" => &mut self.unsubscribe_user_properties,
                     _ => return Err(unsupported(&command)),
                 };
                 list.push(pair);
@@ -77,6 +85,14 @@ impl PropertySet {
                 Ok(())
             }
             "will" => message_property(&mut self.will, &identifier, value),
+            "subscribe" if identifier == "subscription-identifier" => {
+                match number::<u32>(value)? {
+                    1..=268_435_455 => self.subscription_identifier = number(value).ok(),
+                    _ => return Err("subscription-identifier is 1 to 268435455".into()),
+                }
+                Ok(())
+            }
+            "subscribe" | "unsubscribe" => Err(unknown(&identifier, &command)),
             "disconnect" => match identifier.as_str() {
                 "session-expiry-interval" => {
                     self.disconnect_session_expiry = Some(number(value)?);
@@ -102,6 +118,18 @@ impl PropertySet {
             _ => return Err(unknown(identifier, "connect")),
         }
         Ok(())
+    }
+
+    /// The warning to print when SUBSCRIBE or UNSUBSCRIBE properties were given:
+    /// mqtt-client-tokio has no API to send them yet (and numbers subscriptions itself).
+    pub fn unsent_warning(&self) -> Option<&'static str> {
+        let any = !self.subscribe_user_properties.is_empty()
+            || self.subscription_identifier.is_some()
+            || !self.unsubscribe_user_properties.is_empty();
+        any.then_some(
+            "Warning: -D subscribe / unsubscribe properties are accepted but not sent \
+             (the client library has no API for them yet).",
+        )
     }
 
     /// Whether any property was given (they need MQTT 5.0).
@@ -143,7 +171,10 @@ fn unknown(identifier: &str, command: &str) -> String {
 }
 
 fn unsupported(command: &str) -> String {
-    format!("properties of {command:?} are not supported (connect, publish, will, disconnect)")
+    format!(
+        "properties of {command:?} are not supported (connect, publish, subscribe, \
+         unsubscribe, will, disconnect)"
+    )
 }
 
 #[cfg(test)]
@@ -195,11 +226,20 @@ mod tests {
             &["publish", "user-property", "k"],
             &["publish", "content-type", "a", "b"],
             &["publish", "topic-alias", "3"],
-            &["subscribe", "user-property", "k", "v"],
+            &["auth", "user-property", "k", "v"],
+            &["subscribe", "content-type", "x"],
             &["connect", "receive-maximum", "70000"],
         ] {
             assert!(PropertySet::parse(&groups(&[bad])).is_err(), "{bad:?}");
         }
         assert!(PropertySet::parse(&[]).unwrap().is_empty());
+        let set = PropertySet::parse(&groups(&[
+            &["subscribe", "user-property", "k", "v"],
+            &["subscribe", "subscription-identifier", "7"],
+            &["unsubscribe", "user-property", "a", "b"],
+        ]))
+        .unwrap();
+        assert_eq!(set.subscription_identifier, Some(7));
+        assert!(set.unsent_warning().is_some());
     }
 }

@@ -4,13 +4,14 @@ use std::collections::VecDeque;
 use std::io::{BufRead, Read};
 use std::time::Duration;
 
-use mqtt_client_tokio::{Bytes, Delivery, Error, Message, Properties, QoS};
+use mqtt_client_tokio::{Bytes, Delivery, Error, Message, Properties, ProtocolVersion, QoS};
 use tokio::sync::mpsc;
 
-use super::args::PubArgs;
-use super::connect::{Plan, Session};
-use super::exit::{Exit, Failure};
+use super::args::{MessageArgs, PubArgs};
+use super::connect::{Kind, Plan, Session};
+use super::exit::{reason_string, Exit, Failure};
 use super::props::PropertySet;
+use super::trace::print_stderr;
 
 /// Publishes not yet acknowledged before `pub -l` waits for the oldest: bounds memory and
 /// the session's queue (which it scans per message), while the in-flight window does the
@@ -20,7 +21,7 @@ const MAX_PENDING: usize = 128;
 const LINE_QUEUE: usize = 256;
 
 /// Where the payloads come from.
-enum Source {
+pub enum Source {
     /// One payload (`-m`, `-f`, `-s`, `-n`).
     One(Bytes),
     /// `-l`: stdin, one message per line.
@@ -33,16 +34,28 @@ enum Source {
 /// A failure with its exit code.
 pub async fn run(args: PubArgs) -> Result<(), Failure> {
     let props = PropertySet::parse(&args.conn.properties).map_err(Failure::usage)?;
-    let plan = Plan::new(&args.conn, &props)?;
+    if props.unsent_warning().is_some() {
+        return Err(Failure::usage(
+            "-D subscribe / unsubscribe properties belong to sub and rr",
+        ));
+    }
+    let mut plan = Plan::new(&args.conn, &props, Kind::Pub)?;
+    if let Some(n) = args.max_inflight {
+        plan.options.protocol.max_inflight = Some(n);
+    }
     let topic = args
         .topic
         .clone()
         .or_else(|| plan.url_topic.clone())
-        .ok_or_else(|| Failure::usage("no topic: give -t TOPIC (or -L mqtt://host/TOPIC)"))?;
+        .ok_or_else(|| Failure::usage("Error: Both topic and message must be supplied."))?;
     mqtt_sansio::TopicName::new(&topic)
         .map_err(|e| Failure::usage(format!("invalid topic {topic:?}: {e}")))?;
-    let source = source(&args)?;
-    let session = plan.connect(args.conn.debug).await?;
+    let source = source(&args.source)?;
+    let version = plan.version;
+    let session = plan
+        .connect()
+        .await
+        .map_err(|f| refused_publisher(f, version))?;
     let publisher = Publisher {
         session: &session,
         topic,
@@ -51,14 +64,31 @@ pub async fn run(args: PubArgs) -> Result<(), Failure> {
         properties: props.publish,
         pending: VecDeque::new(),
         not_sent: 0,
+        sent: 0,
+        quiet: args.conn.quiet,
     };
     let outcome = publisher.publish_all(source, &args).await;
     session.close().await;
     outcome
 }
 
+/// mosquitto_pub adds a second line when the broker refuses the connection.
+fn refused_publisher(mut failure: Failure, version: ProtocolVersion) -> Failure {
+    if matches!(failure.exit, Exit::ConnectionRefused(_)) {
+        failure.message.push_str(if version == ProtocolVersion::V5 {
+            "\nError: A network protocol error occurred when communicating with the broker."
+        } else {
+            "\nError: The connection was refused."
+        });
+    }
+    failure
+}
+
 /// Reads the payload of `-m`, `-f`, `-s` or `-n`, before connecting (as mosquitto_pub).
-fn source(args: &PubArgs) -> Result<Source, Failure> {
+///
+/// # Errors
+/// A usage failure when none or several are given, or the file cannot be read.
+pub fn source(args: &MessageArgs) -> Result<Source, Failure> {
     let given = [
         args.message.is_some(),
         args.file.is_some(),
@@ -68,8 +98,16 @@ fn source(args: &PubArgs) -> Result<Source, Failure> {
     ];
     match given.iter().filter(|g| **g).count() {
         1 => {}
-        0 => return Err(Failure::usage("no message: give one of -m, -f, -l, -s, -n")),
-        _ => return Err(Failure::usage("give only one of -m, -f, -l, -s, -n")),
+        0 => {
+            return Err(Failure::usage(
+                "Error: Both topic and message must be supplied.",
+            ))
+        }
+        _ => {
+            return Err(Failure::usage(
+                "Error: Only one type of message can be sent at once.",
+            ))
+        }
     }
     Ok(if let Some(m) = &args.message {
         Source::One(Bytes::from(m.clone()))
@@ -94,10 +132,14 @@ struct Publisher<'a> {
     qos: QoS,
     retain: bool,
     properties: Properties,
-    /// Queued publishes, oldest first.
-    pending: VecDeque<Delivery>,
+    /// Queued publishes with their message numbers, oldest first.
+    pending: VecDeque<(u64, Delivery)>,
     /// QoS 0 messages lost with a connection.
     not_sent: u64,
+    /// Messages queued so far: mosquitto's message number ("mid") of the next is one more.
+    sent: u64,
+    /// `--quiet`.
+    quiet: bool,
 }
 
 impl Publisher<'_> {
@@ -119,8 +161,8 @@ impl Publisher<'_> {
                 }
             }
         }
-        while let Some(delivery) = self.pending.pop_front() {
-            self.settle(delivery.await)?;
+        while let Some((mid, delivery)) = self.pending.pop_front() {
+            self.settle(mid, delivery.await)?;
         }
         match self.not_sent {
             0 => Ok(()),
@@ -142,23 +184,37 @@ impl Publisher<'_> {
             .publish_queued(message)
             .await
             .map_err(|e| Failure::operation("Error publishing", &e))?;
-        self.pending.push_back(delivery);
+        self.sent += 1;
+        self.pending.push_back((self.sent, delivery));
         while self.pending.len() > MAX_PENDING {
-            if let Some(oldest) = self.pending.pop_front() {
-                self.settle(oldest.await)?;
+            if let Some((mid, oldest)) = self.pending.pop_front() {
+                self.settle(mid, oldest.await)?;
             }
         }
         Ok(())
     }
 
+    /// One publish's outcome. A refusal (5.0 PUBACK/PUBREC failure) is a warning, as in
+    /// mosquitto_pub, which exits with 0 after it.
     fn settle(
         &mut self,
+        mid: u64,
         outcome: Result<mqtt_client_tokio::ReasonCode, Error>,
     ) -> Result<(), Failure> {
         match outcome {
             Ok(_) => Ok(()),
             Err(Error::NotSent) => {
                 self.not_sent += 1;
+                Ok(())
+            }
+            Err(Error::Rejected(code)) => {
+                if !self.quiet {
+                    let mid = mid % 65_536;
+                    print_stderr(&format!(
+                        "Warning: Publish {mid} failed: {}.",
+                        reason_string(code)
+                    ));
+                }
                 Ok(())
             }
             Err(e) => Err(Failure::operation("Error publishing", &e)),

@@ -1,15 +1,16 @@
-//! `mqtt sub`.
+//! `mqtt sub`, and the printing that `mqtt rr` shares with it.
 
-use std::io::Write;
+use std::sync::Arc;
 
-use mqtt_client_tokio::{Client, Message, Subscription, SubscriptionOptions};
+use mqtt_client_tokio::{Client, Message, QoS, Subscription, SubscriptionOptions};
 use tokio::time::{sleep_until, Duration, Instant};
 
-use super::args::SubArgs;
-use super::connect::{FirstConnection, Plan};
+use super::args::{OutputArgs, SubArgs};
+use super::connect::{FirstConnection, Kind, Plan};
 use super::exit::{Exit, Failure};
-use super::format::Output;
+use super::format::{Format, Output};
 use super::props::PropertySet;
+use super::trace::{print_stderr, print_stdout, stdout_closed, Trace, STDOUT_CLOSED};
 
 /// Runs `mqtt sub`.
 ///
@@ -20,38 +21,130 @@ pub async fn run(args: SubArgs) -> Result<(), Failure> {
     if !props.publish.eq(&Default::default()) {
         return Err(Failure::usage("-D publish properties belong to `mqtt pub`"));
     }
-    let plan = Plan::new(&args.conn, &props)?;
+    let output = output(&args.output)?;
+    let plan = Plan::new(&args.conn, &props, Kind::Sub)?;
     let mut topics = args.topics.clone();
     if topics.is_empty() {
         topics.extend(plan.url_topic.clone());
     }
     if topics.is_empty() && !args.exit_after_subscribe {
-        return Err(Failure::usage("no topic: give -t FILTER (repeatable)"));
+        return Err(Failure::usage("You must specify a topic to subscribe to."));
     }
     for filter in topics.iter().chain(&args.unsubscribe) {
-        mqtt_sansio::TopicFilter::new(filter)
-            .map_err(|e| Failure::usage(format!("invalid topic filter {filter:?}: {e}")))?;
+        mqtt_sansio::TopicFilter::new(filter).map_err(|_| {
+            Failure::usage(format!(
+                "Invalid subscription topic '{filter}', are all '+' and '#' wildcards correct?"
+            ))
+        })?;
     }
-    let output = match (&args.format, args.json) {
-        (Some(format), _) => Output::Format(format.clone()),
-        (None, true) => Output::Json,
-        (None, false) => Output::Plain {
-            verbose: args.verbose,
-        },
-    };
-    let (session, connected) = plan.start(args.conn.debug)?;
-    let outcome = match subscribe(&session.client, &args, &topics, connected).await {
+    warn_unsent(&props, args.conn.quiet);
+    let version = plan.version;
+    let trace = plan.trace.clone();
+    let (session, connected) = plan.start()?;
+    let outcome = match subscribe(&session.client, &args, &topics, connected, version).await {
         Ok(Some(subscription)) => {
             let deadline = args
                 .timeout
                 .map(|secs| Instant::now() + Duration::from_secs(secs));
-            receive(subscription, &args, &output, deadline).await
+            let printer = Printer::new(output, &args.output, args.random_filter, trace);
+            receive(&session.client, subscription, &args, printer, deadline).await
         }
         Ok(None) => Ok(()),
         Err(e) => Err(e),
     };
     session.close().await;
     outcome
+}
+
+/// The output style from `-v`, `-j`, `-F` and `--pretty`.
+///
+/// # Errors
+/// mosquitto's usage error for a bad `-F` format.
+pub fn output(args: &OutputArgs) -> Result<Output, Failure> {
+    Ok(match (&args.format, args.json) {
+        (Some(format), _) => {
+            Output::Format(Format::parse(format, args.pretty).map_err(Failure::usage)?)
+        }
+        (None, true) => Output::Json {
+            pretty: args.pretty,
+        },
+        (None, false) => Output::Plain {
+            verbose: args.verbose,
+        },
+    })
+}
+
+/// Prints the warning about `-D subscribe` / `-D unsubscribe` properties, if any.
+pub fn warn_unsent(props: &PropertySet, quiet: bool) {
+    if let (Some(warning), false) = (props.unsent_warning(), quiet) {
+        print_stderr(warning);
+    }
+}
+
+/// Prints messages as mosquitto_sub does.
+#[derive(Debug)]
+pub struct Printer {
+    output: Output,
+    no_eol: bool,
+    /// `--random-filter`: the chance (0 to 1) that a message is printed.
+    chance: Option<f64>,
+    rng: u64,
+    /// `-d`: messages are printed once their acknowledgement is traced.
+    trace: Option<Arc<Trace>>,
+}
+
+impl Printer {
+    /// A printer for these output flags.
+    pub fn new(
+        output: Output,
+        args: &OutputArgs,
+        random_filter: Option<f64>,
+        trace: Option<Arc<Trace>>,
+    ) -> Self {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64)
+            | 1;
+        Self {
+            output,
+            no_eol: args.no_eol,
+            chance: random_filter.map(|p| p / 100.0),
+            rng: seed ^ u64::from(std::process::id()),
+            trace,
+        }
+    }
+
+    /// Prints one message (unless `--random-filter` skips it); `false` once stdout is
+    /// closed.
+    pub async fn print(&mut self, message: &Message) -> bool {
+        if let (Some(trace), Some(id)) = (&self.trace, message.packet_id()) {
+            trace.settled(id.get()).await;
+        }
+        if let Some(chance) = self.chance {
+            if self.next_random() >= chance {
+                return !STDOUT_CLOSED.load(std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        let mut line = Vec::new();
+        let warning = self.output.render(message, self.no_eol, &mut line);
+        if let Some(warning) = warning {
+            print_stderr(&warning);
+        }
+        if line.is_empty() {
+            !STDOUT_CLOSED.load(std::sync::atomic::Ordering::Relaxed)
+        } else {
+            print_stdout(&line)
+        }
+    }
+
+    /// xorshift64*: a uniform number in [0, 1).
+    fn next_random(&mut self) -> f64 {
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        let x = self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D);
+        (x >> 11) as f64 / (1u64 << 53) as f64
+    }
 }
 
 /// Unsubscribes (`-U`) and subscribes while the first connection is made, so the
@@ -61,7 +154,8 @@ async fn subscribe(
     client: &Client,
     args: &SubArgs,
     topics: &[String],
-    mut connected: FirstConnection,
+    connected: FirstConnection,
+    version: mqtt_client_tokio::ProtocolVersion,
 ) -> Result<Option<Subscription>, Failure> {
     let work = async {
         for filter in &args.unsubscribe {
@@ -72,61 +166,79 @@ async fn subscribe(
         if topics.is_empty() {
             return Ok(None);
         }
-        let filters: Vec<_> = topics
-            .iter()
-            .map(|t| (t.clone(), SubscriptionOptions::new(args.qos)))
-            .collect();
-        client
-            .subscribe_many(filters)
-            .await
-            .map(Some)
-            .map_err(|e| Failure::operation("Error subscribing", &e))
+        subscribe_all(client, topics, args.qos).await.map(Some)
     };
-    tokio::pin!(work);
-    // `biased`: the work is polled first, which queues its command before the connection is
-    // up; a failed first connection ends the wait.
-    let subscription = tokio::select! {
-        biased;
-        result = &mut work => match (result, connected.try_recv()) {
-            (Err(_), Ok(Err(e))) => return Err(Failure::connect(&e)),
-            (result, _) => result?,
-        },
-        first = &mut connected => match first {
-            Ok(Ok(())) => work.await?,
-            Ok(Err(e)) => return Err(Failure::connect(&e)),
-            Err(_) => return Err(Failure::new(Exit::Error, "the client stopped")),
-        },
-    };
-    let Some(subscription) = subscription else {
+    let Some(subscription) = while_connecting(work, connected, version).await? else {
         return Ok(None);
     };
     let codes = subscription.reason_codes().to_vec();
-    for (topic, code) in topics.iter().zip(&codes) {
-        if code.is_error() && !args.conn.quiet {
-            eprintln!("Subscription to {topic} refused: {code:?}");
-        }
-    }
     if codes.iter().all(|c| c.is_error()) {
         return Err(Failure::new(
-            Exit::SubscriptionRefused,
+            Exit::Error,
             "All subscription requests were denied.",
         ));
     }
     Ok((!args.exit_after_subscribe).then_some(subscription))
 }
 
-/// Prints messages until `-C`, `-W`, `--retained-only`, Ctrl-C or the client stops.
+/// Subscribes to every filter at `qos` in one SUBSCRIBE.
+///
+/// # Errors
+/// The failure of the subscription.
+pub async fn subscribe_all(
+    client: &Client,
+    topics: &[String],
+    qos: QoS,
+) -> Result<Subscription, Failure> {
+    let filters: Vec<_> = topics
+        .iter()
+        .map(|t| (t.clone(), SubscriptionOptions::new(qos)))
+        .collect();
+    client
+        .subscribe_many(filters)
+        .await
+        .map_err(|e| Failure::operation("Error subscribing", &e))
+}
+
+/// Runs `work` (commands queued before the connection is up) while the first connection is
+/// made; a failed first connection ends the wait with its failure.
+///
+/// # Errors
+/// The connect failure, or the work's.
+pub async fn while_connecting<T>(
+    work: impl std::future::Future<Output = Result<T, Failure>>,
+    mut connected: FirstConnection,
+    version: mqtt_client_tokio::ProtocolVersion,
+) -> Result<T, Failure> {
+    tokio::pin!(work);
+    // `biased`: the work is polled first, which queues its command before the connection is
+    // up; a failed first connection ends the wait.
+    tokio::select! {
+        biased;
+        result = &mut work => match (result, connected.try_recv()) {
+            (Err(_), Ok(Err(e))) => Err(Failure::connect(&e, version)),
+            (result, _) => result,
+        },
+        first = &mut connected => match first {
+            Ok(Ok(())) => work.await,
+            Ok(Err(e)) => Err(Failure::connect(&e, version)),
+            Err(_) => Err(Failure::new(Exit::Error, "Error: the client stopped")),
+        },
+    }
+}
+
+/// Prints messages until `-C`, `-W`, `--retained-only`, Ctrl-C, a closed stdout or the
+/// client stops.
 async fn receive(
+    client: &Client,
     mut subscription: Subscription,
     args: &SubArgs,
-    output: &Output,
+    mut printer: Printer,
     deadline: Option<Instant>,
 ) -> Result<(), Failure> {
-    let mut printed = 0u64;
-    let mut stdout = std::io::stdout().lock();
-    let mut line = Vec::new();
+    let mut counted = 0u64;
     loop {
-        if args.count.is_some_and(|c| printed >= c) {
+        if args.count.is_some_and(|c| counted >= c) {
             return Ok(());
         }
         let message = tokio::select! {
@@ -135,45 +247,45 @@ async fn receive(
                 return Err(Failure::new(Exit::Timeout, "Timed out"));
             }
             _ = tokio::signal::ctrl_c() => return Ok(()),
+            // `-d` and stdout closed (e.g. `| head -1`): nobody wants more.
+            () = stdout_closed() => return Ok(()),
         };
         let Some(message) = message else {
-            return Err(Failure::new(Exit::Error, "the client stopped"));
+            return Err(Failure::new(Exit::Error, "Error: The connection was lost."));
         };
+        if filtered_out(&message, args) {
+            continue;
+        }
+        if args.remove_retained && message.retain {
+            let clear =
+                Message::new(message.topic.clone(), Vec::new(), QoS::AtLeastOnce).retain(true);
+            let _ = client.publish_queued(clear).await;
+        }
         if args.retained_only && !message.retain {
             return Ok(());
         }
-        if !wanted(&message, args) {
+        if args.output.no_retained && message.retain {
             continue;
         }
-        line.clear();
-        output.render(&message, args.no_eol, &mut line);
-        if stdout
-            .write_all(&line)
-            .and_then(|()| stdout.flush())
-            .is_err()
-        {
+        if !printer.print(&message).await {
             // Stdout closed (e.g. `| head -1`): nobody wants more.
             return Ok(());
         }
-        printed += 1;
+        counted += 1;
     }
 }
 
 /// Sleeps until the deadline, or for ever.
-async fn wait(deadline: Option<Instant>) {
+pub async fn wait(deadline: Option<Instant>) {
     match deadline {
         Some(at) => sleep_until(at).await,
         None => std::future::pending().await,
     }
 }
 
-/// `-R` and `-T` filtering.
-fn wanted(message: &Message, args: &SubArgs) -> bool {
-    if args.no_retained && message.retain {
-        return false;
-    }
-    !args
-        .filter_out
+/// `-T` filtering.
+fn filtered_out(message: &Message, args: &SubArgs) -> bool {
+    args.filter_out
         .iter()
         .any(|filter| topic_matches(filter, &message.topic))
 }
