@@ -155,8 +155,7 @@ pub struct OutputArgs {
     /// (Ours, not mosquitto's.) One JSON object per line: {"topic", "qos", "retain",
     /// "dup", "payload", "encoding" ("utf8", or "base64" when the payload is not UTF-8),
     /// "properties" (5.0: payload_format_indicator, message_expiry_interval, content_type,
-    /// response_topic, correlation_data (base64), user_properties as [name, value] pairs,
-    /// subscription_identifiers)}.
+    /// response_topic, correlation_data (base64), user_properties as [name, value] pairs)}.
     #[arg(
         short = 'j',
         long = "json",
@@ -173,7 +172,8 @@ pub struct OutputArgs {
     /// JSON), %I ISO 8601 local time (2024-05-06T21:48:00+0200), %U Unix time with
     /// nanoseconds, %A topic alias, %C content type, %D correlation data, %E message expiry
     /// interval, %F payload format indicator, %P user properties (name:value ...), %R
-    /// response topic, %S subscription identifier, %% a percent sign. Between % and the
+    /// response topic, %S subscription identifier (always blank: the client numbers its
+    /// subscriptions itself), %% a percent sign. Between % and the
     /// letter: `-` left-aligns, `0` pads numbers with zeros, a width pads to that many
     /// characters (and cuts %p / %x to it), `.N` cuts strings to N bytes. @ followed by a
     /// strftime letter prints the local time: @Y year, @m month, @d day, @H hour, @M

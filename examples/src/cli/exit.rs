@@ -13,7 +13,7 @@ use super::trace::v3_return_code;
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes (as mosquitto_pub, mosquitto_sub and mosquitto_rr 2.0):
   0    success; also when the broker refuses a 5.0 publish (PUBACK/PUBREC failure: a
-       warning is printed, as mosquitto_pub does)
+       warning is printed) or every subscription, as mosquitto_pub and mosquitto_sub do
   1    any other error: usage error, broker unreachable, TLS failure, connection lost
   1-5  MQTT 3.1/3.1.1: the broker refused the connection with this CONNACK return code
        (4 bad user name or password, 5 not authorised)
@@ -25,10 +25,16 @@ Differences from mosquitto's clients:
   - A lost connection is re-established (backoff up to 10 s) and the session resumed,
     unless --no-reconnect is given.
   - `pub -l` at QoS 1/2 keeps every line across a dropped connection.
-  - Without -i the client identifier is a random `mqttrs-...` one (mosquitto sends an
-    empty one on 3.1.1), so -d prints it instead of `(null)`.
-  - The broker refusing every subscription (SUBACK failure) exits with 1 after
-    \"All subscription requests were denied.\".
+  - Without -i, a 3.1.1 client identifier is a random `mqttrs-...` one (mosquitto sends
+    an empty one), so -d prints it instead of `(null)`; on 5.0 the broker assigns one,
+    as with mosquitto.
+  - mosquitto_rr words a refused 3.1.1 connection \"Connection error: Unknown reason\";
+    mqtt rr uses mosquitto_sub's words.
+  - -D subscribe / unsubscribe properties are accepted but not sent (a warning says so).
+  - After the response, mosquitto_rr 2.0 closes the connection without DISCONNECT (so
+    the broker publishes its will); mqtt rr sends DISCONNECT.
+  - The broker refusing every subscription (SUBACK failure) prints \"All subscription
+    requests were denied.\" and exits with 0, as mosquitto_sub does.
   - -j (one JSON object per message) is ours; mosquitto_sub has only -F %j / %J.
   - --nodelay is accepted: Nagle's algorithm is always off.
   - --tls-version: tlsv1.2 or tlsv1.3 (TLS 1.1 is not supported); --insecure accepts

@@ -48,8 +48,11 @@ pub async fn run(args: PubArgs) -> Result<(), Failure> {
         .clone()
         .or_else(|| plan.url_topic.clone())
         .ok_or_else(|| Failure::usage("Error: Both topic and message must be supplied."))?;
-    mqtt_sansio::TopicName::new(&topic)
-        .map_err(|e| Failure::usage(format!("invalid topic {topic:?}: {e}")))?;
+    mqtt_sansio::TopicName::new(&topic).map_err(|_| {
+        Failure::usage(format!(
+            "Invalid publish topic '{topic}', does it contain '+' or '#'?"
+        ))
+    })?;
     let source = source(&args.source)?;
     let version = plan.version;
     let session = plan

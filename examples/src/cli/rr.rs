@@ -87,7 +87,7 @@ pub async fn run(args: RrArgs) -> Result<(), Failure> {
                 tokio::select! {
                     message = response(&mut subscription, args.output.no_retained) => match message {
                         Some(message) => {
-                            printer.print(&message).await;
+                            printer.print(message).await;
                             Ok(())
                         }
                         None => Err(Failure::new(Exit::Error, "Error: The connection was lost.")),

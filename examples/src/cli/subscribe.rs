@@ -115,8 +115,11 @@ impl Printer {
     }
 
     /// Prints one message (unless `--random-filter` skips it); `false` once stdout is
-    /// closed.
-    pub async fn print(&mut self, message: &Message) -> bool {
+    /// closed. Subscription identifiers are not shown: the client numbers its
+    /// subscriptions itself (`-D subscribe subscription-identifier` is not sent), so they
+    /// are not the user's.
+    pub async fn print(&mut self, mut message: Message) -> bool {
+        message.properties.subscription_identifiers.clear();
         if let (Some(trace), Some(id)) = (&self.trace, message.packet_id()) {
             trace.settled(id.get()).await;
         }
@@ -126,7 +129,7 @@ impl Printer {
             }
         }
         let mut line = Vec::new();
-        let warning = self.output.render(message, self.no_eol, &mut line);
+        let warning = self.output.render(&message, self.no_eol, &mut line);
         if let Some(warning) = warning {
             print_stderr(&warning);
         }
@@ -173,8 +176,9 @@ async fn subscribe(
     };
     let codes = subscription.reason_codes().to_vec();
     if codes.iter().all(|c| c.is_error()) {
+        // mosquitto_sub 2.0 says so and exits with 0 (measured).
         return Err(Failure::new(
-            Exit::Error,
+            Exit::Success,
             "All subscription requests were denied.",
         ));
     }
@@ -267,7 +271,7 @@ async fn receive(
         if args.output.no_retained && message.retain {
             continue;
         }
-        if !printer.print(&message).await {
+        if !printer.print(message).await {
             // Stdout closed (e.g. `| head -1`): nobody wants more.
             return Ok(());
         }

@@ -1,0 +1,651 @@
+//! Byte-for-byte parity with mosquitto's clients: the same command lines run through
+//! mosquitto_pub / mosquitto_sub / mosquitto_rr (2.0) and through `mqtt pub` / `mqtt sub` /
+//! `mqtt rr`, against one private broker (loopback, a port the test support picks), must
+//! print the same stdout and stderr and exit with the same code. Only what differs by
+//! nature is normalized: the program name in usage hints and, where a line shows the time,
+//! its digits.
+//!
+//! Every child runs at most `WAIT`; every wait is bounded.
+
+use std::io::{Read, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use mqtt_test_support::Broker;
+
+/// Upper bound of a child's run and of each wait.
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Which client runs a command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Client {
+    Mosquitto,
+    Ours,
+}
+
+impl Client {
+    /// The command for `tool` (`pub`, `sub` or `rr`).
+    fn command(self, tool: &str) -> Command {
+        match self {
+            Self::Mosquitto => Command::new(format!("mosquitto_{tool}")),
+            Self::Ours => {
+                let mut cmd = Command::new(env!("CARGO_BIN_EXE_mqtt"));
+                cmd.arg(tool);
+                cmd
+            }
+        }
+    }
+}
+
+/// A child's output, raw bytes.
+#[derive(Debug, PartialEq, Eq)]
+struct Output {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// A running child; killed when dropped.
+struct Running {
+    what: String,
+    child: Child,
+    stdout: mpsc::Receiver<Vec<u8>>,
+    stderr: mpsc::Receiver<Vec<u8>>,
+}
+
+impl Running {
+    fn spawn(client: Client, tool: &str, args: &[&str]) -> Self {
+        let mut child = client
+            .command(tool)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn (apt-get install mosquitto-clients)");
+        let drain = |mut r: Box<dyn Read + Send>| {
+            let (tx, rx) = mpsc::channel();
+            thread::spawn(move || {
+                let mut buf = Vec::new();
+                let _ = r.read_to_end(&mut buf);
+                let _ = tx.send(buf);
+            });
+            rx
+        };
+        let stdout = drain(Box::new(child.stdout.take().expect("stdout")));
+        let stderr = drain(Box::new(child.stderr.take().expect("stderr")));
+        Self {
+            what: format!("{client:?} {tool} {args:?}"),
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Waits for the exit (bounded) and normalizes the output for comparison.
+    fn finish(mut self, tool: &str) -> Output {
+        drop(self.child.stdin.take());
+        let deadline = Instant::now() + WAIT;
+        let code = loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                break status.code();
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let out = self.stdout.recv_timeout(WAIT).unwrap_or_default();
+                let err = self.stderr.recv_timeout(WAIT).unwrap_or_default();
+                panic!(
+                    "{} still running after {WAIT:?}; stdout:\n{}\nstderr:\n{}",
+                    self.what,
+                    String::from_utf8_lossy(&out),
+                    String::from_utf8_lossy(&err)
+                );
+            }
+            thread::sleep(Duration::from_millis(10));
+        };
+        let text = |rx: &mpsc::Receiver<Vec<u8>>| {
+            let bytes = rx.recv_timeout(WAIT).unwrap_or_default();
+            String::from_utf8_lossy(&bytes)
+                .replace(&format!("mosquitto_{tool} --help"), "PROGRAM --help")
+                .replace(&format!("mqtt {tool} --help"), "PROGRAM --help")
+        };
+        Output {
+            code,
+            stdout: text(&self.stdout),
+            stderr: text(&self.stderr),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs one command line to its end with both clients; returns (mosquitto's, ours).
+fn both(tool: &str, args: &[&str]) -> (Output, Output) {
+    let theirs = Running::spawn(Client::Mosquitto, tool, args).finish(tool);
+    let ours = Running::spawn(Client::Ours, tool, args).finish(tool);
+    (theirs, ours)
+}
+
+/// Asserts that both clients behave the same on `args`.
+fn same(tool: &str, args: &[&str]) -> Output {
+    let (theirs, ours) = both(tool, args);
+    assert_eq!(theirs, ours, "{tool} {args:?}");
+    ours
+}
+
+/// Runs a subscriber (`sub` or `rr`) with each client in turn: starts it, waits until the
+/// broker acknowledged its SUBSCRIBE, runs `trigger`, and collects its output.
+fn with_subscriber(
+    broker: &Broker,
+    tool: &str,
+    id_base: &str,
+    args: &[&str],
+    trigger: impl Fn(),
+) -> (Output, Output) {
+    let mut outputs = Vec::new();
+    for (n, client) in [Client::Mosquitto, Client::Ours].into_iter().enumerate() {
+        // A fresh id per run (callers give each call its own base), so the SUBACK of this
+        // run is the one waited for; the output normalizes it back.
+        let id = format!("{id_base}-{n}");
+        let mut full = vec!["-i", &id];
+        full.extend_from_slice(args);
+        let running = Running::spawn(client, tool, &full);
+        broker
+            .wait_for_log(&format!("Sending SUBACK to {id}"), WAIT)
+            .expect("subscribed in time");
+        trigger();
+        let mut out = running.finish(tool);
+        out.stdout = out.stdout.replace(&id, "ID");
+        out.stderr = out.stderr.replace(&id, "ID");
+        outputs.push(out);
+    }
+    let ours = outputs.pop().expect("ours");
+    let theirs = outputs.pop().expect("theirs");
+    (theirs, ours)
+}
+
+/// Publishes with mosquitto_pub (the same publisher for both subscribers).
+fn publish(broker: &Broker, args: &[&str]) {
+    let port = broker.port().to_string();
+    let mut full = vec!["-h", "127.0.0.1", "-p", &port];
+    full.extend_from_slice(args);
+    let done = Running::spawn(Client::Mosquitto, "pub", &full).finish("pub");
+    assert_eq!(done.code, Some(0), "{done:?}");
+}
+
+/// Every ASCII digit replaced by `0`: lines that show the time compare by shape.
+fn digits_masked(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_ascii_digit() { '0' } else { c })
+        .collect()
+}
+
+#[test]
+fn publish_trace_and_exit_codes_match() {
+    let broker = Broker::start().expect("mosquitto");
+    let port = broker.port().to_string();
+    let at = ["-h", "127.0.0.1", "-p", port.as_str()];
+    for (qos, version) in [
+        ("0", "311"),
+        ("1", "311"),
+        ("2", "311"),
+        ("1", "5"),
+        ("2", "5"),
+    ] {
+        let mut args = at.to_vec();
+        args.extend([
+            "-d",
+            "-i",
+            "parity-pub",
+            "-t",
+            "p/t",
+            "-m",
+            "hello",
+            "-q",
+            qos,
+        ]);
+        args.extend(["-V", version]);
+        let out = same("pub", &args);
+        assert_eq!(out.code, Some(0));
+        assert!(out.stdout.contains("sending PUBLISH (d0, q"), "{out:?}");
+    }
+    // Several messages (numbered m1, m2 ... even at QoS 0), retained, with properties.
+    let mut args = at.to_vec();
+    args.extend([
+        "-d",
+        "-i",
+        "parity-rep",
+        "-t",
+        "p/r",
+        "-m",
+        "x",
+        "-r",
+        "--repeat",
+        "3",
+    ]);
+    args.extend(["-V", "5", "-D", "publish", "user-property", "k", "v"]);
+    same("pub", &args);
+    let mut clear = at.to_vec();
+    clear.extend([
+        "-d",
+        "-i",
+        "parity-clear",
+        "-t",
+        "p/r",
+        "-n",
+        "-r",
+        "-q",
+        "1",
+    ]);
+    same("pub", &clear);
+}
+
+#[test]
+fn connection_failures_and_usage_errors_match() {
+    let broker = Broker::builder()
+        .credentials("alice", "s3cret")
+        .start()
+        .expect("mosquitto");
+    let port = broker.port().to_string();
+    let at = ["-h", "127.0.0.1", "-p", port.as_str()];
+    // A port nobody listens on (bound, then released).
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed = free.local_addr().unwrap().port().to_string();
+    drop(free);
+    let nowhere = ["-h", "127.0.0.1", "-p", closed.as_str()];
+    for version in ["311", "5"] {
+        let bad_password = ["-u", "alice", "-P", "wrong", "-V", version, "-t", "t"];
+        let out = same("pub", &[&at[..], &bad_password, &["-m", "x"]].concat());
+        assert_eq!(out.code, Some(if version == "5" { 135 } else { 5 }));
+        same("sub", &[&at[..], &bad_password, &["-W", "5"]].concat());
+    }
+    // mosquitto_rr words a refused 3.1.1 connection differently (documented): 5.0 only.
+    let bad_password = [
+        "-u", "alice", "-P", "wrong", "-t", "t", "-e", "r", "-m", "x",
+    ];
+    let out = same("rr", &[&at[..], &bad_password, &["-W", "5"]].concat());
+    assert_eq!(out.code, Some(135));
+    let out = same("pub", &[&nowhere[..], &["-t", "t", "-m", "x"]].concat());
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (Some(1), "Error: Connection refused\n")
+    );
+    same("sub", &[&nowhere[..], &["-t", "t"]].concat());
+    same(
+        "rr",
+        &[&nowhere[..], &["-t", "t", "-e", "r", "-m", "x"]].concat(),
+    );
+    // Usage errors checked before connecting: same words, same code.
+    for (tool, args) in [
+        ("sub", &["-F", "%Z", "-t", "x"][..]),
+        ("sub", &["-F", "abc%", "-t", "x"]),
+        ("sub", &["-F", r"\q", "-t", "x"]),
+        ("sub", &["-t", "a/#/b"]),
+        ("sub", &[]),
+        ("pub", &["-t", "a/+", "-m", "x"]),
+        ("rr", &["-t", "x", "-m", "y"]),
+        ("rr", &["-t", "x", "-e", "r"]),
+    ] {
+        let out = same(tool, &[&nowhere[..], args].concat());
+        assert_eq!(out.code, Some(1), "{tool} {args:?}");
+    }
+    // Unknown flags: clap's words differ, the code does not.
+    for tool in ["pub", "sub", "rr"] {
+        let (theirs, ours) = both(tool, &["--no-such-flag"]);
+        assert_eq!((theirs.code, ours.code), (Some(1), Some(1)), "{tool}");
+    }
+}
+
+#[test]
+fn subscriber_trace_and_formats_match() {
+    let broker = Broker::start().expect("mosquitto");
+    let port = broker.port().to_string();
+    let at = ["-h", "127.0.0.1", "-p", port.as_str()];
+
+    // The packet trace with QoS 1 and 2 deliveries, -v, an empty payload.
+    let mut args = at.to_vec();
+    args.extend([
+        "-d", "-t", "s/#", "-t", "other", "-q", "2", "-C", "3", "-v", "-W", "10",
+    ]);
+    let (theirs, ours) = with_subscriber(&broker, "sub", "parity-sub", &args, || {
+        publish(&broker, &["-t", "s/1", "-m", "one", "-q", "1"]);
+        publish(&broker, &["-t", "s/2", "-m", "two", "-q", "2"]);
+        publish(&broker, &["-t", "s/3", "-n", "-q", "2"]);
+    });
+    assert_eq!(theirs, ours);
+    assert!(
+        ours.stdout.contains("Subscribed (mid: 1): 2, 2"),
+        "{ours:?}"
+    );
+
+    // -F: every conversion that does not show the time, with widths and precision, on a
+    // 5.0 message with properties (given in the order this workspace's codec encodes them).
+    let format = "%t|%p|%l|%q|%r|%m|%x|%X|%10t|%-10t|%.2t|%5p|%-8X|%10x|%05l|%-5l|%5q|%A|\
+                  %C|%E|%F|%R|%D|%P|%S|%%|@@|\\t|%-12C|%.3R";
+    let mut args = at.to_vec();
+    args.extend(["-t", "f/#", "-V", "5", "-q", "1", "-C", "2", "-F", format]);
+    let (theirs, ours) = with_subscriber(&broker, "sub", "parity-fmt", &args, || {
+        publish(
+            &broker,
+            &[
+                "-t",
+                "f/1",
+                "-m",
+                "hello",
+                "-q",
+                "1",
+                "-V",
+                "5",
+                "-D",
+                "publish",
+                "payload-format-indicator",
+                "1",
+                "-D",
+                "publish",
+                "response-topic",
+                "reply/here",
+                "-D",
+                "publish",
+                "correlation-data",
+                "corr",
+                "-D",
+                "publish",
+                "content-type",
+                "text/plain",
+                "-D",
+                "publish",
+                "user-property",
+                "k1",
+                "v1",
+                "-D",
+                "publish",
+                "user-property",
+                "k2",
+                "v2",
+            ],
+        );
+        publish(&broker, &["-t", "f/2", "-m", "\x01binary\x7f", "-V", "5"]);
+    });
+    assert_eq!(theirs, ours);
+
+    // %j and %J (the timestamp's digits masked), --pretty, a payload that is not JSON.
+    for pretty in [false, true] {
+        let mut args = at.to_vec();
+        args.extend(["-t", "j/#", "-V", "5", "-q", "1", "-C", "3", "-F", "%j|%J"]);
+        if pretty {
+            args.push("--pretty");
+        }
+        let (mut theirs, mut ours) = with_subscriber(
+            &broker,
+            "sub",
+            &format!("parity-json-{pretty}"),
+            &args,
+            || {
+                publish(
+                    &broker,
+                    &[
+                        "-t",
+                        "j/1",
+                        "-m",
+                        r#"{"a": [1, 2.5, {"b": null}], "c": "x\ty"}"#,
+                        "-q",
+                        "1",
+                        "-V",
+                        "5",
+                        "-D",
+                        "publish",
+                        "content-type",
+                        "application/json",
+                        "-D",
+                        "publish",
+                        "user-property",
+                        "k",
+                        "v",
+                    ],
+                );
+                publish(&broker, &["-t", "j/2", "-m", "not json", "-V", "5"]);
+                publish(&broker, &["-t", "j/3", "-n", "-V", "5"]);
+            },
+        );
+        theirs.stdout = digits_masked(&theirs.stdout);
+        ours.stdout = digits_masked(&ours.stdout);
+        assert_eq!(theirs, ours, "--pretty: {pretty}");
+        assert!(
+            ours.stderr.contains("not valid JSON on topic j/2"),
+            "{ours:?}"
+        );
+    }
+
+    // Times: %I, %U and @ dates compare by shape.
+    let mut args = at.to_vec();
+    args.extend([
+        "-t",
+        "t/#",
+        "-C",
+        "1",
+        "-F",
+        "%I|%U|@Y-@m-@dT@H:@M:@S.@N|@s|@z",
+    ]);
+    let (mut theirs, mut ours) = with_subscriber(&broker, "sub", "parity-time", &args, || {
+        publish(&broker, &["-t", "t/1", "-m", "now"]);
+    });
+    theirs.stdout = digits_masked(&theirs.stdout);
+    ours.stdout = digits_masked(&ours.stdout);
+    assert_eq!(theirs, ours);
+
+    // -N, -R, -T, --retained-only on retained messages.
+    publish(&broker, &["-t", "r/kept", "-m", "old", "-r"]);
+    publish(&broker, &["-t", "r/skip", "-m", "skipped", "-r"]);
+    let mut args = at.to_vec();
+    args.extend([
+        "-t",
+        "r/#",
+        "-T",
+        "r/skip",
+        "--retained-only",
+        "-N",
+        "-v",
+        "-W",
+        "10",
+    ]);
+    let (theirs, ours) = with_subscriber(&broker, "sub", "parity-ret", &args, || {
+        publish(&broker, &["-t", "r/new", "-m", "fresh"]);
+    });
+    assert_eq!(theirs, ours);
+    assert_eq!(ours.stdout, "r/kept old");
+}
+
+#[test]
+fn timeouts_and_request_response_match() {
+    let broker = Broker::start().expect("mosquitto");
+    let port = broker.port().to_string();
+    let at = ["-h", "127.0.0.1", "-p", port.as_str()];
+    // -W with nothing arriving: "Timed out", 27.
+    let out = same(
+        "sub",
+        &[&at[..], &["-t", "none", "-W", "1", "-i", "parity-w"]].concat(),
+    );
+    assert_eq!((out.code, out.stderr.as_str()), (Some(27), "Timed out\n"));
+    let out = same(
+        "rr",
+        &[
+            &at[..],
+            &["-t", "svc", "-e", "nobody", "-m", "q", "-W", "1", "-d"],
+            &["-i", "parity-rrw"],
+        ]
+        .concat(),
+    );
+    assert_eq!(out.code, Some(27));
+
+    // A responder (mosquitto_sub piped into mosquitto_pub would be racy): this test's own
+    // 5.0 client answers each request on its response topic with its correlation data.
+    let responder = Responder::start(&broker);
+    let mut args = at.to_vec();
+    args.extend([
+        "-t", "svc/req", "-e", "svc/resp", "-m", "question", "-W", "10", "-d",
+    ]);
+    args.extend([
+        "-D",
+        "publish",
+        "correlation-data",
+        "c42",
+        "-F",
+        "%t %p %D",
+        "-q",
+        "1",
+    ]);
+    let (theirs, mut ours) = both_with_id("rr", &args, "parity-rr");
+    // The one documented difference: mosquitto_rr 2.0 closes the connection after the
+    // response without DISCONNECT (so the broker would publish a will); mqtt rr leaves
+    // cleanly.
+    let clean_exit = "Client ID sending DISCONNECT\n";
+    assert!(ours.stdout.ends_with(clean_exit), "{ours:?}");
+    ours.stdout.truncate(ours.stdout.len() - clean_exit.len());
+    assert_eq!(theirs, ours);
+    assert!(
+        ours.stdout.contains("svc/resp answer:question c42"),
+        "{ours:?}"
+    );
+    drop(responder);
+}
+
+/// [`both`] with a distinct client id per run (`-i ID-0`, `-i ID-1`), normalized to `ID`.
+fn both_with_id(tool: &str, args: &[&str], id: &str) -> (Output, Output) {
+    let mut outputs = Vec::new();
+    for (n, client) in [Client::Mosquitto, Client::Ours].into_iter().enumerate() {
+        let this = format!("{id}-{n}");
+        let mut full = vec!["-i", this.as_str()];
+        full.extend_from_slice(args);
+        let mut out = Running::spawn(client, tool, &full).finish(tool);
+        out.stdout = out.stdout.replace(&this, "ID");
+        out.stderr = out.stderr.replace(&this, "ID");
+        outputs.push(out);
+    }
+    let ours = outputs.pop().expect("ours");
+    (outputs.pop().expect("theirs"), ours)
+}
+
+/// Answers requests on `svc/req`: publishes `answer:<request>` to the request's response
+/// topic with its correlation data. Runs on its own thread and runtime until dropped.
+struct Responder {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Responder {
+    fn start(broker: &Broker) -> Self {
+        use mqtt_client_tokio::{Client as MqttClient, Message, Options, Properties, QoS};
+        let url = broker.url();
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let (ready_tx, ready) = mpsc::channel();
+        let thread = thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let options = Options::new(&url).expect("url");
+                let (client, _events) = MqttClient::connect(options).await.expect("connect");
+                let mut requests = client
+                    .subscribe("svc/req", QoS::AtLeastOnce)
+                    .await
+                    .expect("subscribe");
+                let _ = ready_tx.send(());
+                loop {
+                    let request = tokio::select! {
+                        r = requests.recv() => r,
+                        _ = &mut stopped => None,
+                    };
+                    let Some(request) = request else { break };
+                    let Some(topic) = request.properties.response_topic.clone() else {
+                        continue;
+                    };
+                    let mut payload = b"answer:".to_vec();
+                    payload.extend_from_slice(&request.payload);
+                    let properties = Properties {
+                        correlation_data: request.properties.correlation_data.clone(),
+                        ..Properties::default()
+                    };
+                    let reply =
+                        Message::new(topic, payload, QoS::AtLeastOnce).properties(properties);
+                    let _ = client.publish_message(reply).await;
+                }
+                let _ = client.disconnect().await;
+            });
+        });
+        ready.recv_timeout(WAIT).expect("responder ready");
+        Self {
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Responder {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+#[test]
+fn closed_stdout_is_not_a_panic() {
+    // `mqtt sub -d ... | head -1`: the trace's second line finds the pipe closed.
+    let broker = Broker::start().expect("mosquitto");
+    let port = broker.port().to_string();
+    let mut child = Client::Ours
+        .command("sub")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-d",
+            "-t",
+            "x",
+            "-i",
+            "parity-pipe",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut first = [0u8; 6];
+    stdout.read_exact(&mut first).expect("first bytes");
+    assert_eq!(&first, b"Client");
+    drop(stdout);
+    broker
+        .wait_for_log("Sending SUBACK to parity-pipe", WAIT)
+        .expect("subscribed");
+    // The next trace line (a message arriving) fails to print: exit 0, no panic.
+    publish(&broker, &["-t", "x", "-m", "ping"]);
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "still running");
+        thread::sleep(Duration::from_millis(10));
+    };
+    let mut stderr = String::new();
+    let _ = child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr);
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let _ = std::io::stdout().flush();
+}
