@@ -172,7 +172,7 @@ impl Controller {
     /// Publishes a command (QoS 1, not retained); sent by the next poll.
     fn send(&mut self, topic: &str, payload: &str) {
         self.client
-            .publish(topic, payload.as_bytes(), QoS::AtLeastOnce, false)
+            .publish(topic, QoS::AtLeastOnce, false, payload.as_bytes())
             .unwrap();
     }
 }
@@ -183,7 +183,7 @@ fn record(event: &Event<'_>, seen: &mut Vec<Msg>) {
         !matches!(event, Event::Error(_) | Event::Disconnected),
         "controller: {event:?}"
     );
-    if let Event::Data(p) = event {
+    if let Event::Message(p) = event {
         seen.push(Msg {
             topic: p.topic.as_str().to_owned(),
             payload: String::from_utf8_lossy(p.payload).into_owned(),
@@ -426,19 +426,21 @@ async fn cut_connection_then_graceful_stop() {
     assert!(seen.unwrap().is_ok(), "{}", broker.log());
 }
 
-/// Wrong credentials: the broker refuses, the device says why and keeps retrying.
+/// Wrong credentials: the broker refuses, the device says why, and does not hammer the
+/// broker with the same password (the session's reconnect policy stops on a refusal that
+/// retrying cannot fix, and says so).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn refused_credentials_are_reported_and_retried() {
+async fn refused_credentials_are_reported_and_not_retried() {
     let broker = broker();
     let mut config = sim_config(&broker, "sim-badpw", ProtocolVersion::V3_1_1);
     config.password = Some("wrong".into());
     let mut sim = DeviceSim::spawn(config).unwrap();
-    let mut errors = 0;
+    let mut reasons = Vec::new();
     let mut attempts = 0;
-    within("two refused attempts", async {
-        while errors < 2 {
+    within("refused, then stopped", async {
+        while reasons.len() < 2 {
             match sim.next_event().await.expect("running") {
-                SimEvent::Error { .. } => errors += 1,
+                SimEvent::Error { reason } => reasons.push(reason),
                 SimEvent::Connecting { .. } => attempts += 1,
                 SimEvent::Connected { .. } => panic!("connected with a wrong password"),
                 _ => {}
@@ -446,7 +448,19 @@ async fn refused_credentials_are_reported_and_retried() {
         }
     })
     .await;
-    assert!(attempts >= 2);
+    assert!(reasons[0].contains("refused"), "{reasons:?}");
+    assert!(reasons[1].contains("not reconnecting"), "{reasons:?}");
+    // No further attempt (the backoff's first step would be well within this).
+    let quiet = tokio::time::timeout(Duration::from_millis(1500), async {
+        loop {
+            if let Some(SimEvent::Connecting { .. }) = sim.next_event().await {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(quiet.is_err(), "retried a refused password");
+    assert_eq!(attempts, 1);
     assert!(!*sim.connected().borrow());
     within("kill", sim.kill()).await;
 }

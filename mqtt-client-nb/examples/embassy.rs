@@ -23,7 +23,7 @@ use async_io::Async;
 use embassy_executor::Spawner;
 use embedded_io_adapters::futures_03::FromFutures;
 use mqtt_client_nb::mqtt_sansio::{ProtocolVersion, QoS, TopicName};
-use mqtt_client_nb::{Client, EmbassyClock, Event, LastWill, Options};
+use mqtt_client_nb::{Client, EmbassyClock, Event, Options, Will};
 
 /// The transport: a TCP stream of the host, as an `embedded-io-async` `Read + Write`.
 type Tcp = FromFutures<Async<TcpStream>>;
@@ -46,7 +46,7 @@ async fn run(broker: SocketAddr) {
     options.client_id = Some("embassy-example");
     options.keep_alive = 30;
     let will_topic = TopicName::new("demo/status").expect("a valid topic");
-    let mut will = LastWill::new(will_topic, b"offline");
+    let mut will = Will::new(will_topic, b"offline");
     (will.qos, will.retain) = (QoS::AtLeastOnce, true);
     options.will = Some(will);
     // Backoff between attempts (with jitter; reset once a connection stayed up).
@@ -69,7 +69,7 @@ async fn run(broker: SocketAddr) {
                 println!("connected (session present: {session_present})");
                 connected = true;
             }
-            Event::Data(message) => {
+            Event::Message(message) => {
                 println!("{} {:?}", message.topic.as_str(), message.payload);
                 led = Some(message.payload == b"on");
             }
@@ -81,11 +81,11 @@ async fn run(broker: SocketAddr) {
         if connected {
             // The session is new on every connection here (clean session): subscribe again.
             let _ = client.subscribe("demo/led/set", QoS::AtLeastOnce);
-            let _ = client.publish("demo/status", b"online", QoS::AtLeastOnce, true);
+            let _ = client.publish("demo/status", QoS::AtLeastOnce, true, b"online");
         }
         if let Some(on) = led {
             let state: &[u8] = if on { b"on" } else { b"off" };
-            if let Err(error) = client.publish("demo/led/state", state, QoS::AtLeastOnce, true) {
+            if let Err(error) = client.publish("demo/led/state", QoS::AtLeastOnce, true, state) {
                 println!("not published: {error}");
             }
         }

@@ -129,9 +129,9 @@ async fn session(broker: SocketAddr, ca: &[u8], name: &str) -> Result<(), String
     client
         .publish(
             "demo/tls",
-            b"hello over embedded-tls",
             QoS::AtLeastOnce,
             false,
+            b"hello over embedded-tls",
         )
         .map_err(|e| format!("publish: {e}"))?;
 
@@ -141,7 +141,7 @@ async fn session(broker: SocketAddr, ca: &[u8], name: &str) -> Result<(), String
         match select(client.poll(&EmbassyClock), Timer::at(until)).await {
             Either::First(event) => match event {
                 Event::Connected { .. } => println!("connected"),
-                Event::Data(message) => println!(
+                Event::Message(message) => println!(
                     "{} {}",
                     message.topic.as_str(),
                     String::from_utf8_lossy(message.payload)

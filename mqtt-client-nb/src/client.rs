@@ -127,10 +127,10 @@ impl<'b, S: Read + Write> Client<'b, S> {
         let derived_id = DerivedId::new(options.device_id);
         let client_id = options.client_id.unwrap_or(derived_id.as_str());
         let connect_len = Packet::Connect(options.connect(client_id))
-            .encoded_len(options.protocol)
+            .encoded_len(options.version)
             .map_err(|e| Error::Command(e.into()))?;
         // The session adds up to 16 bytes of 5.0 properties to the CONNECT.
-        let needed = connect_len + if options.protocol.is_v5() { 16 } else { 0 };
+        let needed = connect_len + if options.version.is_v5() { 16 } else { 0 };
         if needed > tx.len() {
             return Err(Error::TxBufferTooSmall {
                 needed,
@@ -166,7 +166,7 @@ impl<'b, S: Read + Write> Client<'b, S> {
     /// TLS over TCP): queues CONNECT, which the next [`Client::poll`] sends after reporting
     /// [`Event::BeforeConnect`]. Messages queued or unacknowledged from earlier connections
     /// are sent once the broker accepts; whether the broker still has them depends on
-    /// [`Options::clean_session`](crate::Options::clean_session).
+    /// [`Options::clean_start`](crate::Options::clean_start).
     ///
     /// A current transport is dropped first, as by [`Client::close`], and events of the
     /// previous connection not yet returned by `poll` ([`Event::Disconnected`]) are dropped.
@@ -216,8 +216,9 @@ impl<'b, S: Read + Write> Client<'b, S> {
         self.transport.take()
     }
 
-    /// Queues a message: `topic`, `payload`, `qos`, `retain` (esp-mqtt's
-    /// `esp_mqtt_client_publish`). It is sent by [`Client::poll`], also when called while
+    /// Queues a message: `topic`, `qos`, `retain`, `payload`, in the order of
+    /// `mqtt-client-tokio`'s `Client::publish` (esp-mqtt's `esp_mqtt_client_publish` takes
+    /// the same, with the payload before the QoS). It is sent by [`Client::poll`], also when called while
     /// disconnected (it then waits for the next connection).
     ///
     /// Returns the packet identifier of a QoS 1 or 2 message, which [`Event::Published`]
@@ -233,9 +234,9 @@ impl<'b, S: Read + Write> Client<'b, S> {
     pub fn publish(
         &mut self,
         topic: &str,
-        payload: &[u8],
         qos: QoS,
         retain: bool,
+        payload: &[u8],
     ) -> Result<Option<PacketId>, Error> {
         let mut message = Message::new(TopicName::new(topic)?, payload, qos);
         message.retain = retain;
@@ -355,7 +356,7 @@ impl<'b, S: Read + Write> Client<'b, S> {
 
     /// Acknowledges a message delivered in manual-ack mode
     /// ([`Options::manual_acks`](crate::Options::manual_acks)): PUBACK for QoS 1, PUBREC for
-    /// QoS 2. Take the id from the [`Event::Data`] message's `qos_pid`.
+    /// QoS 2. Take the id from the [`Event::Message`] message's `qos_pid`.
     ///
     /// # Errors
     /// [`Error::Command`] with `UnknownPacketId` for a QoS 2 message already acknowledged
@@ -374,6 +375,22 @@ impl<'b, S: Read + Write> Client<'b, S> {
     pub fn auth(&mut self, auth: &Auth<'_>) -> Result<(), Error> {
         self.check_fits(&Packet::Auth(*auth), 0)?;
         Ok(self.session.auth(auth)?)
+    }
+
+    /// When and whether to connect again, as the session decided when the last connection
+    /// (or attempt to open one) ended: from the reason it ended and
+    /// [`Options::reconnect`](crate::Options::reconnect). `None` before any connection ended.
+    /// [`Client::poll_reconnecting`] follows it; an application with its own connect loop
+    /// waits for [`Reconnect::At`] and reports [`Reconnect::Stop`].
+    pub fn reconnect(&self) -> Option<Reconnect> {
+        self.next_connect
+    }
+
+    /// An attempt to open a transport failed (TCP refused, DNS, TLS handshake): counts it
+    /// for the backoff, so that [`Client::reconnect`] says when to try again.
+    pub fn open_failed(&mut self, now_ms: u64) {
+        let now = Instant::from_millis(now_ms);
+        self.next_connect = Some(self.session.handle_transport_closed(now));
     }
 
     /// Whether the broker has accepted the current connection.
@@ -401,7 +418,7 @@ impl<'b, S: Read + Write> Client<'b, S> {
     /// Refuses a packet that could never be transmitted from the transmit buffer.
     fn check_fits(&self, packet: &Packet<'_>, slack: usize) -> Result<(), Error> {
         let len = packet
-            .encoded_len(self.options.protocol)
+            .encoded_len(self.options.version)
             .map_err(|e: EncodeError| Error::Command(e.into()))?;
         let needed = len + slack;
         if needed > self.tx.len() {

@@ -56,7 +56,7 @@ pub enum Event<'a> {
     },
     /// A message arrived (`MQTT_EVENT_DATA`), whole: topic, payload, QoS, retain flag and
     /// 5.0 properties. A QoS 2 message is delivered once even if the broker resends it.
-    Data(Publish<'a>),
+    Message(Publish<'a>),
     /// A queued QoS 1 or 2 message was removed without being acknowledged
     /// (`MQTT_EVENT_DELETED`), or a QoS 0 message could not be sent on this connection.
     Deleted {

@@ -21,7 +21,7 @@ pub use clock::Clock;
 pub use clock::EmbassyClock;
 pub use error::Error;
 pub use event::{DeleteReason, Event};
-pub use options::{LastWill, Options};
+pub use options::{Options, Will};
 pub use reconnect::Redirect;
 
 /// The protocol crate this client drives, re-exported so applications name its types

@@ -3,13 +3,13 @@
 use core::time::Duration;
 
 use mqtt_sansio::session::{ReconnectPolicy, SessionConfig};
-use mqtt_sansio::{Connect, ProtocolVersion, QoS, TopicName, Will};
+use mqtt_sansio::{Connect, ProtocolVersion, QoS, TopicName, Will as WillPacket};
 
 /// What the client connects with. Kept by the client for its whole life: every reconnect
 /// sends the same CONNECT.
 ///
 /// ```
-/// use mqtt_client_nb::{LastWill, Options};
+/// use mqtt_client_nb::{Will, Options};
 /// use mqtt_sansio::{ProtocolVersion, QoS, TopicName};
 ///
 /// let mac = [0x3c, 0x71, 0xbf, 0x4a, 0x2b, 0x10];
@@ -17,14 +17,14 @@ use mqtt_sansio::{Connect, ProtocolVersion, QoS, TopicName, Will};
 /// options.device_id = &mac; // client id "mqtt3c71bf4a2b10"
 /// options.username = Some("device");
 /// options.password = Some(b"secret");
-/// options.will = Some(LastWill::new(TopicName::new("devices/3c71bf4a2b10/online")?, b"0"));
+/// options.will = Some(Will::new(TopicName::new("devices/3c71bf4a2b10/online")?, b"0"));
 /// # Ok::<(), mqtt_sansio::TopicError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Options<'a> {
     /// Protocol version (`protocol_ver`): 3.1.1 by default, or 5.0.
-    pub protocol: ProtocolVersion,
+    pub version: ProtocolVersion,
     /// Client identifier (`client_id`). When `None`, it is derived from
     /// [`Options::device_id`]: `mqtt` followed by the id in lowercase hex.
     pub client_id: Option<&'a str>,
@@ -38,13 +38,15 @@ pub struct Options<'a> {
     /// Password (`password`); 3.1.1 requires a user name with it.
     pub password: Option<&'a [u8]>,
     /// Last will (`lwt_*`), published by the broker if the connection ends without DISCONNECT.
-    pub will: Option<LastWill<'a>>,
-    /// Clean session (3.1.1) / clean start (5.0) (`disable_clean_session` inverted): `true`
-    /// discards the broker's session at every connect. Set it to `false` for messages to be
-    /// resent across reconnects (on 5.0 with a non-zero [`Options::session_expiry`] too).
-    pub clean_session: bool,
-    /// Keep alive in seconds (`keepalive`), 120 by default; 0 turns keep alive off.
-    pub keep_alive: u16,
+    pub will: Option<Will<'a>>,
+    /// Clean start (5.0) / clean session (3.1.1) (`disable_clean_session` inverted): `true`
+    /// starts a new session, on 3.1.1 at every connect, on 5.0 with a non-zero
+    /// [`Options::session_expiry`] for the first connection only (reconnects resume the
+    /// session it created). Set it to `false` to resume a session from an earlier run.
+    pub clean_start: bool,
+    /// Keep alive (`keepalive`), 120 s by default, in whole seconds up to 65,535; zero turns
+    /// keep alive off.
+    pub keep_alive: Duration,
     /// Session expiry interval in seconds (5.0); 0 ends the session with the connection.
     pub session_expiry: u32,
     /// How long to wait for CONNACK (`network_timeout_ms`), 10 s by default.
@@ -98,16 +100,16 @@ pub struct Options<'a> {
 impl<'a> Options<'a> {
     /// Defaults: clean session, keep alive 120 s, CONNACK timeout 10 s, 20 messages in flight
     /// each way, no will, no credentials, no topic aliases, automatic acknowledgements.
-    pub const fn new(protocol: ProtocolVersion) -> Self {
+    pub const fn new(version: ProtocolVersion) -> Self {
         Self {
-            protocol,
+            version,
             client_id: None,
             device_id: &[],
             username: None,
             password: None,
             will: None,
-            clean_session: true,
-            keep_alive: 120,
+            clean_start: true,
+            keep_alive: Duration::from_secs(120),
             session_expiry: 0,
             connack_timeout: Duration::from_secs(10),
             ping_timeout: None,
@@ -131,19 +133,24 @@ impl<'a> Options<'a> {
     where
         'a: 'c,
     {
-        let mut connect = Connect::new(self.protocol, client_id);
-        connect.clean_start = self.clean_session;
-        connect.keep_alive = self.keep_alive;
+        let mut connect = Connect::new(self.version, client_id);
+        connect.clean_start = self.clean_start;
+        let secs = self.keep_alive.as_secs();
+        connect.keep_alive = if secs > u16::MAX as u64 {
+            u16::MAX
+        } else {
+            secs as u16
+        };
         connect.username = self.username;
         connect.password = self.password;
-        connect.will = self.will.map(|w| Will {
+        connect.will = self.will.map(|w| WillPacket {
             topic: w.topic,
-            payload: w.message,
+            payload: w.payload,
             qos: w.qos,
             retain: w.retain,
             properties: Default::default(),
         });
-        if self.protocol.is_v5() {
+        if self.version.is_v5() {
             if self.session_expiry > 0 {
                 connect.properties.session_expiry_interval = Some(self.session_expiry);
             }
@@ -156,7 +163,7 @@ impl<'a> Options<'a> {
     /// The session configuration: the options above, the largest packet we accept set to the
     /// receive buffer's size, and a control region sized to the CONNECT.
     pub(crate) fn session_config(&self, rx_len: usize, connect_len: usize) -> SessionConfig {
-        let mut config = SessionConfig::new(self.protocol);
+        let mut config = SessionConfig::new(self.version);
         config.receive_maximum = self.receive_maximum.max(1);
         config.incoming_slots = self.incoming_slots;
         config.reconnect = self.reconnect;
@@ -164,7 +171,7 @@ impl<'a> Options<'a> {
         // Room for an identifier the broker assigns, when we name none (5.0 brokers assign
         // about 40 characters: mosquitto's `auto-` and a UUID).
         let unnamed = self.client_id.is_none() && self.device_id.is_empty();
-        config.assigned_id_bytes = if unnamed && self.protocol.is_v5() {
+        config.assigned_id_bytes = if unnamed && self.version.is_v5() {
             64
         } else {
             0
@@ -197,23 +204,23 @@ impl Default for Options<'_> {
 /// DISCONNECT (keep alive expired, transport dropped).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct LastWill<'a> {
+pub struct Will<'a> {
     /// Topic (`lwt_topic`).
     pub topic: TopicName<'a>,
     /// Payload (`lwt_msg`).
-    pub message: &'a [u8],
+    pub payload: &'a [u8],
     /// QoS (`lwt_qos`).
     pub qos: QoS,
     /// Retain flag (`lwt_retain`).
     pub retain: bool,
 }
 
-impl<'a> LastWill<'a> {
+impl<'a> Will<'a> {
     /// A QoS 0, non-retained will.
-    pub const fn new(topic: TopicName<'a>, message: &'a [u8]) -> Self {
+    pub const fn new(topic: TopicName<'a>, payload: &'a [u8]) -> Self {
         Self {
             topic,
-            message,
+            payload,
             qos: QoS::AtMostOnce,
             retain: false,
         }

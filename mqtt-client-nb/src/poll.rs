@@ -381,7 +381,7 @@ fn convert<'a>(event: session::Event<'a>, abandoned: Option<Publish<'a>>) -> Eve
             }
         }
         S::ConnectionRefused { reason_code, .. } => Event::Error(Error::Refused(reason_code)),
-        S::Message(publish) => Event::Data(publish),
+        S::Message(publish) => Event::Message(publish),
         S::Published {
             packet_id,
             qos,

@@ -3,7 +3,7 @@
 use core::future::Future;
 
 use embedded_io_async::{Read, Write};
-use mqtt_sansio::session::{Instant, Reconnect};
+use mqtt_sansio::session::Reconnect;
 
 use crate::{Client, Clock, Error, Event};
 
@@ -57,7 +57,7 @@ impl<'b, S: Read + Write> Client<'b, S> {
     ///         .await;
     ///     match event {
     ///         Event::Connected { .. } => { /* subscribe if !session_present */ }
-    ///         Event::Data(message) => { /* handle message.topic, message.payload */ }
+    ///         Event::Message(message) => { /* handle message.topic, message.payload */ }
     ///         _ => {}
     ///     }
     /// }
@@ -119,8 +119,7 @@ impl<'b, S: Read + Write> Client<'b, S> {
                 }
                 Err(_) => {
                     crate::fmt::warning!("mqtt: opening a transport failed");
-                    let now = Instant::from_millis(clock.now_ms());
-                    this.next_connect = Some(this.session.handle_transport_closed(now));
+                    this.open_failed(clock.now_ms());
                     return Event::Error(Error::OpenFailed);
                 }
             }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use embedded_io_adapters::tokio_1::FromTokio;
 use mqtt_client_nb::mqtt_sansio::{ProtocolVersion, QoS, TopicName};
-use mqtt_client_nb::{Client, Error, LastWill, Options};
+use mqtt_client_nb::{Client, Error, Options, Will};
 use mqtt_test_support::{Broker, FaultMode, FaultProxy};
 use support::{copy, poll_for, poll_until, Ev, TokioClock};
 use tokio::net::TcpStream;
@@ -109,7 +109,7 @@ fn data(events: &[Ev]) -> Vec<(String, Vec<u8>, QoS, bool)> {
     events
         .iter()
         .filter_map(|e| match e {
-            Ev::Data {
+            Ev::Message {
                 topic,
                 payload,
                 qos,
@@ -141,18 +141,18 @@ async fn qos_0_1_2_both_directions() {
             ids.0.extend(
                 a.publish(
                     &format!("nb/qos/to-b/{i}"),
-                    format!("from a {i}").as_bytes(),
                     qos,
                     false,
+                    format!("from a {i}").as_bytes(),
                 )
                 .unwrap(),
             );
             ids.1.extend(
                 b.publish(
                     &format!("nb/qos/to-a/{i}"),
-                    format!("from b {i}").as_bytes(),
                     qos,
                     false,
+                    format!("from b {i}").as_bytes(),
                 )
                 .unwrap(),
             );
@@ -216,7 +216,7 @@ async fn will_is_published_on_abrupt_disconnect_only() {
         let clock = TokioClock::new();
         let (mut mw, mut ms) = (Mem::new(), Mem::new());
         let mut o = options(v, "nb-will");
-        let mut will = LastWill::new(TopicName::new("nb/will").unwrap(), b"gone");
+        let mut will = Will::new(TopicName::new("nb/will").unwrap(), b"gone");
         will.qos = QoS::AtLeastOnce;
         o.will = Some(will);
         let mut dying = mw.client(o);
@@ -234,7 +234,7 @@ async fn will_is_published_on_abrupt_disconnect_only() {
         // Dropping the transport without DISCONNECT has the broker publish it.
         connect(&mut dying, &clock, broker.addr()).await;
         drop(dying.close());
-        let seen = poll_until(&mut watcher, &clock, 5, |e| matches!(e, Ev::Data { .. })).await;
+        let seen = poll_until(&mut watcher, &clock, 5, |e| matches!(e, Ev::Message { .. })).await;
         assert_eq!(
             data(&seen),
             [("nb/will".into(), b"gone".to_vec(), QoS::AtLeastOnce, false)]
@@ -254,7 +254,7 @@ async fn retained_message_reaches_a_later_subscriber() {
         connect(&mut publisher, &clock, broker.addr()).await;
         let topic = format!("nb/retained/{v:?}");
         publisher
-            .publish(&topic, b"kept", QoS::AtLeastOnce, true)
+            .publish(&topic, QoS::AtLeastOnce, true, b"kept")
             .unwrap();
         poll_until(&mut publisher, &clock, 5, |e| {
             matches!(e, Ev::Published { .. })
@@ -264,14 +264,14 @@ async fn retained_message_reaches_a_later_subscriber() {
         let mut late = ms.client(options(v, "nb-retain-sub"));
         connect(&mut late, &clock, broker.addr()).await;
         late.subscribe(&topic, QoS::AtLeastOnce).unwrap();
-        let seen = poll_until(&mut late, &clock, 5, |e| matches!(e, Ev::Data { .. })).await;
+        let seen = poll_until(&mut late, &clock, 5, |e| matches!(e, Ev::Message { .. })).await;
         assert_eq!(
             data(&seen),
             [(topic.clone(), b"kept".to_vec(), QoS::AtLeastOnce, true)]
         );
         // Clear it for the next run.
         publisher
-            .publish(&topic, b"", QoS::AtLeastOnce, true)
+            .publish(&topic, QoS::AtLeastOnce, true, b"")
             .unwrap();
         poll_until(&mut publisher, &clock, 5, |e| {
             matches!(e, Ev::Published { .. })
@@ -301,7 +301,7 @@ async fn keepalive(v: ProtocolVersion) {
             .unwrap();
         let mut mem = Mem::new();
         let mut o = options(v, "nb-keepalive");
-        o.keep_alive = 2;
+        o.keep_alive = Duration::from_secs(2);
         let mut client = mem.client(o);
         connect(&mut client, &clock, proxy.addr()).await;
         // 4 s idle: without PINGREQ the broker would drop us after 3 s.
@@ -378,13 +378,13 @@ async fn reconnects_resend_and_lose_nothing() {
             format!("nb-resend-sub-{}", v.level()),
         );
         let mut o = options(v, &pub_id);
-        o.clean_session = false;
+        o.clean_start = false;
         o.session_expiry = 300;
         o.reconnect.initial = Duration::from_millis(10);
         o.reconnect.max = Duration::from_millis(100);
         let mut publisher = mp.client(o);
         let mut so = options(v, &sub_id);
-        so.clean_session = false;
+        so.clean_start = false;
         so.session_expiry = 300;
         let mut subscriber = ms.client(so);
         connect(&mut subscriber, &clock, broker.addr()).await;
@@ -416,7 +416,7 @@ async fn reconnects_resend_and_lose_nothing() {
                     QoS::ExactlyOnce
                 };
                 publisher
-                    .publish(&topic, format!("m{queued:03}").as_bytes(), qos, false)
+                    .publish(&topic, qos, false, format!("m{queued:03}").as_bytes())
                     .unwrap();
                 queued += 1;
             }
@@ -433,7 +433,7 @@ async fn reconnects_resend_and_lose_nothing() {
                     other => panic!("publisher: {other:?}"),
                 },
                 ev = async { copy(&subscriber.poll(&clock).await) } => match ev {
-                    Ev::Data { payload, qos, .. } => {
+                    Ev::Message { payload, qos, .. } => {
                         *received.entry(payload.clone()).or_default() += 1;
                         let n: usize = std::str::from_utf8(&payload[1..]).unwrap().parse().unwrap();
                         let expected = if n % 2 == 0 { QoS::AtLeastOnce } else { QoS::ExactlyOnce };

@@ -62,7 +62,7 @@ async fn run_case(case: &Case, sizes: Sizes) -> Result<(), String> {
         // Bounded by the timeout; a flood case takes ~100k passes.
         loop {
             match client.poll(&clock).await {
-                Event::Data(_) => outcome.deliveries += 1,
+                Event::Message(_) => outcome.deliveries += 1,
                 Event::Error(Error::Protocol(e)) if outcome.error.is_none() => {
                     outcome.error = Some(e);
                     outcome.elapsed = start.elapsed();

@@ -142,7 +142,7 @@ async fn disconnect_completes_the_incoming_qos2_handshake_first() {
         })
         .await;
         publisher
-            .publish(&topic, b"once", QoS::ExactlyOnce, false)
+            .publish(&topic, QoS::ExactlyOnce, false, b"once")
             .unwrap();
         poll_until(&mut publisher, &clock, 5, |e| {
             matches!(e, Ev::Published { .. })
@@ -150,7 +150,7 @@ async fn disconnect_completes_the_incoming_qos2_handshake_first() {
         .await;
 
         // The subscriber's application takes one message and ends at once, as `-C 1` does.
-        poll_until(&mut sub, &clock, 5, |e| matches!(e, Ev::Data { .. })).await;
+        poll_until(&mut sub, &clock, 5, |e| matches!(e, Ev::Message { .. })).await;
         sub.disconnect().unwrap();
         poll_until(&mut sub, &clock, 5, |e| *e == Ev::Disconnected).await;
         broker
@@ -224,7 +224,7 @@ async fn a_broker_over_the_receive_maximum_is_served_without_a_disconnect_loop()
     let mut sb = Bufs::new(1024);
     let mut o = Options::new(v);
     o.client_id = Some(sub_id);
-    o.clean_session = false;
+    o.clean_start = false;
     o.session_expiry = 600;
     o.receive_maximum = 60;
     o.incoming_slots = 60;
@@ -249,7 +249,7 @@ async fn a_broker_over_the_receive_maximum_is_served_without_a_disconnect_loop()
     let mut done = 0;
     for i in 0..200 {
         while publisher
-            .publish(topic, format!("{i}").as_bytes(), QoS::ExactlyOnce, false)
+            .publish(topic, QoS::ExactlyOnce, false, format!("{i}").as_bytes())
             .is_err()
         {
             let e = copy(&publisher.poll(&clock).await);
@@ -266,7 +266,7 @@ async fn a_broker_over_the_receive_maximum_is_served_without_a_disconnect_loop()
     let mut sb = Bufs::new(1024);
     let mut o = Options::new(v);
     o.client_id = Some(sub_id);
-    o.clean_session = false;
+    o.clean_start = false;
     o.session_expiry = 600;
     o.receive_maximum = 10;
     o.incoming_slots = 16;
@@ -281,7 +281,7 @@ async fn a_broker_over_the_receive_maximum_is_served_without_a_disconnect_loop()
         connections += 1;
         for ev in poll_for(&mut sub, &clock, 1000).await {
             match ev {
-                Ev::Data { payload, .. } => *got.entry(payload).or_default() += 1,
+                Ev::Message { payload, .. } => *got.entry(payload).or_default() += 1,
                 Ev::Notice(Notice::ReceiveMaximumExceeded { .. }) => notices += 1,
                 Ev::Error(e) => panic!("{e:?}"),
                 _ => {}
@@ -364,10 +364,10 @@ async fn a_poison_message_larger_than_the_receive_buffer_is_skipped() {
         })
         .await;
         publisher
-            .publish(&format!("{topic}/big"), &big, QoS::AtLeastOnce, true)
+            .publish(&format!("{topic}/big"), QoS::AtLeastOnce, true, &big)
             .unwrap();
         publisher
-            .publish(&format!("{topic}/small"), b"ok", QoS::AtLeastOnce, true)
+            .publish(&format!("{topic}/small"), QoS::AtLeastOnce, true, b"ok")
             .unwrap();
         for _ in 0..2 {
             poll_until(&mut publisher, &clock, 5, |e| {
@@ -391,7 +391,7 @@ async fn a_poison_message_larger_than_the_receive_buffer_is_skipped() {
         assert!(skipped || v.is_v5(), "{v:?}: {seen:?}");
         assert!(
             seen.iter()
-                .any(|e| matches!(e, Ev::Data { payload, .. } if payload == b"ok")),
+                .any(|e| matches!(e, Ev::Message { payload, .. } if payload == b"ok")),
             "{v:?}: {seen:?}"
         );
         assert!(
@@ -445,7 +445,7 @@ async fn a_quota_exceeded_refusal_is_retried_and_then_delivered() {
     })
     .await;
     let id = client
-        .publish("t", b"m", QoS::ExactlyOnce, false)
+        .publish("t", QoS::ExactlyOnce, false, b"m")
         .unwrap()
         .unwrap();
     let seen = poll_until(&mut client, &clock, 30, |e| {

@@ -131,10 +131,10 @@ async fn connect_subscribe_publish_and_receive_against_a_scripted_broker() {
             ]
         );
         let id = client
-            .publish("t/up", b"up", QoS::AtLeastOnce, false)
+            .publish("t/up", QoS::AtLeastOnce, false, b"up")
             .unwrap()
             .unwrap();
-        let seen = poll_until(&mut client, &clock, 5, |e| matches!(e, Ev::Data { .. })).await;
+        let seen = poll_until(&mut client, &clock, 5, |e| matches!(e, Ev::Message { .. })).await;
         assert_eq!(
             seen,
             [
@@ -143,7 +143,7 @@ async fn connect_subscribe_publish_and_receive_against_a_scripted_broker() {
                     qos: QoS::AtLeastOnce,
                     reason: ReasonCode::Success
                 },
-                Ev::Data {
+                Ev::Message {
                     topic: "t/down".into(),
                     payload: b"down".to_vec(),
                     qos: QoS::ExactlyOnce,
@@ -262,7 +262,7 @@ async fn poll_cancelled_at_random_points_loses_and_duplicates_nothing() {
         let done = |events: &Vec<Ev>| {
             let data = events
                 .iter()
-                .filter(|e| matches!(e, Ev::Data { .. }))
+                .filter(|e| matches!(e, Ev::Message { .. }))
                 .count();
             let acked = events
                 .iter()
@@ -289,7 +289,7 @@ async fn poll_cancelled_at_random_points_loses_and_duplicates_nothing() {
                     // Publishing while waiting: the cancelled poll left the client usable.
                     if queued < UP && rng.below(3) == 0 {
                         queued += 1;
-                        client.publish("u", format!("up-{queued}").as_bytes(), QoS::AtLeastOnce, false).unwrap();
+                        client.publish("u", QoS::AtLeastOnce, false, format!("up-{queued}").as_bytes()).unwrap();
                     }
                 }
             }
@@ -299,7 +299,7 @@ async fn poll_cancelled_at_random_points_loses_and_duplicates_nothing() {
         let downs: Vec<String> = events
             .iter()
             .filter_map(|e| match e {
-                Ev::Data { payload, dup, .. } => {
+                Ev::Message { payload, dup, .. } => {
                     assert!(!dup);
                     Some(String::from_utf8(payload.clone()).unwrap())
                 }
@@ -363,7 +363,7 @@ async fn unanswered_ping_ends_the_connection_after_one_and_a_half_keepalives() {
         let clock = TokioClock::new();
         let mut bufs = Buffers::new();
         let mut options = Options::new(v);
-        options.keep_alive = 2;
+        options.keep_alive = Duration::from_secs(2);
         let mut client: Client<'_, Transport> =
             Client::new(options, &mut bufs.rx, &mut bufs.tx, &mut bufs.store).unwrap();
         let (ours, theirs) = tokio::io::duplex(256);
@@ -403,7 +403,7 @@ async fn a_new_transport_resumes_the_session_and_resends_with_dup() {
         let mut bufs = Buffers::new();
         let mut options = Options::new(v);
         options.client_id = Some("resume");
-        options.clean_session = false;
+        options.clean_start = false;
         options.session_expiry = 600;
         let mut client: Client<'_, Transport> =
             Client::new(options, &mut bufs.rx, &mut bufs.tx, &mut bufs.store).unwrap();
@@ -431,7 +431,7 @@ async fn a_new_transport_resumes_the_session_and_resends_with_dup() {
                     QoS::AtLeastOnce
                 };
                 client
-                    .publish("r", &[i], qos, false)
+                    .publish("r", qos, false, &[i])
                     .unwrap()
                     .unwrap()
                     .get()
@@ -626,20 +626,20 @@ fn buffers_too_small_are_refused_up_front_and_nothing_is_queued() {
     let (mut rx, mut tx, mut store) = ([0u8; 256], [0u8; 64], [0u8; 1024]);
     let mut client =
         Client::<Transport>::new(Options::new(v), &mut rx, &mut tx, &mut store).unwrap();
-    let big = client.publish("t", &[0u8; 100], QoS::AtLeastOnce, false);
+    let big = client.publish("t", QoS::AtLeastOnce, false, &[0u8; 100]);
     assert!(matches!(
         big,
         Err(Error::TxBufferTooSmall { capacity: 64, .. })
     ));
     assert!(matches!(
-        client.publish("#", b"", QoS::AtMostOnce, false),
+        client.publish("#", QoS::AtMostOnce, false, b""),
         Err(Error::Topic(_))
     ));
     assert_eq!(client.session().store_usage().0, 0, "nothing queued");
     // Offline publishes queue until the store is full, then fail without queueing.
     let mut queued = 0;
     let full = loop {
-        match client.publish("t", &[0u8; 40], QoS::AtLeastOnce, false) {
+        match client.publish("t", QoS::AtLeastOnce, false, &[0u8; 40]) {
             Ok(_) => queued += 1,
             Err(e) => break e,
         }

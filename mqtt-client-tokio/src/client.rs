@@ -34,6 +34,11 @@ pub(crate) enum Command {
         packet_id: PacketId,
         reply: oneshot::Sender<Result<(), Error>>,
     },
+    Auth {
+        reason_code: ReasonCode,
+        data: Bytes,
+        reply: oneshot::Sender<Result<(), Error>>,
+    },
     Disconnect {
         options: DisconnectOptions,
         reply: oneshot::Sender<Result<(), Error>>,
@@ -284,6 +289,39 @@ impl Client {
         rx.await.map_err(|_| self.stop_reason())?
     }
 
+    /// Answers a 5.0 enhanced-authentication challenge ([`Event::Auth`] with Continue
+    /// Authentication) with `data`, under the method of
+    /// [`ProtocolOptions::authentication_method`](crate::ProtocolOptions).
+    ///
+    /// # Errors
+    /// [`Error::Command`] when the session refuses it (no method configured, 3.1.1, another
+    /// AUTH still waiting); the stop reason once the client has stopped.
+    pub async fn auth(&self, data: impl Into<Bytes>) -> Result<(), Error> {
+        self.auth_step(ReasonCode::ContinueAuthentication, data.into())
+            .await
+    }
+
+    /// Starts a 5.0 re-authentication on the live connection with `data` (the broker answers
+    /// with [`Event::Auth`] steps, then Success).
+    ///
+    /// # Errors
+    /// As [`Client::auth`].
+    pub async fn reauthenticate(&self, data: impl Into<Bytes>) -> Result<(), Error> {
+        self.auth_step(ReasonCode::ReAuthenticate, data.into())
+            .await
+    }
+
+    async fn auth_step(&self, reason_code: ReasonCode, data: Bytes) -> Result<(), Error> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Auth {
+            reason_code,
+            data,
+            reply,
+        })
+        .await?;
+        rx.await.map_err(|_| self.stop_reason())?
+    }
+
     /// Disconnects gracefully (DISCONNECT with reason Normal, so the broker discards the will)
     /// and stops the driver for every handle. It drains first: messages queued before are
     /// sent, and the DISCONNECT waits until what was sent is acknowledged and the broker's
@@ -460,6 +498,14 @@ pub enum Event {
         reason_string: Option<String>,
         /// The acknowledgement's user properties (5.0).
         user_properties: Vec<(String, String)>,
+    },
+    /// A 5.0 enhanced-authentication step from the broker: answer a Continue Authentication
+    /// with [`Client::auth`]; Success ends a re-authentication.
+    Auth {
+        /// Continue Authentication, or Success.
+        reason_code: ReasonCode,
+        /// The broker's authentication data (the challenge).
+        data: Option<Bytes>,
     },
     /// Something the session coped with on its own, worth a log line: a message the broker
     /// refused for now and that goes again, a broker exceeding our Receive Maximum, a

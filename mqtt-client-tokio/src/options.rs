@@ -126,6 +126,12 @@ pub struct ProtocolOptions {
     /// Leave acknowledging received QoS 1 and 2 messages to
     /// [`Client::ack`](crate::Client::ack). Default: false (acknowledged on receipt).
     pub manual_acks: bool,
+    /// 5.0 enhanced authentication: the method named in CONNECT (e.g. `SCRAM-SHA-256`). The
+    /// broker's challenges arrive as [`Event::Auth`](crate::Event::Auth); answer each with
+    /// [`Client::auth`](crate::Client::auth). Default: none.
+    pub authentication_method: Option<String>,
+    /// Initial authentication data sent with the method in CONNECT. Default: none.
+    pub authentication_data: Option<Bytes>,
 }
 
 impl Default for ProtocolOptions {
@@ -146,6 +152,8 @@ impl Default for ProtocolOptions {
             outgoing_topic_aliases: false,
             user_properties: Vec::new(),
             manual_acks: false,
+            authentication_method: None,
+            authentication_data: None,
         }
     }
 }

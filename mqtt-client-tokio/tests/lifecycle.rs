@@ -533,3 +533,55 @@ async fn connack_properties_are_visible_and_an_assigned_id_is_reused() {
     assert_eq!(ids[1], ("auto-42".to_string(), false));
     drop(client);
 }
+
+/// Failure 9: enhanced authentication reached from the client (method and data in CONNECT,
+/// the broker's challenge as an event, the answer through `Client::auth`).
+#[tokio::test]
+async fn enhanced_authentication_steps_reach_the_application() {
+    let broker = Scripted::start(V5, |mut c| async move {
+        let Some(bytes) = c.next().await else {
+            return;
+        };
+        let Packet::Connect(connect) = decode(&bytes, V5) else {
+            panic!()
+        };
+        assert_eq!(connect.properties.authentication_method, Some("TEST-2STEP"));
+        assert_eq!(connect.properties.authentication_data, Some(&b"hello"[..]));
+        let mut challenge = mqtt_sansio::Auth {
+            reason_code: ReasonCode::ContinueAuthentication,
+            properties: Default::default(),
+        };
+        challenge.properties.authentication_method = Some("TEST-2STEP");
+        challenge.properties.authentication_data = Some(b"nonce-1");
+        c.send(Packet::Auth(challenge)).await;
+        let bytes = c.next().await.unwrap();
+        let Packet::Auth(answer) = decode(&bytes, V5) else {
+            panic!("{bytes:?}")
+        };
+        assert_eq!(answer.reason_code, ReasonCode::ContinueAuthentication);
+        assert_eq!(answer.properties.authentication_method, Some("TEST-2STEP"));
+        assert_eq!(
+            answer.properties.authentication_data,
+            Some(&b"proof:nonce-1"[..])
+        );
+        let mut ack = ConnAck::new(ReasonCode::Success);
+        ack.properties.authentication_method = Some("TEST-2STEP");
+        c.send(Packet::ConnAck(ack)).await;
+        while c.next().await.is_some() {}
+    })
+    .await;
+    let mut o = options(&broker.url, V5, "auth");
+    o.protocol.authentication_method = Some("TEST-2STEP".into());
+    o.protocol.authentication_data = Some("hello".into());
+    let (client, mut events) = Client::new(o).unwrap();
+    let seen = until(&mut events, |e| matches!(e, Event::Auth { .. })).await;
+    let Some(Event::Auth { reason_code, data }) = seen.last() else {
+        panic!()
+    };
+    assert_eq!(*reason_code, ReasonCode::ContinueAuthentication);
+    let mut proof = b"proof:".to_vec();
+    proof.extend_from_slice(data.as_deref().unwrap());
+    client.auth(proof).await.unwrap();
+    until(&mut events, |e| matches!(e, Event::Connected { .. })).await;
+    assert!(client.is_connected());
+}

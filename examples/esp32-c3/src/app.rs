@@ -8,13 +8,15 @@ use embassy_net::{tcp::TcpSocket, Stack};
 use embassy_time::{with_timeout, Duration, Instant, Timer};
 use esp_println::println;
 use led_device::{Device, Outgoing, PlatformInfo, Qos, TextBuf, MAX_TOPIC_LEN, OFFLINE};
+use mqtt_client_nb::mqtt_sansio::session::Reconnect;
 use mqtt_client_nb::mqtt_sansio::{ProtocolVersion, QoS, TopicName};
-use mqtt_client_nb::{Client, EmbassyClock, Error, Event, LastWill, Options};
+use mqtt_client_nb::{Client, Clock, EmbassyClock, Error, Event, Options, Will};
 
 use crate::{config, led::Led, net, wifi};
 
-const BACKOFF_MIN: Duration = Duration::from_secs(1);
-const BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// After a refusal retrying cannot fix (bad credentials, banned), the device still tries
+/// again this rarely: it has no one to ask, and the broker's configuration may change.
+const RETRY_AFTER_STOP: Duration = Duration::from_secs(600);
 /// TCP socket buffers. The MQTT client keeps its own packet buffers below.
 const TCP_BUF: usize = 1536;
 /// Largest MQTT packet in each direction: commands are a few bytes, telemetry under 200.
@@ -49,7 +51,6 @@ pub async fn run(stack: Stack<'static>, device: &mut Device, led: &mut Led) -> !
             .then(|| Duration::from_secs(u64::from(config::KEEP_ALIVE_SECS) * 3)),
     );
 
-    let mut backoff = BACKOFF_MIN;
     loop {
         net::wait_for_ip(stack).await;
         if let Some(addr) = net::resolve(stack, config::MQTT_HOST).await {
@@ -65,26 +66,39 @@ pub async fn run(stack: Stack<'static>, device: &mut Device, led: &mut Led) -> !
                         // that the CONNECT fits, so this does not happen.
                         fatal("MQTT connect", e);
                     }
-                    if connection(&mut client, device, led).await {
-                        backoff = BACKOFF_MIN;
-                    }
+                    connection(&mut client, device, led).await;
                     socket = match client.close() {
                         Some(socket) => socket,
                         // The client returns the transport it was given.
                         None => fatal("MQTT close", Error::NotConnected),
                     };
                 }
-                Err(e) => println!("mqtt: TCP connect failed: {e:?}"),
+                Err(e) => {
+                    println!("mqtt: TCP connect failed: {e:?}");
+                    client.open_failed(EmbassyClock.now_ms());
+                }
             }
+        } else {
+            client.open_failed(EmbassyClock.now_ms());
         }
         device.on_disconnected();
         // Reset the TCP connection (if any) so the socket can connect again; the flush that
         // sends the RST is bounded in case the link is down.
         socket.abort();
         let _ = with_timeout(Duration::from_secs(2), socket.flush()).await;
-        println!("mqtt: reconnecting in {} s", backoff.as_secs());
-        Timer::after(backoff).await;
-        backoff = (backoff * 2).min(BACKOFF_MAX);
+        // When to try again is the session's decision: a backoff that grows until a
+        // connection stays up, so a broker that accepts and drops the device is not stormed.
+        match client.reconnect() {
+            Some(Reconnect::Stop(cause)) => {
+                println!("mqtt: refused for good ({cause:?}); trying again in 10 min");
+                Timer::after(RETRY_AFTER_STOP).await;
+            }
+            Some(Reconnect::At { at, .. } | Reconnect::Redirect { at, .. }) => {
+                println!("mqtt: reconnecting at {} ms", at.as_millis());
+                Timer::at(Instant::from_millis(at.as_millis())).await;
+            }
+            _ => {}
+        }
     }
 }
 
@@ -93,10 +107,10 @@ pub async fn run(stack: Stack<'static>, device: &mut Device, led: &mut Led) -> !
 fn options<'a>(client_id: &'a str, will_topic: &'a str, will: Outgoing<'_>) -> Options<'a> {
     let mut options = Options::new(ProtocolVersion::V3_1_1);
     options.client_id = Some(client_id);
-    options.keep_alive = config::KEEP_ALIVE_SECS;
+    options.keep_alive = core::time::Duration::from_secs(u64::from(config::KEEP_ALIVE_SECS));
     // Clean session: the device subscribes and publishes its state on every connect anyway,
     // and a stale queued `toggle` delivered after an outage would surprise.
-    options.clean_session = true;
+    options.clean_start = true;
     if !config::MQTT_USERNAME.is_empty() {
         options.username = Some(config::MQTT_USERNAME);
     }
@@ -105,7 +119,7 @@ fn options<'a>(client_id: &'a str, will_topic: &'a str, will: Outgoing<'_>) -> O
     }
     match TopicName::new(will_topic) {
         Ok(topic) => {
-            let mut last_will = LastWill::new(topic, OFFLINE.as_bytes());
+            let mut last_will = Will::new(topic, OFFLINE.as_bytes());
             last_will.qos = qos(will.qos);
             last_will.retain = will.retain;
             options.will = Some(last_will);
@@ -116,14 +130,13 @@ fn options<'a>(client_id: &'a str, will_topic: &'a str, will: Outgoing<'_>) -> O
     options
 }
 
-/// Runs one MQTT connection until it ends. Returns whether the broker accepted it.
+/// Runs one MQTT connection until it ends.
 async fn connection<'b>(
     client: &mut Client<'b, TcpSocket<'b>>,
     device: &mut Device,
     led: &mut Led,
-) -> bool {
+) {
     let clock = EmbassyClock;
-    let mut accepted = false;
     loop {
         // The client's poll is cancel-safe, so racing it against the telemetry timer loses
         // nothing when the timer wins.
@@ -149,7 +162,6 @@ async fn connection<'b>(
         match event {
             Event::Connected { .. } => {
                 println!("mqtt: connected as {}", device.client_id());
-                accepted = true;
                 for out in device.on_connected(now_ms()) {
                     publish(client, out);
                 }
@@ -159,7 +171,7 @@ async fn connection<'b>(
                     }
                 }
             }
-            Event::Data(message) => {
+            Event::Message(message) => {
                 let reaction = device.on_message(message.topic.as_str(), message.payload);
                 if let Some(on) = reaction.led {
                     led.set(on);
@@ -175,7 +187,7 @@ async fn connection<'b>(
             }
             Event::Error(Error::NotConnected) | Event::Disconnected => {
                 println!("mqtt: disconnected");
-                return accepted;
+                return;
             }
             Event::Error(e) => println!("mqtt: {e}"),
             _ => {}
@@ -186,7 +198,7 @@ async fn connection<'b>(
 /// Queues a message from the device logic. A refusal (store full while the broker is slow)
 /// loses that one message; the state is re-published on the next change or connect.
 fn publish<'b>(client: &mut Client<'b, TcpSocket<'b>>, out: Outgoing<'_>) {
-    if let Err(e) = client.publish(out.topic, out.payload, qos(out.qos), out.retain) {
+    if let Err(e) = client.publish(out.topic, qos(out.qos), out.retain, out.payload) {
         println!("mqtt: publish to {} dropped: {e}", out.topic);
     }
 }

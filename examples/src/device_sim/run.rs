@@ -7,7 +7,7 @@ use std::time::Duration;
 use embedded_io_adapters::tokio_1::FromTokio;
 use led_device::{Device, DeviceId, Outgoing, Qos, TextBuf, MAX_TOPIC_LEN, OFFLINE};
 use mqtt_client_nb::mqtt_sansio::{QoS, TopicName};
-use mqtt_client_nb::{Client, Clock, Error, Event, LastWill, Options};
+use mqtt_client_nb::{Client, Clock, Error, Event, Options, Will};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{broadcast, mpsc, watch};
@@ -134,7 +134,7 @@ pub(crate) async fn run(
                     out.connected.send_replace(true);
                     announce(&mut client, &mut device, clock.now_ms(), &out);
                 }
-                Event::Data(message) => {
+                Event::Message(message) => {
                     let topic = message.topic.as_str();
                     if let Some(reply) = obey(&mut device, topic, message.payload, &out) {
                         publish(&mut client, reply, &out);
@@ -296,9 +296,9 @@ fn went_offline(device: &mut Device, out: &Outputs) {
 fn publish(client: &mut Client<'_, Tcp>, message: Outgoing<'_>, out: &Outputs) {
     let result = client.publish(
         message.topic,
-        message.payload,
         qos(message.qos),
         message.retain,
+        message.payload,
     );
     let topic = message.topic.to_owned();
     let payload = String::from_utf8_lossy(message.payload).into_owned();
@@ -342,7 +342,7 @@ fn options<'a>(
 ) -> Options<'a> {
     let mut options = Options::new(config.protocol);
     options.client_id = Some(client_id);
-    options.keep_alive = config.keep_alive_secs;
+    options.keep_alive = Duration::from_secs(config.keep_alive_secs.into());
     options.reconnect.initial = config.backoff_initial;
     options.reconnect.max = config.backoff_max;
     // Devices cut off together should not come back together: seed the jitter per device.
@@ -351,12 +351,12 @@ fn options<'a>(
     });
     // Clean session: the device subscribes and publishes its state on every connect anyway,
     // and a stale queued `toggle` delivered after an outage would surprise.
-    options.clean_session = true;
+    options.clean_start = true;
     options.username = config.username.as_deref();
     options.password = config.password.as_deref().map(str::as_bytes);
     // The device builds topics from a validated id, so they are valid topic names.
     if let Ok(topic) = TopicName::new(will_topic) {
-        let mut last_will = LastWill::new(topic, OFFLINE.as_bytes());
+        let mut last_will = Will::new(topic, OFFLINE.as_bytes());
         last_will.qos = qos(will.qos);
         last_will.retain = will.retain;
         options.will = Some(last_will);

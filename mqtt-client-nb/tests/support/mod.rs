@@ -51,7 +51,7 @@ pub enum Ev {
         qos: QoS,
         reason: ReasonCode,
     },
-    Data {
+    Message {
         topic: String,
         payload: Vec<u8>,
         qos: QoS,
@@ -98,7 +98,7 @@ pub fn copy(event: &Event<'_>) -> Ev {
             qos,
             reason: reason_code,
         },
-        Event::Data(p) => Ev::Data {
+        Event::Message(p) => Ev::Message {
             topic: p.topic.as_str().to_owned(),
             payload: p.payload.to_vec(),
             qos: p.qos_pid.qos(),

@@ -63,6 +63,10 @@ pub(super) enum Incoming {
         reason_code: ReasonCode,
     },
     Notice(Notice),
+    Auth {
+        reason_code: ReasonCode,
+        data: Option<Bytes>,
+    },
     Ignored,
 }
 
@@ -140,6 +144,10 @@ impl Incoming {
             } => Self::Dropped {
                 packet_id,
                 reason_code,
+            },
+            SessionEvent::Auth(a) => Self::Auth {
+                reason_code: a.reason_code,
+                data: a.properties.authentication_data.map(Bytes::copy_from_slice),
             },
             SessionEvent::RequestDropped {
                 packet_id,
@@ -305,6 +313,9 @@ impl Driver {
                     }
                     None => {}
                 }
+            }
+            Incoming::Auth { reason_code, data } => {
+                self.events.emit(Event::Auth { reason_code, data });
             }
             Incoming::Notice(notice) => {
                 info!(?notice, "session notice");
@@ -684,6 +695,28 @@ impl Driver {
                     result = self.session.ack(packet_id);
                 }
                 let _ = reply.send(result.map_err(Error::Command));
+            }
+            Command::Auth {
+                reason_code,
+                data,
+                reply,
+            } => {
+                let method = self.protocol.authentication_method.as_deref();
+                let auth = mqtt_sansio::Auth {
+                    reason_code,
+                    properties: mqtt_sansio::AuthProperties {
+                        authentication_method: method,
+                        authentication_data: Some(&data),
+                        ..Default::default()
+                    },
+                };
+                let result = match method {
+                    Some(_) => self.session.auth(&auth).map_err(Error::Command),
+                    None => Err(Error::InvalidOptions(
+                        "no authentication method configured".into(),
+                    )),
+                };
+                let _ = reply.send(result);
             }
             Command::Disconnect { options, reply } => self.request_shutdown(options, Some(reply)),
         }

@@ -548,7 +548,7 @@ impl Driver {
             Command::Unsubscribe { reply, .. } => {
                 let _ = reply.send(Err(reason.clone()));
             }
-            Command::Ack { reply, .. } => {
+            Command::Ack { reply, .. } | Command::Auth { reply, .. } => {
                 let _ = reply.send(Err(reason.clone()));
             }
             Command::Disconnect { reply, .. } => {
@@ -642,6 +642,8 @@ fn connect_packet<'a>(
     if p.version.is_v5() {
         c.properties.session_expiry_interval = p.session_expiry_interval;
         c.properties.user_properties = Seq::from_slice(users);
+        c.properties.authentication_method = p.authentication_method.as_deref();
+        c.properties.authentication_data = p.authentication_data.as_deref();
     }
     if let Some(w) = &p.will {
         let mut props = WillProperties::default();

@@ -110,8 +110,8 @@ async fn run(sizes: NbClient, config: ClientConfig, mut io: Io) {
     let (mut rx, mut tx, mut store) = (vec![0; sizes.rx], vec![0; sizes.tx], vec![0; sizes.store]);
     let mut options = Options::new(config.version);
     options.client_id = Some(&config.client_id);
-    options.keep_alive = config.keep_alive;
-    options.clean_session = !config.persistent;
+    options.keep_alive = std::time::Duration::from_secs(config.keep_alive.into());
+    options.clean_start = !config.persistent;
     options.session_expiry = if config.persistent { 3600 } else { 0 };
     options.reconnect.initial = config.backoff_initial;
     options.reconnect.max = config.backoff_max;
@@ -181,7 +181,7 @@ fn feed(
                 topic,
                 payload,
                 qos,
-            } => client.publish(topic, payload, *qos, false).map(|id| {
+            } => client.publish(topic, *qos, false, payload).map(|id| {
                 if let Some(id) = id {
                     inflight.insert(id.get(), payload.clone());
                 }
@@ -225,7 +225,7 @@ fn to_reports(event: &Event<'_>, inflight: &mut HashMap<u16, Vec<u8>>) -> Vec<Re
             payload: inflight.remove(&packet_id.get()).unwrap_or_default(),
             ok: !reason_code.is_error(),
         },
-        Event::Data(p) => Report::Message {
+        Event::Message(p) => Report::Message {
             topic: p.topic.as_str().to_owned(),
             payload: p.payload.to_vec(),
             qos: p.qos_pid.qos(),
