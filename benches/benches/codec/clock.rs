@@ -10,7 +10,7 @@ use std::time::Duration;
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 
 /// CPU time this thread has used, from `CLOCK_THREAD_CPUTIME_ID` (nanosecond resolution).
-pub fn thread_cpu_time() -> Duration {
+pub(crate) fn thread_cpu_time() -> Duration {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -23,12 +23,12 @@ pub fn thread_cpu_time() -> Duration {
 }
 
 /// Whether the run uses wall time (`BENCH_CLOCK=wall`) instead of thread CPU time.
-pub fn wall() -> bool {
+pub(crate) fn wall() -> bool {
     std::env::var("BENCH_CLOCK").is_ok_and(|v| v == "wall")
 }
 
 /// Reads the clock the run uses.
-pub fn now() -> Duration {
+pub(crate) fn now() -> Duration {
     if wall() {
         // Wall time as a Duration since an arbitrary fixed point.
         use std::sync::OnceLock;
@@ -41,12 +41,12 @@ pub fn now() -> Duration {
 }
 
 /// Criterion measurement over [`now`]; values and throughputs are shown like wall time.
-pub struct BenchClock {
+pub(crate) struct BenchClock {
     wall: WallTime,
 }
 
 impl BenchClock {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self { wall: WallTime }
     }
 }

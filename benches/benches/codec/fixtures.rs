@@ -10,7 +10,7 @@ use mqtt_sansio::{
 };
 
 /// One packet to decode and encode.
-pub struct Workload {
+pub(crate) struct Workload {
     /// Criterion group suffix, e.g. `pub_qos0_64B`.
     pub name: &'static str,
     pub version: ProtocolVersion,
@@ -19,10 +19,10 @@ pub struct Workload {
     pub bytes: Vec<u8>,
 }
 
-pub const TOPIC: &str = "sensors/esp32-001/temperature";
+pub(crate) const TOPIC: &str = "sensors/esp32-001/temperature";
 
 /// A printable payload of `len` bytes, leaked so packets can borrow it for the whole run.
-pub fn payload(len: usize) -> &'static [u8] {
+pub(crate) fn payload(len: usize) -> &'static [u8] {
     let text = b"{\"t\":21.5,\"rh\":40.2,\"p\":1013.2}";
     let bytes: Vec<u8> = text.iter().copied().cycle().take(len).collect();
     bytes.leak()
@@ -36,7 +36,7 @@ fn pid(id: u16) -> PacketId {
     PacketId::new(id).expect("non-zero packet id")
 }
 
-pub fn encode(packet: &Packet<'_>, version: ProtocolVersion) -> Vec<u8> {
+pub(crate) fn encode(packet: &Packet<'_>, version: ProtocolVersion) -> Vec<u8> {
     let len = packet.encoded_len(version).expect("encodable");
     let mut buf = vec![0; len];
     let n = packet.encode(version, &mut buf).expect("encodes");
@@ -53,7 +53,7 @@ fn workload(name: &'static str, version: ProtocolVersion, packet: Packet<'static
     }
 }
 
-pub fn publish(qos_pid: QosPid, len: usize) -> Publish<'static> {
+pub(crate) fn publish(qos_pid: QosPid, len: usize) -> Publish<'static> {
     Publish {
         qos_pid,
         ..Publish::new(topic(TOPIC), payload(len))
@@ -118,7 +118,7 @@ fn connect(version: ProtocolVersion) -> Packet<'static> {
 }
 
 /// Ten filters of typical shapes: plain, `+`, `#`, `$SYS`.
-pub const FILTERS: [(&str, QoS); 10] = [
+pub(crate) const FILTERS: [(&str, QoS); 10] = [
     ("sensors/+/temperature", QoS::AtLeastOnce),
     ("sensors/+/humidity", QoS::AtLeastOnce),
     ("home/livingroom/#", QoS::AtMostOnce),
@@ -162,7 +162,7 @@ fn subscribe(version: ProtocolVersion) -> Packet<'static> {
 }
 
 /// Every per-packet workload, in report order.
-pub fn workloads() -> Vec<Workload> {
+pub(crate) fn workloads() -> Vec<Workload> {
     use ProtocolVersion::{V3_1_1, V5};
     vec![
         workload(
@@ -191,7 +191,7 @@ pub fn workloads() -> Vec<Workload> {
 }
 
 /// Back-to-back copies of the 64 B QoS 0 publish, as many as fit in 1 MiB, and their count.
-pub fn stream() -> (Vec<u8>, usize) {
+pub(crate) fn stream() -> (Vec<u8>, usize) {
     let one = encode(
         &Packet::Publish(publish(QosPid::AtMostOnce, 64)),
         ProtocolVersion::V3_1_1,

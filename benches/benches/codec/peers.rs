@@ -17,7 +17,7 @@ fn utf8(bytes: &[u8]) -> String {
 
 /// rumqttc's 3.1.1 codec (`rumqttc::mqttbytes::v4`): decodes from and encodes into a
 /// `BytesMut`; decoding splits the packet off the front of the buffer.
-pub mod rumqttc_v4 {
+pub(crate) mod rumqttc_v4 {
     use bytes::{Bytes, BytesMut};
     use rumqttc::mqttbytes::v4::{
         Connect, LastWill, Login, Packet as P, PubAck, Publish, Subscribe, SubscribeFilter,
@@ -26,13 +26,13 @@ pub mod rumqttc_v4 {
 
     use super::{pid_value, utf8, Packet};
 
-    pub const MAX: usize = 268_435_460;
+    pub(crate) const MAX: usize = 268_435_460;
 
     fn qos(q: mqtt_sansio::QoS) -> QoS {
         rumqttc::mqttbytes::qos(super::qos_index(q)).expect("QoS 0..2")
     }
 
-    pub fn convert(packet: &Packet<'_>) -> Option<P> {
+    pub(crate) fn convert(packet: &Packet<'_>) -> Option<P> {
         Some(match packet {
             Packet::Publish(p) => P::Publish(Publish {
                 dup: p.dup,
@@ -77,17 +77,20 @@ pub mod rumqttc_v4 {
         })
     }
 
-    pub fn decode(buf: &mut BytesMut) -> Result<P, rumqttc::mqttbytes::Error> {
+    pub(crate) fn decode(buf: &mut BytesMut) -> Result<P, rumqttc::mqttbytes::Error> {
         P::read(buf, MAX)
     }
 
-    pub fn encode(packet: &P, buf: &mut BytesMut) -> Result<usize, rumqttc::mqttbytes::Error> {
+    pub(crate) fn encode(
+        packet: &P,
+        buf: &mut BytesMut,
+    ) -> Result<usize, rumqttc::mqttbytes::Error> {
         packet.write(buf, MAX)
     }
 }
 
 /// rumqttc's 5.0 codec (`rumqttc::v5::mqttbytes::v5`).
-pub mod rumqttc_v5 {
+pub(crate) mod rumqttc_v5 {
     use bytes::{Bytes, BytesMut};
     use rumqttc::v5::mqttbytes::v5::{
         Connect, ConnectProperties, Filter, LastWill, LastWillProperties, Login, Packet as P,
@@ -164,7 +167,7 @@ pub mod rumqttc_v5 {
         })
     }
 
-    pub fn convert(packet: &Packet<'_>) -> Option<P> {
+    pub(crate) fn convert(packet: &Packet<'_>) -> Option<P> {
         Some(match packet {
             Packet::Publish(p) => P::Publish(Publish {
                 dup: p.dup,
@@ -232,17 +235,20 @@ pub mod rumqttc_v5 {
         })
     }
 
-    pub fn decode(buf: &mut BytesMut) -> Result<P, rumqttc::v5::mqttbytes::Error> {
+    pub(crate) fn decode(buf: &mut BytesMut) -> Result<P, rumqttc::v5::mqttbytes::Error> {
         P::read(buf, None)
     }
 
-    pub fn encode(packet: &P, buf: &mut BytesMut) -> Result<usize, rumqttc::v5::mqttbytes::Error> {
+    pub(crate) fn encode(
+        packet: &P,
+        buf: &mut BytesMut,
+    ) -> Result<usize, rumqttc::v5::mqttbytes::Error> {
         packet.write(buf, None)
     }
 }
 
 /// mqttrs: borrowed decode from a slice, encode into a slice. 3.1.1 only.
-pub mod mqttrs {
+pub(crate) mod mqttrs {
     use ::mqttrs::{
         Connect, LastWill, Packet as P, Pid, Protocol, Publish, QoS, QosPid, Subscribe,
         SubscribeTopic,
@@ -262,7 +268,7 @@ pub mod mqttrs {
         Pid::try_from(id.get()).expect("non-zero")
     }
 
-    pub fn convert<'a>(packet: &Packet<'a>) -> Option<P<'a>> {
+    pub(crate) fn convert<'a>(packet: &Packet<'a>) -> Option<P<'a>> {
         Some(match packet {
             Packet::Publish(p) => P::Publish(Publish {
                 dup: p.dup,
@@ -306,17 +312,17 @@ pub mod mqttrs {
         })
     }
 
-    pub fn decode(buf: &[u8]) -> Result<Option<P<'_>>, ::mqttrs::Error> {
+    pub(crate) fn decode(buf: &[u8]) -> Result<Option<P<'_>>, ::mqttrs::Error> {
         ::mqttrs::decode_slice(buf)
     }
 
-    pub fn encode(packet: &P<'_>, buf: &mut [u8]) -> Result<usize, ::mqttrs::Error> {
+    pub(crate) fn encode(packet: &P<'_>, buf: &mut [u8]) -> Result<usize, ::mqttrs::Error> {
         ::mqttrs::encode_slice(packet, buf)
     }
 
     /// `decode_slice` does not say how many bytes it used: a caller walking a buffer of several
     /// packets must read the fixed header's remaining length itself.
-    pub fn frame_len(buf: &[u8]) -> usize {
+    pub(crate) fn frame_len(buf: &[u8]) -> usize {
         let mut len = 0usize;
         for (i, &b) in buf.iter().enumerate().skip(1).take(4) {
             len |= usize::from(b & 0x7F) << (7 * (i - 1));
@@ -330,7 +336,7 @@ pub mod mqttrs {
 
 /// mqtt-protocol (crate `mqtt`): decodes from any `io::Read` (here a `&[u8]`), owning its
 /// strings and payload; encodes into any `io::Write` (here a `&mut [u8]`). 3.1.1 only.
-pub mod mqtt_sansiocol {
+pub(crate) mod mqtt_sansiocol {
     use mqtt::packet::{
         ConnectPacket, PingreqPacket, PubackPacket, PublishPacket, QoSWithPacketIdentifier,
         SubscribePacket, VariablePacket,
@@ -347,7 +353,7 @@ pub mod mqtt_sansiocol {
         }
     }
 
-    pub fn convert(packet: &Packet<'_>) -> Option<VariablePacket> {
+    pub(crate) fn convert(packet: &Packet<'_>) -> Option<VariablePacket> {
         Some(match packet {
             Packet::Publish(p) => {
                 let q =
@@ -395,11 +401,13 @@ pub mod mqtt_sansiocol {
     }
 
     /// Decodes one packet and advances `buf` past it.
-    pub fn decode(buf: &mut &[u8]) -> Result<VariablePacket, mqtt::packet::VariablePacketError> {
+    pub(crate) fn decode(
+        buf: &mut &[u8],
+    ) -> Result<VariablePacket, mqtt::packet::VariablePacketError> {
         VariablePacket::decode(buf)
     }
 
-    pub fn encode(packet: &VariablePacket, buf: &mut [u8]) -> std::io::Result<()> {
+    pub(crate) fn encode(packet: &VariablePacket, buf: &mut [u8]) -> std::io::Result<()> {
         let mut w = buf;
         packet.encode(&mut w)
     }

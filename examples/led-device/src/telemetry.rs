@@ -31,7 +31,7 @@ pub(crate) struct Telemetry {
 impl Telemetry {
     /// Writes the document, e.g.
     /// `{"uptime_s":61,"messages":3,"rejected":1,"led":"on","free_heap":51200,"rssi":-61}`.
-    pub fn write_json(&self, out: &mut TextBuf<MAX_TELEMETRY_LEN>) -> fmt::Result {
+    pub(crate) fn write_json(&self, out: &mut TextBuf<MAX_TELEMETRY_LEN>) -> fmt::Result {
         out.clear();
         write!(
             out,

@@ -32,7 +32,7 @@ const OUTPUT_MARKER: &str = "--- mosquitto stdout/stderr ---";
 
 /// Where the device and the controller connect.
 #[derive(Debug)]
-pub struct Endpoint {
+pub(crate) struct Endpoint {
     /// `mqtt://host:port`.
     pub url: String,
     /// User name for both clients.
@@ -51,7 +51,7 @@ pub struct Endpoint {
 /// # Errors
 /// [`DemoError::BrokerMissing`] with the install command when mosquitto is missing and the
 /// demo may not install it; [`DemoError::Broker`] when installing or starting fails.
-pub fn start(
+pub(crate) fn start(
     transcript: &Transcript,
     username: &str,
     password: &str,
@@ -73,14 +73,14 @@ pub fn start(
 }
 
 /// The mosquitto version from the start of the broker's log, e.g. `2.0.11`.
-pub fn version(broker: &Broker) -> Option<String> {
+pub(crate) fn version(broker: &Broker) -> Option<String> {
     let log = broker.log();
     let rest = log.split("mosquitto version ").nth(1)?;
     rest.split_whitespace().next().map(str::to_owned)
 }
 
 /// A password for the broker the demo starts, different on every run.
-pub fn generated_password() -> String {
+pub(crate) fn generated_password() -> String {
     let mut hasher = RandomState::new().build_hasher();
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -208,7 +208,7 @@ fn run_shown(transcript: &Transcript, program: &str, args: &[&str]) -> io::Resul
 /// are kept (a client connected, with protocol version and user; closed its connection;
 /// disconnected; refused) and warnings and errors, unless `verbose`.
 #[derive(Debug)]
-pub struct LogTail {
+pub(crate) struct LogTail {
     broker: Arc<Broker>,
     offset: usize,
     verbose: bool,
@@ -216,7 +216,7 @@ pub struct LogTail {
 
 impl LogTail {
     /// Follows `broker`'s log from now on (what it logged while starting is skipped).
-    pub fn new(broker: Arc<Broker>, verbose: bool) -> Self {
+    pub(crate) fn new(broker: Arc<Broker>, verbose: bool) -> Self {
         let offset = log_file_text(&broker).len();
         Self {
             broker,
@@ -226,7 +226,7 @@ impl LogTail {
     }
 
     /// The complete lines logged since the last call, reworded for the transcript.
-    pub fn new_lines(&mut self) -> Vec<String> {
+    pub(crate) fn new_lines(&mut self) -> Vec<String> {
         let log = log_file_text(&self.broker);
         let Some(fresh) = log.get(self.offset..) else {
             return Vec::new();
@@ -243,7 +243,7 @@ impl LogTail {
     }
 
     /// The last `n` lines of the whole log, for a failure report.
-    pub fn last_lines(&self, n: usize) -> Vec<String> {
+    pub(crate) fn last_lines(&self, n: usize) -> Vec<String> {
         let log = self.broker.log();
         let lines: Vec<&str> = log.lines().collect();
         let from = lines.len().saturating_sub(n);
