@@ -267,12 +267,20 @@ pub enum Direction {
 /// ([`TransportOptions::tap`]). Chunks follow no packet boundaries: a chunk may hold part of a
 /// packet or several packets.
 #[derive(Clone)]
-pub struct Tap(pub Arc<dyn Fn(Direction, &[u8]) + Send + Sync>);
+pub struct Tap(Arc<TapFn>);
+
+/// The callback of a [`Tap`].
+type TapFn = dyn Fn(Direction, &[u8]) + Send + Sync;
 
 impl Tap {
     /// A tap calling `f`.
     pub fn new(f: impl Fn(Direction, &[u8]) + Send + Sync + 'static) -> Self {
         Self(Arc::new(f))
+    }
+
+    /// Shows `bytes` to the callback.
+    pub(crate) fn call(&self, direction: Direction, bytes: &[u8]) {
+        (self.0)(direction, bytes);
     }
 }
 

@@ -348,7 +348,7 @@ impl AsyncRead for Tapped {
         ready!(Pin::new(&mut self.inner).poll_read(cx, buf))?;
         let new = &buf.filled()[before..];
         if !new.is_empty() {
-            (self.tap.0)(Direction::Received, new);
+            self.tap.call(Direction::Received, new);
         }
         Poll::Ready(Ok(()))
     }
@@ -362,7 +362,7 @@ impl AsyncWrite for Tapped {
     ) -> Poll<io::Result<usize>> {
         let n = ready!(Pin::new(&mut self.inner).poll_write(cx, buf))?;
         if let Some(written) = buf.get(..n).filter(|w| !w.is_empty()) {
-            (self.tap.0)(Direction::Sent, written);
+            self.tap.call(Direction::Sent, written);
         }
         Poll::Ready(Ok(n))
     }
