@@ -44,7 +44,7 @@ async fn run(broker: SocketAddr) {
     let (mut rx, mut tx, mut store) = ([0u8; 1024], [0u8; 1024], [0u8; 4096]);
     let mut options = Options::new(ProtocolVersion::V3_1_1);
     options.client_id = Some("embassy-example");
-    options.keep_alive = 30;
+    options.keep_alive = Duration::from_secs(30);
     let will_topic = TopicName::new("demo/status").expect("a valid topic");
     let mut will = Will::new(will_topic, b"offline");
     (will.qos, will.retain) = (QoS::AtLeastOnce, true);
