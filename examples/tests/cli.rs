@@ -719,3 +719,66 @@ fn refused_subscription_exits_0_as_mosquitto_sub() {
     assert_eq!(done.code, Some(0), "{done:?}");
     assert_eq!(done.stderr, "All subscription requests were denied.\n");
 }
+
+#[test]
+fn no_reconnect_exits_when_the_connection_is_lost() {
+    let broker = broker();
+    let b = at(&broker);
+    let sub = subscribed(
+        &broker,
+        "noreco-sub",
+        &mut mqtt(&format!("sub {b} -t x -i noreco-sub --no-reconnect")),
+    );
+    broker.kill().expect("kill the broker");
+    let done = sub.wait(WAIT);
+    assert_eq!(done.code, Some(1), "{done:?}");
+    assert!(done.stderr.contains("connection was lost"), "{done:?}");
+}
+
+#[cfg(unix)]
+#[test]
+fn bind_address_and_unix_socket() {
+    use std::os::unix::net::UnixListener;
+    let broker = broker();
+    let b = at(&broker);
+    let sub = subscribed(
+        &broker,
+        "sock-sub",
+        &mut mqtt(&format!(
+            "sub {b} -t sock/# -i sock-sub -C 2 -W 10 -A 127.0.0.1"
+        )),
+    );
+    // -A: the socket is bound to the loopback address.
+    let done = run(
+        &mut mqtt(&format!("pub {b} -A 127.0.0.1 -t sock/a -m bound")),
+        b"",
+    );
+    assert_eq!(done.code, Some(0), "{done:?}");
+    // --unix: a relay from a Unix socket of this test to the broker's TCP port; -h and -p
+    // are ignored.
+    let path = broker.dir().join("cli.sock");
+    let listener = UnixListener::bind(&path).expect("bind unix socket");
+    let port = broker.port();
+    thread::spawn(move || {
+        let Ok((mut unix, _)) = listener.accept() else {
+            return;
+        };
+        let Ok(mut tcp) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+            return;
+        };
+        let (mut unix2, mut tcp2) = (unix.try_clone().unwrap(), tcp.try_clone().unwrap());
+        let up = thread::spawn(move || std::io::copy(&mut unix2, &mut tcp2));
+        let _ = std::io::copy(&mut tcp, &mut unix);
+        let _ = up.join();
+    });
+    let done = run(
+        &mut mqtt(&format!(
+            "pub -h nowhere.invalid --unix {} -t sock/b -m unix",
+            path.display()
+        )),
+        b"",
+    );
+    assert_eq!(done.code, Some(0), "{done:?}");
+    let got = sub.wait(WAIT);
+    assert_eq!(got.stdout, ["bound", "unix"]);
+}

@@ -1,5 +1,6 @@
-//! `mqtt pub` / `mqtt sub`: mosquitto_pub and mosquitto_sub, with the same flags, over
-//! `mqtt-client-tokio`. See `mqtt --help` and the `examples::cli` module.
+//! `mqtt pub` / `mqtt sub` / `mqtt rr`: mosquitto_pub, mosquitto_sub and mosquitto_rr, with
+//! the same flags, output and exit codes, over `mqtt-client-tokio`. See `mqtt --help` and
+//! the `examples::cli` module. Install with `cargo install --path examples --bin mqtt`.
 
 use std::process::ExitCode;
 
@@ -24,7 +25,7 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("cannot start the runtime: {e}");
+            examples::cli::trace::print_stderr(&format!("Error: cannot start the runtime: {e}"));
             return Exit::Error.into();
         }
     };

@@ -358,7 +358,8 @@ pub struct ConnArgs {
     /// (the path is the topic), or a `ws://` / `wss://` URL.
     #[arg(short = 'L', long = "url", help_heading = "Connection")]
     pub url: Option<String>,
-    /// Client identifier. Default: a random one.
+    /// Client identifier. Default: on 5.0 the broker assigns one; on 3.1/3.1.1 a random
+    /// `mqttrs-...` one.
     #[arg(short = 'i', long = "id", help_heading = "Connection")]
     pub id: Option<String>,
     /// Client identifier prefix: the identifier is PREFIX and the process id.
