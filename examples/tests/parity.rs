@@ -325,6 +325,21 @@ fn subscriber_trace_and_formats_match() {
         "{ours:?}"
     );
 
+    // -U: SUBSCRIBE, then one UNSUBSCRIBE for every -U filter (5.0, -E).
+    let mut args = at.to_vec();
+    args.extend([
+        "-d", "-t", "u/1", "-U", "gone/1", "-U", "gone/2", "-V", "5", "-E",
+    ]);
+    let (theirs, mut ours) = with_subscriber(&broker, "sub", "parity-unsub", &args, || {});
+    // Documented difference: with -E, mosquitto_sub leaves without waiting for the
+    // UNSUBACKs; mqtt sub lets them arrive before its DISCONNECT.
+    ours.stdout = ours.stdout.replace("Client ID received UNSUBACK\n", "");
+    assert_eq!(theirs, ours);
+    assert!(
+        ours.stdout.contains("UNSUBSCRIBE (Mid: 3, Topic: gone/2)"),
+        "{ours:?}"
+    );
+
     // -F: every conversion that does not show the time, with widths and precision, on a
     // 5.0 message with properties (given in the order this workspace's codec encodes them).
     let format = "%t|%p|%l|%q|%r|%m|%x|%X|%10t|%-10t|%.2t|%5p|%-8X|%10x|%05l|%-5l|%5q|%A|\

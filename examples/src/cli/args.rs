@@ -246,8 +246,8 @@ pub struct SubArgs {
         help_heading = "Subscription"
     )]
     pub filter_out: Vec<String>,
-    /// Unsubscribe from this filter after connecting, before subscribing (repeatable): clears
-    /// a subscription of a persistent session.
+    /// Unsubscribe from this filter (repeatable): clears a subscription of a persistent
+    /// session. Sent in one UNSUBSCRIBE right after the SUBSCRIBE, as mosquitto_sub does.
     #[arg(
         short = 'U',
         long = "unsubscribe",

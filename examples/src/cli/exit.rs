@@ -31,6 +31,8 @@ Differences from mosquitto's clients:
   - mosquitto_rr words a refused 3.1.1 connection \"Connection error: Unknown reason\";
     mqtt rr uses mosquitto_sub's words.
   - -D subscribe / unsubscribe properties are accepted but not sent (a warning says so).
+  - With -U and -E, mosquitto_sub leaves without waiting for the UNSUBACKs; mqtt sub
+    waits for them (at most the connect timeout) before its DISCONNECT.
   - After the response, mosquitto_rr 2.0 closes the connection without DISCONNECT (so
     the broker publishes its will); mqtt rr sends DISCONNECT.
   - The broker refusing every subscription (SUBACK failure) prints \"All subscription

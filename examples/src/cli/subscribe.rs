@@ -150,7 +150,7 @@ impl Printer {
     }
 }
 
-/// Unsubscribes (`-U`) and subscribes while the first connection is made, so the
+/// Subscribes and unsubscribes (`-U`) while the first connection is made, so the
 /// subscription is routed before a resumed session's queued messages arrive. `None` when
 /// there is nothing to receive (`-E`, or only `-U`).
 async fn subscribe(
@@ -160,16 +160,24 @@ async fn subscribe(
     connected: FirstConnection,
     version: mqtt_client_tokio::ProtocolVersion,
 ) -> Result<Option<Subscription>, Failure> {
+    // As mosquitto_sub: one SUBSCRIBE, then one UNSUBSCRIBE per -U filter, all sent before
+    // any is acknowledged.
     let work = async {
-        for filter in &args.unsubscribe {
-            client.unsubscribe(filter.clone()).await.map_err(|e| {
-                Failure::operation(&format!("Error unsubscribing from {filter}"), &e)
-            })?;
-        }
-        if topics.is_empty() {
-            return Ok(None);
-        }
-        subscribe_all(client, topics, args.qos).await.map(Some)
+        let subscribing = async {
+            if topics.is_empty() {
+                return Ok(None);
+            }
+            subscribe_all(client, topics, args.qos).await.map(Some)
+        };
+        let unsubscribing = in_order(args.unsubscribe.iter().map(|filter| async move {
+            client
+                .unsubscribe_many([filter.clone()])
+                .await
+                .map_err(|e| Failure::operation(&format!("Error unsubscribing from {filter}"), &e))
+        }));
+        let (subscribed, unsubscribed) = tokio::join!(subscribing, unsubscribing);
+        unsubscribed?;
+        subscribed
     };
     let Some(subscription) = while_connecting(work, connected, version).await? else {
         return Ok(None);
@@ -183,6 +191,39 @@ async fn subscribe(
         ));
     }
     Ok((!args.exit_after_subscribe).then_some(subscription))
+}
+
+/// Runs the futures together, polling them in order (so commands are queued in order);
+/// the first error, once all are done.
+async fn in_order<T, F>(futures: impl IntoIterator<Item = F>) -> Result<(), Failure>
+where
+    F: std::future::Future<Output = Result<T, Failure>>,
+{
+    let mut futures: Vec<_> = futures.into_iter().map(|f| Some(Box::pin(f))).collect();
+    let mut first_error = None;
+    std::future::poll_fn(|cx| {
+        let mut done = true;
+        for slot in &mut futures {
+            if let Some(future) = slot {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(result) => {
+                        if let (Err(e), None) = (result, &first_error) {
+                            first_error = Some(e);
+                        }
+                        *slot = None;
+                    }
+                    std::task::Poll::Pending => done = false,
+                }
+            }
+        }
+        if done {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    first_error.map_or(Ok(()), Err)
 }
 
 /// Subscribes to every filter at `qos` in one SUBSCRIBE.
