@@ -136,11 +136,7 @@ impl<'a> Options<'a> {
         let mut connect = Connect::new(self.version, client_id);
         connect.clean_start = self.clean_start;
         let secs = self.keep_alive.as_secs();
-        connect.keep_alive = if secs > u16::MAX as u64 {
-            u16::MAX
-        } else {
-            secs as u16
-        };
+        connect.keep_alive = u16::try_from(secs).unwrap_or(u16::MAX);
         connect.username = self.username;
         connect.password = self.password;
         connect.will = self.will.map(|w| WillPacket {

@@ -359,9 +359,7 @@ fn is_reported(event: &session::Event<'_>) -> bool {
             | S::PublishAbandoned { .. }
             | S::PublishDropped { .. }
             | S::RequestDropped { .. }
-            | S::PublishRetrying { .. }
-            | S::ReceiveMaximumExceeded { .. }
-            | S::MessageSkipped { .. }
+            | S::Notice(_)
     )
 }
 
@@ -436,10 +434,8 @@ fn convert<'a>(event: session::Event<'a>, abandoned: Option<Publish<'a>>) -> Eve
             packet_id,
             reason_code,
         },
-        other => match session::Notice::of(&other) {
-            Some(notice) => Event::Notice(notice),
-            // Unreachable: `is_reported` let only the events above through.
-            None => Event::Error(Error::ConnectionLost),
-        },
+        S::Notice(notice) => Event::Notice(notice),
+        // Unreachable: `is_reported` let only the events above through.
+        _ => Event::Error(Error::ConnectionLost),
     }
 }

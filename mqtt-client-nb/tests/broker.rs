@@ -12,21 +12,10 @@ use embedded_io_adapters::tokio_1::FromTokio;
 use mqtt_client_nb::mqtt_sansio::{ProtocolVersion, QoS, TopicName};
 use mqtt_client_nb::{Client, Error, Options, Will};
 use mqtt_test_support::{Broker, FaultMode, FaultProxy};
-use support::{copy, poll_for, poll_until, Ev, TokioClock};
+use support::{copy, poll_for, poll_until, tcp, Ev, Tcp, TokioClock};
 use tokio::net::TcpStream;
 
 const BOTH: [ProtocolVersion; 2] = [ProtocolVersion::V3_1_1, ProtocolVersion::V5];
-
-type Tcp = FromTokio<TcpStream>;
-
-async fn tcp(addr: SocketAddr) -> Tcp {
-    let stream = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr))
-        .await
-        .expect("connect timed out")
-        .expect("connect");
-    stream.set_nodelay(true).unwrap();
-    FromTokio::new(stream)
-}
 
 /// Caller-owned memory for one client.
 struct Mem {

@@ -7,7 +7,6 @@
 
 mod support;
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,24 +17,13 @@ use mqtt_client_nb::mqtt_sansio::{
 };
 use mqtt_client_nb::{Client, Error, Options};
 use mqtt_test_support::Broker;
-use support::{copy, poll_for, poll_until, Ev, TokioClock};
+use support::{copy, poll_for, poll_until, tcp, Ev, Tcp, TokioClock};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream, ReadHalf, WriteHalf};
-use tokio::net::TcpStream;
 
 const BOTH: [ProtocolVersion; 2] = [ProtocolVersion::V3_1_1, ProtocolVersion::V5];
 const V5: ProtocolVersion = ProtocolVersion::V5;
 
-type Tcp = FromTokio<TcpStream>;
 type Mem = FromTokio<DuplexStream>;
-
-async fn tcp(addr: SocketAddr) -> Tcp {
-    let stream = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr))
-        .await
-        .expect("connect timed out")
-        .expect("connect");
-    stream.set_nodelay(true).unwrap();
-    FromTokio::new(stream)
-}
 
 fn enc(packet: Packet<'_>, v: ProtocolVersion) -> Vec<u8> {
     let mut buf = vec![0u8; packet.encoded_len(v).unwrap()];
@@ -109,6 +97,13 @@ impl Bufs {
             store: vec![0; 8192],
         }
     }
+
+    fn client<'b, S: embedded_io_async::Read + embedded_io_async::Write>(
+        &'b mut self,
+        options: Options<'b>,
+    ) -> Client<'b, S> {
+        Client::new(options, &mut self.rx, &mut self.tx, &mut self.store).unwrap()
+    }
 }
 
 /// Failure 1: `sub -q 2 -C 1` sent DISCONNECT without PUBCOMP. mosquitto's log shows the
@@ -122,8 +117,7 @@ async fn disconnect_completes_the_incoming_qos2_handshake_first() {
         let mut sb = Bufs::new(1024);
         let mut o = Options::new(v);
         o.client_id = Some(&sub_id);
-        let mut sub: Client<'_, Tcp> =
-            Client::new(o, &mut sb.rx, &mut sb.tx, &mut sb.store).unwrap();
+        let mut sub: Client<'_, Tcp> = sb.client(o);
         sub.connect(tcp(broker.addr()).await).unwrap();
         poll_until(&mut sub, &clock, 5, |e| matches!(e, Ev::Connected { .. })).await;
         let topic = format!("nb/drain/{v:?}");
@@ -134,8 +128,7 @@ async fn disconnect_completes_the_incoming_qos2_handshake_first() {
         let pub_id = format!("nb-drain-pub-{v:?}");
         let mut po = Options::new(v);
         po.client_id = Some(&pub_id);
-        let mut publisher: Client<'_, Tcp> =
-            Client::new(po, &mut pb.rx, &mut pb.tx, &mut pb.store).unwrap();
+        let mut publisher: Client<'_, Tcp> = pb.client(po);
         publisher.connect(tcp(broker.addr()).await).unwrap();
         poll_until(&mut publisher, &clock, 5, |e| {
             matches!(e, Ev::Connected { .. })
@@ -176,13 +169,7 @@ async fn disconnect_completes_the_incoming_qos2_handshake_first() {
 async fn a_broker_that_drops_after_connack_sees_the_attempts_back_off() {
     let clock = TokioClock::new();
     let mut bufs = Bufs::new(512);
-    let mut client: Client<'_, Mem> = Client::new(
-        Options::new(V5),
-        &mut bufs.rx,
-        &mut bufs.tx,
-        &mut bufs.store,
-    )
-    .unwrap();
+    let mut client: Client<'_, Mem> = bufs.client(Options::new(V5));
     let connections = Arc::new(Mutex::new(0u32));
     let start = tokio::time::Instant::now();
     while start.elapsed() < Duration::from_secs(20) {
@@ -228,7 +215,7 @@ async fn a_broker_over_the_receive_maximum_is_served_without_a_disconnect_loop()
     o.session_expiry = 600;
     o.receive_maximum = 60;
     o.incoming_slots = 60;
-    let mut sub: Client<'_, Tcp> = Client::new(o, &mut sb.rx, &mut sb.tx, &mut sb.store).unwrap();
+    let mut sub: Client<'_, Tcp> = sb.client(o);
     sub.connect(tcp(broker.addr()).await).unwrap();
     poll_until(&mut sub, &clock, 5, |e| matches!(e, Ev::Connected { .. })).await;
     sub.subscribe(topic, QoS::ExactlyOnce).unwrap();
@@ -239,8 +226,7 @@ async fn a_broker_over_the_receive_maximum_is_served_without_a_disconnect_loop()
     let mut po = Options::new(v);
     po.client_id = Some("nb-overrun-pub");
     po.max_inflight = 50;
-    let mut publisher: Client<'_, Tcp> =
-        Client::new(po, &mut pb.rx, &mut pb.tx, &mut pb.store).unwrap();
+    let mut publisher: Client<'_, Tcp> = pb.client(po);
     publisher.connect(tcp(broker.addr()).await).unwrap();
     poll_until(&mut publisher, &clock, 5, |e| {
         matches!(e, Ev::Connected { .. })
@@ -270,7 +256,7 @@ async fn a_broker_over_the_receive_maximum_is_served_without_a_disconnect_loop()
     o.session_expiry = 600;
     o.receive_maximum = 10;
     o.incoming_slots = 16;
-    let mut sub: Client<'_, Tcp> = Client::new(o, &mut sb.rx, &mut sb.tx, &mut sb.store).unwrap();
+    let mut sub: Client<'_, Tcp> = sb.client(o);
     let mut got = std::collections::BTreeMap::<Vec<u8>, u32>::new();
     let (mut connections, mut notices) = (0, 0);
     for _ in 0..40 {
@@ -303,13 +289,7 @@ async fn a_broker_over_the_receive_maximum_is_served_without_a_disconnect_loop()
 async fn requests_the_broker_cannot_serve_are_refused_not_sent() {
     let clock = TokioClock::new();
     let mut bufs = Bufs::new(512);
-    let mut client: Client<'_, Mem> = Client::new(
-        Options::new(V5),
-        &mut bufs.rx,
-        &mut bufs.tx,
-        &mut bufs.store,
-    )
-    .unwrap();
+    let mut client: Client<'_, Mem> = bufs.client(Options::new(V5));
     let queued = client.subscribe("$share/g/a", QoS::AtLeastOnce).unwrap();
     let (ours, mut peer) = Peer::pair(V5);
     client.connect(ours).unwrap();
@@ -356,8 +336,7 @@ async fn a_poison_message_larger_than_the_receive_buffer_is_skipped() {
         // A retained message too large for the subscriber, and a small one after it.
         let mut pb = Bufs::new(4096);
         pb.tx = vec![0; 4096];
-        let mut publisher: Client<'_, Tcp> =
-            Client::new(Options::new(v), &mut pb.rx, &mut pb.tx, &mut pb.store).unwrap();
+        let mut publisher: Client<'_, Tcp> = pb.client(Options::new(v));
         publisher.connect(tcp(broker.addr()).await).unwrap();
         poll_until(&mut publisher, &clock, 5, |e| {
             matches!(e, Ev::Connected { .. })
@@ -376,8 +355,7 @@ async fn a_poison_message_larger_than_the_receive_buffer_is_skipped() {
             .await;
         }
         let mut sb = Bufs::new(512);
-        let mut sub: Client<'_, Tcp> =
-            Client::new(Options::new(v), &mut sb.rx, &mut sb.tx, &mut sb.store).unwrap();
+        let mut sub: Client<'_, Tcp> = sb.client(Options::new(v));
         sub.connect(tcp(broker.addr()).await).unwrap();
         poll_until(&mut sub, &clock, 5, |e| matches!(e, Ev::Connected { .. })).await;
         sub.subscribe(&format!("{topic}/#"), QoS::AtLeastOnce)
@@ -410,13 +388,7 @@ async fn a_poison_message_larger_than_the_receive_buffer_is_skipped() {
 async fn a_quota_exceeded_refusal_is_retried_and_then_delivered() {
     let clock = TokioClock::new();
     let mut bufs = Bufs::new(512);
-    let mut client: Client<'_, Mem> = Client::new(
-        Options::new(V5),
-        &mut bufs.rx,
-        &mut bufs.tx,
-        &mut bufs.store,
-    )
-    .unwrap();
+    let mut client: Client<'_, Mem> = bufs.client(Options::new(V5));
     let (ours, mut peer) = Peer::pair(V5);
     client.connect(ours).unwrap();
     let broker = tokio::spawn(async move {
@@ -476,13 +448,7 @@ async fn a_quota_exceeded_refusal_is_retried_and_then_delivered() {
 async fn a_broker_without_5_0_is_reported_and_not_retried() {
     let clock = TokioClock::new();
     let mut bufs = Bufs::new(512);
-    let mut client: Client<'_, Mem> = Client::new(
-        Options::new(V5),
-        &mut bufs.rx,
-        &mut bufs.tx,
-        &mut bufs.store,
-    )
-    .unwrap();
+    let mut client: Client<'_, Mem> = bufs.client(Options::new(V5));
     let mut events = Vec::new();
     for _ in 0..10 {
         let ev = client
@@ -526,8 +492,7 @@ async fn assigned_id_auth_method_and_server_reference_reach_the_wire_and_the_app
     options.session_expiry = 300;
     options.authentication_method = Some("SCRAM-SHA-256");
     options.reconnect.jitter = false;
-    let mut client: Client<'_, Mem> =
-        Client::new(options, &mut bufs.rx, &mut bufs.tx, &mut bufs.store).unwrap();
+    let mut client: Client<'_, Mem> = bufs.client(options);
     let connects = Arc::new(Mutex::new(Vec::<(String, bool, Option<String>)>::new()));
     let redirects = Arc::new(Mutex::new(Vec::<(String, bool)>::new()));
     let mut attempts = 0;

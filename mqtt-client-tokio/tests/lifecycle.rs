@@ -176,14 +176,17 @@ async fn a_resumed_backlog_larger_than_the_subscription_buffer_does_not_deadlock
         timeout(WAIT, sub.disconnect()).await.unwrap().unwrap();
         let (publisher, _pe) = connect(options(&broker.url(), v, &format!("{id}-pub"))).await;
         for i in 0..1000 {
-            let _ = publisher
-                .publish_queued(mqtt_client_tokio::Message::new(
-                    topic.clone(),
-                    format!("{i}"),
-                    QoS::AtLeastOnce,
-                ))
-                .await
-                .unwrap();
+            // Fire and forget: the last publish below is awaited.
+            drop(
+                publisher
+                    .publish_queued(mqtt_client_tokio::Message::new(
+                        topic.clone(),
+                        format!("{i}"),
+                        QoS::AtLeastOnce,
+                    ))
+                    .await
+                    .unwrap(),
+            );
         }
         publisher
             .publish(&topic, QoS::AtLeastOnce, false, "last")
@@ -282,14 +285,17 @@ async fn a_broker_over_the_receive_maximum_is_served_in_one_connection() {
     timeout(WAIT, sub.disconnect()).await.unwrap().unwrap();
     let (publisher, _pe) = connect(options(&broker.url(), v, "tokio-overrun-pub")).await;
     for i in 0..300 {
-        let _ = publisher
-            .publish_queued(mqtt_client_tokio::Message::new(
-                topic,
-                format!("{i}"),
-                QoS::ExactlyOnce,
-            ))
-            .await
-            .unwrap();
+        // Fire and forget: the last publish below is awaited.
+        drop(
+            publisher
+                .publish_queued(mqtt_client_tokio::Message::new(
+                    topic,
+                    format!("{i}"),
+                    QoS::ExactlyOnce,
+                ))
+                .await
+                .unwrap(),
+        );
     }
     publisher
         .publish(topic, QoS::ExactlyOnce, false, "last")

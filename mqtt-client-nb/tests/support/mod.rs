@@ -7,6 +7,19 @@ use mqtt_client_nb::mqtt_sansio::session::Notice;
 use mqtt_client_nb::mqtt_sansio::{PacketId, QoS, ReasonCode};
 use mqtt_client_nb::{Client, Clock, DeleteReason, Error, Event};
 
+/// The client's transport over a tokio TCP stream.
+pub type Tcp = embedded_io_adapters::tokio_1::FromTokio<tokio::net::TcpStream>;
+
+/// A TCP connection to `addr` (bounded wait), with Nagle off.
+pub async fn tcp(addr: std::net::SocketAddr) -> Tcp {
+    let stream = tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(addr))
+        .await
+        .expect("connect timed out")
+        .expect("connect");
+    stream.set_nodelay(true).unwrap();
+    embedded_io_adapters::tokio_1::FromTokio::new(stream)
+}
+
 /// [`Clock`] over `tokio::time` (so paused test time works too).
 #[derive(Debug, Clone, Copy)]
 pub struct TokioClock {

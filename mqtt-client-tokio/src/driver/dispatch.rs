@@ -156,13 +156,11 @@ impl Incoming {
                 packet_id,
                 reason_code,
             },
-            other => match Notice::of(&other) {
-                Some(notice) => Self::Notice(notice),
-                None => {
-                    debug!("session event not handled by this client");
-                    Self::Ignored
-                }
-            },
+            SessionEvent::Notice(notice) => Self::Notice(notice),
+            _ => {
+                debug!("session event not handled by this client");
+                Self::Ignored
+            }
         }
     }
 }
@@ -559,35 +557,35 @@ impl Driver {
             return;
         }
         match self.hand_over(&target, message) {
-            Ok(()) => self.ack_delivered(ack),
-            Err(message) => {
+            None => self.ack_delivered(ack),
+            Some(message) => {
                 trace!("stream full: holding messages, acknowledging later");
                 self.park(target, message, ack);
             }
         }
     }
 
-    /// Sends without waiting: `Err` gives the message back when the stream is full. A stream
-    /// that is gone takes the message away (it is discarded, and the route with it).
-    fn hand_over(&mut self, target: &Target, message: Message) -> Result<(), Message> {
+    /// Sends without waiting; gives the message back when the stream is full. A stream that
+    /// is gone takes the message away (it is discarded, and the route with it).
+    fn hand_over(&mut self, target: &Target, message: Message) -> Option<Message> {
         match target {
             Target::Stream(tx) => match tx.try_send(message) {
-                Ok(()) => Ok(()),
-                Err(mpsc::error::TrySendError::Full(message)) => Err(message),
+                Ok(()) => None,
+                Err(mpsc::error::TrySendError::Full(message)) => Some(message),
                 Err(mpsc::error::TrySendError::Closed(_)) => {
                     debug!("subscription stream dropped; its messages are discarded");
                     self.routes.retain(|r| !r.tx.same_channel(tx));
-                    Ok(())
+                    None
                 }
             },
-            Target::Events if self.events.tx.is_closed() => Ok(()),
+            Target::Events if self.events.tx.is_closed() => None,
             Target::Events => match self.events.tx.capacity() {
                 // Room for a pending lag report too.
                 n if n >= 2 || (n == 1 && self.events.missed == 0) => {
                     self.events.emit(Event::Message(message));
-                    Ok(())
+                    None
                 }
-                _ => Err(message),
+                _ => Some(message),
             },
         }
     }
@@ -648,8 +646,8 @@ impl Driver {
         }
         while let Some(p) = self.outbox.pop_front() {
             match self.hand_over(&p.target, p.message) {
-                Ok(()) => self.ack_delivered(p.ack),
-                Err(message) => {
+                None => self.ack_delivered(p.ack),
+                Some(message) => {
                     self.outbox.push_front(super::Parked { message, ..p });
                     break;
                 }

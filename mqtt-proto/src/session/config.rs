@@ -23,13 +23,13 @@ pub struct SessionConfig {
     /// the store can track at once: at least `receive_maximum`, 4 bytes each. Brokers do
     /// exceed the Receive Maximum (mosquitto resuming a session, 3.1.1 brokers that cannot
     /// know it): the excess is accepted while it fits here and reported once per connection
-    /// ([`Event::ReceiveMaximumExceeded`](super::Event::ReceiveMaximumExceeded)). A QoS 2
+    /// ([`Notice::ReceiveMaximumExceeded`](super::Notice::ReceiveMaximumExceeded)). A QoS 2
     /// message beyond it is left unacknowledged, so the broker keeps it and sends it again on
     /// the next connection; nothing is lost and the connection is not dropped.
     pub incoming_slots: u16,
     /// Largest packet accepted from the broker, advertised as Maximum Packet Size in 5.0. A
     /// larger PUBLISH is skipped: acknowledged per its QoS, not delivered, and reported
-    /// ([`Event::MessageSkipped`](super::Event::MessageSkipped)); any other larger packet ends
+    /// ([`Notice::MessageSkipped`](super::Notice::MessageSkipped)); any other larger packet ends
     /// the connection (0x95 in 5.0).
     pub maximum_packet_size: u32,
     /// Highest topic alias the broker may use towards us (5.0; 0 disables incoming aliases).

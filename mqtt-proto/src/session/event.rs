@@ -109,43 +109,10 @@ pub enum Event<'a> {
         /// Why, e.g. [`ReasonCode::SharedSubscriptionsNotSupported`].
         reason_code: ReasonCode,
     },
-    /// The broker refused a message with a transient reason code (Quota Exceeded, Server Busy,
-    /// Message Rate Too High): the session sends it again, as a new delivery, after a delay.
-    /// Once [`SessionConfig::refused_retries`](super::SessionConfig) are used up, the refusal
-    /// is reported as [`Event::Published`] with the broker's code instead.
-    PublishRetrying {
-        /// Its identifier (kept across retries).
-        packet_id: PacketId,
-        /// The broker's code.
-        reason_code: ReasonCode,
-        /// Which retry comes next (1-based).
-        retry: u8,
-    },
-    /// The broker sent more unacknowledged QoS 1 and 2 messages than our Receive Maximum
-    /// allows. Reported once per connection: the excess is accepted while the store can track
-    /// it ([`SessionConfig::incoming_slots`](super::SessionConfig)). `deferred` reports that a
-    /// QoS 2 message found no room and was left unacknowledged: the broker keeps it and sends
-    /// it again on the next connection.
-    ReceiveMaximumExceeded {
-        /// Our Receive Maximum.
-        receive_maximum: u16,
-        /// Incoming messages in flight when it was noticed.
-        in_flight: u16,
-        /// A message was left unacknowledged for lack of room.
-        deferred: bool,
-    },
-    /// A PUBLISH larger than [`SessionConfig::maximum_packet_size`](super::SessionConfig)
-    /// arrived. It was acknowledged per its QoS (so the broker does not send it again, which
-    /// would end every connection the same way) but not delivered. The driver drops its bytes
-    /// as [`Read::Skip`](super::Read::Skip) said.
-    MessageSkipped {
-        /// Its identifier, for QoS 1 and 2.
-        packet_id: Option<PacketId>,
-        /// Its QoS.
-        qos: QoS,
-        /// Its size in bytes.
-        size: u32,
-    },
+    /// Something the session coped with on its own: a transient refusal it retries, a
+    /// broker over our Receive Maximum, a message over our maximum size it skipped. Nothing
+    /// was lost and the connection goes on; worth a log line.
+    Notice(Notice),
 }
 
 /// Why the session gave up on a connection.
@@ -162,12 +129,17 @@ pub enum LostReason {
     DisconnectSent,
 }
 
-/// What the session coped with on its own, for the application's log: the broker broke a rule
-/// or refused something, and nothing was lost. Both clients report these as they are.
+/// What the session coped with on its own ([`Event::Notice`]), for the application's log: the
+/// broker broke a rule or refused something, and nothing was lost. Both clients report these
+/// as they are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Notice {
-    /// See [`Event::PublishRetrying`].
+    /// The broker refused a message with a transient reason code (Quota Exceeded, Server
+    /// Busy, Message Rate Too High): the session sends it again, as a new delivery under the
+    /// same packet identifier, after a delay that doubles with each retry. Once
+    /// [`SessionConfig::refused_retries`](super::SessionConfig) are used up, the refusal is
+    /// reported as [`Event::Published`] with the broker's code instead.
     PublishRetrying {
         /// The message's identifier.
         packet_id: PacketId,
@@ -176,7 +148,11 @@ pub enum Notice {
         /// Which retry comes next.
         retry: u8,
     },
-    /// See [`Event::ReceiveMaximumExceeded`].
+    /// The broker sent more unacknowledged QoS 1 and 2 messages than our Receive Maximum
+    /// allows. Reported once per connection: the excess is accepted while the store can track
+    /// it ([`SessionConfig::incoming_slots`](super::SessionConfig)). `deferred` (reported
+    /// once too) says a QoS 2 message found no room and was left unacknowledged: the broker
+    /// keeps it and sends it again on the next connection.
     ReceiveMaximumExceeded {
         /// Our Receive Maximum.
         receive_maximum: u16,
@@ -185,7 +161,10 @@ pub enum Notice {
         /// A message was left with the broker for lack of room.
         deferred: bool,
     },
-    /// See [`Event::MessageSkipped`].
+    /// A PUBLISH larger than [`SessionConfig::maximum_packet_size`](super::SessionConfig)
+    /// arrived. It was acknowledged per its QoS (so the broker does not send it again, which
+    /// would end every connection the same way) but not delivered. The driver drops its
+    /// bytes as [`Read::Skip`](super::Read::Skip) said.
     MessageSkipped {
         /// The message's identifier, for QoS 1 and 2.
         packet_id: Option<PacketId>,
@@ -194,40 +173,4 @@ pub enum Notice {
         /// Its size in bytes.
         size: u32,
     },
-}
-
-impl Notice {
-    /// The notice an event stands for, if it is one.
-    pub fn of(event: &Event<'_>) -> Option<Self> {
-        Some(match *event {
-            Event::PublishRetrying {
-                packet_id,
-                reason_code,
-                retry,
-            } => Self::PublishRetrying {
-                packet_id,
-                reason_code,
-                retry,
-            },
-            Event::ReceiveMaximumExceeded {
-                receive_maximum,
-                in_flight,
-                deferred,
-            } => Self::ReceiveMaximumExceeded {
-                receive_maximum,
-                in_flight,
-                deferred,
-            },
-            Event::MessageSkipped {
-                packet_id,
-                qos,
-                size,
-            } => Self::MessageSkipped {
-                packet_id,
-                qos,
-                size,
-            },
-            _ => return None,
-        })
-    }
 }

@@ -46,7 +46,7 @@ use acks::Acks;
 use alias::Aliases;
 use incoming::{InState, Incoming};
 use reconnect::Backoff;
-use store::{Kind, Log, State};
+use store::{Entry, Kind, Log, State};
 
 /// A message to publish.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,7 +113,7 @@ pub enum Read {
     /// The connection is closing; input is ignored.
     Closing,
     /// The packet at the front is a PUBLISH larger than the session accepts
-    /// ([`Event::MessageSkipped`] reports it): drop `len` bytes from the front of the input,
+    /// ([`Notice::MessageSkipped`] reports it): drop `len` bytes from the front of the input,
     /// including those not received yet, then go on.
     Skip {
         /// Length of the whole packet.
@@ -246,24 +246,26 @@ impl Raised {
                 packet_id,
                 reason_code,
             },
-            Self::Retrying(packet_id, reason_code, retry) => Event::PublishRetrying {
-                packet_id,
-                reason_code,
-                retry,
-            },
+            Self::Retrying(packet_id, reason_code, retry) => {
+                Event::Notice(Notice::PublishRetrying {
+                    packet_id,
+                    reason_code,
+                    retry,
+                })
+            }
             Self::Overrun {
                 in_flight,
                 deferred,
-            } => Event::ReceiveMaximumExceeded {
+            } => Event::Notice(Notice::ReceiveMaximumExceeded {
                 receive_maximum,
                 in_flight,
                 deferred,
-            },
-            Self::Skipped(packet_id, qos, size) => Event::MessageSkipped {
+            }),
+            Self::Skipped(packet_id, qos, size) => Event::Notice(Notice::MessageSkipped {
                 packet_id,
                 qos,
                 size,
-            },
+            }),
         }
     }
 }
@@ -847,10 +849,19 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         let region = &mut self.store.as_mut()[self.layout.log.clone()];
         let pid = pid.map_or(0, PacketId::get);
         let mut result = Ok(0);
-        self.log
-            .append(region, kind, State::Unsent, pid, qos, len, |buf| {
+        self.log.append(
+            region,
+            Entry {
+                kind,
+                state: State::Unsent,
+                pid,
+                qos,
+            },
+            len,
+            |buf| {
                 result = packet.encode(version, buf);
-            })?;
+            },
+        )?;
         result?;
         Ok(())
     }

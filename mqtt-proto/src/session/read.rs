@@ -567,17 +567,15 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         self.log.set_state(region, record.at, State::Dead);
         let pubrel = Packet::PubRel(PubResponse::new(pid));
         let len = pubrel.encoded_len(version).unwrap_or(4);
-        let appended = self.log.append(
-            region,
-            Kind::PubRel,
-            State::Unsent,
-            pid.get(),
-            QoS::ExactlyOnce,
-            len,
-            |buf| {
-                let _ = pubrel.encode(version, buf);
-            },
-        );
+        let entry = super::store::Entry {
+            kind: Kind::PubRel,
+            state: State::Unsent,
+            pid: pid.get(),
+            qos: QoS::ExactlyOnce,
+        };
+        let appended = self.log.append(region, entry, len, |buf| {
+            let _ = pubrel.encode(version, buf);
+        });
         if appended.is_err() {
             // Unreachable (see above); an immediate PUBREL beats losing it.
             self.queue_ack(PacketType::PubRel, pid, ReasonCode::Success);

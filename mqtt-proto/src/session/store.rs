@@ -43,6 +43,16 @@ pub(crate) enum State {
     Delayed = 4,
 }
 
+/// What a new record holds besides its bytes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Entry {
+    pub(crate) kind: Kind,
+    pub(crate) state: State,
+    pub(crate) pid: u16,
+    /// QoS of a PUBLISH (QoS 0 for other kinds).
+    pub(crate) qos: QoS,
+}
+
 /// A record's header, read from the region.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Record {
@@ -196,10 +206,7 @@ impl Log {
     pub(crate) fn append(
         &mut self,
         region: &mut [u8],
-        kind: Kind,
-        state: State,
-        pid: u16,
-        qos: QoS,
+        entry: Entry,
         len: usize,
         fill: impl FnOnce(&mut [u8]),
     ) -> Result<usize, CommandError> {
@@ -219,10 +226,10 @@ impl Log {
         };
         let header = &mut region[at..at + HEADER];
         header[..4].copy_from_slice(&len32.to_le_bytes());
-        header[4] = kind as u8;
-        header[5] = state as u8;
-        header[6..8].copy_from_slice(&pid.to_le_bytes());
-        header[8] = qos as u8;
+        header[4] = entry.kind as u8;
+        header[5] = entry.state as u8;
+        header[6..8].copy_from_slice(&entry.pid.to_le_bytes());
+        header[8] = entry.qos as u8;
         header[9..].fill(0);
         fill(&mut region[at + HEADER..at + needed]);
         self.tail += needed;
@@ -316,15 +323,13 @@ mod tests {
     use super::*;
 
     fn push(log: &mut Log, region: &mut [u8], pid: u16, len: usize) -> Result<usize, CommandError> {
-        log.append(
-            region,
-            Kind::Publish,
-            State::Unsent,
+        let entry = Entry {
+            kind: Kind::Publish,
+            state: State::Unsent,
             pid,
-            QoS::AtLeastOnce,
-            len,
-            |b| b.fill(pid as u8),
-        )
+            qos: QoS::AtLeastOnce,
+        };
+        log.append(region, entry, len, |b| b.fill(pid as u8))
     }
 
     #[test]

@@ -3,7 +3,8 @@
 #![allow(dead_code)]
 
 use mqtt_sansio::session::{
-    CommandError, Event, Instant, LostReason, Message, ProtocolError, Read, Session, SessionConfig,
+    CommandError, Event, Instant, LostReason, Message, Notice, ProtocolError, Read, Session,
+    SessionConfig,
 };
 use mqtt_sansio::{
     ConnAck, Connect, Decoded, Packet, PacketId, ProtocolVersion, PubResponse, Publish, QoS,
@@ -131,28 +132,28 @@ pub fn copy_event(e: &Event<'_>) -> Ev {
             pid: packet_id.get(),
             reason: reason_code,
         },
-        Event::PublishRetrying {
+        Event::Notice(Notice::PublishRetrying {
             packet_id,
             reason_code,
             retry,
-        } => Ev::Retrying {
+        }) => Ev::Retrying {
             pid: packet_id.get(),
             reason: reason_code,
             retry,
         },
-        Event::ReceiveMaximumExceeded {
+        Event::Notice(Notice::ReceiveMaximumExceeded {
             in_flight,
             deferred,
             ..
-        } => Ev::Overrun {
+        }) => Ev::Overrun {
             in_flight,
             deferred,
         },
-        Event::MessageSkipped {
+        Event::Notice(Notice::MessageSkipped {
             packet_id,
             qos,
             size,
-        } => Ev::Skipped {
+        }) => Ev::Skipped {
             pid: packet_id.map(PacketId::get),
             qos,
             size,

@@ -1519,7 +1519,7 @@ impl World {
                 self.msgs[i].st = St::Dropped;
                 self.stats.dropped += 1;
             }
-            Ev::Other(e) if e.starts_with("ReceiveMaximumExceeded") => {
+            Ev::Other(e) if e.starts_with("Notice(ReceiveMaximumExceeded") => {
                 check!(
                     self,
                     self.stats.overruns > 0,

@@ -235,6 +235,15 @@ impl Fuzz {
                     self.finished(pid, Pending::Publish);
                 }
             }
+            Seen::RequestDropped(pid) => {
+                self.stats.dropped += 1;
+                // A SUBSCRIBE or UNSUBSCRIBE: whichever the id held.
+                let kind = match self.outstanding.get(&pid.get()) {
+                    Some(Pending::Unsubscribe) => Pending::Unsubscribe,
+                    _ => Pending::Subscribe,
+                };
+                self.finished(pid, kind);
+            }
             Seen::Lost => self.stats.lost += 1,
             Seen::Other => {}
         }
@@ -260,6 +269,7 @@ pub(super) enum Seen {
     Subscribed(PacketId),
     Unsubscribed(PacketId),
     Dropped(Option<PacketId>),
+    RequestDropped(PacketId),
     Lost,
     Other,
 }
@@ -282,6 +292,7 @@ impl Seen {
             Event::Subscribed { packet_id, .. } => Self::Subscribed(packet_id),
             Event::Unsubscribed { packet_id, .. } => Self::Unsubscribed(packet_id),
             Event::PublishDropped { packet_id, .. } => Self::Dropped(packet_id),
+            Event::RequestDropped { packet_id, .. } => Self::RequestDropped(packet_id),
             Event::ConnectionLost(_) => Self::Lost,
             _ => Self::Other,
         }
