@@ -11,7 +11,11 @@ fn main() -> ExitCode {
     let cli = match Cli::parse_args(std::env::args_os()) {
         Ok(cli) => cli,
         Err(e) => {
-            let _ = e.print();
+            if let Some(message) = examples::cli::args::mosquitto_words(&e) {
+                examples::cli::trace::print_stderr(&message);
+            } else {
+                let _ = e.print();
+            }
             return if e.use_stderr() {
                 Exit::Usage.into()
             } else {

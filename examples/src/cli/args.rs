@@ -515,6 +515,28 @@ impl ConnArgs {
     }
 }
 
+/// mosquitto's words for an unknown option ("Error: Unknown option '-j'." and the usage
+/// hint), or `None` to let clap word the error.
+pub fn mosquitto_words(error: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if error.kind() != ErrorKind::UnknownArgument {
+        return None;
+    }
+    let Some(ContextValue::String(option)) = error.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let tool = std::env::args()
+        .nth(1)
+        .filter(|t| matches!(t.as_str(), "pub" | "sub" | "rr"));
+    let hint = match tool {
+        Some(tool) => format!("mqtt {tool} --help"),
+        None => "mqtt --help".into(),
+    };
+    Some(format!(
+        "Error: Unknown option '{option}'.\n\nUse '{hint}' to see usage."
+    ))
+}
+
 /// `0`, `1` or `2`.
 pub fn parse_qos(s: &str) -> Result<QoS, String> {
     s.parse::<u8>()

@@ -28,8 +28,6 @@ Differences from mosquitto's clients:
   - Without -i, a 3.1.1 client identifier is a random `mqttrs-...` one (mosquitto sends
     an empty one), so -d prints it instead of `(null)`; on 5.0 the broker assigns one,
     as with mosquitto.
-  - mosquitto_rr words a refused 3.1.1 connection \"Connection error: Unknown reason\";
-    mqtt rr uses mosquitto_sub's words.
   - -D subscribe / unsubscribe properties are accepted but not sent (a warning says so).
   - With -U and -E, mosquitto_sub leaves without waiting for the UNSUBACKs; mqtt sub
     waits for them (at most the connect timeout) before its DISCONNECT.
@@ -45,6 +43,8 @@ Differences from mosquitto's clients:
     the order the broker sent them.
   - -d also prints `received DISCONNECT (reason)` and `AUTH` packets, which libmosquitto
     2.0 does not log.
+  - Usage errors other than an unknown option are worded by the argument parser, and
+    mqtt pub without a message does not print the whole usage text.
   - Not supported: --psk, --psk-identity, --ciphers, --tls-engine, --keyform, -o, -S.";
 
 /// Why the program stops, as an exit code.
@@ -169,7 +169,12 @@ pub fn connack_string(code: u8) -> &'static str {
 
 /// `mosquitto_reason_string`: the 5.0 reason codes.
 pub fn reason_string(code: ReasonCode) -> &'static str {
-    match code.as_u8() {
+    reason_text(code.as_u8())
+}
+
+/// `mosquitto_reason_string` of a raw code.
+pub fn reason_text(code: u8) -> &'static str {
+    match code {
         0 => "Success",
         1 => "Granted QoS 1",
         2 => "Granted QoS 2",

@@ -108,7 +108,7 @@ pub fn source(args: &MessageArgs) -> Result<Source, Failure> {
         }
         _ => {
             return Err(Failure::usage(
-                "Error: Only one type of message can be sent at once.",
+                "Error: Only one type of message can be sent at once.\n",
             ))
         }
     }

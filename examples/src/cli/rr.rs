@@ -7,7 +7,7 @@ use tokio::time::{Duration, Instant};
 
 use super::args::RrArgs;
 use super::connect::{Kind, Plan};
-use super::exit::{Exit, Failure};
+use super::exit::{reason_text, Exit, Failure};
 use super::props::PropertySet;
 use super::publish::{source, Source};
 use super::subscribe::{output, subscribe_all, wait, warn_unsent, while_connecting, Printer};
@@ -102,7 +102,16 @@ pub async fn run(args: RrArgs) -> Result<(), Failure> {
         () = stdout_closed() => Ok(()),
     };
     session.close().await;
-    outcome
+    outcome.map_err(|f| rr_words(f, version))
+}
+
+/// mosquitto_rr words a refused 3.1.1 connection with the 5.0 reason string of the 3.1.1
+/// return code ("Unknown reason" for 5): the same failure, in its words.
+fn rr_words(mut failure: Failure, version: ProtocolVersion) -> Failure {
+    if let (Exit::ConnectionRefused(code), false) = (failure.exit, version == ProtocolVersion::V5) {
+        failure.message = format!("Connection error: {}", reason_text(code));
+    }
+    failure
 }
 
 /// The first message on the response topic (skipping retained ones with `-R`).
