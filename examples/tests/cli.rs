@@ -782,3 +782,32 @@ fn bind_address_and_unix_socket() {
     let got = sub.wait(WAIT);
     assert_eq!(got.stdout, ["bound", "unix"]);
 }
+
+#[test]
+fn remove_retained_clears_what_it_prints() {
+    let broker = broker();
+    let b = at(&broker);
+    for topic in ["rr/a", "rr/keep"] {
+        let done = run(
+            &mut mqtt(&format!("pub {b} -t {topic} -m old -r -q 1")),
+            b"",
+        );
+        assert_eq!(done.code, Some(0), "{done:?}");
+    }
+    // -T keeps rr/keep; rr/a is printed and cleared.
+    let done = run(
+        &mut mqtt(&format!(
+            "sub {b} -t rr/# -T rr/keep --remove-retained --retained-only -v -W 5"
+        )),
+        b"",
+    );
+    assert_eq!(done.stdout, ["rr/a old"], "{done:?}");
+    let left = run(
+        &mut mqtt(&format!("sub {b} -t rr/# --retained-only -v -C 2 -W 2")),
+        b"",
+    );
+    assert_eq!(
+        (left.code, left.stdout),
+        (Some(27), vec!["rr/keep old".into()])
+    );
+}

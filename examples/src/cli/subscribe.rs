@@ -351,7 +351,25 @@ pub fn topic_matches(filter: &str, topic: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::topic_matches;
+    use super::*;
+
+    #[test]
+    fn random_filter_keeps_about_the_share_asked_for() {
+        let args = OutputArgs {
+            verbose: false,
+            no_eol: false,
+            no_retained: false,
+            json: false,
+            pretty: false,
+            format: None,
+        };
+        let mut printer = Printer::new(Output::Plain { verbose: false }, &args, Some(25.0), None);
+        let chance = printer.chance.unwrap();
+        let kept = (0..10_000)
+            .filter(|_| printer.next_random() < chance)
+            .count();
+        assert!((2_000..3_000).contains(&kept), "{kept}");
+    }
 
     #[test]
     fn filters_match_like_a_broker() {
