@@ -672,3 +672,55 @@ fn closed_stdout_is_not_a_panic() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     let _ = std::io::stdout().flush();
 }
+
+#[test]
+fn tls_flags_match() {
+    let broker = Broker::builder().tls().start().expect("mosquitto");
+    let ca = broker.dir().join("parity-ca.pem");
+    std::fs::write(&ca, broker.tls().expect("tls").ca_pem()).expect("write CA");
+    let ca = ca.display().to_string();
+    let port = broker.tls_port().expect("tls port").to_string();
+    for version in ["tlsv1.2", "tlsv1.3"] {
+        let args = [
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "--cafile",
+            &ca,
+            "--tls-version",
+            version,
+            "-d",
+            "-i",
+            "parity-tls",
+            "-t",
+            "tls/t",
+            "-m",
+            "secret",
+            "-q",
+            "1",
+        ];
+        let out = same("pub", &args);
+        assert_eq!(out.code, Some(0), "{out:?}");
+    }
+    // A CA that did not sign the broker's certificate: "A TLS error occurred.", exit 8.
+    let other = broker.dir().join("parity-other-ca.pem");
+    let material = mqtt_test_support::TlsMaterial::generate().expect("material");
+    std::fs::write(&other, material.ca_pem()).expect("write CA");
+    let other = other.display().to_string();
+    let args = [
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port,
+        "--cafile",
+        &other,
+        "-t",
+        "tls/t",
+        "-m",
+        "x",
+    ];
+    let out = same("pub", &args);
+    assert_eq!(out.code, Some(8));
+    same("sub", &args[..8]);
+}

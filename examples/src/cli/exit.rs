@@ -14,7 +14,8 @@ pub const EXIT_CODES_HELP: &str = "\
 Exit codes (as mosquitto_pub, mosquitto_sub and mosquitto_rr 2.0):
   0    success; also when the broker refuses a 5.0 publish (PUBACK/PUBREC failure: a
        warning is printed) or every subscription, as mosquitto_pub and mosquitto_sub do
-  1    any other error: usage error, broker unreachable, TLS failure, connection lost
+  1    any other error: usage error, broker unreachable, connection lost
+  8    TLS failure: handshake refused, broker certificate not trusted
   1-5  MQTT 3.1/3.1.1: the broker refused the connection with this CONNACK return code
        (4 bad user name or password, 5 not authorised)
   128+ MQTT 5.0: the broker refused the connection with this CONNACK reason code
@@ -39,6 +40,8 @@ Differences from mosquitto's clients:
   - --nodelay is accepted: Nagle's algorithm is always off.
   - --tls-version: tlsv1.2 or tlsv1.3 (TLS 1.1 is not supported); --insecure accepts
     a certificate issued for another name, the chain is still verified.
+  - -d prints nothing about the TLS handshake, as mosquitto; its errors say only
+    \"Error: A TLS error occurred.\" in both.
   - 5.0 properties in %j / %J are listed in the order this client encodes them, not in
     the order the broker sent them.
   - -d also prints `received DISCONNECT (reason)` and `AUTH` packets, which libmosquitto
@@ -60,6 +63,8 @@ pub enum Exit {
     Unreachable,
     /// The CONNACK return code (3.1.1) or reason code (5.0) of a refused connection.
     ConnectionRefused(u8),
+    /// 8: the TLS handshake failed (mosquitto's `MOSQ_ERR_TLS`).
+    Tls,
     /// 27: `-W` expired.
     Timeout,
 }
@@ -71,6 +76,7 @@ impl Exit {
             Self::Success => 0,
             Self::Error | Self::Usage | Self::Unreachable => 1,
             Self::ConnectionRefused(code) => code,
+            Self::Tls => 8,
             Self::Timeout => 27,
         }
     }
@@ -129,6 +135,7 @@ impl Failure {
             Error::InvalidUrl { .. } | Error::InvalidOptions(_) | Error::InvalidTopic(_) => {
                 Self::usage(error.to_string())
             }
+            Error::Io(e) if is_tls(e) => Self::new(Exit::Tls, "Error: A TLS error occurred."),
             Error::Io(e) => Self::new(Exit::Unreachable, format!("Error: {}", io_text(e))),
             _ => Self::new(Exit::Unreachable, format!("Error: {error}")),
         }
@@ -142,6 +149,12 @@ impl Failure {
         };
         Self::new(exit, format!("{what}: {error}"))
     }
+}
+
+/// Whether rustls failed the handshake (tokio-rustls reports it as an I/O error).
+fn is_tls(e: &std::io::Error) -> bool {
+    e.get_ref()
+        .is_some_and(|inner| inner.is::<mqtt_client_tokio::rustls::Error>())
 }
 
 /// An I/O error as C's `strerror` words it ("Connection refused"), without Rust's
