@@ -38,6 +38,10 @@ Differences from mosquitto's clients:
     requests were denied.\" and exits with 0, as mosquitto_sub does.
   - -j (one JSON object per message) is ours; mosquitto_sub has only -F %j / %J.
   - --nodelay is accepted: Nagle's algorithm is always off.
+  - -k accepts 0 (no keep alive) and values below 5, which mosquitto refuses.
+  - -d interleaves the trace with the messages as libmosquitto does (a QoS 1/2
+    message is printed once its PUBACK/PUBCOMP is sent), but a burst may interleave
+    differently.
   - --tls-version: tlsv1.2 or tlsv1.3 (TLS 1.1 is not supported); --insecure accepts
     a certificate issued for another name, the chain is still verified.
   - -d prints nothing about the TLS handshake, as mosquitto; its errors say only
