@@ -14,8 +14,8 @@ pub const EXIT_CODES_HELP: &str = "\
 Exit codes (as mosquitto_pub, mosquitto_sub and mosquitto_rr 2.0):
   0    success; also when the broker refuses a 5.0 publish (PUBACK/PUBREC failure: a
        warning is printed) or every subscription, as mosquitto_pub and mosquitto_sub do
-  1    any other error: usage error, broker unreachable, connection lost
-  8    TLS failure: handshake refused, broker certificate not trusted
+  1    any other error: usage error, broker unreachable, TLS handshake failed
+       (\"Unable to connect (A TLS error occurred.).\"), connection lost
   1-5  MQTT 3.1/3.1.1: the broker refused the connection with this CONNACK return code
        (4 bad user name or password, 5 not authorised)
   128+ MQTT 5.0: the broker refused the connection with this CONNACK reason code
@@ -44,8 +44,8 @@ Differences from mosquitto's clients:
     differently.
   - --tls-version: tlsv1.2 or tlsv1.3 (TLS 1.1 is not supported); --insecure accepts
     a certificate issued for another name, the chain is still verified.
-  - -d prints nothing about the TLS handshake, as mosquitto; its errors say only
-    \"Error: A TLS error occurred.\" in both.
+  - A failed TLS handshake always exits 1; mosquitto's clients exit 8 (\"Error: A TLS
+    error occurred.\") in the rare runs where they notice the failure after connecting.
   - 5.0 properties in %j / %J are listed in the order this client encodes them, not in
     the order the broker sent them.
   - -d also prints `received DISCONNECT (reason)` and `AUTH` packets, which libmosquitto
@@ -67,8 +67,6 @@ pub enum Exit {
     Unreachable,
     /// The CONNACK return code (3.1.1) or reason code (5.0) of a refused connection.
     ConnectionRefused(u8),
-    /// 8: the TLS handshake failed (mosquitto's `MOSQ_ERR_TLS`).
-    Tls,
     /// 27: `-W` expired.
     Timeout,
 }
@@ -80,7 +78,6 @@ impl Exit {
             Self::Success => 0,
             Self::Error | Self::Usage | Self::Unreachable => 1,
             Self::ConnectionRefused(code) => code,
-            Self::Tls => 8,
             Self::Timeout => 27,
         }
     }
@@ -139,7 +136,12 @@ impl Failure {
             Error::InvalidUrl { .. } | Error::InvalidOptions(_) | Error::InvalidTopic(_) => {
                 Self::usage(error.to_string())
             }
-            Error::Io(e) if is_tls(e) => Self::new(Exit::Tls, "Error: A TLS error occurred."),
+            // mosquitto's clients fail the handshake inside mosquitto_connect (exit 1; when
+            // it fails later in their loop, which is rare, they exit 8).
+            Error::Io(e) if is_tls(e) => Self::new(
+                Exit::Unreachable,
+                "Unable to connect (A TLS error occurred.).",
+            ),
             Error::Io(e) => Self::new(Exit::Unreachable, format!("Error: {}", io_text(e))),
             _ => Self::new(Exit::Unreachable, format!("Error: {error}")),
         }
