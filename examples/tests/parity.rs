@@ -5,7 +5,14 @@
 //! nature is normalized: the program name in usage hints and, where a line shows the time,
 //! its digits.
 //!
-//! Every child runs at most `WAIT`; every wait is bounded.
+//! Covered: the `-d` trace of pub (each QoS and version, repeats, retained, over TLS 1.2 and
+//! 1.3, over a Unix socket and through a SOCKS5 proxy with credentials), of sub (QoS 1/2
+//! deliveries, -U) and of rr; -F with every conversion, widths, precision, %j/%J, --pretty
+//! and times by shape; -N/-R/-T/--retained-only; -W timeouts; refused credentials,
+//! unreachable brokers, untrusted certificates, usage errors; a closed stdout. The Unix
+//! socket and the proxy are relays of this test to the broker, on loopback.
+//!
+//! Every child runs at most `WAIT`; every wait and every relay is bounded.
 
 use std::io::{Read, Write};
 use std::process::{Child, Command, Stdio};
@@ -737,4 +744,160 @@ fn tls_flags_match() {
         assert_eq!(ours, usual, "{tool}");
         assert!(theirs == usual || theirs == rare, "{tool}: {theirs:?}");
     }
+}
+
+/// Forwards `connections` accepted connections (one at a time) from `listener` to the
+/// broker's TCP port, after `handshake` (which may refuse by returning `false`). Threads of
+/// this test, on loopback; each ends when its connection does.
+fn relay<L, S>(
+    accept: L,
+    connections: usize,
+    broker_port: u16,
+    handshake: fn(&mut S) -> std::io::Result<bool>,
+) -> thread::JoinHandle<()>
+where
+    L: Fn() -> std::io::Result<S> + Send + 'static,
+    S: Read + Write + Send + 'static + TryCloneStream,
+{
+    thread::spawn(move || {
+        for _ in 0..connections {
+            let Ok(mut client) = accept() else { return };
+            if !handshake(&mut client).unwrap_or(false) {
+                continue;
+            }
+            let Ok(mut broker) = std::net::TcpStream::connect(("127.0.0.1", broker_port)) else {
+                return;
+            };
+            let (Ok(mut client2), Ok(mut broker2)) =
+                (client.try_clone_stream(), broker.try_clone())
+            else {
+                return;
+            };
+            let up = thread::spawn(move || std::io::copy(&mut client2, &mut broker2));
+            let _ = std::io::copy(&mut broker, &mut client);
+            let _ = up.join();
+        }
+    })
+}
+
+/// `try_clone` of the two stream types the relays use.
+trait TryCloneStream: Sized {
+    fn try_clone_stream(&self) -> std::io::Result<Self>;
+}
+
+impl TryCloneStream for std::net::TcpStream {
+    fn try_clone_stream(&self) -> std::io::Result<Self> {
+        self.try_clone()
+    }
+}
+
+impl TryCloneStream for std::os::unix::net::UnixStream {
+    fn try_clone_stream(&self) -> std::io::Result<Self> {
+        self.try_clone()
+    }
+}
+
+/// The server side of a SOCKS5 handshake with user name `u` and password `p` (RFC 1928 and
+/// 1929): any destination is accepted (the relay goes to the broker).
+fn socks5_handshake(c: &mut std::net::TcpStream) -> std::io::Result<bool> {
+    let mut head = [0u8; 2];
+    c.read_exact(&mut head)?;
+    let mut methods = vec![0u8; usize::from(head[1])];
+    c.read_exact(&mut methods)?;
+    if !methods.contains(&2) {
+        c.write_all(&[5, 0xff])?;
+        return Ok(false);
+    }
+    c.write_all(&[5, 2])?;
+    let mut ver_len = [0u8; 2];
+    c.read_exact(&mut ver_len)?;
+    let mut user = vec![0u8; usize::from(ver_len[1])];
+    c.read_exact(&mut user)?;
+    let mut len = [0u8; 1];
+    c.read_exact(&mut len)?;
+    let mut password = vec![0u8; usize::from(len[0])];
+    c.read_exact(&mut password)?;
+    let ok = user == b"u" && password == b"p";
+    c.write_all(&[1, u8::from(!ok)])?;
+    if !ok {
+        return Ok(false);
+    }
+    let mut request = [0u8; 4];
+    c.read_exact(&mut request)?;
+    let skip = match request[3] {
+        1 => 4,
+        4 => 16,
+        _ => {
+            c.read_exact(&mut len)?;
+            usize::from(len[0])
+        }
+    };
+    let mut rest = vec![0u8; skip + 2];
+    c.read_exact(&mut rest)?;
+    c.write_all(&[5, 0, 0, 1, 127, 0, 0, 1, 0, 0])?;
+    Ok(true)
+}
+
+#[test]
+fn unix_socket_and_socks5_proxy_match() {
+    let broker = Broker::start().expect("mosquitto");
+    let path = broker.dir().join("parity.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&path).expect("unix socket");
+    let unix = relay(
+        move || listener.accept().map(|(s, _)| s),
+        2,
+        broker.port(),
+        |_| Ok(true),
+    );
+    let path = path.display().to_string();
+    let args = [
+        "--unix",
+        &path,
+        "-d",
+        "-i",
+        "parity-unix",
+        "-t",
+        "u/t",
+        "-m",
+        "via unix",
+        "-q",
+        "1",
+    ];
+    let out = same("pub", &args);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    unix.join().expect("unix relay");
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("proxy port");
+    let proxy = format!(
+        "socks5h://u:p@127.0.0.1:{}",
+        listener.local_addr().unwrap().port()
+    );
+    let socks = relay(
+        move || listener.accept().map(|(s, _)| s),
+        2,
+        broker.port(),
+        socks5_handshake,
+    );
+    // The destination asked of the proxy is the broker's own port (the relay goes there anyway).
+    let port = broker.port().to_string();
+    let args = [
+        "-h",
+        "localhost",
+        "-p",
+        &port,
+        "--proxy",
+        &proxy,
+        "-d",
+        "-i",
+        "parity-socks",
+        "-t",
+        "s/t",
+        "-m",
+        "via socks",
+        "-q",
+        "2",
+    ];
+    let out = same("pub", &args);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    socks.join().expect("socks relay");
 }
