@@ -24,10 +24,12 @@ pub(crate) enum Command {
     Publish(Box<PublishCommand>),
     Subscribe {
         filters: Vec<(String, SubscriptionOptions)>,
+        properties: RequestProperties,
         reply: oneshot::Sender<Result<Subscription, Error>>,
     },
     Unsubscribe {
         filters: Vec<String>,
+        properties: RequestProperties,
         reply: oneshot::Sender<Result<Vec<ReasonCode>, Error>>,
     },
     Ack {
@@ -227,9 +229,32 @@ impl Client {
         &self,
         filters: impl IntoIterator<Item = (S, SubscriptionOptions)>,
     ) -> Result<Subscription, Error> {
+        self.subscribe_with(filters, RequestProperties::default())
+            .await
+    }
+
+    /// [`Client::subscribe_many`] with 5.0 properties (user properties). The subscription is
+    /// renewed with the same properties if the broker loses the session.
+    ///
+    /// # Errors
+    /// As [`Client::subscribe_many`]; [`Error::Command`] with `Encode` for properties on
+    /// 3.1.1, which has none.
+    ///
+    /// # Cancel safety
+    /// As [`Client::subscribe`].
+    pub async fn subscribe_with<S: Into<String>>(
+        &self,
+        filters: impl IntoIterator<Item = (S, SubscriptionOptions)>,
+        properties: RequestProperties,
+    ) -> Result<Subscription, Error> {
         let filters = filters.into_iter().map(|(f, o)| (f.into(), o)).collect();
         let (reply, rx) = oneshot::channel();
-        self.send(Command::Subscribe { filters, reply }).await?;
+        self.send(Command::Subscribe {
+            filters,
+            properties,
+            reply,
+        })
+        .await?;
         rx.await.map_err(|_| self.stop_reason())?
     }
 
@@ -261,9 +286,31 @@ impl Client {
         &self,
         filters: impl IntoIterator<Item = S>,
     ) -> Result<Vec<ReasonCode>, Error> {
+        self.unsubscribe_with(filters, RequestProperties::default())
+            .await
+    }
+
+    /// [`Client::unsubscribe_many`] with 5.0 properties (user properties).
+    ///
+    /// # Errors
+    /// As [`Client::unsubscribe_many`]; [`Error::Command`] with `Encode` for properties on
+    /// 3.1.1.
+    ///
+    /// # Cancel safety
+    /// As [`Client::unsubscribe`].
+    pub async fn unsubscribe_with<S: Into<String>>(
+        &self,
+        filters: impl IntoIterator<Item = S>,
+        properties: RequestProperties,
+    ) -> Result<Vec<ReasonCode>, Error> {
         let filters = filters.into_iter().map(Into::into).collect();
         let (reply, rx) = oneshot::channel();
-        self.send(Command::Unsubscribe { filters, reply }).await?;
+        self.send(Command::Unsubscribe {
+            filters,
+            properties,
+            reply,
+        })
+        .await?;
         rx.await.map_err(|_| self.stop_reason())?
     }
 
@@ -528,6 +575,29 @@ pub enum Event {
         /// How many.
         missed: u64,
     },
+}
+
+/// Properties of a SUBSCRIBE or UNSUBSCRIBE (5.0; 3.1.1 has none). The client sets the
+/// subscription identifier itself, to route messages to their streams.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RequestProperties {
+    /// User properties, in order.
+    pub user_properties: Vec<(String, String)>,
+}
+
+impl RequestProperties {
+    /// No properties.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a user property.
+    #[must_use]
+    pub fn user_property(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.user_properties.push((name.into(), value.into()));
+        self
+    }
 }
 
 /// What a broker said in CONNACK (5.0; empty on 3.1.1), owned.

@@ -68,7 +68,7 @@ mod options;
 mod transport;
 mod url;
 
-pub use client::{Client, ConnAckInfo, Delivery, Event, Events, Subscription};
+pub use client::{Client, ConnAckInfo, Delivery, Event, Events, RequestProperties, Subscription};
 pub use error::Error;
 pub use message::{Message, Properties};
 pub use mqtt_sansio::session::Notice;

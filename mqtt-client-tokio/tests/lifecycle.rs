@@ -591,3 +591,57 @@ async fn enhanced_authentication_steps_reach_the_application() {
     until(&mut events, |e| matches!(e, Event::Connected { .. })).await;
     assert!(client.is_connected());
 }
+
+/// SUBSCRIBE and UNSUBSCRIBE carry the application's user properties (the CLI's
+/// `-D subscribe|unsubscribe user-property`).
+#[tokio::test]
+async fn subscribe_and_unsubscribe_carry_user_properties() {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let broker = Scripted::start(V5, move |mut c| {
+        let log = log.clone();
+        async move {
+            c.next().await;
+            c.send(Packet::ConnAck(ConnAck::new(ReasonCode::Success)))
+                .await;
+            while let Some(bytes) = c.next().await {
+                match decode(&bytes, V5) {
+                    Packet::Subscribe(s) => {
+                        let users: Vec<_> = s.properties.user_properties.iter().collect();
+                        log.lock().unwrap().push(format!("sub {users:?}"));
+                        let codes = [ReasonCode::GrantedQoS1];
+                        c.send(Packet::SubAck(mqtt_sansio::SubAck::new(
+                            s.packet_id,
+                            &codes,
+                        )))
+                        .await;
+                    }
+                    Packet::Unsubscribe(u) => {
+                        let users: Vec<_> = u.properties.user_properties.iter().collect();
+                        log.lock().unwrap().push(format!("unsub {users:?}"));
+                        let codes = [ReasonCode::Success];
+                        c.send(Packet::UnsubAck(mqtt_sansio::UnsubAck::new(
+                            u.packet_id,
+                            &codes,
+                        )))
+                        .await;
+                    }
+                    _ => {}
+                }
+            }
+        }
+    })
+    .await;
+    let (client, _e) = connect(options(&broker.url, V5, "props")).await;
+    let props = mqtt_client_tokio::RequestProperties::new().user_property("k", "v");
+    let filters = [(
+        "a/b",
+        mqtt_client_tokio::SubscriptionOptions::new(QoS::AtLeastOnce),
+    )];
+    client.subscribe_with(filters, props.clone()).await.unwrap();
+    client.unsubscribe_with(["a/b"], props).await.unwrap();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [r#"sub [("k", "v")]"#, r#"unsub [("k", "v")]"#]
+    );
+}

@@ -29,7 +29,8 @@ Differences from mosquitto's clients:
   - Without -i, a 3.1.1 client identifier is a random `mqttrs-...` one (mosquitto sends
     an empty one), so -d prints it instead of `(null)`; on 5.0 the broker assigns one,
     as with mosquitto.
-  - -D subscribe / unsubscribe properties are accepted but not sent (a warning says so).
+  - -D subscribe subscription-identifier is accepted but not sent (the library numbers
+    subscriptions itself; a warning says so); user properties are sent.
   - With -U and -E, mosquitto_sub leaves without waiting for the UNSUBACKs; mqtt sub
     waits for them (at most the connect timeout) before its DISCONNECT.
   - After the response, mosquitto_rr 2.0 closes the connection without DISCONNECT (so

@@ -40,6 +40,15 @@ pub struct ConnectProperties {
     pub user_properties: Vec<(String, String)>,
 }
 
+/// Which request's properties.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    /// SUBSCRIBE.
+    Subscribe,
+    /// UNSUBSCRIBE.
+    Unsubscribe,
+}
+
 impl PropertySet {
     /// Parses the `-D` groups (3 or 4 words each).
     ///
@@ -120,15 +129,22 @@ impl PropertySet {
         Ok(())
     }
 
-    /// The warning to print when SUBSCRIBE or UNSUBSCRIBE properties were given:
-    /// mqtt-client-tokio has no API to send them yet (and numbers subscriptions itself).
+    /// The `-D subscribe` or `-D unsubscribe` properties, for the client.
+    pub fn request(&self, which: Request) -> mqtt_client_tokio::RequestProperties {
+        let mut properties = mqtt_client_tokio::RequestProperties::new();
+        properties.user_properties = match which {
+            Request::Subscribe => self.subscribe_user_properties.clone(),
+            Request::Unsubscribe => self.unsubscribe_user_properties.clone(),
+        };
+        properties
+    }
+
+    /// The warning to print when a subscription identifier was given: mqtt-client-tokio
+    /// numbers subscriptions itself, to route messages to their streams.
     pub fn unsent_warning(&self) -> Option<&'static str> {
-        let any = !self.subscribe_user_properties.is_empty()
-            || self.subscription_identifier.is_some()
-            || !self.unsubscribe_user_properties.is_empty();
-        any.then_some(
-            "Warning: -D subscribe / unsubscribe properties are accepted but not sent \
-             (the client library has no API for them yet).",
+        self.subscription_identifier.is_some().then_some(
+            "Warning: -D subscribe subscription-identifier is accepted but not sent \
+             (the client library numbers subscriptions itself).",
         )
     }
 

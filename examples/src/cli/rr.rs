@@ -8,7 +8,7 @@ use tokio::time::{Duration, Instant};
 use super::args::RrArgs;
 use super::connect::{Kind, Plan};
 use super::exit::{reason_text, Exit, Failure};
-use super::props::PropertySet;
+use super::props::{PropertySet, Request};
 use super::publish::{source, Source};
 use super::subscribe::{output, subscribe_all, wait, warn_unsent, while_connecting, Printer};
 use super::trace::stdout_closed;
@@ -65,8 +65,13 @@ pub async fn run(args: RrArgs) -> Result<(), Failure> {
     let client = &session.client;
     let request = Message::new(topic, payload, args.qos).properties(properties);
     let work = async {
-        let subscription =
-            subscribe_all(client, std::slice::from_ref(&response_topic), args.qos).await?;
+        let subscription = subscribe_all(
+            client,
+            std::slice::from_ref(&response_topic),
+            args.qos,
+            props.request(Request::Subscribe),
+        )
+        .await?;
         if let Some(code) = subscription.reason_codes().first().filter(|c| c.is_error()) {
             return Err(Failure::new(
                 Exit::Error,

@@ -2,14 +2,16 @@
 
 use std::sync::Arc;
 
-use mqtt_client_tokio::{Client, Message, QoS, Subscription, SubscriptionOptions};
+use mqtt_client_tokio::{
+    Client, Message, QoS, RequestProperties, Subscription, SubscriptionOptions,
+};
 use tokio::time::{sleep_until, Duration, Instant};
 
 use super::args::{OutputArgs, SubArgs};
 use super::connect::{FirstConnection, Kind, Plan};
 use super::exit::{Exit, Failure};
 use super::format::{Format, Output};
-use super::props::PropertySet;
+use super::props::{PropertySet, Request};
 use super::trace::{print_stderr, print_stdout, stdout_closed, Trace, STDOUT_CLOSED};
 
 /// Runs `mqtt sub`.
@@ -41,7 +43,19 @@ pub async fn run(args: SubArgs) -> Result<(), Failure> {
     let version = plan.version;
     let trace = plan.trace.clone();
     let (session, connected) = plan.start()?;
-    let outcome = match subscribe(&session.client, &args, &topics, connected, version).await {
+    let requests = Requests {
+        subscribe: props.request(Request::Subscribe),
+        unsubscribe: props.request(Request::Unsubscribe),
+    };
+    let subscribed = subscribe(
+        &session.client,
+        &args,
+        &topics,
+        &requests,
+        connected,
+        version,
+    );
+    let outcome = match subscribed.await {
         Ok(Some(subscription)) => {
             let deadline = args
                 .timeout
@@ -157,6 +171,7 @@ async fn subscribe(
     client: &Client,
     args: &SubArgs,
     topics: &[String],
+    requests: &Requests,
     connected: FirstConnection,
     version: mqtt_client_tokio::ProtocolVersion,
 ) -> Result<Option<Subscription>, Failure> {
@@ -167,11 +182,13 @@ async fn subscribe(
             if topics.is_empty() {
                 return Ok(None);
             }
-            subscribe_all(client, topics, args.qos).await.map(Some)
+            subscribe_all(client, topics, args.qos, requests.subscribe.clone())
+                .await
+                .map(Some)
         };
         let unsubscribing = in_order(args.unsubscribe.iter().map(|filter| async move {
             client
-                .unsubscribe_many([filter.clone()])
+                .unsubscribe_with([filter.clone()], requests.unsubscribe.clone())
                 .await
                 .map_err(|e| Failure::operation(&format!("Error unsubscribing from {filter}"), &e))
         }));
@@ -226,7 +243,14 @@ where
     first_error.map_or(Ok(()), Err)
 }
 
-/// Subscribes to every filter at `qos` in one SUBSCRIBE.
+/// The `-D subscribe` and `-D unsubscribe` properties.
+#[derive(Debug, Default)]
+struct Requests {
+    subscribe: RequestProperties,
+    unsubscribe: RequestProperties,
+}
+
+/// Subscribes to every filter at `qos` in one SUBSCRIBE with `properties`.
 ///
 /// # Errors
 /// The failure of the subscription.
@@ -234,13 +258,14 @@ pub async fn subscribe_all(
     client: &Client,
     topics: &[String],
     qos: QoS,
+    properties: RequestProperties,
 ) -> Result<Subscription, Failure> {
     let filters: Vec<_> = topics
         .iter()
         .map(|t| (t.clone(), SubscriptionOptions::new(qos)))
         .collect();
     client
-        .subscribe_many(filters)
+        .subscribe_with(filters, properties)
         .await
         .map_err(|e| Failure::operation("Error subscribing", &e))
 }

@@ -4,8 +4,8 @@
 use bytes::Bytes;
 use mqtt_sansio::session::{CommandError, Event as SessionEvent, LostReason, Notice};
 use mqtt_sansio::{
-    PacketId, QoS, ReasonCode, SubscribeProperties, Subscription as Filter, SubscriptionOptions,
-    TopicFilter, UnsubscribeProperties,
+    PacketId, QoS, ReasonCode, Seq, SubscribeProperties, Subscription as Filter,
+    SubscriptionOptions, TopicFilter, UnsubscribeProperties,
 };
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, trace, warn};
@@ -14,7 +14,9 @@ use super::{Driver, End, Pending, Route, Shutdown, Target};
 use crate::client::{Command, PublishCommand, Status};
 use crate::message::{to_session, user_refs, Draft};
 use crate::options::QueueFull;
-use crate::{ConnAckInfo, DisconnectOptions, Error, Event, Message, Subscription};
+use crate::{
+    ConnAckInfo, DisconnectOptions, Error, Event, Message, RequestProperties, Subscription,
+};
 
 /// Commands taken in one batch before the bytes go out (see `Driver::gather_commands`).
 const GATHER: usize = 64;
@@ -365,9 +367,10 @@ impl Driver {
                     })
                 })
                 .collect();
+            let users = user_refs(&route.properties.user_properties);
             let props = SubscribeProperties {
                 subscription_identifier: route.sub_id,
-                ..SubscribeProperties::default()
+                user_properties: Seq::from_slice(&users),
             };
             match self.session.subscribe(&filters, props) {
                 Ok(packet_id) => renewed.push(packet_id),
@@ -684,8 +687,16 @@ impl Driver {
                     self.waiting.push_back(*p);
                 }
             }
-            Command::Subscribe { filters, reply } => self.subscribe(filters, reply),
-            Command::Unsubscribe { filters, reply } => self.unsubscribe(filters, reply),
+            Command::Subscribe {
+                filters,
+                properties,
+                reply,
+            } => self.subscribe(filters, properties, reply),
+            Command::Unsubscribe {
+                filters,
+                properties,
+                reply,
+            } => self.unsubscribe(filters, &properties, reply),
             Command::Ack { packet_id, reply } => {
                 let mut result = self.session.ack(packet_id);
                 if result == Err(CommandError::WouldBlock) {
@@ -809,6 +820,7 @@ impl Driver {
     fn subscribe(
         &mut self,
         filters: Vec<(String, SubscriptionOptions)>,
+        properties: RequestProperties,
         reply: oneshot::Sender<Result<Subscription, Error>>,
     ) {
         if filters.is_empty() {
@@ -830,9 +842,10 @@ impl Driver {
                     }
                 }
             }
+            let users = user_refs(&properties.user_properties);
             let props = SubscribeProperties {
                 subscription_identifier: sub_id,
-                ..SubscribeProperties::default()
+                user_properties: Seq::from_slice(&users),
             };
             self.session.subscribe(&list, props)
         };
@@ -846,6 +859,7 @@ impl Driver {
                     id: route,
                     sub_id,
                     filters,
+                    properties,
                     tx,
                     confirmed: false,
                 });
@@ -880,6 +894,7 @@ impl Driver {
     fn unsubscribe(
         &mut self,
         filters: Vec<String>,
+        properties: &RequestProperties,
         reply: oneshot::Sender<Result<Vec<ReasonCode>, Error>>,
     ) {
         if filters.is_empty() {
@@ -897,8 +912,11 @@ impl Driver {
                     }
                 }
             }
-            self.session
-                .unsubscribe(&list, UnsubscribeProperties::default())
+            let users = user_refs(&properties.user_properties);
+            let props = UnsubscribeProperties {
+                user_properties: Seq::from_slice(&users),
+            };
+            self.session.unsubscribe(&list, props)
         };
         match result {
             Ok(packet_id) => {

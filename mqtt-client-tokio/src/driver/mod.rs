@@ -105,6 +105,8 @@ pub(crate) struct Route {
     /// 5.0 subscription identifier, when the broker supports them.
     pub(crate) sub_id: Option<NonZeroU32>,
     pub(crate) filters: Vec<(String, SubscriptionOptions)>,
+    /// Sent again with the filters if the broker loses the session.
+    pub(crate) properties: crate::RequestProperties,
     pub(crate) tx: mpsc::Sender<Message>,
     /// SUBACK received: renewed if the broker loses the session.
     pub(crate) confirmed: bool,

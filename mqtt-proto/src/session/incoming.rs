@@ -81,7 +81,11 @@ impl Incoming {
     }
 
     pub(crate) fn clear(&mut self, region: &mut [u8]) {
-        region.fill(0);
+        // Only write when something is set: a fresh zeroed store (a `vec![0; n]`) then keeps
+        // its untouched pages unmapped instead of costing resident memory per client.
+        if region.iter().any(|&b| b != 0) {
+            region.fill(0);
+        }
         self.count = 0;
     }
 }
