@@ -126,19 +126,24 @@ impl<'b, S: Read + Write> Client<'b, S> {
     ) -> Result<Self, Error> {
         let derived_id = DerivedId::new(options.device_id);
         let client_id = options.client_id.unwrap_or(derived_id.as_str());
-        let connect_len = Packet::Connect(options.connect(client_id))
-            .encoded_len(options.version)
+        // The control region is sized for the CONNECT as 5.0 would carry it, properties
+        // included: an upper bound for 3.1.1 too, which leaves them out.
+        let mut sizing = options.connect(client_id);
+        sizing.protocol = mqtt_sansio::ProtocolVersion::V5;
+        let upper_len = Packet::Connect(sizing)
+            .encoded_len(mqtt_sansio::ProtocolVersion::V5)
             .map_err(|e| Error::Command(e.into()))?;
-        // The session adds up to 16 bytes of 5.0 properties to the CONNECT.
-        let needed = connect_len + if options.version.is_v5() { 16 } else { 0 };
+        let config = options.session_config(rx.len(), upper_len);
+        let session = Session::new(config, store)?;
+        let needed = session
+            .connect_len(&options.connect(client_id))
+            .map_err(|e| Error::Command(e.into()))?;
         if needed > tx.len() {
             return Err(Error::TxBufferTooSmall {
                 needed,
                 capacity: tx.len(),
             });
         }
-        let config = options.session_config(rx.len(), connect_len);
-        let session = Session::new(config, store)?;
         Ok(Self {
             session,
             options,

@@ -146,13 +146,12 @@ impl<'a> Options<'a> {
             retain: w.retain,
             properties: Default::default(),
         });
-        if self.version.is_v5() {
-            if self.session_expiry > 0 {
-                connect.properties.session_expiry_interval = Some(self.session_expiry);
-            }
-            connect.properties.authentication_method = self.authentication_method;
-            connect.properties.authentication_data = self.authentication_data;
+        // 5.0 only: the session leaves the properties out on 3.1.1.
+        if self.session_expiry > 0 {
+            connect.properties.session_expiry_interval = Some(self.session_expiry);
         }
+        connect.properties.authentication_method = self.authentication_method;
+        connect.properties.authentication_data = self.authentication_data;
         connect
     }
 
@@ -166,9 +165,10 @@ impl<'a> Options<'a> {
         config.drain_timeout = self.drain_timeout;
         // Room for an identifier the broker assigns, when we name none (5.0 brokers assign
         // about 40 characters: mosquitto's `auto-` and a UUID).
+        // (3.1.1 brokers assign none to keep: the session's default there is 0.)
         let unnamed = self.client_id.is_none() && self.device_id.is_empty();
-        config.assigned_id_bytes = if unnamed && self.version.is_v5() {
-            64
+        config.assigned_id_bytes = if unnamed {
+            config.assigned_id_bytes.min(64)
         } else {
             0
         };

@@ -329,7 +329,9 @@ fn effect(link: &mut Link, reference: &mut Reference, event: &session::Event<'_>
         S::ConnectionLost(reason) => match reason {
             // Our DISCONNECT, or the one reporting a protocol error (already reported when
             // `handle_read` failed), is in the transmit buffer: send it first.
-            LostReason::DisconnectSent | LostReason::ProtocolError(_) => {
+            LostReason::DisconnectSent
+            | LostReason::ClosedForWill
+            | LostReason::ProtocolError(_) => {
                 link.end(Ending::AfterWrite);
                 return false;
             }

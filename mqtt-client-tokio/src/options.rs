@@ -105,8 +105,9 @@ pub struct ProtocolOptions {
     /// Message the broker publishes when the connection ends without DISCONNECT.
     pub will: Option<Will>,
     /// How many QoS 1 and 2 messages the broker may send before we acknowledge them (5.0;
-    /// announced in CONNECT). 3.1.1 cannot announce it, so a 3.1.1 session accepts at least
-    /// 1,024. Default: 64.
+    /// announced in CONNECT). Brokers that send more (mosquitto resuming a session, any 3.1.1
+    /// broker, which cannot be told) are served up to 1,024 QoS 2 messages in flight and
+    /// reported ([`Event::Notice`](crate::Event::Notice)). Default: 64.
     pub receive_maximum: u16,
     /// Largest packet accepted from the broker (announced on 5.0). Default: 1 MiB.
     pub maximum_packet_size: u32,

@@ -515,3 +515,38 @@ fn withheld_acks_do_not_stop_control_packets() {
         }
     }
 }
+
+/// What 3.1.1 cannot say, the session leaves out or does another way, so a driver needs no
+/// version branches: CONNECT properties are dropped, subscription identifiers are not
+/// offered, and a disconnect that asks for the will closes without DISCONNECT (3.1.1's
+/// DISCONNECT always discards it), after the drain.
+#[test]
+fn on_3_1_1_what_it_cannot_say_is_left_out_or_done_another_way() {
+    let mut h = Harness::with(no_jitter(V3), 16 * 1024);
+    let mut c = Connect::new(V3, "c");
+    c.properties.session_expiry_interval = Some(60);
+    c.properties.user_properties = mqtt_sansio::Seq::from_slice(&[("k", "v")]);
+    h.s.connect(&c).unwrap();
+    let sent = h.take_sent();
+    let Packet::Connect(out) = dec(&sent[0], V3) else {
+        panic!()
+    };
+    assert_eq!(out.properties, Default::default());
+    h.feed_packet(Packet::ConnAck(ConnAck::new(ReasonCode::Success)))
+        .unwrap();
+    h.take_events();
+    assert!(!h.s.limits().subscription_identifier_available);
+    h.feed_packet(incoming("t", b"m", QoS::ExactlyOnce, 3))
+        .unwrap();
+    h.take_sent();
+    h.take_events();
+    h.s.disconnect(&Disconnect::new(ReasonCode::DisconnectWithWillMessage))
+        .unwrap();
+    assert!(h.take_sent().is_empty(), "waits for the PUBREL");
+    h.feed_packet(pubrel(3)).unwrap();
+    let sent = h.take_sent();
+    assert_eq!(sent.len(), 1, "PUBCOMP, and no DISCONNECT");
+    assert!(matches!(dec(&sent[0], V3), Packet::PubComp(_)));
+    assert_eq!(h.take_events(), vec![Ev::Lost(LostReason::ClosedForWill)]);
+    assert_eq!(close(&mut h), Reconnect::Stop(EndCause::Closed));
+}

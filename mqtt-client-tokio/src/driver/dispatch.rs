@@ -260,7 +260,7 @@ impl Driver {
             }
             Incoming::Lost(reason) => {
                 let end = match reason {
-                    LostReason::DisconnectSent => End::Closed,
+                    LostReason::DisconnectSent | LostReason::ClosedForWill => End::Closed,
                     LostReason::ConnAckTimeout => End::failed(Error::ConnectTimeout),
                     LostReason::KeepAliveTimeout => End::failed(Error::KeepAliveTimeout),
                     LostReason::ProtocolError(code) => End::failed(Error::Protocol(code)),
@@ -881,8 +881,8 @@ impl Driver {
 
     /// A fresh 5.0 subscription identifier, when the broker supports them.
     fn next_subscription_id(&mut self) -> Option<std::num::NonZeroU32> {
-        let supported = self.protocol.version.is_v5()
-            && self.session.limits().subscription_identifier_available;
+        // Never on 3.1.1, which has none (the session's limits say so).
+        let supported = self.session.limits().subscription_identifier_available;
         if !supported {
             return None;
         }

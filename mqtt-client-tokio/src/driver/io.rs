@@ -159,23 +159,16 @@ impl Driver {
             self.conn_end = Some(End::Closed);
             return;
         }
-        let v5 = self.protocol.version.is_v5();
-        if options.publish_will && !v5 {
-            // 3.1.1 has no "disconnect with will": closing without DISCONNECT publishes it.
-            info!("closing without DISCONNECT so that the broker publishes the will");
-            self.conn_end = Some(End::Closed);
-            return;
-        }
+        // The session leaves out on 3.1.1 what 3.1.1 cannot say, and closes without
+        // DISCONNECT when the will is asked for.
         let reason = match (options.reason_code, options.publish_will) {
-            (Some(code), _) if v5 => code,
-            (_, true) => ReasonCode::DisconnectWithWillMessage,
-            _ => ReasonCode::Success,
+            (Some(code), _) => code,
+            (None, true) => ReasonCode::DisconnectWithWillMessage,
+            (None, false) => ReasonCode::Success,
         };
         let mut disconnect = Disconnect::new(reason);
-        if v5 {
-            disconnect.properties.session_expiry_interval = options.session_expiry_interval;
-            disconnect.properties.reason_string = options.reason_string.as_deref();
-        }
+        disconnect.properties.session_expiry_interval = options.session_expiry_interval;
+        disconnect.properties.reason_string = options.reason_string.as_deref();
         match self.session.disconnect(&disconnect) {
             Ok(()) => info!(?reason, "disconnecting"),
             Err(error) => {

@@ -29,11 +29,6 @@ use crate::{transport, Error, Event, Message, Options, Subscription};
 const ALIAS_TOPIC_BYTES: usize = 264;
 /// Room for outgoing topic aliases when enabled.
 const OUTGOING_ALIAS_BYTES: usize = 16 * 1024;
-/// How many QoS 1/2 messages a 3.1.1 session accepts unacknowledged (3.1.1 cannot announce a
-/// limit, so it must cover the broker's own in-flight window).
-const V3_RECEIVE_MAXIMUM: u16 = 1024;
-/// Outgoing QoS 1/2 messages in flight on 3.1.1 unless the options say (mosquitto's default).
-const V3_MAX_INFLIGHT: u16 = 20;
 /// Incoming QoS 2 messages the session can track, whatever the Receive Maximum (4 KiB).
 const INCOMING_SLOTS: u16 = 1024;
 
@@ -580,24 +575,17 @@ async fn room(waiter: Option<Waiter>) -> bool {
 /// The session's configuration and store layout for these options.
 fn session_config(p: &ProtocolOptions, policy: &Policy) -> Result<SessionConfig, Error> {
     let mut config = SessionConfig::new(p.version);
-    config.receive_maximum = if p.version.is_v5() {
-        p.receive_maximum.max(1)
-    } else {
-        p.receive_maximum.max(V3_RECEIVE_MAXIMUM)
-    };
+    config.receive_maximum = p.receive_maximum.max(1);
     config.maximum_packet_size = p.maximum_packet_size.max(64);
-    config.max_inflight = match (p.max_inflight, p.version.is_v5()) {
-        (Some(n), _) => n.max(1),
-        (None, true) => u16::MAX,
-        (None, false) => V3_MAX_INFLIGHT,
-    };
-    if p.version.is_v5() {
-        config.topic_alias_maximum = p.topic_alias_maximum;
-        config.incoming_alias_bytes = usize::from(p.topic_alias_maximum) * ALIAS_TOPIC_BYTES;
-        config.outgoing_topic_aliases = p.outgoing_topic_aliases;
-        if p.outgoing_topic_aliases {
-            config.outgoing_alias_bytes = OUTGOING_ALIAS_BYTES;
-        }
+    // The session's default per version (3.1.1: mosquitto's window of 20) unless set.
+    if let Some(n) = p.max_inflight {
+        config.max_inflight = n.max(1);
+    }
+    config.topic_alias_maximum = p.topic_alias_maximum;
+    config.incoming_alias_bytes = usize::from(p.topic_alias_maximum) * ALIAS_TOPIC_BYTES;
+    config.outgoing_topic_aliases = p.outgoing_topic_aliases;
+    if p.outgoing_topic_aliases {
+        config.outgoing_alias_bytes = OUTGOING_ALIAS_BYTES;
     }
     // Brokers exceed the Receive Maximum (mosquitto resuming a session sends hundreds):
     // track that many incoming QoS 2 messages, 4 bytes each.
@@ -621,9 +609,11 @@ fn session_config(p: &ProtocolOptions, policy: &Policy) -> Result<SessionConfig,
         .as_ref()
         .map(|w| user_refs(&w.properties.user_properties))
         .unwrap_or_default();
-    let connect = connect_packet(p, p.clean_start, &users, &will_users)?;
+    // Sized as 5.0, with its properties: an upper bound for 3.1.1, which leaves them out.
+    let mut connect = connect_packet(p, p.clean_start, &users, &will_users)?;
+    connect.protocol = mqtt_sansio::ProtocolVersion::V5;
     let len = mqtt_sansio::Packet::Connect(connect)
-        .encoded_len(p.version)
+        .encoded_len(mqtt_sansio::ProtocolVersion::V5)
         .map_err(|e| Error::InvalidOptions(format!("CONNECT cannot be encoded: {e}")))?;
     config.control_bytes = (len + 64).max(512);
     Ok(config)
@@ -641,26 +631,24 @@ fn connect_packet<'a>(
     c.keep_alive = u16::try_from(p.keep_alive.as_secs()).unwrap_or(u16::MAX);
     c.username = p.username.as_deref();
     c.password = p.password.as_deref();
-    if p.version.is_v5() {
-        c.properties.session_expiry_interval = p.session_expiry_interval;
-        c.properties.user_properties = Seq::from_slice(users);
-        c.properties.authentication_method = p.authentication_method.as_deref();
-        c.properties.authentication_data = p.authentication_data.as_deref();
-    }
+    // 5.0 only: the session leaves the properties out on 3.1.1.
+    c.properties.session_expiry_interval = p.session_expiry_interval;
+    c.properties.user_properties = Seq::from_slice(users);
+    c.properties.authentication_method = p.authentication_method.as_deref();
+    c.properties.authentication_data = p.authentication_data.as_deref();
     if let Some(w) = &p.will {
-        let mut props = WillProperties::default();
-        if p.version.is_v5() {
-            props.will_delay_interval = w.delay_interval;
-            props.payload_format_indicator = w.properties.payload_format_indicator;
-            props.message_expiry_interval = w.properties.message_expiry_interval;
-            props.content_type = w.properties.content_type.as_deref();
-            props.response_topic = match &w.properties.response_topic {
+        let props = WillProperties {
+            will_delay_interval: w.delay_interval,
+            payload_format_indicator: w.properties.payload_format_indicator,
+            message_expiry_interval: w.properties.message_expiry_interval,
+            content_type: w.properties.content_type.as_deref(),
+            response_topic: match &w.properties.response_topic {
                 Some(t) => Some(TopicName::new(t)?),
                 None => None,
-            };
-            props.correlation_data = w.properties.correlation_data.as_deref();
-            props.user_properties = Seq::from_slice(will_users);
-        }
+            },
+            correlation_data: w.properties.correlation_data.as_deref(),
+            user_properties: Seq::from_slice(will_users),
+        };
         c.will = Some(mqtt_sansio::Will {
             topic: TopicName::new(&w.topic)?,
             payload: &w.payload,

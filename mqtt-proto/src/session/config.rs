@@ -54,8 +54,9 @@ pub struct SessionConfig {
     pub control_bytes: usize,
     /// At most this many QoS 1 and 2 publishes (PUBRELs included) in flight to the broker, on
     /// top of the broker's Receive Maximum (5.0). A 3.1.1 broker cannot announce its limit, yet
-    /// many enforce one (mosquitto: 20) by dropping what exceeds it with a plain PUBACK, so a
-    /// 3.1.1 driver should set it. Default: 65,535 (only the broker's limit applies).
+    /// many enforce one (mosquitto: 20) by dropping what exceeds it with a plain PUBACK.
+    /// Default: 20 on 3.1.1 (mosquitto's window), 65,535 on 5.0 (only the broker's limit
+    /// applies).
     pub max_inflight: u16,
     /// When and whether to reconnect; see [`Session::handle_transport_closed`](super::Session::handle_transport_closed).
     pub reconnect: ReconnectPolicy,
@@ -70,7 +71,8 @@ pub struct SessionConfig {
     pub refused_retry_delay: Duration,
     /// Bytes of the store that keep a client identifier the broker assigned (5.0), so that
     /// reconnects resume the same session; 0 disables it. An identifier longer than this is
-    /// not kept and the next connection asks for a new one.
+    /// not kept and the next connection asks for a new one. Reserved twice: once to keep it,
+    /// once more in the control region for the CONNECT that carries it.
     pub assigned_id_bytes: usize,
 }
 
@@ -93,7 +95,10 @@ impl SessionConfig {
             connack_timeout: Duration::from_secs(30),
             ping_timeout: None,
             control_bytes: 512,
-            max_inflight: u16::MAX,
+            max_inflight: match version {
+                ProtocolVersion::V5 => u16::MAX,
+                _ => 20,
+            },
             reconnect: ReconnectPolicy::new(),
             drain_timeout: Duration::from_secs(5),
             refused_retries: 5,
@@ -117,7 +122,7 @@ impl SessionConfig {
     /// Bytes of the store taken by the fixed regions; the rest queues outgoing packets.
     pub const fn reserved_bytes(&self) -> usize {
         self.incoming_table() * super::incoming::ENTRY
-            + self.assigned_id_bytes
+            + 2 * self.assigned_id_bytes
             + self.incoming_alias_bytes
             + self.outgoing_alias_bytes
             + self.control_bytes

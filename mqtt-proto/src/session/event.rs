@@ -127,6 +127,10 @@ pub enum LostReason {
     ProtocolError(ReasonCode),
     /// DISCONNECT was transmitted (ours): close the transport.
     DisconnectSent,
+    /// Our graceful end on 3.1.1 asked for the will, which 3.1.1's DISCONNECT cannot do:
+    /// the open handshakes were drained and nothing more is sent. Close the transport
+    /// without DISCONNECT, so that the broker publishes the will.
+    ClosedForWill,
 }
 
 /// What the session coped with on its own ([`Event::Notice`]), for the application's log: the

@@ -190,6 +190,8 @@ struct Conn {
     drain_since: Option<Instant>,
     /// The drain timeout passed: the DISCONNECT goes now.
     drain_expired: bool,
+    /// The graceful end closes without DISCONNECT (3.1.1 asking for the will).
+    close_for_will: bool,
     /// `Event::ReceiveMaximumExceeded` was raised on this connection (without, with deferral).
     overrun_reported: bool,
     deferral_reported: bool,
@@ -214,6 +216,7 @@ impl Conn {
             up_since: None,
             drain_since: None,
             drain_expired: false,
+            close_for_will: false,
             overrun_reported: false,
             deferral_reported: false,
         }
@@ -330,7 +333,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         let assigned_end = incoming_end + config.assigned_id_bytes;
         let in_alias_end = assigned_end + config.incoming_alias_bytes;
         let out_alias_end = in_alias_end + config.outgoing_alias_bytes;
-        let control_end = out_alias_end + config.control_bytes;
+        // The control region also has room for an assigned identifier to replace an empty
+        // one in a later CONNECT.
+        let control_end = out_alias_end + config.control_bytes + config.assigned_id_bytes;
         let layout = Layout {
             incoming: 0..incoming_end,
             assigned: incoming_end..assigned_end,
@@ -366,6 +371,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             connected_before: false,
             retry_at: None,
         };
+        // 3.1.1 has no subscription identifiers.
+        session.limits.subscription_identifier_available = config.version.is_v5();
         let r = session.layout.incoming.clone();
         session.incoming.clear(&mut session.store.as_mut()[r]);
         Ok(session)
@@ -416,7 +423,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// session with a Session Expiry Interval resumes (Clean Start 0) once a broker has
     /// accepted it, whatever `clean_start` says: Clean Start means a fresh session for the
     /// first connection, not for every reconnect. 3.1.1 keeps the caller's Clean Session, since
-    /// Clean Session 0 makes the broker keep a session the caller may not want.
+    /// Clean Session 0 makes the broker keep a session the caller may not want, and leaves
+    /// out the 5.0 properties of the CONNECT and its will, which it cannot carry.
     ///
     /// # Errors
     /// [`CommandError::InvalidState`] unless disconnected; [`CommandError::Encode`] when the
@@ -425,18 +433,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         if self.conn.phase != Phase::Disconnected {
             return Err(CommandError::InvalidState);
         }
-        let mut c = *connect;
-        c.protocol = self.config.version;
-        if c.protocol.is_v5() {
-            c.properties.receive_maximum = NonZeroU16::new(self.config.receive_maximum);
-            c.properties.maximum_packet_size = NonZeroU32::new(self.config.maximum_packet_size);
-            c.properties.topic_alias_maximum =
-                Some(self.config.topic_alias_maximum).filter(|&m| m > 0);
-            let expiry = c.properties.session_expiry_interval.unwrap_or(0);
-            if self.connected_before && expiry > 0 {
-                c.clean_start = false;
-            }
-        }
+        let mut c = self.prepared(connect);
         let store = self.store.as_mut();
         let (front, back) = store.split_at_mut(self.layout.control.start);
         let control = &mut back[..self.layout.control.len()];
@@ -454,6 +451,45 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         self.keep_alive = c.keep_alive;
         self.session_expiry = c.properties.session_expiry_interval.unwrap_or(0);
         Ok(())
+    }
+
+    /// Length of the CONNECT [`Session::connect`] would transmit for `connect`, with the
+    /// properties the session adds, and room for an identifier a broker may assign later.
+    /// A driver sizes its transmit buffer with it.
+    ///
+    /// # Errors
+    /// [`EncodeError`](crate::EncodeError) when `connect` cannot be encoded.
+    pub fn connect_len(&self, connect: &Connect<'_>) -> Result<usize, crate::EncodeError> {
+        let c = self.prepared(connect);
+        let assigned = if c.client_id.is_empty() {
+            self.config.assigned_id_bytes
+        } else {
+            0
+        };
+        Ok(Packet::Connect(c).encoded_len(self.config.version)? + assigned)
+    }
+
+    /// `connect` as this session sends it: its protocol version, on 5.0 its limits and the
+    /// resume rule, on 3.1.1 without the properties it cannot carry.
+    fn prepared<'c>(&self, connect: &Connect<'c>) -> Connect<'c> {
+        let mut c = *connect;
+        c.protocol = self.config.version;
+        if c.protocol.is_v5() {
+            c.properties.receive_maximum = NonZeroU16::new(self.config.receive_maximum);
+            c.properties.maximum_packet_size = NonZeroU32::new(self.config.maximum_packet_size);
+            c.properties.topic_alias_maximum =
+                Some(self.config.topic_alias_maximum).filter(|&m| m > 0);
+            let expiry = c.properties.session_expiry_interval.unwrap_or(0);
+            if self.connected_before && expiry > 0 {
+                c.clean_start = false;
+            }
+        } else {
+            c.properties = crate::ConnectProperties::default();
+            if let Some(will) = &mut c.will {
+                will.properties = crate::WillProperties::default();
+            }
+        }
+        c
     }
 
     /// Queues a message. QoS 1 and 2 messages stay in the store until acknowledged, across
@@ -569,6 +605,11 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// [`LostReason::DisconnectSent`] asks the driver to close the transport. On 5.0,
     /// [`ReasonCode::DisconnectWithWillMessage`](crate::ReasonCode) keeps the will.
     ///
+    /// 3.1.1's DISCONNECT carries neither reason code nor properties and always discards
+    /// the will: there the properties are left out, and any reason code but Success (asking
+    /// for the will) ends the connection after the drain without DISCONNECT
+    /// ([`LostReason::ClosedForWill`]), which makes the broker publish the will.
+    ///
     /// # Errors
     /// [`CommandError::InvalidState`] unless connected; [`CommandError::Encode`];
     /// [`CommandError::PacketTooLarge`] beyond the broker's Maximum Packet Size (leave out
@@ -576,6 +617,11 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     pub fn disconnect(&mut self, disconnect: &Disconnect<'_>) -> Result<(), CommandError> {
         if self.conn.phase != Phase::Connected {
             return Err(CommandError::InvalidState);
+        }
+        if !self.version().is_v5() {
+            self.conn.close_for_will = disconnect.reason_code != crate::ReasonCode::Success;
+            let plain = Disconnect::default();
+            return self.write_control(&Packet::Disconnect(plain), Control::Disconnect);
         }
         self.write_control(&Packet::Disconnect(*disconnect), Control::Disconnect)
     }

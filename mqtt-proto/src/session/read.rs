@@ -227,6 +227,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         }
         self.limits = super::BrokerLimits::defaults(self.keep_alive, self.session_expiry);
         self.limits.apply(&c.properties);
+        // 3.1.1 has no subscription identifiers.
+        self.limits.subscription_identifier_available &= self.version().is_v5();
         // Our own cap on top of the broker's; 0 would stall every QoS 1/2 publish.
         self.limits.receive_maximum = self
             .limits

@@ -101,10 +101,19 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         if let Some(n) = self.transmit_log(buf, completes_qos0)? {
             return Ok(Some(n));
         }
-        if self.conn.control == Control::Disconnect && self.drained(now) {
-            let n = self.transmit_control(buf)?;
+        // Not while events wait to be taken: a queued message may still be waiting for a free
+        // event slot to report that it cannot be sent, and the end of the connection must be
+        // reportable too.
+        let events_taken = self.raised.iter().all(Option::is_none);
+        if self.conn.control == Control::Disconnect && events_taken && self.drained(now) {
             self.conn.phase = Phase::Closing;
             self.conn.cause.get_or_insert(EndCause::Closed);
+            if self.conn.close_for_will {
+                self.conn.control = Control::None;
+                self.raise(Raised::Lost(LostReason::ClosedForWill));
+                return Ok(None);
+            }
+            let n = self.transmit_control(buf)?;
             self.raise(Raised::Lost(LostReason::DisconnectSent));
             return Ok(Some(n));
         }
