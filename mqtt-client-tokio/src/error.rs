@@ -23,6 +23,10 @@ pub enum Error {
     /// started.
     #[error("invalid options: {0}")]
     InvalidOptions(String),
+    /// Enhanced authentication failed on our side: the broker's challenge was malformed or
+    /// its final proof wrong (it does not hold the credentials). The client stops.
+    #[error("authentication failed: {0}")]
+    Authentication(mqtt_sansio::auth::AuthError),
     /// A topic name or filter is not valid. Nothing was queued.
     #[error("invalid topic: {0}")]
     InvalidTopic(#[from] TopicError),

@@ -71,10 +71,13 @@ mod url;
 pub use client::{Client, ConnAckInfo, Delivery, Event, Events, RequestProperties, Subscription};
 pub use error::Error;
 pub use message::{Message, Properties};
+#[cfg(feature = "scram")]
+pub use mqtt_sansio::auth::ScramSha256;
+pub use mqtt_sansio::auth::{AuthError, Authenticator};
 pub use mqtt_sansio::session::Notice;
 pub use options::{
-    Direction, DisconnectOptions, Options, Policy, ProtocolOptions, QueueFull, Socks5Proxy, Tap,
-    TlsOptions, TlsVersion, TransportOptions, Will,
+    Direction, DisconnectOptions, Options, Policy, ProtocolOptions, QueueFull, SharedAuthenticator,
+    Socks5Proxy, Tap, TlsOptions, TlsVersion, TransportOptions, Will,
 };
 
 pub use bytes::Bytes;

@@ -133,6 +133,30 @@ pub struct ProtocolOptions {
     pub authentication_method: Option<String>,
     /// Initial authentication data sent with the method in CONNECT. Default: none.
     pub authentication_data: Option<Bytes>,
+    /// A mechanism that runs 5.0 enhanced authentication by itself (e.g.
+    /// [`ScramSha256`](crate::ScramSha256), feature `scram`): its method and first data go
+    /// into every CONNECT, the broker's challenges are answered, and the broker's final proof
+    /// is checked; a broker that fails it ends the client with
+    /// [`Error::Authentication`](crate::Error::Authentication). It replaces
+    /// `authentication_method` and `authentication_data`. Set it with
+    /// [`ProtocolOptions::authenticator`]. Default: none.
+    pub authenticator: Option<SharedAuthenticator>,
+}
+
+/// An authenticator the client and its clones share.
+pub type SharedAuthenticator =
+    std::sync::Arc<std::sync::Mutex<dyn mqtt_sansio::auth::Authenticator + Send>>;
+
+impl ProtocolOptions {
+    /// Runs enhanced authentication with `mechanism` (see
+    /// [`ProtocolOptions::authenticator`](ProtocolOptions#structfield.authenticator)).
+    pub fn authenticator(
+        &mut self,
+        mechanism: impl mqtt_sansio::auth::Authenticator + Send + 'static,
+    ) -> &mut Self {
+        self.authenticator = Some(std::sync::Arc::new(std::sync::Mutex::new(mechanism)));
+        self
+    }
 }
 
 impl Default for ProtocolOptions {
@@ -155,6 +179,7 @@ impl Default for ProtocolOptions {
             manual_acks: false,
             authentication_method: None,
             authentication_data: None,
+            authenticator: None,
         }
     }
 }
@@ -177,6 +202,14 @@ impl fmt::Debug for ProtocolOptions {
             .field("outgoing_topic_aliases", &self.outgoing_topic_aliases)
             .field("user_properties", &self.user_properties)
             .field("manual_acks", &self.manual_acks)
+            .field("authentication_method", &self.authentication_method)
+            .field(
+                "authenticator",
+                &self.authenticator.as_ref().map(|a| match a.lock() {
+                    Ok(a) => a.method().to_string(),
+                    Err(_) => "<poisoned>".to_string(),
+                }),
+            )
             .finish()
     }
 }

@@ -645,3 +645,69 @@ async fn subscribe_and_unsubscribe_carry_user_properties() {
         [r#"sub [("k", "v")]"#, r#"unsub [("k", "v")]"#]
     );
 }
+
+/// SCRAM-SHA-256 through the authenticator hook: RFC 7677's exchange (its nonce fixed), and a
+/// broker whose final proof is wrong stops the client.
+#[tokio::test]
+async fn scram_sha_256_runs_through_the_authenticator_hook() {
+    const SERVER_FIRST: &[u8] =
+        b"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
+    const CLIENT_FINAL: &[u8] = b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,\
+        p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";
+    const SERVER_FINAL: &[u8] = b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=";
+    for honest in [true, false] {
+        let broker = Scripted::start(V5, move |mut c| async move {
+            let Some(bytes) = c.next().await else {
+                return;
+            };
+            let Packet::Connect(connect) = decode(&bytes, V5) else {
+                panic!()
+            };
+            assert_eq!(
+                connect.properties.authentication_method,
+                Some("SCRAM-SHA-256")
+            );
+            assert_eq!(
+                connect.properties.authentication_data,
+                Some(&b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO"[..])
+            );
+            let mut first = mqtt_sansio::Auth {
+                reason_code: ReasonCode::ContinueAuthentication,
+                properties: Default::default(),
+            };
+            first.properties.authentication_method = Some("SCRAM-SHA-256");
+            first.properties.authentication_data = Some(SERVER_FIRST);
+            c.send(Packet::Auth(first)).await;
+            let bytes = c.next().await.unwrap();
+            let Packet::Auth(answer) = decode(&bytes, V5) else {
+                panic!()
+            };
+            assert_eq!(answer.properties.authentication_data, Some(CLIENT_FINAL));
+            let mut ack = ConnAck::new(ReasonCode::Success);
+            ack.properties.authentication_method = Some("SCRAM-SHA-256");
+            ack.properties.authentication_data =
+                Some(if honest { SERVER_FINAL } else { b"v=AAAA" });
+            c.send(Packet::ConnAck(ack)).await;
+            while c.next().await.is_some() {}
+        })
+        .await;
+        let mut scram = mqtt_sansio::auth::ScramSha256::new("user", b"pencil", [9; 32]);
+        scram.fixed_nonce(b"rOprNGfwEbeRWgbNEkqO");
+        let mut o = options(&broker.url, V5, "scram");
+        o.protocol.authenticator(scram);
+        let result = timeout(WAIT, Client::connect(o)).await.unwrap();
+        if honest {
+            assert!(result.unwrap().0.is_connected());
+        } else {
+            assert!(
+                matches!(
+                    result,
+                    Err(Error::Authentication(
+                        mqtt_sansio::auth::AuthError::ServerNotVerified
+                    ))
+                ),
+                "{result:?}"
+            );
+        }
+    }
+}

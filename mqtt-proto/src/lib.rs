@@ -34,6 +34,7 @@
 #[cfg(any(feature = "std", test))]
 extern crate std;
 
+pub mod auth;
 mod error;
 mod packet;
 mod properties;

@@ -26,6 +26,8 @@ pub(super) enum Incoming {
     Connected {
         session_present: bool,
         connack: Box<ConnAckInfo>,
+        /// The broker's final authentication data, for an authenticator to check.
+        auth_data: Option<Bytes>,
     },
     Refused {
         reason_code: ReasonCode,
@@ -82,6 +84,7 @@ impl Incoming {
             } => Self::Connected {
                 session_present,
                 connack: Box::new(ConnAckInfo::new(&properties)),
+                auth_data: properties.authentication_data.map(Bytes::copy_from_slice),
             },
             SessionEvent::ConnectionRefused {
                 reason_code,
@@ -196,7 +199,12 @@ impl Driver {
             Incoming::Connected {
                 session_present,
                 connack,
-            } => self.on_connected(session_present, connack),
+                auth_data,
+            } => {
+                if self.authenticate(ReasonCode::Success, auth_data.as_deref()) {
+                    self.on_connected(session_present, connack);
+                }
+            }
             Incoming::Refused {
                 reason_code,
                 reference,
@@ -315,13 +323,58 @@ impl Driver {
                 }
             }
             Incoming::Auth { reason_code, data } => {
-                self.events.emit(Event::Auth { reason_code, data });
+                if self.protocol.authenticator.is_some() {
+                    self.authenticate(reason_code, data.as_deref());
+                } else {
+                    self.events.emit(Event::Auth { reason_code, data });
+                }
             }
             Incoming::Notice(notice) => {
                 info!(?notice, "session notice");
                 self.events.emit(Event::Notice(notice));
             }
             Incoming::Ignored => {}
+        }
+    }
+
+    /// Runs the authenticator, if any, on a step from the broker: answers a challenge, checks
+    /// the final data of a success. Whether the connection goes on; a failure ends it, and
+    /// the client, with [`Error::Authentication`].
+    fn authenticate(&mut self, reason_code: ReasonCode, data: Option<&[u8]>) -> bool {
+        let Some(auth) = self.protocol.authenticator.clone() else {
+            return true;
+        };
+        let result = match super::lock(&auth) {
+            Ok(mut auth) => match reason_code {
+                ReasonCode::ContinueAuthentication => {
+                    let mut out = [0u8; super::AUTH_BUF];
+                    match auth.respond(data.unwrap_or_default(), &mut out) {
+                        Ok(n) => {
+                            let step = mqtt_sansio::Auth {
+                                reason_code,
+                                properties: mqtt_sansio::AuthProperties {
+                                    authentication_method: Some(auth.method()),
+                                    authentication_data: Some(&out[..n]),
+                                    ..Default::default()
+                                },
+                            };
+                            self.session.auth(&step).map_err(Error::Command)
+                        }
+                        Err(e) => Err(Error::Authentication(e)),
+                    }
+                }
+                _ => auth.finish(data).map_err(Error::Authentication),
+            },
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => true,
+            Err(error) => {
+                warn!(%error, "enhanced authentication failed; closing");
+                self.events.emit(Event::Error(error.clone()));
+                self.end(End::failed(error));
+                false
+            }
         }
     }
 

@@ -31,6 +31,17 @@ const ALIAS_TOPIC_BYTES: usize = 264;
 const OUTGOING_ALIAS_BYTES: usize = 16 * 1024;
 /// Incoming QoS 2 messages the session can track, whatever the Receive Maximum (4 KiB).
 const INCOMING_SLOTS: u16 = 1024;
+/// Largest authentication data an authenticator writes in one step.
+pub(crate) const AUTH_BUF: usize = 512;
+
+/// The shared authenticator, or an error if a panic while it was held poisoned it.
+pub(crate) fn lock(
+    auth: &crate::SharedAuthenticator,
+) -> Result<std::sync::MutexGuard<'_, dyn mqtt_sansio::auth::Authenticator + Send + 'static>, Error>
+{
+    auth.lock()
+        .map_err(|_| Error::InvalidOptions("the authenticator panicked".into()))
+}
 
 /// Why a connection (or an attempt) ended.
 pub(crate) enum End {
@@ -324,7 +335,10 @@ impl Driver {
                 } => (error, redirect),
             };
             let next = self.session.handle_transport_closed(self.now());
-            if matches!(error, Error::InvalidOptions(_) | Error::Command(_)) {
+            if matches!(
+                error,
+                Error::InvalidOptions(_) | Error::Command(_) | Error::Authentication(_)
+            ) {
                 return error;
             }
             let (at, attempt) = match next {
@@ -443,7 +457,17 @@ impl Driver {
             .as_ref()
             .map(|w| user_refs(&w.properties.user_properties))
             .unwrap_or_default();
-        let connect = connect_packet(p, clean_start, &users, &will_users)?;
+        let mut connect = connect_packet(p, clean_start, &users, &will_users)?;
+        // A mechanism starts a new exchange on every connection (a fresh nonce for SCRAM).
+        let mut data = [0u8; AUTH_BUF];
+        let method: String;
+        if let Some(auth) = &p.authenticator {
+            let mut auth = lock(auth)?;
+            let n = auth.start(&mut data).map_err(Error::Authentication)?;
+            method = auth.method().to_string();
+            connect.properties.authentication_method = Some(&method);
+            connect.properties.authentication_data = Some(&data[..n]);
+        }
         self.session.connect(&connect)?;
         Ok(())
     }
@@ -616,6 +640,10 @@ fn session_config(p: &ProtocolOptions, policy: &Policy) -> Result<SessionConfig,
         .encoded_len(mqtt_sansio::ProtocolVersion::V5)
         .map_err(|e| Error::InvalidOptions(format!("CONNECT cannot be encoded: {e}")))?;
     config.control_bytes = (len + 64).max(512);
+    if p.authenticator.is_some() {
+        // Its method and data, in CONNECT and in each AUTH.
+        config.control_bytes += AUTH_BUF + 64;
+    }
     Ok(config)
 }
 
