@@ -1,6 +1,7 @@
 //! The client: caller-owned buffers, one session, one transport at a time, and the commands.
 
 use embedded_io_async::{Read, Write};
+use mqtt_sansio::auth::Authenticator;
 use mqtt_sansio::session::{ConnectionState, Instant, Message, Reconnect, Session};
 use mqtt_sansio::{
     Auth, Disconnect, EncodeError, Packet, PacketId, Publish, QoS, QosPid, Seq, Subscribe,
@@ -98,6 +99,8 @@ pub struct Client<'b, S> {
     pub(crate) stop_reported: bool,
     /// The broker's last Server Reference.
     pub(crate) reference: Reference,
+    /// Runs 5.0 enhanced authentication on every connection.
+    pub(crate) authenticator: Option<&'b mut (dyn Authenticator + Send)>,
 }
 
 impl<'b, S: Read + Write> Client<'b, S> {
@@ -164,6 +167,7 @@ impl<'b, S: Read + Write> Client<'b, S> {
             next_connect: None,
             stop_reported: false,
             reference: Reference::new(),
+            authenticator: None,
         })
     }
 
@@ -186,7 +190,15 @@ impl<'b, S: Read + Write> Client<'b, S> {
             Some(id) => id,
             None => self.derived_id.as_str(),
         };
-        self.session.connect(&self.options.connect(client_id))?;
+        let mut connect = self.options.connect(client_id);
+        if let Some(auth) = self.authenticator.as_deref_mut() {
+            // A new exchange per connection; the transmit buffer is free until CONNECT is
+            // encoded into the session's store.
+            let n = auth.start(self.tx).map_err(Error::Authentication)?;
+            connect.properties.authentication_method = Some(auth.method());
+            connect.properties.authentication_data = self.tx.get(..n);
+        }
+        self.session.connect(&connect)?;
         crate::fmt::debug!("mqtt: connecting as {}", client_id);
         self.transport = Some(transport);
         self.stop_reported = false;
@@ -380,6 +392,19 @@ impl<'b, S: Read + Write> Client<'b, S> {
     pub fn auth(&mut self, auth: &Auth<'_>) -> Result<(), Error> {
         self.check_fits(&Packet::Auth(*auth), 0)?;
         Ok(self.session.auth(auth)?)
+    }
+
+    /// Runs 5.0 enhanced authentication with `authenticator` from the next
+    /// [`Client::connect`] on: its method and first data go into CONNECT, the broker's
+    /// challenges are answered (in the transmit buffer, so it must hold the mechanism's
+    /// responses; about 120 bytes for SCRAM-SHA-256, and the session's store room for them,
+    /// [`Options::authentication_room`](crate::Options::authentication_room)), and the
+    /// broker's final proof is checked. A broker that fails it ends the connection with
+    /// [`Error::Authentication`], and [`Client::poll_reconnecting`] stops. It replaces
+    /// [`Options::authentication_method`](crate::Options::authentication_method) and
+    /// [`Options::authentication_data`](crate::Options::authentication_data).
+    pub fn set_authenticator(&mut self, authenticator: &'b mut (dyn Authenticator + Send)) {
+        self.authenticator = Some(authenticator);
     }
 
     /// When and whether to connect again, as the session decided when the last connection

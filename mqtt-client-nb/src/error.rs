@@ -1,6 +1,7 @@
 //! What can go wrong, and whether the connection survives it.
 
 use embedded_io_async::ErrorKind;
+use mqtt_sansio::auth::AuthError;
 use mqtt_sansio::session::{CommandError, EndCause, ProtocolError};
 use mqtt_sansio::{ReasonCode, TopicError};
 
@@ -71,6 +72,12 @@ pub enum Error {
     /// `open` returned an error); the next attempt follows after the backoff delay.
     #[error("could not open a transport")]
     OpenFailed,
+    /// Enhanced authentication failed on our side
+    /// ([`Client::set_authenticator`](crate::Client::set_authenticator)): the broker's
+    /// challenge was malformed or its final proof wrong. The connection ends with DISCONNECT
+    /// Not Authorized (5.0) and is not retried.
+    #[error("authentication failed: {0}")]
+    Authentication(AuthError),
     /// [`Client::poll_reconnecting`](crate::Client::poll_reconnecting) stops reconnecting:
     /// the last connection ended in a way retrying cannot fix (bad credentials, not
     /// authorized, banned, unsupported protocol version, session taken over, our own

@@ -95,6 +95,11 @@ pub struct Options<'a> {
     pub authentication_method: Option<&'a str>,
     /// Initial authentication data sent with the method in CONNECT.
     pub authentication_data: Option<&'a [u8]>,
+    /// Bytes of the session store reserved for the AUTH packets of enhanced authentication
+    /// ([`Client::set_authenticator`](crate::Client::set_authenticator),
+    /// [`Client::auth`](crate::Client::auth)): at least the largest response, about 140 bytes
+    /// for SCRAM-SHA-256 with a short user name. 0 by default.
+    pub authentication_room: usize,
 }
 
 impl<'a> Options<'a> {
@@ -125,6 +130,7 @@ impl<'a> Options<'a> {
             drain_timeout: Duration::from_secs(5),
             authentication_method: None,
             authentication_data: None,
+            authentication_room: 0,
         }
     }
 
@@ -184,7 +190,7 @@ impl<'a> Options<'a> {
         // The session adds Receive Maximum, Maximum Packet Size and Topic Alias Maximum to a
         // 5.0 CONNECT (at most 13 bytes, plus one of property length); 64 bytes at least so a
         // DISCONNECT or a small AUTH fits as well.
-        config.control_bytes = (connect_len + 16).max(64);
+        config.control_bytes = (connect_len + 16).max(64) + self.authentication_room;
         config
     }
 }

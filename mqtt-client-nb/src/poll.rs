@@ -114,6 +114,20 @@ impl<'b, S: Read + Write> Client<'b, S> {
         let input = &self.rx[self.rx_start..self.rx_end];
         match self.session.handle_read(now, input) {
             Ok(session::Read::Packet { len, event }) => {
+                match self.authenticate(len, event) {
+                    AuthStep::Pass => {}
+                    AuthStep::Answered => {
+                        self.rx_start += len;
+                        self.link.progress = true;
+                        return ReadStep::Nothing;
+                    }
+                    AuthStep::Failed(error) => {
+                        self.rx_start += len;
+                        // The session queued DISCONNECT Not Authorized: send it, then close.
+                        self.link.end(Ending::AfterWrite);
+                        return ReadStep::Fail(Event::Error(Error::Authentication(error)));
+                    }
+                }
                 let packet = &self.rx[self.rx_start..self.rx_start + len];
                 let reported = event
                     && self
@@ -152,6 +166,71 @@ impl<'b, S: Read + Write> Client<'b, S> {
                 ReadStep::Fail(Event::Error(Error::Protocol(error)))
             }
         }
+    }
+
+    /// Runs the authenticator, if any, on the packet of `len` bytes just read: answers a
+    /// challenge (the response goes through the transmit buffer's free part into the
+    /// session's AUTH), checks the final proof of CONNACK or of AUTH Success.
+    fn authenticate(&mut self, len: usize, event: bool) -> AuthStep {
+        let Some(auth) = self.authenticator.as_deref_mut() else {
+            return AuthStep::Pass;
+        };
+        if !event {
+            return AuthStep::Pass;
+        }
+        let packet = &self.rx[self.rx_start..self.rx_start + len];
+        let scratch = &mut self.tx[self.tx_end..];
+        let answer = match self.session.event(packet) {
+            Some(session::Event::Auth(a))
+                if a.reason_code == mqtt_sansio::ReasonCode::ContinueAuthentication =>
+            {
+                let challenge = a.properties.authentication_data.unwrap_or_default();
+                auth.respond(challenge, scratch)
+            }
+            Some(session::Event::Auth(a)) => {
+                return match auth.finish(a.properties.authentication_data) {
+                    Ok(()) => AuthStep::Answered,
+                    Err(e) => self.refuse_broker(e),
+                };
+            }
+            Some(session::Event::Connected { properties, .. }) => {
+                return match auth.finish(properties.authentication_data) {
+                    Ok(()) => AuthStep::Pass,
+                    Err(e) => self.refuse_broker(e),
+                };
+            }
+            _ => return AuthStep::Pass,
+        };
+        let n = match answer {
+            Ok(n) => n,
+            Err(e) => return self.refuse_broker(e),
+        };
+        let Some(auth) = self.authenticator.as_deref() else {
+            return AuthStep::Pass;
+        };
+        let data = &self.tx[self.tx_end..self.tx_end + n];
+        let step = mqtt_sansio::Auth {
+            reason_code: mqtt_sansio::ReasonCode::ContinueAuthentication,
+            properties: mqtt_sansio::AuthProperties {
+                authentication_method: Some(auth.method()),
+                authentication_data: Some(data),
+                ..Default::default()
+            },
+        };
+        match self.session.auth(&step) {
+            Ok(()) => AuthStep::Answered,
+            // The store's control region is too small: `Options::authentication_room`.
+            Err(mqtt_sansio::session::CommandError::Encode(_)) => {
+                self.refuse_broker(mqtt_sansio::auth::AuthError::BufferTooSmall)
+            }
+            Err(_) => self.refuse_broker(mqtt_sansio::auth::AuthError::OutOfOrder),
+        }
+    }
+
+    fn refuse_broker(&mut self, error: mqtt_sansio::auth::AuthError) -> AuthStep {
+        crate::fmt::warning!("mqtt: enhanced authentication failed");
+        self.session.authentication_failed();
+        AuthStep::Failed(error)
     }
 
     /// The event of the packet `read_step` reported; its `len` bytes stay lent until the next
@@ -298,6 +377,16 @@ async fn sleep<C: Clock>(clock: &C, deadline: Option<u64>) {
     }
 }
 
+/// What the authenticator made of a packet.
+enum AuthStep {
+    /// Not its business: report the packet as usual.
+    Pass,
+    /// Answered or verified: nothing to report.
+    Answered,
+    /// The broker failed.
+    Failed(mqtt_sansio::auth::AuthError),
+}
+
 /// What `read_step` found.
 enum ReadStep {
     Nothing,
@@ -327,10 +416,11 @@ fn effect(link: &mut Link, reference: &mut Reference, event: &session::Event<'_>
             link.end(Ending::Now);
         }
         S::ConnectionLost(reason) => match reason {
-            // Our DISCONNECT, or the one reporting a protocol error (already reported when
-            // `handle_read` failed), is in the transmit buffer: send it first.
+            // Our DISCONNECT, or the one reporting a protocol error or a failed authentication
+            // (already reported), is in the transmit buffer: send it first.
             LostReason::DisconnectSent
             | LostReason::ClosedForWill
+            | LostReason::AuthenticationFailed
             | LostReason::ProtocolError(_) => {
                 link.end(Ending::AfterWrite);
                 return false;

@@ -553,3 +553,88 @@ async fn assigned_id_auth_method_and_server_reference_reach_the_wire_and_the_app
         [("other.example:1884".to_string(), true)]
     );
 }
+
+/// SCRAM-SHA-256 through the authenticator hook: RFC 7677's exchange (its nonce fixed), and a
+/// broker whose final proof is wrong ends the connection with DISCONNECT Not Authorized and
+/// no retry.
+#[tokio::test(start_paused = true)]
+async fn scram_sha_256_runs_through_the_authenticator_hook() {
+    use mqtt_client_nb::mqtt_sansio::auth::{AuthError, ScramSha256};
+    const SERVER_FIRST: &[u8] =
+        b"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
+    const CLIENT_FINAL: &[u8] = b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,\
+        p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";
+    const SERVER_FINAL: &[u8] = b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=";
+    for honest in [true, false] {
+        let clock = TokioClock::new();
+        let mut bufs = Bufs::new(512);
+        let mut scram = ScramSha256::new("user", b"pencil", [3; 32]);
+        scram.fixed_nonce(b"rOprNGfwEbeRWgbNEkqO");
+        let mut options = Options::new(V5);
+        options.authentication_room = 160;
+        let mut client: Client<'_, Mem> = bufs.client(options);
+        client.set_authenticator(&mut scram);
+        let (ours, mut peer) = Peer::pair(V5);
+        client.connect(ours).unwrap();
+        let broker = tokio::spawn(async move {
+            let bytes = peer.next().await.unwrap();
+            let Packet::Connect(connect) = decode(&bytes, V5) else {
+                panic!()
+            };
+            assert_eq!(
+                connect.properties.authentication_method,
+                Some("SCRAM-SHA-256")
+            );
+            assert_eq!(
+                connect.properties.authentication_data,
+                Some(&b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO"[..])
+            );
+            let mut first = mqtt_client_nb::mqtt_sansio::Auth {
+                reason_code: ReasonCode::ContinueAuthentication,
+                properties: Default::default(),
+            };
+            first.properties.authentication_method = Some("SCRAM-SHA-256");
+            first.properties.authentication_data = Some(SERVER_FIRST);
+            peer.send(Packet::Auth(first)).await;
+            let bytes = peer.next().await.unwrap();
+            let Packet::Auth(answer) = decode(&bytes, V5) else {
+                panic!()
+            };
+            assert_eq!(answer.properties.authentication_data, Some(CLIENT_FINAL));
+            let mut ack = ConnAck::new(ReasonCode::Success);
+            ack.properties.authentication_method = Some("SCRAM-SHA-256");
+            ack.properties.authentication_data =
+                Some(if honest { SERVER_FINAL } else { b"v=AAAA" });
+            peer.send(Packet::ConnAck(ack)).await;
+            // What the client sends next: nothing (honest), or DISCONNECT Not Authorized.
+            let next = tokio::time::timeout(Duration::from_millis(500), peer.next()).await;
+            next.ok().flatten()
+        });
+        let seen = poll_until(&mut client, &clock, 5, |e| {
+            matches!(e, Ev::Connected { .. } | Ev::Error(_))
+        })
+        .await;
+        if honest {
+            assert!(
+                matches!(seen.last(), Some(Ev::Connected { .. })),
+                "{seen:?}"
+            );
+            assert_eq!(broker.await.unwrap(), None);
+        } else {
+            assert_eq!(
+                seen.last(),
+                Some(&Ev::Error(Error::Authentication(
+                    AuthError::ServerNotVerified
+                )))
+            );
+            let rest = poll_until(&mut client, &clock, 5, |e| *e == Ev::Disconnected).await;
+            assert_eq!(rest, [Ev::Disconnected]);
+            let after = broker.await.unwrap();
+            assert_eq!(after.as_deref(), Some(&[0xE0, 0x01, 0x87][..]));
+            assert!(matches!(
+                client.reconnect(),
+                Some(mqtt_client_nb::mqtt_sansio::session::Reconnect::Stop(_))
+            ));
+        }
+    }
+}

@@ -550,3 +550,30 @@ fn on_3_1_1_what_it_cannot_say_is_left_out_or_done_another_way() {
     assert_eq!(h.take_events(), vec![Ev::Lost(LostReason::ClosedForWill)]);
     assert_eq!(close(&mut h), Reconnect::Stop(EndCause::Closed));
 }
+
+/// Enhanced authentication the application's authenticator refuses (the broker's proof is
+/// wrong): DISCONNECT Not Authorized, and no reconnect, since the same broker would fail the
+/// same way.
+#[test]
+fn an_authenticator_refusing_the_broker_ends_the_connection_and_the_retries() {
+    let mut h = Harness::with(no_jitter(V5), 4096);
+    let mut c = Connect::new(V5, "c");
+    c.properties.authentication_method = Some("SCRAM-SHA-256");
+    h.s.connect(&c).unwrap();
+    h.take_sent();
+    let mut ack = ConnAck::new(ReasonCode::Success);
+    ack.properties.authentication_method = Some("SCRAM-SHA-256");
+    ack.properties.authentication_data = Some(b"v=wrong");
+    h.feed_packet(Packet::ConnAck(ack)).unwrap();
+    h.take_events();
+    h.s.authentication_failed();
+    assert_eq!(h.take_sent(), vec![vec![0xE0, 0x01, 0x87]]);
+    assert_eq!(
+        h.take_events(),
+        vec![Ev::Lost(LostReason::AuthenticationFailed)]
+    );
+    assert_eq!(
+        close(&mut h),
+        Reconnect::Stop(EndCause::Lost(LostReason::AuthenticationFailed))
+    );
+}

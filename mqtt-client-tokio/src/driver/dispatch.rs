@@ -2,6 +2,7 @@
 //! the callers' futures, route messages to subscriptions, tell the application.
 
 use bytes::Bytes;
+use mqtt_sansio::auth::AuthError;
 use mqtt_sansio::session::{CommandError, Event as SessionEvent, LostReason, Notice};
 use mqtt_sansio::{
     PacketId, QoS, ReasonCode, Seq, SubscribeProperties, Subscription as Filter,
@@ -269,6 +270,9 @@ impl Driver {
             Incoming::Lost(reason) => {
                 let end = match reason {
                     LostReason::DisconnectSent | LostReason::ClosedForWill => End::Closed,
+                    LostReason::AuthenticationFailed => {
+                        End::failed(Error::Authentication(AuthError::ServerNotVerified))
+                    }
                     LostReason::ConnAckTimeout => End::failed(Error::ConnectTimeout),
                     LostReason::KeepAliveTimeout => End::failed(Error::KeepAliveTimeout),
                     LostReason::ProtocolError(code) => End::failed(Error::Protocol(code)),
@@ -371,6 +375,8 @@ impl Driver {
             Ok(()) => true,
             Err(error) => {
                 warn!(%error, "enhanced authentication failed; closing");
+                // The session sends DISCONNECT Not Authorized and decides not to reconnect.
+                self.session.authentication_failed();
                 self.events.emit(Event::Error(error.clone()));
                 self.end(End::failed(error));
                 false

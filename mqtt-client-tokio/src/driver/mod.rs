@@ -335,10 +335,7 @@ impl Driver {
                 } => (error, redirect),
             };
             let next = self.session.handle_transport_closed(self.now());
-            if matches!(
-                error,
-                Error::InvalidOptions(_) | Error::Command(_) | Error::Authentication(_)
-            ) {
+            if matches!(error, Error::InvalidOptions(_) | Error::Command(_)) {
                 return error;
             }
             let (at, attempt) = match next {

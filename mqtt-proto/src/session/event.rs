@@ -127,6 +127,9 @@ pub enum LostReason {
     ProtocolError(ReasonCode),
     /// DISCONNECT was transmitted (ours): close the transport.
     DisconnectSent,
+    /// The application's authenticator refused the broker ([`Session::authentication_failed`](super::Session::authentication_failed)):
+    /// a DISCONNECT with Not Authorized was queued (5.0); close the transport once it is out.
+    AuthenticationFailed,
     /// Our graceful end on 3.1.1 asked for the will, which 3.1.1's DISCONNECT cannot do:
     /// the open handshakes were drained and nothing more is sent. Close the transport
     /// without DISCONNECT, so that the broker publishes the will.

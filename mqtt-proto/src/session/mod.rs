@@ -674,6 +674,40 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         self.write_control(&Packet::Auth(*auth), Control::Auth)
     }
 
+    /// The application's authenticator refused the broker during enhanced authentication: its
+    /// challenge was malformed, or its final proof wrong, so it does not hold the credentials
+    /// (or is not the broker it claims). Ends the connection with a DISCONNECT Not Authorized
+    /// (5.0), reported as [`LostReason::AuthenticationFailed`], and the reconnect decision is
+    /// to stop. Does nothing unless connecting or connected.
+    pub fn authentication_failed(&mut self) {
+        if !matches!(self.conn.phase, Phase::AwaitConnAck | Phase::Connected) {
+            return;
+        }
+        self.conn.cause = Some(EndCause::Lost(LostReason::AuthenticationFailed));
+        self.close_with(
+            LostReason::AuthenticationFailed,
+            crate::ReasonCode::NotAuthorized,
+        );
+    }
+
+    /// Ends the connection on our side for `lost`: nothing more is read or sent but a
+    /// DISCONNECT with `reason` (5.0), and the driver is told to close once it is out.
+    fn close_with(&mut self, lost: LostReason, reason: crate::ReasonCode) {
+        self.conn.phase = Phase::Closing;
+        self.conn.closing = Some(lost);
+        self.acks.clear();
+        self.conn.control = Control::None;
+        if self.version().is_v5() {
+            let disconnect = Packet::Disconnect(Disconnect::new(reason));
+            if self
+                .write_control(&disconnect, Control::ErrorDisconnect)
+                .is_err()
+            {
+                self.conn.control = Control::None;
+            }
+        }
+    }
+
     /// The transport ended (closed by either side, or failed), or a transport could not be
     /// opened. Unacknowledged messages are kept and marked for resending with DUP;
     /// per-connection state is reset. Returns what to do next, from why the connection ended

@@ -13,7 +13,7 @@ use super::{
     Control, EndCause, Event, Instant, LostReason, Phase, ProtocolError, Raised, Read, Session,
 };
 use crate::{
-    ConnAckProperties, DecodeError, Decoded, Disconnect, FixedHeader, Packet, PacketId, PacketType,
+    ConnAckProperties, DecodeError, Decoded, FixedHeader, Packet, PacketId, PacketType,
     PubResponse, Publish, QoS, QosPid, ReasonCode, TopicName,
 };
 
@@ -103,22 +103,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// Turns a protocol error into a closing connection with a DISCONNECT (5.0).
     fn fail(&mut self, error: ProtocolError) -> ProtocolError {
         let reason = error.reason_code();
-        self.conn.phase = Phase::Closing;
-        self.conn.closing = Some(LostReason::ProtocolError(reason));
-        self.conn
-            .cause
-            .get_or_insert(EndCause::Lost(LostReason::ProtocolError(reason)));
-        self.acks.clear();
-        self.conn.control = Control::None;
-        if self.version().is_v5() {
-            let disconnect = Packet::Disconnect(Disconnect::new(reason));
-            if self
-                .write_control(&disconnect, Control::ErrorDisconnect)
-                .is_err()
-            {
-                self.conn.control = Control::None;
-            }
-        }
+        let lost = LostReason::ProtocolError(reason);
+        self.conn.cause.get_or_insert(EndCause::Lost(lost));
+        self.close_with(lost, reason);
         error
     }
 

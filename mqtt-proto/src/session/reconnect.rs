@@ -107,13 +107,14 @@ impl EndCause {
     /// | session taken over | stop, unless [`ReconnectPolicy::after_takeover`] |
     /// | use another server, server moved, with a Server Reference | redirect |
     /// | our own graceful DISCONNECT | stop |
+    /// | our authenticator refused the broker (a wrong proof: it does not hold the credentials) | stop |
     ///
     /// `after_takeover` is [`ReconnectPolicy::after_takeover`]; a redirect without a Server
     /// Reference is a plain retry (the session checks that).
     pub const fn reaction(self, after_takeover: bool) -> Reaction {
         use ReasonCode as R;
         match self {
-            Self::Closed => Reaction::Stop,
+            Self::Closed | Self::Lost(LostReason::AuthenticationFailed) => Reaction::Stop,
             Self::Transport | Self::Lost(_) => Reaction::Retry,
             Self::Refused(code) | Self::Disconnected(code) => match code {
                 R::BadUserNameOrPassword
