@@ -106,14 +106,17 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         // reportable too.
         let events_taken = self.raised.iter().all(Option::is_none);
         if self.conn.control == Control::Disconnect && events_taken && self.drained(now) {
-            self.conn.phase = Phase::Closing;
-            self.conn.cause.get_or_insert(EndCause::Closed);
             if self.conn.close_for_will {
+                self.conn.phase = Phase::Closing;
+                self.conn.cause.get_or_insert(EndCause::Closed);
                 self.conn.control = Control::None;
                 self.raise(Raised::Lost(LostReason::ClosedForWill));
                 return Ok(None);
             }
+            // Nothing changes before the DISCONNECT is in `buf`: a buffer too small is retried.
             let n = self.transmit_control(buf)?;
+            self.conn.phase = Phase::Closing;
+            self.conn.cause.get_or_insert(EndCause::Closed);
             self.raise(Raised::Lost(LostReason::DisconnectSent));
             return Ok(Some(n));
         }

@@ -96,7 +96,7 @@ impl Fuzz {
         assert!(allowed, "{t:?} transmitted while {state:?}");
         if let (ConnectionState::Connected, Some(max)) = (state, limit) {
             assert!(
-                n <= max.get() as usize || irreducible(&packet) || self.tolerated(t),
+                n <= max.get() as usize || irreducible(&packet),
                 "{t:?} of {n} bytes sent to a broker with maximum packet size {max}"
             );
         }
@@ -136,15 +136,6 @@ impl Fuzz {
     }
 
     /// Drains `poll_event`; returns the number of events.
-    /// Whether an oversized `t` is a known session bug that [`super::run`] lets pass so the
-    /// fuzzer can look further (see [`super::run_strict`]).
-    fn tolerated(&self, t: PacketType) -> bool {
-        // SUBSCRIBE and UNSUBSCRIBE queued before the CONNACK (or resent after a reconnect)
-        // are sent whatever the new broker's Maximum Packet Size: `Session::unsendable` only
-        // looks at PUBLISH records. Test: regression_subscribe_queued_before_connack_*.
-        !self.strict && matches!(t, PacketType::Subscribe | PacketType::Unsubscribe)
-    }
-
     pub(super) fn drain_events(&mut self) -> usize {
         for count in 0..LOOP_LIMIT {
             let announced = self.s.has_event();
