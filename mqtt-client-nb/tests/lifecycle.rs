@@ -560,16 +560,14 @@ async fn assigned_id_auth_method_and_server_reference_reach_the_wire_and_the_app
 #[tokio::test(start_paused = true)]
 async fn scram_sha_256_runs_through_the_authenticator_hook() {
     use mqtt_client_nb::mqtt_sansio::auth::{AuthError, ScramSha256};
-    const SERVER_FIRST: &[u8] =
-        b"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
-    const CLIENT_FINAL: &[u8] = b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,\
-        p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";
-    const SERVER_FINAL: &[u8] = b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=";
+    use mqtt_test_support::scram::{
+        CLIENT_FINAL, CLIENT_FIRST, CLIENT_NONCE, SERVER_FINAL, SERVER_FIRST,
+    };
     for honest in [true, false] {
         let clock = TokioClock::new();
         let mut bufs = Bufs::new(512);
         let mut scram = ScramSha256::new("user", b"pencil", [3; 32]);
-        scram.fixed_nonce(b"rOprNGfwEbeRWgbNEkqO");
+        scram.fixed_nonce(CLIENT_NONCE);
         let mut options = Options::new(V5);
         options.authentication_room = 160;
         let mut client: Client<'_, Mem> = bufs.client(options);
@@ -585,10 +583,7 @@ async fn scram_sha_256_runs_through_the_authenticator_hook() {
                 connect.properties.authentication_method,
                 Some("SCRAM-SHA-256")
             );
-            assert_eq!(
-                connect.properties.authentication_data,
-                Some(&b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO"[..])
-            );
+            assert_eq!(connect.properties.authentication_data, Some(CLIENT_FIRST));
             let mut first = mqtt_client_nb::mqtt_sansio::Auth {
                 reason_code: ReasonCode::ContinueAuthentication,
                 properties: Default::default(),

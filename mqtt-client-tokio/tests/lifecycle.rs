@@ -650,11 +650,9 @@ async fn subscribe_and_unsubscribe_carry_user_properties() {
 /// broker whose final proof is wrong stops the client.
 #[tokio::test]
 async fn scram_sha_256_runs_through_the_authenticator_hook() {
-    const SERVER_FIRST: &[u8] =
-        b"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
-    const CLIENT_FINAL: &[u8] = b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,\
-        p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";
-    const SERVER_FINAL: &[u8] = b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=";
+    use mqtt_test_support::scram::{
+        CLIENT_FINAL, CLIENT_FIRST, CLIENT_NONCE, SERVER_FINAL, SERVER_FIRST,
+    };
     for honest in [true, false] {
         let broker = Scripted::start(V5, move |mut c| async move {
             let Some(bytes) = c.next().await else {
@@ -667,10 +665,7 @@ async fn scram_sha_256_runs_through_the_authenticator_hook() {
                 connect.properties.authentication_method,
                 Some("SCRAM-SHA-256")
             );
-            assert_eq!(
-                connect.properties.authentication_data,
-                Some(&b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO"[..])
-            );
+            assert_eq!(connect.properties.authentication_data, Some(CLIENT_FIRST));
             let mut first = mqtt_sansio::Auth {
                 reason_code: ReasonCode::ContinueAuthentication,
                 properties: Default::default(),
@@ -692,7 +687,7 @@ async fn scram_sha_256_runs_through_the_authenticator_hook() {
         })
         .await;
         let mut scram = mqtt_sansio::auth::ScramSha256::new("user", b"pencil", [9; 32]);
-        scram.fixed_nonce(b"rOprNGfwEbeRWgbNEkqO");
+        scram.fixed_nonce(CLIENT_NONCE);
         let mut o = options(&broker.url, V5, "scram");
         o.protocol.authenticator(scram);
         let result = timeout(WAIT, Client::connect(o)).await.unwrap();

@@ -37,6 +37,7 @@ pub mod hostile;
 mod proxy;
 pub mod reliability;
 mod rng;
+pub mod scram;
 mod tls;
 
 pub use broker::{Broker, BrokerBuilder, BrokerError};
