@@ -2,10 +2,10 @@
 
 use embedded_io_async::{Read, Write};
 use mqtt_sansio::auth::Authenticator;
-use mqtt_sansio::session::{ConnectionState, Instant, Message, Reconnect, Session};
+use mqtt_sansio::session::{ConnectionState, Instant, Message, Reconnect, Session, SessionConfig};
 use mqtt_sansio::{
-    Auth, Disconnect, EncodeError, Packet, PacketId, Publish, QoS, QosPid, Seq, Subscribe,
-    SubscribeProperties, Subscription, TopicFilter, TopicName, Unsubscribe, UnsubscribeProperties,
+    Auth, Disconnect, PacketId, QoS, SubscribeProperties, Subscription, TopicFilter, TopicName,
+    UnsubscribeProperties,
 };
 
 use crate::event::Event;
@@ -129,14 +129,9 @@ impl<'b, S: Read + Write> Client<'b, S> {
     ) -> Result<Self, Error> {
         let derived_id = DerivedId::new(options.device_id);
         let client_id = options.client_id.unwrap_or(derived_id.as_str());
-        // The control region is sized for the CONNECT as 5.0 would carry it, properties
-        // included: an upper bound for 3.1.1 too, which leaves them out.
-        let mut sizing = options.connect(client_id);
-        sizing.protocol = mqtt_sansio::ProtocolVersion::V5;
-        let upper_len = Packet::Connect(sizing)
-            .encoded_len(mqtt_sansio::ProtocolVersion::V5)
+        let control = SessionConfig::control_len(&options.connect(client_id))
             .map_err(|e| Error::Command(e.into()))?;
-        let config = options.session_config(rx.len(), upper_len);
+        let config = options.session_config(rx.len(), tx.len(), control);
         let session = Session::new(config, store)?;
         let needed = session
             .connect_len(&options.connect(client_id))
@@ -267,25 +262,6 @@ impl<'b, S: Read + Write> Client<'b, S> {
     /// As [`Client::publish`], and [`Error::Command`] with `ManagedProperty` when the
     /// properties name a topic alias or subscription identifiers.
     pub fn publish_message(&mut self, message: &Message<'_>) -> Result<Option<PacketId>, Error> {
-        let qos_pid = match message.qos {
-            QoS::AtMostOnce => QosPid::AtMostOnce,
-            qos => QosPid::new(qos, PacketId::MIN),
-        };
-        let packet = Packet::Publish(Publish {
-            dup: false,
-            qos_pid,
-            retain: message.retain,
-            topic: message.topic,
-            properties: message.properties,
-            payload: message.payload,
-        });
-        // A topic alias the session adds takes at most 3 bytes (and one of property length).
-        let alias = if self.options.outgoing_topic_aliases {
-            4
-        } else {
-            0
-        };
-        self.check_fits(&packet, alias)?;
         Ok(self.session.publish(message)?)
     }
 
@@ -311,12 +287,6 @@ impl<'b, S: Read + Write> Client<'b, S> {
         subscriptions: &[Subscription<'_>],
         properties: SubscribeProperties<'_>,
     ) -> Result<PacketId, Error> {
-        let packet = Packet::Subscribe(Subscribe {
-            packet_id: PacketId::MIN,
-            properties,
-            subscriptions: Seq::from_slice(subscriptions),
-        });
-        self.check_fits(&packet, 0)?;
         Ok(self.session.subscribe(subscriptions, properties)?)
     }
 
@@ -338,12 +308,6 @@ impl<'b, S: Read + Write> Client<'b, S> {
         filters: &[TopicFilter<'_>],
         properties: UnsubscribeProperties<'_>,
     ) -> Result<PacketId, Error> {
-        let packet = Packet::Unsubscribe(Unsubscribe {
-            packet_id: PacketId::MIN,
-            properties,
-            filters: Seq::from_slice(filters),
-        });
-        self.check_fits(&packet, 0)?;
         Ok(self.session.unsubscribe(filters, properties)?)
     }
 
@@ -390,7 +354,6 @@ impl<'b, S: Read + Write> Client<'b, S> {
     /// sent or while another AUTH waits, `Encode` on 3.1.1 or when it exceeds the session's
     /// control region.
     pub fn auth(&mut self, auth: &Auth<'_>) -> Result<(), Error> {
-        self.check_fits(&Packet::Auth(*auth), 0)?;
         Ok(self.session.auth(auth)?)
     }
 
@@ -443,21 +406,6 @@ impl<'b, S: Read + Write> Client<'b, S> {
     /// The options the client connects with.
     pub fn options(&self) -> &Options<'b> {
         &self.options
-    }
-
-    /// Refuses a packet that could never be transmitted from the transmit buffer.
-    fn check_fits(&self, packet: &Packet<'_>, slack: usize) -> Result<(), Error> {
-        let len = packet
-            .encoded_len(self.options.version)
-            .map_err(|e: EncodeError| Error::Command(e.into()))?;
-        let needed = len + slack;
-        if needed > self.tx.len() {
-            return Err(Error::TxBufferTooSmall {
-                needed,
-                capacity: self.tx.len(),
-            });
-        }
-        Ok(())
     }
 
     pub(crate) fn reset_buffers(&mut self) {

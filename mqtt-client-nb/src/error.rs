@@ -89,7 +89,12 @@ pub enum Error {
 
 impl From<CommandError> for Error {
     fn from(e: CommandError) -> Self {
-        Self::Command(e)
+        match e {
+            CommandError::TransmitBufferTooSmall { needed, capacity } => {
+                Self::TxBufferTooSmall { needed, capacity }
+            }
+            other => Self::Command(other),
+        }
     }
 }
 

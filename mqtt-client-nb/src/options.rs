@@ -163,7 +163,12 @@ impl<'a> Options<'a> {
 
     /// The session configuration: the options above, the largest packet we accept set to the
     /// receive buffer's size, and a control region sized to the CONNECT.
-    pub(crate) fn session_config(&self, rx_len: usize, connect_len: usize) -> SessionConfig {
+    pub(crate) fn session_config(
+        &self,
+        rx_len: usize,
+        tx_len: usize,
+        control_len: usize,
+    ) -> SessionConfig {
         let mut config = SessionConfig::new(self.version);
         config.receive_maximum = self.receive_maximum.max(1);
         config.incoming_slots = self.incoming_slots;
@@ -190,7 +195,9 @@ impl<'a> Options<'a> {
         // The session adds Receive Maximum, Maximum Packet Size and Topic Alias Maximum to a
         // 5.0 CONNECT (at most 13 bytes, plus one of property length); 64 bytes at least so a
         // DISCONNECT or a small AUTH fits as well.
-        config.control_bytes = (connect_len + 16).max(64) + self.authentication_room;
+        config.control_bytes = control_len.max(64) + self.authentication_room;
+        // Nothing the transmit buffer cannot hold is queued.
+        config.transmit_capacity = tx_len;
         config
     }
 }

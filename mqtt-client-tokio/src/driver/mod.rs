@@ -630,11 +630,8 @@ fn session_config(p: &ProtocolOptions, policy: &Policy) -> Result<SessionConfig,
         .as_ref()
         .map(|w| user_refs(&w.properties.user_properties))
         .unwrap_or_default();
-    // Sized as 5.0, with its properties: an upper bound for 3.1.1, which leaves them out.
-    let mut connect = connect_packet(p, p.clean_start, &users, &will_users)?;
-    connect.protocol = mqtt_sansio::ProtocolVersion::V5;
-    let len = mqtt_sansio::Packet::Connect(connect)
-        .encoded_len(mqtt_sansio::ProtocolVersion::V5)
+    let connect = connect_packet(p, p.clean_start, &users, &will_users)?;
+    let len = SessionConfig::control_len(&connect)
         .map_err(|e| Error::InvalidOptions(format!("CONNECT cannot be encoded: {e}")))?;
     config.control_bytes = (len + 64).max(512);
     if p.authenticator.is_some() {

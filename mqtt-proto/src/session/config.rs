@@ -50,8 +50,13 @@ pub struct SessionConfig {
     /// noticed within 1.5 keep alive intervals.
     pub ping_timeout: Option<Duration>,
     /// Bytes of the store reserved for the CONNECT, DISCONNECT or AUTH being sent. A CONNECT
-    /// (with its will) larger than this is refused.
+    /// (with its will) larger than this is refused; [`SessionConfig::control_len`] sizes it.
     pub control_bytes: usize,
+    /// Largest packet the driver can transmit: its transmit buffer, when it has a fixed one
+    /// (0: no limit). Commands that would queue a larger packet are refused with
+    /// [`CommandError::TransmitBufferTooSmall`](super::CommandError), counting the topic alias
+    /// the session may add.
+    pub transmit_capacity: usize,
     /// At most this many QoS 1 and 2 publishes (PUBRELs included) in flight to the broker, on
     /// top of the broker's Receive Maximum (5.0). A 3.1.1 broker cannot announce its limit, yet
     /// many enforce one (mosquitto: 20) by dropping what exceeds it with a plain PUBACK.
@@ -95,6 +100,7 @@ impl SessionConfig {
             connack_timeout: Duration::from_secs(30),
             ping_timeout: None,
             control_bytes: 512,
+            transmit_capacity: 0,
             max_inflight: match version {
                 ProtocolVersion::V5 => u16::MAX,
                 _ => 20,
@@ -108,6 +114,18 @@ impl SessionConfig {
                 _ => 0,
             },
         }
+    }
+
+    /// Bytes a CONNECT needs in the control region whichever version it is sent in: its 5.0
+    /// encoding with the properties the session adds (an upper bound for 3.1.1, which leaves
+    /// properties out, and for 3.1, whose longer protocol name the 16 bytes cover).
+    ///
+    /// # Errors
+    /// `connect` cannot be encoded.
+    pub fn control_len(connect: &crate::Connect<'_>) -> Result<usize, crate::EncodeError> {
+        let mut c = *connect;
+        c.protocol = ProtocolVersion::V5;
+        Ok(crate::Packet::Connect(c).encoded_len(ProtocolVersion::V5)? + 16)
     }
 
     /// Slots of the incoming table: `incoming_slots`, at least `receive_maximum`.

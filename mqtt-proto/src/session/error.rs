@@ -51,6 +51,16 @@ pub enum CommandError {
     /// [`Session::poll_transmit`](super::Session::poll_transmit), then retry.
     #[error("transmit queue full")]
     WouldBlock,
+    /// The packet would not fit the driver's transmit buffer
+    /// ([`SessionConfig::transmit_capacity`](super::SessionConfig)), so it could never be sent.
+    /// Nothing was queued.
+    #[error("packet of {needed} bytes does not fit the {capacity}-byte transmit buffer")]
+    TransmitBufferTooSmall {
+        /// Encoded size, with room for a topic alias the session may add.
+        needed: usize,
+        /// The transmit buffer's size.
+        capacity: usize,
+    },
     /// `ack` for a packet identifier with no message awaiting acknowledgement.
     #[error("no message awaits acknowledgement under this packet identifier")]
     UnknownPacketId,

@@ -442,7 +442,12 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             // Only ever filled from a validated UTF-8 string (see `keep_assigned_id`).
             c.client_id = core::str::from_utf8(assigned).unwrap_or_default();
         }
-        let len = Packet::Connect(c).encode(self.config.version, control)?;
+        let packet = Packet::Connect(c);
+        transmit_fits(
+            self.config.transmit_capacity,
+            packet.encoded_len(self.config.version)?,
+        )?;
+        let len = packet.encode(self.config.version, control)?;
         self.conn.control = Control::Connect;
         self.conn.control_len = len;
         self.conn.phase = Phase::ConnectQueued;
@@ -903,8 +908,10 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     }
 
     fn write_control(&mut self, packet: &Packet<'_>, kind: Control) -> Result<(), CommandError> {
+        let len = packet.encoded_len(self.config.version)?;
+        self.check_transmit_len(len)?;
         if self.conn.phase == Phase::Connected {
-            self.check_broker_size(packet.encoded_len(self.config.version)?)?;
+            self.check_broker_size(len)?;
         }
         let region = &mut self.store.as_mut()[self.layout.control.clone()];
         let len = packet.encode(self.config.version, region)?;
@@ -922,6 +929,14 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     ) -> Result<(), CommandError> {
         let version = self.config.version;
         let len = packet.encoded_len(version)?;
+        // A topic alias the session may add takes at most 3 bytes, and 1 of property length.
+        let aliased = matches!(kind, Kind::Publish | Kind::Publish0);
+        let slack = if aliased && self.config.outgoing_topic_aliases {
+            4
+        } else {
+            0
+        };
+        self.check_transmit_len(len + slack)?;
         if self.conn.phase == Phase::Connected {
             self.check_broker_size(len)?;
         }
@@ -944,6 +959,11 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         )?;
         result?;
         Ok(())
+    }
+
+    /// Nothing the driver's transmit buffer cannot hold is queued.
+    fn check_transmit_len(&self, len: usize) -> Result<(), CommandError> {
+        transmit_fits(self.config.transmit_capacity, len)
     }
 
     /// [MQTT-3.2.2-15] nothing larger than the broker's Maximum Packet Size is sent.
@@ -1003,4 +1023,15 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             }
         }
     }
+}
+
+/// Whether a `len`-byte packet fits a transmit buffer of `capacity` (0: no limit).
+fn transmit_fits(capacity: usize, len: usize) -> Result<(), CommandError> {
+    if capacity > 0 && len > capacity {
+        return Err(CommandError::TransmitBufferTooSmall {
+            needed: len,
+            capacity,
+        });
+    }
+    Ok(())
 }
