@@ -706,3 +706,53 @@ async fn scram_sha_256_runs_through_the_authenticator_hook() {
         }
     }
 }
+
+/// A subscription made before CONNACK carries the client's routing identifier; a broker that
+/// turns out not to support identifiers gets the same SUBSCRIBE without one, instead of a
+/// failed subscribe (or, sent anyway, a protocol error from the broker).
+#[tokio::test]
+async fn a_subscription_made_before_connack_survives_a_broker_without_identifiers() {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let broker = Scripted::start(V5, move |mut c| {
+        let log = log.clone();
+        async move {
+            c.next().await;
+            let mut ack = ConnAck::new(ReasonCode::Success);
+            ack.properties.subscription_identifier_available = Some(false);
+            c.send(Packet::ConnAck(ack)).await;
+            while let Some(bytes) = c.next().await {
+                if let Packet::Subscribe(s) = decode(&bytes, V5) {
+                    log.lock()
+                        .unwrap()
+                        .push(s.properties.subscription_identifier);
+                    let codes = [ReasonCode::GrantedQoS1];
+                    c.send(Packet::SubAck(mqtt_sansio::SubAck::new(
+                        s.packet_id,
+                        &codes,
+                    )))
+                    .await;
+                    let mut p = mqtt_sansio::Publish::new(
+                        mqtt_sansio::TopicName::new("a/b").unwrap(),
+                        b"routed",
+                    );
+                    p.qos_pid = mqtt_sansio::QosPid::AtMostOnce;
+                    c.send(Packet::Publish(p)).await;
+                }
+            }
+        }
+    })
+    .await;
+    let (client, _e) = Client::new(options(&broker.url, V5, "noids")).unwrap();
+    let mut stream = timeout(WAIT, client.subscribe("a/+", QoS::AtLeastOnce))
+        .await
+        .unwrap()
+        .unwrap();
+    let m = timeout(WAIT, stream.recv()).await.unwrap().unwrap();
+    assert_eq!(&m.payload[..], b"routed");
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [None],
+        "only the SUBSCRIBE without an identifier"
+    );
+}

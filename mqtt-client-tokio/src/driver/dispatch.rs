@@ -310,6 +310,36 @@ impl Driver {
                 self.store_freed = true;
                 warn!(?reason_code, "request the broker cannot serve dropped");
                 match self.pending.remove(&packet_id.get()) {
+                    // The identifier is ours, for routing: without it the filters route.
+                    Some(Pending::Subscribe {
+                        route,
+                        rx,
+                        filters,
+                        reply,
+                    }) if reason_code == ReasonCode::SubscriptionIdentifiersNotSupported => {
+                        let again = match self.routes.iter_mut().find(|r| r.id == route) {
+                            Some(r) => {
+                                r.sub_id = None;
+                                subscribe_route(&mut self.session, r)
+                            }
+                            None => Err(CommandError::InvalidState),
+                        };
+                        match again {
+                            Ok(id) => {
+                                let pending = Pending::Subscribe {
+                                    route,
+                                    rx,
+                                    filters,
+                                    reply,
+                                };
+                                self.pending.insert(id.get(), pending);
+                            }
+                            Err(e) => {
+                                self.routes.retain(|r| r.id != route);
+                                let _ = reply.send(Err(map_command(e)));
+                            }
+                        }
+                    }
                     Some(Pending::Subscribe { route, reply, .. }) => {
                         self.routes.retain(|r| r.id != route);
                         let _ = reply.send(Err(Error::Rejected(reason_code)));
@@ -415,23 +445,7 @@ impl Driver {
             .iter()
             .filter(|r| r.confirmed && !r.tx.is_closed())
         {
-            let filters: Vec<Filter<'_>> = route
-                .filters
-                .iter()
-                .filter_map(|(f, options)| {
-                    let filter = TopicFilter::new(f).ok()?;
-                    Some(Filter {
-                        filter,
-                        options: *options,
-                    })
-                })
-                .collect();
-            let users = user_refs(&route.properties.user_properties);
-            let props = SubscribeProperties {
-                subscription_identifier: route.sub_id,
-                user_properties: Seq::from_slice(&users),
-            };
-            match self.session.subscribe(&filters, props) {
+            match subscribe_route(&mut self.session, route) {
                 Ok(packet_id) => renewed.push(packet_id),
                 Err(error) => {
                     warn!(%error, "cannot renew a subscription");
@@ -886,51 +900,31 @@ impl Driver {
             let _ = reply.send(Err(Error::InvalidOptions("no topic filter".into())));
             return;
         }
-        let sub_id = self.next_subscription_id();
-        let packet_id = {
-            let mut list = Vec::with_capacity(filters.len());
-            for (f, options) in &filters {
-                match TopicFilter::new(f) {
-                    Ok(filter) => list.push(Filter {
-                        filter,
-                        options: *options,
-                    }),
-                    Err(e) => {
-                        let _ = reply.send(Err(e.into()));
-                        return;
-                    }
-                }
-            }
-            let users = user_refs(&properties.user_properties);
-            let props = SubscribeProperties {
-                subscription_identifier: sub_id,
-                user_properties: Seq::from_slice(&users),
-            };
-            self.session.subscribe(&list, props)
+        if let Some(e) = filters.iter().find_map(|(f, _)| TopicFilter::new(f).err()) {
+            let _ = reply.send(Err(e.into()));
+            return;
+        }
+        let (tx, rx) = mpsc::channel(self.policy.subscription_buffer.max(1));
+        let route = Route {
+            id: self.next_route,
+            sub_id: self.next_subscription_id(),
+            filters,
+            properties,
+            tx,
+            confirmed: false,
         };
-        match packet_id {
+        match subscribe_route(&mut self.session, &route) {
             Ok(packet_id) => {
-                let (tx, rx) = mpsc::channel(self.policy.subscription_buffer.max(1));
-                let route = self.next_route;
                 self.next_route += 1;
-                let names = filters.iter().map(|(f, _)| f.clone()).collect();
-                self.routes.push(Route {
-                    id: route,
-                    sub_id,
-                    filters,
-                    properties,
-                    tx,
-                    confirmed: false,
-                });
-                self.pending.insert(
-                    packet_id.get(),
-                    Pending::Subscribe {
-                        route,
-                        rx,
-                        filters: names,
-                        reply,
-                    },
-                );
+                let names = route.filters.iter().map(|(f, _)| f.clone()).collect();
+                let pending = Pending::Subscribe {
+                    route: route.id,
+                    rx,
+                    filters: names,
+                    reply,
+                };
+                self.routes.push(route);
+                self.pending.insert(packet_id.get(), pending);
             }
             Err(e) => {
                 let _ = reply.send(Err(map_command(e)));
@@ -995,4 +989,28 @@ fn map_command(e: CommandError) -> Error {
         CommandError::StoreFull { .. } => Error::QueueFull,
         other => Error::Command(other),
     }
+}
+
+/// Sends SUBSCRIBE for a route's filters, subscription identifier and properties.
+fn subscribe_route(
+    session: &mut mqtt_sansio::session::Session<Box<[u8]>>,
+    route: &super::Route,
+) -> Result<PacketId, CommandError> {
+    let filters: Vec<Filter<'_>> = route
+        .filters
+        .iter()
+        .filter_map(|(f, options)| {
+            let filter = TopicFilter::new(f).ok()?;
+            Some(Filter {
+                filter,
+                options: *options,
+            })
+        })
+        .collect();
+    let users = user_refs(&route.properties.user_properties);
+    let props = SubscribeProperties {
+        subscription_identifier: route.sub_id,
+        user_properties: Seq::from_slice(&users),
+    };
+    session.subscribe(&filters, props)
 }
