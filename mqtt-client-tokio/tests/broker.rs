@@ -312,6 +312,31 @@ async fn credentials_accepted_and_refused_and_refusal_stops_reconnecting() {
     }
 }
 
+/// An empty client identifier with a session that outlives the connection: 3.1 and 3.1.1
+/// brokers refuse it (mosquitto: Identifier Rejected), so the client makes one up; a 5.0
+/// broker assigns one and says which.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_client_identifier_connects_on_every_version() {
+    let broker = Broker::start().unwrap();
+    for v in [
+        ProtocolVersion::V3_1,
+        ProtocolVersion::V3_1_1,
+        ProtocolVersion::V5,
+    ] {
+        let mut o = persistent(&broker.url(), v, "");
+        o.protocol.client_id.clear();
+        let (c, mut events) = connect(o).await;
+        let assigned = event(&mut events, |e| match e {
+            Event::Connected { connack, .. } => Some(connack.assigned_client_identifier),
+            _ => None,
+        })
+        .await;
+        assert_eq!(assigned.is_some(), v.is_v5(), "{v}: {assigned:?}");
+        loopback(&c, &format!("empty-id/{v}")).await;
+        c.disconnect().await.unwrap();
+    }
+}
+
 /// Subscribes, publishes one QoS 1 message to itself and checks it arrives.
 async fn loopback(c: &Client, topic: &str) {
     let mut sub = c.subscribe(topic, QoS::AtLeastOnce).await.unwrap();

@@ -455,6 +455,15 @@ fn a_server_assigned_identifier_is_kept_and_the_session_resumed() {
     assert!(!again.clean_start, "a reconnect resumes the session");
 }
 
+/// Only 5.0 reports the identifier a broker assigns, so only a 5.0 session can be left
+/// without one by the application.
+#[test]
+fn only_5_0_can_rely_on_a_broker_assigned_identifier() {
+    assert!(!Harness::new(V5).s.needs_client_id());
+    assert!(Harness::new(V3).s.needs_client_id());
+    assert!(Harness::new(ProtocolVersion::V3_1).s.needs_client_id());
+}
+
 #[test]
 fn a_3_1_1_clean_session_stays_the_callers_choice_on_reconnect() {
     let mut h = Harness::new(V3);

@@ -246,18 +246,16 @@ impl Driver {
         } else {
             None
         };
-        // 5.0 asks the broker to assign one (the session keeps it for reconnects); 3.1.1
-        // brokers only assign one to a clean session, so the client makes one up.
-        let client_id = if protocol.client_id.is_empty() && !protocol.version.is_v5() {
+        let config = session_config(&protocol, &policy)?;
+        let store = vec![0u8; config.reserved_bytes() + policy.offline_queue_bytes.max(1024)];
+        let session = Session::new(config, store.into_boxed_slice())?;
+        let client_id = if protocol.client_id.is_empty() && session.needs_client_id() {
             generate_client_id()
         } else {
             protocol.client_id.clone()
         };
         let mut driver_protocol = protocol;
         driver_protocol.client_id = client_id.clone();
-        let config = session_config(&driver_protocol, &policy)?;
-        let store = vec![0u8; config.reserved_bytes() + policy.offline_queue_bytes.max(1024)];
-        let session = Session::new(config, store.into_boxed_slice())?;
         Ok(Self {
             session,
             brokers,

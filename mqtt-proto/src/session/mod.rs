@@ -758,6 +758,16 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         next
     }
 
+    /// Whether the application must choose a client identifier for this session to survive a
+    /// reconnect. A 5.0 broker reports the identifier it assigns to an empty one and the
+    /// session reuses it ([`Session::assigned_client_id`]); a 3.1.1 broker assigns one only to
+    /// a clean session and never says which, and a 3.1 broker refuses an empty identifier. A
+    /// driver that can make up a unique identifier does so when this is `true` and the
+    /// application gave none; one that cannot leaves the choice to the application.
+    pub fn needs_client_id(&self) -> bool {
+        !self.config.version.is_v5()
+    }
+
     /// The client identifier a 5.0 broker assigned (Assigned Client Identifier), used by
     /// [`Session::connect`] when the application gives none.
     pub fn assigned_client_id(&self) -> Option<&str> {
