@@ -209,14 +209,11 @@ impl<'b, S: Read + Write> Client<'b, S> {
             return AuthStep::Pass;
         };
         let data = &self.tx[self.tx_end..self.tx_end + n];
-        let step = mqtt_sansio::Auth {
-            reason_code: mqtt_sansio::ReasonCode::ContinueAuthentication,
-            properties: mqtt_sansio::AuthProperties {
-                authentication_method: Some(auth.method()),
-                authentication_data: Some(data),
-                ..Default::default()
-            },
-        };
+        let step = mqtt_sansio::Auth::new(
+            mqtt_sansio::ReasonCode::ContinueAuthentication,
+            auth.method(),
+            data,
+        );
         match self.session.auth(&step) {
             Ok(()) => AuthStep::Answered,
             // The store's control region is too small: `Options::authentication_room`.

@@ -43,13 +43,11 @@ pub mod broker {
 
     /// The AUTH (Continue Authentication) that carries the server's first message.
     pub fn server_first() -> Packet<'static> {
-        let mut auth = Auth {
-            reason_code: ReasonCode::ContinueAuthentication,
-            properties: Default::default(),
-        };
-        auth.properties.authentication_method = Some(METHOD);
-        auth.properties.authentication_data = Some(super::SERVER_FIRST);
-        Packet::Auth(auth)
+        Packet::Auth(Auth::new(
+            ReasonCode::ContinueAuthentication,
+            METHOD,
+            super::SERVER_FIRST,
+        ))
     }
 
     /// Checks that `bytes` is an AUTH carrying the client's final message.

@@ -384,14 +384,8 @@ impl Driver {
                     let mut out = [0u8; super::AUTH_BUF];
                     match auth.respond(data.unwrap_or_default(), &mut out) {
                         Ok(n) => {
-                            let step = mqtt_sansio::Auth {
-                                reason_code,
-                                properties: mqtt_sansio::AuthProperties {
-                                    authentication_method: Some(auth.method()),
-                                    authentication_data: Some(&out[..n]),
-                                    ..Default::default()
-                                },
-                            };
+                            let step =
+                                mqtt_sansio::Auth::new(reason_code, auth.method(), &out[..n]);
                             self.session.auth(&step).map_err(Error::Command)
                         }
                         Err(e) => Err(Error::Authentication(e)),
@@ -783,17 +777,11 @@ impl Driver {
                 data,
                 reply,
             } => {
-                let method = self.protocol.authentication_method.as_deref();
-                let auth = mqtt_sansio::Auth {
-                    reason_code,
-                    properties: mqtt_sansio::AuthProperties {
-                        authentication_method: method,
-                        authentication_data: Some(&data),
-                        ..Default::default()
-                    },
-                };
-                let result = match method {
-                    Some(_) => self.session.auth(&auth).map_err(Error::Command),
+                let result = match self.protocol.authentication_method.as_deref() {
+                    Some(method) => self
+                        .session
+                        .auth(&mqtt_sansio::Auth::new(reason_code, method, &data))
+                        .map_err(Error::Command),
                     None => Err(Error::InvalidOptions(
                         "no authentication method configured".into(),
                     )),

@@ -77,6 +77,21 @@ pub struct Auth<'a> {
 }
 
 impl<'a> Auth<'a> {
+    /// One step of the exchange of `method` carrying `data`: a client's answer to a challenge
+    /// ([`ReasonCode::ContinueAuthentication`]), the start of a re-authentication
+    /// ([`ReasonCode::ReAuthenticate`]), or a broker's challenge. Encoding it on 3.1.1 fails
+    /// with [`EncodeError`]: AUTH is 5.0 only.
+    pub fn new(reason_code: ReasonCode, method: &'a str, data: &'a [u8]) -> Self {
+        Self {
+            reason_code,
+            properties: AuthProperties {
+                authentication_method: Some(method),
+                authentication_data: Some(data),
+                ..AuthProperties::default()
+            },
+        }
+    }
+
     pub(crate) fn decode(body: &'a [u8]) -> Result<Self, DecodeError> {
         let (reason_code, properties) = wire::finish(reason_tail::decode(body, PacketType::Auth))?;
         Ok(Self {
