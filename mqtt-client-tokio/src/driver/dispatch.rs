@@ -171,11 +171,6 @@ impl Incoming {
     }
 }
 
-/// Whether a reason code sends the client to another server (5.0).
-fn redirects(code: ReasonCode) -> bool {
-    matches!(code, ReasonCode::UseAnotherServer | ReasonCode::ServerMoved)
-}
-
 impl Driver {
     /// Handles the events the session queued on its own; whether there were any.
     pub(super) fn drain_events(&mut self) -> bool {
@@ -211,10 +206,9 @@ impl Driver {
                 reference,
             } => {
                 warn!(?reason_code, "connection refused");
-                let redirect = reference.filter(|_| redirects(reason_code));
                 self.end(End::Failed {
                     error: Error::ConnectionRefused(reason_code),
-                    redirect,
+                    reference,
                 });
             }
             Incoming::Message(draft) => self.route(draft.finish(packet)),
@@ -258,13 +252,12 @@ impl Driver {
                     reason = reason_string.as_deref(),
                     "broker sent DISCONNECT"
                 );
-                let redirect = reference.filter(|_| redirects(reason_code));
                 self.end(End::Failed {
                     error: Error::ServerDisconnected {
                         reason_code,
                         reason_string,
                     },
-                    redirect,
+                    reference,
                 });
             }
             Incoming::Lost(reason) => {

@@ -50,8 +50,9 @@ pub(crate) enum End {
     /// It failed or was lost.
     Failed {
         error: Error,
-        /// A 5.0 Server Reference to follow (Use Another Server / Server Moved).
-        redirect: Option<String>,
+        /// The 5.0 Server Reference the broker sent; followed when the session's reconnect
+        /// decision is to redirect.
+        reference: Option<String>,
     },
 }
 
@@ -59,7 +60,7 @@ impl End {
     pub(crate) fn failed(error: impl Into<Error>) -> Self {
         Self::Failed {
             error: error.into(),
-            redirect: None,
+            reference: None,
         }
     }
 }
@@ -328,9 +329,7 @@ impl Driver {
             let reached = std::mem::take(&mut self.connected);
             let (error, reference) = match end {
                 End::Closed => return Error::Closed,
-                End::Failed {
-                    error, redirect, ..
-                } => (error, redirect),
+                End::Failed { error, reference } => (error, reference),
             };
             let next = self.session.handle_transport_closed(self.now());
             if matches!(error, Error::InvalidOptions(_) | Error::Command(_)) {
