@@ -1,82 +1,53 @@
-//! The application's side: a cheap `Clone` handle that sends commands to the driver task,
-//! and the streams the driver fills (subscriptions, events).
+//! The application's side: a cheap `Clone` handle whose commands run against the state it
+//! shares with the driver task (quinn's shape): each returns its packet identifier or its
+//! error at once, and only the broker's answer is awaited.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use bytes::Bytes;
-use mqtt_sansio::session::Notice;
 use mqtt_sansio::{PacketId, QoS, ReasonCode, SubscriptionOptions};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 
-use crate::driver::Driver;
-use crate::{DisconnectOptions, Error, Message, Options};
+use crate::state::{Done, Queued, Shared, State, Status};
+use crate::{DisconnectOptions, Error, Events, Message, Options, RequestProperties, Subscription};
 
-/// Commands waiting for the driver. Small: back-pressure for callers that outrun it.
-pub(crate) const COMMAND_QUEUE: usize = 64;
-
-/// A request from a handle to the driver.
-pub(crate) enum Command {
-    /// Boxed: the other commands are small, and the command channel allocates its slots
-    /// (32 at a time) for the largest.
-    Publish(Box<PublishCommand>),
-    Subscribe {
-        filters: Vec<(String, SubscriptionOptions)>,
-        properties: RequestProperties,
-        reply: oneshot::Sender<Result<Subscription, Error>>,
-    },
-    Unsubscribe {
-        filters: Vec<String>,
-        properties: RequestProperties,
-        reply: oneshot::Sender<Result<Vec<ReasonCode>, Error>>,
-    },
-    Ack {
-        packet_id: PacketId,
-        reply: oneshot::Sender<Result<(), Error>>,
-    },
-    Auth {
-        reason_code: ReasonCode,
-        data: Bytes,
-        reply: oneshot::Sender<Result<(), Error>>,
-    },
-    Disconnect {
-        options: DisconnectOptions,
-        reply: oneshot::Sender<Result<(), Error>>,
-    },
-}
-
-/// A publish: `queued` answers once the session holds it, `done` once it is delivered.
-pub(crate) struct PublishCommand {
-    pub(crate) message: Message,
-    pub(crate) queued: oneshot::Sender<Result<(), Error>>,
-    pub(crate) done: oneshot::Sender<Result<ReasonCode, Error>>,
-}
-
-/// Where the driver stands, for handles.
-#[derive(Debug, Clone)]
-pub(crate) enum Status {
-    Connecting,
-    Connected,
-    /// The driver has stopped for good, for this reason.
-    Stopped(Error),
-}
-
-/// A handle to an MQTT client. Cloning is cheap; every clone talks to the same driver task,
-/// which owns the connection and the session. When the last handle is dropped the driver
-/// sends DISCONNECT (if connected) and stops; subscriptions and events then end. That needs
-/// the runtime to keep running: before returning from `main`, await
-/// [`Client::disconnect`] instead.
+/// A handle to an MQTT client. Cloning is cheap; every clone shares the session with the same
+/// driver task, which owns the connection. A command reaches the session at once, from the
+/// calling task. When the last handle is dropped the driver sends DISCONNECT (if connected)
+/// and stops; subscriptions and events then end. That needs the runtime to keep running:
+/// before returning from `main`, await [`Client::disconnect`] instead.
 #[derive(Debug, Clone)]
 pub struct Client {
-    commands: mpsc::Sender<Command>,
+    inner: Arc<Handle>,
+}
+
+/// What the clones of one [`Client`] share; dropping it (the last clone) stops the driver.
+struct Handle {
+    shared: Arc<Shared>,
     status: watch::Receiver<Status>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.shared.lock().handles_gone();
+        self.shared.wake.notify_one();
+    }
+}
+
+impl std::fmt::Debug for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handle")
+            .field("status", &*self.status.borrow())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Client {
     /// Starts the driver task, which connects in the background and keeps reconnecting as
-    /// the policy says. Returns at once; [`Event::Connected`] tells when the connection is up,
+    /// the policy says. Returns at once; [`Event::Connected`](crate::Event::Connected) tells when the connection is up,
     /// and publishes and subscriptions made before that are queued.
     ///
     /// # Errors
@@ -102,7 +73,7 @@ impl Client {
     /// Cancelling drops the handle, which stops the driver: nothing is left running.
     pub async fn connect(options: Options) -> Result<(Self, Events), Error> {
         let (client, events) = Self::start(options, true)?;
-        let mut status = client.status.clone();
+        let mut status = client.inner.status.clone();
         let outcome = status
             .wait_for(|s| !matches!(s, Status::Connecting))
             .await
@@ -115,18 +86,24 @@ impl Client {
     }
 
     fn start(options: Options, wait_first: bool) -> Result<(Self, Events), Error> {
-        let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
-        let (status_tx, status) = watch::channel(Status::Connecting);
-        let (event_tx, event_rx) = mpsc::channel(options.policy.event_buffer.max(1));
-        let driver = Driver::new(options, command_rx, status_tx, event_tx, wait_first)?;
-        tokio::spawn(driver.run());
-        let client = Self { commands, status };
-        Ok((client, Events { rx: event_rx }))
+        let started = crate::driver::start(options, wait_first)?;
+        let inner = Arc::new(Handle {
+            shared: started.shared,
+            status: started.status,
+        });
+        Ok((Self { inner }, Events { rx: started.events }))
+    }
+
+    /// Runs a command against the shared state, then wakes the driver to act on it.
+    fn command<T>(&self, command: impl FnOnce(&mut State) -> T) -> T {
+        let out = command(&mut self.inner.shared.lock());
+        self.inner.shared.wake.notify_one();
+        out
     }
 
     /// Whether the client is connected to a broker right now.
     pub fn is_connected(&self) -> bool {
-        matches!(*self.status.borrow(), Status::Connected)
+        matches!(*self.inner.status.borrow(), Status::Connected)
     }
 
     /// Publishes and waits until the broker has it: PUBACK for QoS 1, PUBCOMP for QoS 2,
@@ -173,21 +150,18 @@ impl Client {
     /// [`Error::Command`], and the stop reason once the client has stopped.
     ///
     /// # Cancel safety
-    /// Cancelling while the command channel is full queues nothing; cancelling later may
-    /// leave the message queued (it is then delivered, unreported).
+    /// The message is queued before the first await, unless the store is full and the policy
+    /// waits for room: cancelling then queues nothing.
     pub async fn publish_queued(&self, message: Message) -> Result<Delivery, Error> {
-        let (queued, queued_rx) = oneshot::channel();
-        let (done, done_rx) = oneshot::channel();
-        let command = PublishCommand {
-            message,
-            queued,
-            done,
+        let (queued, rx) = self.command(|state| state.publish(message))?;
+        let packet_id = match queued {
+            Queued::Now(packet_id) => packet_id,
+            Queued::Later(id) => id.await.map_err(|_| self.stop_reason())??,
         };
-        self.send(Command::Publish(Box::new(command))).await?;
-        queued_rx.await.map_err(|_| self.stop_reason())??;
         Ok(Delivery {
-            rx: done_rx,
-            status: self.status.clone(),
+            packet_id,
+            rx,
+            status: self.inner.status.clone(),
         })
     }
 
@@ -200,7 +174,7 @@ impl Client {
     ///
     /// # Cancel safety
     /// Not cancel safe: the SUBSCRIBE may be sent anyway; messages for it then go to
-    /// [`Event::Message`] only.
+    /// [`Event::Message`](crate::Event::Message) only.
     pub async fn subscribe(
         &self,
         filter: impl Into<String>,
@@ -248,14 +222,8 @@ impl Client {
         properties: RequestProperties,
     ) -> Result<Subscription, Error> {
         let filters = filters.into_iter().map(|(f, o)| (f.into(), o)).collect();
-        let (reply, rx) = oneshot::channel();
-        self.send(Command::Subscribe {
-            filters,
-            properties,
-            reply,
-        })
-        .await?;
-        rx.await.map_err(|_| self.stop_reason())?
+        let rx = self.command(|state| state.subscribe(filters, properties))?;
+        self.answer(rx).await
     }
 
     /// Unsubscribes from a filter. Streams of subscriptions left without filters end.
@@ -304,14 +272,8 @@ impl Client {
         properties: RequestProperties,
     ) -> Result<Vec<ReasonCode>, Error> {
         let filters = filters.into_iter().map(Into::into).collect();
-        let (reply, rx) = oneshot::channel();
-        self.send(Command::Unsubscribe {
-            filters,
-            properties,
-            reply,
-        })
-        .await?;
-        rx.await.map_err(|_| self.stop_reason())?
+        let rx = self.command(|state| state.unsubscribe(filters, &properties))?;
+        self.answer(rx).await
     }
 
     /// Acknowledges a received message in manual-ack mode
@@ -331,12 +293,10 @@ impl Client {
         let Some(packet_id) = message.packet_id else {
             return Ok(());
         };
-        let (reply, rx) = oneshot::channel();
-        self.send(Command::Ack { packet_id, reply }).await?;
-        rx.await.map_err(|_| self.stop_reason())?
+        self.command(|state| state.ack(packet_id))
     }
 
-    /// Answers a 5.0 enhanced-authentication challenge ([`Event::Auth`] with Continue
+    /// Answers a 5.0 enhanced-authentication challenge ([`Event::Auth`](crate::Event::Auth) with Continue
     /// Authentication) with `data`, under the method of
     /// [`ProtocolOptions::authentication_method`](crate::ProtocolOptions).
     ///
@@ -349,7 +309,7 @@ impl Client {
     }
 
     /// Starts a 5.0 re-authentication on the live connection with `data` (the broker answers
-    /// with [`Event::Auth`] steps, then Success).
+    /// with [`Event::Auth`](crate::Event::Auth) steps, then Success).
     ///
     /// # Errors
     /// As [`Client::auth`].
@@ -359,14 +319,7 @@ impl Client {
     }
 
     async fn auth_step(&self, reason_code: ReasonCode, data: Bytes) -> Result<(), Error> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Command::Auth {
-            reason_code,
-            data,
-            reply,
-        })
-        .await?;
-        rx.await.map_err(|_| self.stop_reason())?
+        self.command(|state| state.auth(reason_code, &data))
     }
 
     /// Disconnects gracefully (DISCONNECT with reason Normal, so the broker discards the will)
@@ -394,27 +347,19 @@ impl Client {
     /// # Cancel safety
     /// As [`Client::disconnect`].
     pub async fn disconnect_with(&self, options: DisconnectOptions) -> Result<(), Error> {
-        let (reply, rx) = oneshot::channel();
-        if self
-            .commands
-            .send(Command::Disconnect { options, reply })
-            .await
-            .is_err()
-        {
-            return Ok(());
+        match self.command(|state| state.disconnect(options)) {
+            Some(rx) => rx.await.unwrap_or(Ok(())),
+            None => Ok(()),
         }
-        rx.await.unwrap_or(Ok(()))
     }
 
-    async fn send(&self, command: Command) -> Result<(), Error> {
-        self.commands
-            .send(command)
-            .await
-            .map_err(|_| self.stop_reason())
+    /// The broker's answer to a request, or why the client stopped before it came.
+    async fn answer<T>(&self, rx: oneshot::Receiver<Result<T, Error>>) -> Result<T, Error> {
+        rx.await.map_err(|_| self.stop_reason())?
     }
 
     fn stop_reason(&self) -> Error {
-        stop_reason(&self.status)
+        stop_reason(&self.inner.status)
     }
 }
 
@@ -430,8 +375,18 @@ fn stop_reason(status: &watch::Receiver<Status>) -> Error {
 #[derive(Debug)]
 #[must_use = "a Delivery does nothing unless awaited; drop it to fire and forget"]
 pub struct Delivery {
-    rx: oneshot::Receiver<Result<ReasonCode, Error>>,
+    packet_id: Option<PacketId>,
+    rx: Done,
     status: watch::Receiver<Status>,
+}
+
+impl Delivery {
+    /// The packet identifier the session gave the message (`None` for QoS 0). If the broker
+    /// loses the session before acknowledging a QoS 1 message, it is published again under
+    /// a new identifier, which [`Event::Published`](crate::Event::Published) then reports.
+    pub fn packet_id(&self) -> Option<PacketId> {
+        self.packet_id
+    }
 }
 
 impl Future for Delivery {
@@ -444,247 +399,5 @@ impl Future for Delivery {
             Poll::Ready(Err(_)) => Poll::Ready(Err(stop_reason(&self.status))),
             Poll::Pending => Poll::Pending,
         }
-    }
-}
-
-/// The messages of one subscription, in the order they arrived.
-///
-/// When a subscription's buffer ([`Policy::subscription_buffer`](crate::Policy)) is full, the
-/// client keeps reading (so SUBACK, PINGRESP and PUBREL still get through) and holds the
-/// messages for it: QoS 1 and 2 messages are acknowledged only once the stream took them, so
-/// the broker's window slows it down and nothing is lost; QoS 0 messages beyond 4,096 held
-/// are dropped and reported ([`Event::SlowConsumer`]). Dropping the stream stops
-/// the routing but does not unsubscribe. The stream ends when the filters are unsubscribed or
-/// the client stops.
-#[derive(Debug)]
-pub struct Subscription {
-    pub(crate) rx: mpsc::Receiver<Message>,
-    pub(crate) reason_codes: Vec<ReasonCode>,
-    pub(crate) filters: Vec<String>,
-}
-
-impl Subscription {
-    /// One reason code per filter: the granted QoS (`Success` is QoS 0,
-    /// [`ReasonCode::GrantedQoS1`], [`ReasonCode::GrantedQoS2`]) or a failure.
-    pub fn reason_codes(&self) -> &[ReasonCode] {
-        &self.reason_codes
-    }
-
-    /// The filters, as subscribed.
-    pub fn filters(&self) -> &[String] {
-        &self.filters
-    }
-
-    /// The next message; `None` once the subscription has ended.
-    ///
-    /// # Cancel safety
-    /// Cancel safe: a message is never lost by cancelling.
-    pub async fn recv(&mut self) -> Option<Message> {
-        self.rx.recv().await
-    }
-}
-
-impl futures_core::Stream for Subscription {
-    type Item = Message;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Message>> {
-        self.rx.poll_recv(cx)
-    }
-}
-
-/// Something that happened to the client (as esp-mqtt reports it).
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub enum Event {
-    /// The broker accepted the connection.
-    Connected {
-        /// Whether the broker resumed the session. When it did not, the client subscribed
-        /// again to the filters of its open subscriptions, and resent (QoS 1) or failed
-        /// (QoS 2) messages the broker had not acknowledged.
-        session_present: bool,
-        /// The broker, without credentials.
-        broker: String,
-        /// What the broker said in CONNACK (5.0): assigned client identifier, limits,
-        /// response information, reason string, user properties.
-        connack: Box<ConnAckInfo>,
-    },
-    /// An established connection ended.
-    Disconnected {
-        /// Why ([`Error::Closed`] after [`Client::disconnect`]).
-        error: Error,
-    },
-    /// The client waits `delay` before connection attempt `attempt` (1-based, counted since
-    /// the last successful connection).
-    Reconnecting {
-        /// Attempt number.
-        attempt: u32,
-        /// Delay before it.
-        delay: Duration,
-    },
-    /// A SUBSCRIBE was answered.
-    Subscribed {
-        /// Its packet identifier.
-        packet_id: PacketId,
-        /// One per filter.
-        reason_codes: Vec<ReasonCode>,
-    },
-    /// An UNSUBSCRIBE was answered.
-    Unsubscribed {
-        /// Its packet identifier.
-        packet_id: PacketId,
-        /// One per filter (empty on 3.1.1).
-        reason_codes: Vec<ReasonCode>,
-    },
-    /// A QoS 1 or 2 message was acknowledged (PUBACK, PUBCOMP, or a failure PUBREC).
-    Published {
-        /// Its packet identifier.
-        packet_id: PacketId,
-        /// The broker's reason code.
-        reason_code: ReasonCode,
-        /// The broker's reason string (5.0), if any.
-        reason_string: Option<String>,
-        /// The acknowledgement's user properties (5.0).
-        user_properties: Vec<(String, String)>,
-    },
-    /// A 5.0 enhanced-authentication step from the broker: answer a Continue Authentication
-    /// with [`Client::auth`]; Success ends a re-authentication.
-    Auth {
-        /// Continue Authentication, or Success.
-        reason_code: ReasonCode,
-        /// The broker's authentication data (the challenge).
-        data: Option<Bytes>,
-    },
-    /// Something the session coped with on its own, worth a log line: a message the broker
-    /// refused for now and that goes again, a broker exceeding our Receive Maximum, a
-    /// message over the maximum packet size that was skipped. Nothing was lost.
-    Notice(Notice),
-    /// Subscription streams were full and QoS 0 messages were dropped (QoS 1 and 2 messages
-    /// wait, unacknowledged, which holds the broker back instead).
-    SlowConsumer {
-        /// QoS 0 messages dropped since the last report.
-        dropped_qos0: u64,
-    },
-    /// A message arrived (also delivered to the streams of the subscriptions it matches).
-    Message(Message),
-    /// Something failed: a connection attempt, a message that could not be delivered, a
-    /// re-subscription the broker refused.
-    Error(Error),
-    /// The event buffer was full and `missed` events were dropped before this one. Messages
-    /// are never lost this way from subscription streams.
-    Lagged {
-        /// How many.
-        missed: u64,
-    },
-}
-
-/// Properties of a SUBSCRIBE or UNSUBSCRIBE (5.0; 3.1.1 has none). The client sets the
-/// subscription identifier itself, to route messages to their streams.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct RequestProperties {
-    /// User properties, in order.
-    pub user_properties: Vec<(String, String)>,
-}
-
-impl RequestProperties {
-    /// No properties.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Adds a user property.
-    #[must_use]
-    pub fn user_property(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.user_properties.push((name.into(), value.into()));
-        self
-    }
-}
-
-/// What a broker said in CONNACK (5.0; empty on 3.1.1), owned.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ConnAckInfo {
-    /// The client identifier the broker assigned, when we sent none. The client reuses it
-    /// on reconnects.
-    pub assigned_client_identifier: Option<String>,
-    /// Keep alive the broker imposes, in seconds.
-    pub server_keep_alive: Option<u16>,
-    /// Session expiry the broker grants, in seconds.
-    pub session_expiry_interval: Option<u32>,
-    /// Receive Maximum of the broker.
-    pub receive_maximum: Option<u16>,
-    /// Largest packet the broker accepts.
-    pub maximum_packet_size: Option<u32>,
-    /// Highest QoS the broker supports.
-    pub maximum_qos: Option<QoS>,
-    /// Whether retained messages are supported.
-    pub retain_available: Option<bool>,
-    /// Whether wildcard subscriptions are supported.
-    pub wildcard_subscription_available: Option<bool>,
-    /// Whether subscription identifiers are supported.
-    pub subscription_identifier_available: Option<bool>,
-    /// Whether shared subscriptions are supported.
-    pub shared_subscription_available: Option<bool>,
-    /// Topic Alias Maximum of the broker.
-    pub topic_alias_maximum: Option<u16>,
-    /// Response Information (for request/response topics), if requested and given.
-    pub response_information: Option<String>,
-    /// Another server to use.
-    pub server_reference: Option<String>,
-    /// A human-readable reason.
-    pub reason_string: Option<String>,
-    /// User properties.
-    pub user_properties: Vec<(String, String)>,
-}
-
-impl ConnAckInfo {
-    pub(crate) fn new(p: &mqtt_sansio::ConnAckProperties<'_>) -> Self {
-        Self {
-            assigned_client_identifier: p.assigned_client_identifier.map(str::to_string),
-            server_keep_alive: p.server_keep_alive,
-            session_expiry_interval: p.session_expiry_interval,
-            receive_maximum: p.receive_maximum.map(|v| v.get()),
-            maximum_packet_size: p.maximum_packet_size.map(|v| v.get()),
-            maximum_qos: p.maximum_qos,
-            retain_available: p.retain_available,
-            wildcard_subscription_available: p.wildcard_subscription_available,
-            subscription_identifier_available: p.subscription_identifier_available,
-            shared_subscription_available: p.shared_subscription_available,
-            topic_alias_maximum: p.topic_alias_maximum,
-            response_information: p.response_information.map(str::to_string),
-            server_reference: p.server_reference.map(str::to_string),
-            reason_string: p.reason_string.map(str::to_string),
-            user_properties: p
-                .user_properties
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        }
-    }
-}
-
-/// The client's events. Buffered up to [`Policy::event_buffer`](crate::Policy); when the
-/// buffer is full, events are counted and reported as [`Event::Lagged`] instead of slowing
-/// the connection down. Drop it if you do not need it. Ends when the client stops.
-#[derive(Debug)]
-pub struct Events {
-    rx: mpsc::Receiver<Event>,
-}
-
-impl Events {
-    /// The next event; `None` once the client has stopped.
-    ///
-    /// # Cancel safety
-    /// Cancel safe.
-    pub async fn recv(&mut self) -> Option<Event> {
-        self.rx.recv().await
-    }
-}
-
-impl futures_core::Stream for Events {
-    type Item = Event;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
-        self.rx.poll_recv(cx)
     }
 }

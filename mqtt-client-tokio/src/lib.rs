@@ -1,8 +1,8 @@
 //! An async MQTT 3.1.1 and 5.0 client for tokio.
 //!
 //! The protocol lives in [`mqtt_sansio::session`], a sans-IO session; this crate drives it:
-//! one task owns the connection (TCP, TLS with rustls, or WebSocket) and the session, and a
-//! cheap, cloneable [`Client`] handle talks to it over channels.
+//! one task owns the connection (TCP, TLS with rustls, or WebSocket), and a cheap, cloneable
+//! [`Client`] handle shares the session with it: a command reaches the session at once.
 //!
 //! ```no_run
 //! use mqtt_client_tokio::{Client, Options, QoS};
@@ -63,13 +63,17 @@
 mod client;
 mod driver;
 mod error;
+mod event;
 mod message;
 mod options;
+mod state;
+mod subscription;
 mod transport;
 mod url;
 
-pub use client::{Client, ConnAckInfo, Delivery, Event, Events, RequestProperties, Subscription};
+pub use client::{Client, Delivery};
 pub use error::Error;
+pub use event::{ConnAckInfo, Event, Events};
 pub use message::{Message, Properties};
 #[cfg(feature = "scram")]
 pub use mqtt_sansio::auth::ScramSha256;
@@ -79,6 +83,7 @@ pub use options::{
     Direction, DisconnectOptions, Options, Policy, ProtocolOptions, QueueFull, SharedAuthenticator,
     Socks5Proxy, Tap, TlsOptions, TlsVersion, TransportOptions, Will,
 };
+pub use subscription::{RequestProperties, Subscription};
 
 pub use bytes::Bytes;
 pub use mqtt_sansio::session::CommandError;

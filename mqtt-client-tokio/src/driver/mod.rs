@@ -1,309 +1,80 @@
-//! The driver task: owns the connection and the session, and moves bytes, time and commands
-//! between them. All MQTT behaviour (QoS flows, keep alive, resending, packet identifiers,
-//! topic aliases) is the session's; the driver decides only what the session leaves to a
-//! client: which broker to dial and when, and whom to tell about what happened.
+//! The driver task: owns the transport, and moves bytes, time and wake-ups between it and the
+//! state it shares with the handles. It decides only what the session leaves to a client:
+//! which broker to dial. When to dial, and everything a byte means, is the session's.
 
-mod dispatch;
 mod io;
 
-use std::collections::{HashMap, VecDeque};
 use std::future::Future;
-use std::num::NonZeroU32;
-use std::time::Duration;
+use std::sync::Arc;
 
-use bytes::BytesMut;
-use mqtt_sansio::session::{Instant, Reconnect, Session, SessionConfig};
-use mqtt_sansio::SubscriptionOptions;
-use mqtt_sansio::{Connect, ReasonCode, Seq, TopicName, WillProperties};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsConnector;
 use tracing::{info, warn, Instrument};
 
-use crate::client::{Command, PublishCommand, Status};
-use crate::message::user_refs;
-use crate::options::{DisconnectOptions, Policy, ProtocolOptions, TransportOptions};
+use crate::options::TransportOptions;
+use crate::state::{room, End, Shared, State, Status};
 use crate::url::BrokerUrl;
-use crate::{transport, Error, Event, Message, Options, Subscription};
+use crate::{transport, Error, Event, Options};
 
-/// Per-alias room for incoming topic aliases.
-const ALIAS_TOPIC_BYTES: usize = 264;
-/// Room for outgoing topic aliases when enabled.
-const OUTGOING_ALIAS_BYTES: usize = 16 * 1024;
-/// Incoming QoS 2 messages the session can track, whatever the Receive Maximum (4 KiB).
-const INCOMING_SLOTS: u16 = 1024;
-/// Largest authentication data an authenticator writes in one step.
-pub(crate) const AUTH_BUF: usize = 512;
-
-/// The shared authenticator, or an error if a panic while it was held poisoned it.
-pub(crate) fn lock(
-    auth: &crate::SharedAuthenticator,
-) -> Result<std::sync::MutexGuard<'_, dyn mqtt_sansio::auth::Authenticator + Send + 'static>, Error>
-{
-    auth.lock()
-        .map_err(|_| Error::InvalidOptions("the authenticator panicked".into()))
+/// What a started driver gives the handles.
+pub(crate) struct Started {
+    /// The state shared with the driver.
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) status: watch::Receiver<Status>,
+    pub(crate) events: mpsc::Receiver<Event>,
 }
 
-/// Why a connection (or an attempt) ended.
-pub(crate) enum End {
-    /// We ended it: disconnect requested, or every handle dropped.
-    Closed,
-    /// It failed or was lost.
-    Failed {
-        error: Error,
-        /// The 5.0 Server Reference the broker sent; followed when the session's reconnect
-        /// decision is to redirect.
-        reference: Option<String>,
-    },
-}
-
-impl End {
-    pub(crate) fn failed(error: impl Into<Error>) -> Self {
-        Self::Failed {
-            error: error.into(),
-            reference: None,
-        }
+/// Starts the driver task for `options`. `wait_first`: stop once the first round of
+/// connection attempts fails (`Client::connect`).
+///
+/// # Panics
+/// Outside a tokio runtime.
+pub(crate) fn start(options: Options, wait_first: bool) -> Result<Started, Error> {
+    if options.brokers.is_empty() {
+        return Err(Error::InvalidOptions("no broker URL".into()));
     }
+    let tls = if options.brokers.iter().any(|b| b.scheme.is_tls()) {
+        Some(transport::tls_connector(&options.transport.tls)?)
+    } else {
+        None
+    };
+    let (status_tx, status) = watch::channel(Status::Connecting);
+    let (event_tx, events) = mpsc::channel(options.policy.event_buffer.max(1));
+    let state = State::new(&options, status_tx, event_tx)?;
+    let client_id = state.client_id.clone();
+    let shared = Arc::new(Shared::new(state));
+    let driver = Driver {
+        shared: Arc::clone(&shared),
+        brokers: options.brokers,
+        transport: options.transport,
+        tls,
+        wait_first,
+        client_id,
+    };
+    tokio::spawn(driver.run());
+    Ok(Started {
+        shared,
+        status,
+        events,
+    })
 }
 
-/// A request waiting for the broker's answer, by packet identifier.
-pub(crate) enum Pending {
-    Publish(oneshot::Sender<Result<ReasonCode, Error>>),
-    Subscribe {
-        route: u64,
-        rx: mpsc::Receiver<Message>,
-        filters: Vec<String>,
-        reply: oneshot::Sender<Result<Subscription, Error>>,
-    },
-    /// A subscription renewed after the broker lost the session.
-    Resubscribe,
-    Unsubscribe {
-        filters: Vec<String>,
-        reply: oneshot::Sender<Result<Vec<ReasonCode>, Error>>,
-    },
-}
-
-/// Where a held message goes.
-pub(crate) enum Target {
-    /// A subscription's stream.
-    Stream(mpsc::Sender<Message>),
-    /// The events stream: a message that matches no subscription (a resumed session's
-    /// backlog that arrives before `subscribe`).
-    Events,
-}
-
-impl Target {
-    fn is_stream(&self, tx: &mpsc::Sender<Message>) -> bool {
-        matches!(self, Self::Stream(t) if t.same_channel(tx))
-    }
-}
-
-/// A message waiting for room in a subscription stream or the events stream.
-pub(crate) struct Parked {
-    pub(crate) target: Target,
-    pub(crate) message: Message,
-    /// The packet identifier to acknowledge once the stream took it: set on the last stream a
-    /// message goes to, when the driver (not the application) acknowledges.
-    pub(crate) ack: Option<mqtt_sansio::PacketId>,
-}
-
-/// Where the messages of one `subscribe` call go.
-pub(crate) struct Route {
-    pub(crate) id: u64,
-    /// 5.0 subscription identifier, when the broker supports them.
-    pub(crate) sub_id: Option<NonZeroU32>,
-    pub(crate) filters: Vec<(String, SubscriptionOptions)>,
-    /// Sent again with the filters if the broker loses the session.
-    pub(crate) properties: crate::RequestProperties,
-    pub(crate) tx: mpsc::Sender<Message>,
-    /// SUBACK received: renewed if the broker loses the session.
-    pub(crate) confirmed: bool,
-}
-
-/// A requested stop.
-struct Shutdown {
-    options: DisconnectOptions,
-    replies: Vec<oneshot::Sender<Result<(), Error>>>,
-    started: bool,
-}
-
-/// Events for the application, never blocking the driver.
-struct EventSink {
-    tx: mpsc::Sender<Event>,
-    missed: u64,
-}
-
-impl EventSink {
-    /// Whether an event (and a pending lag report) would be sent; counts a miss if not. False
-    /// once the application dropped [`Events`](crate::Events), so nothing is built for it.
-    fn has_room(&mut self) -> bool {
-        if self.tx.is_closed() {
-            return false;
-        }
-        let needed = if self.missed > 0 { 2 } else { 1 };
-        if self.tx.capacity() >= needed {
-            return true;
-        }
-        self.missed += 1;
-        false
-    }
-
-    /// Sends `event` if there is room; counts it as missed otherwise. Returns whether sent.
-    fn emit(&mut self, event: Event) -> bool {
-        if self.tx.is_closed() {
-            return false;
-        }
-        if self.missed > 0 {
-            let lagged = Event::Lagged {
-                missed: self.missed,
-            };
-            if self.tx.try_send(lagged).is_err() {
-                self.missed += 1;
-                return false;
-            }
-            self.missed = 0;
-        }
-        match self.tx.try_send(event) {
-            Ok(()) => true,
-            Err(_) => {
-                self.missed += 1;
-                false
-            }
-        }
-    }
-}
-
-pub(crate) struct Driver {
-    session: Session<Box<[u8]>>,
+struct Driver {
+    shared: Arc<Shared>,
     brokers: Vec<BrokerUrl>,
-    protocol: ProtocolOptions,
     transport: TransportOptions,
-    policy: Policy,
     tls: Option<TlsConnector>,
-    client_id: String,
-    epoch: tokio::time::Instant,
-    commands: mpsc::Receiver<Command>,
-    commands_closed: bool,
-    status: watch::Sender<Status>,
-    events: EventSink,
-    /// The broker of the current connection, for events.
-    broker: String,
-    /// Stop once the first round of connection attempts fails (`Client::connect`).
     wait_first: bool,
-    connected_once: bool,
-    /// The current connection reached CONNACK.
-    connected: bool,
-    shutdown: Option<Shutdown>,
-    /// Set when the session says the connection is over; acted on once bytes are out.
-    conn_end: Option<End>,
-
-    pending: HashMap<u16, Pending>,
-    /// Completions of queued QoS 0 publishes, in the order the session sends them.
-    qos0: VecDeque<oneshot::Sender<Result<ReasonCode, Error>>>,
-    /// QoS 0 publishes handed to the connection: complete once `written` reaches the mark.
-    marks: VecDeque<(u64, oneshot::Sender<Result<ReasonCode, Error>>)>,
-    /// Publishes waiting for room in the store (policy `QueueFull::Wait`).
-    waiting: VecDeque<PublishCommand>,
-    /// Something may have freed room in the store since the last retry.
-    store_freed: bool,
-    routes: Vec<Route>,
-    next_route: u64,
-    next_sub_id: u32,
-    /// Messages for full subscription streams, in arrival order. Reading goes on: QoS 1 and
-    /// 2 messages here are not acknowledged yet, which holds back the broker's window.
-    outbox: VecDeque<Parked>,
-    /// QoS 0 messages dropped because the outbox was full, not reported yet.
-    dropped_qos0: u64,
-
-    /// Bytes still to drop of a packet the session skipped.
-    rx_skip: usize,
-    /// Bytes to write.
-    wbuf: BytesMut,
-    /// Where `poll_transmit` encodes.
-    scratch: Vec<u8>,
-    /// Bytes ever put into `wbuf`, and ever written and flushed.
-    queued_bytes: u64,
-    written_bytes: u64,
+    client_id: String,
 }
 
 impl Driver {
-    pub(crate) fn new(
-        options: Options,
-        commands: mpsc::Receiver<Command>,
-        status: watch::Sender<Status>,
-        events: mpsc::Sender<Event>,
-        wait_first: bool,
-    ) -> Result<Self, Error> {
-        let Options {
-            brokers,
-            protocol,
-            transport,
-            policy,
-        } = options;
-        if brokers.is_empty() {
-            return Err(Error::InvalidOptions("no broker URL".into()));
-        }
-        let tls = if brokers.iter().any(|b| b.scheme.is_tls()) {
-            Some(transport::tls_connector(&transport.tls)?)
-        } else {
-            None
-        };
-        let config = session_config(&protocol, &policy)?;
-        let store = vec![0u8; config.reserved_bytes() + policy.offline_queue_bytes.max(1024)];
-        let session = Session::new(config, store.into_boxed_slice())?;
-        let client_id = if protocol.client_id.is_empty() && session.needs_client_id() {
-            generate_client_id()
-        } else {
-            protocol.client_id.clone()
-        };
-        let mut driver_protocol = protocol;
-        driver_protocol.client_id = client_id.clone();
-        Ok(Self {
-            session,
-            brokers,
-            protocol: driver_protocol,
-            transport,
-            policy,
-            tls,
-            client_id,
-            epoch: tokio::time::Instant::now(),
-            commands,
-            commands_closed: false,
-            status,
-            events: EventSink {
-                tx: events,
-                missed: 0,
-            },
-            broker: String::new(),
-            wait_first,
-            connected_once: false,
-            connected: false,
-            shutdown: None,
-            conn_end: None,
-            pending: HashMap::new(),
-            qos0: VecDeque::new(),
-            marks: VecDeque::new(),
-            waiting: VecDeque::new(),
-            store_freed: false,
-            routes: Vec::new(),
-            next_route: 0,
-            next_sub_id: 0,
-            outbox: VecDeque::new(),
-            dropped_qos0: 0,
-            rx_skip: 0,
-            wbuf: BytesMut::new(),
-            // Grows to the largest packet sent (see `pump`); most are small.
-            scratch: vec![0; 512],
-            queued_bytes: 0,
-            written_bytes: 0,
-        })
-    }
-
     /// Runs until the client stops.
-    pub(crate) async fn run(mut self) {
+    async fn run(mut self) {
         let span = tracing::info_span!("mqtt_client", client_id = %self.client_id);
         async move {
             let reason = self.lifecycle().await;
-            self.finish(reason);
+            self.shared.lock().finish(reason);
         }
         .instrument(span)
         .await;
@@ -311,14 +82,15 @@ impl Driver {
 
     /// Connects, reconnects, fails over and follows redirections until a stop; returns why.
     /// When and whether to try again is the session's decision
-    /// ([`Session::handle_transport_closed`]); the driver only picks the broker to dial.
+    /// ([`Session::handle_transport_closed`](mqtt_sansio::session::Session)); the driver
+    /// only picks the broker to dial.
     async fn lifecycle(&mut self) -> Error {
         let count = self.brokers.len();
         let mut index = 0;
         let mut tried_first_round = 0;
         let mut redirect: Option<BrokerUrl> = None;
         loop {
-            if self.shutdown.is_some() {
+            if self.shared.lock().shutdown.is_some() {
                 return Error::Closed;
             }
             let url = redirect
@@ -326,56 +98,61 @@ impl Driver {
                 .unwrap_or_else(|| self.brokers[index].clone());
             let span = tracing::info_span!("connection", broker = %url);
             let end = self.connection(&url).instrument(span).await;
-            let reached = std::mem::take(&mut self.connected);
             let (error, reference) = match end {
                 End::Closed => return Error::Closed,
                 End::Failed { error, reference } => (error, reference),
             };
-            let next = self.session.handle_transport_closed(self.now());
-            if matches!(error, Error::InvalidOptions(_) | Error::Command(_)) {
-                return error;
-            }
-            let (at, attempt) = match next {
-                Reconnect::Stop(cause) => {
-                    warn!(%error, ?cause, "not reconnecting: retrying cannot help");
+            let delay = {
+                let mut state = self.shared.lock();
+                let reached = std::mem::take(&mut state.connected);
+                let now = state.now();
+                let next = state.session.handle_transport_closed(now);
+                if matches!(error, Error::InvalidOptions(_) | Error::Command(_)) {
                     return error;
                 }
-                Reconnect::Redirect { at, moved } => {
-                    match reference.as_deref().and_then(|r| url.redirect(r)) {
-                        Some(target) => {
-                            info!(to = %target, moved, "broker redirects the client");
-                            if moved {
-                                self.brokers[index] = target.clone();
+                let (at, attempt) = match next {
+                    mqtt_sansio::session::Reconnect::Stop(cause) => {
+                        warn!(%error, ?cause, "not reconnecting: retrying cannot help");
+                        return error;
+                    }
+                    mqtt_sansio::session::Reconnect::Redirect { at, moved } => {
+                        match reference.as_deref().and_then(|r| url.redirect(r)) {
+                            Some(target) => {
+                                info!(to = %target, moved, "broker redirects the client");
+                                if moved {
+                                    self.brokers[index] = target.clone();
+                                }
+                                redirect = Some(target);
                             }
-                            redirect = Some(target);
+                            None => warn!(?reference, "unusable Server Reference"),
                         }
-                        None => warn!(?reference, "unusable Server Reference"),
+                        (at, 1)
                     }
-                    (at, 1)
-                }
-                Reconnect::At { at, attempt, .. } => {
-                    if !reached {
-                        // Fail over: the next attempt goes to the next broker of the list.
-                        index = (index + 1) % count;
+                    mqtt_sansio::session::Reconnect::At { at, attempt, .. } => {
+                        if !reached {
+                            // Fail over: the next attempt goes to the next broker of the list.
+                            index = (index + 1) % count;
+                        }
+                        (at, attempt)
                     }
-                    (at, attempt)
-                }
-                _ => (self.now(), 1),
-            };
-            if !self.policy.reconnect {
-                return error;
-            }
-            if self.wait_first && !self.connected_once {
-                // `Client::connect` tries each broker once, without waiting.
-                tried_first_round += 1;
-                if redirect.is_none() && tried_first_round >= count {
+                    _ => (now, 1),
+                };
+                if !state.policy.reconnect {
                     return error;
                 }
-                continue;
-            }
-            let delay = at.saturating_duration_since(self.now());
-            info!(attempt, ?delay, "reconnecting");
-            self.events.emit(Event::Reconnecting { attempt, delay });
+                if self.wait_first && !state.connected_once {
+                    // `Client::connect` tries each broker once, without waiting.
+                    tried_first_round += 1;
+                    if redirect.is_none() && tried_first_round >= count {
+                        return error;
+                    }
+                    continue;
+                }
+                let delay = at.saturating_duration_since(now);
+                info!(attempt, ?delay, "reconnecting");
+                state.emit(Event::Reconnecting { attempt, delay });
+                delay
+            };
             if self.serve_until(tokio::time::sleep(delay)).await.is_none() {
                 return Error::Closed;
             }
@@ -384,8 +161,12 @@ impl Driver {
 
     /// One connection: transport, CONNECT, then the connected loop until it ends.
     async fn connection(&mut self, url: &BrokerUrl) -> End {
-        self.set_status(Status::Connecting);
-        self.broker = url.to_string();
+        let timeout = {
+            let mut state = self.shared.lock();
+            state.set_status(Status::Connecting);
+            state.broker = url.to_string();
+            state.policy.connect_timeout
+        };
         info!("connecting");
         // Boxed: opening TCP, TLS and WebSocket is the largest state of this task; inline it
         // would stay in every idle connection's task for good.
@@ -394,305 +175,52 @@ impl Driver {
             self.transport.clone(),
             self.tls.clone(),
         ));
-        let timeout = self.policy.connect_timeout;
         let stream = match self.serve_until(tokio::time::timeout(timeout, open)).await {
             None => return End::Closed,
-            Some(Err(_elapsed)) => return self.attempt_failed(Error::ConnectTimeout),
-            Some(Ok(Err(e))) => return self.attempt_failed(e),
+            Some(Err(_elapsed)) => return self.shared.lock().attempt_failed(Error::ConnectTimeout),
+            Some(Ok(Err(e))) => return self.shared.lock().attempt_failed(e),
             Some(Ok(Ok(stream))) => stream,
         };
-        if let Err(e) = self.send_connect() {
-            return End::failed(e);
+        {
+            let mut state = self.shared.lock();
+            if let Err(e) = state.send_connect() {
+                return End::failed(e);
+            }
+            state.connection_opened();
         }
-        self.conn_end = None;
-        self.rx_skip = 0;
         let end = self.drive(stream).await;
-        self.connection_closed(&end);
+        self.shared.lock().connection_closed(&end);
         end
     }
 
-    /// Reports a failed attempt.
-    fn attempt_failed(&mut self, error: Error) -> End {
-        warn!(%error, "connection attempt failed");
-        self.events.emit(Event::Error(error.clone()));
-        End::failed(error)
-    }
-
-    /// Cleans up after a connection and tells the application.
-    fn connection_closed(&mut self, end: &End) {
-        self.wbuf.clear();
-        self.written_bytes = self.queued_bytes;
-        let error = match end {
-            End::Closed => Error::Closed,
-            End::Failed { error, .. } => error.clone(),
-        };
-        // QoS 0 messages handed to the dead connection but not written are gone.
-        for (_, done) in self.marks.drain(..) {
-            let _ = done.send(Err(Error::NotSent));
-        }
-        if self.connected {
-            info!(%error, "disconnected");
-            self.events.emit(Event::Disconnected { error });
-        } else if !matches!(end, End::Closed) {
-            warn!(%error, "connection attempt failed");
-            self.events.emit(Event::Error(error));
-        }
-        self.set_status(Status::Connecting);
-    }
-
-    /// Queues CONNECT for the new transport. Whether it resumes the session (Clean Start
-    /// after the first connection) is the session's rule.
-    fn send_connect(&mut self) -> Result<(), Error> {
-        let p = &self.protocol;
-        let clean_start = p.clean_start;
-        let users = user_refs(&p.user_properties);
-        let will_users = p
-            .will
-            .as_ref()
-            .map(|w| user_refs(&w.properties.user_properties))
-            .unwrap_or_default();
-        let mut connect = connect_packet(p, clean_start, &users, &will_users)?;
-        // A mechanism starts a new exchange on every connection (a fresh nonce for SCRAM).
-        let mut data = [0u8; AUTH_BUF];
-        let method: String;
-        if let Some(auth) = &p.authenticator {
-            let mut auth = lock(auth)?;
-            let n = auth.start(&mut data).map_err(Error::Authentication)?;
-            method = auth.method().to_string();
-            connect.properties.authentication_method = Some(&method);
-            connect.properties.authentication_data = Some(&data[..n]);
-        }
-        self.session.connect(&connect)?;
-        Ok(())
-    }
-
-    /// Runs `fut` while serving commands and the outbox (no connection). `None` when a stop
-    /// was requested first.
-    async fn serve_until<T>(&mut self, fut: impl Future<Output = T>) -> Option<T> {
+    /// Runs `fut` while there is no connection, handing held messages over as their streams
+    /// make room and queuing publishes that wait for it. `None` when a stop was requested
+    /// first.
+    async fn serve_until<T>(&self, fut: impl Future<Output = T>) -> Option<T> {
         tokio::pin!(fut);
         loop {
-            if self.shutdown.is_some() {
-                return None;
-            }
-            self.retry_waiting();
-            let waiter = self.room_waiter();
+            let waiter = {
+                let mut state = self.shared.lock();
+                if state.shutdown.is_some() {
+                    return None;
+                }
+                state.retry_waiting();
+                state.room_waiter()
+            };
             let has_outbox = waiter.is_some();
             tokio::select! {
                 out = &mut fut => return Some(out),
-                cmd = self.commands.recv(), if !self.commands_closed => self.on_command(cmd),
-                open = room(waiter), if has_outbox => self.on_room(open),
+                () = self.shared.wake.notified() => {}
+                open = room(waiter), if has_outbox => self.shared.lock().on_room(open),
             }
         }
     }
-
-    fn set_status(&mut self, status: Status) {
-        self.status.send_replace(status);
-    }
-
-    /// The session's clock.
-    fn now(&self) -> Instant {
-        let ms = self.epoch.elapsed().as_millis();
-        Instant::from_millis(u64::try_from(ms).unwrap_or(u64::MAX))
-    }
-
-    fn to_tokio(&self, at: Instant) -> tokio::time::Instant {
-        self.epoch + Duration::from_millis(at.as_millis())
-    }
-
-    /// Completes everything still waiting with `reason` and publishes the final status.
-    fn finish(&mut self, reason: Error) {
-        info!(%reason, "client stopped");
-        self.set_status(Status::Stopped(reason.clone()));
-        self.commands.close();
-        while let Ok(cmd) = self.commands.try_recv() {
-            self.refuse(cmd, &reason);
-        }
-        for (_, pending) in self.pending.drain() {
-            match pending {
-                Pending::Publish(done) => {
-                    let _ = done.send(Err(reason.clone()));
-                }
-                Pending::Subscribe { reply, .. } => {
-                    let _ = reply.send(Err(reason.clone()));
-                }
-                Pending::Unsubscribe { reply, .. } => {
-                    let _ = reply.send(Err(reason.clone()));
-                }
-                Pending::Resubscribe => {}
-            }
-        }
-        for done in self.qos0.drain(..) {
-            let _ = done.send(Err(reason.clone()));
-        }
-        for (_, done) in self.marks.drain(..) {
-            let _ = done.send(Err(Error::NotSent));
-        }
-        for p in self.waiting.drain(..) {
-            let _ = p.queued.send(Err(reason.clone()));
-        }
-        let mut lost = 0;
-        for parked in std::mem::take(&mut self.outbox) {
-            let sent = match parked.target {
-                Target::Stream(tx) => tx.try_send(parked.message).is_ok(),
-                Target::Events => self.events.emit(Event::Message(parked.message)),
-            };
-            lost += usize::from(!sent);
-        }
-        if lost > 0 {
-            warn!(
-                lost,
-                "received messages not delivered: subscription streams full at stop"
-            );
-        }
-        self.routes.clear();
-        if let Some(shutdown) = self.shutdown.take() {
-            for reply in shutdown.replies {
-                let _ = reply.send(Ok(()));
-            }
-        }
-    }
-
-    fn refuse(&mut self, cmd: Command, reason: &Error) {
-        match cmd {
-            Command::Publish(p) => {
-                let _ = p.queued.send(Err(reason.clone()));
-            }
-            Command::Subscribe { reply, .. } => {
-                let _ = reply.send(Err(reason.clone()));
-            }
-            Command::Unsubscribe { reply, .. } => {
-                let _ = reply.send(Err(reason.clone()));
-            }
-            Command::Ack { reply, .. } | Command::Auth { reply, .. } => {
-                let _ = reply.send(Err(reason.clone()));
-            }
-            Command::Disconnect { reply, .. } => {
-                let _ = reply.send(Ok(()));
-            }
-        }
-    }
-}
-
-/// What the first held message waits on.
-pub(crate) enum Waiter {
-    Stream(mpsc::Sender<Message>),
-    Events(mpsc::Sender<Event>),
-}
-
-/// Waits for room where the first held message goes; `false` when that stream is gone.
-async fn room(waiter: Option<Waiter>) -> bool {
-    match waiter {
-        // The permit is given back at once: the message is then sent with `try_send`, which
-        // cannot fail for lack of room, as this task is the only sender that waits.
-        Some(Waiter::Stream(tx)) => tx.reserve().await.is_ok(),
-        Some(Waiter::Events(tx)) => tx.reserve().await.is_ok(),
-        None => std::future::pending().await,
-    }
-}
-
-/// The session's configuration and store layout for these options.
-fn session_config(p: &ProtocolOptions, policy: &Policy) -> Result<SessionConfig, Error> {
-    let mut config = SessionConfig::new(p.version);
-    config.receive_maximum = p.receive_maximum.max(1);
-    config.maximum_packet_size = p.maximum_packet_size.max(64);
-    // The session's default per version (3.1.1: mosquitto's window of 20) unless set.
-    if let Some(n) = p.max_inflight {
-        config.max_inflight = n.max(1);
-    }
-    config.topic_alias_maximum = p.topic_alias_maximum;
-    config.incoming_alias_bytes = usize::from(p.topic_alias_maximum) * ALIAS_TOPIC_BYTES;
-    config.outgoing_topic_aliases = p.outgoing_topic_aliases;
-    if p.outgoing_topic_aliases {
-        config.outgoing_alias_bytes = OUTGOING_ALIAS_BYTES;
-    }
-    // Brokers exceed the Receive Maximum (mosquitto resuming a session sends hundreds):
-    // track that many incoming QoS 2 messages, 4 bytes each.
-    config.incoming_slots = config.receive_maximum.max(INCOMING_SLOTS);
-    // The driver acknowledges a message once its subscription streams took it (or the
-    // application does, in manual-ack mode): a slow consumer then holds back the broker's
-    // window instead of the driver's reads.
-    config.manual_acks = true;
-    config.connack_timeout = policy.connect_timeout;
-    config.drain_timeout = policy.drain_timeout;
-    config.reconnect.initial = policy.backoff_min;
-    config.reconnect.max = policy.backoff_max;
-    config.reconnect.stable_after = policy.stable_after;
-    config.reconnect.after_takeover = policy.reconnect_after_takeover;
-    config.reconnect.seed = fastrand::u64(..);
-    // The control region holds CONNECT (with the will) and DISCONNECT; room for the
-    // properties the session adds.
-    let users = user_refs(&p.user_properties);
-    let will_users = p
-        .will
-        .as_ref()
-        .map(|w| user_refs(&w.properties.user_properties))
-        .unwrap_or_default();
-    let connect = connect_packet(p, p.clean_start, &users, &will_users)?;
-    let len = SessionConfig::control_len(&connect)
-        .map_err(|e| Error::InvalidOptions(format!("CONNECT cannot be encoded: {e}")))?;
-    config.control_bytes = (len + 64).max(512);
-    if p.authenticator.is_some() {
-        // Its method and data, in CONNECT and in each AUTH.
-        config.control_bytes += AUTH_BUF + 64;
-    }
-    Ok(config)
-}
-
-/// CONNECT from the options.
-fn connect_packet<'a>(
-    p: &'a ProtocolOptions,
-    clean_start: bool,
-    users: &'a [(&'a str, &'a str)],
-    will_users: &'a [(&'a str, &'a str)],
-) -> Result<Connect<'a>, Error> {
-    let mut c = Connect::new(p.version, &p.client_id);
-    c.clean_start = clean_start;
-    c.keep_alive = u16::try_from(p.keep_alive.as_secs()).unwrap_or(u16::MAX);
-    c.username = p.username.as_deref();
-    c.password = p.password.as_deref();
-    // 5.0 only: the session leaves the properties out on 3.1.1.
-    c.properties.session_expiry_interval = p.session_expiry_interval;
-    c.properties.user_properties = Seq::from_slice(users);
-    c.properties.authentication_method = p.authentication_method.as_deref();
-    c.properties.authentication_data = p.authentication_data.as_deref();
-    if let Some(w) = &p.will {
-        let props = WillProperties {
-            will_delay_interval: w.delay_interval,
-            payload_format_indicator: w.properties.payload_format_indicator,
-            message_expiry_interval: w.properties.message_expiry_interval,
-            content_type: w.properties.content_type.as_deref(),
-            response_topic: match &w.properties.response_topic {
-                Some(t) => Some(TopicName::new(t)?),
-                None => None,
-            },
-            correlation_data: w.properties.correlation_data.as_deref(),
-            user_properties: Seq::from_slice(will_users),
-        };
-        c.will = Some(mqtt_sansio::Will {
-            topic: TopicName::new(&w.topic)?,
-            payload: &w.payload,
-            qos: w.qos,
-            retain: w.retain,
-            properties: props,
-        });
-    }
-    Ok(c)
-}
-
-/// `mqttrs-` and 16 random alphanumerics: 23 characters, what 3.1.1 brokers must accept.
-fn generate_client_id() -> String {
-    const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
-    let suffix: String = (0..16)
-        .map(|_| char::from(ALPHABET[fastrand::usize(..ALPHABET.len())]))
-        .collect();
-    format!("mqttrs-{suffix}")
 }
 
 impl std::fmt::Debug for Driver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Driver")
             .field("client_id", &self.client_id)
-            .field("broker", &self.broker)
             .finish_non_exhaustive()
     }
 }

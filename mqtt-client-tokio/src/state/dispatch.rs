@@ -1,26 +1,17 @@
-//! What the driver does with the session's events and the application's commands: complete
-//! the callers' futures, route messages to subscriptions, tell the application.
+//! What the session's events do: complete the callers' futures, route messages to
+//! subscriptions, tell the application.
 
 use bytes::Bytes;
 use mqtt_sansio::auth::AuthError;
 use mqtt_sansio::session::{CommandError, Event as SessionEvent, LostReason, Notice};
-use mqtt_sansio::{
-    PacketId, QoS, ReasonCode, Seq, SubscribeProperties, Subscription as Filter,
-    SubscriptionOptions, TopicFilter, UnsubscribeProperties,
-};
-use tokio::sync::{mpsc, oneshot};
+use mqtt_sansio::{PacketId, QoS, ReasonCode, TopicFilter};
+use tokio::sync::mpsc;
 use tracing::{debug, info, trace, warn};
 
-use super::{Driver, End, Pending, Route, Shutdown, Target};
-use crate::client::{Command, PublishCommand, Status};
-use crate::message::{to_session, user_refs, Draft};
-use crate::options::QueueFull;
-use crate::{
-    ConnAckInfo, DisconnectOptions, Error, Event, Message, RequestProperties, Subscription,
-};
-
-/// Commands taken in one batch before the bytes go out (see `Driver::gather_commands`).
-const GATHER: usize = 64;
+use super::commands::{map_command, subscribe_route};
+use super::{End, Pending, State, Status, Target};
+use crate::message::Draft;
+use crate::{ConnAckInfo, Error, Event, Message, Subscription};
 
 /// A session event, copied out of the session's borrow.
 pub(super) enum Incoming {
@@ -171,7 +162,7 @@ impl Incoming {
     }
 }
 
-impl Driver {
+impl State {
     /// Handles the events the session queued on its own; whether there were any.
     pub(super) fn drain_events(&mut self) -> bool {
         let mut any = false;
@@ -371,7 +362,7 @@ impl Driver {
         let Some(auth) = self.protocol.authenticator.clone() else {
             return true;
         };
-        let result = match super::lock(&auth) {
+        let result = match super::lock_authenticator(&auth) {
             Ok(mut auth) => match reason_code {
                 ReasonCode::ContinueAuthentication => {
                     let mut out = [0u8; super::AUTH_BUF];
@@ -656,7 +647,7 @@ impl Driver {
     /// Holds a message for a full stream; a QoS 0 message over the bound is dropped instead.
     fn park(&mut self, target: Target, message: Message, ack: Option<PacketId>) {
         let qos0 = message.packet_id.is_none();
-        if qos0 && self.outbox.len() >= super::io::OUTBOX_QOS0_LIMIT {
+        if qos0 && self.outbox.len() >= super::wire::OUTBOX_QOS0_LIMIT {
             self.dropped_qos0 += 1;
             return;
         }
@@ -683,7 +674,7 @@ impl Driver {
     }
 
     /// What the first held message waits on.
-    pub(super) fn room_waiter(&self) -> Option<super::Waiter> {
+    pub(crate) fn room_waiter(&self) -> Option<super::Waiter> {
         Some(match &self.outbox.front()?.target {
             Target::Stream(tx) => super::Waiter::Stream(tx.clone()),
             Target::Events => super::Waiter::Events(self.events.tx.clone()),
@@ -692,7 +683,7 @@ impl Driver {
 
     /// The first held message's stream has room, or is gone (`open` false): hand over what
     /// fits, in order.
-    pub(super) fn on_room(&mut self, open: bool) {
+    pub(crate) fn on_room(&mut self, open: bool) {
         if !open {
             if let Some(Target::Stream(tx)) = self.outbox.front().map(|p| &p.target) {
                 let tx = tx.clone();
@@ -729,269 +720,4 @@ impl Driver {
             });
         }
     }
-
-    /// Handles a command from a handle; `None` means every handle is gone.
-    pub(super) fn on_command(&mut self, command: Option<Command>) {
-        let Some(command) = command else {
-            self.commands_closed = true;
-            self.request_shutdown(DisconnectOptions::default(), None);
-            return;
-        };
-        match command {
-            Command::Publish(p) => {
-                if self.waiting.is_empty() {
-                    if let Some(p) = self.try_publish(*p) {
-                        self.waiting.push_back(p);
-                    }
-                } else {
-                    self.waiting.push_back(*p);
-                }
-            }
-            Command::Subscribe {
-                filters,
-                properties,
-                reply,
-            } => self.subscribe(filters, properties, reply),
-            Command::Unsubscribe {
-                filters,
-                properties,
-                reply,
-            } => self.unsubscribe(filters, &properties, reply),
-            Command::Ack { packet_id, reply } => {
-                let mut result = self.session.ack(packet_id);
-                if result == Err(CommandError::WouldBlock) {
-                    self.pump(true);
-                    result = self.session.ack(packet_id);
-                }
-                let _ = reply.send(result.map_err(Error::Command));
-            }
-            Command::Auth {
-                reason_code,
-                data,
-                reply,
-            } => {
-                let result = match self.protocol.authentication_method.as_deref() {
-                    Some(method) => self
-                        .session
-                        .auth(&mqtt_sansio::Auth::new(reason_code, method, &data))
-                        .map_err(Error::Command),
-                    None => Err(Error::InvalidOptions(
-                        "no authentication method configured".into(),
-                    )),
-                };
-                let _ = reply.send(result);
-            }
-            Command::Disconnect { options, reply } => self.request_shutdown(options, Some(reply)),
-        }
-    }
-
-    /// After a command on a live connection, lets the application's tasks run once and takes
-    /// what they sent meanwhile, up to [`GATHER`] commands: a stream of publishes then leaves
-    /// in one write instead of one write (and one system call) each. Costs one scheduler
-    /// round per command (`yield_now`, which also lets a `block_on` future run); stops as
-    /// soon as nothing new came.
-    pub(super) async fn gather_commands(&mut self) {
-        for _ in 0..GATHER {
-            if self.commands_closed || self.shutdown.is_some() || self.conn_end.is_some() {
-                return;
-            }
-            tokio::task::yield_now().await;
-            match self.commands.try_recv() {
-                Ok(command) => self.on_command(Some(command)),
-                Err(mpsc::error::TryRecvError::Empty) => return,
-                Err(mpsc::error::TryRecvError::Disconnected) => {
-                    self.on_command(None);
-                    return;
-                }
-            }
-        }
-    }
-
-    fn request_shutdown(
-        &mut self,
-        options: DisconnectOptions,
-        reply: Option<oneshot::Sender<Result<(), Error>>>,
-    ) {
-        let shutdown = self.shutdown.get_or_insert_with(|| Shutdown {
-            options,
-            replies: Vec::new(),
-            started: false,
-        });
-        shutdown.replies.extend(reply);
-    }
-
-    /// Queues a publish; gives it back when it must wait for room.
-    fn try_publish(&mut self, p: PublishCommand) -> Option<PublishCommand> {
-        match self.queue(&p.message) {
-            Ok(packet_id) => {
-                let _ = p.queued.send(Ok(()));
-                match packet_id {
-                    Some(id) => {
-                        self.pending.insert(id.get(), Pending::Publish(p.done));
-                    }
-                    None => self.qos0.push_back(p.done),
-                }
-                None
-            }
-            Err(Error::QueueFull) if self.policy.queue_full == QueueFull::Wait => Some(p),
-            Err(e) => {
-                let _ = p.queued.send(Err(e));
-                None
-            }
-        }
-    }
-
-    /// Retries publishes waiting for room, in order, once something may have freed some.
-    pub(super) fn retry_waiting(&mut self) {
-        if !std::mem::take(&mut self.store_freed) {
-            return;
-        }
-        while let Some(p) = self.waiting.pop_front() {
-            if p.queued.is_closed() {
-                continue;
-            }
-            if let Some(p) = self.try_publish(p) {
-                self.waiting.push_front(p);
-                break;
-            }
-        }
-    }
-
-    /// Hands a message to the session.
-    fn queue(&mut self, message: &Message) -> Result<Option<PacketId>, Error> {
-        let users = user_refs(&message.properties.user_properties);
-        let m = to_session(message, &users)?;
-        let capacity = self.session.store_usage().1;
-        self.session.publish(&m).map_err(|e| match e {
-            CommandError::StoreFull { needed, .. } if needed > capacity => Error::TooLarge {
-                size: needed,
-                capacity,
-            },
-            other => map_command(other),
-        })
-    }
-
-    fn subscribe(
-        &mut self,
-        filters: Vec<(String, SubscriptionOptions)>,
-        properties: RequestProperties,
-        reply: oneshot::Sender<Result<Subscription, Error>>,
-    ) {
-        if filters.is_empty() {
-            let _ = reply.send(Err(Error::InvalidOptions("no topic filter".into())));
-            return;
-        }
-        if let Some(e) = filters.iter().find_map(|(f, _)| TopicFilter::new(f).err()) {
-            let _ = reply.send(Err(e.into()));
-            return;
-        }
-        let (tx, rx) = mpsc::channel(self.policy.subscription_buffer.max(1));
-        let route = Route {
-            id: self.next_route,
-            sub_id: self.next_subscription_id(),
-            filters,
-            properties,
-            tx,
-            confirmed: false,
-        };
-        match subscribe_route(&mut self.session, &route) {
-            Ok(packet_id) => {
-                self.next_route += 1;
-                let names = route.filters.iter().map(|(f, _)| f.clone()).collect();
-                let pending = Pending::Subscribe {
-                    route: route.id,
-                    rx,
-                    filters: names,
-                    reply,
-                };
-                self.routes.push(route);
-                self.pending.insert(packet_id.get(), pending);
-            }
-            Err(e) => {
-                let _ = reply.send(Err(map_command(e)));
-            }
-        }
-    }
-
-    /// A fresh 5.0 subscription identifier, when the broker supports them.
-    fn next_subscription_id(&mut self) -> Option<std::num::NonZeroU32> {
-        // Never on 3.1.1, which has none (the session's limits say so).
-        let supported = self.session.limits().subscription_identifier_available;
-        if !supported {
-            return None;
-        }
-        // Identifiers go up to 268,435,455; wrapping after that many subscribe calls is fine.
-        self.next_sub_id = self.next_sub_id % 268_435_455 + 1;
-        std::num::NonZeroU32::new(self.next_sub_id)
-    }
-
-    fn unsubscribe(
-        &mut self,
-        filters: Vec<String>,
-        properties: &RequestProperties,
-        reply: oneshot::Sender<Result<Vec<ReasonCode>, Error>>,
-    ) {
-        if filters.is_empty() {
-            let _ = reply.send(Err(Error::InvalidOptions("no topic filter".into())));
-            return;
-        }
-        let result = {
-            let mut list = Vec::with_capacity(filters.len());
-            for f in &filters {
-                match TopicFilter::new(f) {
-                    Ok(filter) => list.push(filter),
-                    Err(e) => {
-                        let _ = reply.send(Err(e.into()));
-                        return;
-                    }
-                }
-            }
-            let users = user_refs(&properties.user_properties);
-            let props = UnsubscribeProperties {
-                user_properties: Seq::from_slice(&users),
-            };
-            self.session.unsubscribe(&list, props)
-        };
-        match result {
-            Ok(packet_id) => {
-                self.pending
-                    .insert(packet_id.get(), Pending::Unsubscribe { filters, reply });
-            }
-            Err(e) => {
-                let _ = reply.send(Err(map_command(e)));
-            }
-        }
-    }
-}
-
-/// A refused command as the application sees it.
-fn map_command(e: CommandError) -> Error {
-    match e {
-        CommandError::StoreFull { .. } => Error::QueueFull,
-        other => Error::Command(other),
-    }
-}
-
-/// Sends SUBSCRIBE for a route's filters, subscription identifier and properties.
-fn subscribe_route(
-    session: &mut mqtt_sansio::session::Session<Box<[u8]>>,
-    route: &super::Route,
-) -> Result<PacketId, CommandError> {
-    let filters: Vec<Filter<'_>> = route
-        .filters
-        .iter()
-        .filter_map(|(f, options)| {
-            let filter = TopicFilter::new(f).ok()?;
-            Some(Filter {
-                filter,
-                options: *options,
-            })
-        })
-        .collect();
-    let users = user_refs(&route.properties.user_properties);
-    let props = SubscribeProperties {
-        subscription_identifier: route.sub_id,
-        user_properties: Seq::from_slice(&users),
-    };
-    session.subscribe(&filters, props)
 }

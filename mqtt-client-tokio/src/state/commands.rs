@@ -1,0 +1,282 @@
+//! The application's commands, run by the handles against the shared state under its lock:
+//! each one reaches the session at once and returns its packet identifier or its error;
+//! only the broker's answer is awaited, through a oneshot completed by `dispatch`.
+
+use mqtt_sansio::session::CommandError;
+use mqtt_sansio::{
+    PacketId, ReasonCode, Seq, SubscribeProperties, Subscription as Filter, SubscriptionOptions,
+    TopicFilter, UnsubscribeProperties,
+};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Pending, Route, Shutdown, State, WaitingPublish};
+use crate::message::{to_session, user_refs};
+use crate::options::{DisconnectOptions, QueueFull};
+use crate::{Error, Message, RequestProperties, Subscription};
+
+/// The broker's answer to a publish: its reason code, or why it failed.
+pub(crate) type Done = oneshot::Receiver<Result<ReasonCode, Error>>;
+
+/// Where a publish stands once the command returned.
+pub(crate) enum Queued {
+    /// The session holds it, under this packet identifier (`None` for QoS 0).
+    Now(Option<PacketId>),
+    /// It waits for room in the store (policy [`QueueFull::Wait`]); the identifier comes
+    /// once the session took it.
+    Later(oneshot::Receiver<Result<Option<PacketId>, Error>>),
+}
+
+impl State {
+    /// Refuses commands once the driver has stopped; counts the others.
+    fn running(&mut self) -> Result<(), Error> {
+        match &self.stopped {
+            Some(reason) => Err(reason.clone()),
+            None => {
+                self.commands_seen += 1;
+                Ok(())
+            }
+        }
+    }
+
+    /// Queues a publish with the session, or behind the publishes that wait for room.
+    pub(crate) fn publish(&mut self, message: Message) -> Result<(Queued, Done), Error> {
+        self.running()?;
+        let (done, done_rx) = oneshot::channel();
+        if self.waiting.is_empty() {
+            match self.queue(&message) {
+                Ok(packet_id) => {
+                    self.await_publish(packet_id, done);
+                    return Ok((Queued::Now(packet_id), done_rx));
+                }
+                Err(Error::QueueFull) if self.policy.queue_full == QueueFull::Wait => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let (queued, queued_rx) = oneshot::channel();
+        self.waiting.push_back(WaitingPublish {
+            message,
+            queued,
+            done,
+        });
+        Ok((Queued::Later(queued_rx), done_rx))
+    }
+
+    /// Remembers who waits for a queued publish's outcome.
+    fn await_publish(
+        &mut self,
+        packet_id: Option<PacketId>,
+        done: oneshot::Sender<Result<ReasonCode, Error>>,
+    ) {
+        match packet_id {
+            Some(id) => {
+                self.pending.insert(id.get(), Pending::Publish(done));
+            }
+            None => self.qos0.push_back(done),
+        }
+    }
+
+    /// Retries publishes waiting for room, in order, once something may have freed some.
+    pub(crate) fn retry_waiting(&mut self) {
+        if !std::mem::take(&mut self.store_freed) {
+            return;
+        }
+        while let Some(p) = self.waiting.pop_front() {
+            if p.queued.is_closed() {
+                // The caller stopped waiting before the message was queued: it never was.
+                continue;
+            }
+            match self.queue(&p.message) {
+                Ok(packet_id) => {
+                    let _ = p.queued.send(Ok(packet_id));
+                    self.await_publish(packet_id, p.done);
+                }
+                Err(Error::QueueFull) => {
+                    self.waiting.push_front(p);
+                    break;
+                }
+                Err(e) => {
+                    let _ = p.queued.send(Err(e));
+                }
+            }
+        }
+    }
+
+    /// Hands a message to the session.
+    pub(super) fn queue(&mut self, message: &Message) -> Result<Option<PacketId>, Error> {
+        let users = user_refs(&message.properties.user_properties);
+        let m = to_session(message, &users)?;
+        let capacity = self.session.store_usage().1;
+        self.session.publish(&m).map_err(|e| match e {
+            CommandError::StoreFull { needed, .. } if needed > capacity => Error::TooLarge {
+                size: needed,
+                capacity,
+            },
+            other => map_command(other),
+        })
+    }
+
+    /// Sends SUBSCRIBE; the receiver answers with the subscription once SUBACK came.
+    pub(crate) fn subscribe(
+        &mut self,
+        filters: Vec<(String, SubscriptionOptions)>,
+        properties: RequestProperties,
+    ) -> Result<oneshot::Receiver<Result<Subscription, Error>>, Error> {
+        self.running()?;
+        if filters.is_empty() {
+            return Err(Error::InvalidOptions("no topic filter".into()));
+        }
+        if let Some(e) = filters.iter().find_map(|(f, _)| TopicFilter::new(f).err()) {
+            return Err(e.into());
+        }
+        let (tx, rx) = mpsc::channel(self.policy.subscription_buffer.max(1));
+        let route = Route {
+            id: self.next_route,
+            sub_id: self.next_subscription_id(),
+            filters,
+            properties,
+            tx,
+            confirmed: false,
+        };
+        let packet_id = subscribe_route(&mut self.session, &route).map_err(map_command)?;
+        self.next_route += 1;
+        let (reply, reply_rx) = oneshot::channel();
+        let names = route.filters.iter().map(|(f, _)| f.clone()).collect();
+        let pending = Pending::Subscribe {
+            route: route.id,
+            rx,
+            filters: names,
+            reply,
+        };
+        self.routes.push(route);
+        self.pending.insert(packet_id.get(), pending);
+        Ok(reply_rx)
+    }
+
+    /// A fresh 5.0 subscription identifier, when the broker supports them.
+    fn next_subscription_id(&mut self) -> Option<std::num::NonZeroU32> {
+        // Never on 3.1.1, which has none (the session's limits say so).
+        let supported = self.session.limits().subscription_identifier_available;
+        if !supported {
+            return None;
+        }
+        // Identifiers go up to 268,435,455; wrapping after that many subscribe calls is fine.
+        self.next_sub_id = self.next_sub_id % 268_435_455 + 1;
+        std::num::NonZeroU32::new(self.next_sub_id)
+    }
+
+    /// Sends UNSUBSCRIBE; the receiver answers with one reason code per filter.
+    pub(crate) fn unsubscribe(
+        &mut self,
+        filters: Vec<String>,
+        properties: &RequestProperties,
+    ) -> Result<oneshot::Receiver<Result<Vec<ReasonCode>, Error>>, Error> {
+        self.running()?;
+        if filters.is_empty() {
+            return Err(Error::InvalidOptions("no topic filter".into()));
+        }
+        let mut list = Vec::with_capacity(filters.len());
+        for f in &filters {
+            list.push(TopicFilter::new(f)?);
+        }
+        let users = user_refs(&properties.user_properties);
+        let props = UnsubscribeProperties {
+            user_properties: Seq::from_slice(&users),
+        };
+        let packet_id = self
+            .session
+            .unsubscribe(&list, props)
+            .map_err(map_command)?;
+        let (reply, reply_rx) = oneshot::channel();
+        self.pending
+            .insert(packet_id.get(), Pending::Unsubscribe { filters, reply });
+        Ok(reply_rx)
+    }
+
+    /// Acknowledges a message in manual-ack mode.
+    pub(crate) fn ack(&mut self, packet_id: PacketId) -> Result<(), Error> {
+        self.running()?;
+        let mut result = self.session.ack(packet_id);
+        if result == Err(CommandError::WouldBlock) {
+            // Earlier acknowledgements wait to be written: move them to the output first.
+            self.pump(true);
+            result = self.session.ack(packet_id);
+        }
+        result.map_err(Error::Command)
+    }
+
+    /// Sends one 5.0 authentication step under the configured method.
+    pub(crate) fn auth(&mut self, reason_code: ReasonCode, data: &[u8]) -> Result<(), Error> {
+        self.running()?;
+        let Some(method) = self.protocol.authentication_method.as_deref() else {
+            return Err(Error::InvalidOptions(
+                "no authentication method configured".into(),
+            ));
+        };
+        let step = mqtt_sansio::Auth::new(reason_code, method, data);
+        self.session.auth(&step).map_err(Error::Command)
+    }
+
+    /// Asks the driver to stop; `None` when it already has.
+    pub(crate) fn disconnect(
+        &mut self,
+        options: DisconnectOptions,
+    ) -> Option<oneshot::Receiver<Result<(), Error>>> {
+        if self.stopped.is_some() {
+            return None;
+        }
+        let (reply, rx) = oneshot::channel();
+        self.request_shutdown(options, Some(reply));
+        Some(rx)
+    }
+
+    /// Every handle is gone: disconnect gracefully and stop.
+    pub(crate) fn handles_gone(&mut self) {
+        self.request_shutdown(DisconnectOptions::default(), None);
+    }
+
+    fn request_shutdown(
+        &mut self,
+        options: DisconnectOptions,
+        reply: Option<oneshot::Sender<Result<(), Error>>>,
+    ) {
+        self.commands_seen += 1;
+        let shutdown = self.shutdown.get_or_insert_with(|| Shutdown {
+            options,
+            replies: Vec::new(),
+            started: false,
+        });
+        shutdown.replies.extend(reply);
+    }
+}
+
+/// A refused command as the application sees it.
+pub(super) fn map_command(e: CommandError) -> Error {
+    match e {
+        CommandError::StoreFull { .. } => Error::QueueFull,
+        other => Error::Command(other),
+    }
+}
+
+/// Sends SUBSCRIBE for a route's filters, subscription identifier and properties.
+pub(super) fn subscribe_route(
+    session: &mut mqtt_sansio::session::Session<Box<[u8]>>,
+    route: &Route,
+) -> Result<PacketId, CommandError> {
+    let filters: Vec<Filter<'_>> = route
+        .filters
+        .iter()
+        .filter_map(|(f, options)| {
+            let filter = TopicFilter::new(f).ok()?;
+            Some(Filter {
+                filter,
+                options: *options,
+            })
+        })
+        .collect();
+    let users = user_refs(&route.properties.user_properties);
+    let props = SubscribeProperties {
+        subscription_identifier: route.sub_id,
+        user_properties: Seq::from_slice(&users),
+    };
+    session.subscribe(&filters, props)
+}

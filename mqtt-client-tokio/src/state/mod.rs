@@ -1,0 +1,575 @@
+//! The state a [`Client`](crate::Client) handle and the driver task share: the session and
+//! the bookkeeping around it (futures waiting for the broker, subscription routes, held
+//! messages, events). Handles run their commands against it directly, under a short lock,
+//! and wake the driver; the driver feeds it bytes and time. Nothing here awaits.
+//!
+//! All MQTT behaviour (QoS flows, keep alive, resending, packet identifiers, topic aliases,
+//! reconnect decisions) is the session's; this layer only completes the callers' futures and
+//! routes what the session delivers.
+
+mod commands;
+mod dispatch;
+mod wire;
+
+use std::collections::{HashMap, VecDeque};
+use std::num::NonZeroU32;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use mqtt_sansio::session::{Instant, Session, SessionConfig};
+use mqtt_sansio::SubscriptionOptions;
+use mqtt_sansio::{Connect, ReasonCode, Seq, TopicName, WillProperties};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
+use tracing::{info, warn};
+
+use crate::message::user_refs;
+use crate::options::{DisconnectOptions, Policy, ProtocolOptions};
+use crate::{Error, Event, Message, Options, RequestProperties, Subscription};
+
+pub(crate) use commands::{Done, Queued};
+pub(crate) use wire::OUTBOX_LIMIT;
+/// Per-alias room for incoming topic aliases.
+const ALIAS_TOPIC_BYTES: usize = 264;
+/// Room for outgoing topic aliases when enabled.
+const OUTGOING_ALIAS_BYTES: usize = 16 * 1024;
+/// Incoming QoS 2 messages the session can track, whatever the Receive Maximum (4 KiB).
+const INCOMING_SLOTS: u16 = 1024;
+/// Largest authentication data an authenticator writes in one step.
+pub(crate) const AUTH_BUF: usize = 512;
+
+/// The shared authenticator, or an error if a panic while it was held poisoned it.
+pub(crate) fn lock_authenticator(
+    auth: &crate::SharedAuthenticator,
+) -> Result<std::sync::MutexGuard<'_, dyn mqtt_sansio::auth::Authenticator + Send + 'static>, Error>
+{
+    auth.lock()
+        .map_err(|_| Error::InvalidOptions("the authenticator panicked".into()))
+}
+
+/// Why a connection (or an attempt) ended.
+pub(crate) enum End {
+    /// We ended it: disconnect requested, or every handle dropped.
+    Closed,
+    /// It failed or was lost.
+    Failed {
+        error: Error,
+        /// The 5.0 Server Reference the broker sent; followed when the session's reconnect
+        /// decision is to redirect.
+        reference: Option<String>,
+    },
+}
+
+impl End {
+    pub(crate) fn failed(error: impl Into<Error>) -> Self {
+        Self::Failed {
+            error: error.into(),
+            reference: None,
+        }
+    }
+}
+
+/// A request waiting for the broker's answer, by packet identifier.
+pub(crate) enum Pending {
+    Publish(oneshot::Sender<Result<ReasonCode, Error>>),
+    Subscribe {
+        route: u64,
+        rx: mpsc::Receiver<Message>,
+        filters: Vec<String>,
+        reply: oneshot::Sender<Result<Subscription, Error>>,
+    },
+    /// A subscription renewed after the broker lost the session.
+    Resubscribe,
+    Unsubscribe {
+        filters: Vec<String>,
+        reply: oneshot::Sender<Result<Vec<ReasonCode>, Error>>,
+    },
+}
+
+/// Where a held message goes.
+pub(crate) enum Target {
+    /// A subscription's stream.
+    Stream(mpsc::Sender<Message>),
+    /// The events stream: a message that matches no subscription (a resumed session's
+    /// backlog that arrives before `subscribe`).
+    Events,
+}
+
+impl Target {
+    fn is_stream(&self, tx: &mpsc::Sender<Message>) -> bool {
+        matches!(self, Self::Stream(t) if t.same_channel(tx))
+    }
+}
+
+/// A message waiting for room in a subscription stream or the events stream.
+pub(crate) struct Parked {
+    pub(crate) target: Target,
+    pub(crate) message: Message,
+    /// The packet identifier to acknowledge once the stream took it: set on the last stream a
+    /// message goes to, when the driver (not the application) acknowledges.
+    pub(crate) ack: Option<mqtt_sansio::PacketId>,
+}
+
+/// Where the messages of one `subscribe` call go.
+pub(crate) struct Route {
+    pub(crate) id: u64,
+    /// 5.0 subscription identifier, when the broker supports them.
+    pub(crate) sub_id: Option<NonZeroU32>,
+    pub(crate) filters: Vec<(String, SubscriptionOptions)>,
+    /// Sent again with the filters if the broker loses the session.
+    pub(crate) properties: RequestProperties,
+    pub(crate) tx: mpsc::Sender<Message>,
+    /// SUBACK received: renewed if the broker loses the session.
+    pub(crate) confirmed: bool,
+}
+
+/// A requested stop.
+pub(crate) struct Shutdown {
+    options: DisconnectOptions,
+    replies: Vec<oneshot::Sender<Result<(), Error>>>,
+    started: bool,
+}
+
+/// Events for the application, never blocking the driver.
+pub(crate) struct EventSink {
+    tx: mpsc::Sender<Event>,
+    missed: u64,
+}
+
+impl EventSink {
+    /// Whether an event (and a pending lag report) would be sent; counts a miss if not. False
+    /// once the application dropped [`Events`](crate::Events), so nothing is built for it.
+    pub(crate) fn has_room(&mut self) -> bool {
+        if self.tx.is_closed() {
+            return false;
+        }
+        let needed = if self.missed > 0 { 2 } else { 1 };
+        if self.tx.capacity() >= needed {
+            return true;
+        }
+        self.missed += 1;
+        false
+    }
+
+    /// Sends `event` if there is room; counts it as missed otherwise. Returns whether sent.
+    pub(crate) fn emit(&mut self, event: Event) -> bool {
+        if self.tx.is_closed() {
+            return false;
+        }
+        if self.missed > 0 {
+            let lagged = Event::Lagged {
+                missed: self.missed,
+            };
+            if self.tx.try_send(lagged).is_err() {
+                self.missed += 1;
+                return false;
+            }
+            self.missed = 0;
+        }
+        match self.tx.try_send(event) {
+            Ok(()) => true,
+            Err(_) => {
+                self.missed += 1;
+                false
+            }
+        }
+    }
+}
+/// Where the driver stands, for handles.
+#[derive(Debug, Clone)]
+pub(crate) enum Status {
+    Connecting,
+    Connected,
+    /// The driver has stopped for good, for this reason.
+    Stopped(Error),
+}
+
+/// A publish waiting for room in the store (policy `QueueFull::Wait`): `queued` answers once
+/// the session holds it, with its packet identifier; `done` once it is delivered.
+pub(crate) struct WaitingPublish {
+    pub(crate) message: Message,
+    pub(crate) queued: oneshot::Sender<Result<Option<mqtt_sansio::PacketId>, Error>>,
+    pub(crate) done: oneshot::Sender<Result<ReasonCode, Error>>,
+}
+
+/// What the handles and the driver share: the state under a lock the driver never holds
+/// across an await, and the driver's wake-up call.
+pub(crate) struct Shared {
+    state: Mutex<State>,
+    /// Wakes the driver after a command changed the state. `notify_one` keeps one permit, so a
+    /// command made while the driver is busy is seen on its next turn.
+    pub(crate) wake: Notify,
+}
+
+impl Shared {
+    pub(crate) fn new(state: State) -> Self {
+        Self {
+            state: Mutex::new(state),
+            wake: Notify::new(),
+        }
+    }
+
+    /// The state. A panic while it was held (a bug) leaves it as it was; carrying on is
+    /// better than failing every handle.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+pub(crate) struct State {
+    pub(crate) session: Session<Box<[u8]>>,
+    pub(crate) protocol: ProtocolOptions,
+    pub(crate) policy: Policy,
+    pub(crate) client_id: String,
+    epoch: tokio::time::Instant,
+    status: watch::Sender<Status>,
+    /// Set once the driver has stopped: commands then fail with it at once.
+    pub(crate) stopped: Option<Error>,
+    /// Commands taken so far: the driver waits for more while this keeps growing (see
+    /// `Driver::gather`).
+    pub(crate) commands_seen: u64,
+    events: EventSink,
+    /// The broker of the current connection, for events.
+    pub(crate) broker: String,
+    pub(crate) connected_once: bool,
+    /// The current connection reached CONNACK.
+    pub(crate) connected: bool,
+    pub(crate) shutdown: Option<Shutdown>,
+    /// Set when the session says the connection is over; acted on once bytes are out.
+    pub(crate) conn_end: Option<End>,
+
+    pending: HashMap<u16, Pending>,
+    /// Completions of queued QoS 0 publishes, in the order the session sends them.
+    qos0: VecDeque<oneshot::Sender<Result<ReasonCode, Error>>>,
+    /// QoS 0 publishes handed to the connection: complete once `written_bytes` reaches the
+    /// mark.
+    marks: VecDeque<(u64, oneshot::Sender<Result<ReasonCode, Error>>)>,
+    /// Publishes waiting for room in the store (policy `QueueFull::Wait`).
+    waiting: VecDeque<WaitingPublish>,
+    /// Something may have freed room in the store since the last retry.
+    store_freed: bool,
+    routes: Vec<Route>,
+    next_route: u64,
+    next_sub_id: u32,
+    /// Messages for full subscription streams, in arrival order. Reading goes on: QoS 1 and
+    /// 2 messages here are not acknowledged yet, which holds back the broker's window.
+    pub(crate) outbox: VecDeque<Parked>,
+    /// QoS 0 messages dropped because the outbox was full, not reported yet.
+    dropped_qos0: u64,
+
+    /// Bytes still to drop of a packet the session skipped.
+    pub(crate) rx_skip: usize,
+    /// Bytes to write; the driver takes them (`take_output`) and writes them outside the lock.
+    wbuf: BytesMut,
+    /// Where `poll_transmit` encodes.
+    scratch: Vec<u8>,
+    /// Bytes ever put into `wbuf`, and ever written.
+    queued_bytes: u64,
+    written_bytes: u64,
+}
+
+impl State {
+    pub(crate) fn new(
+        options: &Options,
+        status: watch::Sender<Status>,
+        events: mpsc::Sender<Event>,
+    ) -> Result<Self, Error> {
+        let protocol = options.protocol.clone();
+        let policy = options.policy.clone();
+        let config = session_config(&protocol, &policy)?;
+        let store = vec![0u8; config.reserved_bytes() + policy.offline_queue_bytes.max(1024)];
+        let session = Session::new(config, store.into_boxed_slice())?;
+        let client_id = if protocol.client_id.is_empty() && session.needs_client_id() {
+            generate_client_id()
+        } else {
+            protocol.client_id.clone()
+        };
+        let mut state_protocol = protocol;
+        state_protocol.client_id = client_id.clone();
+        Ok(Self {
+            session,
+            protocol: state_protocol,
+            policy,
+            client_id,
+            epoch: tokio::time::Instant::now(),
+            status,
+            stopped: None,
+            commands_seen: 0,
+            events: EventSink {
+                tx: events,
+                missed: 0,
+            },
+            broker: String::new(),
+            connected_once: false,
+            connected: false,
+            shutdown: None,
+            conn_end: None,
+            pending: HashMap::new(),
+            qos0: VecDeque::new(),
+            marks: VecDeque::new(),
+            waiting: VecDeque::new(),
+            store_freed: false,
+            routes: Vec::new(),
+            next_route: 0,
+            next_sub_id: 0,
+            outbox: VecDeque::new(),
+            dropped_qos0: 0,
+            rx_skip: 0,
+            wbuf: BytesMut::new(),
+            // Grows to the largest packet sent (see `pump`); most are small.
+            scratch: vec![0; 512],
+            queued_bytes: 0,
+            written_bytes: 0,
+        })
+    }
+
+    /// Tells the application, if it listens.
+    pub(crate) fn emit(&mut self, event: Event) -> bool {
+        self.events.emit(event)
+    }
+
+    /// Reports a failed attempt.
+    pub(crate) fn attempt_failed(&mut self, error: Error) -> End {
+        warn!(%error, "connection attempt failed");
+        self.events.emit(Event::Error(error.clone()));
+        End::failed(error)
+    }
+
+    /// A new transport is open: resets what belonged to the last one.
+    pub(crate) fn connection_opened(&mut self) {
+        self.conn_end = None;
+        self.rx_skip = 0;
+    }
+    /// Cleans up after a connection and tells the application.
+    pub(crate) fn connection_closed(&mut self, end: &End) {
+        self.wbuf.clear();
+        self.written_bytes = self.queued_bytes;
+        self.rx_skip = 0;
+        let error = match end {
+            End::Closed => Error::Closed,
+            End::Failed { error, .. } => error.clone(),
+        };
+        // QoS 0 messages handed to the dead connection but not written are gone.
+        for (_, done) in self.marks.drain(..) {
+            let _ = done.send(Err(Error::NotSent));
+        }
+        if self.connected {
+            info!(%error, "disconnected");
+            self.events.emit(Event::Disconnected { error });
+        } else if !matches!(end, End::Closed) {
+            warn!(%error, "connection attempt failed");
+            self.events.emit(Event::Error(error));
+        }
+        self.set_status(Status::Connecting);
+    }
+
+    /// Queues CONNECT for the new transport. Whether it resumes the session (Clean Start
+    /// after the first connection) is the session's rule.
+    pub(crate) fn send_connect(&mut self) -> Result<(), Error> {
+        let p = &self.protocol;
+        let clean_start = p.clean_start;
+        let users = user_refs(&p.user_properties);
+        let will_users = p
+            .will
+            .as_ref()
+            .map(|w| user_refs(&w.properties.user_properties))
+            .unwrap_or_default();
+        let mut connect = connect_packet(p, clean_start, &users, &will_users)?;
+        // A mechanism starts a new exchange on every connection (a fresh nonce for SCRAM).
+        let mut data = [0u8; AUTH_BUF];
+        let method: String;
+        if let Some(auth) = &p.authenticator {
+            let mut auth = lock_authenticator(auth)?;
+            let n = auth.start(&mut data).map_err(Error::Authentication)?;
+            method = auth.method().to_string();
+            connect.properties.authentication_method = Some(&method);
+            connect.properties.authentication_data = Some(&data[..n]);
+        }
+        self.session.connect(&connect)?;
+        Ok(())
+    }
+
+    pub(crate) fn set_status(&mut self, status: Status) {
+        self.status.send_replace(status);
+    }
+
+    /// The session's clock.
+    pub(crate) fn now(&self) -> Instant {
+        let ms = self.epoch.elapsed().as_millis();
+        Instant::from_millis(u64::try_from(ms).unwrap_or(u64::MAX))
+    }
+
+    pub(crate) fn to_tokio(&self, at: Instant) -> tokio::time::Instant {
+        self.epoch + Duration::from_millis(at.as_millis())
+    }
+
+    /// Completes everything still waiting with `reason` and publishes the final status.
+    pub(crate) fn finish(&mut self, reason: Error) {
+        info!(%reason, "client stopped");
+        self.set_status(Status::Stopped(reason.clone()));
+        self.stopped = Some(reason.clone());
+        for (_, pending) in self.pending.drain() {
+            match pending {
+                Pending::Publish(done) => {
+                    let _ = done.send(Err(reason.clone()));
+                }
+                Pending::Subscribe { reply, .. } => {
+                    let _ = reply.send(Err(reason.clone()));
+                }
+                Pending::Unsubscribe { reply, .. } => {
+                    let _ = reply.send(Err(reason.clone()));
+                }
+                Pending::Resubscribe => {}
+            }
+        }
+        for done in self.qos0.drain(..) {
+            let _ = done.send(Err(reason.clone()));
+        }
+        for (_, done) in self.marks.drain(..) {
+            let _ = done.send(Err(Error::NotSent));
+        }
+        for p in self.waiting.drain(..) {
+            let _ = p.queued.send(Err(reason.clone()));
+        }
+        let mut lost = 0;
+        for parked in std::mem::take(&mut self.outbox) {
+            let sent = match parked.target {
+                Target::Stream(tx) => tx.try_send(parked.message).is_ok(),
+                Target::Events => self.events.emit(Event::Message(parked.message)),
+            };
+            lost += usize::from(!sent);
+        }
+        if lost > 0 {
+            warn!(
+                lost,
+                "received messages not delivered: subscription streams full at stop"
+            );
+        }
+        self.routes.clear();
+        // The handles keep this state alive: the events stream ends when its sender goes,
+        // so swap it for one nobody listens to.
+        self.events.tx = mpsc::channel(1).0;
+        if let Some(shutdown) = self.shutdown.take() {
+            for reply in shutdown.replies {
+                let _ = reply.send(Ok(()));
+            }
+        }
+    }
+}
+
+/// What the first held message waits on.
+pub(crate) enum Waiter {
+    Stream(mpsc::Sender<Message>),
+    Events(mpsc::Sender<Event>),
+}
+
+/// Waits for room where the first held message goes; `false` when that stream is gone.
+pub(crate) async fn room(waiter: Option<Waiter>) -> bool {
+    match waiter {
+        // The permit is given back at once: the message is then sent with `try_send`, which
+        // cannot fail for lack of room, as the driver is the only sender that waits.
+        Some(Waiter::Stream(tx)) => tx.reserve().await.is_ok(),
+        Some(Waiter::Events(tx)) => tx.reserve().await.is_ok(),
+        None => std::future::pending().await,
+    }
+}
+
+/// The session's configuration and store layout for these options.
+fn session_config(p: &ProtocolOptions, policy: &Policy) -> Result<SessionConfig, Error> {
+    let mut config = SessionConfig::new(p.version);
+    config.receive_maximum = p.receive_maximum.max(1);
+    config.maximum_packet_size = p.maximum_packet_size.max(64);
+    // The session's default per version (3.1.1: mosquitto's window of 20) unless set.
+    if let Some(n) = p.max_inflight {
+        config.max_inflight = n.max(1);
+    }
+    config.topic_alias_maximum = p.topic_alias_maximum;
+    config.incoming_alias_bytes = usize::from(p.topic_alias_maximum) * ALIAS_TOPIC_BYTES;
+    config.outgoing_topic_aliases = p.outgoing_topic_aliases;
+    if p.outgoing_topic_aliases {
+        config.outgoing_alias_bytes = OUTGOING_ALIAS_BYTES;
+    }
+    // Brokers exceed the Receive Maximum (mosquitto resuming a session sends hundreds):
+    // track that many incoming QoS 2 messages, 4 bytes each.
+    config.incoming_slots = config.receive_maximum.max(INCOMING_SLOTS);
+    // The driver acknowledges a message once its subscription streams took it (or the
+    // application does, in manual-ack mode): a slow consumer then holds back the broker's
+    // window instead of the driver's reads.
+    config.manual_acks = true;
+    config.connack_timeout = policy.connect_timeout;
+    config.drain_timeout = policy.drain_timeout;
+    config.reconnect.initial = policy.backoff_min;
+    config.reconnect.max = policy.backoff_max;
+    config.reconnect.stable_after = policy.stable_after;
+    config.reconnect.after_takeover = policy.reconnect_after_takeover;
+    config.reconnect.seed = fastrand::u64(..);
+    // The control region holds CONNECT (with the will) and DISCONNECT; room for the
+    // properties the session adds.
+    let users = user_refs(&p.user_properties);
+    let will_users = p
+        .will
+        .as_ref()
+        .map(|w| user_refs(&w.properties.user_properties))
+        .unwrap_or_default();
+    let connect = connect_packet(p, p.clean_start, &users, &will_users)?;
+    let len = SessionConfig::control_len(&connect)
+        .map_err(|e| Error::InvalidOptions(format!("CONNECT cannot be encoded: {e}")))?;
+    config.control_bytes = (len + 64).max(512);
+    if p.authenticator.is_some() {
+        // Its method and data, in CONNECT and in each AUTH.
+        config.control_bytes += AUTH_BUF + 64;
+    }
+    Ok(config)
+}
+
+/// CONNECT from the options.
+fn connect_packet<'a>(
+    p: &'a ProtocolOptions,
+    clean_start: bool,
+    users: &'a [(&'a str, &'a str)],
+    will_users: &'a [(&'a str, &'a str)],
+) -> Result<Connect<'a>, Error> {
+    let mut c = Connect::new(p.version, &p.client_id);
+    c.clean_start = clean_start;
+    c.keep_alive = u16::try_from(p.keep_alive.as_secs()).unwrap_or(u16::MAX);
+    c.username = p.username.as_deref();
+    c.password = p.password.as_deref();
+    // 5.0 only: the session leaves the properties out on 3.1.1.
+    c.properties.session_expiry_interval = p.session_expiry_interval;
+    c.properties.user_properties = Seq::from_slice(users);
+    c.properties.authentication_method = p.authentication_method.as_deref();
+    c.properties.authentication_data = p.authentication_data.as_deref();
+    if let Some(w) = &p.will {
+        let props = WillProperties {
+            will_delay_interval: w.delay_interval,
+            payload_format_indicator: w.properties.payload_format_indicator,
+            message_expiry_interval: w.properties.message_expiry_interval,
+            content_type: w.properties.content_type.as_deref(),
+            response_topic: match &w.properties.response_topic {
+                Some(t) => Some(TopicName::new(t)?),
+                None => None,
+            },
+            correlation_data: w.properties.correlation_data.as_deref(),
+            user_properties: Seq::from_slice(will_users),
+        };
+        c.will = Some(mqtt_sansio::Will {
+            topic: TopicName::new(&w.topic)?,
+            payload: &w.payload,
+            qos: w.qos,
+            retain: w.retain,
+            properties: props,
+        });
+    }
+    Ok(c)
+}
+
+/// `mqttrs-` and 16 random alphanumerics: 23 characters, what 3.1.1 brokers must accept.
+fn generate_client_id() -> String {
+    const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    let suffix: String = (0..16)
+        .map(|_| char::from(ALPHABET[fastrand::usize(..ALPHABET.len())]))
+        .collect();
+    format!("mqttrs-{suffix}")
+}
