@@ -20,6 +20,7 @@
 //! sent twice.
 
 use embedded_io_async::{Error as _, ErrorKind, Read, Write};
+use mqtt_sansio::auth::Authenticator;
 use mqtt_sansio::session::{self, Instant, LostReason};
 use mqtt_sansio::{EncodeError, Publish};
 
@@ -112,50 +113,33 @@ impl<'b, S: Read + Write> Client<'b, S> {
             return ReadStep::Nothing;
         }
         let input = &self.rx[self.rx_start..self.rx_end];
-        match self.session.handle_read(now, input) {
+        // The event borrows the session and `rx`: everything it decides is taken out of it
+        // (disjoint fields only) before the session is used again.
+        let (len, auth, reported) = match self.session.handle_read(now, input) {
             Ok(session::Read::Packet { len, event }) => {
-                match self.authenticate(len, event) {
-                    AuthStep::Pass => {}
-                    AuthStep::Answered => {
-                        self.rx_start += len;
-                        self.link.progress = true;
-                        return ReadStep::Nothing;
+                let auth = match (&event, self.authenticator.as_deref_mut()) {
+                    (Some(event), Some(auth)) => {
+                        run_authenticator(auth, event, &mut self.tx[self.tx_end..])
                     }
-                    AuthStep::Failed(error) => {
-                        self.rx_start += len;
-                        // The session queued DISCONNECT Not Authorized: send it, then close.
-                        self.link.end(Ending::AfterWrite);
-                        return ReadStep::Fail(Event::Error(Error::Authentication(error)));
-                    }
-                }
-                let packet = &self.rx[self.rx_start..self.rx_start + len];
-                let reported = event
-                    && self
-                        .session
-                        .event(packet)
-                        .is_some_and(|e| effect(&mut self.link, &mut self.reference, &e));
-                if reported {
-                    self.rx_lent = len;
-                    ReadStep::Report(len)
-                } else {
-                    self.rx_start += len;
-                    self.link.progress = true;
-                    ReadStep::Nothing
-                }
+                    _ => AuthAction::Pass,
+                };
+                let reported = matches!(auth, AuthAction::Pass)
+                    && event.is_some_and(|e| effect(&mut self.link, &mut self.reference, &e));
+                (len, auth, reported)
             }
             Ok(session::Read::Incomplete { .. } | session::Read::Closing) => {
                 self.rx_ready = false;
-                ReadStep::Nothing
+                return ReadStep::Nothing;
             }
             // Acknowledgements wait: `fill_tx` takes them, then the packet is retried.
-            Ok(session::Read::Blocked) => ReadStep::Nothing,
+            Ok(session::Read::Blocked) => return ReadStep::Nothing,
             Ok(session::Read::Skip { len }) => {
                 // Larger than `rx` can ever hold: dropped here and as the rest arrives.
                 let dropped = len.min(self.rx_end - self.rx_start);
                 self.rx_start += dropped;
                 self.rx_skip = len - dropped;
                 self.link.progress = true;
-                ReadStep::Nothing
+                return ReadStep::Nothing;
             }
             Err(error) => {
                 crate::fmt::warning!("mqtt: protocol error from the broker");
@@ -163,47 +147,41 @@ impl<'b, S: Read + Write> Client<'b, S> {
                 self.rx_ready = false;
                 // The session queued a DISCONNECT (5.0): send it, then drop the transport.
                 self.link.end(Ending::AfterWrite);
-                ReadStep::Fail(Event::Error(Error::Protocol(error)))
+                return ReadStep::Fail(Event::Error(Error::Protocol(error)));
             }
+        };
+        match self.authenticated(auth) {
+            AuthStep::Pass => {}
+            AuthStep::Answered => {
+                self.rx_start += len;
+                self.link.progress = true;
+                return ReadStep::Nothing;
+            }
+            AuthStep::Failed(error) => {
+                self.rx_start += len;
+                // The session queued DISCONNECT Not Authorized: send it, then close.
+                self.link.end(Ending::AfterWrite);
+                return ReadStep::Fail(Event::Error(Error::Authentication(error)));
+            }
+        }
+        if reported {
+            self.rx_lent = len;
+            ReadStep::Report(len)
+        } else {
+            self.rx_start += len;
+            self.link.progress = true;
+            ReadStep::Nothing
         }
     }
 
-    /// Runs the authenticator, if any, on the packet of `len` bytes just read: answers a
-    /// challenge (the response goes through the transmit buffer's free part into the
-    /// session's AUTH), checks the final proof of CONNACK or of AUTH Success.
-    fn authenticate(&mut self, len: usize, event: bool) -> AuthStep {
-        let Some(auth) = self.authenticator.as_deref_mut() else {
-            return AuthStep::Pass;
-        };
-        if !event {
-            return AuthStep::Pass;
-        }
-        let packet = &self.rx[self.rx_start..self.rx_start + len];
-        let scratch = &mut self.tx[self.tx_end..];
-        let answer = match self.session.event(packet) {
-            Some(session::Event::Auth(a))
-                if a.reason_code == mqtt_sansio::ReasonCode::ContinueAuthentication =>
-            {
-                let challenge = a.properties.authentication_data.unwrap_or_default();
-                auth.respond(challenge, scratch)
-            }
-            Some(session::Event::Auth(a)) => {
-                return match auth.finish(a.properties.authentication_data) {
-                    Ok(()) => AuthStep::Answered,
-                    Err(e) => self.refuse_broker(e),
-                };
-            }
-            Some(session::Event::Connected { properties, .. }) => {
-                return match auth.finish(properties.authentication_data) {
-                    Ok(()) => AuthStep::Pass,
-                    Err(e) => self.refuse_broker(e),
-                };
-            }
-            _ => return AuthStep::Pass,
-        };
-        let n = match answer {
-            Ok(n) => n,
-            Err(e) => return self.refuse_broker(e),
+    /// Carries out what the authenticator decided: sends its answer to a challenge (written
+    /// in the transmit buffer's free part) in the session's AUTH, or fails the broker.
+    fn authenticated(&mut self, action: AuthAction) -> AuthStep {
+        let n = match action {
+            AuthAction::Pass => return AuthStep::Pass,
+            AuthAction::Answered => return AuthStep::Answered,
+            AuthAction::Failed(e) => return self.refuse_broker(e),
+            AuthAction::Respond(n) => n,
         };
         let Some(auth) = self.authenticator.as_deref() else {
             return AuthStep::Pass;
@@ -375,6 +353,46 @@ async fn sleep<C: Clock>(clock: &C, deadline: Option<u64>) {
 }
 
 /// What the authenticator made of a packet.
+/// What the authenticator made of a packet's event.
+enum AuthAction {
+    /// Not its business.
+    Pass,
+    /// The final proof checked out (AUTH Success).
+    Answered,
+    /// Its answer to a challenge: this many bytes, written at the transmit buffer's end.
+    Respond(usize),
+    /// The broker failed.
+    Failed(mqtt_sansio::auth::AuthError),
+}
+
+/// Runs the authenticator on the event of the packet just read: answers a challenge into
+/// `scratch`, checks the final proof of CONNACK or of AUTH Success.
+fn run_authenticator(
+    auth: &mut (dyn Authenticator + Send),
+    event: &session::Event<'_>,
+    scratch: &mut [u8],
+) -> AuthAction {
+    let result = match event {
+        session::Event::Auth(a)
+            if a.reason_code == mqtt_sansio::ReasonCode::ContinueAuthentication =>
+        {
+            let challenge = a.properties.authentication_data.unwrap_or_default();
+            return match auth.respond(challenge, scratch) {
+                Ok(n) => AuthAction::Respond(n),
+                Err(e) => AuthAction::Failed(e),
+            };
+        }
+        session::Event::Auth(a) => auth
+            .finish(a.properties.authentication_data)
+            .map(|()| AuthAction::Answered),
+        session::Event::Connected { properties, .. } => auth
+            .finish(properties.authentication_data)
+            .map(|()| AuthAction::Pass),
+        _ => return AuthAction::Pass,
+    };
+    result.unwrap_or_else(AuthAction::Failed)
+}
+
 enum AuthStep {
     /// Not its business: report the packet as usual.
     Pass,

@@ -95,11 +95,6 @@ impl State {
             }
             let input = match self.session.handle_read(now, &rbuf[..]) {
                 Ok(Read::Packet { len, event }) => {
-                    let event = if event {
-                        self.session.event(&rbuf[..len])
-                    } else {
-                        None
-                    };
                     Input::Packet(len, event.map(|e| Incoming::new(&e, &rbuf[..])))
                 }
                 Ok(Read::Incomplete { needed }) => {

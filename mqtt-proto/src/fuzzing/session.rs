@@ -25,8 +25,8 @@
 //! be resent whatever the new limit) and never exceeds the messages outstanding; every
 //! transmitted packet decodes as exactly one packet, fits the broker's Maximum Packet Size while
 //! connected, and is one the connection state allows; a buffer refused as too small takes the
-//! packet once it has the size asked for; `Read::Packet` consumes bytes it was given and comes
-//! with the event it announces; `Read::Blocked` always has something to transmit; after a
+//! packet once it has the size asked for; `Read::Packet` consumes bytes it was given, and its
+//! event is the one `Session::event` gives again; `Read::Blocked` always has something to transmit; after a
 //! protocol error the session is closing and ignores input; packet ids are unique among
 //! outstanding requests and each completes once, with the kind of event it was issued for; an
 //! incoming QoS 2 message is delivered once until PUBREL releases its id; a delivered message

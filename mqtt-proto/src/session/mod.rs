@@ -92,14 +92,14 @@ pub enum ConnectionState {
 
 /// Outcome of [`Session::handle_read`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Read {
+pub enum Read<'a> {
     /// One packet was processed: drop `len` bytes from the front of the input.
     Packet {
         /// Bytes used.
         len: usize,
-        /// Whether the packet has an event for the application: take it with
-        /// [`Session::event`] before feeding more input.
-        event: bool,
+        /// What the packet means for the application, decoded once: it borrows the input
+        /// and the session, so handle or copy it before feeding the session again.
+        event: Option<Event<'a>>,
     },
     /// The input holds part of a packet: read more. `needed` as in
     /// [`Decoded::Incomplete`](crate::Decoded::Incomplete).

@@ -31,17 +31,24 @@ pub(super) enum Outcome {
 }
 
 impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
-    /// Processes the packet at the front of `buf`. On [`Read::Packet`], drop `len` bytes from
-    /// the front of the input, after taking the packet's event with [`Session::event`] when
-    /// `event` is true; then call again with the rest until [`Read::Incomplete`].
+    /// Processes the packet at the front of `buf`, decoding it once. On [`Read::Packet`],
+    /// handle (or copy) its event, which borrows `buf` and the session; then drop `len`
+    /// bytes from the front of the input and call again with the rest until
+    /// [`Read::Incomplete`].
     ///
-    /// Returning no borrow lets a driver loop over its input and return an event from inside
-    /// the loop without fighting the borrow checker.
+    /// A driver that must return the event from inside a loop over its input (as a no-alloc
+    /// driver lending its receive buffer does) cannot keep this borrow under today's borrow
+    /// checker: it can note whether there was an event, let the borrow go, and take the event
+    /// again with [`Session::event`] in the branch that returns.
     ///
     /// # Errors
     /// [`ProtocolError`] when the broker broke the protocol: the session has queued a
     /// DISCONNECT with the matching reason code (5.0); transmit it, then close the transport.
-    pub fn handle_read(&mut self, now: Instant, buf: &[u8]) -> Result<Read, ProtocolError> {
+    pub fn handle_read<'a>(
+        &'a mut self,
+        now: Instant,
+        buf: &'a [u8],
+    ) -> Result<Read<'a>, ProtocolError> {
         self.last_read = Outcome::Silent;
         self.reported = None;
         match self.conn.phase {
@@ -72,31 +79,44 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         match self.apply(now, &packet) {
             Ok(outcome) => {
                 self.last_read = outcome;
-                Ok(Read::Packet {
-                    len,
-                    event: outcome != Outcome::Silent,
-                })
+                let this: &'a Self = self;
+                let event = match outcome {
+                    Outcome::Silent => None,
+                    Outcome::Report => this.event_for(packet),
+                    other => this.outcome_event(other),
+                };
+                Ok(Read::Packet { len, event })
             }
             Err(e) => Err(self.fail(e)),
         }
     }
 
-    /// The event of the packet the last [`Session::handle_read`] processed, given that
-    /// packet's bytes (the first `len` bytes of the input it was handed). Call it before
-    /// feeding more input; it borrows the packet and the session (a topic named by alias).
-    /// `None` when that packet has nothing to report, or when `packet` is not its bytes.
+    /// The event of the packet the last [`Session::handle_read`] processed, again, given
+    /// that packet's bytes (the first `len` bytes of the input it was handed): for drivers
+    /// that had to let go of the event `handle_read` returned. It decodes the packet a
+    /// second time. Call it before feeding more input; it borrows the packet and the session
+    /// (a topic named by alias). `None` when that packet has nothing to report, or when
+    /// `packet` is not its bytes.
     pub fn event<'s>(&'s self, packet: &'s [u8]) -> Option<Event<'s>> {
         match self.last_read {
             Outcome::Silent => None,
+            Outcome::Report => match Packet::decode(packet, self.version(), u32::MAX) {
+                Ok(Decoded::Packet { packet, .. }) => self.event_for(packet),
+                _ => None,
+            },
+            other => self.outcome_event(other),
+        }
+    }
+
+    /// The event of an outcome that needs no packet bytes.
+    fn outcome_event(&self, outcome: Outcome) -> Option<Event<'static>> {
+        match outcome {
+            Outcome::Silent | Outcome::Report => None,
             Outcome::Pong(round_trip) => Some(Event::Pong { round_trip }),
             Outcome::RefusedOlder(reason_code) => Some(Event::ConnectionRefused {
                 reason_code,
                 properties: ConnAckProperties::default(),
             }),
-            Outcome::Report => match Packet::decode(packet, self.version(), u32::MAX) {
-                Ok(Decoded::Packet { packet, .. }) => self.event_for(packet),
-                _ => None,
-            },
         }
     }
 
@@ -251,7 +271,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
 
     /// A 5.0 CONNECT answered by a 3.1.1-only broker: its CONNACK (`20 02 00 01`, Unacceptable
     /// Protocol Version) is malformed in 5.0, and reporting it as such would hide the cause.
-    fn older_refusal(&mut self, now: Instant, buf: &[u8]) -> Option<Read> {
+    fn older_refusal(&mut self, now: Instant, buf: &[u8]) -> Option<Read<'static>> {
         if self.conn.phase != Phase::AwaitConnAck || !self.version().is_v5() {
             return None;
         }
@@ -265,7 +285,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         self.last_read = Outcome::RefusedOlder(reason);
         Some(Read::Packet {
             len: 4,
-            event: true,
+            event: self.outcome_event(self.last_read),
         })
     }
 
@@ -277,7 +297,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         now: Instant,
         buf: &[u8],
         size: u32,
-    ) -> Result<Read, ProtocolError> {
+    ) -> Result<Read<'static>, ProtocolError> {
         let header = match FixedHeader::decode(buf) {
             Ok(Some(h)) if h.packet_type == PacketType::Publish => h,
             _ => {

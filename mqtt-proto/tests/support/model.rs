@@ -1555,10 +1555,7 @@ impl World {
         while at < bytes.len() {
             let now = self.instant();
             let outcome = match self.s.handle_read(now, &bytes[at..]) {
-                Ok(Read::Packet { len, event }) => {
-                    let ev = event.then(|| self.s.event(&bytes[at..at + len]));
-                    Ok(Some((len, ev.flatten().as_ref().map(copy_event))))
-                }
+                Ok(Read::Packet { len, event }) => Ok(Some((len, event.as_ref().map(copy_event)))),
                 Ok(Read::Blocked) => Ok(None),
                 Ok(Read::Incomplete { .. }) => {
                     let rest = Packet::decode(&bytes[at..], self.v, u32::MAX);

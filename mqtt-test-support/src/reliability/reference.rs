@@ -380,7 +380,7 @@ impl Driver {
                 }
                 match self.session.handle_read(now, &rx[start..end]) {
                     Ok(Read::Packet { len, event }) => {
-                        if event {
+                        if event.is_some() {
                             let bytes = &rx[start..start + len];
                             if let Ok(Decoded::Packet { packet, .. }) =
                                 Packet::decode(bytes, self.config.version, u32::MAX)

@@ -249,6 +249,7 @@ impl Fuzz {
             let now = self.instant();
             match self.s.handle_read(now, &self.rx) {
                 Ok(Read::Packet { len, event }) => {
+                    let seen = event.map(|e| Seen::of(&e));
                     assert!(
                         len > 0 && len <= self.rx.len(),
                         "read {len} of {} bytes",
@@ -265,12 +266,9 @@ impl Fuzz {
                         // Released: the broker may use the id for a new message.
                         self.incoming_qos2.remove(&r.packet_id.get());
                     }
-                    let seen = self.s.event(&self.rx[..len]).map(|e| Seen::of(&e));
-                    assert_eq!(
-                        seen.is_some(),
-                        event,
-                        "Read::Packet announces event: {event}, event() gives {seen:?}"
-                    );
+                    // The escape hatch for loop-returning drivers decodes again: same event.
+                    let again = self.s.event(&self.rx[..len]).map(|e| Seen::of(&e));
+                    assert_eq!(seen, again, "handle_read's event and event() differ");
                     self.rx.drain(..len);
                     if let Some(seen) = seen {
                         self.on_event(seen);
