@@ -558,23 +558,26 @@ impl State {
     /// held messages are handed over in order.
     fn route(&mut self, message: Message) {
         let ids = &message.properties.subscription_identifiers;
-        let mut targets: Vec<mpsc::Sender<Message>> = self
-            .routes
-            .iter()
-            .filter(|r| r.sub_id.is_some_and(|id| ids.contains(&id)))
-            .map(|r| r.tx.clone())
-            .collect();
-        if targets.is_empty() {
-            targets = self
-                .routes
+        // Reused from message to message: no allocation once it has grown.
+        let mut targets = std::mem::take(&mut self.route_targets);
+        targets.clear();
+        targets.extend(
+            self.routes
                 .iter()
-                .filter(|r| {
-                    r.filters
-                        .iter()
-                        .any(|(f, _)| TopicFilter::new(f).is_ok_and(|f| f.matches(&message.topic)))
-                })
-                .map(|r| r.tx.clone())
-                .collect();
+                .filter(|r| r.sub_id.is_some_and(|id| ids.contains(&id)))
+                .map(|r| r.tx.clone()),
+        );
+        if targets.is_empty() {
+            targets.extend(
+                self.routes
+                    .iter()
+                    .filter(|r| {
+                        r.filters.iter().any(|(f, _)| {
+                            TopicFilter::new(f).is_ok_and(|f| f.matches(&message.topic))
+                        })
+                    })
+                    .map(|r| r.tx.clone()),
+            );
         }
         let ack = if self.protocol.manual_acks {
             None
@@ -582,6 +585,7 @@ impl State {
             message.packet_id
         };
         let Some(last) = targets.pop() else {
+            self.route_targets = targets;
             debug!(topic = %message.topic, "message matches no subscription: to the events");
             if self.events.tx.is_closed() {
                 // Nobody can see it, nor acknowledge it: do it here rather than stall the
@@ -596,9 +600,10 @@ impl State {
         if self.events.has_room() {
             self.events.emit(Event::Message(message.clone()));
         }
-        for tx in targets {
+        for tx in targets.drain(..) {
             self.deliver(Target::Stream(tx), message.clone(), None);
         }
+        self.route_targets = targets;
         // The last (usually only) subscription takes the message itself: no copy.
         self.deliver(Target::Stream(last), message, ack);
     }

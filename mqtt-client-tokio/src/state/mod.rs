@@ -251,6 +251,8 @@ pub(crate) struct State {
     /// Something may have freed room in the store since the last retry.
     store_freed: bool,
     routes: Vec<Route>,
+    /// Scratch for the streams a message goes to (see `route`).
+    route_targets: Vec<mpsc::Sender<Message>>,
     next_route: u64,
     next_sub_id: u32,
     /// Messages for full subscription streams, in arrival order. Reading goes on: QoS 1 and
@@ -312,6 +314,7 @@ impl State {
             waiting: VecDeque::new(),
             store_freed: false,
             routes: Vec::new(),
+            route_targets: Vec::new(),
             next_route: 0,
             next_sub_id: 0,
             outbox: VecDeque::new(),
