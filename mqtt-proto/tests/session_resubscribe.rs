@@ -450,3 +450,67 @@ fn renewals_wait_for_room_in_a_full_log() {
     let r = subscribe_id(renewals[0], V3);
     assert_eq!(*renewals[0], expected(V3, r, &subs, Default::default()));
 }
+
+#[test]
+fn renewals_fit_the_drivers_transmit_buffer() {
+    let mut config = config(V3, 256);
+    config.transmit_capacity = 27;
+    let mut h = Harness::with(config, 16 * 1024);
+    h.connect(false, false);
+    let subs = [
+        sub("aaaaaaaa", QoS::AtLeastOnce),
+        sub("bbbbbbbb", QoS::AtLeastOnce),
+        sub("cccccccc", QoS::AtLeastOnce),
+    ];
+    for s in &subs {
+        let one = [*s];
+        subscribe(&mut h, &one, Default::default(), &granted(&one));
+    }
+    // Two filters make 2 + 2 + 2 × 11 = 26 bytes, three 37.
+    let sent = reconnect(&mut h, false);
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    let (r1, r2) = (subscribe_id(&sent[0], V3), subscribe_id(&sent[1], V3));
+    assert_eq!(sent[0], expected(V3, r1, &subs[..2], Default::default()));
+    assert_eq!(sent[1], expected(V3, r2, &subs[2..], Default::default()));
+}
+
+/// The renewal's event lends its filters from the store; a command issued between the read
+/// and the event (which may compact the store) must not take them away.
+#[test]
+fn a_renewal_event_survives_a_command_between_read_and_event() {
+    let mut h = Harness::with(config(V5, 256), 2048);
+    h.connect(false, false);
+    let subs = [sub("a/b", QoS::AtLeastOnce)];
+    subscribe(&mut h, &subs, Default::default(), &granted(&subs));
+    // Dead records ahead of the renewal, so that the next append compacts.
+    for _ in 0..8 {
+        let id = h
+            .publish("t", &[0u8; 64], QoS::AtLeastOnce)
+            .unwrap()
+            .unwrap();
+        h.take_sent();
+        h.feed_packet(puback(id.get())).unwrap();
+    }
+    h.take_events();
+    let sent = reconnect(&mut h, false);
+    let r = subscribe_id(&sent[0], V5);
+    let ack = enc(Packet::SubAck(SubAck::new(r, &granted(&subs))), V5);
+    let read = h.s.handle_read(h.instant(), &ack).unwrap();
+    assert_eq!(
+        read,
+        mqtt_sansio::session::Read::Packet {
+            len: ack.len(),
+            event: true
+        }
+    );
+    h.publish("t", &[1u8; 700], QoS::AtLeastOnce).unwrap();
+    let event = h.s.event(&ack).expect("the SUBACK's event");
+    assert_eq!(
+        copy_event(&event),
+        Ev::Resubscribed {
+            pid: r.get(),
+            filters: vec!["a/b".into()],
+            codes: granted(&subs),
+        }
+    );
+}

@@ -7,7 +7,8 @@ use super::ReconnectPolicy;
 use crate::properties::SubscribeProperties;
 use crate::{ConnAckProperties, ProtocolVersion, QoS, ReasonCode, Subscription};
 
-/// Session configuration: fixed for the life of a [`Session`](super::Session).
+/// Session configuration: fixed for the life of a [`Session`](super::Session), but for what
+/// a fallback to 3.1.1 changes ([`SessionConfig::fallback_to_v311`]).
 ///
 /// The store the caller hands to the session is split into regions sized from this
 /// configuration (see [`SessionConfig::reserved_bytes`]); what is left holds queued and
@@ -102,7 +103,11 @@ pub struct SessionConfig {
     /// refusal is reported and the session stops. What 3.1.1 cannot carry is left out of
     /// packets queued before the switch (properties) or dropped with
     /// [`Event::RequestDropped`](super::Event::RequestDropped) (a SUBSCRIBE with 5.0-only
-    /// options).
+    /// options); kept subscriptions that need 5.0 are dropped
+    /// ([`Notice::RenewalDropped`](super::Notice::RenewalDropped)). A
+    /// [`SessionConfig::max_inflight`] left at the 5.0 default becomes the 3.1.1 default, as
+    /// [`Session::config`](super::Session::config) then shows: a 3.1.1 broker cannot
+    /// announce its window.
     pub fallback_to_v311: bool,
 }
 

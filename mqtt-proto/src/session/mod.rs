@@ -584,7 +584,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
 
     /// Queues a SUBSCRIBE; [`Event::Subscribed`] reports the outcome. Unanswered subscribes
     /// are sent again after a reconnect. One queued before CONNACK that the broker turns out
-    /// not to support is dropped and reported ([`Event::RequestDropped`]).
+    /// not to support is dropped and reported ([`Event::RequestDropped`]). With
+    /// [`SessionConfig::subscription_bytes`], the filters the broker grants are kept and
+    /// renewed by the session after a lost session ([`Event::Resubscribed`]).
     ///
     /// # Errors
     /// [`CommandError::StoreFull`], [`CommandError::PacketIdsExhausted`],
@@ -620,7 +622,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         Ok(packet_id)
     }
 
-    /// Queues an UNSUBSCRIBE; [`Event::Unsubscribed`] reports the outcome.
+    /// Queues an UNSUBSCRIBE; [`Event::Unsubscribed`] reports the outcome. Filters the
+    /// broker reports gone are no longer kept for renewal.
     ///
     /// # Errors
     /// As [`Session::subscribe`].
@@ -759,7 +762,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// opened. Unacknowledged messages are kept and marked for resending with DUP;
     /// per-connection state is reset. Returns what to do next, from why the connection ended
     /// and [`SessionConfig::reconnect`]: when to call [`Session::connect`] with a new
-    /// transport, whether to follow the broker's Server Reference, or to stop.
+    /// transport, whether to follow the broker's Server Reference, or to stop. After a
+    /// refusal of 5.0 with [`SessionConfig::fallback_to_v311`] set, the session switches to
+    /// 3.1.1 here and asks for a reconnect now.
     pub fn handle_transport_closed(&mut self, now: Instant) -> Reconnect {
         let cause = self.conn.cause.unwrap_or(EndCause::Transport);
         let next = if self.conn.fall_back {

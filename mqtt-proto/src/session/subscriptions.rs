@@ -417,7 +417,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             n => n,
         };
         let log = self.layout.log.len().saturating_sub(store::HEADER);
-        broker.min(transmit).min(log)
+        // The largest packet MQTT can frame: 1 byte of type, 4 of length.
+        let mqtt = crate::MAX_REMAINING_LENGTH as usize + 5;
+        broker.min(transmit).min(log).min(mqtt)
     }
 
     /// Removes the unrenewed subscriptions this broker refuses (shared subscriptions,
