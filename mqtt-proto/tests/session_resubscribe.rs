@@ -514,3 +514,162 @@ fn a_renewal_event_survives_a_command_between_read_and_event() {
         }
     );
 }
+
+/// Random subscribes, unsubscribes, refusals and lost sessions against a plain model of the
+/// table: every renewal renews exactly what the model kept, each filter once, with its options
+/// and identifier, one identifier per SUBSCRIBE; with a small table, what finds no room is
+/// reported where the model says.
+#[test]
+fn renewals_match_a_model_of_the_granted_subscriptions() {
+    use std::collections::BTreeMap;
+    type Kept = (QoS, Option<u32>);
+    const FILTERS: [&str; 6] = ["a", "a/+", "b/#", "c/d/e", "+/x", "long/filter/name/here"];
+    let mut seed = 0x2545_F491_4F6C_DD1Du64;
+    let mut rnd = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    for (v, room) in [(V3, 4096), (V5, 4096), (V3, 40), (V5, 40)] {
+        let mut h = Harness::with(config(v, room), 64 * 1024);
+        h.connect(false, false);
+        // The table in its order (entries take 8 bytes and the filter's).
+        let mut model: Vec<(&str, Kept)> = Vec::new();
+        let used = |m: &[(&str, Kept)]| -> usize { m.iter().map(|(f, _)| 8 + f.len()).sum() };
+        let mut renewals_checked = 0;
+        for step in 0..400 {
+            match rnd(10) {
+                0..=4 => {
+                    let n = 1 + rnd(3) as usize;
+                    let subs: Vec<_> = (0..n)
+                        .map(|_| {
+                            let f = FILTERS[rnd(6) as usize];
+                            sub(f, QoS::from_u8(rnd(3) as u8).unwrap())
+                        })
+                        .collect();
+                    let id = if v.is_v5() { rnd(3) as u32 } else { 0 };
+                    let codes: Vec<_> = subs
+                        .iter()
+                        .map(|s| match rnd(4) {
+                            0 if v.is_v5() => ReasonCode::NotAuthorized,
+                            0 => ReasonCode::UnspecifiedError,
+                            _ => granted(&[*s])[0],
+                        })
+                        .collect();
+                    let pid = h.s.subscribe(&subs, with_id(id)).unwrap();
+                    h.take_sent();
+                    h.feed_packet(Packet::SubAck(SubAck::new(pid, &codes)))
+                        .unwrap();
+                    let mut not_kept = None;
+                    for (index, (s, c)) in subs.iter().zip(&codes).enumerate() {
+                        let f = *FILTERS.iter().find(|f| **f == s.filter.as_str()).unwrap();
+                        model.retain(|(g, _)| *g != f);
+                        if c.is_error() || not_kept.is_some() {
+                            continue;
+                        }
+                        if used(&model) + 8 + f.len() <= room {
+                            model.push((f, (s.options.qos, NonZeroU32::new(id).map(|i| i.get()))));
+                        } else {
+                            not_kept = Some(index as u16);
+                        }
+                    }
+                    let mut expected = vec![Ev::Subscribed {
+                        pid: pid.get(),
+                        codes: codes.clone(),
+                    }];
+                    if let Some(index) = not_kept {
+                        expected.push(Ev::NotRenewable {
+                            pid: pid.get(),
+                            index,
+                        });
+                    }
+                    assert_eq!(h.take_events(), expected, "{v:?} {room} step {step}");
+                }
+                5..=6 => {
+                    let f = FILTERS[rnd(6) as usize];
+                    let pid =
+                        h.s.unsubscribe(&[TopicFilter::new(f).unwrap()], Default::default())
+                            .unwrap();
+                    h.take_sent();
+                    let codes: &[ReasonCode] = if !v.is_v5() {
+                        &[]
+                    } else {
+                        match rnd(3) {
+                            0 => &[ReasonCode::Success],
+                            1 => &[ReasonCode::NoSubscriptionExisted],
+                            _ => &[ReasonCode::NotAuthorized],
+                        }
+                    };
+                    h.feed_packet(Packet::UnsubAck(UnsubAck::new(pid, codes)))
+                        .unwrap();
+                    h.take_events();
+                    if codes.first().is_none_or(|c| !c.is_error()) {
+                        model.retain(|(g, _)| *g != f);
+                    }
+                }
+                7 => assert!(
+                    reconnect(&mut h, true).is_empty(),
+                    "{v:?} {room} step {step}"
+                ),
+                _ => {
+                    let sent = reconnect(&mut h, false);
+                    let expected: BTreeMap<String, Kept> =
+                        model.iter().map(|(f, e)| (f.to_string(), *e)).collect();
+                    let mut renewed: BTreeMap<String, Kept> = BTreeMap::new();
+                    let mut answers = Vec::new();
+                    for bytes in &sent {
+                        let Packet::Subscribe(s) = dec(bytes, v) else {
+                            panic!("{v:?} {room} step {step}: {bytes:?}");
+                        };
+                        let id = s.properties.subscription_identifier.map(|i| i.get());
+                        let mut codes = Vec::new();
+                        for one in s.subscriptions.iter() {
+                            let f = one.filter.as_str().to_string();
+                            assert!(
+                                renewed.insert(f, (one.options.qos, id)).is_none(),
+                                "{v:?} {room} step {step}: a filter renewed twice"
+                            );
+                            codes.push(if rnd(5) == 0 {
+                                ReasonCode::UnspecifiedError
+                            } else {
+                                granted(&[one])[0]
+                            });
+                            if codes.last().is_some_and(|c| c.is_error()) {
+                                model.retain(|(g, _)| *g != one.filter.as_str());
+                            }
+                        }
+                        answers.push((s.packet_id, codes));
+                    }
+                    assert_eq!(renewed, expected, "{v:?} {room} step {step}");
+                    renewals_checked += usize::from(!sent.is_empty());
+                    for (pid, codes) in answers {
+                        h.feed_packet(Packet::SubAck(SubAck::new(pid, &codes)))
+                            .unwrap();
+                        let events = h.take_events();
+                        let expected = [Ev::Resubscribed {
+                            pid: pid.get(),
+                            filters: match dec(
+                                sent.iter().find(|b| subscribe_id(b, v) == pid).unwrap(),
+                                v,
+                            ) {
+                                Packet::Subscribe(s) => s
+                                    .subscriptions
+                                    .iter()
+                                    .map(|s| s.filter.as_str().to_string())
+                                    .collect(),
+                                _ => unreachable!(),
+                            },
+                            codes,
+                        }];
+                        assert_eq!(events, expected, "{v:?} {room} step {step}");
+                    }
+                }
+            }
+        }
+        assert!(
+            renewals_checked > 10,
+            "{v:?} {room}: {renewals_checked} renewals checked"
+        );
+    }
+}
