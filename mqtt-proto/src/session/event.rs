@@ -16,7 +16,9 @@ pub enum Event<'a> {
     /// The broker accepted the connection.
     Connected {
         /// Whether the broker resumed a stored session; if not, unacknowledged messages of the
-        /// previous connection are reported as [`Event::PublishAbandoned`].
+        /// previous connection are reported as [`Event::PublishAbandoned`], and subscriptions
+        /// kept for renewal ([`SessionConfig::subscription_bytes`](super::SessionConfig)) are
+        /// subscribed again ([`Event::Resubscribed`]).
         session_present: bool,
         /// The broker's limits and assignments (5.0); also kept in
         /// [`Session::limits`](super::Session::limits).
