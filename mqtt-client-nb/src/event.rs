@@ -2,7 +2,7 @@
 
 use mqtt_sansio::session::Notice;
 use mqtt_sansio::{
-    AckProperties, Auth, ConnAckProperties, PacketId, Publish, QoS, ReasonCode, Seq,
+    AckProperties, Auth, ConnAckProperties, PacketId, Publish, QoS, ReasonCode, Seq, Subscription,
 };
 
 use crate::Error;
@@ -18,7 +18,9 @@ pub enum Event<'a> {
     /// The broker accepted the connection (`MQTT_EVENT_CONNECTED`).
     Connected {
         /// Whether the broker resumed the previous session. If not, messages the broker may
-        /// have seen are reported as [`Event::Deleted`] and subscriptions must be renewed.
+        /// have seen are reported as [`Event::Deleted`], and subscriptions must be renewed:
+        /// by the client itself with [`Options::subscription_bytes`](crate::Options), by the
+        /// application otherwise.
         session_present: bool,
         /// 5.0 CONNACK properties (assigned client id, server keep alive, limits, ...).
         properties: ConnAckProperties<'a>,
@@ -32,6 +34,18 @@ pub enum Event<'a> {
     Subscribed {
         /// Identifier returned by [`Client::subscribe`](crate::Client::subscribe).
         packet_id: PacketId,
+        /// Granted QoS or failure per filter, in order ([`ReasonCode::is_error`]).
+        reason_codes: Seq<'a, ReasonCode>,
+    },
+    /// The client renewed kept subscriptions ([`Options::subscription_bytes`](crate::Options))
+    /// after a broker came back without our session, and the broker answered. Filters it
+    /// refused are no longer kept and no longer subscribed.
+    Resubscribed {
+        /// The renewal's own identifier, never one [`Client::subscribe`](crate::Client::subscribe)
+        /// returned.
+        packet_id: PacketId,
+        /// The filters renewed, with their options.
+        subscriptions: Seq<'a, Subscription<'a>>,
         /// Granted QoS or failure per filter, in order ([`ReasonCode::is_error`]).
         reason_codes: Seq<'a, ReasonCode>,
     },

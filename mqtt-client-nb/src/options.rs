@@ -100,6 +100,22 @@ pub struct Options<'a> {
     /// [`Client::auth`](crate::Client::auth)): at least the largest response, about 140 bytes
     /// for SCRAM-SHA-256 with a short user name. 0 by default.
     pub authentication_room: usize,
+    /// Bytes of the session store that keep the subscriptions the broker granted, so that
+    /// the client renews them on its own when a broker comes back without our session
+    /// ([`Event::Connected`](crate::Event::Connected) with `session_present` false), reported
+    /// as [`Event::Resubscribed`](crate::Event::Resubscribed). Each filter takes 8 bytes plus
+    /// its length; a filter that finds no room still works but is not renewed
+    /// ([`Notice::SubscriptionNotRenewable`](mqtt_sansio::session::Notice)). 0 by default:
+    /// renewal is left to the application. See
+    /// [`SessionConfig::subscription_bytes`](mqtt_sansio::session::SessionConfig::subscription_bytes).
+    pub subscription_bytes: usize,
+    /// On 5.0, when the broker refuses the version (a 3.1.1-only broker), speak 3.1.1 from
+    /// then on and reconnect at once through
+    /// [`Client::poll_reconnecting`](crate::Client::poll_reconnecting), reported as
+    /// [`Notice::FellBackToV311`](mqtt_sansio::session::Notice). Off by default: the refusal
+    /// stops the reconnects. See
+    /// [`SessionConfig::fallback_to_v311`](mqtt_sansio::session::SessionConfig::fallback_to_v311).
+    pub fallback_to_v311: bool,
 }
 
 impl<'a> Options<'a> {
@@ -131,6 +147,8 @@ impl<'a> Options<'a> {
             authentication_method: None,
             authentication_data: None,
             authentication_room: 0,
+            subscription_bytes: 0,
+            fallback_to_v311: false,
         }
     }
 
@@ -198,6 +216,8 @@ impl<'a> Options<'a> {
         config.control_bytes = control_len.max(64) + self.authentication_room;
         // Nothing the transmit buffer cannot hold is queued.
         config.transmit_capacity = tx_len;
+        config.subscription_bytes = self.subscription_bytes;
+        config.fallback_to_v311 = self.fallback_to_v311;
         config
     }
 }

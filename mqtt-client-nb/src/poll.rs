@@ -459,6 +459,7 @@ fn is_reported(event: &session::Event<'_>) -> bool {
             | S::Message(_)
             | S::Published { .. }
             | S::Subscribed { .. }
+            | S::Resubscribed { .. }
             | S::Unsubscribed { .. }
             | S::Auth(_)
             | S::Disconnected { .. }
@@ -504,6 +505,16 @@ fn convert<'a>(event: session::Event<'a>, abandoned: Option<Publish<'a>>) -> Eve
             ..
         } => Event::Subscribed {
             packet_id,
+            reason_codes,
+        },
+        S::Resubscribed {
+            packet_id,
+            subscriptions,
+            reason_codes,
+            ..
+        } => Event::Resubscribed {
+            packet_id,
+            subscriptions,
             reason_codes,
         },
         S::Unsubscribed {

@@ -1,8 +1,9 @@
 //! The life of a connection, for the failures real brokers caused: a graceful end that drains
 //! the QoS 2 handshake, reconnects that back off, a broker over our Receive Maximum, requests
-//! the broker cannot serve, a poison message, transient refusals, a broker without 5.0, and
-//! the session's lifecycle features reached from the client (assigned identifier,
-//! authentication method, Server Reference). Against mosquitto where it shows the case, and a
+//! the broker cannot serve, a poison message, transient refusals, a broker without 5.0 (with
+//! and without the fallback to 3.1.1), and the session's lifecycle features reached from the
+//! client (assigned identifier, authentication method, Server Reference, subscriptions
+//! renewed after a lost session). Against mosquitto where it shows the case, and a
 //! scripted broker over an in-memory stream otherwise.
 
 mod support;
@@ -13,7 +14,7 @@ use std::time::Duration;
 use embedded_io_adapters::tokio_1::FromTokio;
 use mqtt_client_nb::mqtt_sansio::session::{EndCause, Notice};
 use mqtt_client_nb::mqtt_sansio::{
-    ConnAck, Decoded, Packet, ProtocolVersion, PubResponse, QoS, ReasonCode,
+    ConnAck, Decoded, Packet, ProtocolVersion, PubResponse, QoS, ReasonCode, SubAck,
 };
 use mqtt_client_nb::{Client, Error, Options};
 use mqtt_test_support::Broker;
@@ -608,4 +609,174 @@ async fn scram_sha_256_runs_through_the_authenticator_hook() {
             ));
         }
     }
+}
+
+/// A broker that comes back without our session (restarted, or the session expired): the
+/// client renews its subscription with no application code, byte for byte as the
+/// application made it but for the packet identifier.
+#[tokio::test(start_paused = true)]
+async fn a_lost_session_is_renewed_by_the_client_itself() {
+    for v in BOTH {
+        let clock = TokioClock::new();
+        let mut bufs = Bufs::new(512);
+        let mut options = Options::new(v);
+        options.client_id = Some("renew");
+        options.subscription_bytes = 128;
+        options.reconnect.jitter = false;
+        let mut client: Client<'_, Mem> = bufs.client(options);
+        let received = Arc::new(Mutex::new(Vec::<Vec<u8>>::new()));
+        let mut connections = 0;
+        let mut events = Vec::new();
+        for _ in 0..50 {
+            let n = connections;
+            let received = received.clone();
+            let ev = client
+                .poll_reconnecting(&clock, |_old, _redirect| {
+                    let (ours, mut peer) = Peer::pair(v);
+                    let received = received.clone();
+                    tokio::spawn(async move {
+                        peer.next().await.unwrap();
+                        // A broker without our session, every time.
+                        peer.send(Packet::ConnAck(ConnAck::new(ReasonCode::Success)))
+                            .await;
+                        while let Some(p) = peer.next().await {
+                            let Packet::Subscribe(s) = decode(&p, v) else {
+                                continue;
+                            };
+                            let codes: Vec<_> = s
+                                .subscriptions
+                                .iter()
+                                .map(|_| ReasonCode::GrantedQoS1)
+                                .collect();
+                            let ack = SubAck::new(s.packet_id, &codes);
+                            peer.send(Packet::SubAck(ack)).await;
+                            received.lock().unwrap().push(p);
+                            // The first connection ends right after its SUBACK.
+                            if n == 0 {
+                                return;
+                            }
+                        }
+                    });
+                    async move { Ok::<_, ()>(ours) }
+                })
+                .await;
+            let ev = copy(&ev);
+            match ev {
+                Ev::BeforeConnect => connections += 1,
+                Ev::Connected { .. } if connections == 1 => {
+                    client.subscribe("a/b", QoS::AtLeastOnce).unwrap();
+                }
+                _ => {}
+            }
+            let done = matches!(ev, Ev::Resubscribed { .. });
+            events.push(ev);
+            if done {
+                break;
+            }
+        }
+        assert_eq!(connections, 2, "{v:?}: {events:?}");
+        let Some(Ev::Resubscribed { filters, codes, .. }) = events.last() else {
+            panic!("{v:?}: no renewal in {events:?}");
+        };
+        assert_eq!(filters, &["a/b".to_string()]);
+        assert_eq!(codes, &[ReasonCode::GrantedQoS1]);
+        let received = received.lock().unwrap();
+        let [first, renewal] = &received[..] else {
+            panic!("{v:?}: {received:?}");
+        };
+        // The same packet but for its identifier (bytes 2 and 3).
+        assert_eq!(first[..2], renewal[..2]);
+        assert_eq!(first[4..], renewal[4..]);
+        assert_ne!(first[2..4], renewal[2..4]);
+    }
+}
+
+/// With `fallback_to_v311`, a 3.1.1-only broker (aedes answers a 5.0 CONNECT with `20 02 00
+/// 01`) is reconnected to at once in 3.1.1, and the client then works.
+#[tokio::test(start_paused = true)]
+async fn a_broker_without_5_0_is_spoken_to_in_3_1_1_when_allowed() {
+    const V3: ProtocolVersion = ProtocolVersion::V3_1_1;
+    let clock = TokioClock::new();
+    let mut bufs = Bufs::new(512);
+    let mut options = Options::new(V5);
+    options.client_id = Some("old-broker");
+    options.fallback_to_v311 = true;
+    let mut client: Client<'_, Mem> = bufs.client(options);
+    let connects = Arc::new(Mutex::new(Vec::<(u64, Vec<u8>)>::new()));
+    let mut events = Vec::new();
+    let mut opened = 0;
+    for _ in 0..20 {
+        let log = connects.clone();
+        let now = tokio::time::Instant::now();
+        let ev = client
+            .poll_reconnecting(&clock, |_old, _redirect| {
+                opened += 1;
+                let (ours, mut peer) = Peer::pair(V3);
+                let log = log.clone();
+                tokio::spawn(async move {
+                    let connect = peer.next().await.unwrap();
+                    let level = connect[8];
+                    log.lock()
+                        .unwrap()
+                        .push((now.elapsed().as_millis() as u64, connect));
+                    if level == 5 {
+                        peer.wr.write_all(&[0x20, 0x02, 0x00, 0x01]).await.unwrap();
+                        let _ = peer.next().await;
+                        return;
+                    }
+                    peer.send(Packet::ConnAck(ConnAck::new(ReasonCode::Success)))
+                        .await;
+                    while let Some(p) = peer.next().await {
+                        if let Packet::Publish(m) = decode(&p, V3) {
+                            let id = m.packet_id().unwrap();
+                            peer.send(Packet::PubAck(PubResponse::new(id))).await;
+                        }
+                    }
+                });
+                async move { Ok::<_, ()>(ours) }
+            })
+            .await;
+        let ev = copy(&ev);
+        if matches!(ev, Ev::Connected { .. }) {
+            client.publish("t", QoS::AtLeastOnce, false, b"m").unwrap();
+        }
+        let done = matches!(ev, Ev::Published { .. } | Ev::Error(Error::Stopped(_)));
+        events.push(ev);
+        if done {
+            break;
+        }
+    }
+    let refused = ReasonCode::UnsupportedProtocolVersion;
+    assert!(
+        events.contains(&Ev::Error(Error::Refused(refused))),
+        "{events:?}"
+    );
+    assert!(
+        events.contains(&Ev::Notice(Notice::FellBackToV311)),
+        "{events:?}"
+    );
+    assert!(
+        matches!(
+            events.last(),
+            Some(Ev::Published {
+                qos: QoS::AtLeastOnce,
+                reason: ReasonCode::Success,
+                ..
+            })
+        ),
+        "{events:?}"
+    );
+    assert_eq!(opened, 2);
+    let connects = connects.lock().unwrap();
+    assert_eq!(connects.len(), 2);
+    assert_eq!(connects[0].1[8], 5);
+    let mut v3 = mqtt_client_nb::mqtt_sansio::Connect::new(V3, "old-broker");
+    v3.keep_alive = 120;
+    assert_eq!(
+        connects[1].1,
+        enc(Packet::Connect(v3), V3),
+        "a 3.1.1 CONNECT"
+    );
+    // No backoff before the 3.1.1 attempt.
+    assert_eq!(connects[1].0, 0);
 }

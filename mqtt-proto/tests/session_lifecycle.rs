@@ -586,3 +586,169 @@ fn an_authenticator_refusing_the_broker_ends_the_connection_and_the_retries() {
         Reconnect::Stop(EndCause::Lost(LostReason::AuthenticationFailed))
     );
 }
+
+fn falls_back(version: ProtocolVersion) -> SessionConfig {
+    let mut config = no_jitter(version);
+    config.fallback_to_v311 = true;
+    config
+}
+
+/// Task: a 5.0 session that may fall back meets a 3.1.1-only broker (aedes, old mosquitto):
+/// the refusal is reported with a notice, the reconnect comes at once, and everything from
+/// then on is 3.1.1, whatever the application's `Connect` says.
+#[test]
+fn a_broker_without_5_0_makes_a_session_that_may_fall_back_speak_3_1_1() {
+    for refusal in [
+        vec![0x20, 0x02, 0x00, 0x01],
+        vec![0x20, 0x03, 0x00, 0x84, 0x00],
+    ] {
+        let mut h = Harness::with(falls_back(V5), 16 * 1024);
+        let mut c = Connect::new(V5, "c");
+        c.keep_alive = 30;
+        c.properties.session_expiry_interval = Some(60);
+        // Queued before connecting: encoded as 5.0, sent as 3.1.1 later.
+        let mut message =
+            mqtt_sansio::session::Message::new(topic("t"), b"early", QoS::AtLeastOnce);
+        message.properties.message_expiry_interval = Some(60);
+        let early = h.s.publish(&message).unwrap().unwrap();
+        h.s.connect(&c).unwrap();
+        let sent = h.take_sent();
+        assert_eq!(sent[0][8], 5, "protocol level 5 first");
+        h.feed(&refusal).unwrap();
+        assert_eq!(
+            h.take_events(),
+            vec![
+                Ev::Refused(ReasonCode::UnsupportedProtocolVersion),
+                Ev::FellBack
+            ],
+            "{refusal:x?}"
+        );
+        let r = close(&mut h);
+        assert_eq!(
+            r,
+            Reconnect::At {
+                at: h.instant(),
+                attempt: 1,
+                cause: EndCause::Refused(ReasonCode::UnsupportedProtocolVersion)
+            }
+        );
+        assert_eq!(h.s.version(), V3);
+        assert!(h.s.needs_client_id());
+        h.s.connect(&c).unwrap();
+        let sent = h.take_sent();
+        let mut v3 = Connect::new(V3, "c");
+        v3.keep_alive = 30;
+        assert_eq!(
+            sent,
+            [enc(Packet::Connect(v3), V3)],
+            "a byte-exact 3.1.1 CONNECT"
+        );
+        h.version = V3;
+        h.feed(&[0x20, 0x02, 0x00, 0x00]).unwrap();
+        assert_eq!(
+            h.take_events(),
+            vec![Ev::Connected {
+                session_present: false
+            }]
+        );
+        // The message queued as 5.0 goes out as 3.1.1, its property left out, and a new
+        // one makes the QoS 1 round trip.
+        let sent = h.take_sent();
+        let mut expected = mqtt_sansio::Publish::new(topic("t"), b"early");
+        expected.qos_pid = mqtt_sansio::QosPid::AtLeastOnce(early);
+        assert_eq!(sent, [enc(Packet::Publish(expected), V3)]);
+        let id = h.publish("t", b"m", QoS::AtLeastOnce).unwrap().unwrap();
+        let sent = h.take_sent();
+        let mut expected = mqtt_sansio::Publish::new(topic("t"), b"m");
+        expected.qos_pid = mqtt_sansio::QosPid::AtLeastOnce(id);
+        assert_eq!(sent, [enc(Packet::Publish(expected), V3)]);
+        h.feed(&enc(puback(early.get()), V3)).unwrap();
+        h.feed(&enc(puback(id.get()), V3)).unwrap();
+        assert_eq!(
+            h.take_events(),
+            vec![
+                Ev::Published {
+                    pid: early.get(),
+                    qos: QoS::AtLeastOnce,
+                    reason: ReasonCode::Success
+                },
+                Ev::Published {
+                    pid: id.get(),
+                    qos: QoS::AtLeastOnce,
+                    reason: ReasonCode::Success
+                },
+            ]
+        );
+        assert_eq!(h.s.state(), ConnectionState::Connected);
+        // Once on 3.1.1 there is nothing left to fall back to.
+        h.transport_closed();
+        h.s.connect(&c).unwrap();
+        h.take_sent();
+        h.feed(&[0x20, 0x02, 0x00, 0x01]).unwrap();
+        assert_eq!(
+            h.take_events(),
+            vec![Ev::Refused(ReasonCode::UnsupportedProtocolVersion)]
+        );
+        assert!(matches!(close(&mut h), Reconnect::Stop(_)));
+    }
+}
+
+#[test]
+fn without_the_fallback_a_5_0_refusal_of_the_version_stops() {
+    for refusal in [
+        vec![0x20, 0x02, 0x00, 0x01],
+        vec![0x20, 0x03, 0x00, 0x84, 0x00],
+    ] {
+        let mut h = Harness::with(no_jitter(V5), 4096);
+        h.s.connect(&Connect::new(V5, "c")).unwrap();
+        h.take_sent();
+        h.feed(&refusal).unwrap();
+        assert_eq!(
+            h.take_events(),
+            vec![Ev::Refused(ReasonCode::UnsupportedProtocolVersion)]
+        );
+        assert_eq!(
+            close(&mut h),
+            Reconnect::Stop(EndCause::Refused(ReasonCode::UnsupportedProtocolVersion))
+        );
+        assert_eq!(h.s.version(), V5);
+    }
+}
+
+/// A SUBSCRIBE queued before the fallback with options 3.1.1 cannot express is dropped and
+/// reported, not sent with other meaning; a plain one goes as 3.1.1.
+#[test]
+fn requests_queued_before_the_fallback_go_as_3_1_1_or_are_reported() {
+    let mut h = Harness::with(falls_back(V5), 16 * 1024);
+    let mut no_local = Subscription::new(TopicFilter::new("a").unwrap(), QoS::AtLeastOnce);
+    no_local.options.no_local = true;
+    let dropped =
+        h.s.subscribe(&[no_local], SubscribeProperties::default())
+            .unwrap();
+    let plain = [Subscription::new(
+        TopicFilter::new("b").unwrap(),
+        QoS::AtLeastOnce,
+    )];
+    let kept =
+        h.s.subscribe(&plain, SubscribeProperties::default())
+            .unwrap();
+    h.s.connect(&Connect::new(V5, "c")).unwrap();
+    h.take_sent();
+    h.feed(&[0x20, 0x02, 0x00, 0x01]).unwrap();
+    h.take_events();
+    close(&mut h);
+    h.version = V3;
+    let sent = h.connect(true, false);
+    let expected = enc(
+        Packet::Subscribe(mqtt_sansio::Subscribe::new(kept, &plain)),
+        V3,
+    );
+    assert_eq!(sent, [expected]);
+    assert_eq!(
+        std::mem::take(&mut h.events),
+        vec![Ev::RequestDropped {
+            pid: dropped.get(),
+            reason: ReasonCode::UnsupportedProtocolVersion
+        }]
+    );
+}

@@ -59,6 +59,11 @@ pub enum Ev {
     Unsubscribed {
         pid: u16,
     },
+    Resubscribed {
+        pid: u16,
+        filters: Vec<String>,
+        codes: Vec<ReasonCode>,
+    },
     Published {
         pid: u16,
         qos: QoS,
@@ -100,6 +105,18 @@ pub fn copy(event: &Event<'_>) -> Ev {
         },
         Event::Unsubscribed { packet_id, .. } => Ev::Unsubscribed {
             pid: packet_id.get(),
+        },
+        Event::Resubscribed {
+            packet_id,
+            subscriptions,
+            reason_codes,
+        } => Ev::Resubscribed {
+            pid: packet_id.get(),
+            filters: subscriptions
+                .iter()
+                .map(|s| s.filter.as_str().to_owned())
+                .collect(),
+            codes: reason_codes.iter().collect(),
         },
         Event::Published {
             packet_id,

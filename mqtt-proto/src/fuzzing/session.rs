@@ -4,7 +4,8 @@
 //! The first [`SETUP_LEN`] bytes pick the configuration (`Setup::read`): version (3.1, 3.1.1,
 //! 5.0), Receive Maximum, store size, our Maximum Packet Size, incoming and outgoing topic
 //! aliases, manual acks, control region, transmit buffer size, CONNACK and PINGRESP timeouts,
-//! and whether the driver drains the outputs after every operation. Then each byte names an
+//! the table of subscriptions kept for renewal, the fallback to 3.1.1, and whether the driver
+//! drains the outputs after every operation. Then each byte names an
 //! operation ([`op`]) that reads its own arguments from the bytes after it:
 //!
 //! - commands: connect, publish (QoS 0/1/2, sizes up to beyond the store, 5.0 properties,
@@ -30,7 +31,9 @@
 //! protocol error the session is closing and ignores input; packet ids are unique among
 //! outstanding requests and each completes once, with the kind of event it was issued for; an
 //! incoming QoS 2 message is delivered once until PUBREL releases its id; a delivered message
-//! has a topic (aliases resolved); an abandoned message is lent back intact; after
+//! has a topic (aliases resolved); an abandoned message is lent back intact; a renewal of kept
+//! subscriptions never carries the id of an application request; the version changes only by
+//! a fallback the setup allowed; after
 //! `handle_timeout(now)` the next deadline is later than `now`; every loop over an output ends
 //! within [`LOOP_LIMIT`] rounds.
 //!
@@ -98,6 +101,8 @@ pub struct Stats {
     pub published: [usize; 3],
     /// `Subscribed` and `Unsubscribed` events.
     pub subscribed: usize,
+    /// `Resubscribed` events: renewals of kept subscriptions answered.
+    pub resubscribed: usize,
     /// `PublishAbandoned` events.
     pub abandoned: usize,
     /// `PublishDropped` events.
@@ -168,6 +173,8 @@ impl Setup {
         if flags & 0x80 != 0 {
             config.max_inflight = 1 + u16::from((limits >> 3) & 3);
         }
+        config.subscription_bytes = [0, 24, 256, 4096][usize::from((limits >> 5) & 3)];
+        config.fallback_to_v311 = limits & 0x80 != 0;
         config.maximum_packet_size =
             [4096, 64, 128, 256, 1024, 65_536, 268_435_460, 0][usize::from(size & 7)];
         config.connack_timeout = Duration::from_millis(u64::from(size >> 3) * 1000);

@@ -73,14 +73,14 @@ impl SubscriptionOptions {
         }
     }
 
-    fn to_byte(self) -> u8 {
+    pub(crate) fn to_byte(self) -> u8 {
         (self.qos as u8)
             | (u8::from(self.no_local) << 2)
             | (u8::from(self.retain_as_published) << 3)
             | ((self.retain_handling as u8) << 4)
     }
 
-    fn from_byte(byte: u8, version: ProtocolVersion) -> Result<Self, DecodeError> {
+    pub(crate) fn from_byte(byte: u8, version: ProtocolVersion) -> Result<Self, DecodeError> {
         let invalid = DecodeError::InvalidSubscriptionOptions(byte);
         // [MQTT-3.8.3-5] (3.1.1: [MQTT-3.8.3-4]) reserved bits are 0
         let reserved = if version.is_v5() { 0xC0 } else { 0xFC };

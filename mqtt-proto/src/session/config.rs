@@ -7,7 +7,8 @@ use super::ReconnectPolicy;
 use crate::properties::SubscribeProperties;
 use crate::{ConnAckProperties, ProtocolVersion, QoS, ReasonCode, Subscription};
 
-/// Session configuration: fixed for the life of a [`Session`](super::Session).
+/// Session configuration: fixed for the life of a [`Session`](super::Session), but for what
+/// a fallback to 3.1.1 changes ([`SessionConfig::fallback_to_v311`]).
 ///
 /// The store the caller hands to the session is split into regions sized from this
 /// configuration (see [`SessionConfig::reserved_bytes`]); what is left holds queued and
@@ -79,13 +80,43 @@ pub struct SessionConfig {
     /// not kept and the next connection asks for a new one. Reserved twice: once to keep it,
     /// once more in the control region for the CONNECT that carries it.
     pub assigned_id_bytes: usize,
+    /// Bytes of the store that keep the subscriptions the broker granted, so that the session
+    /// renews them itself when a broker comes back without our session (CONNACK session
+    /// present 0, e.g. after the session expired or the broker restarted): it queues
+    /// SUBSCRIBEs ahead of everything else queued, reported as
+    /// [`Event::Resubscribed`](super::Event::Resubscribed). 0 (the default) turns this off
+    /// and leaves renewal to the application.
+    ///
+    /// Each kept filter takes 8 bytes plus its length. A filter is kept with its options
+    /// (QoS, No Local, Retain As Published, Retain Handling) and the 5.0 Subscription
+    /// Identifier of its SUBSCRIBE; user properties are not kept and not renewed. It is added
+    /// when SUBACK grants it, replaced when it is subscribed again, and removed when the broker
+    /// refuses it or an UNSUBACK reports it gone (Success or No Subscription Existed). A
+    /// granted filter that finds no room still works but is not renewed, which
+    /// [`Notice::SubscriptionNotRenewable`](super::Notice::SubscriptionNotRenewable) reports.
+    pub subscription_bytes: usize,
+    /// When a 5.0 CONNECT is refused as Unsupported Protocol Version (a 3.1.1-only broker's
+    /// `20 02 00 01`, or a 5.0 CONNACK 0x84), speak 3.1.1 for the rest of the session's life:
+    /// [`Session::handle_transport_closed`](super::Session::handle_transport_closed) asks for
+    /// a prompt reconnect instead of stopping, every later CONNECT is 3.1.1, and
+    /// [`Notice::FellBackToV311`](super::Notice::FellBackToV311) says so. Off by default: the
+    /// refusal is reported and the session stops. What 3.1.1 cannot carry is left out of
+    /// packets queued before the switch (properties) or dropped with
+    /// [`Event::RequestDropped`](super::Event::RequestDropped) (a SUBSCRIBE with 5.0-only
+    /// options); kept subscriptions that need 5.0 are dropped
+    /// ([`Notice::RenewalDropped`](super::Notice::RenewalDropped)). A
+    /// [`SessionConfig::max_inflight`] left at the 5.0 default becomes the 3.1.1 default, as
+    /// [`Session::config`](super::Session::config) then shows: a 3.1.1 broker cannot
+    /// announce its window.
+    pub fallback_to_v311: bool,
 }
 
 impl SessionConfig {
     /// Defaults sized for a small device: a Receive Maximum of 16 with room to track 32
     /// incoming QoS 2 messages, 4 KiB packets, no topic aliases, 512 bytes for CONNECT, a 30 s
     /// CONNACK timeout, a 5 s drain on disconnect, 5 retries of transiently refused messages,
-    /// and on 5.0 128 bytes for a broker-assigned client identifier.
+    /// on 5.0 128 bytes for a broker-assigned client identifier, no subscriptions kept for
+    /// renewal and no fallback to 3.1.1.
     pub const fn new(version: ProtocolVersion) -> Self {
         Self {
             version,
@@ -113,6 +144,8 @@ impl SessionConfig {
                 ProtocolVersion::V5 => 128,
                 _ => 0,
             },
+            subscription_bytes: 0,
+            fallback_to_v311: false,
         }
     }
 
@@ -144,6 +177,7 @@ impl SessionConfig {
             + self.incoming_alias_bytes
             + self.outgoing_alias_bytes
             + self.control_bytes
+            + self.subscription_bytes
     }
 }
 

@@ -4,7 +4,7 @@ use core::time::Duration;
 
 use crate::{
     AckProperties, Auth, ConnAckProperties, DisconnectProperties, PacketId, Publish, QoS,
-    ReasonCode, Seq,
+    ReasonCode, Seq, Subscription,
 };
 
 /// Something the application should know about. Events borrow from the packet that was just
@@ -16,7 +16,9 @@ pub enum Event<'a> {
     /// The broker accepted the connection.
     Connected {
         /// Whether the broker resumed a stored session; if not, unacknowledged messages of the
-        /// previous connection are reported as [`Event::PublishAbandoned`].
+        /// previous connection are reported as [`Event::PublishAbandoned`], and subscriptions
+        /// kept for renewal ([`SessionConfig::subscription_bytes`](super::SessionConfig)) are
+        /// subscribed again ([`Event::Resubscribed`]).
         session_present: bool,
         /// The broker's limits and assignments (5.0); also kept in
         /// [`Session::limits`](super::Session::limits).
@@ -48,6 +50,21 @@ pub enum Event<'a> {
         /// Identifier returned by [`Session::subscribe`](super::Session::subscribe).
         packet_id: PacketId,
         /// One per filter, in order.
+        reason_codes: Seq<'a, ReasonCode>,
+        /// Details (5.0).
+        properties: AckProperties<'a>,
+    },
+    /// A SUBSCRIBE the session sent on its own to renew kept subscriptions
+    /// ([`SessionConfig::subscription_bytes`](super::SessionConfig)) after a broker came back
+    /// without our session, was answered. Filters the broker refused are no longer kept (and
+    /// the application no longer has them); the others are subscribed again as before.
+    Resubscribed {
+        /// The renewal's own identifier, never one returned by
+        /// [`Session::subscribe`](super::Session::subscribe).
+        packet_id: PacketId,
+        /// The filters renewed, with the options they were kept with.
+        subscriptions: Seq<'a, Subscription<'a>>,
+        /// One per filter, in order: granted QoS or why the broker refused it.
         reason_codes: Seq<'a, ReasonCode>,
         /// Details (5.0).
         properties: AckProperties<'a>,
@@ -180,4 +197,34 @@ pub enum Notice {
         /// Its size in bytes.
         size: u32,
     },
+    /// Granted subscriptions that will not be renewed after a lost session: the table of
+    /// kept subscriptions ([`SessionConfig::subscription_bytes`](super::SessionConfig)) had no
+    /// room for filter `index` of the SUBSCRIBE `packet_id`. Neither it nor the filters that
+    /// SUBSCRIBE granted after it are kept. The subscriptions work; only their renewal is
+    /// left to the application.
+    SubscriptionNotRenewable {
+        /// Identifier returned by [`Session::subscribe`](super::Session::subscribe).
+        packet_id: PacketId,
+        /// Position (from 0) of the first filter not kept.
+        index: u16,
+    },
+    /// A kept subscription could not be renewed on this connection and was removed from the
+    /// table: the broker's CONNACK rules out what it uses
+    /// ([`ReasonCode::SharedSubscriptionsNotSupported`],
+    /// [`ReasonCode::WildcardSubscriptionsNotSupported`],
+    /// [`ReasonCode::SubscriptionIdentifiersNotSupported`], 5.0 options after a fallback to
+    /// 3.1.1: [`ReasonCode::UnsupportedProtocolVersion`]), or no SUBSCRIBE carrying it fits
+    /// the broker's Maximum Packet Size, the transmit buffer or the log
+    /// ([`ReasonCode::PacketTooLarge`]). The application must subscribe again if it can.
+    RenewalDropped {
+        /// Why.
+        reason_code: ReasonCode,
+    },
+    /// The broker refused our 5.0 CONNECT as Unsupported Protocol Version and
+    /// [`SessionConfig::fallback_to_v311`](super::SessionConfig) is set: once this transport
+    /// is closed, the session speaks 3.1.1 for the rest of its life
+    /// ([`Session::version`](super::Session::version)), and
+    /// [`Session::handle_transport_closed`](super::Session::handle_transport_closed) asks for
+    /// a prompt reconnect. 5.0-only properties of queued packets are left out from then on.
+    FellBackToV311,
 }

@@ -11,8 +11,8 @@
 //!
 //! All state lives in one caller-provided store (any `AsRef<[u8]> + AsMut<[u8]>`: an array, a
 //! `&mut [u8]`, a boxed slice), split into fixed regions by [`SessionConfig`]: incoming
-//! in-flight ids, topic alias tables, the CONNECT/DISCONNECT/AUTH being sent, and a log of
-//! queued and in-flight packets. Nothing is ever dropped silently: a command that does not fit
+//! in-flight ids, topic alias tables, the CONNECT/DISCONNECT/AUTH being sent, the
+//! subscriptions kept for renewal, and a log of queued and in-flight packets. Nothing is ever dropped silently: a command that does not fit
 //! fails with [`CommandError::StoreFull`].
 
 mod acks;
@@ -24,6 +24,7 @@ mod incoming;
 mod read;
 mod reconnect;
 mod store;
+mod subscriptions;
 mod time;
 mod transmit;
 
@@ -46,7 +47,8 @@ use acks::Acks;
 use alias::Aliases;
 use incoming::{InState, Incoming};
 use reconnect::Backoff;
-use store::{Entry, Kind, Log, State};
+use store::{Entry, Kind, Log, Record, State};
+use subscriptions::Subscriptions;
 
 /// A message to publish.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,6 +164,7 @@ struct Layout {
     in_alias: Range<usize>,
     out_alias: Range<usize>,
     control: Range<usize>,
+    subscriptions: Range<usize>,
     log: Range<usize>,
 }
 
@@ -195,6 +198,10 @@ struct Conn {
     /// `Event::ReceiveMaximumExceeded` was raised on this connection (without, with deferral).
     overrun_reported: bool,
     deferral_reported: bool,
+    /// Renewal SUBSCRIBEs may wait in the log: they go before anything else.
+    renewing: bool,
+    /// The broker refused 5.0 and the session falls back to 3.1.1 once this transport ends.
+    fall_back: bool,
 }
 
 impl Conn {
@@ -219,6 +226,8 @@ impl Conn {
             close_for_will: false,
             overrun_reported: false,
             deferral_reported: false,
+            renewing: false,
+            fall_back: false,
         }
     }
 }
@@ -235,6 +244,9 @@ enum Raised {
     Retrying(PacketId, crate::ReasonCode, u8),
     Overrun { in_flight: u16, deferred: bool },
     Skipped(Option<PacketId>, QoS, u32),
+    NotRenewable(PacketId, u16),
+    RenewalDropped(crate::ReasonCode),
+    FellBack,
 }
 
 impl Raised {
@@ -269,6 +281,13 @@ impl Raised {
                 qos,
                 size,
             }),
+            Self::NotRenewable(packet_id, index) => {
+                Event::Notice(Notice::SubscriptionNotRenewable { packet_id, index })
+            }
+            Self::RenewalDropped(reason_code) => {
+                Event::Notice(Notice::RenewalDropped { reason_code })
+            }
+            Self::FellBack => Event::Notice(Notice::FellBackToV311),
         }
     }
 }
@@ -276,6 +295,8 @@ impl Raised {
 /// A sans-IO MQTT client session over the caller's store `B`.
 pub struct Session<B> {
     config: SessionConfig,
+    /// The version spoken: `config.version` until a fallback to 3.1.1.
+    version: ProtocolVersion,
     store: B,
     layout: Layout,
     log: Log,
@@ -312,6 +333,14 @@ pub struct Session<B> {
     connected_before: bool,
     /// When transiently refused messages are due to go again.
     retry_at: Option<Instant>,
+    /// Subscriptions kept for renewal.
+    subscriptions: Subscriptions,
+    /// The log generation at which a renewal SUBSCRIBE found no room: until the log changes,
+    /// there is none.
+    renew_blocked: Option<u32>,
+    /// The renewal SUBSCRIBE whose SUBACK the last read processed, kept readable for its
+    /// event until the next input.
+    answered: Option<PacketId>,
 }
 
 impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
@@ -336,16 +365,19 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         // The control region also has room for an assigned identifier to replace an empty
         // one in a later CONNECT.
         let control_end = out_alias_end + config.control_bytes + config.assigned_id_bytes;
+        let subscriptions_end = control_end + config.subscription_bytes;
         let layout = Layout {
             incoming: 0..incoming_end,
             assigned: incoming_end..assigned_end,
             in_alias: assigned_end..in_alias_end,
             out_alias: in_alias_end..out_alias_end,
             control: out_alias_end..control_end,
-            log: control_end..available,
+            subscriptions: control_end..subscriptions_end,
+            log: subscriptions_end..available,
         };
         let mut session = Self {
             config,
+            version: config.version,
             store,
             layout,
             log: Log::default(),
@@ -370,6 +402,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             assigned_len: 0,
             connected_before: false,
             retry_at: None,
+            subscriptions: Subscriptions::default(),
+            renew_blocked: None,
+            answered: None,
         };
         // 3.1.1 has no subscription identifiers.
         session.limits.subscription_identifier_available = config.version.is_v5();
@@ -381,6 +416,13 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// The configuration.
     pub fn config(&self) -> &SessionConfig {
         &self.config
+    }
+
+    /// The protocol version the session speaks: [`SessionConfig::version`], or 3.1.1 once
+    /// a 5.0 broker refusal made it fall back ([`SessionConfig::fallback_to_v311`]). Every
+    /// CONNECT and every packet is encoded in it, whatever version a [`Connect`] names.
+    pub fn version(&self) -> ProtocolVersion {
+        self.version
     }
 
     /// Where the connection stands.
@@ -445,9 +487,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         let packet = Packet::Connect(c);
         transmit_fits(
             self.config.transmit_capacity,
-            packet.encoded_len(self.config.version)?,
+            packet.encoded_len(self.version)?,
         )?;
-        let len = packet.encode(self.config.version, control)?;
+        let len = packet.encode(self.version, control)?;
         self.conn.control = Control::Connect;
         self.conn.control_len = len;
         self.conn.phase = Phase::ConnectQueued;
@@ -471,14 +513,14 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         } else {
             0
         };
-        Ok(Packet::Connect(c).encoded_len(self.config.version)? + assigned)
+        Ok(Packet::Connect(c).encoded_len(self.version)? + assigned)
     }
 
     /// `connect` as this session sends it: its protocol version, on 5.0 its limits and the
     /// resume rule, on 3.1.1 without the properties it cannot carry.
     fn prepared<'c>(&self, connect: &Connect<'c>) -> Connect<'c> {
         let mut c = *connect;
-        c.protocol = self.config.version;
+        c.protocol = self.version;
         if c.protocol.is_v5() {
             c.properties.receive_maximum = NonZeroU16::new(self.config.receive_maximum);
             c.properties.maximum_packet_size = NonZeroU32::new(self.config.maximum_packet_size);
@@ -542,7 +584,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
 
     /// Queues a SUBSCRIBE; [`Event::Subscribed`] reports the outcome. Unanswered subscribes
     /// are sent again after a reconnect. One queued before CONNACK that the broker turns out
-    /// not to support is dropped and reported ([`Event::RequestDropped`]).
+    /// not to support is dropped and reported ([`Event::RequestDropped`]). With
+    /// [`SessionConfig::subscription_bytes`], the filters the broker grants are kept and
+    /// renewed by the session after a lost session ([`Event::Resubscribed`]).
     ///
     /// # Errors
     /// [`CommandError::StoreFull`], [`CommandError::PacketIdsExhausted`],
@@ -578,7 +622,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         Ok(packet_id)
     }
 
-    /// Queues an UNSUBSCRIBE; [`Event::Unsubscribed`] reports the outcome.
+    /// Queues an UNSUBSCRIBE; [`Event::Unsubscribed`] reports the outcome. Filters the
+    /// broker reports gone are no longer kept for renewal.
     ///
     /// # Errors
     /// As [`Session::subscribe`].
@@ -717,16 +762,28 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// opened. Unacknowledged messages are kept and marked for resending with DUP;
     /// per-connection state is reset. Returns what to do next, from why the connection ended
     /// and [`SessionConfig::reconnect`]: when to call [`Session::connect`] with a new
-    /// transport, whether to follow the broker's Server Reference, or to stop.
+    /// transport, whether to follow the broker's Server Reference, or to stop. After a
+    /// refusal of 5.0 with [`SessionConfig::fallback_to_v311`] set, the session switches to
+    /// 3.1.1 here and asks for a reconnect now.
     pub fn handle_transport_closed(&mut self, now: Instant) -> Reconnect {
         let cause = self.conn.cause.unwrap_or(EndCause::Transport);
-        let next = self.backoff.next(
-            &self.config.reconnect,
-            now,
-            cause,
-            self.conn.up_since,
-            self.conn.reference,
-        );
+        let next = if self.conn.fall_back {
+            self.fall_back_to_v311();
+            // Not a failure of the broker: the next attempt can go at once.
+            Reconnect::At {
+                at: now,
+                attempt: 1,
+                cause,
+            }
+        } else {
+            self.backoff.next(
+                &self.config.reconnect,
+                now,
+                cause,
+                self.conn.up_since,
+                self.conn.reference,
+            )
+        };
         self.conn = Conn::new();
         self.acks.clear();
         self.in_aliases.clear();
@@ -746,16 +803,34 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                     self.log.set_state(region, r.at, State::Unsent);
                 }
                 (Kind::PubRel, State::Unsent) => inflight += 1,
-                (Kind::Subscribe | Kind::Unsubscribe, State::Sent) => {
+                (Kind::Subscribe | Kind::Unsubscribe | Kind::Resubscribe, State::Sent) => {
                     self.log.set_state(region, r.at, State::Unsent);
+                }
+                (Kind::Resubscribe, State::Answered) => {
+                    self.log.set_state(region, r.at, State::Dead);
                 }
                 _ => {}
             }
         }
         self.inflight = inflight;
         self.retry_at = None;
+        self.answered = None;
+        self.renew_blocked = None;
         self.log.set_cursor(self.log.head());
         next
+    }
+
+    /// Speaks 3.1.1 from now on. Queued packets keep their 5.0 encoding and are re-encoded
+    /// as they are sent; per-connection state (aliases, the broker's limits) starts afresh
+    /// with the next CONNACK anyway, and 3.1.1 brokers cannot announce their window, so the
+    /// 5.0 default of no window of our own becomes the 3.1.1 default.
+    fn fall_back_to_v311(&mut self) {
+        self.version = ProtocolVersion::V3_1_1;
+        if self.config.max_inflight == SessionConfig::new(ProtocolVersion::V5).max_inflight {
+            self.config.max_inflight = SessionConfig::new(ProtocolVersion::V3_1_1).max_inflight;
+        }
+        self.limits = BrokerLimits::defaults(0, 0);
+        self.limits.subscription_identifier_available = false;
     }
 
     /// Whether the application must choose a client identifier for this session to survive a
@@ -765,7 +840,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// driver that can make up a unique identifier does so when this is `true` and the
     /// application gave none; one that cannot leaves the choice to the application.
     pub fn needs_client_id(&self) -> bool {
-        !self.config.version.is_v5()
+        !self.version.is_v5()
     }
 
     /// The client identifier a 5.0 broker assigned (Assigned Client Identifier), used by
@@ -876,8 +951,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// PUBREC).
     pub fn abandoned_message(&self) -> Option<Publish<'_>> {
         let region = &self.store.as_ref()[self.layout.log.clone()];
-        let packet = store::Log::bytes_at(region, self.reported?)?;
-        match Packet::decode(packet, self.config.version, u32::MAX) {
+        let (packet, v5) = store::Log::bytes_at(region, self.reported?)?;
+        match Packet::decode(packet, record_version(v5), u32::MAX) {
             Ok(crate::Decoded::Packet {
                 packet: Packet::Publish(p),
                 ..
@@ -918,13 +993,13 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     }
 
     fn write_control(&mut self, packet: &Packet<'_>, kind: Control) -> Result<(), CommandError> {
-        let len = packet.encoded_len(self.config.version)?;
+        let len = packet.encoded_len(self.version)?;
         self.check_transmit_len(len)?;
         if self.conn.phase == Phase::Connected {
             self.check_broker_size(len)?;
         }
         let region = &mut self.store.as_mut()[self.layout.control.clone()];
-        let len = packet.encode(self.config.version, region)?;
+        let len = packet.encode(self.version, region)?;
         self.conn.control = kind;
         self.conn.control_len = len;
         Ok(())
@@ -937,7 +1012,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         pid: Option<PacketId>,
         qos: QoS,
     ) -> Result<(), CommandError> {
-        let version = self.config.version;
+        let version = self.version;
         let len = packet.encoded_len(version)?;
         // A topic alias the session may add takes at most 3 bytes, and 1 of property length.
         let aliased = matches!(kind, Kind::Publish | Kind::Publish0);
@@ -961,6 +1036,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                 state: State::Unsent,
                 pid,
                 qos,
+                v5: version.is_v5(),
             },
             len,
             |buf| {
@@ -1018,10 +1094,6 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         Err(CommandError::PacketIdsExhausted)
     }
 
-    fn version(&self) -> ProtocolVersion {
-        self.config.version
-    }
-
     /// Transiently refused messages whose delay passed go back to the queue.
     fn release_delayed(&mut self) {
         let region = &mut self.store.as_mut()[self.layout.log.clone()];
@@ -1032,6 +1104,24 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                 self.log.set_state(region, r.at, State::Unsent);
             }
         }
+    }
+}
+
+/// The version a log record was encoded in (3.1 and 3.1.1 packets are alike but for CONNECT,
+/// which the log never holds).
+fn record_version(v5: bool) -> ProtocolVersion {
+    if v5 {
+        ProtocolVersion::V5
+    } else {
+        ProtocolVersion::V3_1_1
+    }
+}
+
+/// A log record's packet, decoded in the version it was encoded in.
+fn decode_record<'r>(region: &'r [u8], r: &Record) -> Option<Packet<'r>> {
+    match Packet::decode(r.packet(region), record_version(r.v5), u32::MAX) {
+        Ok(crate::Decoded::Packet { packet, .. }) => Some(packet),
+        _ => None,
     }
 }
 

@@ -10,11 +10,12 @@ use super::acks::Ack;
 use super::incoming::InState;
 use super::store::{Kind, Record, State};
 use super::{
-    Control, EndCause, Event, Instant, LostReason, Phase, ProtocolError, Raised, Read, Session,
+    decode_record, Control, EndCause, Event, Instant, LostReason, Phase, ProtocolError, Raised,
+    Read, Session,
 };
 use crate::{
     ConnAckProperties, DecodeError, Decoded, FixedHeader, Packet, PacketId, PacketType,
-    PubResponse, Publish, QoS, QosPid, ReasonCode, TopicName,
+    PubResponse, Publish, QoS, QosPid, ReasonCode, Seq, TopicName,
 };
 
 /// What the last processed packet means for the application.
@@ -28,6 +29,8 @@ pub(super) enum Outcome {
     Pong(Duration),
     /// A 3.1.1 CONNACK refused our 5.0 CONNECT, with this (mapped) code.
     RefusedOlder(ReasonCode),
+    /// SUBACK answered a renewal SUBSCRIBE, which waits in the log as `Answered`.
+    Renewed,
 }
 
 impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
@@ -51,6 +54,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     ) -> Result<Read<'a>, ProtocolError> {
         self.last_read = Outcome::Silent;
         self.reported = None;
+        self.retire_answered();
         match self.conn.phase {
             Phase::Disconnected | Phase::Closing | Phase::ConnectQueued => {
                 return Ok(Read::Closing)
@@ -83,6 +87,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                 let event = match outcome {
                     Outcome::Silent => None,
                     Outcome::Report => this.event_for(packet),
+                    Outcome::Renewed => this.renewed_event(packet),
                     other => this.outcome_event(other),
                 };
                 Ok(Read::Packet { len, event })
@@ -100,10 +105,15 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     pub fn event<'s>(&'s self, packet: &'s [u8]) -> Option<Event<'s>> {
         match self.last_read {
             Outcome::Silent => None,
-            Outcome::Report => match Packet::decode(packet, self.version(), u32::MAX) {
-                Ok(Decoded::Packet { packet, .. }) => self.event_for(packet),
-                _ => None,
-            },
+            Outcome::Report | Outcome::Renewed => {
+                match Packet::decode(packet, self.version(), u32::MAX) {
+                    Ok(Decoded::Packet { packet, .. }) if self.last_read == Outcome::Renewed => {
+                        self.renewed_event(packet)
+                    }
+                    Ok(Decoded::Packet { packet, .. }) => self.event_for(packet),
+                    _ => None,
+                }
+            }
             other => self.outcome_event(other),
         }
     }
@@ -111,13 +121,35 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// The event of an outcome that needs no packet bytes.
     fn outcome_event(&self, outcome: Outcome) -> Option<Event<'static>> {
         match outcome {
-            Outcome::Silent | Outcome::Report => None,
+            Outcome::Silent | Outcome::Report | Outcome::Renewed => None,
             Outcome::Pong(round_trip) => Some(Event::Pong { round_trip }),
             Outcome::RefusedOlder(reason_code) => Some(Event::ConnectionRefused {
                 reason_code,
                 properties: ConnAckProperties::default(),
             }),
         }
+    }
+
+    /// The event of a renewal's SUBACK: its codes with the filters of the renewal.
+    fn renewed_event<'s>(&'s self, packet: Packet<'s>) -> Option<Event<'s>> {
+        let Packet::SubAck(ack) = packet else {
+            return None;
+        };
+        let region = &self.store.as_ref()[self.layout.log.clone()];
+        let renewal = self.log.find(region, |r| {
+            r.kind == Kind::Resubscribe
+                && r.pid == ack.packet_id.get()
+                && r.state == State::Answered
+        })?;
+        let Some(Packet::Subscribe(s)) = decode_record(region, &renewal) else {
+            return None;
+        };
+        Some(Event::Resubscribed {
+            packet_id: ack.packet_id,
+            subscriptions: s.subscriptions,
+            reason_codes: ack.reason_codes,
+            properties: ack.properties,
+        })
     }
 
     /// Turns a protocol error into a closing connection with a DISCONNECT (5.0).
@@ -156,10 +188,10 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             Packet::PubRel(r) if connected => Ok(self.on_pubrel(r)),
             Packet::PubComp(r) if connected => Ok(self.on_pubcomp(r)),
             Packet::SubAck(s) if connected => {
-                self.on_request_ack(Kind::Subscribe, s.packet_id, s.reason_codes.len())
+                self.on_request_ack(Kind::Subscribe, s.packet_id, &s.reason_codes)
             }
             Packet::UnsubAck(u) if connected => {
-                self.on_request_ack(Kind::Unsubscribe, u.packet_id, u.reason_codes.len())
+                self.on_request_ack(Kind::Unsubscribe, u.packet_id, &u.reason_codes)
             }
             Packet::PingResp if connected => Ok(match self.conn.ping_sent.take() {
                 Some(sent) => Outcome::Pong(now.saturating_duration_since(sent)),
@@ -226,6 +258,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                 .cause
                 .get_or_insert(EndCause::Refused(c.reason_code));
             self.conn.reference = c.properties.server_reference.is_some();
+            self.fall_back_if_refused(c.reason_code);
             return Ok(Outcome::Report);
         }
         // [MQTT-3.2.2-4] a client without session state must not accept session present
@@ -244,7 +277,10 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         if !session_present {
             // [MQTT-3.2.2-5] without the broker's session, ours is discarded
             self.abandon_session();
+            self.subscriptions_lost();
         }
+        // Renewals left from an earlier connection go first too.
+        self.conn.renewing = true;
         if let Some(id) = c.properties.assigned_client_identifier {
             self.keep_assigned_id(id);
         }
@@ -282,11 +318,24 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         self.conn.last_rx = now;
         self.conn.phase = Phase::Closing;
         self.conn.cause.get_or_insert(EndCause::Refused(reason));
+        self.fall_back_if_refused(reason);
         self.last_read = Outcome::RefusedOlder(reason);
         Some(Read::Packet {
             len: 4,
             event: self.outcome_event(self.last_read),
         })
+    }
+
+    /// A 5.0 CONNECT refused as Unsupported Protocol Version, with
+    /// [`SessionConfig::fallback_to_v311`](super::SessionConfig) set: the next connection
+    /// speaks 3.1.1 (the switch happens in `handle_transport_closed`, so that this refusal's
+    /// event still decodes as 5.0).
+    fn fall_back_if_refused(&mut self, reason: ReasonCode) {
+        let refused = reason == ReasonCode::UnsupportedProtocolVersion;
+        if refused && self.version().is_v5() && self.config.fallback_to_v311 {
+            self.conn.fall_back = true;
+            self.raise(Raised::FellBack);
+        }
     }
 
     /// A PUBLISH over our maximum packet size: acknowledged per its QoS (so it does not come
@@ -581,6 +630,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             state: State::Unsent,
             pid: pid.get(),
             qos: QoS::ExactlyOnce,
+            v5: version.is_v5(),
         };
         let appended = self.log.append(region, entry, len, |buf| {
             let _ = pubrel.encode(version, buf);
@@ -628,16 +678,31 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         &mut self,
         kind: Kind,
         pid: PacketId,
-        codes: usize,
+        codes: &Seq<'_, ReasonCode>,
     ) -> Result<Outcome, ProtocolError> {
-        let Some(record) = self.sent_record(kind, pid) else {
+        let record = match kind {
+            Kind::Subscribe => self
+                .sent_record(Kind::Subscribe, pid)
+                .or_else(|| self.sent_record(Kind::Resubscribe, pid)),
+            _ => self.sent_record(kind, pid),
+        };
+        let Some(record) = record else {
             return Ok(Outcome::Silent);
         };
         let check = kind == Kind::Subscribe || self.version().is_v5();
-        if check && self.request_len(&record) != codes {
+        if check && self.request_len(&record) != codes.len() {
             return Err(ProtocolError::AckMismatch);
         }
+        match record.kind {
+            Kind::Unsubscribe => self.forget_unsubscribed(&record, codes),
+            _ => self.keep_granted(&record, codes),
+        }
         let region = &mut self.store.as_mut()[self.layout.log.clone()];
+        if record.kind == Kind::Resubscribe {
+            self.log.set_state(region, record.at, State::Answered);
+            self.answered = Some(pid);
+            return Ok(Outcome::Renewed);
+        }
         self.log.set_state(region, record.at, State::Dead);
         Ok(Outcome::Report)
     }
@@ -645,15 +710,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// Number of filters in a queued SUBSCRIBE or UNSUBSCRIBE record.
     fn request_len(&self, r: &Record) -> usize {
         let region = &self.store.as_ref()[self.layout.log.clone()];
-        match Packet::decode(r.packet(region), self.version(), u32::MAX) {
-            Ok(Decoded::Packet {
-                packet: Packet::Subscribe(s),
-                ..
-            }) => s.subscriptions.len(),
-            Ok(Decoded::Packet {
-                packet: Packet::Unsubscribe(u),
-                ..
-            }) => u.filters.len(),
+        match decode_record(region, r) {
+            Some(Packet::Subscribe(s)) => s.subscriptions.len(),
+            Some(Packet::Unsubscribe(u)) => u.filters.len(),
             _ => 0,
         }
     }

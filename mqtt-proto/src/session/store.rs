@@ -1,9 +1,9 @@
 //! The outgoing store: a log of encoded packets in a region of the caller's buffer.
 //!
 //! Every packet that waits to be sent or acknowledged (PUBLISH at any QoS, PUBREL, SUBSCRIBE,
-//! UNSUBSCRIBE) is a record: a 12-byte header followed by the encoded packet. The header holds
+//! UNSUBSCRIBE, the session's own renewal SUBSCRIBEs) is a record: a 12-byte header followed by the encoded packet. The header holds
 //! the entry's state as data (kind, state, packet id, QoS, whether it was ever transmitted, how
-//! often the broker refused it); the encoded bytes are only ever copied out, never read back
+//! often the broker refused it, whether it is encoded as 5.0); the encoded bytes are only ever copied out, never read back
 //! for state. A stored PUBLISH always has DUP clear: the transmit path sets it on the copy. Records are appended in command order, which is the order they are first
 //! sent in and so the order they are resent in [MQTT-4.6.0-1]. Finished records are marked
 //! dead and reclaimed from the front, or by compaction when an append does not fit.
@@ -26,6 +26,9 @@ pub(crate) enum Kind {
     Subscribe = 4,
     /// UNSUBSCRIBE: kept until UNSUBACK.
     Unsubscribe = 5,
+    /// SUBSCRIBE the session queued to renew kept subscriptions: kept until SUBACK, and sent
+    /// before anything else queued.
+    Resubscribe = 6,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +44,9 @@ pub(crate) enum State {
     /// Refused by the broker with a transient reason (quota exceeded, server busy): sent
     /// again, as a new delivery, once the session's retry deadline passes.
     Delayed = 4,
+    /// A renewal SUBSCRIBE whose SUBACK was just read: its filters stay readable for the
+    /// event until the next input.
+    Answered = 5,
 }
 
 /// What a new record holds besides its bytes.
@@ -51,6 +57,9 @@ pub(crate) struct Entry {
     pub(crate) pid: u16,
     /// QoS of a PUBLISH (QoS 0 for other kinds).
     pub(crate) qos: QoS,
+    /// Encoded as 5.0 (else 3.1.1, whose packets 3.1 shares): a session that falls back to
+    /// 3.1.1 re-encodes what it queued before.
+    pub(crate) v5: bool,
 }
 
 /// A record's header, read from the region.
@@ -70,6 +79,8 @@ pub(crate) struct Record {
     pub(crate) sent_before: bool,
     /// Times the broker refused it with a transient reason code.
     pub(crate) refusals: u8,
+    /// Encoded as 5.0.
+    pub(crate) v5: bool,
 }
 
 impl Record {
@@ -104,6 +115,7 @@ fn kind_from(b: u8) -> Option<Kind> {
         3 => Kind::PubRel,
         4 => Kind::Subscribe,
         5 => Kind::Unsubscribe,
+        6 => Kind::Resubscribe,
         _ => return None,
     })
 }
@@ -114,6 +126,7 @@ fn state_from(b: u8) -> State {
         2 => State::Sent,
         3 => State::Abandoned,
         4 => State::Delayed,
+        5 => State::Answered,
         _ => State::Dead,
     }
 }
@@ -135,16 +148,18 @@ impl Log {
             qos: QoS::from_u8(h[8]).unwrap_or(QoS::AtMostOnce),
             sent_before: h[9] != 0,
             refusals: h[10],
+            v5: h[11] != 0,
         })
     }
 
     /// The packet bytes of the record whose header is at `at`, whatever its state and even
     /// outside the live range (a record just marked dead keeps its bytes until the next
-    /// append).
-    pub(crate) fn bytes_at(region: &[u8], at: usize) -> Option<&[u8]> {
+    /// append), and whether they are encoded as 5.0.
+    pub(crate) fn bytes_at(region: &[u8], at: usize) -> Option<(&[u8], bool)> {
         let h = region.get(at..at + HEADER)?;
         let len = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize;
-        region.get(at + HEADER..at + HEADER + len)
+        let v5 = h[11] != 0;
+        Some((region.get(at + HEADER..at + HEADER + len)?, v5))
     }
 
     /// Records from `from` on, in order.
@@ -230,7 +245,8 @@ impl Log {
         header[5] = entry.state as u8;
         header[6..8].copy_from_slice(&entry.pid.to_le_bytes());
         header[8] = entry.qos as u8;
-        header[9..].fill(0);
+        header[9..11].fill(0);
+        header[11] = u8::from(entry.v5);
         fill(&mut region[at + HEADER..at + needed]);
         self.tail += needed;
         self.generation = self.generation.wrapping_add(1);
@@ -328,6 +344,7 @@ mod tests {
             state: State::Unsent,
             pid,
             qos: QoS::AtLeastOnce,
+            v5: false,
         };
         log.append(region, entry, len, |b| b.fill(pid as u8))
     }

@@ -2,7 +2,9 @@
 
 use super::acks::Ack;
 use super::store::{Kind, Record, State};
-use super::{Control, EndCause, Instant, LostReason, Phase, Raised, Session, Transmit};
+use super::{
+    decode_record, Control, EndCause, Instant, LostReason, Phase, Raised, Session, Transmit,
+};
 use crate::{
     Decoded, EncodeError, Packet, PacketId, PacketType, PubResponse, Publish, ReasonCode, TopicName,
 };
@@ -98,6 +100,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             self.conn.ping_sent = Some(now);
             return Ok(Some(n));
         }
+        if self.subscriptions.has_unrenewed() {
+            self.queue_renewals();
+        }
         if let Some(n) = self.transmit_log(buf, completes_qos0)? {
             return Ok(Some(n));
         }
@@ -149,6 +154,23 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         buf: &mut [u8],
         completes_qos0: &mut bool,
     ) -> Result<Option<usize>, EncodeError> {
+        // Renewals restore what the broker had before the application's queued requests
+        // change it (an UNSUBSCRIBE queued while disconnected must come after).
+        while self.conn.renewing {
+            let region = &self.store.as_ref()[self.layout.log.clone()];
+            let renewal = self.log.find(region, |r| {
+                r.kind == Kind::Resubscribe && r.state == State::Unsent
+            });
+            let Some(r) = renewal else {
+                self.conn.renewing = false;
+                break;
+            };
+            match self.offer(&r, buf, completes_qos0)? {
+                Offer::Sent(n) => return Ok(Some(n)),
+                Offer::Blocked => return Ok(None),
+                Offer::Dropped => {}
+            }
+        }
         // With the window full, a long queue of PUBLISHes would be walked on every call for
         // nothing: remember a fruitless scan until the log or the window changes.
         let key = || {
@@ -181,43 +203,11 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             if r.kind == Kind::Publish && window_full {
                 continue;
             }
-            if let Some(reason) = self.unsendable(&r) {
-                // Dropped only once the application can be told; until it polls its events,
-                // the record waits.
-                let pid = PacketId::new(r.pid);
-                let event = match (r.kind, pid) {
-                    (Kind::Subscribe | Kind::Unsubscribe, Some(pid)) => {
-                        Raised::RequestDropped(pid, reason)
-                    }
-                    _ => Raised::Dropped(pid, reason),
-                };
-                if !self.raise(event) {
-                    return Ok(None);
-                }
-                let region = &mut self.store.as_mut()[self.layout.log.clone()];
-                self.log.set_state(region, r.at, State::Dead);
-                continue;
+            match self.offer(&r, buf, completes_qos0)? {
+                Offer::Sent(n) => return Ok(Some(n)),
+                Offer::Blocked => return Ok(None),
+                Offer::Dropped => {}
             }
-            let n = self.send_record(&r, buf)?;
-            if r.kind == Kind::Publish && r.sent_before {
-                // [MQTT-3.3.1-1] a re-delivered PUBLISH carries DUP
-                if let Some(first) = buf.first_mut() {
-                    *first |= 0b1000;
-                }
-            }
-            let region = &mut self.store.as_mut()[self.layout.log.clone()];
-            let next = match r.kind {
-                Kind::Publish0 => State::Dead,
-                _ => State::Sent,
-            };
-            self.log.set_state(region, r.at, next);
-            self.log.set_sent_before(region, r.at, true);
-            match r.kind {
-                Kind::Publish => self.inflight += 1,
-                Kind::Publish0 => *completes_qos0 = true,
-                _ => {}
-            }
-            return Ok(Some(n));
         }
         if self.inflight >= self.limits.receive_maximum {
             self.idle_scan = Some((
@@ -229,9 +219,73 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         Ok(None)
     }
 
+    /// Sends the unsent record `r`, or drops it when it cannot go on this connection.
+    fn offer(
+        &mut self,
+        r: &Record,
+        buf: &mut [u8],
+        completes_qos0: &mut bool,
+    ) -> Result<Offer, EncodeError> {
+        if let Some(reason) = self.unsendable(r) {
+            // Dropped only once the application can be told; until it polls its events,
+            // the record waits.
+            let pid = PacketId::new(r.pid);
+            let event = match (r.kind, pid) {
+                (Kind::Resubscribe, _) => Raised::RenewalDropped(reason),
+                (Kind::Subscribe | Kind::Unsubscribe, Some(pid)) => {
+                    Raised::RequestDropped(pid, reason)
+                }
+                _ => Raised::Dropped(pid, reason),
+            };
+            if !self.raise(event) {
+                return Ok(Offer::Blocked);
+            }
+            if r.kind == Kind::Resubscribe {
+                self.renewal_unsendable(r);
+            }
+            let region = &mut self.store.as_mut()[self.layout.log.clone()];
+            self.log.set_state(region, r.at, State::Dead);
+            return Ok(Offer::Dropped);
+        }
+        let n = self.send_record(r, buf)?;
+        if r.kind == Kind::Publish && r.sent_before {
+            // [MQTT-3.3.1-1] a re-delivered PUBLISH carries DUP
+            if let Some(first) = buf.first_mut() {
+                *first |= 0b1000;
+            }
+        }
+        let region = &mut self.store.as_mut()[self.layout.log.clone()];
+        let next = match r.kind {
+            Kind::Publish0 => State::Dead,
+            _ => State::Sent,
+        };
+        self.log.set_state(region, r.at, next);
+        self.log.set_sent_before(region, r.at, true);
+        match r.kind {
+            Kind::Publish => self.inflight += 1,
+            Kind::Publish0 => *completes_qos0 = true,
+            _ => {}
+        }
+        Ok(Offer::Sent(n))
+    }
+
     /// Why a queued packet cannot go on this connection, if it cannot: the broker's limits
-    /// arrived with CONNACK, after it was queued.
+    /// arrived with CONNACK, after it was queued, or the session fell back to 3.1.1, which
+    /// cannot express it.
     fn unsendable(&self, r: &Record) -> Option<ReasonCode> {
+        let refused = self.refused_by_limits(r);
+        if refused.is_some() || r.v5 == self.version().is_v5() {
+            return refused;
+        }
+        let region = &self.store.as_ref()[self.layout.log.clone()];
+        let packet = decode_record(region, r).map(for_v311);
+        match packet.map(|p| p.encoded_len(self.version())) {
+            Some(Ok(_)) => None,
+            _ => Some(ReasonCode::UnsupportedProtocolVersion),
+        }
+    }
+
+    fn refused_by_limits(&self, r: &Record) -> Option<ReasonCode> {
         if r.kind == Kind::PubRel {
             return None;
         }
@@ -244,13 +298,12 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             Kind::Publish0 | Kind::Publish => {
                 (r.qos > self.limits.maximum_qos).then_some(ReasonCode::QoSNotSupported)
             }
-            Kind::Subscribe => {
+            Kind::Subscribe | Kind::Resubscribe => {
                 let region = &self.store.as_ref()[self.layout.log.clone()];
-                match Packet::decode(r.packet(region), self.version(), u32::MAX) {
-                    Ok(Decoded::Packet {
-                        packet: Packet::Subscribe(s),
-                        ..
-                    }) => self.limits.refuses(s.subscriptions.iter(), &s.properties),
+                match decode_record(region, r) {
+                    Some(Packet::Subscribe(s)) => {
+                        self.limits.refuses(s.subscriptions.iter(), &s.properties)
+                    }
                     _ => None,
                 }
             }
@@ -260,6 +313,17 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
 
     /// Writes a record's packet into `buf`, assigning a topic alias on the way when enabled.
     fn send_record(&mut self, r: &Record, buf: &mut [u8]) -> Result<usize, EncodeError> {
+        if r.v5 != self.version().is_v5() {
+            let region = &self.store.as_ref()[self.layout.log.clone()];
+            // `unsendable` checked that it decodes and can be encoded.
+            let packet = decode_record(region, r).map(for_v311);
+            return match packet {
+                Some(p) => p.encode(self.version(), buf),
+                None => Err(EncodeError::NotInVersion(
+                    "a packet queued before the fallback",
+                )),
+            };
+        }
         let aliasing = self.config.outgoing_topic_aliases
             && self.limits.topic_alias_maximum > 0
             && matches!(r.kind, Kind::Publish0 | Kind::Publish);
@@ -342,5 +406,35 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             return Ok(None);
         }
         packet.encode(version, buf).map(Some)
+    }
+}
+
+/// What became of a queued record offered for transmission.
+enum Offer {
+    /// Written: this many bytes.
+    Sent(usize),
+    /// Dropped (and reported): it cannot go on this connection.
+    Dropped,
+    /// It cannot go, and the events are full: it waits until they are taken.
+    Blocked,
+}
+
+/// A packet queued in 5.0 without what 3.1.1 cannot carry: properties and a PUBREL's reason.
+fn for_v311(packet: Packet<'_>) -> Packet<'_> {
+    match packet {
+        Packet::Publish(mut p) => {
+            p.properties = Default::default();
+            Packet::Publish(p)
+        }
+        Packet::Subscribe(mut s) => {
+            s.properties = Default::default();
+            Packet::Subscribe(s)
+        }
+        Packet::Unsubscribe(mut u) => {
+            u.properties = Default::default();
+            Packet::Unsubscribe(u)
+        }
+        Packet::PubRel(r) => Packet::PubRel(PubResponse::new(r.packet_id)),
+        other => other,
     }
 }

@@ -68,6 +68,17 @@ pub enum Ev {
         qos: QoS,
         size: u32,
     },
+    Resubscribed {
+        pid: u16,
+        filters: Vec<String>,
+        codes: Vec<ReasonCode>,
+    },
+    NotRenewable {
+        pid: u16,
+        index: u16,
+    },
+    RenewalDropped(ReasonCode),
+    FellBack,
 }
 
 pub fn copy_event(e: &Event<'_>) -> Ev {
@@ -158,6 +169,25 @@ pub fn copy_event(e: &Event<'_>) -> Ev {
             qos,
             size,
         },
+        Event::Resubscribed {
+            packet_id,
+            subscriptions,
+            reason_codes,
+            ..
+        } => Ev::Resubscribed {
+            pid: packet_id.get(),
+            filters: subscriptions
+                .iter()
+                .map(|s| s.filter.as_str().to_string())
+                .collect(),
+            codes: reason_codes.iter().collect(),
+        },
+        Event::Notice(Notice::SubscriptionNotRenewable { packet_id, index }) => Ev::NotRenewable {
+            pid: packet_id.get(),
+            index,
+        },
+        Event::Notice(Notice::RenewalDropped { reason_code }) => Ev::RenewalDropped(reason_code),
+        Event::Notice(Notice::FellBackToV311) => Ev::FellBack,
         other => panic!("unexpected event {other:?}"),
     }
 }

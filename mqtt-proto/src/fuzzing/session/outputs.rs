@@ -38,6 +38,14 @@ impl Fuzz {
         self.wire.clear();
         self.rx.clear();
         assert_eq!(self.s.state(), ConnectionState::Disconnected);
+        // A fallback to 3.1.1 changes the language of everything from here on.
+        let version = self.s.version();
+        assert!(
+            version == self.version || (self.version.is_v5() && self.setup.config.fallback_to_v311),
+            "the session went from {:?} to {version:?}",
+            self.version
+        );
+        self.version = version;
     }
 
     // ---- outputs ----
@@ -235,6 +243,13 @@ impl Fuzz {
                 };
                 self.finished(pid, kind);
             }
+            Seen::Resubscribed(pid) => {
+                self.stats.resubscribed += 1;
+                assert!(
+                    !self.outstanding.contains_key(&pid.get()),
+                    "a renewal under the id of an application request: {pid:?}"
+                );
+            }
             Seen::Lost => self.stats.lost += 1,
             Seen::Other => {}
         }
@@ -258,6 +273,7 @@ pub(super) enum Seen {
         qos: QoS,
     },
     Subscribed(PacketId),
+    Resubscribed(PacketId),
     Unsubscribed(PacketId),
     Dropped(Option<PacketId>),
     RequestDropped(PacketId),
@@ -281,6 +297,7 @@ impl Seen {
                 qos,
             },
             Event::Subscribed { packet_id, .. } => Self::Subscribed(packet_id),
+            Event::Resubscribed { packet_id, .. } => Self::Resubscribed(packet_id),
             Event::Unsubscribed { packet_id, .. } => Self::Unsubscribed(packet_id),
             Event::PublishDropped { packet_id, .. } => Self::Dropped(packet_id),
             Event::RequestDropped { packet_id, .. } => Self::RequestDropped(packet_id),

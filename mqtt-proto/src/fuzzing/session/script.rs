@@ -86,6 +86,18 @@ impl Script {
         self.flag(0x80)
     }
 
+    /// Subscriptions kept for renewal in `[0, 24, 256, 4096][selector]` bytes.
+    pub fn kept_subscriptions(mut self, selector: u8) -> Self {
+        self.setup[LIMITS] = (self.setup[LIMITS] & !0x60) | ((selector & 3) << 5);
+        self
+    }
+
+    /// Fall back to 3.1.1 when a broker refuses 5.0.
+    pub fn fallback(mut self) -> Self {
+        self.setup[LIMITS] |= 0x80;
+        self
+    }
+
     /// A log of `64 + 8 * n` bytes.
     pub fn log(mut self, n: u8) -> Self {
         self.setup[STORE] = n;
@@ -456,6 +468,25 @@ fn scenarios(version: ProtocolVersion) -> Vec<(&'static str, Script)> {
                 .events(),
         ),
         (
+            "resubscribe",
+            s().kept_subscriptions(1)
+                .connect(false, 0)
+                .connack(false)
+                .subscribe(&[0, 1, 2])
+                .suback(0, 3)
+                .subscribe(&[4])
+                .suback(1, 1)
+                .unsubscribe(&[4])
+                .closed()
+                .connect(false, 0)
+                .connack(false)
+                .suback(2, 2)
+                .unsuback(0, 1)
+                .closed()
+                .connect(false, 0)
+                .connack(true),
+        ),
+        (
             "built-stream",
             connected()
                 .built(&[8, 0, 0, 0, 1, 2])
@@ -501,6 +532,18 @@ fn scenarios(version: ProtocolVersion) -> Vec<(&'static str, Script)> {
                     .broker_publish_alias(1, 1, 3)
                     .broker_publish_alias(0, 2, 2)
                     .broker_publish_alias(0, 2, 3),
+            ),
+            (
+                "fallback",
+                s().fallback()
+                    .kept_subscriptions(2)
+                    .publish(1, 8, 0)
+                    .connect(true, 0)
+                    .raw(&[0x20, 0x02, 0x00, 0x01])
+                    .closed()
+                    .connect(true, 0)
+                    .connack(false)
+                    .puback(0),
             ),
             (
                 "auth",

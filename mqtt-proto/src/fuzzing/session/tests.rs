@@ -80,6 +80,13 @@ fn session_seeds_are_few_and_run_their_scenarios() {
         );
         let s = stats_of(&all, &format!("{v}-subscribe"));
         assert_eq!(s.subscribed, 2, "{v} subscribe: {s:?}");
+        let s = stats_of(&all, &format!("{v}-resubscribe"));
+        assert_eq!(s.resubscribed, 1, "{v} resubscribe: {s:?}");
+        assert_eq!(
+            s.sent[PacketType::Subscribe as usize],
+            3,
+            "{v} resubscribe: two of the application's, one renewal: {s:?}"
+        );
         let s = stats_of(&all, &format!("{v}-keepalive"));
         assert_eq!(
             s.sent[PacketType::PingReq as usize],
@@ -137,6 +144,12 @@ fn session_seeds_are_few_and_run_their_scenarios() {
     let s = stats_of(&all, "v5-aliases");
     assert_eq!(s.messages, [3, 1, 0], "aliases: {s:?}");
     assert_eq!(s.protocol_errors, 0, "aliases: {s:?}");
+    let s = stats_of(&all, "v5-fallback");
+    assert_eq!(s.connected, 1, "fallback: {s:?}");
+    assert_eq!(
+        s.published[1], 1,
+        "fallback: the message queued in 5.0, sent in 3.1.1: {s:?}"
+    );
     let s = stats_of(&all, "v5-auth");
     assert_eq!(s.sent[PacketType::Auth as usize], 2, "auth: {s:?}");
 }
