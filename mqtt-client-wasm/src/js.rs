@@ -11,8 +11,8 @@ use crate::{Client, Error, Event, Options, ProtocolVersion, QoS, ReasonCode};
 ///
 /// ```js
 /// const client = new MqttClient("ws://127.0.0.1:9001", { username: "u", password: "p" });
-/// client.onMessage((topic, payload, qos, retain) => { /* payload: Uint8Array */ });
-/// client.onEvent((event) => { /* event.type: "connected", "disconnected", ... */ });
+/// client.onMessage((topic, payload, qos, retain) => console.log(topic, payload.length));
+/// client.onEvent((event) => console.log(event.type));
 /// client.connect();
 /// await client.publish("a/b", "hello", 1, false); // resolves on PUBACK with its reason code
 /// ```
