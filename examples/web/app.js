@@ -78,6 +78,8 @@ client.onEvent((event) => {
     case "error":
       log(`error: ${event.error}`);
       break;
+    default:
+      return;
   }
   setButtons();
 });

@@ -38,8 +38,9 @@ struct State {
     /// Sockets that ended, dropped by the next timeout: their callbacks may be running when
     /// they end, so they are not dropped from inside them.
     ended: Vec<Socket>,
-    /// The pending `setTimeout`, and the one callback every timeout runs.
-    timer: Option<i32>,
+    /// The pending `setTimeout` (its handle and when it fires), and the one callback every
+    /// timeout runs.
+    timer: Option<(i32, u64)>,
     on_timer: Option<Closure<dyn FnMut()>>,
 }
 
@@ -225,15 +226,21 @@ fn end_socket(state: &mut State) {
     }
 }
 
-/// Sets `setTimeout` for the pump's next deadline, replacing the pending one.
+/// Sets `setTimeout` for the pump's next deadline, replacing the pending one unless it fires
+/// then already.
 fn schedule(state: &mut State, now: u64) {
     let Some(window) = web_sys::window() else {
         return;
     };
-    if let Some(id) = state.timer.take() {
+    let next = state.pump.poll_timeout();
+    if let Some((id, at)) = state.timer {
+        if Some(at) == next {
+            return;
+        }
         window.clear_timeout_with_handle(id);
+        state.timer = None;
     }
-    let (Some(at), Some(callback)) = (state.pump.poll_timeout(), &state.on_timer) else {
+    let (Some(at), Some(callback)) = (next, &state.on_timer) else {
         return;
     };
     let delay = i32::try_from(at.saturating_sub(now)).unwrap_or(i32::MAX);
@@ -241,7 +248,7 @@ fn schedule(state: &mut State, now: u64) {
         callback.as_ref().unchecked_ref(),
         delay,
     ) {
-        state.timer = Some(id);
+        state.timer = Some((id, at));
     }
 }
 
