@@ -221,18 +221,18 @@ fn event_object(event: &Event) -> JsValue {
         Event::Subscribed {
             packet_id,
             reason_codes,
-        } => {
-            set("packetId", JsValue::from(packet_id.get()));
-            set("reasonCodes", codes(reason_codes));
-            "subscribed"
         }
-        Event::Unsubscribed {
+        | Event::Unsubscribed {
             packet_id,
             reason_codes,
         } => {
             set("packetId", JsValue::from(packet_id.get()));
             set("reasonCodes", codes(reason_codes));
-            "unsubscribed"
+            if matches!(event, Event::Subscribed { .. }) {
+                "subscribed"
+            } else {
+                "unsubscribed"
+            }
         }
         Event::Published {
             packet_id,
