@@ -6,7 +6,7 @@ use std::time::Duration;
 use mqtt_sansio::session::ReconnectPolicy;
 use mqtt_sansio::ProtocolVersion;
 
-/// Options of a [`Client`](crate::Client) (or a bare [`Pump`](crate::Pump)): named as in
+/// Options of a `Client` (wasm32) or a bare [`Pump`](crate::Pump): named as in
 /// `mqtt-client-tokio`'s and `mqtt-client-nb`'s options.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
