@@ -42,6 +42,10 @@ struct State {
     /// timeout runs.
     timer: Option<(i32, u64)>,
     on_timer: Option<Closure<dyn FnMut()>>,
+    /// Commands wait for one microtask, so that those issued together (e.g. by many promises
+    /// resolved by one frame of PUBACKs) go out together, in one WebSocket frame.
+    flush_queued: bool,
+    on_flush: Option<Closure<dyn FnMut()>>,
 }
 
 /// A WebSocket and the callbacks it holds.
@@ -77,6 +81,8 @@ impl Client {
                 ended: Vec::new(),
                 timer: None,
                 on_timer: None,
+                flush_queued: false,
+                on_flush: None,
             }),
             listener: RefCell::new(None),
         });
@@ -90,7 +96,17 @@ impl Client {
                 drive(&inner);
             }
         });
-        inner.state.borrow_mut().on_timer = Some(on_timer);
+        let weak = Rc::downgrade(&inner);
+        let on_flush = Closure::<dyn FnMut()>::new(move || {
+            if let Some(inner) = weak.upgrade() {
+                inner.state.borrow_mut().flush_queued = false;
+                drive(&inner);
+            }
+        });
+        let mut state = inner.state.borrow_mut();
+        state.on_timer = Some(on_timer);
+        state.on_flush = Some(on_flush);
+        drop(state);
         Ok(Self { inner })
     }
 
@@ -122,7 +138,7 @@ impl Client {
             .borrow_mut()
             .pump
             .publish(topic, payload, qos, retain)?;
-        drive(&self.inner);
+        self.flush();
         Ok(completion)
     }
 
@@ -132,7 +148,7 @@ impl Client {
     /// As [`Pump::subscribe`].
     pub fn subscribe(&self, filter: &str, qos: QoS) -> Result<Completion<Vec<ReasonCode>>, Error> {
         let completion = self.inner.state.borrow_mut().pump.subscribe(filter, qos)?;
-        drive(&self.inner);
+        self.flush();
         Ok(completion)
     }
 
@@ -142,7 +158,7 @@ impl Client {
     /// As [`Pump::unsubscribe`].
     pub fn unsubscribe(&self, filter: &str) -> Result<Completion<Vec<ReasonCode>>, Error> {
         let completion = self.inner.state.borrow_mut().pump.unsubscribe(filter)?;
-        drive(&self.inner);
+        self.flush();
         Ok(completion)
     }
 
@@ -155,6 +171,24 @@ impl Client {
     /// Whether the broker has accepted the current connection.
     pub fn is_connected(&self) -> bool {
         self.inner.state.borrow().pump.is_connected()
+    }
+
+    /// Drives the pump in a microtask, once for all commands issued until then.
+    fn flush(&self) {
+        let mut state = self.inner.state.borrow_mut();
+        if state.flush_queued {
+            return;
+        }
+        match (web_sys::window(), &state.on_flush) {
+            (Some(window), Some(on_flush)) => {
+                window.queue_microtask(on_flush.as_ref().unchecked_ref());
+                state.flush_queued = true;
+            }
+            _ => {
+                drop(state);
+                drive(&self.inner);
+            }
+        }
     }
 }
 
