@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! cargo run -p examples --bin demo
+//! cargo run -p examples --bin demo -- --keep-running
 //! cargo run -p examples --bin demo -- --broker mqtt://broker.local:1883 --username u --password p
 //! ```
 //!
@@ -21,12 +22,19 @@ Starts a private mosquitto on a free loopback port (installing it with apt-get w
 missing and the demo runs as root), a simulated ESP32 LED device and a controller, and
 shows them talking: the controller switches the LED on, off, toggles it, sends an invalid
 command, and receives the device's last will after a power cut. Takes a few seconds.
+When the wasm bundle is built (bash scripts/build-wasm.sh), it also serves a control page
+(the browser client, mqtt-client-wasm) and prints its URL.
 
 Options:
   --broker URL          use this broker (mqtt://host:port) instead of starting mosquitto
   --username NAME       MQTT user name (default for the started broker: demo)
   --password SECRET     MQTT password (default for the started broker: made up per run)
   --id ID               device id (1-23 of A-Z a-z 0-9 _ -); default esp32-xxxxxx
+  --keep-running        after the story, power the device on again and keep the broker,
+                        the device and the control page up; type cut, power,
+                        restart-broker or quit on stdin, or press Ctrl-C
+  --lan                 serve the control page and the broker's WebSocket listener on
+                        every interface (for a phone on the same network), not loopback
   -v, --verbose         also show the device's publishes and the broker's whole log
   -h, --help            show this help
 
@@ -57,6 +65,8 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<DemoOptio
             "--password" => options.password = Some(value()?),
             "--id" => options.device_id = Some(value()?),
             "-v" | "--verbose" => options.verbose = true,
+            "--keep-running" => options.keep_running = true,
+            "--lan" => options.lan = true,
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -106,9 +116,12 @@ mod tests {
             "--id",
             "lamp-1",
             "-v",
+            "--keep-running",
+            "--lan",
         ])
         .unwrap()
         .unwrap();
+        assert!(options.keep_running && options.lan);
         assert_eq!(options.broker.as_deref(), Some("mqtt://10.0.0.5:1883"));
         assert_eq!(options.username.as_deref(), Some("u"));
         assert_eq!(options.password.as_deref(), Some("p"));
@@ -120,6 +133,7 @@ mod tests {
     fn defaults_start_a_broker() {
         let options = parse(&[]).unwrap().unwrap();
         assert!(options.broker.is_none() && options.username.is_none());
+        assert!(!options.keep_running && !options.lan);
     }
 
     #[test]

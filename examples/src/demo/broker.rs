@@ -41,10 +41,14 @@ pub(crate) struct Endpoint {
     pub password: Option<String>,
     /// The broker the demo started (killed when this is dropped), or `None` for `--broker`.
     pub started: Option<Arc<Broker>>,
+    /// The started broker's WebSocket port for the control page (on every interface with
+    /// `--lan`, else on loopback).
+    pub ws_port: Option<u16>,
 }
 
 /// Starts mosquitto on a free loopback port with a generated config that requires
-/// `username` and `password`, installing mosquitto first if it is missing and this process
+/// `username` and `password`, with a WebSocket listener beside TCP for the control page (on
+/// loopback, and on every interface at `lan_ws_port` when given), installing mosquitto first if it is missing and this process
 /// may (root, `apt-get` present, `$MOSQUITTO_BIN` unset). Blocks (mosquitto starts in
 /// ~50 ms; an installation takes as long as apt-get does, at most 10 min per step).
 ///
@@ -55,8 +59,18 @@ pub(crate) fn start(
     transcript: &Transcript,
     username: &str,
     password: &str,
+    lan_ws_port: Option<u16>,
 ) -> Result<Arc<Broker>, DemoError> {
-    let launch = || Broker::builder().credentials(username, password).start();
+    let launch = || {
+        let mut builder = Broker::builder()
+            .credentials(username, password)
+            .websockets();
+        if let Some(port) = lan_ws_port {
+            // Lines before the builder's own listeners: this listener's block ends at theirs.
+            builder = builder.config_line(format!("listener {port} 0.0.0.0\nprotocol websockets"));
+        }
+        builder.start()
+    };
     let broker = match launch() {
         Err(BrokerError::NotInstalled { program, .. }) => {
             may_install().map_err(|why| DemoError::BrokerMissing(missing_message(program, why)))?;
@@ -89,6 +103,12 @@ pub(crate) fn generated_password() -> String {
     hasher.write_u128(nanos);
     hasher.write_u32(std::process::id());
     format!("{:016x}", hasher.finish())
+}
+
+/// A free TCP port on every interface, for the broker's WebSocket listener with `--lan`.
+pub(crate) fn free_lan_port() -> io::Result<u16> {
+    let listener = std::net::TcpListener::bind((std::net::Ipv4Addr::UNSPECIFIED, 0))?;
+    Ok(listener.local_addr()?.port())
 }
 
 /// Why the demo may not install mosquitto itself, if it may not.

@@ -15,6 +15,12 @@
 //! 5. **Power cut.** The device's TCP connection is dropped without DISCONNECT; the broker
 //!    publishes its last will, `offline`, which the controller receives.
 //!
+//! 6. **Control page.** When the demo started the broker and the `mqtt-client-wasm` bundle is
+//!    built (`bash scripts/build-wasm.sh`), a page served on a free port talks to the broker's
+//!    WebSocket listener: the LED switch, its state, the device's status and telemetry. With
+//!    `--keep-running` the device is powered on again after the story and everything stays up
+//!    ([`live`]).
+//!
 //! Everything is printed as a transcript with timestamps and speakers ([`Transcript`]); every
 //! wait is bounded, and a step that does not happen in time fails the run with a
 //! [`DemoError`] saying which.
@@ -30,6 +36,8 @@
 //! ```
 
 mod broker;
+mod live;
+mod page;
 mod script;
 mod transcript;
 
@@ -61,6 +69,12 @@ pub struct DemoOptions {
     pub verbose: bool,
     /// Colour the transcript ([`color_wanted`] decides for a terminal).
     pub color: bool,
+    /// After the story, power the device on again and keep the broker, the device and the
+    /// control page up until `quit` on stdin or Ctrl-C.
+    pub keep_running: bool,
+    /// Serve the control page, and open the broker's WebSocket listener, on every interface
+    /// (for a phone on the same network) instead of loopback only.
+    pub lan: bool,
 }
 
 /// Why the demo failed.
@@ -135,7 +149,23 @@ pub async fn run(options: &DemoOptions) -> Result<Summary, DemoError> {
     );
     let result = match prepare(&transcript, options).await {
         Ok(endpoint) => {
-            let result = script::play(&transcript, options, &endpoint).await;
+            serve_page(&transcript, options, &endpoint);
+            let result = match script::device_config(options, &endpoint) {
+                Ok(config) => {
+                    let result =
+                        script::play(&transcript, options, &endpoint, config.clone()).await;
+                    match result {
+                        Ok(summary) if options.keep_running => {
+                            transcript.say(Speaker::Demo, Tone::Good, &summary);
+                            live::keep_running(&transcript, &endpoint, config)
+                                .await
+                                .map(|()| summary)
+                        }
+                        other => other,
+                    }
+                }
+                Err(e) => Err(e),
+            };
             transcript.flush_broker();
             let tail = transcript.unfollow_broker_log();
             if let (Err(_), Some(tail)) = (&result, tail) {
@@ -182,6 +212,7 @@ async fn prepare(
             username: options.username.clone(),
             password: options.password.clone(),
             started: None,
+            ws_port: None,
         });
     }
     let username = options
@@ -192,8 +223,14 @@ async fn prepare(
         .password
         .clone()
         .unwrap_or_else(broker::generated_password);
+    let lan_ws_port = match options.lan {
+        true => Some(broker::free_lan_port().map_err(|e| {
+            DemoError::Broker(format!("no free port for the WebSocket listener: {e}"))
+        })?),
+        false => None,
+    };
     let (ts, user, pass) = (Arc::clone(transcript), username.clone(), password.clone());
-    let broker = tokio::task::spawn_blocking(move || broker::start(&ts, &user, &pass))
+    let broker = tokio::task::spawn_blocking(move || broker::start(&ts, &user, &pass, lan_ws_port))
         .await
         .map_err(|e| DemoError::Broker(format!("the broker launcher failed: {e}")))??;
     let version = broker::version(&broker).unwrap_or_else(|| "?".to_owned());
@@ -205,11 +242,73 @@ async fn prepare(
             broker.url()
         ),
     );
+    let ws_port = lan_ws_port.or(broker.ws_port());
+    if let Some(port) = ws_port {
+        let on = if options.lan {
+            "every interface"
+        } else {
+            "loopback"
+        };
+        transcript.say(
+            Speaker::Broker,
+            Tone::Plain,
+            format!("WebSocket listener for the control page on port {port} ({on}, same login)"),
+        );
+    }
     transcript.follow_broker_log(LogTail::new(Arc::clone(&broker), options.verbose));
     Ok(Endpoint {
         url: broker.url(),
         username: Some(username),
         password: Some(password),
         started: Some(broker),
+        ws_port,
     })
+}
+
+/// Starts the control page's server when the demo started the broker and the wasm bundle is
+/// built, and prints its URL; otherwise says why there is no page. The story runs either way.
+fn serve_page(transcript: &Transcript, options: &DemoOptions, endpoint: &Endpoint) {
+    let Some(ws_port) = endpoint.ws_port else {
+        transcript.say(
+            Speaker::Demo,
+            Tone::Dim,
+            "no control page with --broker: it needs the WebSocket listener of the broker the \
+             demo starts",
+        );
+        return;
+    };
+    let dir = page::web_dir();
+    if let Some(hint) = page::missing_bundle(&dir) {
+        transcript.say(Speaker::Demo, Tone::Dim, hint);
+        return;
+    }
+    let config = page::config_json(
+        ws_port,
+        endpoint.username.as_deref(),
+        endpoint.password.as_deref(),
+    );
+    match page::PageServer::start(dir, config, options.lan) {
+        Ok(server) => {
+            let host = if options.lan {
+                "<this machine's address>"
+            } else {
+                "127.0.0.1"
+            };
+            let later = if options.keep_running {
+                ""
+            } else {
+                " (up while the story runs; --keep-running keeps it up)"
+            };
+            transcript.say(
+                Speaker::Demo,
+                Tone::Plain,
+                format!("control page: http://{host}:{}/{later}", server.port()),
+            );
+        }
+        Err(e) => transcript.say(
+            Speaker::Demo,
+            Tone::Bad,
+            format!("the control page's server did not start: {e}"),
+        ),
+    }
 }

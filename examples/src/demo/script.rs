@@ -77,8 +77,8 @@ pub(super) async fn play(
     transcript: &Transcript,
     options: &DemoOptions,
     endpoint: &Endpoint,
+    config: SimConfig,
 ) -> Result<Summary, DemoError> {
-    let config = device_config(options, endpoint)?;
     let id = config
         .resolved_id()
         .map_err(|e| DemoError::Usage(format!("--id: {e}")))?
@@ -134,7 +134,10 @@ pub(super) async fn play(
 
 /// The simulated device: the demo's broker and credentials, telemetry every second, quick
 /// reconnects.
-fn device_config(options: &DemoOptions, endpoint: &Endpoint) -> Result<SimConfig, DemoError> {
+pub(super) fn device_config(
+    options: &DemoOptions,
+    endpoint: &Endpoint,
+) -> Result<SimConfig, DemoError> {
     let mut config = SimConfig::from_url(&endpoint.url)
         .map_err(|e| DemoError::Usage(format!("--broker: {e}")))?;
     config.username.clone_from(&endpoint.username);
