@@ -59,12 +59,9 @@ client.onEvent((event) => {
       connections += 1;
       show("link", "connected");
       log(`connected to ${url}`);
-      // A clean session: subscribe on every connection the broker did not resume.
-      if (!event.sessionPresent) {
-        for (const suffix of WATCHED) {
-          client.subscribe(`devices/+/${suffix}`, 1).catch((e) => log(`subscribe failed: ${e.message}`));
-        }
-      }
+      break;
+    case "resubscribed":
+      log(`the broker had lost the session: ${event.reasonCodes.length} subscriptions renewed`);
       break;
     case "disconnected":
       disconnections += 1;
@@ -144,3 +141,7 @@ window.mqttPage = { client, get device() { return device; }, get connections() {
   get disconnections() { return disconnections; } };
 
 client.connect();
+// Once: the session renews these by itself whenever a broker has lost the session.
+for (const suffix of WATCHED) {
+  client.subscribe(`devices/+/${suffix}`, 1).catch((e) => log(`subscribe failed: ${e.message}`));
+}

@@ -35,6 +35,15 @@ pub enum Event {
         /// Granted QoS or failure, one per filter.
         reason_codes: Vec<ReasonCode>,
     },
+    /// The session renewed, by itself, subscriptions a broker had lost with the session
+    /// ([`Options::subscription_bytes`](crate::Options::subscription_bytes)); a refused
+    /// filter is no longer renewed.
+    Resubscribed {
+        /// The renewal's packet identifier (never one `subscribe` returned).
+        packet_id: PacketId,
+        /// Granted QoS or failure, one per renewed filter.
+        reason_codes: Vec<ReasonCode>,
+    },
     /// An UNSUBSCRIBE was answered.
     Unsubscribed {
         /// Its packet identifier.

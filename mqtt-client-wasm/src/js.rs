@@ -129,6 +129,8 @@ impl MqttClient {
     /// Sets `f(event)`, called for every event: `{type: "connected", sessionPresent}`,
     /// `{type: "disconnected", error}`, `{type: "reconnecting", attempt, delayMs}`,
     /// `{type: "published", packetId, reasonCode}`, `{type: "subscribed", ...}`,
+    /// `{type: "resubscribed", packetId, reasonCodes}` (the session renewed subscriptions a
+    /// broker had lost), `{type: "unsubscribed", ...}`,
     /// `{type: "message", topic}`, `{type: "notice", detail}`, `{type: "error", error}`.
     #[wasm_bindgen(js_name = onEvent)]
     pub fn on_event(&self, f: Function) {
@@ -222,16 +224,20 @@ fn event_object(event: &Event) -> JsValue {
             packet_id,
             reason_codes,
         }
+        | Event::Resubscribed {
+            packet_id,
+            reason_codes,
+        }
         | Event::Unsubscribed {
             packet_id,
             reason_codes,
         } => {
             set("packetId", JsValue::from(packet_id.get()));
             set("reasonCodes", codes(reason_codes));
-            if matches!(event, Event::Subscribed { .. }) {
-                "subscribed"
-            } else {
-                "unsubscribed"
+            match event {
+                Event::Subscribed { .. } => "subscribed",
+                Event::Resubscribed { .. } => "resubscribed",
+                _ => "unsubscribed",
             }
         }
         Event::Published {

@@ -35,6 +35,9 @@ pub struct Options {
     pub connect_timeout: Duration,
     /// Room for messages queued while offline or unacknowledged, in bytes.
     pub offline_queue_bytes: usize,
+    /// Room for the subscriptions the session renews by itself when a broker has lost the
+    /// session (8 bytes plus the filter each; 0 leaves renewing to the application).
+    pub subscription_bytes: usize,
     /// Largest packet accepted from the broker (5.0 Maximum Packet Size).
     pub maximum_packet_size: u32,
 }
@@ -42,7 +45,8 @@ pub struct Options {
 impl Options {
     /// Options for the broker at `url` (e.g. `ws://127.0.0.1:9001`): MQTT 5.0, keep alive
     /// 30 s, clean start, reconnecting with the session's default backoff (1 s to 60 s), 64 KiB
-    /// offline queue, packets up to 256 KiB.
+    /// offline queue, 2 KiB of subscriptions renewed after a lost session, packets up to
+    /// 256 KiB.
     pub fn new(url: impl Into<String>) -> Self {
         let mut reconnect_policy = ReconnectPolicy::new();
         // A page's client should come back soon after a broker restart.
@@ -60,6 +64,7 @@ impl Options {
             reconnect_policy,
             connect_timeout: Duration::from_secs(10),
             offline_queue_bytes: 64 * 1024,
+            subscription_bytes: 2048,
             maximum_packet_size: 256 * 1024,
         }
     }

@@ -83,6 +83,7 @@ impl Pump {
         config.receive_maximum = 64;
         config.incoming_slots = 256;
         config.connack_timeout = options.connect_timeout;
+        config.subscription_bytes = options.subscription_bytes;
         config.reconnect = options.reconnect_policy;
         config.reconnect.seed = seed | 1;
         let client_id = if options.client_id.is_empty() && options.version != ProtocolVersion::V5 {
@@ -162,12 +163,8 @@ impl Pump {
             match self.session.handle_read(now_i, &self.rx[start..]) {
                 Ok(Read::Packet { len, event }) => {
                     blocked = false;
-                    let packet = &self.rx[start..start + len];
-                    let seen = if event {
-                        self.session.event(packet).map(Seen::from_session)
-                    } else {
-                        None
-                    };
+                    // The event of the packet's one decode, copied out of its borrow.
+                    let seen = event.map(Seen::from_session);
                     start += len;
                     if let Some(seen) = seen {
                         self.on_event(seen);
@@ -559,6 +556,14 @@ impl Seen {
                 reason_codes,
                 ..
             } => Self::Event(Event::Subscribed {
+                packet_id,
+                reason_codes: reason_codes.iter().collect(),
+            }),
+            S::Resubscribed {
+                packet_id,
+                reason_codes,
+                ..
+            } => Self::Event(Event::Resubscribed {
                 packet_id,
                 reason_codes: reason_codes.iter().collect(),
             }),

@@ -230,6 +230,49 @@ fn subscription_and_incoming_messages_split_across_frames() {
     assert_eq!(rig.io(), ["PUBACK 7"], "the session acknowledges");
 }
 
+#[test]
+fn a_broker_that_lost_the_session_gets_the_subscription_again() {
+    let mut rig = Rig::connected(options());
+    let mut granted = rig
+        .pump
+        .subscribe("devices/+/status", QoS::AtLeastOnce)
+        .unwrap();
+    assert_eq!(rig.io(), ["SUBSCRIBE 1"]);
+    rig.feed(&Packet::SubAck(SubAck::new(
+        pid(1),
+        &[ReasonCode::GrantedQoS1],
+    )));
+    assert_eq!(granted.try_take(), Some(Ok(vec![ReasonCode::GrantedQoS1])));
+    rig.events();
+    rig.pump.handle_closed(rig.now, None);
+    rig.events();
+    rig.now = rig.pump.poll_timeout().expect("a reconnect deadline");
+    assert_eq!(rig.io(), ["open"]);
+    rig.pump.handle_open(rig.now);
+    rig.io();
+    // A broker restarted without persistence: no session. The session renews the filter
+    // by itself, with its options; the page does nothing.
+    rig.feed(&Packet::ConnAck(ConnAck::new(ReasonCode::Success)));
+    let sent = rig.io();
+    let [renewal] = sent.as_slice() else {
+        panic!("one SUBSCRIBE expected: {sent:?}");
+    };
+    assert!(renewal.starts_with("SUBSCRIBE "), "{sent:?}");
+    let id: u16 = renewal["SUBSCRIBE ".len()..].parse().unwrap();
+    rig.feed(&Packet::SubAck(SubAck::new(
+        pid(id),
+        &[ReasonCode::GrantedQoS1],
+    )));
+    let events = rig.events();
+    assert!(
+        events.contains(&Event::Resubscribed {
+            packet_id: pid(id),
+            reason_codes: vec![ReasonCode::GrantedQoS1],
+        }),
+        "{events:?}"
+    );
+}
+
 /// Loses the connection with one QoS 1 publish unacknowledged, waits for the session's
 /// reconnect delay, reconnects and answers CONNACK with `session_present`; returns what the
 /// pump sent after CONNACK and the publish's completion.
