@@ -207,8 +207,9 @@ impl Client {
             .await
     }
 
-    /// [`Client::subscribe_many`] with 5.0 properties (user properties). The subscription is
-    /// renewed with the same properties if the broker loses the session.
+    /// [`Client::subscribe_many`] with 5.0 properties (user properties). If the broker loses
+    /// the session, the session renews the filters with their options and subscription
+    /// identifier, without the user properties.
     ///
     /// # Errors
     /// As [`Client::subscribe_many`]; [`Error::Command`] with `Encode` for properties on

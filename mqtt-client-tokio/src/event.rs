@@ -17,9 +17,9 @@ use crate::{Error, Message};
 pub enum Event {
     /// The broker accepted the connection.
     Connected {
-        /// Whether the broker resumed the session. When it did not, the client subscribed
-        /// again to the filters of its open subscriptions, and resent (QoS 1) or failed
-        /// (QoS 2) messages the broker had not acknowledged.
+        /// Whether the broker resumed the session. When it did not, the session subscribes
+        /// again to the granted filters ([`Event::Resubscribed`] follows), and resends (QoS 1)
+        /// or fails (QoS 2) messages the broker had not acknowledged.
         session_present: bool,
         /// The broker, without credentials.
         broker: String,
@@ -45,6 +45,15 @@ pub enum Event {
         /// Its packet identifier.
         packet_id: PacketId,
         /// One per filter.
+        reason_codes: Vec<ReasonCode>,
+    },
+    /// The session renewed, by itself, the subscriptions a broker had lost with the session
+    /// ([`Policy::subscription_bytes`](crate::Policy::subscription_bytes)); a filter the
+    /// broker refuses now is also reported as [`Event::Error`] and no longer renewed.
+    Resubscribed {
+        /// The renewal's packet identifier (never one a `subscribe` call used).
+        packet_id: PacketId,
+        /// One per renewed filter.
         reason_codes: Vec<ReasonCode>,
     },
     /// An UNSUBSCRIBE was answered.

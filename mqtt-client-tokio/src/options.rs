@@ -141,6 +141,13 @@ pub struct ProtocolOptions {
     /// `authentication_method` and `authentication_data`. Set it with
     /// [`ProtocolOptions::authenticator`]. Default: none.
     pub authenticator: Option<SharedAuthenticator>,
+    /// When a 5.0 CONNECT is refused because the broker speaks only 3.1.1, speak 3.1.1 from
+    /// then on (at once, not after a backoff step; [`Notice::FellBackToV311`] reports it)
+    /// instead of stopping with [`Error::ConnectionRefused`]. 5.0-only features (properties,
+    /// subscription identifiers) are then left out. Default: false.
+    ///
+    /// [`Notice::FellBackToV311`]: crate::Notice::FellBackToV311
+    pub fallback_to_v311: bool,
 }
 
 /// An authenticator the client and its clones share.
@@ -180,6 +187,7 @@ impl Default for ProtocolOptions {
             authentication_method: None,
             authentication_data: None,
             authenticator: None,
+            fallback_to_v311: false,
         }
     }
 }
@@ -459,6 +467,13 @@ pub struct Policy {
     /// Bytes of encoded packets held while disconnected or waiting for acknowledgement (the
     /// session store). Default: 1 MiB.
     pub offline_queue_bytes: usize,
+    /// Bytes for the subscriptions the session renews by itself when a broker has lost the
+    /// session: each granted filter takes 8 bytes plus its length, with its options and
+    /// subscription identifier (user properties are not sent again). A subscription that
+    /// finds no room still works, but is not renewed, and
+    /// [`Notice::SubscriptionNotRenewable`](crate::Notice::SubscriptionNotRenewable) says so.
+    /// Default: 16 KiB.
+    pub subscription_bytes: usize,
     /// What a publish does when the queue is full. Default: [`QueueFull::Error`].
     pub queue_full: QueueFull,
     /// When the broker lost the session, publish unacknowledged QoS 1 messages again
@@ -486,6 +501,7 @@ impl Default for Policy {
             drain_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(10),
             offline_queue_bytes: 1024 * 1024,
+            subscription_bytes: 16 * 1024,
             queue_full: QueueFull::Error,
             republish_abandoned_qos1: true,
             subscription_buffer: 256,

@@ -914,7 +914,7 @@ async fn broker_that_lost_the_session_gets_qos1_again_fails_qos2_and_renews_subs
         })
         .await
         .unwrap();
-        // The subscriber comes back to an empty broker and subscribes again by itself.
+        // The subscriber comes back to an empty broker and its session subscribes again.
         event(&mut s_events, |e| {
             matches!(e, Event::Disconnected { .. }).then_some(())
         })
@@ -927,10 +927,12 @@ async fn broker_that_lost_the_session_gets_qos1_again_fails_qos2_and_renews_subs
             _ => None,
         })
         .await;
-        event(&mut s_events, |e| {
-            matches!(e, Event::Subscribed { .. }).then_some(())
+        let renewed = event(&mut s_events, |e| match e {
+            Event::Resubscribed { reason_codes, .. } => Some(reason_codes.clone()),
+            _ => None,
         })
         .await;
+        assert_eq!(renewed, [ReasonCode::GrantedQoS1]);
 
         proxy.set_mode(FaultMode::new());
         proxy.stall(false);

@@ -481,6 +481,72 @@ async fn a_broker_without_5_0_is_reported_and_not_retried() {
     drop(client);
 }
 
+/// The opt-in fallback: the same broker is asked again at once in 3.1.1 (an empty client id
+/// then made up, as 3.1.1 needs one), and the connection works.
+#[tokio::test]
+async fn with_the_fallback_a_broker_without_5_0_is_spoken_to_in_3_1_1() {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let broker = Scripted::start(V5, move |mut c| {
+        let log = log.clone();
+        async move {
+            if c.n == 0 {
+                c.next().await;
+                let _ = c.stream.write_all(&[0x20, 0x02, 0x00, 0x01]).await;
+                let _ = c.next().await;
+                return;
+            }
+            c.v = ProtocolVersion::V3_1_1;
+            let Some(connect) = c.next().await else {
+                return;
+            };
+            if let Packet::Connect(p) = decode(&connect, c.v) {
+                log.lock()
+                    .unwrap()
+                    .push((p.protocol, p.client_id.to_string()));
+            }
+            c.send(Packet::ConnAck(ConnAck::new(ReasonCode::Success)))
+                .await;
+            while let Some(bytes) = c.next().await {
+                if let Packet::Publish(p) = decode(&bytes, c.v) {
+                    if let Some(id) = p.packet_id() {
+                        c.send(Packet::PubAck(PubResponse::new(id))).await;
+                    }
+                }
+            }
+        }
+    })
+    .await;
+    let started = tokio::time::Instant::now();
+    let mut o = options(&broker.url, V5, "");
+    o.policy.backoff_min = Duration::from_secs(5);
+    o.protocol.fallback_to_v311 = true;
+    let (client, mut events) = connect(o).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the fallback waited for a backoff step"
+    );
+    until(&mut events, |e| {
+        matches!(e, Event::Notice(Notice::FellBackToV311))
+    })
+    .await;
+    let code = timeout(WAIT, client.publish("t", QoS::AtLeastOnce, false, "x"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(code, ReasonCode::Success);
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].0, ProtocolVersion::V3_1_1);
+    assert_eq!(
+        seen[0].1.len(),
+        23,
+        "a 3.1.1 client id was made up: {seen:?}"
+    );
+    assert_eq!(broker.connections(), 2);
+    client.disconnect().await.unwrap();
+}
+
 /// Failure 9: CONNACK properties reach the application, and the identifier a broker assigned
 /// is reused on reconnect.
 #[tokio::test]

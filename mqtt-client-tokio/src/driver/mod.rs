@@ -106,7 +106,11 @@ impl Driver {
                 let mut state = self.shared.lock();
                 let reached = std::mem::take(&mut state.connected);
                 let now = state.now();
+                let spoken = state.session.version();
                 let next = state.session.handle_transport_closed(now);
+                // The session fell back to 3.1.1: the same broker, at once, and not a
+                // spent attempt of `Client::connect`'s round.
+                let fell_back = state.session.version() != spoken;
                 if matches!(error, Error::InvalidOptions(_) | Error::Command(_)) {
                     return error;
                 }
@@ -129,7 +133,7 @@ impl Driver {
                         (at, 1)
                     }
                     mqtt_sansio::session::Reconnect::At { at, attempt, .. } => {
-                        if !reached {
+                        if !reached && !fell_back {
                             // Fail over: the next attempt goes to the next broker of the list.
                             index = (index + 1) % count;
                         }
@@ -137,6 +141,13 @@ impl Driver {
                     }
                     _ => (now, 1),
                 };
+                // The session's notices about this decision (a fallback) go out now.
+                state.drain_events();
+                if fell_back {
+                    info!("the broker speaks only 3.1.1: falling back");
+                    redirect = Some(url.clone());
+                    continue;
+                }
                 if !state.policy.reconnect {
                     return error;
                 }

@@ -135,7 +135,6 @@ impl State {
             filters,
             properties,
             tx,
-            confirmed: false,
         };
         let packet_id = subscribe_route(&mut self.session, &route).map_err(map_command)?;
         self.next_route += 1;

@@ -36,6 +36,10 @@ pub(super) enum Incoming {
         packet_id: PacketId,
         reason_codes: Vec<ReasonCode>,
     },
+    Resubscribed {
+        packet_id: PacketId,
+        reason_codes: Vec<ReasonCode>,
+    },
     Unsubscribed {
         packet_id: PacketId,
         reason_codes: Vec<ReasonCode>,
@@ -109,6 +113,14 @@ impl Incoming {
                 packet_id,
                 reason_codes: reason_codes.iter().collect(),
             },
+            SessionEvent::Resubscribed {
+                packet_id,
+                reason_codes,
+                ..
+            } => Self::Resubscribed {
+                packet_id,
+                reason_codes: reason_codes.iter().collect(),
+            },
             SessionEvent::Unsubscribed {
                 packet_id,
                 reason_codes,
@@ -164,7 +176,7 @@ impl Incoming {
 
 impl State {
     /// Handles the events the session queued on its own; whether there were any.
-    pub(super) fn drain_events(&mut self) -> bool {
+    pub(crate) fn drain_events(&mut self) -> bool {
         let mut any = false;
         while let Some(event) = self.session.poll_event() {
             let mut incoming = Incoming::new(&event, &[]);
@@ -229,6 +241,24 @@ impl State {
                 packet_id,
                 reason_codes,
             } => self.on_subscribed(packet_id, reason_codes),
+            Incoming::Resubscribed {
+                packet_id,
+                reason_codes,
+            } => {
+                self.store_freed = true;
+                for code in reason_codes.iter().filter(|c| c.is_error()) {
+                    warn!(?code, "broker refused a renewed subscription");
+                    self.events.emit(Event::Error(Error::Rejected(*code)));
+                }
+                info!(
+                    count = reason_codes.len(),
+                    "subscriptions renewed after the broker lost the session"
+                );
+                self.events.emit(Event::Resubscribed {
+                    packet_id,
+                    reason_codes,
+                });
+            }
             Incoming::Unsubscribed {
                 packet_id,
                 reason_codes,
@@ -331,9 +361,6 @@ impl State {
                     Some(Pending::Unsubscribe { reply, .. }) => {
                         let _ = reply.send(Err(Error::Rejected(reason_code)));
                     }
-                    Some(Pending::Resubscribe) => {
-                        self.events.emit(Event::Error(Error::Rejected(reason_code)));
-                    }
                     Some(other) => {
                         self.pending.insert(packet_id.get(), other);
                     }
@@ -405,41 +432,11 @@ impl State {
         self.connected_once = true;
         self.store_freed = true;
         self.set_status(Status::Connected);
-        if !session_present {
-            self.resubscribe();
-        }
         self.events.emit(Event::Connected {
             session_present,
             broker: self.broker.clone(),
             connack,
         });
-    }
-
-    /// The broker lost the session: subscribe again to what the handles subscribed.
-    fn resubscribe(&mut self) {
-        let mut renewed = Vec::new();
-        for route in self
-            .routes
-            .iter()
-            .filter(|r| r.confirmed && !r.tx.is_closed())
-        {
-            match subscribe_route(&mut self.session, route) {
-                Ok(packet_id) => renewed.push(packet_id),
-                Err(error) => {
-                    warn!(%error, "cannot renew a subscription");
-                    self.events.emit(Event::Error(map_command(error)));
-                }
-            }
-        }
-        if !renewed.is_empty() {
-            info!(
-                count = renewed.len(),
-                "renewing subscriptions the broker lost"
-            );
-        }
-        for packet_id in renewed {
-            self.pending.insert(packet_id.get(), Pending::Resubscribe);
-        }
     }
 
     fn on_subscribed(&mut self, packet_id: PacketId, reason_codes: Vec<ReasonCode>) {
@@ -453,8 +450,6 @@ impl State {
             }) => {
                 if reason_codes.iter().all(|c| c.is_error()) {
                     self.routes.retain(|r| r.id != route);
-                } else if let Some(r) = self.routes.iter_mut().find(|r| r.id == route) {
-                    r.confirmed = true;
                 }
                 let subscription = Subscription {
                     rx,
@@ -463,12 +458,6 @@ impl State {
                 };
                 if reply.send(Ok(subscription)).is_err() {
                     debug!("subscriber gone before SUBACK");
-                }
-            }
-            Some(Pending::Resubscribe) => {
-                for code in reason_codes.iter().filter(|c| c.is_error()) {
-                    warn!(?code, "broker refused a renewed subscription");
-                    self.events.emit(Event::Error(Error::Rejected(*code)));
                 }
             }
             Some(other) => {

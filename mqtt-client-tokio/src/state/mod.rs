@@ -78,8 +78,6 @@ pub(crate) enum Pending {
         filters: Vec<String>,
         reply: oneshot::Sender<Result<Subscription, Error>>,
     },
-    /// A subscription renewed after the broker lost the session.
-    Resubscribe,
     Unsubscribe {
         filters: Vec<String>,
         reply: oneshot::Sender<Result<Vec<ReasonCode>, Error>>,
@@ -116,11 +114,9 @@ pub(crate) struct Route {
     /// 5.0 subscription identifier, when the broker supports them.
     pub(crate) sub_id: Option<NonZeroU32>,
     pub(crate) filters: Vec<(String, SubscriptionOptions)>,
-    /// Sent again with the filters if the broker loses the session.
+    /// Sent again with the filters if the broker refuses the subscription identifier.
     pub(crate) properties: RequestProperties,
     pub(crate) tx: mpsc::Sender<Message>,
-    /// SUBACK received: renewed if the broker loses the session.
-    pub(crate) confirmed: bool,
 }
 
 /// A requested stop.
@@ -371,6 +367,11 @@ impl State {
     /// Queues CONNECT for the new transport. Whether it resumes the session (Clean Start
     /// after the first connection) is the session's rule.
     pub(crate) fn send_connect(&mut self) -> Result<(), Error> {
+        // After a fallback to 3.1.1 an empty identifier no longer asks the broker for one.
+        if self.protocol.client_id.is_empty() && self.session.needs_client_id() {
+            self.client_id = generate_client_id();
+            self.protocol.client_id = self.client_id.clone();
+        }
         let p = &self.protocol;
         let clean_start = p.clean_start;
         let users = user_refs(&p.user_properties);
@@ -424,7 +425,6 @@ impl State {
                 Pending::Unsubscribe { reply, .. } => {
                     let _ = reply.send(Err(reason.clone()));
                 }
-                Pending::Resubscribe => {}
             }
         }
         for done in self.qos0.drain(..) {
@@ -503,6 +503,10 @@ fn session_config(p: &ProtocolOptions, policy: &Policy) -> Result<SessionConfig,
     config.manual_acks = true;
     config.connack_timeout = policy.connect_timeout;
     config.drain_timeout = policy.drain_timeout;
+    // The session renews granted subscriptions after a lost session; the routes here only
+    // say which stream a message goes to.
+    config.subscription_bytes = policy.subscription_bytes;
+    config.fallback_to_v311 = p.fallback_to_v311;
     config.reconnect.initial = policy.backoff_min;
     config.reconnect.max = policy.backoff_max;
     config.reconnect.stable_after = policy.stable_after;
