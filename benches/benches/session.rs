@@ -13,7 +13,9 @@
 //!   then PUBREL read, PUBCOMP transmitted);
 //! - `pipelined16_publish_qos1/2`: 16 publishes, 16 PUBLISHes out, then the 16 acknowledgements
 //!   read from one buffer (QoS 2: 16 PUBRECs, 16 PUBRELs out, 16 PUBCOMPs);
-//! - `pipelined16_deliver_qos1`: 16 PUBLISHes read from one buffer, 16 PUBACKs transmitted.
+//! - `pipelined16_deliver_qos1`: 16 PUBLISHes read from one buffer, 16 PUBACKs transmitted;
+//! - `backlog_publish_qos2/depth{0,1000,10000}`: one QoS 2 publish completed per round with
+//!   that many more queued behind a full window of 16 (the cost must not grow with depth).
 //!
 //! See benches/README.md ("Session") for results.
 
@@ -118,8 +120,24 @@ fn incoming_publish(version: ProtocolVersion, qos: QoS, id: u16) -> Vec<u8> {
 
 impl Rig {
     fn new(version: ProtocolVersion) -> Self {
-        let config = SessionConfig::new(version);
-        let store = vec![0u8; config.reserved_bytes() + 16 * 1024];
+        Self::with(version, 16 * 1024, None, 0)
+    }
+
+    /// A rig whose store holds `log_bytes` of queued packets, with at most `max_inflight`
+    /// QoS 1 and 2 messages in flight (the session's default when `None`) and a packet-id
+    /// index of `index_slots`.
+    fn with(
+        version: ProtocolVersion,
+        log_bytes: usize,
+        max_inflight: Option<u16>,
+        index_slots: u16,
+    ) -> Self {
+        let mut config = SessionConfig::new(version);
+        if let Some(n) = max_inflight {
+            config.max_inflight = n;
+        }
+        config.index_slots = index_slots;
+        let store = vec![0u8; config.reserved_bytes() + log_bytes];
         let mut s = Session::new(config, store).expect("store large enough");
         let now = Instant::from_millis(1_000);
         let mut connect = Connect::new(version, "bench");
@@ -387,6 +405,90 @@ const WORKLOADS: [Workload; 9] = [
     },
 ];
 
+/// A publisher with `depth` QoS 2 messages queued behind a full window of [`WINDOW`]: each
+/// round publishes one more and the broker completes the oldest in flight (PUBREC in, PUBREL
+/// out, PUBCOMP in, `Published`), which lets one queued message out. The queue stays `depth`
+/// long, so a cost per message that grows with the queue shows as a slope across depths.
+struct Backlog {
+    rig: Rig,
+    /// Packet ids in publish order: the first `WINDOW` are in flight, the rest queued.
+    ids: std::collections::VecDeque<PacketId>,
+}
+
+/// In-flight window of the backlog workload (the session's `max_inflight`).
+const WINDOW: u16 = 16;
+/// Packet-id index slots of the backlog workload (what mqtt-client-tokio configures).
+const INDEX: u16 = 256;
+/// Queue depths the backlog workload runs at.
+const DEPTHS: [usize; 3] = [0, 1_000, 10_000];
+
+impl Backlog {
+    fn new(version: ProtocolVersion, depth: usize) -> Self {
+        // A queued 64-byte PUBLISH takes under 128 bytes with its record header.
+        let room = (depth + usize::from(WINDOW) + 64) * 128;
+        let mut rig = Rig::with(version, room, Some(WINDOW), INDEX);
+        let mut ids = std::collections::VecDeque::with_capacity(depth + usize::from(WINDOW) + 1);
+        for _ in 0..depth + usize::from(WINDOW) {
+            ids.push_back(rig.publish(QoS::ExactlyOnce).expect("packet id"));
+        }
+        assert_eq!(
+            rig.transmit(),
+            usize::from(WINDOW),
+            "a full window goes out"
+        );
+        Self { rig, ids }
+    }
+
+    fn round(&mut self) -> Done {
+        let r = &mut self.rig;
+        self.ids
+            .push_back(r.publish(QoS::ExactlyOnce).expect("packet id"));
+        let oldest = self.ids.pop_front().expect("a message in flight");
+        let mut events = usize::from(r.read_ack(PUBREC, oldest, Expect::Nothing));
+        let mut transmitted = r.transmit();
+        events += usize::from(r.read_ack(PUBCOMP, oldest, Expect::Published(oldest)));
+        transmitted += r.transmit();
+        Done {
+            transmitted,
+            events: events + r.events(),
+        }
+    }
+}
+
+/// The backlog workload at each depth: checked (a PUBREL and the next PUBLISH per round, one
+/// event, no allocation, the depth kept), then timed per message.
+fn backlog(c: &mut Criterion<BenchClock>) {
+    let mut g = c.benchmark_group("session_backlog_publish_qos2");
+    for (label, version) in [
+        ("v311", ProtocolVersion::V3_1_1),
+        ("v5", ProtocolVersion::V5),
+    ] {
+        for depth in DEPTHS {
+            let mut b = Backlog::new(version, depth);
+            let before = ALLOCATIONS.load(Ordering::Relaxed);
+            for _ in 0..1_000 {
+                assert_eq!(b.round(), done(2, 1), "backlog {depth}");
+            }
+            assert_eq!(
+                ALLOCATIONS.load(Ordering::Relaxed),
+                before,
+                "backlog allocated"
+            );
+            assert_eq!(b.rig.s.inflight(), WINDOW);
+            g.bench_function(format!("{label}/depth{depth}"), |bench| {
+                bench.iter_custom(|iters| {
+                    let start = clock::now();
+                    for _ in 0..iters {
+                        black_box(b.round());
+                    }
+                    clock::now().saturating_sub(start)
+                });
+            });
+        }
+    }
+    g.finish();
+}
+
 /// Runs `w` long enough to wrap packet ids around, checking every round and that no round
 /// allocates; leaves the session as it found it (empty store, nothing in flight).
 fn check(w: &Workload, r: &mut Rig) {
@@ -459,6 +561,6 @@ fn config() -> Criterion<BenchClock> {
 criterion_group! {
     name = benches;
     config = config();
-    targets = session
+    targets = session, backlog
 }
 criterion_main!(benches);

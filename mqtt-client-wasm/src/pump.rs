@@ -84,6 +84,8 @@ impl Pump {
         config.incoming_slots = 256;
         config.connack_timeout = options.connect_timeout;
         config.subscription_bytes = options.subscription_bytes;
+        // Acknowledgements find their packet without walking the offline queue.
+        config.index_slots = 64;
         config.reconnect = options.reconnect_policy;
         config.reconnect.seed = seed | 1;
         let client_id = if options.client_id.is_empty() && options.version != ProtocolVersion::V5 {

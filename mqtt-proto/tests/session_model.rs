@@ -104,6 +104,9 @@ fn setup(version: ProtocolVersion, f: Features) -> impl Strategy<Value = Setup> 
         (
             prop_oneof![2 => 1u16..=4, 1 => 16u16..=24],
             prop_oneof![2 => Just(u16::MAX), 1 => 1u16..=5],
+            // No index, one that every identifier shares (always the walk), a few slots
+            // (collisions), enough slots.
+            prop_oneof![Just(0u16), Just(1u16), 2u16..=4, Just(64u16)],
         ),
         prop_oneof![1 => 64usize..160, 3 => 160usize..1024],
         prop_oneof![Just(0u16), Just(10u16)],
@@ -117,7 +120,7 @@ fn setup(version: ProtocolVersion, f: Features) -> impl Strategy<Value = Setup> 
     )
         .prop_map(
             move |(
-                (receive_maximum, max_inflight),
+                (receive_maximum, max_inflight, index_slots),
                 log_bytes,
                 keep_alive,
                 tx_buf,
@@ -127,6 +130,7 @@ fn setup(version: ProtocolVersion, f: Features) -> impl Strategy<Value = Setup> 
                 version,
                 receive_maximum,
                 max_inflight,
+                index_slots,
                 manual_acks: flags.0,
                 log_bytes,
                 topic_aliases: flags.1,

@@ -35,6 +35,8 @@ const ALIAS_TOPIC_BYTES: usize = 264;
 const OUTGOING_ALIAS_BYTES: usize = 16 * 1024;
 /// Incoming QoS 2 messages the session can track, whatever the Receive Maximum (4 KiB).
 const INCOMING_SLOTS: u16 = 1024;
+/// Packet-id index slots: more than any window brokers grant in practice.
+const INDEX_SLOTS: u16 = 256;
 /// Largest authentication data an authenticator writes in one step.
 pub(crate) const AUTH_BUF: usize = 512;
 
@@ -506,6 +508,8 @@ fn session_config(p: &ProtocolOptions, policy: &Policy) -> Result<SessionConfig,
     // The session renews granted subscriptions after a lost session; the routes here only
     // say which stream a message goes to.
     config.subscription_bytes = policy.subscription_bytes;
+    // Acknowledgements find their packet without walking the queue (1.5 KiB).
+    config.index_slots = INDEX_SLOTS;
     config.fallback_to_v311 = p.fallback_to_v311;
     config.reconnect.initial = policy.backoff_min;
     config.reconnect.max = policy.backoff_max;

@@ -4,7 +4,8 @@
 //! The first [`SETUP_LEN`] bytes pick the configuration (`Setup::read`): version (3.1, 3.1.1,
 //! 5.0), Receive Maximum, store size, our Maximum Packet Size, incoming and outgoing topic
 //! aliases, manual acks, control region, transmit buffer size, CONNACK and PINGRESP timeouts,
-//! the table of subscriptions kept for renewal, the fallback to 3.1.1, and whether the driver
+//! the table of subscriptions kept for renewal, the fallback to 3.1.1, the packet-id index
+//! (none, one slot, colliding slots, plenty), and whether the driver
 //! drains the outputs after every operation. Then each byte names an
 //! operation ([`op`]) that reads its own arguments from the bytes after it:
 //!
@@ -175,6 +176,8 @@ impl Setup {
         }
         config.subscription_bytes = [0, 24, 256, 4096][usize::from((limits >> 5) & 3)];
         config.fallback_to_v311 = limits & 0x80 != 0;
+        // None, one slot every identifier shares, collisions, plenty.
+        config.index_slots = [0, 1, 3, 64][usize::from((tx >> 3) & 3)];
         config.maximum_packet_size =
             [4096, 64, 128, 256, 1024, 65_536, 268_435_460, 0][usize::from(size & 7)];
         config.connack_timeout = Duration::from_millis(u64::from(size >> 3) * 1000);

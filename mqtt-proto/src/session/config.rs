@@ -95,6 +95,13 @@ pub struct SessionConfig {
     /// granted filter that finds no room still works but is not renewed, which
     /// [`Notice::SubscriptionNotRenewable`](super::Notice::SubscriptionNotRenewable) reports.
     pub subscription_bytes: usize,
+    /// Slots of the packet-id index, 6 bytes each, at the front of the log: a PUBACK, PUBREC,
+    /// PUBCOMP, SUBACK or UNSUBACK then finds the packet it acknowledges without walking
+    /// every queued packet, so a long queue does not slow each acknowledgement down. A slot
+    /// is a hint checked against the packet it names; with 0, or when two packets in flight
+    /// share a slot (identifiers equal modulo the slot count), the log is walked. Make it at
+    /// least the number of packets in flight. Default: 0 (short queues, small stores).
+    pub index_slots: u16,
     /// When a 5.0 CONNECT is refused as Unsupported Protocol Version (a 3.1.1-only broker's
     /// `20 02 00 01`, or a 5.0 CONNACK 0x84), speak 3.1.1 for the rest of the session's life:
     /// [`Session::handle_transport_closed`](super::Session::handle_transport_closed) asks for
@@ -145,6 +152,7 @@ impl SessionConfig {
                 _ => 0,
             },
             subscription_bytes: 0,
+            index_slots: 0,
             fallback_to_v311: false,
         }
     }
@@ -178,6 +186,7 @@ impl SessionConfig {
             + self.outgoing_alias_bytes
             + self.control_bytes
             + self.subscription_bytes
+            + self.index_slots as usize * super::store::SLOT
     }
 }
 

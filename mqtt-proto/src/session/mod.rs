@@ -312,6 +312,9 @@ pub struct Session<B> {
     next_pid: PacketId,
     /// Whether `next_pid` wrapped past 65,535 since the log was last empty.
     ids_wrapped: bool,
+    /// After the wrap: identifiers from `next_pid` on known to be free, so that a long
+    /// queue is walked once per run of free identifiers instead of once per publish.
+    free_ids: u16,
     /// The log generation, in-flight count and window at which a scan of the log, with the
     /// window full, found nothing to send: until one of them changes, there is nothing.
     idle_scan: Option<(u32, u16, u16)>,
@@ -380,7 +383,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             version: config.version,
             store,
             layout,
-            log: Log::default(),
+            log: Log::new(usize::from(config.index_slots)),
             incoming: Incoming::default(),
             in_aliases: Aliases::default(),
             out_aliases: Aliases::default(),
@@ -392,6 +395,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             session_expiry: 0,
             next_pid: PacketId::MIN,
             ids_wrapped: false,
+            free_ids: 0,
             idle_scan: None,
             inflight: 0,
             raised: [None; EVENT_QUEUE],
@@ -447,7 +451,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
 
     /// Bytes of the log in use, and its capacity.
     pub fn store_usage(&self) -> (usize, usize) {
-        (self.log.used(), self.layout.log.len())
+        let region = &self.store.as_ref()[self.layout.log.clone()];
+        (self.log.used(), self.log.capacity(region))
     }
 
     /// Incoming QoS 1 and 2 messages not yet fully acknowledged.
@@ -816,7 +821,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         self.retry_at = None;
         self.answered = None;
         self.renew_blocked = None;
-        self.log.set_cursor(self.log.head());
+        self.log.rewind();
         next
     }
 
@@ -1067,6 +1072,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     fn allocate_packet_id(&mut self) -> Result<PacketId, CommandError> {
         if self.log.used() == 0 {
             self.ids_wrapped = false;
+            self.free_ids = 0;
         }
         if !self.ids_wrapped {
             // Identifiers are handed out in increasing order, so until they wrap past 65,535
@@ -1074,6 +1080,16 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             let id = self.next_pid;
             self.next_pid = id.next();
             self.ids_wrapped = self.next_pid == PacketId::MIN;
+            return Ok(id);
+        }
+        if self.free_ids == 0 {
+            self.free_ids = self.free_run(self.next_pid);
+        }
+        if self.free_ids > 0 {
+            // Only allocation puts identifiers in use, so the run stays free as it is used up.
+            self.free_ids -= 1;
+            let id = self.next_pid;
+            self.next_pid = id.next();
             return Ok(id);
         }
         let region = &self.store.as_ref()[self.layout.log.clone()];
@@ -1092,6 +1108,21 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             candidate = candidate.next();
         }
         Err(CommandError::PacketIdsExhausted)
+    }
+
+    /// How many identifiers from `from` on (cyclically, 65,535 after 1) no live record uses:
+    /// one walk of the log. 0 when `from` itself is in use.
+    fn free_run(&self, from: PacketId) -> u16 {
+        let region = &self.store.as_ref()[self.layout.log.clone()];
+        let start = u32::from(from.get() - 1);
+        let nearest = self
+            .log
+            .iter(region)
+            .filter(|r| r.state != State::Dead && r.kind != Kind::Publish0 && r.pid != 0)
+            .map(|r| (u32::from(r.pid - 1) + 65_535 - start) % 65_535)
+            .min()
+            .unwrap_or(65_535);
+        u16::try_from(nearest).unwrap_or(u16::MAX)
     }
 
     /// Transiently refused messages whose delay passed go back to the queue.

@@ -288,8 +288,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         self.conn.control = Control::None;
         self.conn.up_since = Some(now);
         self.connected_before = true;
-        let head = self.log.head();
-        self.log.set_cursor(head);
+        self.log.rewind();
         Ok(Outcome::Report)
     }
 
@@ -522,11 +521,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     }
 
     /// The live record of `kind` for `pid` that waits for its acknowledgement.
-    fn sent_record(&self, kind: Kind, pid: PacketId) -> Option<Record> {
-        let region = &self.store.as_ref()[self.layout.log.clone()];
-        self.log.find(region, |r| {
-            r.kind == kind && r.pid == pid.get() && r.state == State::Sent
-        })
+    fn sent_record(&mut self, kind: Kind, pid: PacketId) -> Option<Record> {
+        let region = &mut self.store.as_mut()[self.layout.log.clone()];
+        self.log.find_sent(region, kind, pid.get())
     }
 
     fn finish_record(&mut self, at: usize) {
@@ -659,11 +656,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     }
 
     fn on_pubcomp(&mut self, r: &PubResponse<'_>) -> Outcome {
-        let region = &self.store.as_ref()[self.layout.log.clone()];
-        let record = self.log.find(region, |rec| {
-            rec.kind == Kind::PubRel && rec.pid == r.packet_id.get() && rec.state == State::Sent
-        });
-        match record {
+        match self.sent_record(Kind::PubRel, r.packet_id) {
             Some(rec) => {
                 self.finish_record(rec.at);
                 Outcome::Report

@@ -7,6 +7,14 @@
 //! for state. A stored PUBLISH always has DUP clear: the transmit path sets it on the copy. Records are appended in command order, which is the order they are first
 //! sent in and so the order they are resent in [MQTT-4.6.0-1]. Finished records are marked
 //! dead and reclaimed from the front, or by compaction when an append does not fit.
+//!
+//! Two things keep the cost of a packet independent of how many wait behind it:
+//! - an optional packet-id index at the front of the region, direct-mapped (`pid % slots`),
+//!   from a packet identifier to the record that waits for its acknowledgement: a PUBACK,
+//!   PUBREC, PUBCOMP or SUBACK finds its record without walking the queue. A slot is only a
+//!   hint, checked against the record it names; a miss walks the log as before;
+//! - a second cursor for what a full window does not hold back (everything but a QoS 1 or 2
+//!   PUBLISH): a PUBREL appended behind a long queue is found without walking the queue.
 
 use crate::session::CommandError;
 use crate::QoS;
@@ -95,13 +103,21 @@ impl Record {
     }
 }
 
-/// Offsets of the log inside its region. All records lie in `head..tail`.
+/// Bytes of one packet-id index slot: the packet identifier and the record's offset.
+pub(crate) const SLOT: usize = 6;
+
+/// Offsets of the log inside its region. All records lie in `head..tail`, after the index.
 #[derive(Debug, Default)]
 pub(crate) struct Log {
+    /// Slots of the packet-id index at the front of the region (0: no index).
+    slots: usize,
     head: usize,
     tail: usize,
     /// No record before it is `Unsent`.
     cursor: usize,
+    /// No `Unsent` record that a full window does not hold back (anything but a QoS 1 or 2
+    /// PUBLISH) lies before it.
+    unblocked: usize,
     /// Bytes of dead records still between `head` and `tail`.
     dead: usize,
     /// Changes on every append and state change, so a caller can tell that nothing changed.
@@ -131,7 +147,80 @@ fn state_from(b: u8) -> State {
     }
 }
 
+/// Whether a full in-flight window holds a record of this kind back.
+fn window_bound(kind: Kind) -> bool {
+    kind == Kind::Publish
+}
+
 impl Log {
+    /// An empty log whose region starts with a packet-id index of `slots` slots.
+    pub(crate) fn new(slots: usize) -> Self {
+        let base = slots * SLOT;
+        Self {
+            slots,
+            head: base,
+            tail: base,
+            cursor: base,
+            unblocked: base,
+            dead: 0,
+            generation: 0,
+        }
+    }
+
+    /// Where records start: after the index.
+    fn base(&self) -> usize {
+        self.slots * SLOT
+    }
+
+    /// Bytes the records can use.
+    pub(crate) fn capacity(&self, region: &[u8]) -> usize {
+        region.len().saturating_sub(self.base())
+    }
+
+    /// Points the index slot of `pid` at the record at `at`.
+    fn index(&self, region: &mut [u8], pid: u16, at: usize) {
+        if self.slots == 0 || pid == 0 {
+            return;
+        }
+        let slot = usize::from(pid) % self.slots * SLOT;
+        let Ok(at) = u32::try_from(at) else {
+            return;
+        };
+        if let Some(s) = region.get_mut(slot..slot + SLOT) {
+            s[..2].copy_from_slice(&pid.to_le_bytes());
+            s[2..].copy_from_slice(&at.to_le_bytes());
+        }
+    }
+
+    /// Empties the index: records moved.
+    fn clear_index(&self, region: &mut [u8]) {
+        if let Some(index) = region.get_mut(..self.base()) {
+            index.fill(0);
+        }
+    }
+
+    /// The live record of `kind` for `pid` that waits for its acknowledgement (`Sent`): from
+    /// the index when its slot names it, else by walking the log (and then remembered).
+    pub(crate) fn find_sent(&self, region: &mut [u8], kind: Kind, pid: u16) -> Option<Record> {
+        let wanted = |r: &Record| r.kind == kind && r.pid == pid && r.state == State::Sent;
+        if self.slots > 0 {
+            let slot = usize::from(pid) % self.slots * SLOT;
+            if let Some(s) = region.get(slot..slot + SLOT) {
+                let at = u32::from_le_bytes([s[2], s[3], s[4], s[5]]) as usize;
+                // Only offsets of the live range are record boundaries: compaction, the only
+                // move, empties the index.
+                if u16::from_le_bytes([s[0], s[1]]) == pid && at >= self.head {
+                    if let Some(r) = self.record(region, at).filter(wanted) {
+                        return Some(r);
+                    }
+                }
+            }
+        }
+        let found = self.find(region, |r| wanted(r))?;
+        self.index(region, pid, found.at);
+        Some(found)
+    }
+
     /// The record at `at`, if `at` is inside the log.
     pub(crate) fn record(&self, region: &[u8], at: usize) -> Option<Record> {
         if at >= self.tail {
@@ -170,9 +259,11 @@ impl Log {
     ) -> impl Iterator<Item = Record> + 'r {
         let tail = self.tail;
         let log = Log {
+            slots: self.slots,
             head: self.head,
             tail,
             cursor: self.cursor,
+            unblocked: self.unblocked,
             dead: self.dead,
             generation: self.generation,
         };
@@ -212,6 +303,22 @@ impl Log {
         self.cursor = at;
     }
 
+    pub(crate) fn unblocked(&self) -> usize {
+        self.unblocked
+    }
+
+    /// Moves the unblocked cursor forward to `at` (never back: see [`Log::rewind`]).
+    pub(crate) fn pass_unblocked(&mut self, at: usize) {
+        self.unblocked = self.unblocked.max(at);
+    }
+
+    /// Both cursors back to the first record: everything is looked at again (a new
+    /// connection).
+    pub(crate) fn rewind(&mut self) {
+        self.cursor = self.head;
+        self.unblocked = self.head;
+    }
+
     /// Bytes in use, dead records included.
     pub(crate) fn used(&self) -> usize {
         self.tail - self.head
@@ -228,10 +335,10 @@ impl Log {
         let needed = HEADER + len;
         // Compacting once dead records outweigh live ones keeps scans proportional to what
         // is live; compaction only ever happens here, so offsets stay valid between appends.
-        if region.len() - self.tail < needed || self.dead > self.used() / 2 {
+        if region.len().saturating_sub(self.tail) < needed || self.dead > self.used() / 2 {
             self.compact(region);
         }
-        let available = region.len() - self.tail;
+        let available = region.len().saturating_sub(self.tail);
         if available < needed {
             return Err(CommandError::StoreFull { needed, available });
         }
@@ -269,6 +376,12 @@ impl Log {
         if state == State::Unsent && at < self.cursor {
             self.cursor = at;
         }
+        if state == State::Unsent && !window_bound(r.kind) && at < self.unblocked {
+            self.unblocked = at;
+        }
+        if state == State::Sent {
+            self.index(region, r.pid, at);
+        }
         if state == State::Dead && at == self.head {
             self.trim(region);
         }
@@ -292,7 +405,7 @@ impl Log {
         }
     }
 
-    fn trim(&mut self, region: &[u8]) {
+    fn trim(&mut self, region: &mut [u8]) {
         while let Some(r) = self.record(region, self.head) {
             if r.state != State::Dead {
                 break;
@@ -300,36 +413,46 @@ impl Log {
             self.head = r.next();
             self.dead -= HEADER + r.len;
         }
-        if self.cursor < self.head {
-            self.cursor = self.head;
-        }
+        self.cursor = self.cursor.max(self.head);
+        self.unblocked = self.unblocked.max(self.head);
         if self.head == self.tail {
+            // Empty: start again at the front, where old offsets are no longer records.
             let generation = self.generation;
-            *self = Self::default();
+            *self = Self::new(self.slots);
             self.generation = generation;
+            self.clear_index(region);
         }
     }
 
     /// Moves every live record to the front of the region, keeping their order.
     pub(crate) fn compact(&mut self, region: &mut [u8]) {
-        let mut write = 0;
+        self.clear_index(region);
+        let mut write = self.base();
         let mut read = self.head;
         let mut cursor = None;
+        let mut unblocked = None;
         while let Some(r) = self.record(region, read) {
             read = r.next();
             if r.state == State::Dead {
                 continue;
             }
             let size = HEADER + r.len;
-            if cursor.is_none() && r.state == State::Unsent {
-                cursor = Some(write);
+            if r.state == State::Unsent {
+                cursor.get_or_insert(write);
+                if !window_bound(r.kind) {
+                    unblocked.get_or_insert(write);
+                }
             }
             region.copy_within(r.at..r.at + size, write);
+            if r.state == State::Sent {
+                self.index(region, r.pid, write);
+            }
             write += size;
         }
-        self.head = 0;
+        self.head = self.base();
         self.tail = write;
         self.cursor = cursor.unwrap_or(write);
+        self.unblocked = unblocked.unwrap_or(write);
         self.dead = 0;
     }
 }
@@ -382,5 +505,98 @@ mod tests {
         let first = log.record(&region, log.head()).unwrap();
         assert_eq!(first.at, a);
         assert_eq!(first.packet(&region), &[1u8; 8]);
+    }
+
+    /// The index slot of `pid` names `at`.
+    fn slot_names(log: &Log, region: &[u8], pid: u16, at: usize) -> bool {
+        let slot = usize::from(pid) % log.slots * SLOT;
+        let s = &region[slot..slot + SLOT];
+        u16::from_le_bytes([s[0], s[1]]) == pid
+            && u32::from_le_bytes([s[2], s[3], s[4], s[5]]) as usize == at
+    }
+
+    #[test]
+    fn the_index_finds_sent_records_and_follows_compaction() {
+        let mut region = [0u8; 8 * SLOT + 6 * (HEADER + 8)];
+        let mut log = Log::new(8);
+        assert_eq!(log.head(), 8 * SLOT, "records start after the index");
+        let ats: std::vec::Vec<usize> = (1..=4)
+            .map(|pid| push(&mut log, &mut region, pid, 8).unwrap())
+            .collect();
+        for &at in &ats {
+            log.set_state(&mut region, at, State::Sent);
+        }
+        assert!(slot_names(&log, &region, 3, ats[2]));
+        let r = log.find_sent(&mut region, Kind::Publish, 3).unwrap();
+        assert_eq!((r.at, r.pid), (ats[2], 3));
+        // Not waiting any more, or another kind: not found, index or not.
+        assert!(log.find_sent(&mut region, Kind::PubRel, 3).is_none());
+        log.set_state(&mut region, ats[2], State::Unsent);
+        assert!(log.find_sent(&mut region, Kind::Publish, 3).is_none());
+        // Records move on compaction: the index follows them.
+        log.set_state(&mut region, ats[1], State::Dead);
+        log.compact(&mut region);
+        let moved = log.find_sent(&mut region, Kind::Publish, 4).unwrap();
+        assert!(moved.at < ats[3], "record 4 moved forward");
+        assert!(slot_names(&log, &region, 4, moved.at));
+        assert_eq!(moved.packet(&region), &[4u8; 8]);
+    }
+
+    #[test]
+    fn colliding_and_stale_slots_fall_back_to_the_walk() {
+        let mut region = [0u8; SLOT + 4 * (HEADER + 8)];
+        // One slot: every identifier shares it.
+        let mut log = Log::new(1);
+        let a = push(&mut log, &mut region, 7, 8).unwrap();
+        let b = push(&mut log, &mut region, 9, 8).unwrap();
+        log.set_state(&mut region, a, State::Sent);
+        log.set_state(&mut region, b, State::Sent);
+        assert!(slot_names(&log, &region, 9, b));
+        assert_eq!(log.find_sent(&mut region, Kind::Publish, 7).unwrap().at, a);
+        assert!(
+            slot_names(&log, &region, 7, a),
+            "the walk's answer is remembered"
+        );
+        assert_eq!(log.find_sent(&mut region, Kind::Publish, 9).unwrap().at, b);
+        // Emptied, the log starts again at the front: old offsets name nothing.
+        log.set_state(&mut region, a, State::Dead);
+        log.set_state(&mut region, b, State::Dead);
+        assert_eq!(log.used(), 0);
+        let c = push(&mut log, &mut region, 9, 0).unwrap();
+        assert_eq!(c, a);
+        assert!(log.find_sent(&mut region, Kind::Publish, 9).is_none());
+    }
+
+    #[test]
+    fn the_unblocked_cursor_skips_queued_publishes_only() {
+        let mut region = [0u8; 8 * (HEADER + 8)];
+        let mut log = Log::default();
+        let first = push(&mut log, &mut region, 1, 8).unwrap();
+        for pid in 2..=4 {
+            push(&mut log, &mut region, pid, 8).unwrap();
+        }
+        let pubrel = Entry {
+            kind: Kind::PubRel,
+            state: State::Unsent,
+            pid: 1,
+            qos: QoS::ExactlyOnce,
+            v5: false,
+        };
+        let rel = log.append(&mut region, pubrel, 4, |_| {}).unwrap();
+        // A walk that passes the queued PUBLISHes moves the unblocked cursor to the PUBREL.
+        for r in log.iter(&region).take(4) {
+            log.pass_unblocked(r.next());
+        }
+        assert_eq!(log.unblocked(), rel);
+        // A record the window does not hold back turning unsent again pulls it back; a
+        // PUBLISH does not.
+        log.set_state(&mut region, rel, State::Sent);
+        log.set_state(&mut region, first, State::Sent);
+        log.set_state(&mut region, first, State::Unsent);
+        assert_eq!(log.unblocked(), rel);
+        log.set_state(&mut region, rel, State::Unsent);
+        assert_eq!(log.unblocked(), rel);
+        log.rewind();
+        assert_eq!((log.cursor(), log.unblocked()), (log.head(), log.head()));
     }
 }

@@ -416,7 +416,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             0 => usize::MAX,
             n => n,
         };
-        let log = self.layout.log.len().saturating_sub(store::HEADER);
+        let region = &self.store.as_ref()[self.layout.log.clone()];
+        let log = self.log.capacity(region).saturating_sub(store::HEADER);
         // The largest packet MQTT can frame: 1 byte of type, 4 of length.
         let mqtt = crate::MAX_REMAINING_LENGTH as usize + 5;
         broker.min(transmit).min(log).min(mqtt)

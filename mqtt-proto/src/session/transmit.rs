@@ -184,8 +184,15 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         if window_full && self.idle_scan == Some(key()) {
             return Ok(None);
         }
-        let mut cursor_settled = false;
+        // A full window holds QoS 1 and 2 PUBLISHes back: start where the first record it
+        // does not hold back may be (a PUBREL behind a long queue), not at the queue's front.
         let mut at = self.log.cursor();
+        let mut cursor_settled = false;
+        if window_full && self.log.unblocked() > at {
+            at = self.log.unblocked();
+            cursor_settled = true;
+        }
+        let mut unblocked_settled = false;
         loop {
             let region = &self.store.as_ref()[self.layout.log.clone()];
             let Some(r) = self.log.record(region, at) else {
@@ -196,12 +203,22 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                 if !cursor_settled {
                     self.log.set_cursor(at);
                 }
+                if !unblocked_settled {
+                    self.log.pass_unblocked(at);
+                }
                 continue;
             }
             cursor_settled = true;
             let window_full = self.inflight >= self.limits.receive_maximum;
-            if r.kind == Kind::Publish && window_full {
-                continue;
+            if r.kind == Kind::Publish {
+                if !unblocked_settled {
+                    self.log.pass_unblocked(at);
+                }
+                if window_full {
+                    continue;
+                }
+            } else {
+                unblocked_settled = true;
             }
             match self.offer(&r, buf, completes_qos0)? {
                 Offer::Sent(n) => return Ok(Some(n)),

@@ -125,6 +125,8 @@ pub struct Setup {
     pub receive_maximum: u16,
     /// Our own cap on outgoing QoS 1 and 2 messages in flight (`SessionConfig::max_inflight`).
     pub max_inflight: u16,
+    /// Packet-id index slots (`SessionConfig::index_slots`).
+    pub index_slots: u16,
     pub manual_acks: bool,
     /// Bytes of the store left for the outgoing log.
     pub log_bytes: usize,
@@ -147,6 +149,7 @@ impl Setup {
             version,
             receive_maximum: 4,
             max_inflight: u16::MAX,
+            index_slots: 0,
             manual_acks: false,
             log_bytes: 512,
             topic_aliases: false,
@@ -565,6 +568,7 @@ impl World {
         let mut config = SessionConfig::new(v);
         config.receive_maximum = setup.receive_maximum;
         config.max_inflight = setup.max_inflight;
+        config.index_slots = setup.index_slots;
         config.manual_acks = setup.manual_acks;
         config.outgoing_topic_aliases = setup.topic_aliases;
         config.outgoing_alias_bytes = if setup.topic_aliases { 24 } else { 0 };

@@ -124,7 +124,13 @@ impl Script {
 
     /// The initial transmit buffer, `[128 KiB, 2, 5, 16, 32, 64, 128, 1024][selector]`.
     pub fn tx_buffer(mut self, selector: u8) -> Self {
-        self.setup[TX] = selector;
+        self.setup[TX] = (self.setup[TX] & !7) | (selector & 7);
+        self
+    }
+
+    /// Packet-id index slots, `[0, 1, 3, 64][selector]`.
+    pub fn index_slots(mut self, selector: u8) -> Self {
+        self.setup[TX] = (self.setup[TX] & 7) | ((selector & 3) << 3);
         self
     }
 
