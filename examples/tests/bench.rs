@@ -228,6 +228,7 @@ fn help_documents_every_option() {
         "--limit",
         "--duration",
         "--inflight",
+        "--store-bytes",
         "MQB1",
         "Examples:",
     ] {

@@ -166,6 +166,11 @@ pub struct BenchArgs {
         help_heading = "Load"
     )]
     pub inflight: u16,
+    /// The session store of each client in bytes (`Policy::offline_queue_bytes`: messages
+    /// queued or awaiting acknowledgement). Default: the library's, 1 MiB, reserved as
+    /// virtual memory and resident only where written.
+    #[arg(long = "store-bytes", value_name = "BYTES", help_heading = "Load")]
+    pub store_bytes: Option<usize>,
     /// Print this help.
     #[arg(long = "help", action = ArgAction::HelpLong)]
     help: Option<bool>,

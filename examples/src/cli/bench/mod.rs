@@ -112,6 +112,9 @@ impl Bench {
         let plan = Plan::new(&args.conn_args(), &PropertySet::default(), Kind::Pub)?;
         let mut options = plan.options;
         options.protocol.max_inflight = Some(args.inflight);
+        if let Some(bytes) = args.store_bytes {
+            options.policy.offline_queue_bytes = bytes;
+        }
         let prefix = args
             .prefix
             .clone()
@@ -614,6 +617,10 @@ async fn subscriber(bench: Arc<Bench>, index: u32, mut stop: watch::Receiver<boo
         let Some(message) = message else {
             // The client stopped: the connection was lost (no reconnect in a bench).
             bump(&bench.counters.connect_errors);
+            note_error(
+                &bench,
+                &format!("{id}: connection lost (see the broker's log)"),
+            );
             break;
         };
         let received_ns = now_ns();
