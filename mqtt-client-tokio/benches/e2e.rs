@@ -1,13 +1,13 @@
-//! End-to-end benchmark against a private mosquitto: mqtt-client-tokio and rumqttc 0.25 in
-//! the same run.
+//! End-to-end benchmark against a private mosquitto: mqtt-client-tokio, rumqttc 0.25 and a
+//! hand-written raw-socket client (the floor) in the same run, over MQTT 3.1.1 and 5.0.
 //!
 //! ```text
-//! cargo bench -p mqtt-client-tokio --bench e2e            # full run (~2 min)
+//! cargo bench -p mqtt-client-tokio --bench e2e            # full run (~5 min)
 //! cargo bench -p mqtt-client-tokio --bench e2e -- --quick # smaller counts, one repetition
 //! ```
 //!
-//! What it measures, for each library, with MQTT 3.1.1 (rumqttc's mature protocol), 64-byte
-//! payloads, 50k / 20k / 10k messages at QoS 0 / 1 / 2:
+//! What it measures, for each client and each protocol version (rumqttc: `rumqttc` for
+//! 3.1.1, `rumqttc::v5` for 5.0), 64-byte payloads, 50k / 20k / 10k messages at QoS 0 / 1 / 2:
 //! - **throughput**: its publisher process to its subscriber process, messages per second
 //!   from "go" until both are done;
 //! - **client CPU per message**: each client runs in a process of its own on a
@@ -15,21 +15,34 @@
 //!   the process's `getrusage(RUSAGE_SELF)` user+system time over the measured window is
 //!   divided by the message count. The publisher is measured publishing alone (the broker
 //!   acknowledges; nobody subscribes), the subscriber fed by the same publisher (rumqttc's)
-//!   for both libraries, so neither side's figure depends on the other library's pacing. The
-//!   harness around the client (a counter, a loop) is the same for both;
-//! - **QoS 1 round-trip latency**: one client publishes to a topic it subscribes to, one
-//!   message at a time; p50 / p99 of publish-to-receive;
+//!   for every client, so no side's figure depends on the other client's pacing. The
+//!   harness around the client (a counter, a loop) is the same for all;
+//! - **round-trip latency at QoS 0, 1 and 2**: one client publishes to a topic it subscribes
+//!   to, one message at a time, and waits for its acknowledgement (PUBACK / PUBCOMP) before
+//!   the next; p50 / p99 of publish-to-receive;
 //! - **memory per idle connection**: a process opens 2,000 connections and idles; (RSS after
 //!   − RSS before) / 2,000. Measured in a fresh process, and after one client was connected
 //!   and dropped first (which changes how glibc serves the session store, see the README).
 //!
-//! Both clients get the same in-flight window (20, mosquitto's `max_inflight_messages`), a
-//! 64-command request queue, and at most 84 unacknowledged messages (ours: the publisher
-//! awaits its oldest `Delivery` beyond that; rumqttc: its request queue plus window).
+//! The raw client is the floor for latency and idle memory (a socket and nothing else); its
+//! CPU per message counts its system calls, one read and one write per wake-up, so where a
+//! library batches more acknowledgements per read it can cost less than the floor.
+//!
+//! Settings, equal for all three clients: in-flight window 20 QoS 1/2 messages
+//! (mosquitto's `max_inflight_messages`, which it also announces as Receive Maximum on 5.0;
+//! ours: `max_inflight`, rumqttc: `set_inflight` / `set_outgoing_inflight_upper_limit`,
+//! raw: counted by hand), a 64-command request queue, and at most 84 unacknowledged
+//! messages (ours: the publisher awaits its oldest `Delivery` beyond that; rumqttc: its
+//! request queue plus window; raw: the window alone, and QoS 0 written 64 messages to a
+//! write). Keep alive 60 s, Nagle off, clean sessions, no properties on 5.0.
 //! mosquitto runs with `max_queued_messages 0` so no QoS 0 message is dropped, and without
-//! its per-packet log. Each
-//! measurement is repeated (3×, the libraries alternating) and the median reported.
-//! Every child process and wait is bounded; loopback only.
+//! its per-packet log. Each measurement is repeated (3×, the clients alternating) and the
+//! median reported. Every child process and wait is bounded; loopback only.
+
+#[path = "e2e/peer.rs"]
+mod peer;
+#[path = "e2e/raw.rs"]
+mod raw;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
@@ -43,9 +56,9 @@ use mqtt_test_support::Broker;
 const PHASE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Payload size.
 const PAYLOAD: usize = 64;
-/// In-flight window of both clients (mosquitto's default `max_inflight_messages`).
+/// In-flight window of every client (mosquitto's default `max_inflight_messages`).
 const INFLIGHT: u16 = 20;
-/// Request queue of both clients (ours is fixed at 64).
+/// Request queue of the clients (ours is fixed at 64).
 const REQUESTS: usize = 64;
 /// Connections of the idle-memory measurement.
 const IDLE_CONNECTIONS: usize = 2_000;
@@ -60,8 +73,20 @@ fn main() {
     orchestrate(quick);
 }
 
-/// The two clients.
-const LIBS: [&str; 2] = ["ours", "rumqttc"];
+/// The clients: ours, the peer library, and the raw-socket floor.
+const LIBS: [&str; 3] = ["ours", "rumqttc", "raw"];
+/// The protocol versions: their names in the report and on the children's command lines.
+const VERSIONS: [(&str, &str); 2] = [("3.1.1", "311"), ("5.0", "5")];
+
+/// Everything measured for one protocol version.
+struct Results {
+    version: &'static str,
+    /// Per QoS, one entry per client (in `LIBS` order).
+    throughput: Vec<(u8, Vec<Throughput>)>,
+    latency: Vec<(u8, Vec<Latency>)>,
+    /// Fresh, then after one client was dropped; KiB per connection per client.
+    memory: [Vec<f64>; 2],
+}
 
 fn orchestrate(quick: bool) {
     raise_fd_limit();
@@ -78,60 +103,74 @@ fn orchestrate(quick: bool) {
         .start()
         .expect("mosquitto (apt-get install mosquitto)");
     let port = broker.port();
-    println!("# e2e benchmark, mosquitto on 127.0.0.1:{port}, 3.1.1, {PAYLOAD}-byte payloads");
+    println!(
+        "# e2e benchmark, mosquitto on 127.0.0.1:{port}, 3.1.1 and 5.0, {PAYLOAD}-byte payloads"
+    );
     println!("# {}", machine());
 
-    let mut rows = Vec::new();
-    for (qos, n) in [(0u8, 50_000usize), (1, 20_000), (2, 10_000)] {
-        let n = n / scale;
-        // Alternate the libraries run by run, so load from elsewhere hits both alike.
-        let mut runs: [Vec<Throughput>; 2] = [Vec::new(), Vec::new()];
-        for r in 0..reps {
-            for (i, lib) in LIBS.iter().enumerate() {
-                runs[i].push(Throughput::measure(lib, qos, n, port, r));
-            }
-        }
-        for (lib, runs) in LIBS.iter().zip(runs) {
-            let t = Throughput::median(runs);
-            eprintln!("{lib} QoS {qos}: {t:?}");
-            rows.push((format!("QoS {qos}"), *lib, t));
-        }
-    }
-    let latency: Vec<(&str, Latency)> = LIBS
+    let mut results: Vec<Results> = VERSIONS
         .iter()
-        .map(|lib| {
-            let runs: Vec<Latency> = (0..reps)
-                .map(|_| latency(lib, 2_000 / scale, port))
-                .collect();
-            let l = Latency::median(runs);
-            eprintln!(
-                "{lib} latency: p50 {:.1} us, p99 {:.1} us",
-                l.p50_us, l.p99_us
-            );
-            (*lib, l)
+        .map(|(version, _)| Results {
+            version,
+            throughput: Vec::new(),
+            latency: Vec::new(),
+            memory: [Vec::new(), Vec::new()],
         })
         .collect();
+    for ((name, ver), results) in VERSIONS.iter().zip(&mut results) {
+        for (qos, n) in [(0u8, 50_000usize), (1, 20_000), (2, 10_000)] {
+            let n = n / scale;
+            // Alternate the clients run by run, so load from elsewhere hits all alike.
+            let mut runs: Vec<Vec<Throughput>> = vec![Vec::new(); LIBS.len()];
+            for r in 0..reps {
+                for (i, lib) in LIBS.iter().enumerate() {
+                    runs[i].push(Throughput::measure(lib, ver, qos, n, port, r));
+                }
+            }
+            let medians: Vec<Throughput> = runs.into_iter().map(Throughput::median).collect();
+            for (lib, t) in LIBS.iter().zip(&medians) {
+                eprintln!("{name} {lib} QoS {qos}: {t:?}");
+            }
+            results.throughput.push((qos, medians));
+        }
+        for qos in 0..=2u8 {
+            let mut runs: Vec<Vec<Latency>> = vec![Vec::new(); LIBS.len()];
+            for _ in 0..reps {
+                for (i, lib) in LIBS.iter().enumerate() {
+                    runs[i].push(latency(lib, ver, qos, 2_000 / scale, port));
+                }
+            }
+            let medians: Vec<Latency> = runs.into_iter().map(Latency::median).collect();
+            for (lib, l) in LIBS.iter().zip(&medians) {
+                eprintln!(
+                    "{name} {lib} QoS {qos} latency: p50 {:.1} us, p99 {:.1} us",
+                    l.p50_us, l.p99_us
+                );
+            }
+            results.latency.push((qos, medians));
+        }
+    }
     drop(broker);
     let idle_count = IDLE_CONNECTIONS / scale;
-    let memory = |churn: bool| -> Vec<(&str, f64)> {
-        LIBS.iter()
-            .map(|lib| {
+    for ((name, ver), results) in VERSIONS.iter().zip(&mut results) {
+        for (slot, churn) in [false, true].into_iter().enumerate() {
+            for lib in LIBS {
                 let broker = Broker::builder()
                     .config_line("max_connections -1")
                     .start()
                     .expect("mosquitto");
-                let kb = idle_memory(lib, idle_count, broker.port(), churn);
-                eprintln!("{lib} idle (churn {churn}): {kb:.2} KiB per connection");
-                (*lib, kb)
-            })
-            .collect()
-    };
-    let fresh = memory(false);
-    let churned = memory(true);
-    report(&rows, &latency, &[fresh, churned], idle_count);
+                let kb = idle_memory(lib, ver, idle_count, broker.port(), churn);
+                eprintln!("{name} {lib} idle (churn {churn}): {kb:.2} KiB per connection");
+                results.memory[slot].push(kb);
+            }
+        }
+    }
+    for results in &results {
+        report(results, idle_count);
+    }
 }
 
-/// One library at one QoS.
+/// One client at one QoS.
 #[derive(Debug, Clone, Copy)]
 struct Throughput {
     /// Messages per second, its own publisher to its own subscriber.
@@ -139,16 +178,16 @@ struct Throughput {
     /// Publisher CPU µs per message, publishing alone (the broker acknowledges, nobody
     /// subscribes).
     pub_cpu_us: f64,
-    /// Subscriber CPU µs per message, fed by the same publisher (rumqttc's) for both.
+    /// Subscriber CPU µs per message, fed by the same publisher (rumqttc's) for all.
     sub_cpu_us: f64,
 }
 
 impl Throughput {
     /// The three runs of one measurement.
-    fn measure(lib: &str, qos: u8, n: usize, port: u16, rep: usize) -> Self {
-        let e2e = run_pair(lib, Some(lib), qos, n, port, rep);
-        let alone = run_pair(lib, None, qos, n, port, rep);
-        let fed = run_pair(FEEDER, Some(lib), qos, n, port, rep);
+    fn measure(lib: &str, ver: &str, qos: u8, n: usize, port: u16, rep: usize) -> Self {
+        let e2e = run_pair(lib, Some(lib), ver, qos, n, port, rep);
+        let alone = run_pair(lib, None, ver, qos, n, port, rep);
+        let fed = run_pair(FEEDER, Some(lib), ver, qos, n, port, rep);
         Self {
             rate: e2e.rate,
             pub_cpu_us: alone.pub_cpu_us,
@@ -168,7 +207,7 @@ impl Throughput {
     }
 }
 
-/// The publisher that feeds both libraries' subscribers in the subscriber-CPU runs.
+/// The publisher that feeds every subscriber in the subscriber-CPU runs.
 const FEEDER: &str = "rumqttc";
 
 /// One publisher/subscriber run.
@@ -202,12 +241,23 @@ fn median(v: &mut [f64]) -> f64 {
 
 /// A publisher process and, unless `sub_lib` is `None`, a subscriber process; the clock runs
 /// from "go" to the subscriber's last message (or the publisher's last acknowledgement).
-fn run_pair(pub_lib: &str, sub_lib: Option<&str>, qos: u8, n: usize, port: u16, rep: usize) -> Run {
-    let topic = format!("bench/{pub_lib}/{}/{qos}/{rep}", sub_lib.unwrap_or("none"));
+fn run_pair(
+    pub_lib: &str,
+    sub_lib: Option<&str>,
+    ver: &str,
+    qos: u8,
+    n: usize,
+    port: u16,
+    rep: usize,
+) -> Run {
+    let topic = format!(
+        "bench/{ver}/{pub_lib}/{}/{qos}/{rep}",
+        sub_lib.unwrap_or("none")
+    );
     let args = |role: &'static str, lib: &str| -> Vec<String> {
         let qos = qos.to_string();
         let (n, port) = (n.to_string(), port.to_string());
-        [role, lib, &qos, &n, &port, &topic]
+        [role, lib, ver, &qos, &n, &port, &topic]
             .iter()
             .map(|s| s.to_string())
             .collect()
@@ -231,8 +281,15 @@ fn run_pair(pub_lib: &str, sub_lib: Option<&str>, qos: u8, n: usize, port: u16, 
     }
 }
 
-fn latency(lib: &str, n: usize, port: u16) -> Latency {
-    let p = Proc::spawn(&["lat", lib, &n.to_string(), &port.to_string()]);
+fn latency(lib: &str, ver: &str, qos: u8, n: usize, port: u16) -> Latency {
+    let p = Proc::spawn(&[
+        "lat",
+        lib,
+        ver,
+        &qos.to_string(),
+        &n.to_string(),
+        &port.to_string(),
+    ]);
     let report = p.expect("done");
     let v: Vec<f64> = report
         .split_whitespace()
@@ -246,9 +303,16 @@ fn latency(lib: &str, n: usize, port: u16) -> Latency {
 }
 
 /// KiB of resident memory per idle connection.
-fn idle_memory(lib: &str, count: usize, port: u16, churn: bool) -> f64 {
+fn idle_memory(lib: &str, ver: &str, count: usize, port: u16, churn: bool) -> f64 {
     let churn = if churn { "churn" } else { "fresh" };
-    let p = Proc::spawn(&["idle", lib, &count.to_string(), &port.to_string(), churn]);
+    let p = Proc::spawn(&[
+        "idle",
+        lib,
+        ver,
+        &count.to_string(),
+        &port.to_string(),
+        churn,
+    ]);
     let report = p.expect("done");
     let v: Vec<f64> = report
         .split_whitespace()
@@ -258,56 +322,55 @@ fn idle_memory(lib: &str, count: usize, port: u16, churn: bool) -> f64 {
     (v[1] - v[0]) / count as f64
 }
 
-fn report(
-    rows: &[(String, &str, Throughput)],
-    latency: &[(&str, Latency)],
-    memory: &[Vec<(&str, f64)>; 2],
-    idle_count: usize,
-) {
+/// One table per protocol version: ours, rumqttc, raw, and ours / rumqttc.
+fn report(r: &Results, idle_count: usize) {
     println!();
-    println!("| measurement | mqtt-client-tokio | rumqttc 0.25 | ours / rumqttc |");
-    println!("|---|---:|---:|---:|");
-    for pair in rows.chunks(2) {
-        let (name, _, ours) = &pair[0];
-        let (_, _, theirs) = &pair[1];
+    println!("## MQTT {}", r.version);
+    println!();
+    println!(
+        "| measurement | mqtt-client-tokio | rumqttc 0.25 | raw socket (floor) | ours / rumqttc |"
+    );
+    println!("|---|---:|---:|---:|---:|");
+    let row = |name: String, values: [f64; 3], digits: usize| {
         println!(
-            "| {name}: msg/s, end to end | {:.0} | {:.0} | {:.2} |",
-            ours.rate,
-            theirs.rate,
-            ours.rate / theirs.rate
+            "| {name} | {:.digits$} | {:.digits$} | {:.digits$} | {:.2} |",
+            values[0],
+            values[1],
+            values[2],
+            values[0] / values[1]
         );
-        println!(
-            "| {name}: publisher CPU µs/msg (publishing alone) | {:.2} | {:.2} | {:.2} |",
-            ours.pub_cpu_us,
-            theirs.pub_cpu_us,
-            ours.pub_cpu_us / theirs.pub_cpu_us
+    };
+    for (qos, t) in &r.throughput {
+        let pick = |f: fn(&Throughput) -> f64| [f(&t[0]), f(&t[1]), f(&t[2])];
+        row(format!("QoS {qos}: msg/s, end to end"), pick(|t| t.rate), 0);
+        row(
+            format!("QoS {qos}: publisher CPU µs/msg (publishing alone)"),
+            pick(|t| t.pub_cpu_us),
+            2,
         );
-        println!(
-            "| {name}: subscriber CPU µs/msg (same feeder) | {:.2} | {:.2} | {:.2} |",
-            ours.sub_cpu_us,
-            theirs.sub_cpu_us,
-            ours.sub_cpu_us / theirs.sub_cpu_us
+        row(
+            format!("QoS {qos}: subscriber CPU µs/msg (same feeder)"),
+            pick(|t| t.sub_cpu_us),
+            2,
         );
     }
-    let (o, t) = (latency[0].1, latency[1].1);
-    println!(
-        "| QoS 1 round trip p50 µs | {:.0} | {:.0} | {:.2} |",
-        o.p50_us,
-        t.p50_us,
-        o.p50_us / t.p50_us
-    );
-    println!(
-        "| QoS 1 round trip p99 µs | {:.0} | {:.0} | {:.2} |",
-        o.p99_us,
-        t.p99_us,
-        o.p99_us / t.p99_us
-    );
-    for (memory, when) in memory.iter().zip(["", ", after one client was dropped"]) {
-        println!(
-            "| RSS per idle connection ({idle_count}{when}), KiB | {:.1} | {:.1} | {:.2} |",
-            memory[0].1,
-            memory[1].1,
-            memory[0].1 / memory[1].1
+    for (qos, l) in &r.latency {
+        row(
+            format!("QoS {qos} round trip p50 µs"),
+            [l[0].p50_us, l[1].p50_us, l[2].p50_us],
+            0,
+        );
+        row(
+            format!("QoS {qos} round trip p99 µs"),
+            [l[0].p99_us, l[1].p99_us, l[2].p99_us],
+            0,
+        );
+    }
+    for (memory, when) in r.memory.iter().zip(["", ", after one client was dropped"]) {
+        row(
+            format!("RSS per idle connection ({idle_count}{when}), KiB"),
+            [memory[0], memory[1], memory[2]],
+            1,
         );
     }
 }
@@ -419,7 +482,8 @@ mod child {
 
     use tokio::sync::Notify;
 
-    use super::{INFLIGHT, PAYLOAD, REQUESTS};
+    use super::peer::{Peer, Seen};
+    use super::{raw, INFLIGHT, PAYLOAD, REQUESTS};
 
     /// How long a child may take for its whole job.
     const JOB_TIMEOUT: Duration = Duration::from_secs(100);
@@ -430,42 +494,44 @@ mod child {
             .build()
             .expect("runtime");
         let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        let v5 = |ver: &str| ver == "5";
         let job = async {
-            match a.as_slice() {
-                ["sub", lib, qos, n, port, topic] => {
-                    sub(
-                        lib,
-                        qos.parse().unwrap(),
-                        n.parse().unwrap(),
-                        port.parse().unwrap(),
-                        topic,
-                    )
-                    .await
-                }
-                ["pub", lib, qos, n, port, topic] => {
-                    publish(
-                        lib,
-                        qos.parse().unwrap(),
-                        n.parse().unwrap(),
-                        port.parse().unwrap(),
-                        topic,
-                    )
-                    .await
-                }
-                ["lat", lib, n, port] => {
-                    latency(lib, n.parse().unwrap(), port.parse().unwrap()).await
-                }
-                ["idle", lib, count, port, churn] => {
-                    idle(
-                        lib,
-                        count.parse().unwrap(),
-                        port.parse().unwrap(),
-                        *churn == "churn",
-                    )
-                    .await
-                }
-                _ => panic!("unknown role {a:?}"),
-            }
+            let local = tokio::task::LocalSet::new();
+            local
+                .run_until(async {
+                    match a.as_slice() {
+                        ["sub", lib, ver, qos, n, port, topic] => {
+                            let (qos, n, port) = (
+                                qos.parse().unwrap(),
+                                n.parse().unwrap(),
+                                port.parse().unwrap(),
+                            );
+                            sub(lib, v5(ver), qos, n, port, topic).await
+                        }
+                        ["pub", lib, ver, qos, n, port, topic] => {
+                            let (qos, n, port) = (
+                                qos.parse().unwrap(),
+                                n.parse().unwrap(),
+                                port.parse().unwrap(),
+                            );
+                            publish(lib, v5(ver), qos, n, port, topic).await
+                        }
+                        ["lat", lib, ver, qos, n, port] => {
+                            let (qos, n, port) = (
+                                qos.parse().unwrap(),
+                                n.parse().unwrap(),
+                                port.parse().unwrap(),
+                            );
+                            latency(lib, v5(ver), qos, n, port).await
+                        }
+                        ["idle", lib, ver, count, port, churn] => {
+                            let (count, port) = (count.parse().unwrap(), port.parse().unwrap());
+                            idle(lib, v5(ver), count, port, *churn == "churn").await
+                        }
+                        _ => panic!("unknown role {a:?}"),
+                    }
+                })
+                .await;
         };
         rt.block_on(async {
             tokio::time::timeout(JOB_TIMEOUT, job)
@@ -477,7 +543,7 @@ mod child {
     }
 
     /// User + system CPU time of this process, in microseconds.
-    fn cpu_us() -> f64 {
+    pub(crate) fn cpu_us() -> f64 {
         // SAFETY: getrusage with a valid pointer to a zeroed local struct.
         let usage = unsafe {
             let mut usage: libc::rusage = std::mem::zeroed();
@@ -497,266 +563,191 @@ mod child {
         pages * page / 1024.0
     }
 
-    fn say(line: &str) {
+    pub(crate) fn say(line: &str) {
         println!("{line}");
     }
 
     /// Waits for a line on stdin (blocking the single runtime thread is fine here: nothing
     /// else needs to run before "go").
-    fn wait_for_go() {
+    pub(crate) fn wait_for_go() {
         let mut line = String::new();
         std::io::stdin().lock().read_line(&mut line).expect("stdin");
     }
 
-    fn ours_options(port: u16) -> mqtt_client_tokio::Options {
+    fn ours_options(port: u16, v5: bool) -> mqtt_client_tokio::Options {
+        use mqtt_client_tokio::ProtocolVersion;
         let mut o = mqtt_client_tokio::Options::new(&format!("mqtt://127.0.0.1:{port}")).unwrap();
-        o.protocol.version = mqtt_client_tokio::ProtocolVersion::V3_1_1;
+        o.protocol.version = if v5 {
+            ProtocolVersion::V5
+        } else {
+            ProtocolVersion::V3_1_1
+        };
         o.protocol.max_inflight = Some(INFLIGHT);
         o.protocol.keep_alive = Duration::from_secs(60);
         o.policy.queue_full = mqtt_client_tokio::QueueFull::Wait;
         o
     }
 
+    async fn ours_client(port: u16, v5: bool) -> mqtt_client_tokio::Client {
+        let (client, events) = mqtt_client_tokio::Client::connect(ours_options(port, v5))
+            .await
+            .unwrap();
+        drop(events);
+        client
+    }
+
     fn ours_qos(q: u8) -> mqtt_client_tokio::QoS {
         mqtt_client_tokio::QoS::from_u8(q).unwrap()
     }
 
-    fn rumqttc_options(id: &str, port: u16) -> rumqttc::MqttOptions {
-        let mut o = rumqttc::MqttOptions::new(id, "127.0.0.1", port);
-        o.set_keep_alive(Duration::from_secs(60));
-        o.set_inflight(INFLIGHT);
-        o
-    }
-
-    fn rumqttc_qos(q: u8) -> rumqttc::QoS {
-        match q {
-            0 => rumqttc::QoS::AtMostOnce,
-            1 => rumqttc::QoS::AtLeastOnce,
-            _ => rumqttc::QoS::ExactlyOnce,
+    async fn sub(lib: &str, v5: bool, qos: u8, n: usize, port: u16, topic: &str) {
+        match lib {
+            "ours" => {
+                let client = ours_client(port, v5).await;
+                let mut sub = client.subscribe(topic, ours_qos(qos)).await.unwrap();
+                say("ready");
+                let cpu0 = cpu_us();
+                for _ in 0..n {
+                    sub.recv().await.expect("message");
+                }
+                say(&format!("done {:.0}", cpu_us() - cpu0));
+            }
+            "raw" => raw::subscribe_n(v5, qos, n, port, topic).await,
+            _ => {
+                let received = Arc::new(AtomicUsize::new(0));
+                let all = Arc::new(Notify::new());
+                let (count, done) = (Arc::clone(&received), Arc::clone(&all));
+                let subscribed = Arc::new(Notify::new());
+                let suback = Arc::clone(&subscribed);
+                let client = Peer::connect(v5, "bench-sub".into(), port, move |e| match e {
+                    Seen::Publish if count.fetch_add(1, Ordering::Relaxed) + 1 == n => {
+                        done.notify_one();
+                    }
+                    Seen::SubAck => suback.notify_one(),
+                    _ => {}
+                })
+                .await;
+                client.subscribe(topic, qos).await;
+                subscribed.notified().await;
+                say("ready");
+                let cpu0 = cpu_us();
+                all.notified().await;
+                say(&format!("done {:.0}", cpu_us() - cpu0));
+            }
         }
     }
 
-    /// Connects a rumqttc client and polls its event loop on a task; `on_event` sees every
-    /// event. Returns once CONNACK arrived.
-    async fn rumqttc_client(
-        id: String,
-        port: u16,
-        mut on_event: impl FnMut(&rumqttc::Event) + 'static,
-    ) -> rumqttc::AsyncClient {
-        let (client, mut eventloop) =
-            rumqttc::AsyncClient::new(rumqttc_options(&id, port), REQUESTS);
-        // Nagle's algorithm off, as ours by default: otherwise round trips wait for delayed
-        // ACKs (~40 ms).
-        eventloop.network_options.set_tcp_nodelay(true);
-        let connected = Arc::new(Notify::new());
-        let notify = Arc::clone(&connected);
-        tokio::task::spawn_local(async move {
-            loop {
-                match eventloop.poll().await {
-                    Ok(event) => {
-                        if let rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_)) = event {
-                            notify.notify_one();
-                        }
-                        on_event(&event);
-                    }
-                    Err(e) => panic!("rumqttc: {e}"),
-                }
-            }
-        });
-        connected.notified().await;
-        client
-    }
-
-    async fn sub(lib: &str, qos: u8, n: usize, port: u16, topic: &str) {
-        let local = tokio::task::LocalSet::new();
-        local
-            .run_until(async {
-                match lib {
-                    "ours" => {
-                        let (client, events) =
-                            mqtt_client_tokio::Client::connect(ours_options(port))
-                                .await
-                                .unwrap();
-                        drop(events);
-                        let mut sub = client.subscribe(topic, ours_qos(qos)).await.unwrap();
-                        say("ready");
-                        let cpu0 = cpu_us();
-                        for _ in 0..n {
-                            sub.recv().await.expect("message");
-                        }
-                        say(&format!("done {:.0}", cpu_us() - cpu0));
-                    }
-                    _ => {
-                        let received = Arc::new(AtomicUsize::new(0));
-                        let all = Arc::new(Notify::new());
-                        let (count, done) = (Arc::clone(&received), Arc::clone(&all));
-                        let subscribed = Arc::new(Notify::new());
-                        let suback = Arc::clone(&subscribed);
-                        let client = rumqttc_client("bench-sub".into(), port, move |e| match e {
-                            rumqttc::Event::Incoming(rumqttc::Packet::Publish(_))
-                                if count.fetch_add(1, Ordering::Relaxed) + 1 == n =>
-                            {
-                                done.notify_one();
-                            }
-                            rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_)) => {
-                                suback.notify_one();
-                            }
-                            _ => {}
-                        })
-                        .await;
-                        client.subscribe(topic, rumqttc_qos(qos)).await.unwrap();
-                        subscribed.notified().await;
-                        say("ready");
-                        let cpu0 = cpu_us();
-                        all.notified().await;
-                        say(&format!("done {:.0}", cpu_us() - cpu0));
-                    }
-                }
-            })
-            .await;
-    }
-
-    async fn publish(lib: &str, qos: u8, n: usize, port: u16, topic: &str) {
+    async fn publish(lib: &str, v5: bool, qos: u8, n: usize, port: u16, topic: &str) {
         let payload = vec![0x5a; PAYLOAD];
-        let local = tokio::task::LocalSet::new();
-        local
-            .run_until(async {
-                match lib {
-                    "ours" => {
-                        let (client, events) =
-                            mqtt_client_tokio::Client::connect(ours_options(port))
-                                .await
-                                .unwrap();
-                        drop(events);
-                        let payload = mqtt_client_tokio::Bytes::from(payload);
-                        say("ready");
-                        wait_for_go();
-                        let cpu0 = cpu_us();
-                        // At most as many unacknowledged messages as rumqttc can hold (its
-                        // request queue plus its in-flight window): `publish_queued` alone
-                        // would fill the whole 1 MiB offline queue.
-                        let mut pending = std::collections::VecDeque::new();
-                        for _ in 0..n {
-                            let m = mqtt_client_tokio::Message::new(
-                                topic,
-                                payload.clone(),
-                                ours_qos(qos),
-                            );
-                            pending.push_back(client.publish_queued(m).await.unwrap());
-                            if pending.len() > REQUESTS + usize::from(INFLIGHT) {
-                                pending.pop_front().unwrap().await.unwrap();
-                            }
-                        }
-                        for delivery in pending {
-                            delivery.await.unwrap();
-                        }
-                        say(&format!("done {:.0}", cpu_us() - cpu0));
-                    }
-                    _ => {
-                        let acked = Arc::new(AtomicUsize::new(0));
-                        let all = Arc::new(Notify::new());
-                        let (count, done) = (Arc::clone(&acked), Arc::clone(&all));
-                        let client = rumqttc_client("bench-pub".into(), port, move |e| {
-                            let finished = match (qos, e) {
-                                (0, rumqttc::Event::Outgoing(rumqttc::Outgoing::Publish(_)))
-                                | (1, rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_)))
-                                | (2, rumqttc::Event::Incoming(rumqttc::Packet::PubComp(_))) => {
-                                    count.fetch_add(1, Ordering::Relaxed) + 1 == n
-                                }
-                                _ => false,
-                            };
-                            if finished {
-                                done.notify_one();
-                            }
-                        })
-                        .await;
-                        say("ready");
-                        wait_for_go();
-                        let cpu0 = cpu_us();
-                        for _ in 0..n {
-                            client
-                                .publish(topic, rumqttc_qos(qos), false, payload.clone())
-                                .await
-                                .unwrap();
-                        }
-                        all.notified().await;
-                        say(&format!("done {:.0}", cpu_us() - cpu0));
+        match lib {
+            "ours" => {
+                let client = ours_client(port, v5).await;
+                let payload = mqtt_client_tokio::Bytes::from(payload);
+                say("ready");
+                wait_for_go();
+                let cpu0 = cpu_us();
+                // At most as many unacknowledged messages as rumqttc can hold (its request
+                // queue plus its in-flight window): `publish_queued` alone would fill the
+                // whole 1 MiB offline queue.
+                let mut pending = std::collections::VecDeque::new();
+                for _ in 0..n {
+                    let m = mqtt_client_tokio::Message::new(topic, payload.clone(), ours_qos(qos));
+                    pending.push_back(client.publish_queued(m).await.unwrap());
+                    if pending.len() > REQUESTS + usize::from(INFLIGHT) {
+                        pending.pop_front().unwrap().await.unwrap();
                     }
                 }
-            })
-            .await;
+                for delivery in pending {
+                    delivery.await.unwrap();
+                }
+                say(&format!("done {:.0}", cpu_us() - cpu0));
+            }
+            "raw" => raw::publish_n(v5, qos, n, port, topic).await,
+            _ => {
+                let acked = Arc::new(AtomicUsize::new(0));
+                let all = Arc::new(Notify::new());
+                let (count, done) = (Arc::clone(&acked), Arc::clone(&all));
+                let client = Peer::connect(v5, "bench-pub".into(), port, move |e| {
+                    let finished = match (qos, e) {
+                        (0, Seen::Sent) | (1, Seen::PubAck) | (2, Seen::PubComp) => {
+                            count.fetch_add(1, Ordering::Relaxed) + 1 == n
+                        }
+                        _ => false,
+                    };
+                    if finished {
+                        done.notify_one();
+                    }
+                })
+                .await;
+                say("ready");
+                wait_for_go();
+                let cpu0 = cpu_us();
+                for _ in 0..n {
+                    client.publish(topic, qos, payload.clone()).await;
+                }
+                all.notified().await;
+                say(&format!("done {:.0}", cpu_us() - cpu0));
+            }
+        }
     }
 
-    /// QoS 1 publish to its own subscription, one at a time: p50 and p99 in µs.
-    async fn latency(lib: &str, n: usize, port: u16) {
-        let topic = format!("bench/latency/{lib}");
+    /// Publishes to its own subscription at `qos`, one at a time, waiting for the
+    /// acknowledgement before the next: p50 and p99 of publish→receive in µs.
+    async fn latency(lib: &str, v5: bool, qos: u8, n: usize, port: u16) {
+        let topic = format!("bench/latency/{lib}/{qos}");
         let payload = vec![0x5a; PAYLOAD];
         let mut samples = Vec::with_capacity(n);
-        let local = tokio::task::LocalSet::new();
-        local
-            .run_until(async {
-                match lib {
-                    "ours" => {
-                        let (client, events) =
-                            mqtt_client_tokio::Client::connect(ours_options(port))
-                                .await
-                                .unwrap();
-                        drop(events);
-                        let mut sub = client
-                            .subscribe(topic.as_str(), mqtt_client_tokio::QoS::AtLeastOnce)
-                            .await
-                            .unwrap();
-                        let payload = mqtt_client_tokio::Bytes::from(payload);
-                        for _ in 0..n {
-                            let t0 = Instant::now();
-                            let m = mqtt_client_tokio::Message::new(
-                                topic.as_str(),
-                                payload.clone(),
-                                mqtt_client_tokio::QoS::AtLeastOnce,
-                            );
-                            let delivery = client.publish_queued(m).await.unwrap();
-                            sub.recv().await.unwrap();
-                            samples.push(t0.elapsed());
-                            delivery.await.unwrap();
-                        }
+        match lib {
+            "ours" => {
+                let client = ours_client(port, v5).await;
+                let mut sub = client
+                    .subscribe(topic.as_str(), ours_qos(qos))
+                    .await
+                    .unwrap();
+                let payload = mqtt_client_tokio::Bytes::from(payload);
+                for _ in 0..n {
+                    let t0 = Instant::now();
+                    let m = mqtt_client_tokio::Message::new(
+                        topic.as_str(),
+                        payload.clone(),
+                        ours_qos(qos),
+                    );
+                    let delivery = client.publish_queued(m).await.unwrap();
+                    sub.recv().await.unwrap();
+                    samples.push(t0.elapsed());
+                    delivery.await.unwrap();
+                }
+            }
+            "raw" => samples = raw::latency(v5, qos, n, port, &topic).await,
+            _ => {
+                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+                let (ack_tx, mut acks) = tokio::sync::mpsc::unbounded_channel();
+                let subscribed = Arc::new(Notify::new());
+                let suback = Arc::clone(&subscribed);
+                let client = Peer::connect(v5, "bench-lat".into(), port, move |e| match e {
+                    Seen::Publish => {
+                        let _ = tx.send(Instant::now());
                     }
-                    _ => {
-                        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-                        let subscribed = Arc::new(Notify::new());
-                        let suback = Arc::clone(&subscribed);
-                        let client = rumqttc_client("bench-lat".into(), port, move |e| match e {
-                            rumqttc::Event::Incoming(rumqttc::Packet::Publish(_)) => {
-                                let _ = tx.send(Instant::now());
-                            }
-                            rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_)) => {
-                                suback.notify_one();
-                            }
-                            _ => {}
-                        })
-                        .await;
-                        client
-                            .subscribe(topic.as_str(), rumqttc::QoS::AtLeastOnce)
-                            .await
-                            .unwrap();
-                        subscribed.notified().await;
-                        for _ in 0..n {
-                            let t0 = Instant::now();
-                            client
-                                .publish(
-                                    topic.as_str(),
-                                    rumqttc::QoS::AtLeastOnce,
-                                    false,
-                                    payload.clone(),
-                                )
-                                .await
-                                .unwrap();
-                            let t1 = rx.recv().await.unwrap();
-                            samples.push(t1 - t0);
-                        }
+                    Seen::PubAck | Seen::PubComp => {
+                        let _ = ack_tx.send(());
+                    }
+                    Seen::SubAck => suback.notify_one(),
+                    _ => {}
+                })
+                .await;
+                client.subscribe(&topic, qos).await;
+                subscribed.notified().await;
+                for _ in 0..n {
+                    let t0 = Instant::now();
+                    client.publish(&topic, qos, payload.clone()).await;
+                    let t1 = rx.recv().await.unwrap();
+                    samples.push(t1 - t0);
+                    if qos > 0 {
+                        acks.recv().await.unwrap();
                     }
                 }
-            })
-            .await;
+            }
+        }
         samples.sort();
         let pct = |p: f64| samples[((samples.len() as f64 * p) as usize).min(samples.len() - 1)];
         say(&format!(
@@ -768,57 +759,52 @@ mod child {
 
     /// Opens `count` idle connections; reports RSS before and after, in KiB. With `churn`,
     /// one client is connected and dropped before the measurement.
-    async fn idle(lib: &str, count: usize, port: u16, churn: bool) {
+    async fn idle(lib: &str, v5: bool, count: usize, port: u16, churn: bool) {
         super::raise_fd_limit();
-        let local = tokio::task::LocalSet::new();
-        local
-            .run_until(async {
-                if churn && lib == "ours" {
-                    // One client connected and dropped first: glibc then raises its mmap
-                    // threshold past the session store's size, and later stores come from
-                    // the heap, zeroed (resident), instead of fresh mmap'ed pages.
-                    let (c, e) = mqtt_client_tokio::Client::connect(ours_options(port))
-                        .await
-                        .unwrap();
-                    c.disconnect().await.unwrap();
-                    drop((c, e));
-                    tokio::time::sleep(Duration::from_millis(200)).await;
+        if churn && lib == "ours" {
+            // One client connected and dropped first: glibc then raises its mmap threshold
+            // past the session store's size, and later stores come from the heap, zeroed
+            // (resident), instead of fresh mmap'ed pages.
+            let c = ours_client(port, v5).await;
+            c.disconnect().await.unwrap();
+            drop(c);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let before = rss_kib();
+        let mut ours = Vec::new();
+        let mut theirs = Vec::new();
+        let mut raws = Vec::new();
+        const BATCH: usize = 50;
+        for start in (0..count).step_by(BATCH) {
+            let batch = start..(start + BATCH).min(count);
+            match lib {
+                "ours" => {
+                    let set = batch.map(|_| ours_client(port, v5)).collect();
+                    ours.extend(futures_join(set).await);
                 }
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                let before = rss_kib();
-                let mut ours = Vec::new();
-                let mut theirs = Vec::new();
-                const BATCH: usize = 50;
-                for start in (0..count).step_by(BATCH) {
-                    let batch = start..(start + BATCH).min(count);
-                    match lib {
-                        "ours" => {
-                            let mut set = Vec::new();
-                            for _ in batch {
-                                set.push(mqtt_client_tokio::Client::connect(ours_options(port)));
-                            }
-                            for c in futures_join(set).await {
-                                let (client, events) = c.unwrap();
-                                drop(events);
-                                ours.push(client);
-                            }
-                        }
-                        _ => {
-                            let mut set = Vec::new();
-                            for i in batch {
-                                set.push(rumqttc_client(format!("idle-{i}"), port, |_| {}));
-                            }
-                            theirs.extend(futures_join(set).await);
-                        }
-                    }
+                "raw" => {
+                    let set =
+                        batch
+                            .map(|i| async move {
+                                raw::Raw::connect(port, v5, &format!("idle-{i}")).await
+                            })
+                            .collect();
+                    raws.extend(futures_join(set).await);
                 }
-                // Let connections settle (CONNACKs processed, buffers at rest).
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                let after = rss_kib();
-                say(&format!("done {before:.0} {after:.0}"));
-                std::hint::black_box((ours.len(), theirs.len()));
-            })
-            .await;
+                _ => {
+                    let set = batch
+                        .map(|i| Peer::connect(v5, format!("idle-{i}"), port, |_| {}))
+                        .collect();
+                    theirs.extend(futures_join(set).await);
+                }
+            }
+        }
+        // Let connections settle (CONNACKs processed, buffers at rest).
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let after = rss_kib();
+        say(&format!("done {before:.0} {after:.0}"));
+        std::hint::black_box((ours.len(), theirs.len(), raws.len()));
     }
 
     /// Awaits every future concurrently (a tiny `join_all` on the local set).

@@ -58,16 +58,17 @@ impl Cli {
         let matches = Self::command().try_get_matches_from(args)?;
         let mut cli = Self::from_arg_matches(&matches)?;
         let groups = match matches.subcommand() {
-            Some((_, sub)) => sub
+            Some((name, sub)) if name != "bench" => sub
                 .get_occurrences::<String>("property")
                 .map(|o| o.map(|g| g.cloned().collect()).collect())
                 .unwrap_or_default(),
-            None => Vec::new(),
+            _ => Vec::new(),
         };
         match &mut cli.command {
             Command::Pub(p) => p.conn.properties = groups,
             Command::Sub(s) => s.conn.properties = groups,
             Command::Rr(r) => r.conn.properties = groups,
+            Command::Bench(_) => {}
         }
         Ok(cli)
     }
@@ -117,6 +118,27 @@ pub enum Command {
         after_long_help = EXIT_CODES_HELP
     )]
     Rr(RrArgs),
+    /// Load generator: many connections, publishers or subscribers, with rates and latency
+    /// percentiles (as emqtt-bench and MQTTX bench).
+    #[command(
+        name = "bench",
+        disable_help_flag = true,
+        long_about = "Load generator (as emqtt-bench and `mqttx bench`): `conn` opens -c \
+                      connections at --conn-rate per second and reports the process's memory \
+                      per connection; `pub` runs -c publishers, each sending a message every \
+                      -I ms (or --rate per second), until -L messages or --duration; `sub` runs \
+                      -c subscribers. Every second a progress line goes to stderr (connected, \
+                      messages per second sent and received, errors); at the end (also on \
+                      Ctrl-C) a summary with latency percentiles (HdrHistogram) goes to \
+                      stdout: publish->ack for `pub` at QoS 1 and 2, publish->receive for `sub` \
+                      of messages that `mqtt bench pub` sent.\n\n\
+                      Examples:\n  \
+                      mqtt bench conn -c 10000 --conn-rate 2000 --duration 5\n  \
+                      mqtt bench sub -c 10 -t 'bench/#' -q 1 -L 100000\n  \
+                      mqtt bench pub -c 10 -t bench/%i -q 1 -I 10 -s 64 -L 100000",
+        after_long_help = crate::cli::bench::args::HEADER_HELP
+    )]
+    Bench(crate::cli::bench::args::BenchArgs),
 }
 
 /// Where a message's payload comes from: `-m`, `-f`, `-l`, `-s` or `-n`.
@@ -506,6 +528,16 @@ pub struct ConnArgs {
 }
 
 impl ConnArgs {
+    /// The flags' defaults, as if none was given (`mqtt bench` has flags of its own and
+    /// fills in the ones it shares).
+    pub fn defaults() -> Self {
+        use clap::FromArgMatches;
+        let command = Self::augment_args(clap::Command::new("defaults").disable_help_flag(true));
+        let matches = command.get_matches_from(["defaults"]);
+        // Invariant: no flag of ConnArgs is required, so an empty command line parses.
+        Self::from_arg_matches(&matches).expect("ConnArgs has defaults for every flag")
+    }
+
     /// Whether a TLS flag asks for `mqtts://`.
     pub fn wants_tls(&self) -> bool {
         self.cafile.is_some()
@@ -527,7 +559,7 @@ pub fn mosquitto_words(error: &clap::Error) -> Option<String> {
     };
     let tool = std::env::args()
         .nth(1)
-        .filter(|t| matches!(t.as_str(), "pub" | "sub" | "rr"));
+        .filter(|t| matches!(t.as_str(), "pub" | "sub" | "rr" | "bench"));
     let hint = match tool {
         Some(tool) => format!("mqtt {tool} --help"),
         None => "mqtt --help".into(),

@@ -19,6 +19,7 @@
 //! runs (so a reconnect resumes it) and ended by the final DISCONNECT.
 
 pub mod args;
+pub mod bench;
 pub mod cjson;
 pub mod connect;
 pub mod exit;
@@ -39,6 +40,7 @@ pub async fn run(cli: Cli) -> Exit {
         Command::Pub(args) => (args.conn.quiet, "pub", publish::run(args).await),
         Command::Sub(args) => (args.conn.quiet, "sub", subscribe::run(args).await),
         Command::Rr(args) => (args.conn.quiet, "rr", rr::run(args).await),
+        Command::Bench(args) => (false, "bench", bench::run(args).await),
     };
     match outcome {
         Ok(()) => Exit::Success,
