@@ -54,9 +54,18 @@ impl<'a> TopicName<'a> {
     /// # Errors
     /// [`TopicError`] when `name` is empty, too long, holds U+0000 or a wildcard.
     pub fn new(name: &'a str) -> Result<Self, TopicError> {
-        check_common(name)?;
-        // [MQTT-3.3.2-2] the topic name in a PUBLISH must not contain wildcard characters
-        if name.bytes().any(|b| b == b'+' || b == b'#') {
+        if name.is_empty() {
+            return Err(TopicError::Empty);
+        }
+        if name.len() > usize::from(u16::MAX) {
+            return Err(TopicError::TooLong);
+        }
+        // One pass for U+0000 and the wildcards; which one it was is looked up only on failure.
+        if crate::wire::contains_any(name.as_bytes(), [0, b'+', b'#']) {
+            if name.as_bytes().contains(&0) {
+                return Err(TopicError::NullCharacter);
+            }
+            // [MQTT-3.3.2-2] the topic name in a PUBLISH must not contain wildcard characters
             return Err(TopicError::Wildcard);
         }
         Ok(Self(name))
@@ -76,6 +85,12 @@ impl<'a> TopicName<'a> {
     /// Whether this is [`TopicName::EMPTY`].
     pub const fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// Size as a string field. Nothing to check: the name was validated when built (at most
+    /// 65,535 bytes, no U+0000).
+    pub(crate) const fn field_len(&self) -> usize {
+        2 + self.0.len()
     }
 }
 
@@ -115,6 +130,12 @@ impl<'a> TopicFilter<'a> {
     /// The filter as a string slice.
     pub const fn as_str(&self) -> &'a str {
         self.0
+    }
+
+    /// Size as a string field. Nothing to check: the filter was validated when built (at most
+    /// 65,535 bytes, no U+0000).
+    pub(crate) const fn field_len(&self) -> usize {
+        2 + self.0.len()
     }
 
     /// For `$share/{ShareName}/{filter}`, the share name and the inner filter.
@@ -211,6 +232,30 @@ mod tests {
         assert_eq!(TopicName::new("a/+/b"), Err(TopicError::Wildcard));
         assert_eq!(TopicName::new("a/#"), Err(TopicError::Wildcard));
         assert!(TopicName::new("a/b c/$d").is_ok());
+    }
+
+    #[test]
+    fn topic_name_checks_every_byte_in_both_passes() {
+        // Wildcards and U+0000 in the first eight-byte word, in the overlapping last word and in
+        // a short name; next to non-ASCII characters and bytes just above and below them.
+        for (name, expected) in [
+            ("sensors/esp32-001/temperature", Ok(())),
+            ("sensors/esp32-001/temperatur+", Err(TopicError::Wildcard)),
+            ("#ensors/esp32-001/temperature", Err(TopicError::Wildcard)),
+            (
+                "sensors/esp32-001/\0emperature",
+                Err(TopicError::NullCharacter),
+            ),
+            ("a+\0", Err(TopicError::NullCharacter)),
+            ("\u{e9}t\u{e9}/caf\u{e9}/\u{1F600}", Ok(())),
+            ("\u{e9}t\u{e9}/caf\u{e9}/+", Err(TopicError::Wildcard)),
+            ("$SYS/a,b*c\"d!e%f'g(h)", Ok(())),
+            ("$SYS/a,b*c\"d!e%f'g(#)", Err(TopicError::Wildcard)),
+            ("+", Err(TopicError::Wildcard)),
+            ("x", Ok(())),
+        ] {
+            assert_eq!(TopicName::new(name).map(|_| ()), expected, "{name:?}");
+        }
     }
 
     #[test]

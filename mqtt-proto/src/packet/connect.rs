@@ -69,9 +69,16 @@ impl<'a> Connect<'a> {
     }
 
     fn parse(body: &'a [u8]) -> IResult<'a, Self> {
-        let (i, name) = wire::string(body)?;
+        let (i, name) = wire::binary(body)?;
         let (i, level) = wire::u8(i)?;
-        // [MQTT-3.1.2-1] protocol name, [MQTT-3.1.2-2] protocol level
+        // [MQTT-3.1.2-1] protocol name, [MQTT-3.1.2-2] protocol level. The known names are
+        // compared as bytes; any other name is checked as a string first, so ill-formed UTF-8
+        // and U+0000 are reported as such.
+        let name = match name {
+            b"MQTT" => "MQTT",
+            b"MQIsdp" => "MQIsdp",
+            other => wire::utf8(other).map_err(nom::Err::Failure)?,
+        };
         let Some(protocol) = ProtocolVersion::from_name_and_level(name, level) else {
             return wire::fail(DecodeError::UnsupportedProtocol { level });
         };
@@ -138,7 +145,8 @@ impl<'a> Connect<'a> {
         if !v5 && self.password.is_some() && self.username.is_none() {
             return Err(EncodeError::NotInVersion("a password without a user name"));
         }
-        let mut body = wire::string_len(self.protocol.protocol_name())? + 1 + 1 + 2;
+        // Protocol name ("MQTT" or "MQIsdp"), level, flags, keep alive.
+        let mut body = 2 + self.protocol.protocol_name().len() + 1 + 1 + 2;
         let mut lens = Lengths::default();
         if v5 {
             lens.props = properties::content_len(&self.properties)?;
@@ -156,7 +164,7 @@ impl<'a> Connect<'a> {
             if will.topic.is_empty() {
                 return Err(EncodeError::EmptyTopicWithoutAlias);
             }
-            body += wire::string_len(will.topic.as_str())? + wire::binary_len(will.payload)?;
+            body += will.topic.field_len() + wire::binary_len(will.payload)?;
         }
         if let Some(username) = self.username {
             body += wire::string_len(username)?;

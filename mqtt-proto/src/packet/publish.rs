@@ -114,8 +114,8 @@ impl<'a> Publish<'a> {
         }
         let mut lens = Lengths::default();
         let topic = self.topic.as_str();
-        // Topic names were validated when built, so only the length limit is left to check.
-        let mut body = wire::binary_len(topic.as_bytes())? + self.payload.len();
+        // Topic names were validated when built: nothing left to check.
+        let mut body = self.topic.field_len() + self.payload.len();
         if self.qos_pid.packet_id().is_some() {
             body += 2;
         }
