@@ -39,24 +39,43 @@ pub(crate) fn finish<T>(result: IResult<'_, T>) -> Result<T, DecodeError> {
     }
 }
 
+/// Input ended inside a body: its lengths disagree (what nom's `complete` parsers report, so
+/// the primitives below are plain slice operations that inline into their callers).
+#[inline(always)]
+fn short<'a, T>() -> IResult<'a, T> {
+    Err(nom::Err::Error(DecodeError::LengthMismatch))
+}
+
 #[inline]
 pub(crate) fn u8(input: &[u8]) -> IResult<'_, u8> {
-    nom::number::complete::be_u8(input)
+    match input.split_first() {
+        Some((&byte, rest)) => Ok((rest, byte)),
+        None => short(),
+    }
 }
 
 #[inline]
 pub(crate) fn u16(input: &[u8]) -> IResult<'_, u16> {
-    nom::number::complete::be_u16(input)
+    match input.split_first_chunk() {
+        Some((bytes, rest)) => Ok((rest, u16::from_be_bytes(*bytes))),
+        None => short(),
+    }
 }
 
 #[inline]
 pub(crate) fn u32(input: &[u8]) -> IResult<'_, u32> {
-    nom::number::complete::be_u32(input)
+    match input.split_first_chunk() {
+        Some((bytes, rest)) => Ok((rest, u32::from_be_bytes(*bytes))),
+        None => short(),
+    }
 }
 
 #[inline]
 pub(crate) fn take(input: &[u8], len: usize) -> IResult<'_, &[u8]> {
-    nom::bytes::complete::take(len)(input)
+    match input.split_at_checked(len) {
+        Some((taken, rest)) => Ok((rest, taken)),
+        None => short(),
+    }
 }
 
 /// A variable byte integer of at most four bytes (section 1.5.5).
