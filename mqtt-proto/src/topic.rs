@@ -71,8 +71,8 @@ impl<'a> TopicName<'a> {
         Ok(Self(name))
     }
 
-    /// Wraps a string the caller has checked for wildcards and U+0000 (used by the PUBLISH
-    /// decoder, which checks everything in one pass).
+    /// Wraps a string the caller has checked for wildcards and U+0000 (used by [`decode_name`],
+    /// which checks everything in one pass).
     pub(crate) const fn from_validated(name: &'a str) -> Self {
         Self(name)
     }
@@ -219,6 +219,23 @@ fn split_share(filter: &str) -> Result<Option<(&str, &str)>, TopicError> {
     Ok(Some((name, inner)))
 }
 
+/// Decodes a topic name field of PUBLISH or of a will: UTF-8 [MQTT-1.5.4-1], no U+0000
+/// [MQTT-1.5.4-2], no wildcard [MQTT-3.3.2-2], in one `from_utf8` and one scan. Emptiness is
+/// left to the caller (a 5.0 PUBLISH may have an empty topic with an alias).
+#[inline]
+pub(crate) fn decode_name(bytes: &[u8]) -> Result<TopicName<'_>, crate::DecodeError> {
+    use crate::{wire, DecodeError};
+    let s = core::str::from_utf8(bytes).map_err(|_| DecodeError::InvalidUtf8)?;
+    if wire::contains_any(bytes, [0, b'+', b'#']) {
+        return Err(if bytes.contains(&0) {
+            DecodeError::NullCharacter
+        } else {
+            DecodeError::InvalidTopicName(TopicError::Wildcard)
+        });
+    }
+    Ok(TopicName::from_validated(s))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,6 +272,40 @@ mod tests {
             ("x", Ok(())),
         ] {
             assert_eq!(TopicName::new(name).map(|_| ()), expected, "{name:?}");
+        }
+    }
+
+    #[test]
+    fn decoded_topic_names_are_checked_like_built_ones() {
+        use crate::DecodeError;
+        let cases: &[(&[u8], Result<(), DecodeError>)] = &[
+            (b"sensors/esp32-001/temperature", Ok(())),
+            ("caf\u{e9}/\u{1F600}/\u{e9}t\u{e9}".as_bytes(), Ok(())),
+            (b"", Ok(())),
+            (
+                b"a/+",
+                Err(DecodeError::InvalidTopicName(TopicError::Wildcard)),
+            ),
+            (
+                "caf\u{e9}/temperature/#".as_bytes(),
+                Err(DecodeError::InvalidTopicName(TopicError::Wildcard)),
+            ),
+            (b"sensors/esp32-001\0/temp", Err(DecodeError::NullCharacter)),
+            (b"+\0", Err(DecodeError::NullCharacter)),
+            // Ill-formed UTF-8 and an encoded surrogate, short and past the first word.
+            (b"caf\xC3(", Err(DecodeError::InvalidUtf8)),
+            (
+                b"sensors/esp32-001/\xED\xA0\x80",
+                Err(DecodeError::InvalidUtf8),
+            ),
+            (b"sensors/esp32-001/\xFF+", Err(DecodeError::InvalidUtf8)),
+        ];
+        for (bytes, expected) in cases {
+            let decoded = decode_name(bytes);
+            assert_eq!(decoded.map(|_| ()), *expected, "{bytes:?}");
+            if let Ok(name) = decoded {
+                assert_eq!(name.as_str().as_bytes(), *bytes);
+            }
         }
     }
 

@@ -103,7 +103,8 @@ pub(crate) fn binary(input: &[u8]) -> IResult<'_, &[u8]> {
 }
 
 /// A UTF-8 encoded string: well-formed [MQTT-1.5.4-1] and free of U+0000 [MQTT-1.5.4-2].
-#[inline]
+#[cfg_attr(not(mqtt_sansio_small), inline(always))]
+#[cfg_attr(mqtt_sansio_small, inline)]
 pub(crate) fn string(input: &[u8]) -> IResult<'_, &str> {
     let (rest, bytes) = binary(input)?;
     match utf8(bytes) {
@@ -120,7 +121,8 @@ pub(crate) fn string(input: &[u8]) -> IResult<'_, &str> {
 /// word whatever the number of needles. The needles this crate looks for (U+0000, `#`, `+`) are
 /// below every letter, digit, `-`, `.`, `/` and `_`, so a topic or string field normally passes
 /// with that alone; the exact search runs only when it fires.
-#[inline]
+#[cfg_attr(not(mqtt_sansio_small), inline(always))]
+#[cfg_attr(mqtt_sansio_small, inline)]
 pub(crate) fn contains_any<const N: usize>(bytes: &[u8], needles: [u8; N]) -> bool {
     let bound = needles.iter().fold(0, |max, &n| max.max(n)) + 1;
     debug_assert!(bound <= 0x80, "needles are ASCII");
@@ -139,7 +141,8 @@ fn word(chunk: &[u8]) -> u64 {
 }
 
 /// Whether any byte of `bytes` is below `bound` (at most 0x80).
-#[inline]
+#[cfg_attr(not(mqtt_sansio_small), inline(always))]
+#[cfg_attr(mqtt_sansio_small, inline)]
 fn any_below(bytes: &[u8], bound: u8) -> bool {
     // The high bit of a byte of the result is set where `x` has a byte below `bound` (a borrow
     // only propagates upwards from a real one, so "any" is exact).
@@ -180,7 +183,8 @@ fn contains_any_exact<const N: usize>(bytes: &[u8], needles: [u8; N]) -> bool {
 }
 
 /// Validates a UTF-8 string field's content.
-#[inline]
+#[cfg_attr(not(mqtt_sansio_small), inline(always))]
+#[cfg_attr(mqtt_sansio_small, inline)]
 pub(crate) fn utf8(bytes: &[u8]) -> Result<&str, DecodeError> {
     // [MQTT-1.5.4-1] ill-formed UTF-8, including encoded surrogates, is malformed
     let s = core::str::from_utf8(bytes).map_err(|_| DecodeError::InvalidUtf8)?;

@@ -3,7 +3,7 @@
 use super::Lengths;
 use crate::properties::{self, ConnectProperties, WillProperties};
 use crate::wire::{self, IResult, Write};
-use crate::{DecodeError, EncodeError, ProtocolVersion, QoS, TopicName};
+use crate::{DecodeError, EncodeError, ProtocolVersion, QoS, TopicError, TopicName};
 
 /// CONNECT.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,9 +98,12 @@ impl<'a> Connect<'a> {
             } else {
                 (i, WillProperties::default())
             };
-            let (rest, topic) = wire::string(rest)?;
-            let topic = TopicName::new(topic)
-                .map_err(|e| nom::Err::Failure(DecodeError::InvalidTopicName(e)))?;
+            let (rest, topic) = wire::binary(rest)?;
+            let topic = crate::topic::decode_name(topic).map_err(nom::Err::Failure)?;
+            // [MQTT-4.7.3-1] the will topic is a topic name, so not empty (no alias here)
+            if topic.is_empty() {
+                return wire::fail(DecodeError::InvalidTopicName(TopicError::Empty));
+            }
             let (rest, payload) = wire::binary(rest)?;
             will = Some(Will {
                 topic,
