@@ -71,7 +71,7 @@ fn nonzero_u32(value: u32, id: u8) -> Result<NonZeroU32, nom::Err<DecodeError>> 
 }
 
 impl<'a> Property<'a> {
-    #[inline]
+    #[cfg_attr(not(mqtt_sansio_small), inline)]
     pub(crate) const fn id(&self) -> u8 {
         match self {
             Self::PayloadFormatIndicator(_) => 0x01,

@@ -54,18 +54,28 @@ impl<'a> TopicName<'a> {
     /// # Errors
     /// [`TopicError`] when `name` is empty, too long, holds U+0000 or a wildcard.
     pub fn new(name: &'a str) -> Result<Self, TopicError> {
-        if name.is_empty() {
-            return Err(TopicError::Empty);
-        }
-        if name.len() > usize::from(u16::MAX) {
-            return Err(TopicError::TooLong);
-        }
-        // One pass for U+0000 and the wildcards; which one it was is looked up only on failure.
-        if crate::wire::contains_any(name.as_bytes(), [0, b'+', b'#']) {
+        // Compiled for speed: one pass for U+0000 and the wildcards, and which one it was is
+        // looked up only on failure. Compiled for size: the checks shared with filters, then
+        // the wildcards, with less code.
+        #[cfg(not(mqtt_sansio_small))]
+        {
+            if name.is_empty() {
+                return Err(TopicError::Empty);
+            }
+            if name.len() > usize::from(u16::MAX) {
+                return Err(TopicError::TooLong);
+            }
+            if !crate::wire::contains_any(name.as_bytes(), [0, b'+', b'#']) {
+                return Ok(Self(name));
+            }
             if name.as_bytes().contains(&0) {
                 return Err(TopicError::NullCharacter);
             }
-            // [MQTT-3.3.2-2] the topic name in a PUBLISH must not contain wildcard characters
+        }
+        #[cfg(mqtt_sansio_small)]
+        check_common(name)?;
+        // [MQTT-3.3.2-2] the topic name in a PUBLISH must not contain wildcard characters
+        if name.bytes().any(|b| b == b'+' || b == b'#') {
             return Err(TopicError::Wildcard);
         }
         Ok(Self(name))
@@ -222,7 +232,7 @@ fn split_share(filter: &str) -> Result<Option<(&str, &str)>, TopicError> {
 /// Decodes a topic name field of PUBLISH or of a will: UTF-8 [MQTT-1.5.4-1], no U+0000
 /// [MQTT-1.5.4-2], no wildcard [MQTT-3.3.2-2], in one `from_utf8` and one scan. Emptiness is
 /// left to the caller (a 5.0 PUBLISH may have an empty topic with an alias).
-#[inline]
+#[cfg_attr(not(mqtt_sansio_small), inline)]
 pub(crate) fn decode_name(bytes: &[u8]) -> Result<TopicName<'_>, crate::DecodeError> {
     use crate::{wire, DecodeError};
     let s = core::str::from_utf8(bytes).map_err(|_| DecodeError::InvalidUtf8)?;

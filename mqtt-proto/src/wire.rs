@@ -39,14 +39,15 @@ pub(crate) fn finish<T>(result: IResult<'_, T>) -> Result<T, DecodeError> {
     }
 }
 
-/// Input ended inside a body: its lengths disagree (what nom's `complete` parsers report, so
-/// the primitives below are plain slice operations that inline into their callers).
+/// Input ended inside a body: its lengths disagree (what nom's `complete` parsers report). The
+/// primitives below are plain slice operations that inline into their callers; compiled for
+/// size, the multi-byte ones stay out of line, as nom's were, which saves flash in every parser.
 #[inline(always)]
 fn short<'a, T>() -> IResult<'a, T> {
     Err(nom::Err::Error(DecodeError::LengthMismatch))
 }
 
-#[inline]
+#[cfg_attr(not(mqtt_sansio_small), inline)]
 pub(crate) fn u8(input: &[u8]) -> IResult<'_, u8> {
     match input.split_first() {
         Some((&byte, rest)) => Ok((rest, byte)),
@@ -54,7 +55,8 @@ pub(crate) fn u8(input: &[u8]) -> IResult<'_, u8> {
     }
 }
 
-#[inline]
+#[cfg_attr(not(mqtt_sansio_small), inline)]
+#[cfg_attr(mqtt_sansio_small, inline(never))]
 pub(crate) fn u16(input: &[u8]) -> IResult<'_, u16> {
     match input.split_first_chunk() {
         Some((bytes, rest)) => Ok((rest, u16::from_be_bytes(*bytes))),
@@ -62,7 +64,8 @@ pub(crate) fn u16(input: &[u8]) -> IResult<'_, u16> {
     }
 }
 
-#[inline]
+#[cfg_attr(not(mqtt_sansio_small), inline)]
+#[cfg_attr(mqtt_sansio_small, inline(never))]
 pub(crate) fn u32(input: &[u8]) -> IResult<'_, u32> {
     match input.split_first_chunk() {
         Some((bytes, rest)) => Ok((rest, u32::from_be_bytes(*bytes))),
@@ -70,7 +73,8 @@ pub(crate) fn u32(input: &[u8]) -> IResult<'_, u32> {
     }
 }
 
-#[inline]
+#[cfg_attr(not(mqtt_sansio_small), inline)]
+#[cfg_attr(mqtt_sansio_small, inline(never))]
 pub(crate) fn take(input: &[u8], len: usize) -> IResult<'_, &[u8]> {
     match input.split_at_checked(len) {
         Some((taken, rest)) => Ok((rest, taken)),
@@ -126,7 +130,12 @@ pub(crate) fn string(input: &[u8]) -> IResult<'_, &str> {
 pub(crate) fn contains_any<const N: usize>(bytes: &[u8], needles: [u8; N]) -> bool {
     let bound = needles.iter().fold(0, |max, &n| max.max(n)) + 1;
     debug_assert!(bound <= 0x80, "needles are ASCII");
-    any_below(bytes, bound) && contains_any_exact(bytes, needles)
+    // Compiled for size, the first pass is left out: it costs flash in every caller.
+    #[cfg(not(mqtt_sansio_small))]
+    if !any_below(bytes, bound) {
+        return false;
+    }
+    contains_any_exact(bytes, needles)
 }
 
 const LO: u64 = 0x0101_0101_0101_0101;
@@ -141,8 +150,8 @@ fn word(chunk: &[u8]) -> u64 {
 }
 
 /// Whether any byte of `bytes` is below `bound` (at most 0x80).
-#[cfg_attr(not(mqtt_sansio_small), inline(always))]
-#[cfg_attr(mqtt_sansio_small, inline)]
+#[cfg(not(mqtt_sansio_small))]
+#[inline(always)]
 fn any_below(bytes: &[u8], bound: u8) -> bool {
     // The high bit of a byte of the result is set where `x` has a byte below `bound` (a borrow
     // only propagates upwards from a real one, so "any" is exact).
@@ -216,7 +225,7 @@ pub(crate) const fn var_int_len(value: usize) -> usize {
 }
 
 /// Encoded size of a string field, checking the length limit and U+0000.
-#[inline]
+#[cfg_attr(not(mqtt_sansio_small), inline)]
 pub(crate) fn string_len(s: &str) -> Result<usize, EncodeError> {
     if contains_any(s.as_bytes(), [0]) {
         return Err(EncodeError::NullCharacter);
@@ -225,7 +234,7 @@ pub(crate) fn string_len(s: &str) -> Result<usize, EncodeError> {
 }
 
 /// Encoded size of a binary field, checking the length limit.
-#[inline]
+#[cfg_attr(not(mqtt_sansio_small), inline)]
 pub(crate) fn binary_len(b: &[u8]) -> Result<usize, EncodeError> {
     if b.len() > usize::from(u16::MAX) {
         return Err(EncodeError::FieldTooLong(b.len()));

@@ -3,7 +3,7 @@
 use super::Lengths;
 use crate::properties::{self, ConnectProperties, WillProperties};
 use crate::wire::{self, IResult, Write};
-use crate::{DecodeError, EncodeError, ProtocolVersion, QoS, TopicError, TopicName};
+use crate::{DecodeError, EncodeError, ProtocolVersion, QoS, TopicName};
 
 /// CONNECT.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,16 +69,19 @@ impl<'a> Connect<'a> {
     }
 
     fn parse(body: &'a [u8]) -> IResult<'a, Self> {
-        let (i, name) = wire::binary(body)?;
-        let (i, level) = wire::u8(i)?;
-        // [MQTT-3.1.2-1] protocol name, [MQTT-3.1.2-2] protocol level. The known names are
-        // compared as bytes; any other name is checked as a string first, so ill-formed UTF-8
-        // and U+0000 are reported as such.
-        let name = match name {
-            b"MQTT" => "MQTT",
-            b"MQIsdp" => "MQIsdp",
-            other => wire::utf8(other).map_err(nom::Err::Failure)?,
+        // Compiled for speed, the known protocol names are compared as bytes, and any other name
+        // is read again as a string, so ill-formed UTF-8 and U+0000 are reported as such.
+        // Compiled for size, the name is read as a string (less code).
+        #[cfg(not(mqtt_sansio_small))]
+        let (i, name) = match wire::binary(body)? {
+            (i, b"MQTT") => (i, "MQTT"),
+            (i, b"MQIsdp") => (i, "MQIsdp"),
+            _ => wire::string(body)?,
         };
+        #[cfg(mqtt_sansio_small)]
+        let (i, name) = wire::string(body)?;
+        let (i, level) = wire::u8(i)?;
+        // [MQTT-3.1.2-1] protocol name, [MQTT-3.1.2-2] protocol level
         let Some(protocol) = ProtocolVersion::from_name_and_level(name, level) else {
             return wire::fail(DecodeError::UnsupportedProtocol { level });
         };
@@ -98,12 +101,7 @@ impl<'a> Connect<'a> {
             } else {
                 (i, WillProperties::default())
             };
-            let (rest, topic) = wire::binary(rest)?;
-            let topic = crate::topic::decode_name(topic).map_err(nom::Err::Failure)?;
-            // [MQTT-4.7.3-1] the will topic is a topic name, so not empty (no alias here)
-            if topic.is_empty() {
-                return wire::fail(DecodeError::InvalidTopicName(TopicError::Empty));
-            }
+            let (rest, topic) = will_topic(rest)?;
             let (rest, payload) = wire::binary(rest)?;
             will = Some(Will {
                 topic,
@@ -221,6 +219,30 @@ impl<'a> Connect<'a> {
             flags |= PASSWORD;
         }
         flags
+    }
+}
+
+/// The will topic: a topic name, so not empty (no alias here) [MQTT-4.7.3-1]. Compiled for
+/// speed, UTF-8, U+0000 and the wildcards are checked in one `from_utf8` and one scan, as in
+/// PUBLISH; compiled for size, as a string and then as a topic name (less code).
+#[cfg(not(mqtt_sansio_small))]
+#[inline(always)]
+fn will_topic(input: &[u8]) -> IResult<'_, TopicName<'_>> {
+    let (rest, topic) = wire::binary(input)?;
+    let topic = crate::topic::decode_name(topic).map_err(nom::Err::Failure)?;
+    if topic.is_empty() {
+        return wire::fail(DecodeError::InvalidTopicName(crate::TopicError::Empty));
+    }
+    Ok((rest, topic))
+}
+
+#[cfg(mqtt_sansio_small)]
+#[inline(always)]
+fn will_topic(input: &[u8]) -> IResult<'_, TopicName<'_>> {
+    let (rest, topic) = wire::string(input)?;
+    match TopicName::new(topic) {
+        Ok(topic) => Ok((rest, topic)),
+        Err(e) => wire::fail(DecodeError::InvalidTopicName(e)),
     }
 }
 
