@@ -71,6 +71,7 @@ fn nonzero_u32(value: u32, id: u8) -> Result<NonZeroU32, nom::Err<DecodeError>> 
 }
 
 impl<'a> Property<'a> {
+    #[cfg_attr(not(mqtt_sansio_small), inline)]
     pub(crate) const fn id(&self) -> u8 {
         match self {
             Self::PayloadFormatIndicator(_) => 0x01,
@@ -169,6 +170,7 @@ impl<'a> Property<'a> {
     }
 
     /// Encoded size including the identifier byte; checks what cannot be encoded.
+    #[cfg_attr(not(mqtt_sansio_small), inline(always))]
     pub(crate) fn encoded_len(&self) -> Result<usize, EncodeError> {
         let value = match *self {
             Self::PayloadFormatIndicator(_)
@@ -211,7 +213,7 @@ impl<'a> Property<'a> {
                 if t.is_empty() {
                     return Err(EncodeError::ValueOutOfRange("empty Response Topic"));
                 }
-                wire::string_len(t.as_str())?
+                t.field_len()
             }
             Self::CorrelationData(b) | Self::AuthenticationData(b) => wire::binary_len(b)?,
             Self::UserProperty(k, v) => wire::string_len(k)? + wire::string_len(v)?,
@@ -220,6 +222,7 @@ impl<'a> Property<'a> {
     }
 
     /// Writes the property; `encoded_len` has validated it.
+    #[cfg_attr(not(mqtt_sansio_small), inline(always))]
     pub(crate) fn encode(&self, w: &mut impl Write) {
         w.put_u8(self.id());
         match *self {
@@ -291,18 +294,26 @@ pub(crate) trait PropertySet<'a>: Default {
     fn absorb(&mut self, property: Property<'a>) -> Result<(), DecodeError>;
     /// Points the repeatable properties at the validated block they were seen in.
     fn attach_raw(&mut self, raw: &'a [u8], has_user: bool, has_sub_ids: bool);
-    /// Visits every property to encode, in a fixed order.
-    ///
-    /// Takes a `dyn` closure so each property set has one copy of this function instead of
-    /// one per caller: it halves the flash the property code takes on a microcontroller.
+    /// Visits every property to encode, in a fixed order, through a `dyn` closure: each
+    /// property set has one copy of this function instead of one per caller, which halves the
+    /// flash the property code takes on a microcontroller. The encoder takes this path when the
+    /// crate is compiled for size (`cfg(mqtt_sansio_small)`, see `build.rs`).
+    #[cfg(mqtt_sansio_small)]
     fn for_each(&self, f: &mut dyn FnMut(Property<'a>));
 
+    /// Length of the properties' content, in one pass over the fields with each property's
+    /// size inlined: no closure, no property rebuilt as an enum and matched again. The encoder
+    /// takes this path when the crate is compiled for speed.
+    #[cfg(not(mqtt_sansio_small))]
+    fn content_len(&self) -> Result<usize, EncodeError>;
+
+    /// Writes the properties (not their length prefix) that [`PropertySet::content_len`]
+    /// validated, as directly as it measured them.
+    #[cfg(not(mqtt_sansio_small))]
+    fn write(&self, w: &mut impl Write);
+
     /// Whether no property is set.
-    fn is_empty(&self) -> bool {
-        let mut empty = true;
-        self.for_each(&mut |_| empty = false);
-        empty
-    }
+    fn is_empty(&self) -> bool;
 }
 
 fn set_once<T>(slot: &mut Option<T>, value: T, id: u8) -> Result<(), DecodeError> {
@@ -363,6 +374,7 @@ macro_rules! property_set {
                     && self.user_properties.is_empty()
             }
 
+            #[cfg(mqtt_sansio_small)]
             fn for_each(&self, f: &mut dyn FnMut(Property<'a>)) {
                 $( if let Some(v) = self.$field {
                     f(Property::$variant(v));
@@ -372,6 +384,36 @@ macro_rules! property_set {
                 } )?
                 for (name, value) in self.user_properties.iter() {
                     f(Property::UserProperty(name, value));
+                }
+            }
+
+            #[cfg(not(mqtt_sansio_small))]
+            #[inline]
+            fn content_len(&self) -> Result<usize, EncodeError> {
+                let mut len = 0;
+                $( if let Some(v) = self.$field {
+                    len += Property::$variant(v).encoded_len()?;
+                } )*
+                $( for id in self.$rfield.iter() {
+                    len += Property::$rvariant(id).encoded_len()?;
+                } )?
+                for (name, value) in self.user_properties.iter() {
+                    len += Property::UserProperty(name, value).encoded_len()?;
+                }
+                Ok(len)
+            }
+
+            #[cfg(not(mqtt_sansio_small))]
+            #[inline]
+            fn write(&self, w: &mut impl Write) {
+                $( if let Some(v) = self.$field {
+                    Property::$variant(v).encode(w);
+                } )*
+                $( for id in self.$rfield.iter() {
+                    Property::$rvariant(id).encode(w);
+                } )?
+                for (name, value) in self.user_properties.iter() {
+                    Property::UserProperty(name, value).encode(w);
                 }
             }
         }
@@ -552,6 +594,14 @@ pub(crate) fn decode<'a, P: PropertySet<'a>>(input: &'a [u8]) -> IResult<'a, P> 
 }
 
 /// Length of the properties' content, without the length prefix.
+#[cfg(not(mqtt_sansio_small))]
+#[inline]
+pub(crate) fn content_len<'a, P: PropertySet<'a>>(set: &P) -> Result<usize, EncodeError> {
+    set.content_len()
+}
+
+/// Length of the properties' content, without the length prefix.
+#[cfg(mqtt_sansio_small)]
 pub(crate) fn content_len<'a, P: PropertySet<'a>>(set: &P) -> Result<usize, EncodeError> {
     let mut len = 0;
     let mut error = None;
@@ -571,8 +621,12 @@ pub(crate) fn block_len(content_len: usize) -> usize {
 }
 
 /// Writes the length prefix and the properties.
+#[cfg_attr(not(mqtt_sansio_small), inline)]
 pub(crate) fn encode<'a, P: PropertySet<'a>>(set: &P, content_len: usize, w: &mut impl Write) {
     w.put_var_int(content_len);
+    #[cfg(not(mqtt_sansio_small))]
+    set.write(w);
+    #[cfg(mqtt_sansio_small)]
     set.for_each(&mut |p| p.encode(w));
 }
 

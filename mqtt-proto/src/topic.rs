@@ -54,6 +54,25 @@ impl<'a> TopicName<'a> {
     /// # Errors
     /// [`TopicError`] when `name` is empty, too long, holds U+0000 or a wildcard.
     pub fn new(name: &'a str) -> Result<Self, TopicError> {
+        // Compiled for speed: one pass for U+0000 and the wildcards, and which one it was is
+        // looked up only on failure. Compiled for size: the checks shared with filters, then
+        // the wildcards, with less code.
+        #[cfg(not(mqtt_sansio_small))]
+        {
+            if name.is_empty() {
+                return Err(TopicError::Empty);
+            }
+            if name.len() > usize::from(u16::MAX) {
+                return Err(TopicError::TooLong);
+            }
+            if !crate::wire::contains_any(name.as_bytes(), [0, b'+', b'#']) {
+                return Ok(Self(name));
+            }
+            if name.as_bytes().contains(&0) {
+                return Err(TopicError::NullCharacter);
+            }
+        }
+        #[cfg(mqtt_sansio_small)]
         check_common(name)?;
         // [MQTT-3.3.2-2] the topic name in a PUBLISH must not contain wildcard characters
         if name.bytes().any(|b| b == b'+' || b == b'#') {
@@ -62,8 +81,8 @@ impl<'a> TopicName<'a> {
         Ok(Self(name))
     }
 
-    /// Wraps a string the caller has checked for wildcards and U+0000 (used by the PUBLISH
-    /// decoder, which checks everything in one pass).
+    /// Wraps a string the caller has checked for wildcards and U+0000 (used by [`decode_name`],
+    /// which checks everything in one pass).
     pub(crate) const fn from_validated(name: &'a str) -> Self {
         Self(name)
     }
@@ -76,6 +95,12 @@ impl<'a> TopicName<'a> {
     /// Whether this is [`TopicName::EMPTY`].
     pub const fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// Size as a string field. Nothing to check: the name was validated when built (at most
+    /// 65,535 bytes, no U+0000).
+    pub(crate) const fn field_len(&self) -> usize {
+        2 + self.0.len()
     }
 }
 
@@ -115,6 +140,12 @@ impl<'a> TopicFilter<'a> {
     /// The filter as a string slice.
     pub const fn as_str(&self) -> &'a str {
         self.0
+    }
+
+    /// Size as a string field. Nothing to check: the filter was validated when built (at most
+    /// 65,535 bytes, no U+0000).
+    pub(crate) const fn field_len(&self) -> usize {
+        2 + self.0.len()
     }
 
     /// For `$share/{ShareName}/{filter}`, the share name and the inner filter.
@@ -198,6 +229,23 @@ fn split_share(filter: &str) -> Result<Option<(&str, &str)>, TopicError> {
     Ok(Some((name, inner)))
 }
 
+/// Decodes a topic name field of PUBLISH or of a will: UTF-8 [MQTT-1.5.4-1], no U+0000
+/// [MQTT-1.5.4-2], no wildcard [MQTT-3.3.2-2], in one `from_utf8` and one scan. Emptiness is
+/// left to the caller (a 5.0 PUBLISH may have an empty topic with an alias).
+#[cfg_attr(not(mqtt_sansio_small), inline)]
+pub(crate) fn decode_name(bytes: &[u8]) -> Result<TopicName<'_>, crate::DecodeError> {
+    use crate::{wire, DecodeError};
+    let s = core::str::from_utf8(bytes).map_err(|_| DecodeError::InvalidUtf8)?;
+    if wire::contains_any(bytes, [0, b'+', b'#']) {
+        return Err(if bytes.contains(&0) {
+            DecodeError::NullCharacter
+        } else {
+            DecodeError::InvalidTopicName(TopicError::Wildcard)
+        });
+    }
+    Ok(TopicName::from_validated(s))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,6 +259,64 @@ mod tests {
         assert_eq!(TopicName::new("a/+/b"), Err(TopicError::Wildcard));
         assert_eq!(TopicName::new("a/#"), Err(TopicError::Wildcard));
         assert!(TopicName::new("a/b c/$d").is_ok());
+    }
+
+    #[test]
+    fn topic_name_checks_every_byte_in_both_passes() {
+        // Wildcards and U+0000 in the first eight-byte word, in the overlapping last word and in
+        // a short name; next to non-ASCII characters and bytes just above and below them.
+        for (name, expected) in [
+            ("sensors/esp32-001/temperature", Ok(())),
+            ("sensors/esp32-001/temperatur+", Err(TopicError::Wildcard)),
+            ("#ensors/esp32-001/temperature", Err(TopicError::Wildcard)),
+            (
+                "sensors/esp32-001/\0emperature",
+                Err(TopicError::NullCharacter),
+            ),
+            ("a+\0", Err(TopicError::NullCharacter)),
+            ("\u{e9}t\u{e9}/caf\u{e9}/\u{1F600}", Ok(())),
+            ("\u{e9}t\u{e9}/caf\u{e9}/+", Err(TopicError::Wildcard)),
+            ("$SYS/a,b*c\"d!e%f'g(h)", Ok(())),
+            ("$SYS/a,b*c\"d!e%f'g(#)", Err(TopicError::Wildcard)),
+            ("+", Err(TopicError::Wildcard)),
+            ("x", Ok(())),
+        ] {
+            assert_eq!(TopicName::new(name).map(|_| ()), expected, "{name:?}");
+        }
+    }
+
+    #[test]
+    fn decoded_topic_names_are_checked_like_built_ones() {
+        use crate::DecodeError;
+        let cases: &[(&[u8], Result<(), DecodeError>)] = &[
+            (b"sensors/esp32-001/temperature", Ok(())),
+            ("caf\u{e9}/\u{1F600}/\u{e9}t\u{e9}".as_bytes(), Ok(())),
+            (b"", Ok(())),
+            (
+                b"a/+",
+                Err(DecodeError::InvalidTopicName(TopicError::Wildcard)),
+            ),
+            (
+                "caf\u{e9}/temperature/#".as_bytes(),
+                Err(DecodeError::InvalidTopicName(TopicError::Wildcard)),
+            ),
+            (b"sensors/esp32-001\0/temp", Err(DecodeError::NullCharacter)),
+            (b"+\0", Err(DecodeError::NullCharacter)),
+            // Ill-formed UTF-8 and an encoded surrogate, short and past the first word.
+            (b"caf\xC3(", Err(DecodeError::InvalidUtf8)),
+            (
+                b"sensors/esp32-001/\xED\xA0\x80",
+                Err(DecodeError::InvalidUtf8),
+            ),
+            (b"sensors/esp32-001/\xFF+", Err(DecodeError::InvalidUtf8)),
+        ];
+        for (bytes, expected) in cases {
+            let decoded = decode_name(bytes);
+            assert_eq!(decoded.map(|_| ()), *expected, "{bytes:?}");
+            if let Ok(name) = decoded {
+                assert_eq!(name.as_str().as_bytes(), *bytes);
+            }
+        }
     }
 
     #[test]

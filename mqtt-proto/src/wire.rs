@@ -39,24 +39,47 @@ pub(crate) fn finish<T>(result: IResult<'_, T>) -> Result<T, DecodeError> {
     }
 }
 
-#[inline]
+/// Input ended inside a body: its lengths disagree (what nom's `complete` parsers report). The
+/// primitives below are plain slice operations that inline into their callers; compiled for
+/// size, the multi-byte ones stay out of line, as nom's were, which saves flash in every parser.
+#[inline(always)]
+fn short<'a, T>() -> IResult<'a, T> {
+    Err(nom::Err::Error(DecodeError::LengthMismatch))
+}
+
+#[cfg_attr(not(mqtt_sansio_small), inline)]
 pub(crate) fn u8(input: &[u8]) -> IResult<'_, u8> {
-    nom::number::complete::be_u8(input)
+    match input.split_first() {
+        Some((&byte, rest)) => Ok((rest, byte)),
+        None => short(),
+    }
 }
 
-#[inline]
+#[cfg_attr(not(mqtt_sansio_small), inline)]
+#[cfg_attr(mqtt_sansio_small, inline(never))]
 pub(crate) fn u16(input: &[u8]) -> IResult<'_, u16> {
-    nom::number::complete::be_u16(input)
+    match input.split_first_chunk() {
+        Some((bytes, rest)) => Ok((rest, u16::from_be_bytes(*bytes))),
+        None => short(),
+    }
 }
 
-#[inline]
+#[cfg_attr(not(mqtt_sansio_small), inline)]
+#[cfg_attr(mqtt_sansio_small, inline(never))]
 pub(crate) fn u32(input: &[u8]) -> IResult<'_, u32> {
-    nom::number::complete::be_u32(input)
+    match input.split_first_chunk() {
+        Some((bytes, rest)) => Ok((rest, u32::from_be_bytes(*bytes))),
+        None => short(),
+    }
 }
 
-#[inline]
+#[cfg_attr(not(mqtt_sansio_small), inline)]
+#[cfg_attr(mqtt_sansio_small, inline(never))]
 pub(crate) fn take(input: &[u8], len: usize) -> IResult<'_, &[u8]> {
-    nom::bytes::complete::take(len)(input)
+    match input.split_at_checked(len) {
+        Some((taken, rest)) => Ok((rest, taken)),
+        None => short(),
+    }
 }
 
 /// A variable byte integer of at most four bytes (section 1.5.5).
@@ -84,7 +107,8 @@ pub(crate) fn binary(input: &[u8]) -> IResult<'_, &[u8]> {
 }
 
 /// A UTF-8 encoded string: well-formed [MQTT-1.5.4-1] and free of U+0000 [MQTT-1.5.4-2].
-#[inline]
+#[cfg_attr(not(mqtt_sansio_small), inline(always))]
+#[cfg_attr(mqtt_sansio_small, inline)]
 pub(crate) fn string(input: &[u8]) -> IResult<'_, &str> {
     let (rest, bytes) = binary(input)?;
     match utf8(bytes) {
@@ -93,15 +117,64 @@ pub(crate) fn string(input: &[u8]) -> IResult<'_, &str> {
     }
 }
 
-/// Whether `bytes` holds any of `needles`, eight bytes at a time. Fields are mostly shorter than
-/// the 32 bytes an auto-vectorised loop needs before its vector body runs, and `<[u8]>::contains`
-/// costs a call into `memchr` per needle.
-#[inline]
+/// Whether `bytes` holds any of `needles` (each below 0x80), eight bytes at a time. Fields are
+/// mostly shorter than the 32 bytes an auto-vectorised loop needs before its vector body runs,
+/// and `<[u8]>::contains` costs a call into `memchr` per needle.
+///
+/// A first pass only asks whether any byte is at most the largest needle, one subtraction per
+/// word whatever the number of needles. The needles this crate looks for (U+0000, `#`, `+`) are
+/// below every letter, digit, `-`, `.`, `/` and `_`, so a topic or string field normally passes
+/// with that alone; the exact search runs only when it fires.
+#[cfg_attr(not(mqtt_sansio_small), inline(always))]
+#[cfg_attr(mqtt_sansio_small, inline)]
 pub(crate) fn contains_any<const N: usize>(bytes: &[u8], needles: [u8; N]) -> bool {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    // The high bit of a byte of the result is set where `x` has a byte equal to a needle (a
-    // borrow only propagates upwards from a real match, so "any" is exact).
+    let bound = needles.iter().fold(0, |max, &n| max.max(n)) + 1;
+    debug_assert!(bound <= 0x80, "needles are ASCII");
+    // Compiled for size, the first pass is left out: it costs flash in every caller.
+    #[cfg(not(mqtt_sansio_small))]
+    if !any_below(bytes, bound) {
+        return false;
+    }
+    contains_any_exact(bytes, needles)
+}
+
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// An eight-byte word of a chunk of eight bytes.
+#[inline(always)]
+fn word(chunk: &[u8]) -> u64 {
+    let mut word = [0; 8];
+    word.copy_from_slice(chunk);
+    u64::from_le_bytes(word)
+}
+
+/// Whether any byte of `bytes` is below `bound` (at most 0x80).
+#[cfg(not(mqtt_sansio_small))]
+#[inline(always)]
+fn any_below(bytes: &[u8], bound: u8) -> bool {
+    // The high bit of a byte of the result is set where `x` has a byte below `bound` (a borrow
+    // only propagates upwards from a real one, so "any" is exact).
+    let below = |x: u64| x.wrapping_sub(LO * u64::from(bound)) & !x & HI;
+    let mut chunks = bytes.chunks_exact(8);
+    let mut found = 0;
+    for chunk in &mut chunks {
+        found |= below(word(chunk));
+    }
+    let tail = chunks.remainder();
+    if bytes.len() >= 8 && !tail.is_empty() {
+        // The last eight bytes, overlapping the last chunk: one word instead of a byte loop.
+        found |= below(word(&bytes[bytes.len() - 8..]));
+        return found != 0;
+    }
+    found != 0 || tail.iter().any(|&b| b < bound)
+}
+
+/// [`contains_any`] without the first pass.
+#[inline]
+fn contains_any_exact<const N: usize>(bytes: &[u8], needles: [u8; N]) -> bool {
+    // The high bit of a byte of the result is set where `x` has a byte equal to a needle (as in
+    // `any_below`, "any" is exact).
     let matches = |x: u64| {
         needles.iter().fold(0, |acc, &n| {
             let y = x ^ (LO * u64::from(n));
@@ -111,9 +184,7 @@ pub(crate) fn contains_any<const N: usize>(bytes: &[u8], needles: [u8; N]) -> bo
     let mut chunks = bytes.chunks_exact(8);
     let mut found = 0;
     for chunk in &mut chunks {
-        let mut word = [0; 8];
-        word.copy_from_slice(chunk);
-        found |= matches(u64::from_le_bytes(word));
+        found |= matches(word(chunk));
     }
     // The last 0 to 7 bytes one at a time: a variable-length copy into a word costs a call to
     // memcpy, more than this loop.
@@ -121,7 +192,8 @@ pub(crate) fn contains_any<const N: usize>(bytes: &[u8], needles: [u8; N]) -> bo
 }
 
 /// Validates a UTF-8 string field's content.
-#[inline]
+#[cfg_attr(not(mqtt_sansio_small), inline(always))]
+#[cfg_attr(mqtt_sansio_small, inline)]
 pub(crate) fn utf8(bytes: &[u8]) -> Result<&str, DecodeError> {
     // [MQTT-1.5.4-1] ill-formed UTF-8, including encoded surrogates, is malformed
     let s = core::str::from_utf8(bytes).map_err(|_| DecodeError::InvalidUtf8)?;
@@ -153,6 +225,7 @@ pub(crate) const fn var_int_len(value: usize) -> usize {
 }
 
 /// Encoded size of a string field, checking the length limit and U+0000.
+#[cfg_attr(not(mqtt_sansio_small), inline)]
 pub(crate) fn string_len(s: &str) -> Result<usize, EncodeError> {
     if contains_any(s.as_bytes(), [0]) {
         return Err(EncodeError::NullCharacter);
@@ -161,6 +234,7 @@ pub(crate) fn string_len(s: &str) -> Result<usize, EncodeError> {
 }
 
 /// Encoded size of a binary field, checking the length limit.
+#[cfg_attr(not(mqtt_sansio_small), inline)]
 pub(crate) fn binary_len(b: &[u8]) -> Result<usize, EncodeError> {
     if b.len() > usize::from(u16::MAX) {
         return Err(EncodeError::FieldTooLong(b.len()));
@@ -344,6 +418,39 @@ mod tests {
     #[test]
     fn mqtt_2_2_1_3_packet_id_zero_is_refused() {
         assert_eq!(finish(packet_id(&[0, 0])), Err(DecodeError::ZeroPacketId));
+    }
+
+    #[test]
+    fn contains_any_agrees_with_a_byte_search_at_every_length_and_position() {
+        // Bytes on both sides of the first pass's bound (`+` + 1 = 0x2C), the needles, and
+        // non-ASCII bytes (which are above every bound).
+        let fill = [b'a', b',', b'$', b' ', b'/', 0xC3, 0xFF, 0x7F];
+        for len in 0..40 {
+            for &f in &fill {
+                let mut bytes = [f; 40];
+                let bytes = &mut bytes[..len];
+                let expect = |b: &[u8], n: &[u8]| b.iter().any(|x| n.contains(x));
+                assert_eq!(contains_any(bytes, [0, b'+', b'#']), expect(bytes, b"\0+#"));
+                for pos in 0..len {
+                    for needle in [0, b'+', b'#'] {
+                        bytes[pos] = needle;
+                        assert!(contains_any(bytes, [0, b'+', b'#']), "{bytes:?}");
+                        assert_eq!(contains_any(bytes, [0]), needle == 0, "{bytes:?}");
+                        bytes[pos] = f;
+                    }
+                    // Just above and below the needles: no false positive.
+                    for other in [1, b'"', b'$', b'*', b','] {
+                        bytes[pos] = other;
+                        assert_eq!(
+                            contains_any(bytes, [0, b'+', b'#']),
+                            expect(bytes, b"\0+#"),
+                            "{bytes:?}"
+                        );
+                        bytes[pos] = f;
+                    }
+                }
+            }
+        }
     }
 
     #[test]

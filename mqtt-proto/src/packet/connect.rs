@@ -69,6 +69,16 @@ impl<'a> Connect<'a> {
     }
 
     fn parse(body: &'a [u8]) -> IResult<'a, Self> {
+        // Compiled for speed, the known protocol names are compared as bytes, and any other name
+        // is read again as a string, so ill-formed UTF-8 and U+0000 are reported as such.
+        // Compiled for size, the name is read as a string (less code).
+        #[cfg(not(mqtt_sansio_small))]
+        let (i, name) = match wire::binary(body)? {
+            (i, b"MQTT") => (i, "MQTT"),
+            (i, b"MQIsdp") => (i, "MQIsdp"),
+            _ => wire::string(body)?,
+        };
+        #[cfg(mqtt_sansio_small)]
         let (i, name) = wire::string(body)?;
         let (i, level) = wire::u8(i)?;
         // [MQTT-3.1.2-1] protocol name, [MQTT-3.1.2-2] protocol level
@@ -91,9 +101,7 @@ impl<'a> Connect<'a> {
             } else {
                 (i, WillProperties::default())
             };
-            let (rest, topic) = wire::string(rest)?;
-            let topic = TopicName::new(topic)
-                .map_err(|e| nom::Err::Failure(DecodeError::InvalidTopicName(e)))?;
+            let (rest, topic) = will_topic(rest)?;
             let (rest, payload) = wire::binary(rest)?;
             will = Some(Will {
                 topic,
@@ -138,7 +146,8 @@ impl<'a> Connect<'a> {
         if !v5 && self.password.is_some() && self.username.is_none() {
             return Err(EncodeError::NotInVersion("a password without a user name"));
         }
-        let mut body = wire::string_len(self.protocol.protocol_name())? + 1 + 1 + 2;
+        // Protocol name ("MQTT" or "MQIsdp"), level, flags, keep alive.
+        let mut body = 2 + self.protocol.protocol_name().len() + 1 + 1 + 2;
         let mut lens = Lengths::default();
         if v5 {
             lens.props = properties::content_len(&self.properties)?;
@@ -156,7 +165,7 @@ impl<'a> Connect<'a> {
             if will.topic.is_empty() {
                 return Err(EncodeError::EmptyTopicWithoutAlias);
             }
-            body += wire::string_len(will.topic.as_str())? + wire::binary_len(will.payload)?;
+            body += will.topic.field_len() + wire::binary_len(will.payload)?;
         }
         if let Some(username) = self.username {
             body += wire::string_len(username)?;
@@ -210,6 +219,30 @@ impl<'a> Connect<'a> {
             flags |= PASSWORD;
         }
         flags
+    }
+}
+
+/// The will topic: a topic name, so not empty (no alias here) [MQTT-4.7.3-1]. Compiled for
+/// speed, UTF-8, U+0000 and the wildcards are checked in one `from_utf8` and one scan, as in
+/// PUBLISH; compiled for size, as a string and then as a topic name (less code).
+#[cfg(not(mqtt_sansio_small))]
+#[inline(always)]
+fn will_topic(input: &[u8]) -> IResult<'_, TopicName<'_>> {
+    let (rest, topic) = wire::binary(input)?;
+    let topic = crate::topic::decode_name(topic).map_err(nom::Err::Failure)?;
+    if topic.is_empty() {
+        return wire::fail(DecodeError::InvalidTopicName(crate::TopicError::Empty));
+    }
+    Ok((rest, topic))
+}
+
+#[cfg(mqtt_sansio_small)]
+#[inline(always)]
+fn will_topic(input: &[u8]) -> IResult<'_, TopicName<'_>> {
+    let (rest, topic) = wire::string(input)?;
+    match TopicName::new(topic) {
+        Ok(topic) => Ok((rest, topic)),
+        Err(e) => wire::fail(DecodeError::InvalidTopicName(e)),
     }
 }
 

@@ -80,6 +80,7 @@ impl FixedHeader {
     ///
     /// # Errors
     /// A reserved packet type, wrong flags, or a remaining length over four bytes.
+    #[cfg_attr(not(mqtt_sansio_small), inline)]
     pub fn decode(buf: &[u8]) -> Result<Option<Self>, DecodeError> {
         let Some(&first) = buf.first() else {
             return Ok(None);
@@ -124,6 +125,7 @@ impl FixedHeader {
     ///
     /// # Errors
     /// The [`DecodeError`] the full decode would report.
+    #[cfg_attr(not(mqtt_sansio_small), inline)]
     pub fn check(&self, version: crate::ProtocolVersion) -> Result<(), DecodeError> {
         match self.packet_type {
             PacketType::Publish if (self.flags >> 1) & 3 == 3 => Err(DecodeError::InvalidQoS),

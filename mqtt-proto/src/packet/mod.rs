@@ -231,6 +231,13 @@ impl<'a> Packet<'a> {
             Self::PingReq | Self::PingResp => {
                 return emit(buf, self.packet_type(), 0, Lengths::default(), |_, _| {});
             }
+            // Compiled for size, CONNECT (sent once per connection) takes the general path
+            // rather than a second copy of its encoder.
+            #[cfg(not(mqtt_sansio_small))]
+            Self::Connect(p) => {
+                let lens = p.lengths()?;
+                return emit(buf, T::Connect, 0, lens, |w, l| p.encode_body(w, l));
+            }
             _ => {}
         }
         self.encode_general(version, buf)

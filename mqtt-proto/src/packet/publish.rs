@@ -66,7 +66,7 @@ impl<'a> Publish<'a> {
             return wire::fail(DecodeError::DupOnQoS0);
         }
         let (i, topic) = wire::binary(body)?;
-        let topic = topic_name(topic).map_err(nom::Err::Failure)?;
+        let topic = crate::topic::decode_name(topic).map_err(nom::Err::Failure)?;
         let (i, qos_pid) = match qos {
             QoS::AtMostOnce => (i, QosPid::AtMostOnce),
             // [MQTT-2.2.1-3] QoS 1 and 2 carry a non-zero packet identifier
@@ -106,7 +106,8 @@ impl<'a> Publish<'a> {
         flags
     }
 
-    #[inline]
+    #[cfg_attr(not(mqtt_sansio_small), inline(always))]
+    #[cfg_attr(mqtt_sansio_small, inline)]
     pub(crate) fn lengths(&self, version: ProtocolVersion) -> Result<Lengths, EncodeError> {
         // [MQTT-3.3.1-2] DUP is 0 on QoS 0
         if self.dup && self.qos_pid == QosPid::AtMostOnce {
@@ -114,8 +115,8 @@ impl<'a> Publish<'a> {
         }
         let mut lens = Lengths::default();
         let topic = self.topic.as_str();
-        // Topic names were validated when built, so only the length limit is left to check.
-        let mut body = wire::binary_len(topic.as_bytes())? + self.payload.len();
+        // Topic names were validated when built: nothing left to check.
+        let mut body = self.topic.field_len() + self.payload.len();
         if self.qos_pid.packet_id().is_some() {
             body += 2;
         }
@@ -137,7 +138,8 @@ impl<'a> Publish<'a> {
         Ok(lens)
     }
 
-    #[inline]
+    #[cfg_attr(not(mqtt_sansio_small), inline(always))]
+    #[cfg_attr(mqtt_sansio_small, inline)]
     pub(crate) fn encode_body(&self, w: &mut impl Write, version: ProtocolVersion, lens: Lengths) {
         w.put_string(self.topic.as_str());
         if let Some(id) = self.qos_pid.packet_id() {
@@ -148,19 +150,4 @@ impl<'a> Publish<'a> {
         }
         w.put_slice(self.payload);
     }
-}
-
-/// Validates a PUBLISH topic: UTF-8 [MQTT-1.5.4-1], no U+0000 [MQTT-1.5.4-2], no wildcard
-/// [MQTT-3.3.2-2].
-#[inline]
-fn topic_name(bytes: &[u8]) -> Result<TopicName<'_>, DecodeError> {
-    let s = core::str::from_utf8(bytes).map_err(|_| DecodeError::InvalidUtf8)?;
-    if wire::contains_any(bytes, [0, b'+', b'#']) {
-        return Err(if bytes.contains(&0) {
-            DecodeError::NullCharacter
-        } else {
-            DecodeError::InvalidTopicName(TopicError::Wildcard)
-        });
-    }
-    Ok(TopicName::from_validated(s))
 }

@@ -189,7 +189,7 @@ impl<'a> Subscribe<'a> {
                     "No Local on a shared subscription",
                 ));
             }
-            body += wire::string_len(sub.filter.as_str())? + 1;
+            body += sub.filter.field_len() + 1;
         }
         lens.body = body;
         Ok(lens)

@@ -85,7 +85,7 @@ impl<'a> Unsubscribe<'a> {
             return Err(EncodeError::NoTopicFilters);
         }
         for f in self.filters.iter() {
-            body += wire::string_len(f.as_str())?;
+            body += f.field_len();
         }
         lens.body = body;
         Ok(lens)
