@@ -83,6 +83,14 @@ pub struct Client<'b, S> {
     /// Bytes still to arrive of a packet the session skipped (too large for `rx`): dropped
     /// as they are read.
     pub(crate) rx_skip: usize,
+    /// Length of the header of a PUBLISH being streamed (larger than `rx`), kept at
+    /// `rx[rx_start..]` while its payload passes behind it; 0 when none is.
+    pub(crate) rx_header: usize,
+    /// Payload bytes of the streamed PUBLISH not handed over yet.
+    pub(crate) rx_stream_left: usize,
+    /// The chunk the last returned event borrows (its length, and whether it ended the
+    /// message): dropped from behind the header by the next `poll`.
+    pub(crate) rx_chunk: Option<(usize, bool)>,
     /// Bytes to write: `tx[tx_start..tx_end]`.
     pub(crate) tx: &'b mut [u8],
     pub(crate) tx_start: usize,
@@ -107,9 +115,13 @@ impl<'b, S: Read + Write> Client<'b, S> {
     /// Creates a client that is not connected yet.
     ///
     /// - `rx` receives packets from the broker; it must hold the largest packet you expect
-    ///   (topic + payload + a few bytes of header, plus properties on 5.0). The session
-    ///   refuses larger packets: on 5.0 the broker is told the limit (Maximum Packet Size)
-    ///   and does not send them; on 3.1.1 the connection ends with [`Error::Protocol`].
+    ///   (topic + payload + a few bytes of header, plus properties on 5.0). Larger packets
+    ///   are refused: on 5.0 the broker is told the limit (Maximum Packet Size) and does not
+    ///   send them; a larger PUBLISH is skipped ([`Notice::MessageSkipped`](mqtt_sansio::session::Notice));
+    ///   any other larger packet ends the connection with [`Error::Protocol`]. Raise
+    ///   [`Options::maximum_packet_size`] above `rx` to receive larger messages in chunks
+    ///   ([`Event::MessageChunk`]); `rx` must then hold a PUBLISH's header (5 bytes, the
+    ///   topic, 2 for the packet id, 5.0 properties) plus one payload byte.
     /// - `tx` holds packets on their way out; it must hold the largest packet you send
     ///   (checked by every command) and the CONNECT (checked here).
     /// - `store` is the session's: queued and unacknowledged outgoing messages and
@@ -152,6 +164,9 @@ impl<'b, S: Read + Write> Client<'b, S> {
             rx_lent: 0,
             rx_ready: false,
             rx_skip: 0,
+            rx_header: 0,
+            rx_stream_left: 0,
+            rx_chunk: None,
             tx,
             tx_start: 0,
             tx_end: 0,
@@ -414,6 +429,9 @@ impl<'b, S: Read + Write> Client<'b, S> {
         self.rx_lent = 0;
         self.rx_ready = false;
         self.rx_skip = 0;
+        self.rx_header = 0;
+        self.rx_stream_left = 0;
+        self.rx_chunk = None;
         self.tx_start = 0;
         self.tx_end = 0;
         self.unflushed = false;

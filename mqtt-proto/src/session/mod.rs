@@ -24,6 +24,7 @@ mod incoming;
 mod read;
 mod reconnect;
 mod store;
+mod stream;
 mod subscriptions;
 mod time;
 mod transmit;
@@ -36,6 +37,7 @@ pub use config::{BrokerLimits, SessionConfig};
 pub use error::{CommandError, ProtocolError};
 pub use event::{Event, LostReason, Notice};
 pub use reconnect::{EndCause, Reaction, Reconnect, ReconnectPolicy};
+pub use stream::Chunk;
 pub use time::Instant;
 
 use crate::properties::{SubscribeProperties, UnsubscribeProperties};
@@ -120,6 +122,31 @@ pub enum Read<'a> {
     Skip {
         /// Length of the whole packet.
         len: usize,
+    },
+    /// The packet at the front is a PUBLISH larger than
+    /// [`SessionConfig::receive_capacity`] (and within
+    /// [`SessionConfig::maximum_packet_size`]): its payload is handed over in chunks. Keep
+    /// its first `header_len` bytes (fixed header, topic, packet identifier, properties) at
+    /// the front of the input, and call [`Session::handle_read`] again with that header
+    /// followed by the payload bytes received so far; each call answers [`Read::Chunk`]
+    /// until the last of the `payload_len` bytes passed.
+    Stream {
+        /// Bytes of the header to keep at the front of the input.
+        header_len: usize,
+        /// Payload bytes that follow it.
+        payload_len: usize,
+    },
+    /// `len` payload bytes behind the header of a streamed PUBLISH were handed over: drop
+    /// them from the input, keeping the header in front, unless `last`, which completes the
+    /// message (acknowledged per its QoS now): then drop the header as well.
+    Chunk {
+        /// Payload bytes handed over.
+        len: usize,
+        /// They end the message.
+        last: bool,
+        /// [`Event::MessageChunk`] with these bytes; `None` for a QoS 2 message delivered
+        /// before (or one left with the broker for lack of room), whose bytes are dropped.
+        event: Option<Event<'a>>,
     },
 }
 
@@ -335,6 +362,8 @@ pub struct Session<B> {
     retry_at: Option<Instant>,
     /// Subscriptions kept for renewal.
     subscriptions: Subscriptions,
+    /// The PUBLISH being received in chunks, if any.
+    stream: Option<stream::Stream>,
     /// The log generation at which a renewal SUBSCRIBE found no room: until the log changes,
     /// there is none.
     renew_blocked: Option<u32>,
@@ -403,6 +432,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             connected_before: false,
             retry_at: None,
             subscriptions: Subscriptions::default(),
+            stream: None,
             renew_blocked: None,
             answered: None,
         };
@@ -549,18 +579,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// broker that announced them: [`CommandError::QoSNotSupported`],
     /// [`CommandError::RetainNotSupported`], [`CommandError::PacketTooLarge`].
     pub fn publish(&mut self, message: &Message<'_>) -> Result<Option<PacketId>, CommandError> {
-        let props = &message.properties;
-        if props.topic_alias.is_some() || !props.subscription_identifiers.is_empty() {
-            return Err(CommandError::ManagedProperty);
-        }
-        if self.conn.phase == Phase::Connected {
-            if message.qos > self.limits.maximum_qos {
-                return Err(CommandError::QoSNotSupported(self.limits.maximum_qos));
-            }
-            if message.retain && !self.limits.retain_available {
-                return Err(CommandError::RetainNotSupported);
-            }
-        }
+        self.check_publish(message)?;
         let pid = match message.qos {
             QoS::AtMostOnce => None,
             _ => Some(self.allocate_packet_id()?),
@@ -580,6 +599,23 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         };
         self.append(&Packet::Publish(publish), kind, pid, message.qos)?;
         Ok(pid)
+    }
+
+    /// What a message may not use, by its properties and the broker's limits.
+    fn check_publish(&self, message: &Message<'_>) -> Result<(), CommandError> {
+        let props = &message.properties;
+        if props.topic_alias.is_some() || !props.subscription_identifiers.is_empty() {
+            return Err(CommandError::ManagedProperty);
+        }
+        if self.conn.phase == Phase::Connected {
+            if message.qos > self.limits.maximum_qos {
+                return Err(CommandError::QoSNotSupported(self.limits.maximum_qos));
+            }
+            if message.retain && !self.limits.retain_available {
+                return Err(CommandError::RetainNotSupported);
+            }
+        }
+        Ok(())
     }
 
     /// Queues a SUBSCRIBE; [`Event::Subscribed`] reports the outcome. Unanswered subscribes
@@ -785,6 +821,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             )
         };
         self.conn = Conn::new();
+        self.drop_stream();
         self.acks.clear();
         self.in_aliases.clear();
         self.out_aliases.clear();

@@ -275,6 +275,9 @@ impl Fuzz {
                     }
                 }
                 Ok(Read::Incomplete { .. }) => return,
+                Ok(Read::Stream { .. } | Read::Chunk { .. }) => {
+                    panic!("streamed without a receive capacity")
+                }
                 Ok(Read::Skip { len }) => {
                     // The rest of the packet is still on the wire: the driver drops it as it
                     // arrives.
