@@ -10,6 +10,7 @@ use mqtt_sansio::{
 
 use crate::event::Event;
 use crate::options::{DerivedId, Options};
+use crate::payload::PayloadSource;
 use crate::reconnect::Reference;
 use crate::Error;
 
@@ -109,6 +110,8 @@ pub struct Client<'b, S> {
     pub(crate) reference: Reference,
     /// Runs 5.0 enhanced authentication on every connection.
     pub(crate) authenticator: Option<&'b mut (dyn Authenticator + Send)>,
+    /// Supplies the payloads of streamed messages.
+    pub(crate) payload_source: Option<&'b mut (dyn PayloadSource + Send)>,
 }
 
 impl<'b, S: Read + Write> Client<'b, S> {
@@ -178,6 +181,7 @@ impl<'b, S: Read + Write> Client<'b, S> {
             stop_reported: false,
             reference: Reference::new(),
             authenticator: None,
+            payload_source: None,
         })
     }
 
@@ -278,6 +282,50 @@ impl<'b, S: Read + Write> Client<'b, S> {
     /// properties name a topic alias or subscription identifiers.
     pub fn publish_message(&mut self, message: &Message<'_>) -> Result<Option<PacketId>, Error> {
         Ok(self.session.publish(message)?)
+    }
+
+    /// Queues a message whose `payload_len`-byte payload is read from the payload source
+    /// ([`Client::set_payload_source`]) as it is sent, a transmit buffer at a time: a 1 MiB
+    /// firmware image goes out through a 1 KiB transmit buffer, and the session's store
+    /// keeps only its header. Otherwise as [`Client::publish`]: QoS 1 and 2 messages are
+    /// resent after a reconnect until acknowledged, whole and with DUP, reading the
+    /// payload again from offset 0 (see [`PayloadSource`]). Nothing else is sent while its
+    /// payload goes out.
+    ///
+    /// # Errors
+    /// As [`Client::publish`], with only the header (topic and a few bytes; properties on
+    /// 5.0) checked against the transmit buffer; [`Error::Command`] with `Encode` beyond
+    /// MQTT's largest packet (256 MiB). Without a payload source the message fails when it
+    /// is sent ([`Error::PayloadSource`]).
+    pub fn publish_streamed(
+        &mut self,
+        topic: &str,
+        qos: QoS,
+        retain: bool,
+        payload_len: usize,
+    ) -> Result<Option<PacketId>, Error> {
+        let mut message = Message::new(TopicName::new(topic)?, &[], qos);
+        message.retain = retain;
+        self.publish_streamed_message(&message, payload_len)
+    }
+
+    /// [`Client::publish_streamed`] with 5.0 properties; `message.payload` is left out.
+    ///
+    /// # Errors
+    /// As [`Client::publish_streamed`] and [`Client::publish_message`].
+    pub fn publish_streamed_message(
+        &mut self,
+        message: &Message<'_>,
+        payload_len: usize,
+    ) -> Result<Option<PacketId>, Error> {
+        Ok(self.session.publish_streamed(message, payload_len)?)
+    }
+
+    /// Sets where the payloads of streamed messages ([`Client::publish_streamed`]) come
+    /// from, for the life of the client. It is asked by packet identifier and offset, and
+    /// must give the same bytes again when a message is resent.
+    pub fn set_payload_source(&mut self, source: &'b mut (dyn PayloadSource + Send)) {
+        self.payload_source = Some(source);
     }
 
     /// Queues a SUBSCRIBE for one filter at `qos` (esp-mqtt's

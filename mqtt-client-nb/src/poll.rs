@@ -300,7 +300,24 @@ impl<'b, S: Read + Write> Client<'b, S> {
         }
         loop {
             match self.session.poll_transmit(now, &mut self.tx[self.tx_end..]) {
-                Ok(Some(transmit)) => self.tx_end += transmit.len,
+                Ok(Some(transmit)) => {
+                    if let Some(piece) = transmit.payload() {
+                        // A piece of a streamed payload: the session says which, the
+                        // application's source supplies it.
+                        let dst = &mut self.tx[self.tx_end..self.tx_end + transmit.len];
+                        let filled = match self.payload_source.as_deref_mut() {
+                            Some(source) => {
+                                crate::payload::fill(source, piece.packet_id, piece.offset, dst)
+                            }
+                            None => false,
+                        };
+                        if !filled {
+                            crate::fmt::warning!("mqtt: the payload source gave no bytes");
+                            return Some(Error::PayloadSource);
+                        }
+                    }
+                    self.tx_end += transmit.len;
+                }
                 Ok(None) => return None,
                 // It fits once the buffer is written out.
                 Err(EncodeError::BufferTooSmall { .. }) if self.tx_end > 0 => return None,

@@ -351,3 +351,183 @@ fn streaming_is_off_without_a_receive_capacity() {
     let events = h.take_events();
     assert!(matches!(&events[..], [Ev::Message { payload, .. }] if *payload == body));
 }
+
+// Streamed sending: the log keeps the header, the driver supplies the payload.
+
+fn streamed(h: &mut Harness, t: &str, body: &[u8], qos: QoS) -> Option<u16> {
+    let message = mqtt_sansio::session::Message::new(topic(t), &[], qos);
+    let id =
+        h.s.publish_streamed(&message, body.len())
+            .unwrap()
+            .map(|p| p.get());
+    h.payloads.push((id, body.to_vec()));
+    id
+}
+
+fn published(bytes: &[u8], v: ProtocolVersion) -> (String, Vec<u8>, bool, Option<u16>) {
+    match dec(bytes, v) {
+        Packet::Publish(p) => (
+            p.topic.as_str().to_string(),
+            p.payload.to_vec(),
+            p.dup,
+            p.packet_id().map(|i| i.get()),
+        ),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_streamed_payload_goes_out_through_a_small_transmit_buffer() {
+    for v in BOTH {
+        for qos in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce] {
+            let mut config = SessionConfig::new(v);
+            config.transmit_capacity = 100;
+            let mut h = Harness::with(config, 4096);
+            h.tx_cap = 100;
+            h.connect(true, false);
+            let body = payload(10_000);
+            let id = streamed(&mut h, "fw/up", &body, qos);
+            // A whole message could not even be queued.
+            let whole = h.publish("fw/up", &body, qos);
+            assert!(whole.is_err(), "{whole:?}");
+            let sent = h.take_sent();
+            assert_eq!(sent.len(), 1);
+            assert_eq!(
+                published(&sent[0], v),
+                ("fw/up".to_string(), body.clone(), false, id)
+            );
+            assert_eq!(h.pieces, 10_000usize.div_ceil(100));
+            assert!(!h.s.is_sending_payload());
+            match qos {
+                QoS::AtMostOnce => assert_eq!(h.s.store_usage().0, 0, "done once written"),
+                QoS::AtLeastOnce => {
+                    h.feed_packet(puback(id.unwrap())).unwrap();
+                    let events = h.take_events();
+                    assert!(matches!(events[..], [Ev::Published { .. }]), "{events:?}");
+                }
+                QoS::ExactlyOnce => {
+                    h.feed_packet(pubrec(id.unwrap())).unwrap();
+                    assert_eq!(h.take_sent(), vec![enc(pubrel(id.unwrap()), v)]);
+                    h.feed_packet(pubcomp(id.unwrap())).unwrap();
+                    let events = h.take_events();
+                    assert!(matches!(events[..], [Ev::Published { .. }]), "{events:?}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn nothing_cuts_into_a_streamed_payload() {
+    let v = ProtocolVersion::V3_1_1;
+    let mut config = SessionConfig::new(v);
+    config.transmit_capacity = 64;
+    let mut h = Harness::with(config, 4096);
+    h.tx_cap = 64;
+    h.connect(true, false);
+    let body = payload(1_000);
+    let id = streamed(&mut h, "s", &body, QoS::AtLeastOnce).unwrap();
+    h.publish("after", b"x", QoS::AtLeastOnce).unwrap();
+    h.transmit(3); // the header and two pieces
+    assert!(h.s.is_sending_payload());
+    // The broker's QoS 1 message asks for a PUBACK, and keep alive for a PINGREQ: both
+    // wait until the payload is out.
+    h.feed_packet(incoming("in", b"y", QoS::AtLeastOnce, 9))
+        .unwrap();
+    h.advance(10_000);
+    let sent = h.take_sent();
+    assert_eq!(published(&sent[0], v).1, body);
+    assert_eq!(sent[0].len(), dec_len(&sent[0]));
+    assert_eq!(published(&sent[0], v).3, Some(id));
+    assert_eq!(sent[1], enc(puback(9), v));
+    assert_eq!(
+        published(&sent[2], v).0,
+        "after",
+        "queued packets after the streamed one"
+    );
+    assert_eq!(sent[3], vec![0xC0, 0x00], "PINGREQ");
+}
+
+fn dec_len(bytes: &[u8]) -> usize {
+    match mqtt_sansio::Packet::decode(bytes, ProtocolVersion::V5, u32::MAX) {
+        Ok(mqtt_sansio::Decoded::Packet { len, .. }) => len,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_streamed_send_cut_by_a_reconnect_is_resent_whole_with_dup() {
+    for v in BOTH {
+        for qos in [QoS::AtLeastOnce, QoS::ExactlyOnce] {
+            let mut config = SessionConfig::new(v);
+            config.transmit_capacity = 128;
+            let mut h = Harness::with(config, 4096);
+            h.tx_cap = 128;
+            h.connect(false, false);
+            let body = payload(5_000);
+            let id = streamed(&mut h, "ota", &body, qos).unwrap();
+            h.transmit(10); // the header and nine pieces
+            assert!(h.s.is_sending_payload());
+            let partial = std::mem::take(&mut h.sent);
+            assert_eq!(partial.len(), 1);
+            assert!(partial[0].len() < body.len());
+            h.transport_closed();
+            assert!(!h.s.is_sending_payload());
+            h.pieces = 0;
+            let sent = h.connect(false, true);
+            assert_eq!(sent.len(), 1, "{sent:?}");
+            assert_eq!(
+                published(&sent[0], v),
+                ("ota".to_string(), body.clone(), true, Some(id)),
+                "whole again, with DUP"
+            );
+            assert_eq!(h.pieces, 5_000usize.div_ceil(128), "from offset 0");
+        }
+    }
+}
+
+#[test]
+fn a_streamed_message_over_the_brokers_maximum_is_refused_or_dropped() {
+    let v = ProtocolVersion::V5;
+    let mut h = Harness::new(v);
+    // Queued before CONNACK, which then announces a 1,000-byte maximum.
+    let body = payload(2_000);
+    let id = streamed(&mut h, "big", &body, QoS::AtLeastOnce);
+    let mut c = mqtt_sansio::Connect::new(v, "client-1");
+    c.keep_alive = 10;
+    h.s.connect(&c).unwrap();
+    h.take_sent();
+    let mut ack = mqtt_sansio::ConnAck::new(ReasonCode::Success);
+    ack.properties.maximum_packet_size = std::num::NonZeroU32::new(1_000);
+    h.feed_packet(Packet::ConnAck(ack)).unwrap();
+    let events = h.take_events();
+    assert!(
+        events.contains(&Ev::Dropped {
+            pid: id,
+            reason: ReasonCode::PacketTooLarge
+        }),
+        "{events:?}"
+    );
+    // While connected, the command itself refuses it.
+    let message = mqtt_sansio::session::Message::new(topic("big"), &[], QoS::AtLeastOnce);
+    assert!(matches!(
+        h.s.publish_streamed(&message, 2_000),
+        Err(mqtt_sansio::session::CommandError::PacketTooLarge { .. })
+    ));
+}
+
+#[test]
+fn a_streamed_payload_beyond_mqtts_largest_packet_is_refused() {
+    let mut h = Harness::new(ProtocolVersion::V3_1_1);
+    let message = mqtt_sansio::session::Message::new(topic("huge"), &[], QoS::AtMostOnce);
+    assert!(matches!(
+        h.s.publish_streamed(&message, 268_435_455),
+        Err(mqtt_sansio::session::CommandError::Encode(
+            mqtt_sansio::EncodeError::PacketTooLarge(_)
+        ))
+    ));
+    assert_eq!(h.s.store_usage().0, 0);
+    // The largest that fits MQTT's 4-byte remaining length is accepted.
+    let largest = 268_435_455 - 2 - 4;
+    assert!(h.s.publish_streamed(&message, largest).is_ok());
+}

@@ -25,6 +25,7 @@ mod read;
 mod reconnect;
 mod store;
 mod stream;
+mod stream_out;
 mod subscriptions;
 mod time;
 mod transmit;
@@ -38,6 +39,7 @@ pub use error::{CommandError, ProtocolError};
 pub use event::{Event, LostReason, Notice};
 pub use reconnect::{EndCause, Reaction, Reconnect, ReconnectPolicy};
 pub use stream::Chunk;
+pub use stream_out::PayloadRequest;
 pub use time::Instant;
 
 use crate::properties::{SubscribeProperties, UnsubscribeProperties};
@@ -158,8 +160,15 @@ pub struct Transmit {
     pub len: usize,
     /// It is the oldest queued QoS 0 publish: once written, that publish is complete. QoS 0
     /// publishes go out (or are dropped, [`Event::PublishDropped`]) in the order they were
-    /// queued, so a driver completes them first in, first out.
+    /// queued, so a driver completes them first in, first out. For a streamed QoS 0
+    /// publish, set on its payload's last piece.
     pub completes_qos0: bool,
+    /// A piece of a streamed payload ([`Session::publish_streamed`]): the session wrote
+    /// nothing, and the driver must fill the first `len` bytes of the buffer with the
+    /// message's payload from [`PayloadRequest::offset`], then write them as any transmit.
+    /// If it cannot, it must close the transport (the message was cut short; a QoS 1 or 2
+    /// one is resent whole on the next connection).
+    pub payload: Option<PayloadRequest>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -227,6 +236,10 @@ struct Conn {
     deferral_reported: bool,
     /// Renewal SUBSCRIBEs may wait in the log: they go before anything else.
     renewing: bool,
+    /// The payload of a streamed PUBLISH whose header went out, still to go.
+    owed: Option<stream_out::Owed>,
+    /// The payload piece the last transmit asks the driver for.
+    piece: Option<PayloadRequest>,
     /// The broker refused 5.0 and the session falls back to 3.1.1 once this transport ends.
     fall_back: bool,
 }
@@ -255,6 +268,8 @@ impl Conn {
             deferral_reported: false,
             renewing: false,
             fall_back: false,
+            owed: None,
+            piece: None,
         }
     }
 }
@@ -1074,6 +1089,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                 pid,
                 qos,
                 v5: version.is_v5(),
+                streamed: false,
             },
             len,
             |buf| {

@@ -663,6 +663,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             pid: pid.get(),
             qos: QoS::ExactlyOnce,
             v5: version.is_v5(),
+            streamed: false,
         };
         let appended = self.log.append(region, entry, len, |buf| {
             let _ = pubrel.encode(version, buf);

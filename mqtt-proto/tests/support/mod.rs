@@ -233,6 +233,13 @@ pub struct Harness {
     pub rx_header: usize,
     /// Bytes of a skipped packet still to arrive.
     pub rx_skip: usize,
+    /// The transmit buffer's size.
+    pub tx_cap: usize,
+    /// Payloads of streamed messages (`Session::publish_streamed`), by packet id (`None`
+    /// for QoS 0), which the harness fills payload transmits from.
+    pub payloads: Vec<(Option<u16>, Vec<u8>)>,
+    /// Payload pieces transmitted.
+    pub pieces: usize,
     pub now: u64,
     pub version: ProtocolVersion,
     /// Transmitted packets not yet looked at.
@@ -252,6 +259,9 @@ impl Harness {
             rx: Vec::new(),
             rx_header: 0,
             rx_skip: 0,
+            tx_cap: 70 * 1024,
+            payloads: Vec::new(),
+            pieces: 0,
             now: 1_000,
             version,
             sent: Vec::new(),
@@ -265,16 +275,40 @@ impl Harness {
 
     /// Drains transmits and session events.
     pub fn flush(&mut self) {
-        let mut buf = vec![0u8; 70 * 1024];
-        while let Some(t) = self.s.poll_transmit(self.instant(), &mut buf).unwrap() {
-            self.sent.push(buf[..t.len].to_vec());
-        }
+        self.transmit(usize::MAX);
         while let Some(e) = self.s.poll_event() {
             let mut ev = copy_event(&e);
             if let Ev::Abandoned { payload, .. } = &mut ev {
                 *payload = self.s.abandoned_message().map(|m| m.payload.to_vec());
             }
             self.events.push(ev);
+        }
+    }
+
+    /// Transmits at most `max` times through a buffer of `tx_cap` bytes; a streamed
+    /// payload's pieces are filled in from `payloads` and appended to their header, so
+    /// `sent` holds whole packets once their last piece went.
+    pub fn transmit(&mut self, max: usize) {
+        let mut buf = vec![0u8; self.tx_cap];
+        for _ in 0..max {
+            let Some(t) = self.s.poll_transmit(self.instant(), &mut buf).unwrap() else {
+                break;
+            };
+            match t.payload() {
+                Some(p) => {
+                    let src = &self
+                        .payloads
+                        .iter()
+                        .find(|(id, _)| *id == p.packet_id.map(PacketId::get))
+                        .expect("a payload for the streamed message")
+                        .1;
+                    assert_eq!(src.len(), p.total_len);
+                    let piece = &src[p.offset..p.offset + t.len];
+                    self.sent.last_mut().unwrap().extend_from_slice(piece);
+                    self.pieces += 1;
+                }
+                None => self.sent.push(buf[..t.len].to_vec()),
+            }
         }
     }
 
@@ -303,12 +337,7 @@ impl Harness {
                 }
                 Read::Incomplete { .. } => panic!("incomplete input in test"),
                 Read::Skip { len } => rest = &rest[len.min(rest.len())..],
-                Read::Blocked => {
-                    let mut buf = vec![0u8; 70 * 1024];
-                    while let Some(t) = self.s.poll_transmit(now, &mut buf).unwrap() {
-                        self.sent.push(buf[..t.len].to_vec());
-                    }
-                }
+                Read::Blocked => self.transmit(usize::MAX),
                 Read::Closing => break,
                 other => panic!("{other:?} without a receive capacity"),
             }
@@ -382,12 +411,7 @@ impl Harness {
                     self.rx.drain(..from_rx);
                     self.rx_skip = len - from_rx;
                 }
-                Read::Blocked => {
-                    let mut buf = vec![0u8; 70 * 1024];
-                    while let Some(t) = self.s.poll_transmit(now, &mut buf).unwrap() {
-                        self.sent.push(buf[..t.len].to_vec());
-                    }
-                }
+                Read::Blocked => self.transmit(usize::MAX),
                 Read::Closing => {
                     self.rx.clear();
                     return Ok(false);
