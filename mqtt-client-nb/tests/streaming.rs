@@ -1,6 +1,8 @@
-//! Messages larger than the client's buffers against a real mosquitto: a 1 MiB message
-//! received through a 1 KiB receive buffer as chunks, byte-identical (SHA-256), both
-//! protocol versions, QoS 0, 1 and 2.
+//! Messages larger than the client's buffers against a real mosquitto, both protocol
+//! versions, QoS 0, 1 and 2, byte-identical (SHA-256): 1 MiB received through a 1 KiB
+//! receive buffer as chunks; 1 MiB streamed out from a payload source through a 1 KiB
+//! transmit buffer; a streamed send cut by a lost connection and resent whole; a source
+//! that runs dry.
 
 mod support;
 
