@@ -37,6 +37,8 @@ impl Fuzz {
         let _ = self.s.handle_transport_closed(self.instant());
         self.wire.clear();
         self.rx.clear();
+        self.stream_in = None;
+        assert!(!self.s.is_streaming(), "a stream outlived its transport");
         assert_eq!(self.s.state(), ConnectionState::Disconnected);
         // A fallback to 3.1.1 changes the language of everything from here on.
         let version = self.s.version();
@@ -207,6 +209,20 @@ impl Fuzz {
                     self.incoming_qos2.clear();
                 }
             }
+            Seen::Chunk {
+                qos,
+                pid,
+                topic,
+                last,
+                ..
+            } => {
+                assert!(topic, "a chunk without topic delivered");
+                self.stats.chunks += 1;
+                if last {
+                    // Delivered once its last chunk is.
+                    self.on_event(Seen::Message { qos, pid, topic });
+                }
+            }
             Seen::Message { qos, pid, topic } => {
                 assert!(topic, "a message without topic delivered");
                 self.stats.messages[qos as usize] += 1;
@@ -272,6 +288,15 @@ pub(super) enum Seen {
         pid: PacketId,
         qos: QoS,
     },
+    /// A chunk of a streamed message.
+    Chunk {
+        qos: QoS,
+        pid: Option<u16>,
+        topic: bool,
+        offset: usize,
+        total: usize,
+        last: bool,
+    },
     Subscribed(PacketId),
     Resubscribed(PacketId),
     Unsubscribed(PacketId),
@@ -291,6 +316,14 @@ impl Seen {
                 qos: p.qos_pid.qos(),
                 pid: p.packet_id().map(PacketId::get),
                 topic: !p.topic.is_empty(),
+            },
+            Event::MessageChunk(c) => Self::Chunk {
+                qos: c.message.qos_pid.qos(),
+                pid: c.message.packet_id().map(PacketId::get),
+                topic: !c.message.topic.is_empty(),
+                offset: c.offset,
+                total: c.total_len,
+                last: c.is_last(),
             },
             Event::Published { packet_id, qos, .. } => Self::Published {
                 pid: packet_id,

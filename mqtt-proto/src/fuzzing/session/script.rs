@@ -124,7 +124,14 @@ impl Script {
 
     /// The initial transmit buffer, `[128 KiB, 2, 5, 16, 32, 64, 128, 1024][selector]`.
     pub fn tx_buffer(mut self, selector: u8) -> Self {
-        self.setup[TX] = selector;
+        self.setup[TX] = (self.setup[TX] & !7) | (selector & 7);
+        self
+    }
+
+    /// The driver's receive buffer, `[none, none, none, none, 48, 128, 512, 2048][selector]`
+    /// bytes: larger PUBLISHes are streamed through it in chunks.
+    pub fn receive_capacity(mut self, selector: u8) -> Self {
+        self.setup[TX] = (self.setup[TX] & !0x38) | ((selector & 7) << 3);
         self
     }
 
@@ -225,6 +232,14 @@ impl Script {
     pub fn broker_publish(self, qos: u8, pid: u8, len: u8, dup: bool) -> Self {
         let flags = (qos & 3) | (u8::from(dup) << 2);
         self.op(op::BROKER_PUBLISH, &[flags, pid % 8, len.min(254), 0])
+    }
+
+    /// PUBLISH from the broker as [`Script::broker_publish`], with a payload of up to
+    /// 65,535 bytes, of which the last `held` (up to 32) stay on the wire for now.
+    pub fn broker_publish_long(self, qos: u8, pid: u8, len: u16, held: u8) -> Self {
+        let [hi, lo] = len.to_be_bytes();
+        let hold = if held == 0 { 0 } else { 223 + held.min(32) };
+        self.op(op::BROKER_PUBLISH, &[qos & 3, pid % 8, 255, hi, lo, hold])
     }
 
     /// 5.0 PUBLISH from the broker with topic alias `alias`, naming topic `["a", "a/b",
@@ -429,6 +444,23 @@ fn scenarios(version: ProtocolVersion) -> Vec<(&'static str, Script)> {
                 .broker_publish(2, 2, 8, false)
                 .ack(0)
                 .ack(1)
+                .pubrel(0),
+        ),
+        (
+            "streamed-receive",
+            s().receive_capacity(5)
+                .connect(false, 0)
+                .connack(false)
+                .broker_publish_long(1, 1, 3_000, 0)
+                .broker_publish_long(2, 2, 1_000, 0)
+                .pubrel(0)
+                .broker_publish_long(0, 0, 500, 0)
+                // Cut mid-message: nothing acknowledged; the resend is delivered whole.
+                .broker_publish_long(2, 3, 2_000, 20)
+                .closed()
+                .connect(false, 0)
+                .connack(true)
+                .broker_publish_long(2, 3, 2_000, 0)
                 .pubrel(0),
         ),
         (
