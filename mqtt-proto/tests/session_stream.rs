@@ -531,3 +531,24 @@ fn a_streamed_payload_beyond_mqtts_largest_packet_is_refused() {
     let largest = 268_435_455 - 2 - 4;
     assert!(h.s.publish_streamed(&message, largest).is_ok());
 }
+
+#[test]
+fn an_empty_streamed_payload_is_just_its_header() {
+    for v in BOTH {
+        for qos in [QoS::AtMostOnce, QoS::AtLeastOnce] {
+            let mut h = Harness::new(v);
+            h.connect(true, false);
+            let id = streamed(&mut h, "empty", &[], qos);
+            let mut buf = vec![0u8; 64];
+            let t = h.s.poll_transmit(h.instant(), &mut buf).unwrap().unwrap();
+            assert_eq!(t.payload(), None);
+            assert_eq!(t.completes_qos0, qos == QoS::AtMostOnce);
+            assert!(!h.s.is_sending_payload());
+            assert_eq!(
+                published(&buf[..t.len], v),
+                ("empty".to_string(), vec![], false, id)
+            );
+            assert_eq!(h.s.poll_transmit(h.instant(), &mut buf).unwrap(), None);
+        }
+    }
+}

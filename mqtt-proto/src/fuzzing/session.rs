@@ -10,7 +10,7 @@
 //! operation ([`op`]) that reads its own arguments from the bytes after it:
 //!
 //! - commands: connect, publish (QoS 0/1/2, sizes up to beyond the store, 5.0 properties,
-//!   managed properties), subscribe, unsubscribe, ack, disconnect, auth;
+//!   managed properties, payload streamed by the driver), subscribe, unsubscribe, ack, disconnect, auth;
 //! - broker input, appended to the "wire" and then read in arbitrary cuts: CONNACK (plain,
 //!   with chosen limits, or with arbitrary properties from [`build_packet`]), PUBLISH at every
 //!   QoS (small ids that repeat, DUP, topic aliases), PUBACK / PUBREC / PUBCOMP for the ids the
@@ -31,7 +31,10 @@
 //! event is the one `Session::event` gives again; a streamed PUBLISH keeps its header within
 //! the receive buffer, and its chunks come in order, fit what was buffered, add up to the
 //! payload length, end exactly at `last`, and give the same event again; the receive buffer
-//! never overflows and no stream outlives its transport; `Read::Blocked` always has something to transmit; after a
+//! never overflows and no stream outlives its transport; a streamed PUBLISH's header and
+//! payload pieces go out back to back, in order, adding up to the packet its header announces
+//! (checked as any transmitted packet), with nothing in between, and a streamed message
+//! abandoned with the broker's session has no bytes to lend back; `Read::Blocked` always has something to transmit; after a
 //! protocol error the session is closing and ignores input; packet ids are unique among
 //! outstanding requests and each completes once, with the kind of event it was issued for; an
 //! incoming QoS 2 message is delivered once until PUBREL releases its id; a delivered message
@@ -251,6 +254,11 @@ struct Fuzz {
     rx: Vec<u8>,
     /// The PUBLISH being streamed, whose header leads `rx`.
     stream_in: Option<broker::StreamIn>,
+    /// A streamed PUBLISH being transmitted: its bytes so far (header, then payload), and
+    /// the connection state and broker limit when its header went out.
+    stream_out: Option<(Vec<u8>, ConnectionState, Option<core::num::NonZeroU32>)>,
+    /// Ids of QoS 1 and 2 messages queued with a streamed payload.
+    streamed: BTreeSet<u16>,
     tx: Vec<u8>,
     tx_size: usize,
     outstanding: BTreeMap<u16, Pending>,
@@ -284,6 +292,8 @@ impl Fuzz {
             wire: Vec::new(),
             rx: Vec::new(),
             stream_in: None,
+            stream_out: None,
+            streamed: BTreeSet::new(),
             tx: vec![0u8; TX_BUF],
             tx_size: setup.tx_size,
             outstanding: BTreeMap::new(),

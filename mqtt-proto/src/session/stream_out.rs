@@ -140,7 +140,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             Ok(Some(h)) => h.packet_len().saturating_sub(header.len()),
             _ => 0,
         };
-        self.conn.owed = Some(Owed {
+        // An empty payload: the header was the whole packet.
+        self.conn.owed = (total > 0).then_some(Owed {
             packet_id: PacketId::new(pid),
             offset: 0,
             total,
@@ -158,9 +159,10 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         let left = owed.total - owed.offset;
         let n = left.min(buf.len());
         if n == 0 {
+            // `left` is never 0 (see `owe_payload`): the buffer is empty.
             return Err(EncodeError::BufferTooSmall {
                 needed: 1,
-                available: 0,
+                available: buf.len(),
             });
         }
         self.conn.piece = Some(PayloadRequest {

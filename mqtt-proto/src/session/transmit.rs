@@ -272,8 +272,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         self.log.set_sent_before(region, r.at, true);
         match r.kind {
             Kind::Publish => self.inflight += 1,
-            // A streamed one completes with its payload's last piece.
-            Kind::Publish0 => *completes_qos0 = !r.streamed,
+            // A streamed one completes with its payload's last piece, if it has any.
+            Kind::Publish0 => *completes_qos0 = self.conn.owed.is_none(),
             _ => {}
         }
         Ok(Offer::Sent(n))

@@ -166,6 +166,19 @@ impl Script {
         self.op(op::PUBLISH, &[(qos & 3) | ((topic % 3) << 3), len.min(199)])
     }
 
+    /// PUBLISH of `len` bytes (`len * 16` when over 199) to topic `[..][topic]` with the
+    /// payload streamed by the driver ([`Session::publish_streamed`](crate::session::Session::publish_streamed)).
+    pub fn publish_streamed(self, qos: u8, len: u16, topic: u8) -> Self {
+        let flags = 0x80 | (qos & 3) | ((topic % 3) << 3);
+        match u8::try_from(len) {
+            Ok(small) if small < 200 => self.op(op::PUBLISH, &[flags, small]),
+            _ => {
+                let [hi, lo] = (len % 4096).to_be_bytes();
+                self.op(op::PUBLISH, &[flags, 200, hi, lo])
+            }
+        }
+    }
+
     /// SUBSCRIBE to `filters` (indices into the filter list, at most 3) at QoS 1.
     pub fn subscribe(self, filters: &[u8]) -> Self {
         let mut args = vec![filters.len().min(3) as u8];
@@ -462,6 +475,19 @@ fn scenarios(version: ProtocolVersion) -> Vec<(&'static str, Script)> {
                 .connack(true)
                 .broker_publish_long(2, 3, 2_000, 0)
                 .pubrel(0),
+        ),
+        (
+            "streamed-send",
+            s().tx_buffer(6)
+                .connect(true, 0)
+                .connack(false)
+                .publish_streamed(1, 3_000, 1)
+                .publish_streamed(2, 1_000, 0)
+                .publish_streamed(0, 4_000, 2)
+                .transmit(0)
+                .puback(0)
+                .pubrec(1)
+                .pubcomp(0),
         ),
         (
             "small-buffers",
