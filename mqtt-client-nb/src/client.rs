@@ -10,6 +10,7 @@ use mqtt_sansio::{
 
 use crate::event::Event;
 use crate::options::{DerivedId, Options};
+use crate::payload::PayloadSource;
 use crate::reconnect::Reference;
 use crate::Error;
 
@@ -83,6 +84,14 @@ pub struct Client<'b, S> {
     /// Bytes still to arrive of a packet the session skipped (too large for `rx`): dropped
     /// as they are read.
     pub(crate) rx_skip: usize,
+    /// Length of the header of a PUBLISH being streamed (larger than `rx`), kept at
+    /// `rx[rx_start..]` while its payload passes behind it; 0 when none is.
+    pub(crate) rx_header: usize,
+    /// Payload bytes of the streamed PUBLISH not handed over yet.
+    pub(crate) rx_stream_left: usize,
+    /// The chunk the last returned event borrows (its length, and whether it ended the
+    /// message): dropped from behind the header by the next `poll`.
+    pub(crate) rx_chunk: Option<(usize, bool)>,
     /// Bytes to write: `tx[tx_start..tx_end]`.
     pub(crate) tx: &'b mut [u8],
     pub(crate) tx_start: usize,
@@ -101,15 +110,21 @@ pub struct Client<'b, S> {
     pub(crate) reference: Reference,
     /// Runs 5.0 enhanced authentication on every connection.
     pub(crate) authenticator: Option<&'b mut (dyn Authenticator + Send)>,
+    /// Supplies the payloads of streamed messages.
+    pub(crate) payload_source: Option<&'b mut (dyn PayloadSource + Send)>,
 }
 
 impl<'b, S: Read + Write> Client<'b, S> {
     /// Creates a client that is not connected yet.
     ///
     /// - `rx` receives packets from the broker; it must hold the largest packet you expect
-    ///   (topic + payload + a few bytes of header, plus properties on 5.0). The session
-    ///   refuses larger packets: on 5.0 the broker is told the limit (Maximum Packet Size)
-    ///   and does not send them; on 3.1.1 the connection ends with [`Error::Protocol`].
+    ///   (topic + payload + a few bytes of header, plus properties on 5.0). Larger packets
+    ///   are refused: on 5.0 the broker is told the limit (Maximum Packet Size) and does not
+    ///   send them; a larger PUBLISH is skipped ([`Notice::MessageSkipped`](mqtt_sansio::session::Notice));
+    ///   any other larger packet ends the connection with [`Error::Protocol`]. Raise
+    ///   [`Options::maximum_packet_size`] above `rx` to receive larger messages in chunks
+    ///   ([`Event::MessageChunk`]); `rx` must then hold a PUBLISH's header (5 bytes, the
+    ///   topic, 2 for the packet id, 5.0 properties) plus one payload byte.
     /// - `tx` holds packets on their way out; it must hold the largest packet you send
     ///   (checked by every command) and the CONNECT (checked here).
     /// - `store` is the session's: queued and unacknowledged outgoing messages and
@@ -152,6 +167,9 @@ impl<'b, S: Read + Write> Client<'b, S> {
             rx_lent: 0,
             rx_ready: false,
             rx_skip: 0,
+            rx_header: 0,
+            rx_stream_left: 0,
+            rx_chunk: None,
             tx,
             tx_start: 0,
             tx_end: 0,
@@ -163,6 +181,7 @@ impl<'b, S: Read + Write> Client<'b, S> {
             stop_reported: false,
             reference: Reference::new(),
             authenticator: None,
+            payload_source: None,
         })
     }
 
@@ -263,6 +282,50 @@ impl<'b, S: Read + Write> Client<'b, S> {
     /// properties name a topic alias or subscription identifiers.
     pub fn publish_message(&mut self, message: &Message<'_>) -> Result<Option<PacketId>, Error> {
         Ok(self.session.publish(message)?)
+    }
+
+    /// Queues a message whose `payload_len`-byte payload is read from the payload source
+    /// ([`Client::set_payload_source`]) as it is sent, a transmit buffer at a time: a 1 MiB
+    /// firmware image goes out through a 1 KiB transmit buffer, and the session's store
+    /// keeps only its header. Otherwise as [`Client::publish`]: QoS 1 and 2 messages are
+    /// resent after a reconnect until acknowledged, whole and with DUP, reading the
+    /// payload again from offset 0 (see [`PayloadSource`]). Nothing else is sent while its
+    /// payload goes out.
+    ///
+    /// # Errors
+    /// As [`Client::publish`], with only the header (topic and a few bytes; properties on
+    /// 5.0) checked against the transmit buffer; [`Error::Command`] with `Encode` beyond
+    /// MQTT's largest packet (256 MiB). Without a payload source the message fails when it
+    /// is sent ([`Error::PayloadSource`]).
+    pub fn publish_streamed(
+        &mut self,
+        topic: &str,
+        qos: QoS,
+        retain: bool,
+        payload_len: usize,
+    ) -> Result<Option<PacketId>, Error> {
+        let mut message = Message::new(TopicName::new(topic)?, &[], qos);
+        message.retain = retain;
+        self.publish_streamed_message(&message, payload_len)
+    }
+
+    /// [`Client::publish_streamed`] with 5.0 properties; `message.payload` is left out.
+    ///
+    /// # Errors
+    /// As [`Client::publish_streamed`] and [`Client::publish_message`].
+    pub fn publish_streamed_message(
+        &mut self,
+        message: &Message<'_>,
+        payload_len: usize,
+    ) -> Result<Option<PacketId>, Error> {
+        Ok(self.session.publish_streamed(message, payload_len)?)
+    }
+
+    /// Sets where the payloads of streamed messages ([`Client::publish_streamed`]) come
+    /// from, for the life of the client. It is asked by packet identifier and offset, and
+    /// must give the same bytes again when a message is resent.
+    pub fn set_payload_source(&mut self, source: &'b mut (dyn PayloadSource + Send)) {
+        self.payload_source = Some(source);
     }
 
     /// Queues a SUBSCRIBE for one filter at `qos` (esp-mqtt's
@@ -414,6 +477,9 @@ impl<'b, S: Read + Write> Client<'b, S> {
         self.rx_lent = 0;
         self.rx_ready = false;
         self.rx_skip = 0;
+        self.rx_header = 0;
+        self.rx_stream_left = 0;
+        self.rx_chunk = None;
         self.tx_start = 0;
         self.tx_end = 0;
         self.unflushed = false;

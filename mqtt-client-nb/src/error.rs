@@ -85,6 +85,12 @@ pub enum Error {
     /// [`Client::connect`](crate::Client::connect) after fixing the cause.
     #[error("not reconnecting after {0:?}")]
     Stopped(EndCause),
+    /// The payload source of a streamed message ([`Client::publish_streamed`](crate::Client::publish_streamed))
+    /// gave no bytes (or none is set) while its payload was being sent. The packet was cut
+    /// short, so the connection ends; a QoS 1 or 2 message is sent again, whole, on the
+    /// next connection, and the source is asked for its bytes from offset 0 again.
+    #[error("the payload source of a streamed message gave no bytes")]
+    PayloadSource,
 }
 
 impl From<CommandError> for Error {

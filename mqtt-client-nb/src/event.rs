@@ -1,6 +1,6 @@
 //! What [`Client::poll`](crate::Client::poll) reports, after esp-mqtt's `esp_mqtt_event_id_t`.
 
-use mqtt_sansio::session::Notice;
+use mqtt_sansio::session::{Chunk, Notice};
 use mqtt_sansio::{
     AckProperties, Auth, ConnAckProperties, PacketId, Publish, QoS, ReasonCode, Seq, Subscription,
 };
@@ -71,6 +71,16 @@ pub enum Event<'a> {
     /// A message arrived (`MQTT_EVENT_DATA`), whole: topic, payload, QoS, retain flag and
     /// 5.0 properties. A QoS 2 message is delivered once even if the broker resends it.
     Message(Publish<'a>),
+    /// A piece of a message larger than the receive buffer (`MQTT_EVENT_DATA` with
+    /// `current_data_offset` and `total_data_len`), when
+    /// [`Options::maximum_packet_size`](crate::Options::maximum_packet_size) allows such
+    /// messages. Pieces come in order, each with the message's topic, QoS and packet id,
+    /// flags and 5.0 properties, its `offset` and the `total_len` of the payload; the
+    /// message is acknowledged after the last one ([`Chunk::is_last`]). When the connection
+    /// ends before, nothing was acknowledged: a QoS 1 or 2 message comes again from offset
+    /// 0 (with DUP), so restart whatever you were assembling when a chunk with offset 0
+    /// arrives. A QoS 2 message is delivered once, as for [`Event::Message`].
+    MessageChunk(Chunk<'a>),
     /// A queued QoS 1 or 2 message was removed without being acknowledged
     /// (`MQTT_EVENT_DELETED`), or a QoS 0 message could not be sent on this connection.
     Deleted {

@@ -12,6 +12,7 @@ mod clock;
 mod error;
 mod event;
 mod options;
+mod payload;
 mod poll;
 mod reconnect;
 mod select;
@@ -23,6 +24,7 @@ pub use clock::EmbassyClock;
 pub use error::Error;
 pub use event::{DeleteReason, Event};
 pub use options::{Options, Will};
+pub use payload::PayloadSource;
 pub use reconnect::Redirect;
 
 /// The protocol crate this client drives, re-exported so applications name its types

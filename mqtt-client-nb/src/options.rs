@@ -109,6 +109,14 @@ pub struct Options<'a> {
     /// renewal is left to the application. See
     /// [`SessionConfig::subscription_bytes`](mqtt_sansio::session::SessionConfig::subscription_bytes).
     pub subscription_bytes: usize,
+    /// Largest packet accepted from the broker (5.0 brokers are told: Maximum Packet
+    /// Size). 0, the default, means the receive buffer's size: larger messages are skipped
+    /// ([`Notice::MessageSkipped`](mqtt_sansio::session::Notice)). Set it above the receive
+    /// buffer (e.g. to 2 MiB for firmware images) to receive larger messages as
+    /// [`Event::MessageChunk`](crate::Event::MessageChunk)s through the same buffer, which
+    /// must then hold a PUBLISH's header and one payload byte. Messages larger than this
+    /// are still skipped.
+    pub maximum_packet_size: u32,
     /// On 5.0, when the broker refuses the version (a 3.1.1-only broker), speak 3.1.1 from
     /// then on and reconnect at once through
     /// [`Client::poll_reconnecting`](crate::Client::poll_reconnecting), reported as
@@ -149,6 +157,7 @@ impl<'a> Options<'a> {
             authentication_room: 0,
             subscription_bytes: 0,
             fallback_to_v311: false,
+            maximum_packet_size: 0,
         }
     }
 
@@ -179,8 +188,9 @@ impl<'a> Options<'a> {
         connect
     }
 
-    /// The session configuration: the options above, the largest packet we accept set to the
-    /// receive buffer's size, and a control region sized to the CONNECT.
+    /// The session configuration: the options above, the largest packet we accept (at least
+    /// the receive buffer's size, which is also the size above which PUBLISHes are
+    /// streamed), and a control region sized to the CONNECT.
     pub(crate) fn session_config(
         &self,
         rx_len: usize,
@@ -201,7 +211,10 @@ impl<'a> Options<'a> {
         } else {
             0
         };
-        config.maximum_packet_size = u32::try_from(rx_len).unwrap_or(u32::MAX);
+        let rx_max = u32::try_from(rx_len).unwrap_or(u32::MAX);
+        config.maximum_packet_size = self.maximum_packet_size.max(rx_max);
+        // PUBLISHes between the two are streamed through `rx`.
+        config.receive_capacity = rx_len;
         config.topic_alias_maximum = self.topic_alias_maximum;
         config.incoming_alias_bytes = self.incoming_alias_bytes;
         config.outgoing_topic_aliases = self.outgoing_topic_aliases;

@@ -54,6 +54,9 @@ impl<'b, S: Read + Write> Client<'b, S> {
         // borrows the event it returns: the borrow checker accepts that inside a loop.
         let this = self;
         this.rx_start += core::mem::take(&mut this.rx_lent);
+        if let Some((len, last)) = this.rx_chunk.take() {
+            this.release_chunk(len, last);
+        }
         loop {
             let now = Instant::from_millis(clock.now_ms());
             this.last_now = now;
@@ -107,9 +110,38 @@ impl<'b, S: Read + Write> Client<'b, S> {
         }
     }
 
-    /// Hands one buffered packet to the session.
+    /// Drops a chunk of a streamed PUBLISH from behind its header, and the header with the
+    /// last chunk.
+    fn release_chunk(&mut self, len: usize, last: bool) {
+        let payload = self.rx_start + self.rx_header;
+        self.rx.copy_within(payload + len..self.rx_end, payload);
+        self.rx_end -= len;
+        self.rx_stream_left -= len;
+        if last {
+            self.rx_start += self.rx_header;
+            self.rx_header = 0;
+            self.rx_stream_left = 0;
+        }
+    }
+
+    /// Whether a streamed PUBLISH's payload should wait for more bytes before a chunk is
+    /// handed over: chunks fill the receive buffer unless the message ends sooner.
+    fn chunk_pending(&self) -> bool {
+        if self.rx_header == 0 {
+            return false;
+        }
+        let buffered = self.rx_end - self.rx_start;
+        let payload = buffered - self.rx_header;
+        payload < self.rx_stream_left && buffered < self.rx.len()
+    }
+
+    /// Hands one buffered packet (or chunk of a streamed one) to the session.
     fn read_step(&mut self, now: Instant) -> ReadStep {
         if !self.rx_ready || self.link.ending.is_some() || self.rx_start == self.rx_end {
+            return ReadStep::Nothing;
+        }
+        if self.chunk_pending() {
+            self.rx_ready = false;
             return ReadStep::Nothing;
         }
         let input = &self.rx[self.rx_start..self.rx_end];
@@ -133,6 +165,27 @@ impl<'b, S: Read + Write> Client<'b, S> {
             }
             // Acknowledgements wait: `fill_tx` takes them, then the packet is retried.
             Ok(session::Read::Blocked) => return ReadStep::Nothing,
+            Ok(session::Read::Stream {
+                header_len,
+                payload_len,
+            }) => {
+                // The header stays at the front; the payload passes behind it.
+                self.rx_header = header_len;
+                self.rx_stream_left = payload_len;
+                self.link.progress = true;
+                return ReadStep::Nothing;
+            }
+            Ok(session::Read::Chunk { len, last, event }) => {
+                let reported =
+                    event.is_some_and(|e| effect(&mut self.link, &mut self.reference, &e));
+                if reported {
+                    self.rx_chunk = Some((len, last));
+                    return ReadStep::Report(self.rx_header + len);
+                }
+                self.release_chunk(len, last);
+                self.link.progress = true;
+                return ReadStep::Nothing;
+            }
             Ok(session::Read::Skip { len }) => {
                 // Larger than `rx` can ever hold: dropped here and as the rest arrives.
                 let dropped = len.min(self.rx_end - self.rx_start);
@@ -208,8 +261,8 @@ impl<'b, S: Read + Write> Client<'b, S> {
         AuthStep::Failed(error)
     }
 
-    /// The event of the packet `read_step` reported; its `len` bytes stay lent until the next
-    /// poll.
+    /// The event of the packet `read_step` reported; its `len` bytes (a streamed PUBLISH's
+    /// header and chunk) stay lent until the next poll.
     fn read_event(&self, len: usize) -> Event<'_> {
         let packet = &self.rx[self.rx_start..self.rx_start + len];
         match self.session.event(packet) {
@@ -247,7 +300,24 @@ impl<'b, S: Read + Write> Client<'b, S> {
         }
         loop {
             match self.session.poll_transmit(now, &mut self.tx[self.tx_end..]) {
-                Ok(Some(transmit)) => self.tx_end += transmit.len,
+                Ok(Some(transmit)) => {
+                    if let Some(piece) = transmit.payload() {
+                        // A piece of a streamed payload: the session says which, the
+                        // application's source supplies it.
+                        let dst = &mut self.tx[self.tx_end..self.tx_end + transmit.len];
+                        let filled = match self.payload_source.as_deref_mut() {
+                            Some(source) => {
+                                crate::payload::fill(source, piece.packet_id, piece.offset, dst)
+                            }
+                            None => false,
+                        };
+                        if !filled {
+                            crate::fmt::warning!("mqtt: the payload source gave no bytes");
+                            return Some(Error::PayloadSource);
+                        }
+                    }
+                    self.tx_end += transmit.len;
+                }
                 Ok(None) => return None,
                 // It fits once the buffer is written out.
                 Err(EncodeError::BufferTooSmall { .. }) if self.tx_end > 0 => return None,
@@ -457,6 +527,7 @@ fn is_reported(event: &session::Event<'_>) -> bool {
         S::Connected { .. }
             | S::ConnectionRefused { .. }
             | S::Message(_)
+            | S::MessageChunk(_)
             | S::Published { .. }
             | S::Subscribed { .. }
             | S::Resubscribed { .. }
@@ -488,6 +559,7 @@ fn convert<'a>(event: session::Event<'a>, abandoned: Option<Publish<'a>>) -> Eve
         }
         S::ConnectionRefused { reason_code, .. } => Event::Error(Error::Refused(reason_code)),
         S::Message(publish) => Event::Message(publish),
+        S::MessageChunk(chunk) => Event::MessageChunk(chunk),
         S::Published {
             packet_id,
             qos,

@@ -87,6 +87,15 @@ pub enum Ev {
     },
     Notice(Notice),
     Error(Error),
+    Chunk {
+        topic: String,
+        data: Vec<u8>,
+        offset: usize,
+        total: usize,
+        qos: QoS,
+        dup: bool,
+        last: bool,
+    },
 }
 
 pub fn copy(event: &Event<'_>) -> Ev {
@@ -151,6 +160,15 @@ pub fn copy(event: &Event<'_>) -> Ev {
         },
         Event::Notice(n) => Ev::Notice(n),
         Event::Error(e) => Ev::Error(e),
+        Event::MessageChunk(c) => Ev::Chunk {
+            topic: c.message.topic.as_str().to_owned(),
+            data: c.message.payload.to_vec(),
+            offset: c.offset,
+            total: c.total_len,
+            qos: c.message.qos_pid.qos(),
+            dup: c.message.dup,
+            last: c.is_last(),
+        },
         _ => panic!("unknown event {event:?}"),
     }
 }

@@ -104,7 +104,9 @@ impl State {
                     return;
                 }
                 Ok(Read::Blocked) => Input::Blocked,
-                Ok(Read::Closing) => return,
+                // The buffer grows to any packet: no receive capacity is set, so the session
+                // never streams.
+                Ok(Read::Closing | Read::Stream { .. } | Read::Chunk { .. }) => return,
                 Ok(Read::Skip { len }) => {
                     // A message over the maximum packet size: the session acknowledged and
                     // reported it; its bytes are dropped as they arrive.

@@ -3,14 +3,15 @@
 //!
 //! The first [`SETUP_LEN`] bytes pick the configuration (`Setup::read`): version (3.1, 3.1.1,
 //! 5.0), Receive Maximum, store size, our Maximum Packet Size, incoming and outgoing topic
-//! aliases, manual acks, control region, transmit buffer size, CONNACK and PINGRESP timeouts,
+//! aliases, manual acks, control region, transmit buffer size, the driver's receive buffer
+//! (above which PUBLISHes are streamed in chunks), CONNACK and PINGRESP timeouts,
 //! the table of subscriptions kept for renewal, the fallback to 3.1.1, the packet-id index
 //! (none, one slot, colliding slots, plenty), and whether the driver
 //! drains the outputs after every operation. Then each byte names an
 //! operation ([`op`]) that reads its own arguments from the bytes after it:
 //!
 //! - commands: connect, publish (QoS 0/1/2, sizes up to beyond the store, 5.0 properties,
-//!   managed properties), subscribe, unsubscribe, ack, disconnect, auth;
+//!   managed properties, payload streamed by the driver), subscribe, unsubscribe, ack, disconnect, auth;
 //! - broker input, appended to the "wire" and then read in arbitrary cuts: CONNACK (plain,
 //!   with chosen limits, or with arbitrary properties from [`build_packet`]), PUBLISH at every
 //!   QoS (small ids that repeat, DUP, topic aliases), PUBACK / PUBREC / PUBCOMP for the ids the
@@ -28,7 +29,13 @@
 //! transmitted packet decodes as exactly one packet, fits the broker's Maximum Packet Size while
 //! connected, and is one the connection state allows; a buffer refused as too small takes the
 //! packet once it has the size asked for; `Read::Packet` consumes bytes it was given, and its
-//! event is the one `Session::event` gives again; `Read::Blocked` always has something to transmit; after a
+//! event is the one `Session::event` gives again; a streamed PUBLISH keeps its header within
+//! the receive buffer, and its chunks come in order, fit what was buffered, add up to the
+//! payload length, end exactly at `last`, and give the same event again; the receive buffer
+//! never overflows and no stream outlives its transport; a streamed PUBLISH's header and
+//! payload pieces go out back to back, in order, adding up to the packet its header announces
+//! (checked as any transmitted packet), with nothing in between, and a streamed message
+//! abandoned with the broker's session has no bytes to lend back; `Read::Blocked` always has something to transmit; after a
 //! protocol error the session is closing and ignores input; packet ids are unique among
 //! outstanding requests and each completes once, with the kind of event it was issued for; an
 //! incoming QoS 2 message is delivered once until PUBREL releases its id; a delivered message
@@ -114,6 +121,11 @@ pub struct Stats {
     pub protocol_errors: usize,
     /// `Read::Blocked` answers.
     pub blocked: usize,
+    /// `MessageChunk` events.
+    pub chunks: usize,
+    /// Connections the driver ended with its receive buffer full of a packet the session
+    /// could not take (larger than the receive capacity, not a PUBLISH).
+    pub rx_full: usize,
 }
 
 /// Runs the target on `data` and tells what happened.
@@ -177,7 +189,7 @@ impl Setup {
         config.subscription_bytes = [0, 24, 256, 4096][usize::from((limits >> 5) & 3)];
         config.fallback_to_v311 = limits & 0x80 != 0;
         // None, one slot every identifier shares, collisions, plenty.
-        config.index_slots = [0, 1, 3, 64][usize::from((tx >> 3) & 3)];
+        config.index_slots = [0, 1, 3, 64][usize::from(tx >> 6)];
         config.maximum_packet_size =
             [4096, 64, 128, 256, 1024, 65_536, 268_435_460, 0][usize::from(size & 7)];
         config.connack_timeout = Duration::from_millis(u64::from(size >> 3) * 1000);
@@ -185,6 +197,9 @@ impl Setup {
         config.incoming_alias_bytes = usize::from(aliases >> 3) * 8;
         config.outgoing_alias_bytes = usize::from(regions & 31) * 8;
         config.control_bytes = [512, 16, 32, 64, 128, 256, 1024, 4096][usize::from(regions >> 5)];
+        // A driver's fixed receive buffer, above which PUBLISHes are streamed (bits of the
+        // transmit selector that older seeds leave clear).
+        config.receive_capacity = [0, 0, 0, 0, 48, 128, 512, 2048][usize::from((tx >> 3) & 7)];
         let start = match start {
             255 => u64::MAX - 10_000,
             s => u64::from(s) * 1000,
@@ -240,6 +255,13 @@ struct Fuzz {
     wire: Vec<u8>,
     /// Bytes arrived and not yet consumed by the session.
     rx: Vec<u8>,
+    /// The PUBLISH being streamed, whose header leads `rx`.
+    stream_in: Option<broker::StreamIn>,
+    /// A streamed PUBLISH being transmitted: its bytes so far (header, then payload), and
+    /// the connection state and broker limit when its header went out.
+    stream_out: Option<(Vec<u8>, ConnectionState, Option<core::num::NonZeroU32>)>,
+    /// Ids of QoS 1 and 2 messages queued with a streamed payload.
+    streamed: BTreeSet<u16>,
     tx: Vec<u8>,
     tx_size: usize,
     outstanding: BTreeMap<u16, Pending>,
@@ -272,6 +294,9 @@ impl Fuzz {
             now: setup.start,
             wire: Vec::new(),
             rx: Vec::new(),
+            stream_in: None,
+            stream_out: None,
+            streamed: BTreeSet::new(),
             tx: vec![0u8; TX_BUF],
             tx_size: setup.tx_size,
             outstanding: BTreeMap::new(),

@@ -33,6 +33,16 @@ pub struct SessionConfig {
     /// ([`Notice::MessageSkipped`](super::Notice::MessageSkipped)); any other larger packet ends
     /// the connection (0x95 in 5.0).
     pub maximum_packet_size: u32,
+    /// Largest packet the driver can hold in its receive buffer, when it has a fixed one (0:
+    /// no limit, every packet is decoded whole). A PUBLISH larger than this and within
+    /// [`SessionConfig::maximum_packet_size`] is streamed: [`Read::Stream`](super::Read::Stream),
+    /// then [`Event::MessageChunk`](super::Event::MessageChunk)s through
+    /// [`Read::Chunk`](super::Read::Chunk). Its header (fixed header, topic, packet
+    /// identifier, 5.0 properties) plus one payload byte must fit: a message whose header
+    /// does not is skipped as if over the maximum packet size
+    /// ([`Notice::MessageSkipped`](super::Notice::MessageSkipped)). Any other packet larger
+    /// than this is the driver's to refuse.
+    pub receive_capacity: usize,
     /// Highest topic alias the broker may use towards us (5.0; 0 disables incoming aliases).
     pub topic_alias_maximum: u16,
     /// Bytes of the store reserved for the topics of incoming aliases.
@@ -130,6 +140,7 @@ impl SessionConfig {
             receive_maximum: 16,
             incoming_slots: 32,
             maximum_packet_size: 4096,
+            receive_capacity: 0,
             topic_alias_maximum: 0,
             incoming_alias_bytes: 0,
             outgoing_topic_aliases: false,

@@ -33,6 +33,14 @@ pub enum Event<'a> {
     },
     /// A message arrived. Delivered once for QoS 2, even if the broker sends it again.
     Message(Publish<'a>),
+    /// A chunk of a message too large for the driver's receive buffer
+    /// ([`SessionConfig::receive_capacity`](super::SessionConfig::receive_capacity)), in
+    /// order, each with the message's topic, flags and properties. The message is
+    /// acknowledged after its last chunk ([`Chunk::is_last`](super::Chunk::is_last)); if
+    /// the connection ends before, nothing was acknowledged and the broker sends it again
+    /// from offset 0 (QoS 1 and 2). A QoS 2 message is delivered once, as for
+    /// [`Event::Message`].
+    MessageChunk(super::Chunk<'a>),
     /// A QoS 1 or 2 publish completed: PUBACK or PUBCOMP, or a PUBREC carrying an error
     /// (5.0 [MQTT-4.4.0-2]: treated as acknowledged and never resent).
     Published {

@@ -24,6 +24,8 @@ mod incoming;
 mod read;
 mod reconnect;
 mod store;
+mod stream;
+mod stream_out;
 mod subscriptions;
 mod time;
 mod transmit;
@@ -36,6 +38,8 @@ pub use config::{BrokerLimits, SessionConfig};
 pub use error::{CommandError, ProtocolError};
 pub use event::{Event, LostReason, Notice};
 pub use reconnect::{EndCause, Reaction, Reconnect, ReconnectPolicy};
+pub use stream::Chunk;
+pub use stream_out::PayloadRequest;
 pub use time::Instant;
 
 use crate::properties::{SubscribeProperties, UnsubscribeProperties};
@@ -121,6 +125,31 @@ pub enum Read<'a> {
         /// Length of the whole packet.
         len: usize,
     },
+    /// The packet at the front is a PUBLISH larger than
+    /// [`SessionConfig::receive_capacity`] (and within
+    /// [`SessionConfig::maximum_packet_size`]): its payload is handed over in chunks. Keep
+    /// its first `header_len` bytes (fixed header, topic, packet identifier, properties) at
+    /// the front of the input, and call [`Session::handle_read`] again with that header
+    /// followed by the payload bytes received so far; each call answers [`Read::Chunk`]
+    /// until the last of the `payload_len` bytes passed.
+    Stream {
+        /// Bytes of the header to keep at the front of the input.
+        header_len: usize,
+        /// Payload bytes that follow it.
+        payload_len: usize,
+    },
+    /// `len` payload bytes behind the header of a streamed PUBLISH were handed over: drop
+    /// them from the input, keeping the header in front, unless `last`, which completes the
+    /// message (acknowledged per its QoS now): then drop the header as well.
+    Chunk {
+        /// Payload bytes handed over.
+        len: usize,
+        /// They end the message.
+        last: bool,
+        /// [`Event::MessageChunk`] with these bytes; `None` for a QoS 2 message delivered
+        /// before (or one left with the broker for lack of room), whose bytes are dropped.
+        event: Option<Event<'a>>,
+    },
 }
 
 /// One packet for the driver to write, from [`Session::poll_transmit`].
@@ -131,8 +160,15 @@ pub struct Transmit {
     pub len: usize,
     /// It is the oldest queued QoS 0 publish: once written, that publish is complete. QoS 0
     /// publishes go out (or are dropped, [`Event::PublishDropped`]) in the order they were
-    /// queued, so a driver completes them first in, first out.
+    /// queued, so a driver completes them first in, first out. For a streamed QoS 0
+    /// publish, set on its payload's last piece.
     pub completes_qos0: bool,
+    /// A piece of a streamed payload ([`Session::publish_streamed`]): the session wrote
+    /// nothing, and the driver must fill the first `len` bytes of the buffer with the
+    /// message's payload from [`PayloadRequest::offset`], then write them as any transmit.
+    /// If it cannot, it must close the transport (the message was cut short; a QoS 1 or 2
+    /// one is resent whole on the next connection).
+    pub payload: Option<PayloadRequest>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,6 +236,10 @@ struct Conn {
     deferral_reported: bool,
     /// Renewal SUBSCRIBEs may wait in the log: they go before anything else.
     renewing: bool,
+    /// The payload of a streamed PUBLISH whose header went out, still to go.
+    owed: Option<stream_out::Owed>,
+    /// The payload piece the last transmit asks the driver for.
+    piece: Option<PayloadRequest>,
     /// The broker refused 5.0 and the session falls back to 3.1.1 once this transport ends.
     fall_back: bool,
 }
@@ -228,6 +268,8 @@ impl Conn {
             deferral_reported: false,
             renewing: false,
             fall_back: false,
+            owed: None,
+            piece: None,
         }
     }
 }
@@ -338,6 +380,8 @@ pub struct Session<B> {
     retry_at: Option<Instant>,
     /// Subscriptions kept for renewal.
     subscriptions: Subscriptions,
+    /// The PUBLISH being received in chunks, if any.
+    stream: Option<stream::Stream>,
     /// The log generation at which a renewal SUBSCRIBE found no room: until the log changes,
     /// there is none.
     renew_blocked: Option<u32>,
@@ -407,6 +451,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             connected_before: false,
             retry_at: None,
             subscriptions: Subscriptions::default(),
+            stream: None,
             renew_blocked: None,
             answered: None,
         };
@@ -554,18 +599,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// broker that announced them: [`CommandError::QoSNotSupported`],
     /// [`CommandError::RetainNotSupported`], [`CommandError::PacketTooLarge`].
     pub fn publish(&mut self, message: &Message<'_>) -> Result<Option<PacketId>, CommandError> {
-        let props = &message.properties;
-        if props.topic_alias.is_some() || !props.subscription_identifiers.is_empty() {
-            return Err(CommandError::ManagedProperty);
-        }
-        if self.conn.phase == Phase::Connected {
-            if message.qos > self.limits.maximum_qos {
-                return Err(CommandError::QoSNotSupported(self.limits.maximum_qos));
-            }
-            if message.retain && !self.limits.retain_available {
-                return Err(CommandError::RetainNotSupported);
-            }
-        }
+        self.check_publish(message)?;
         let pid = match message.qos {
             QoS::AtMostOnce => None,
             _ => Some(self.allocate_packet_id()?),
@@ -585,6 +619,23 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         };
         self.append(&Packet::Publish(publish), kind, pid, message.qos)?;
         Ok(pid)
+    }
+
+    /// What a message may not use, by its properties and the broker's limits.
+    fn check_publish(&self, message: &Message<'_>) -> Result<(), CommandError> {
+        let props = &message.properties;
+        if props.topic_alias.is_some() || !props.subscription_identifiers.is_empty() {
+            return Err(CommandError::ManagedProperty);
+        }
+        if self.conn.phase == Phase::Connected {
+            if message.qos > self.limits.maximum_qos {
+                return Err(CommandError::QoSNotSupported(self.limits.maximum_qos));
+            }
+            if message.retain && !self.limits.retain_available {
+                return Err(CommandError::RetainNotSupported);
+            }
+        }
+        Ok(())
     }
 
     /// Queues a SUBSCRIBE; [`Event::Subscribed`] reports the outcome. Unanswered subscribes
@@ -790,6 +841,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             )
         };
         self.conn = Conn::new();
+        self.drop_stream();
         self.acks.clear();
         self.in_aliases.clear();
         self.out_aliases.clear();
@@ -1042,6 +1094,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                 pid,
                 qos,
                 v5: version.is_v5(),
+                streamed: false,
             },
             len,
             |buf| {

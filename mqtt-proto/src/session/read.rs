@@ -31,6 +31,14 @@ pub(super) enum Outcome {
     RefusedOlder(ReasonCode),
     /// SUBACK answered a renewal SUBSCRIBE, which waits in the log as `Answered`.
     Renewed,
+    /// A chunk of a streamed PUBLISH: `len` payload bytes from `offset` of `total`, after
+    /// a header of `header_len` bytes.
+    Chunk {
+        header_len: usize,
+        offset: usize,
+        len: usize,
+        total: usize,
+    },
 }
 
 impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
@@ -65,8 +73,14 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         if self.conn.phase == Phase::Connected && self.acks.is_full() {
             return Ok(Read::Blocked);
         }
+        if let Some(stream) = self.stream {
+            return self.read_chunk(now, buf, stream);
+        }
         if let Some(read) = self.older_refusal(now, buf) {
             return Ok(read);
+        }
+        if let Some(read) = self.start_stream(now, buf) {
+            return read;
         }
         let decoded = Packet::decode(buf, self.version(), self.config.maximum_packet_size);
         let (packet, len) = match decoded {
@@ -97,7 +111,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     }
 
     /// The event of the packet the last [`Session::handle_read`] processed, again, given
-    /// that packet's bytes (the first `len` bytes of the input it was handed): for drivers
+    /// that packet's bytes (the first `len` bytes of the input it was handed; for a
+    /// [`Read::Chunk`], the header followed by the chunk's `len` bytes): for drivers
     /// that had to let go of the event `handle_read` returned. It decodes the packet a
     /// second time. Call it before feeding more input; it borrows the packet and the session
     /// (a topic named by alias). `None` when that packet has nothing to report, or when
@@ -114,6 +129,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                     _ => None,
                 }
             }
+            Outcome::Chunk { .. } => self.chunk_event(packet),
             other => self.outcome_event(other),
         }
     }
@@ -121,7 +137,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// The event of an outcome that needs no packet bytes.
     fn outcome_event(&self, outcome: Outcome) -> Option<Event<'static>> {
         match outcome {
-            Outcome::Silent | Outcome::Report | Outcome::Renewed => None,
+            Outcome::Silent | Outcome::Report | Outcome::Renewed | Outcome::Chunk { .. } => None,
             Outcome::Pong(round_trip) => Some(Event::Pong { round_trip }),
             Outcome::RefusedOlder(reason_code) => Some(Event::ConnectionRefused {
                 reason_code,
@@ -153,7 +169,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     }
 
     /// Turns a protocol error into a closing connection with a DISCONNECT (5.0).
-    fn fail(&mut self, error: ProtocolError) -> ProtocolError {
+    pub(super) fn fail(&mut self, error: ProtocolError) -> ProtocolError {
         let reason = error.reason_code();
         let lost = LostReason::ProtocolError(reason);
         self.conn.cause.get_or_insert(EndCause::Lost(lost));
@@ -235,7 +251,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     }
 
     /// Fills in the topic of a PUBLISH that names it by alias only.
-    fn resolve_alias<'s>(&'s self, mut p: Publish<'s>) -> Publish<'s> {
+    pub(super) fn resolve_alias<'s>(&'s self, mut p: Publish<'s>) -> Publish<'s> {
         if let (true, Some(alias)) = (p.topic.is_empty(), p.properties.topic_alias) {
             let region = &self.store.as_ref()[self.layout.in_alias.clone()];
             // `apply` checked that the alias is known; its topic was validated when stored.
@@ -340,7 +356,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// A PUBLISH over our maximum packet size: acknowledged per its QoS (so it does not come
     /// back on every connection) and reported, not delivered. Its topic and packet identifier
     /// are read from the front of `buf`.
-    fn skip_oversized(
+    pub(super) fn skip_oversized(
         &mut self,
         now: Instant,
         buf: &[u8],
@@ -407,7 +423,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     }
 
     /// Notes once per connection that the broker exceeds our Receive Maximum.
-    fn report_overrun(&mut self, deferred: bool) {
+    pub(super) fn report_overrun(&mut self, deferred: bool) {
         let reported = if deferred {
             &mut self.conn.deferral_reported
         } else {
@@ -447,6 +463,12 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     }
 
     fn on_publish(&mut self, p: &Publish<'_>) -> Result<Outcome, ProtocolError> {
+        self.take_alias(p)?;
+        self.qos_bookkeeping(p)
+    }
+
+    /// Checks a PUBLISH's topic alias and learns the topic it sets.
+    pub(super) fn take_alias(&mut self, p: &Publish<'_>) -> Result<(), ProtocolError> {
         if let Some(alias) = p.properties.topic_alias {
             // [MQTT-3.3.2-10] an alias must be between 1 and our Topic Alias Maximum
             if alias.get() > self.config.topic_alias_maximum {
@@ -465,6 +487,11 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                     .set(region, alias.get(), p.topic.as_str(), 0);
             }
         }
+        Ok(())
+    }
+
+    /// Acknowledgement and exactly-once bookkeeping of a whole PUBLISH.
+    fn qos_bookkeeping(&mut self, p: &Publish<'_>) -> Result<Outcome, ProtocolError> {
         let (pid, qos) = match p.qos_pid {
             QosPid::AtMostOnce => return Ok(Outcome::Report),
             QosPid::AtLeastOnce(id) => (id, QoS::AtLeastOnce),
@@ -511,7 +538,12 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         Ok(Outcome::Report)
     }
 
-    fn queue_ack(&mut self, packet_type: PacketType, packet_id: PacketId, reason: ReasonCode) {
+    pub(super) fn queue_ack(
+        &mut self,
+        packet_type: PacketType,
+        packet_id: PacketId,
+        reason: ReasonCode,
+    ) {
         // handle_read only processes a packet when the ring has room for its answer.
         let _queued = self.acks.push(Ack {
             packet_type,
@@ -628,6 +660,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             pid: pid.get(),
             qos: QoS::ExactlyOnce,
             v5: version.is_v5(),
+            streamed: false,
         };
         let appended = self.log.append(region, entry, len, |buf| {
             let _ = pubrel.encode(version, buf);

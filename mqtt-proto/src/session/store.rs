@@ -21,6 +21,10 @@ use crate::QoS;
 
 pub(crate) const HEADER: usize = 12;
 
+/// Bits of the header's last byte.
+const V5: u8 = 1;
+const STREAMED: u8 = 2;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub(crate) enum Kind {
@@ -68,6 +72,9 @@ pub(crate) struct Entry {
     /// Encoded as 5.0 (else 3.1.1, whose packets 3.1 shares): a session that falls back to
     /// 3.1.1 re-encodes what it queued before.
     pub(crate) v5: bool,
+    /// A PUBLISH whose payload is not stored: the record holds its header only (the fixed
+    /// header counting the whole payload), and the driver supplies the payload.
+    pub(crate) streamed: bool,
 }
 
 /// A record's header, read from the region.
@@ -89,11 +96,25 @@ pub(crate) struct Record {
     pub(crate) refusals: u8,
     /// Encoded as 5.0.
     pub(crate) v5: bool,
+    /// Holds a PUBLISH's header only; the payload comes from the driver.
+    pub(crate) streamed: bool,
 }
 
 impl Record {
     pub(crate) fn next(&self) -> usize {
         self.at + HEADER + self.len
+    }
+
+    /// Length of the packet on the wire: the stored bytes, or for a streamed PUBLISH its
+    /// header and the payload the driver supplies.
+    pub(crate) fn wire_len(&self, region: &[u8]) -> usize {
+        if !self.streamed {
+            return self.len;
+        }
+        match crate::FixedHeader::decode(self.packet(region)) {
+            Ok(Some(h)) => h.packet_len(),
+            _ => self.len,
+        }
     }
 
     pub(crate) fn packet<'r>(&self, region: &'r [u8]) -> &'r [u8] {
@@ -241,7 +262,8 @@ impl Log {
             qos: QoS::from_u8(h[8]).unwrap_or(QoS::AtMostOnce),
             sent_before: h[9] != 0,
             refusals: h[10],
-            v5: h[11] != 0,
+            v5: h[11] & V5 != 0,
+            streamed: h[11] & STREAMED != 0,
         })
     }
 
@@ -251,7 +273,11 @@ impl Log {
     pub(crate) fn bytes_at(region: &[u8], at: usize) -> Option<(&[u8], bool)> {
         let h = region.get(at..at + HEADER)?;
         let len = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize;
-        let v5 = h[11] != 0;
+        let v5 = h[11] & V5 != 0;
+        if h[11] & STREAMED != 0 {
+            // Its payload is not here.
+            return None;
+        }
         Some((region.get(at + HEADER..at + HEADER + len)?, v5))
     }
 
@@ -357,7 +383,7 @@ impl Log {
         header[6..8].copy_from_slice(&entry.pid.to_le_bytes());
         header[8] = entry.qos as u8;
         header[9..11].fill(0);
-        header[11] = u8::from(entry.v5);
+        header[11] = (u8::from(entry.v5) * V5) | (u8::from(entry.streamed) * STREAMED);
         fill(&mut region[at + HEADER..at + needed]);
         self.tail += needed;
         self.generation = self.generation.wrapping_add(1);
@@ -472,6 +498,7 @@ mod tests {
             pid,
             qos: QoS::AtLeastOnce,
             v5: false,
+            streamed: false,
         };
         log.append(region, entry, len, |b| b.fill(pid as u8))
     }
@@ -585,6 +612,7 @@ mod tests {
             pid: 1,
             qos: QoS::ExactlyOnce,
             v5: false,
+            streamed: false,
         };
         let rel = log.append(&mut region, pubrel, 4, |_| {}).unwrap();
         // A walk that passes the queued PUBLISHes moves the unblocked cursor to the PUBREL.

@@ -389,6 +389,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                 pid: pid.get(),
                 qos: QoS::AtMostOnce,
                 v5: version.is_v5(),
+                streamed: false,
             };
             let subscriptions = &self.subscriptions;
             let appended = self.log.append(log, entry, renewal.encoded_len(), |buf| {

@@ -47,9 +47,11 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         if n.is_some() {
             self.conn.last_tx = now;
         }
+        let payload = self.conn.piece.take();
         Ok(n.map(|len| Transmit {
             len,
             completes_qos0,
+            payload,
         }))
     }
 
@@ -86,6 +88,10 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         buf: &mut [u8],
         completes_qos0: &mut bool,
     ) -> Result<Option<usize>, EncodeError> {
+        // A streamed payload under way goes before anything else: nothing may cut into it.
+        if let Some(owed) = self.conn.owed {
+            return self.transmit_payload(owed, buf, completes_qos0).map(Some);
+        }
         if self.conn.control == Control::Auth {
             return self.transmit_control(buf).map(Some);
         }
@@ -271,6 +277,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                 *first |= 0b1000;
             }
         }
+        if r.streamed {
+            self.owe_payload(&buf[..n], r.kind, r.pid);
+        }
         let region = &mut self.store.as_mut()[self.layout.log.clone()];
         let next = match r.kind {
             Kind::Publish0 => State::Dead,
@@ -280,7 +289,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         self.log.set_sent_before(region, r.at, true);
         match r.kind {
             Kind::Publish => self.inflight += 1,
-            Kind::Publish0 => *completes_qos0 = true,
+            // A streamed one completes with its payload's last piece, if it has any.
+            Kind::Publish0 => *completes_qos0 = self.conn.owed.is_none(),
             _ => {}
         }
         Ok(Offer::Sent(n))
@@ -307,7 +317,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             return None;
         }
         if let Some(max) = self.limits.maximum_packet_size {
-            if r.len > max.get() as usize {
+            let region = &self.store.as_ref()[self.layout.log.clone()];
+            if r.wire_len(region) > max.get() as usize {
                 return Some(ReasonCode::PacketTooLarge);
             }
         }
@@ -343,7 +354,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         }
         let aliasing = self.config.outgoing_topic_aliases
             && self.limits.topic_alias_maximum > 0
-            && matches!(r.kind, Kind::Publish0 | Kind::Publish);
+            && matches!(r.kind, Kind::Publish0 | Kind::Publish)
+            && !r.streamed;
         if aliasing {
             if let Some(n) = self.send_with_alias(r, buf)? {
                 return Ok(n);

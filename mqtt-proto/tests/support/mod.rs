@@ -79,6 +79,15 @@ pub enum Ev {
     },
     RenewalDropped(ReasonCode),
     FellBack,
+    Chunk {
+        topic: String,
+        data: Vec<u8>,
+        offset: usize,
+        total: usize,
+        qos: QoS,
+        dup: bool,
+        pid: Option<u16>,
+    },
 }
 
 pub fn copy_event(e: &Event<'_>) -> Ev {
@@ -188,6 +197,15 @@ pub fn copy_event(e: &Event<'_>) -> Ev {
         },
         Event::Notice(Notice::RenewalDropped { reason_code }) => Ev::RenewalDropped(reason_code),
         Event::Notice(Notice::FellBackToV311) => Ev::FellBack,
+        Event::MessageChunk(c) => Ev::Chunk {
+            topic: c.message.topic.as_str().to_string(),
+            data: c.message.payload.to_vec(),
+            offset: c.offset,
+            total: c.total_len,
+            qos: c.message.qos_pid.qos(),
+            dup: c.message.dup,
+            pid: c.message.packet_id().map(PacketId::get),
+        },
         other => panic!("unexpected event {other:?}"),
     }
 }
@@ -209,6 +227,19 @@ pub fn topic(s: &str) -> TopicName<'_> {
 
 pub struct Harness {
     pub s: Session<Vec<u8>>,
+    /// The receive buffer of a driver with a fixed one (`feed_wire`): unprocessed input,
+    /// with a streamed PUBLISH's header at its front while `rx_header` is non-zero.
+    pub rx: Vec<u8>,
+    pub rx_header: usize,
+    /// Bytes of a skipped packet still to arrive.
+    pub rx_skip: usize,
+    /// The transmit buffer's size.
+    pub tx_cap: usize,
+    /// Payloads of streamed messages (`Session::publish_streamed`), by packet id (`None`
+    /// for QoS 0), which the harness fills payload transmits from.
+    pub payloads: Vec<(Option<u16>, Vec<u8>)>,
+    /// Payload pieces transmitted.
+    pub pieces: usize,
     pub now: u64,
     pub version: ProtocolVersion,
     /// Transmitted packets not yet looked at.
@@ -225,6 +256,12 @@ impl Harness {
         let version = config.version;
         Self {
             s: Session::new(config, vec![0u8; store]).unwrap(),
+            rx: Vec::new(),
+            rx_header: 0,
+            rx_skip: 0,
+            tx_cap: 70 * 1024,
+            payloads: Vec::new(),
+            pieces: 0,
             now: 1_000,
             version,
             sent: Vec::new(),
@@ -238,16 +275,40 @@ impl Harness {
 
     /// Drains transmits and session events.
     pub fn flush(&mut self) {
-        let mut buf = vec![0u8; 70 * 1024];
-        while let Some(t) = self.s.poll_transmit(self.instant(), &mut buf).unwrap() {
-            self.sent.push(buf[..t.len].to_vec());
-        }
+        self.transmit(usize::MAX);
         while let Some(e) = self.s.poll_event() {
             let mut ev = copy_event(&e);
             if let Ev::Abandoned { payload, .. } = &mut ev {
                 *payload = self.s.abandoned_message().map(|m| m.payload.to_vec());
             }
             self.events.push(ev);
+        }
+    }
+
+    /// Transmits at most `max` times through a buffer of `tx_cap` bytes; a streamed
+    /// payload's pieces are filled in from `payloads` and appended to their header, so
+    /// `sent` holds whole packets once their last piece went.
+    pub fn transmit(&mut self, max: usize) {
+        let mut buf = vec![0u8; self.tx_cap];
+        for _ in 0..max {
+            let Some(t) = self.s.poll_transmit(self.instant(), &mut buf).unwrap() else {
+                break;
+            };
+            match t.payload() {
+                Some(p) => {
+                    let src = &self
+                        .payloads
+                        .iter()
+                        .find(|(id, _)| *id == p.packet_id.map(PacketId::get))
+                        .expect("a payload for the streamed message")
+                        .1;
+                    assert_eq!(src.len(), p.total_len);
+                    let piece = &src[p.offset..p.offset + t.len];
+                    self.sent.last_mut().unwrap().extend_from_slice(piece);
+                    self.pieces += 1;
+                }
+                None => self.sent.push(buf[..t.len].to_vec()),
+            }
         }
     }
 
@@ -276,17 +337,87 @@ impl Harness {
                 }
                 Read::Incomplete { .. } => panic!("incomplete input in test"),
                 Read::Skip { len } => rest = &rest[len.min(rest.len())..],
-                Read::Blocked => {
-                    let mut buf = vec![0u8; 70 * 1024];
-                    while let Some(t) = self.s.poll_transmit(now, &mut buf).unwrap() {
-                        self.sent.push(buf[..t.len].to_vec());
-                    }
-                }
+                Read::Blocked => self.transmit(usize::MAX),
                 Read::Closing => break,
+                other => panic!("{other:?} without a receive capacity"),
             }
         }
         self.flush();
         Ok(())
+    }
+
+    /// Plays a driver with a receive buffer of `SessionConfig::receive_capacity` bytes that
+    /// gets `bytes` from the wire in reads of at most `piece` bytes, processing its buffer
+    /// after each read. Input left at the end stays in `rx` for the next call.
+    pub fn feed_wire(&mut self, bytes: &[u8], piece: usize) -> Result<(), ProtocolError> {
+        let cap = self.s.config().receive_capacity;
+        let mut wire = bytes;
+        loop {
+            let skipped = self.rx_skip.min(wire.len());
+            self.rx_skip -= skipped;
+            wire = &wire[skipped..];
+            let n = piece.min(cap - self.rx.len()).min(wire.len());
+            self.rx.extend_from_slice(&wire[..n]);
+            wire = &wire[n..];
+            let more = self.process_rx()?;
+            if wire.is_empty() && !more {
+                break;
+            }
+            assert!(self.rx.len() < cap || more, "receive buffer full and stuck");
+        }
+        self.flush();
+        Ok(())
+    }
+
+    /// Processes the receive buffer until the session needs more input; whether it made
+    /// progress that may allow more.
+    fn process_rx(&mut self) -> Result<bool, ProtocolError> {
+        loop {
+            let now = self.instant();
+            if self.rx.is_empty() {
+                return Ok(false);
+            }
+            match self.s.handle_read(now, &self.rx)? {
+                Read::Packet { len, event } => {
+                    if let Some(e) = event {
+                        self.events.push(copy_event(&e));
+                    }
+                    self.rx.drain(..len);
+                }
+                Read::Stream { header_len, .. } => {
+                    assert!(self.rx_header == 0);
+                    self.rx_header = header_len;
+                }
+                Read::Chunk { len, last, event } => {
+                    let seen = event.as_ref().map(copy_event);
+                    let again = self
+                        .s
+                        .event(&self.rx[..self.rx_header + len])
+                        .as_ref()
+                        .map(copy_event);
+                    assert_eq!(seen, again, "handle_read's chunk and event() differ");
+                    if let Some(e) = seen {
+                        self.events.push(e);
+                    }
+                    self.rx.drain(self.rx_header..self.rx_header + len);
+                    if last {
+                        self.rx.drain(..self.rx_header);
+                        self.rx_header = 0;
+                    }
+                }
+                Read::Incomplete { .. } => return Ok(false),
+                Read::Skip { len } => {
+                    let from_rx = len.min(self.rx.len());
+                    self.rx.drain(..from_rx);
+                    self.rx_skip = len - from_rx;
+                }
+                Read::Blocked => self.transmit(usize::MAX),
+                Read::Closing => {
+                    self.rx.clear();
+                    return Ok(false);
+                }
+            }
+        }
     }
 
     pub fn feed_packet(&mut self, packet: Packet<'_>) -> Result<(), ProtocolError> {
@@ -333,6 +464,9 @@ impl Harness {
     }
 
     pub fn transport_closed(&mut self) {
+        self.rx.clear();
+        self.rx_header = 0;
+        self.rx_skip = 0;
         let _ = self.s.handle_transport_closed(self.instant());
         self.flush();
     }

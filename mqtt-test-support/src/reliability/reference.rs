@@ -396,8 +396,9 @@ impl Driver {
                         }
                     }
                     Ok(Read::Incomplete { .. } | Read::Closing) => break,
-                    Ok(Read::Skip { .. }) => {
-                        // The reference client's buffers hold every packet of the run.
+                    Ok(Read::Skip { .. } | Read::Stream { .. } | Read::Chunk { .. }) => {
+                        // The reference client's buffers hold every packet of the run (it
+                        // sets no receive capacity, so nothing is streamed).
                         self.problem("the broker sent a packet over the maximum size".into());
                         start = end;
                     }

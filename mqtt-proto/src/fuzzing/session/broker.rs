@@ -234,10 +234,48 @@ impl Fuzz {
         self.arrive(self.wire.len().saturating_sub(hold));
     }
 
-    /// Moves `n` bytes from the wire to the read buffer and reads.
+    /// Moves `n` bytes from the wire to the read buffer and reads. With a receive capacity
+    /// the buffer holds at most that much, as a driver's fixed one: bytes arrive as room
+    /// frees up, and a buffer full of a packet the session cannot take is the driver's end
+    /// of the connection (as `mqtt-client-nb`'s `RxBufferFull`).
     pub(super) fn arrive(&mut self, n: usize) {
-        self.rx.extend(self.wire.drain(..n));
-        self.read();
+        let cap = self.setup.config.receive_capacity;
+        if cap == 0 {
+            self.rx.extend(self.wire.drain(..n));
+            self.read();
+            return;
+        }
+        let mut left = n;
+        // A round moves at least one byte from the wire, or (the buffer full) reads some
+        // out of the buffer, or ends the connection.
+        for _ in 0..2 * n + 2 {
+            let k = left.min(cap.saturating_sub(self.rx.len()));
+            self.rx.extend(self.wire.drain(..k));
+            left -= k;
+            self.read();
+            assert!(self.rx.len() <= cap, "the receive buffer overflowed");
+            if matches!(
+                self.s.state(),
+                ConnectionState::Closing | ConnectionState::Disconnected
+            ) {
+                // Input is ignored now: let the rest arrive at once.
+                let rest = left.min(self.wire.len());
+                self.wire.drain(..rest);
+                self.rx.clear();
+                return;
+            }
+            // A skipped packet's rest left the wire without arriving.
+            left = left.min(self.wire.len());
+            if left == 0 {
+                return;
+            }
+            if self.rx.len() == cap {
+                self.stats.rx_full += 1;
+                self.transport_closed();
+                return;
+            }
+        }
+        panic!("arrival of {n} bytes did not end in {} rounds", 2 * n + 2);
     }
 
     /// The driver's read loop over the bytes that arrived.
@@ -275,6 +313,60 @@ impl Fuzz {
                     }
                 }
                 Ok(Read::Incomplete { .. }) => return,
+                Ok(Read::Stream {
+                    header_len,
+                    payload_len,
+                }) => {
+                    let cap = self.setup.config.receive_capacity;
+                    assert!(cap > 0, "streamed without a receive capacity");
+                    assert!(self.stream_in.is_none(), "a stream inside a stream");
+                    assert!(
+                        header_len < cap && header_len <= self.rx.len() && payload_len > 0,
+                        "stream of {header_len} + {payload_len} bytes, {} buffered, cap {cap}",
+                        self.rx.len()
+                    );
+                    self.stream_in = Some(StreamIn {
+                        header: header_len,
+                        offset: 0,
+                        left: payload_len,
+                    });
+                }
+                Ok(Read::Chunk { len, last, event }) => {
+                    let seen = event.map(|e| Seen::of(&e));
+                    let Some(stream) = self.stream_in else {
+                        panic!("a chunk outside a stream")
+                    };
+                    assert!(
+                        len > 0 && len <= stream.left && stream.header + len <= self.rx.len(),
+                        "chunk of {len}: {stream:?}, {} buffered",
+                        self.rx.len()
+                    );
+                    assert_eq!(last, len == stream.left, "last chunk misreported");
+                    if let Some(Seen::Chunk { offset, total, .. }) = seen {
+                        assert_eq!(offset, stream.offset, "chunks out of order");
+                        assert_eq!(total, stream.offset + stream.left, "total changed");
+                    }
+                    let again = self
+                        .s
+                        .event(&self.rx[..stream.header + len])
+                        .map(|e| Seen::of(&e));
+                    assert_eq!(seen, again, "handle_read's chunk and event() differ");
+                    self.rx.drain(stream.header..stream.header + len);
+                    self.stream_in = if last {
+                        self.rx.drain(..stream.header);
+                        self.stats.read[3] += 1;
+                        None
+                    } else {
+                        Some(StreamIn {
+                            offset: stream.offset + len,
+                            left: stream.left - len,
+                            ..stream
+                        })
+                    };
+                    if let Some(seen) = seen {
+                        self.on_event(seen);
+                    }
+                }
                 Ok(Read::Skip { len }) => {
                     // The rest of the packet is still on the wire: the driver drops it as it
                     // arrives.
@@ -310,6 +402,14 @@ impl Fuzz {
         }
         panic!("the read loop did not end in {LOOP_LIMIT} rounds");
     }
+}
+
+/// A PUBLISH being received in chunks: its header's length, and where its payload stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct StreamIn {
+    header: usize,
+    offset: usize,
+    left: usize,
 }
 
 /// CONNACK limits chosen by the input (5.0).

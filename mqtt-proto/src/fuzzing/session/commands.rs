@@ -73,7 +73,37 @@ impl Fuzz {
         if managed {
             message.properties.topic_alias = NonZeroU16::new(1);
         }
-        self.publish_message(&message, managed);
+        if flags & 0x80 != 0 {
+            self.publish_streamed(&message, managed);
+        } else {
+            self.publish_message(&message, managed);
+        }
+    }
+
+    /// `message` queued with its payload streamed: the log keeps the header, and the
+    /// driver supplies the bytes as they go out.
+    fn publish_streamed(&mut self, message: &Message<'_>, managed: bool) {
+        let before = self.s.store_usage().0;
+        match self.s.publish_streamed(message, message.payload.len()) {
+            Ok(pid) => {
+                assert!(!managed, "publish_streamed took a topic alias");
+                let header_only = self.s.store_usage().0.saturating_sub(before);
+                assert!(
+                    header_only < 12 + 5 + 2 + 64 + 2 + 200 || message.payload.is_empty(),
+                    "a streamed publish stored {header_only} bytes"
+                );
+                assert_eq!(pid.is_some(), message.qos != QoS::AtMostOnce);
+                if let Some(pid) = pid {
+                    self.issued(pid, Pending::Publish);
+                    self.streamed.insert(pid.get());
+                }
+            }
+            Err(CommandError::StoreFull { .. }) => {
+                let after = self.s.store_usage().0;
+                assert!(after <= before, "a refused publish grew the store");
+            }
+            Err(_) => {}
+        }
     }
 
     pub(super) fn publish_message(&mut self, message: &Message<'_>, managed: bool) {
@@ -194,6 +224,9 @@ impl Fuzz {
 
     /// Records the completion of a packet id: it must be outstanding, for `kind`.
     pub(super) fn finished(&mut self, pid: PacketId, kind: Pending) {
+        if kind == Pending::Publish {
+            self.streamed.remove(&pid.get());
+        }
         match self.outstanding.remove(&pid.get()) {
             Some(k) if k == kind => {}
             other => panic!("{kind:?} completed under packet id {pid:?}, which held {other:?}"),

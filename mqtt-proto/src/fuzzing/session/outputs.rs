@@ -3,7 +3,7 @@
 use core::num::NonZeroU32;
 use std::string::String;
 
-use super::{topic_name, Fuzz, Input, Pending, LOOP_LIMIT, TX_BUF};
+use super::{topic_name, Fuzz, Input, Pending, LOOP_LIMIT, PAYLOAD, TX_BUF};
 use crate::session::{ConnectionState, Event, Instant, Message};
 use crate::{Decoded, DisconnectProperties, EncodeError, Packet, PacketId, PacketType, QoS};
 
@@ -37,6 +37,14 @@ impl Fuzz {
         let _ = self.s.handle_transport_closed(self.instant());
         self.wire.clear();
         self.rx.clear();
+        self.stream_in = None;
+        // A streamed PUBLISH cut short never reached the broker.
+        self.stream_out = None;
+        assert!(
+            !self.s.is_sending_payload(),
+            "a payload outlived its transport"
+        );
+        assert!(!self.s.is_streaming(), "a stream outlived its transport");
         assert_eq!(self.s.state(), ConnectionState::Disconnected);
         // A fallback to 3.1.1 changes the language of everything from here on.
         let version = self.s.version();
@@ -54,12 +62,17 @@ impl Fuzz {
     /// buffer is replaced by one of the size asked for. Returns the packets transmitted.
     pub(super) fn drain_transmit(&mut self, size: Option<usize>) -> usize {
         let size = size.unwrap_or(self.tx_size).min(TX_BUF);
-        for count in 0..LOOP_LIMIT {
+        // Pieces of streamed payloads do not count: a 70,000-byte payload through a 2-byte
+        // buffer takes 35,000 of them, bounded by the payload, not by the loop.
+        let mut count = 0;
+        let mut pieces = 0usize;
+        while count < LOOP_LIMIT {
             let now = self.instant();
             let state = self.s.state();
             let limit = self.s.limits().maximum_packet_size;
-            let n = match self.s.poll_transmit(now, &mut self.tx[..size]) {
-                Ok(Some(t)) => t.len,
+            let t = match self.s.poll_transmit(now, &mut self.tx[..size]) {
+                Ok(Some(t)) if t.len <= size => t,
+                Ok(Some(t)) => panic!("{} bytes transmitted from a buffer of {size}", t.len),
                 Ok(None) => return count,
                 Err(EncodeError::BufferTooSmall { needed, available }) => {
                     assert!(
@@ -67,15 +80,65 @@ impl Fuzz {
                         "buffer of {size} refused: {needed} needed, {available} available"
                     );
                     match self.s.poll_transmit(now, &mut self.tx[..needed]) {
-                        Ok(Some(t)) if t.len <= needed => t.len,
+                        Ok(Some(t)) if t.len <= needed => t,
                         other => panic!("{needed} bytes asked for, then {other:?}"),
                     }
                 }
                 Err(e) => panic!("poll_transmit failed: {e:?}"),
             };
-            self.on_transmit(n, state, limit);
+            if t.payload().is_some() {
+                pieces += 1;
+                assert!(
+                    pieces <= LOOP_LIMIT * PAYLOAD.len(),
+                    "endless payload pieces"
+                );
+            } else {
+                count += 1;
+            }
+            self.streamed_transmit(t, state, limit);
         }
         panic!("poll_transmit did not run dry in {LOOP_LIMIT} calls");
+    }
+
+    /// A transmit, which may be a streamed PUBLISH's header or a piece of its payload: those
+    /// are put together and checked as one packet once the last piece is out, and nothing
+    /// else may come between them.
+    fn streamed_transmit(
+        &mut self,
+        t: crate::session::Transmit,
+        state: ConnectionState,
+        limit: Option<NonZeroU32>,
+    ) {
+        let n = t.len;
+        match (t.payload(), self.stream_out.take()) {
+            (Some(piece), Some((mut packet, state, limit))) => {
+                let header = crate::FixedHeader::decode(&packet).ok().flatten();
+                let header = header.expect("a streamed PUBLISH's header");
+                let offset = packet.len() - (header.packet_len() - piece.total_len);
+                assert_eq!(piece.offset, offset, "payload pieces out of order");
+                assert!(
+                    n > 0 && piece.offset + n <= piece.total_len,
+                    "{piece:?} of {n}"
+                );
+                // The fuzz payload is all one byte, whatever the offset.
+                packet.extend_from_slice(&PAYLOAD[..n]);
+                if self.s.is_sending_payload() {
+                    assert!(!piece.is_last(n), "more asked for after the last piece");
+                    self.stream_out = Some((packet, state, limit));
+                } else {
+                    assert!(piece.is_last(n), "the payload ended early");
+                    assert_eq!(packet.len(), header.packet_len());
+                    self.tx[..packet.len()].copy_from_slice(&packet);
+                    self.on_transmit(packet.len(), state, limit);
+                }
+            }
+            (Some(piece), None) => panic!("{piece:?} without a streamed header"),
+            (None, Some(_)) => panic!("a packet cut into a streamed payload"),
+            (None, None) if self.s.is_sending_payload() => {
+                self.stream_out = Some((self.tx[..n].to_vec(), state, limit));
+            }
+            (None, None) => self.on_transmit(n, state, limit),
+        }
     }
 
     /// Checks and remembers a transmitted packet, sent in `state` under the broker's `limit`.
@@ -171,8 +234,16 @@ impl Fuzz {
     /// published again when the setup says so.
     pub(super) fn abandoned(&mut self, pid: PacketId, reached_broker: bool) {
         self.stats.abandoned += 1;
+        let streamed = self.streamed.contains(&pid.get());
         self.finished(pid, Pending::Publish);
         let lent = self.s.abandoned_message();
+        if streamed {
+            assert!(
+                lent.is_none(),
+                "a streamed message has no bytes to lend back"
+            );
+            return;
+        }
         if reached_broker {
             assert!(lent.is_none(), "a message past PUBREC lent back");
             return;
@@ -205,6 +276,20 @@ impl Fuzz {
                 self.carried = self.s.inflight();
                 if !session_present {
                     self.incoming_qos2.clear();
+                }
+            }
+            Seen::Chunk {
+                qos,
+                pid,
+                topic,
+                last,
+                ..
+            } => {
+                assert!(topic, "a chunk without topic delivered");
+                self.stats.chunks += 1;
+                if last {
+                    // Delivered once its last chunk is.
+                    self.on_event(Seen::Message { qos, pid, topic });
                 }
             }
             Seen::Message { qos, pid, topic } => {
@@ -272,6 +357,15 @@ pub(super) enum Seen {
         pid: PacketId,
         qos: QoS,
     },
+    /// A chunk of a streamed message.
+    Chunk {
+        qos: QoS,
+        pid: Option<u16>,
+        topic: bool,
+        offset: usize,
+        total: usize,
+        last: bool,
+    },
     Subscribed(PacketId),
     Resubscribed(PacketId),
     Unsubscribed(PacketId),
@@ -291,6 +385,14 @@ impl Seen {
                 qos: p.qos_pid.qos(),
                 pid: p.packet_id().map(PacketId::get),
                 topic: !p.topic.is_empty(),
+            },
+            Event::MessageChunk(c) => Self::Chunk {
+                qos: c.message.qos_pid.qos(),
+                pid: c.message.packet_id().map(PacketId::get),
+                topic: !c.message.topic.is_empty(),
+                offset: c.offset,
+                total: c.total_len,
+                last: c.is_last(),
             },
             Event::Published { packet_id, qos, .. } => Self::Published {
                 pid: packet_id,

@@ -130,7 +130,14 @@ impl Script {
 
     /// Packet-id index slots, `[0, 1, 3, 64][selector]`.
     pub fn index_slots(mut self, selector: u8) -> Self {
-        self.setup[TX] = (self.setup[TX] & 7) | ((selector & 3) << 3);
+        self.setup[TX] = (self.setup[TX] & 0x3f) | ((selector & 3) << 6);
+        self
+    }
+
+    /// The driver's receive buffer, `[none, none, none, none, 48, 128, 512, 2048][selector]`
+    /// bytes: larger PUBLISHes are streamed through it in chunks.
+    pub fn receive_capacity(mut self, selector: u8) -> Self {
+        self.setup[TX] = (self.setup[TX] & !0x38) | ((selector & 7) << 3);
         self
     }
 
@@ -163,6 +170,19 @@ impl Script {
     /// PUBLISH of `len` (< 200) bytes to topic `["a", "a/b", "sensors/...", "$SYS/x"][topic]`.
     pub fn publish(self, qos: u8, len: u8, topic: u8) -> Self {
         self.op(op::PUBLISH, &[(qos & 3) | ((topic % 3) << 3), len.min(199)])
+    }
+
+    /// PUBLISH of `len` bytes (`len * 16` when over 199) to topic `[..][topic]` with the
+    /// payload streamed by the driver ([`Session::publish_streamed`](crate::session::Session::publish_streamed)).
+    pub fn publish_streamed(self, qos: u8, len: u16, topic: u8) -> Self {
+        let flags = 0x80 | (qos & 3) | ((topic % 3) << 3);
+        match u8::try_from(len) {
+            Ok(small) if small < 200 => self.op(op::PUBLISH, &[flags, small]),
+            _ => {
+                let [hi, lo] = (len % 4096).to_be_bytes();
+                self.op(op::PUBLISH, &[flags, 200, hi, lo])
+            }
+        }
     }
 
     /// SUBSCRIBE to `filters` (indices into the filter list, at most 3) at QoS 1.
@@ -231,6 +251,14 @@ impl Script {
     pub fn broker_publish(self, qos: u8, pid: u8, len: u8, dup: bool) -> Self {
         let flags = (qos & 3) | (u8::from(dup) << 2);
         self.op(op::BROKER_PUBLISH, &[flags, pid % 8, len.min(254), 0])
+    }
+
+    /// PUBLISH from the broker as [`Script::broker_publish`], with a payload of up to
+    /// 65,535 bytes, of which the last `held` (up to 32) stay on the wire for now.
+    pub fn broker_publish_long(self, qos: u8, pid: u8, len: u16, held: u8) -> Self {
+        let [hi, lo] = len.to_be_bytes();
+        let hold = if held == 0 { 0 } else { 223 + held.min(32) };
+        self.op(op::BROKER_PUBLISH, &[qos & 3, pid % 8, 255, hi, lo, hold])
     }
 
     /// 5.0 PUBLISH from the broker with topic alias `alias`, naming topic `["a", "a/b",
@@ -436,6 +464,36 @@ fn scenarios(version: ProtocolVersion) -> Vec<(&'static str, Script)> {
                 .ack(0)
                 .ack(1)
                 .pubrel(0),
+        ),
+        (
+            "streamed-receive",
+            s().receive_capacity(5)
+                .connect(false, 0)
+                .connack(false)
+                .broker_publish_long(1, 1, 3_000, 0)
+                .broker_publish_long(2, 2, 1_000, 0)
+                .pubrel(0)
+                .broker_publish_long(0, 0, 500, 0)
+                // Cut mid-message: nothing acknowledged; the resend is delivered whole.
+                .broker_publish_long(2, 3, 2_000, 20)
+                .closed()
+                .connect(false, 0)
+                .connack(true)
+                .broker_publish_long(2, 3, 2_000, 0)
+                .pubrel(0),
+        ),
+        (
+            "streamed-send",
+            s().tx_buffer(6)
+                .connect(true, 0)
+                .connack(false)
+                .publish_streamed(1, 3_000, 1)
+                .publish_streamed(2, 1_000, 0)
+                .publish_streamed(0, 4_000, 2)
+                .transmit(0)
+                .puback(0)
+                .pubrec(1)
+                .pubcomp(0),
         ),
         (
             "small-buffers",

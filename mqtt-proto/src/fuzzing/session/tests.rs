@@ -78,6 +78,13 @@ fn session_seeds_are_few_and_run_their_scenarios() {
             1,
             "{v} incoming: {s:?}"
         );
+        let s = stats_of(&all, &format!("{v}-streamed-receive"));
+        assert_eq!(s.messages, [1, 1, 2], "{v} streamed-receive: {s:?}");
+        assert!(s.chunks > 6_500 / 128, "{v} streamed-receive: {s:?}");
+        assert_eq!(s.sent[PacketType::PubRec as usize], 2, "{v}: {s:?}");
+        let s = stats_of(&all, &format!("{v}-streamed-send"));
+        assert_eq!(s.published, [0, 1, 1], "{v} streamed-send: {s:?}");
+        assert_eq!(s.sent[PacketType::Publish as usize], 3, "{v}: {s:?}");
         let s = stats_of(&all, &format!("{v}-subscribe"));
         assert_eq!(s.subscribed, 2, "{v} subscribe: {s:?}");
         let s = stats_of(&all, &format!("{v}-resubscribe"));
