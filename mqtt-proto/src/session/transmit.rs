@@ -160,6 +160,23 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         buf: &mut [u8],
         completes_qos0: &mut bool,
     ) -> Result<Option<usize>, EncodeError> {
+        // Bounded: a pass is only repeated after it dropped a record.
+        loop {
+            match self.transmit_log_pass(buf, completes_qos0)? {
+                Pass::Sent(n) => return Ok(Some(n)),
+                Pass::Nothing => return Ok(None),
+                Pass::Again => {}
+            }
+        }
+    }
+
+    /// One pass of [`Session::transmit_log`]; `Again` when a dropped record made room for
+    /// renewals that now go first.
+    fn transmit_log_pass(
+        &mut self,
+        buf: &mut [u8],
+        completes_qos0: &mut bool,
+    ) -> Result<Pass, EncodeError> {
         // Renewals restore what the broker had before the application's queued requests
         // change it (an UNSUBSCRIBE queued while disconnected must come after).
         while self.conn.renewing {
@@ -172,9 +189,13 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                 break;
             };
             match self.offer(&r, buf, completes_qos0)? {
-                Offer::Sent(n) => return Ok(Some(n)),
-                Offer::Blocked => return Ok(None),
-                Offer::Dropped => {}
+                Offer::Sent(n) => return Ok(Pass::Sent(n)),
+                Offer::Blocked => return Ok(Pass::Nothing),
+                Offer::Dropped => {
+                    if self.renewals_fit_now() {
+                        return Ok(Pass::Again);
+                    }
+                }
             }
         }
         // With the window full, a long queue of PUBLISHes would be walked on every call for
@@ -188,7 +209,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         };
         let window_full = self.inflight >= self.limits.receive_maximum;
         if window_full && self.idle_scan == Some(key()) {
-            return Ok(None);
+            return Ok(Pass::Nothing);
         }
         // A full window holds QoS 1 and 2 PUBLISHes back: start where the first record it
         // does not hold back may be (a PUBREL behind a long queue), not at the queue's front.
@@ -227,9 +248,13 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                 unblocked_settled = true;
             }
             match self.offer(&r, buf, completes_qos0)? {
-                Offer::Sent(n) => return Ok(Some(n)),
-                Offer::Blocked => return Ok(None),
-                Offer::Dropped => {}
+                Offer::Sent(n) => return Ok(Pass::Sent(n)),
+                Offer::Blocked => return Ok(Pass::Nothing),
+                Offer::Dropped => {
+                    if self.renewals_fit_now() {
+                        return Ok(Pass::Again);
+                    }
+                }
             }
         }
         if self.inflight >= self.limits.receive_maximum {
@@ -239,7 +264,19 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                 self.limits.receive_maximum,
             ));
         }
-        Ok(None)
+        Ok(Pass::Nothing)
+    }
+
+    /// After a record was dropped: whether renewals that waited for room in the log were
+    /// queued now. They go before anything else, so the pass starts again; otherwise a
+    /// buffer refused as too small for one packet would be handed another, larger one.
+    fn renewals_fit_now(&mut self) -> bool {
+        if !self.subscriptions.has_unrenewed() {
+            return false;
+        }
+        let before = self.conn.renewing;
+        self.queue_renewals();
+        self.conn.renewing && !before
     }
 
     /// Sends the unsent record `r`, or drops it when it cannot go on this connection.
@@ -436,6 +473,14 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         }
         packet.encode(version, buf).map(Some)
     }
+}
+
+/// What one pass over the log found.
+enum Pass {
+    Sent(usize),
+    Nothing,
+    /// Renewals were queued meanwhile: look again from the start.
+    Again,
 }
 
 /// What became of a queued record offered for transmission.
