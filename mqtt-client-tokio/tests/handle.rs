@@ -127,3 +127,31 @@ async fn commands_fail_at_once_after_a_stop_and_the_last_handle_stops_the_driver
         "events did not end after the last handle was dropped"
     );
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_queue_grows_on_demand_up_to_the_offline_limit() {
+    let mut o = options();
+    o.policy.offline_queue_bytes = 64 * 1024;
+    let (client, _events) = Client::new(o).unwrap();
+    // 300 messages of 100 bytes: far more than the 4 KiB a client starts with.
+    for i in 0..300 {
+        let message = Message::new("t", vec![1u8; 100], QoS::AtLeastOnce);
+        poll_once(client.publish_queued(message))
+            .expect("publish waited")
+            .unwrap_or_else(|e| panic!("message {i} refused: {e}"));
+    }
+    // The limit still holds: a message larger than it is refused as too large, and the
+    // queue is full once the limit is reached.
+    let huge = Message::new("t", vec![0u8; 70 * 1024], QoS::AtLeastOnce);
+    let err = poll_once(client.publish_queued(huge)).unwrap().unwrap_err();
+    assert!(matches!(err, Error::TooLarge { .. }), "{err}");
+    let mut refused = None;
+    for _ in 0..1_000 {
+        let message = Message::new("t", vec![1u8; 100], QoS::AtLeastOnce);
+        if let Err(e) = poll_once(client.publish_queued(message)).unwrap() {
+            refused = Some(e);
+            break;
+        }
+    }
+    assert!(matches!(refused, Some(Error::QueueFull)), "{refused:?}");
+}

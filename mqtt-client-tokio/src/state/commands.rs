@@ -80,6 +80,9 @@ impl State {
         if !std::mem::take(&mut self.store_freed) {
             return;
         }
+        if self.waiting.is_empty() {
+            self.shrink_store();
+        }
         while let Some(p) = self.waiting.pop_front() {
             if p.queued.is_closed() {
                 // The caller stopped waiting before the message was queued: it never was.
@@ -101,18 +104,62 @@ impl State {
         }
     }
 
-    /// Hands a message to the session.
+    /// Hands a message to the session, growing its store (up to
+    /// [`Policy::offline_queue_bytes`](crate::Policy::offline_queue_bytes)) when it is full.
     pub(super) fn queue(&mut self, message: &Message) -> Result<Option<PacketId>, Error> {
         let users = user_refs(&message.properties.user_properties);
         let m = to_session(message, &users)?;
-        let capacity = self.session.store_usage().1;
-        self.session.publish(&m).map_err(|e| match e {
-            CommandError::StoreFull { needed, .. } if needed > capacity => Error::TooLarge {
+        let limit = self.log_limit();
+        let mut result = self.session.publish(&m);
+        if let Err(CommandError::StoreFull { needed, .. }) = result {
+            if needed <= limit && self.grow_store(needed) {
+                result = self.session.publish(&m);
+            }
+        }
+        result.map_err(|e| match e {
+            CommandError::StoreFull { needed, .. } if needed > limit => Error::TooLarge {
                 size: needed,
-                capacity,
+                capacity: limit,
             },
             other => map_command(other),
         })
+    }
+
+    /// The most the store's queue may grow to.
+    fn log_limit(&self) -> usize {
+        self.policy.offline_queue_bytes.max(super::INITIAL_LOG)
+    }
+
+    /// Makes room for a record of `needed` bytes: doubles the queue (or more), up to the
+    /// limit. Whether it grew.
+    fn grow_store(&mut self, needed: usize) -> bool {
+        let (used, capacity) = self.session.store_usage();
+        let target = (capacity * 2).max(used + needed).min(self.log_limit());
+        if target <= capacity {
+            return false;
+        }
+        let reserved = self.session.config().reserved_bytes();
+        self.session
+            .resize_store(reserved + target, |store, len| store.resize(len, 0))
+            .is_ok()
+    }
+
+    /// Gives memory back once the queue has drained to a quarter of its room: down to twice
+    /// what is in use, never below where a new client starts.
+    pub(super) fn shrink_store(&mut self) {
+        let (used, capacity) = self.session.store_usage();
+        if capacity <= super::INITIAL_LOG || used > capacity / 4 {
+            return;
+        }
+        let target = (used * 2).max(super::INITIAL_LOG);
+        let reserved = self.session.config().reserved_bytes();
+        let shrunk = self.session.resize_store(reserved + target, |store, len| {
+            store.truncate(len);
+            store.shrink_to_fit();
+        });
+        if shrunk.is_err() {
+            tracing::debug!("store not shrunk: what is queued does not fit");
+        }
     }
 
     /// Sends SUBSCRIBE; the receiver answers with the subscription once SUBACK came.
@@ -258,7 +305,7 @@ pub(super) fn map_command(e: CommandError) -> Error {
 
 /// Sends SUBSCRIBE for a route's filters, subscription identifier and properties.
 pub(super) fn subscribe_route(
-    session: &mut mqtt_sansio::session::Session<Box<[u8]>>,
+    session: &mut mqtt_sansio::session::Session<Vec<u8>>,
     route: &Route,
 ) -> Result<PacketId, CommandError> {
     let filters: Vec<Filter<'_>> = route

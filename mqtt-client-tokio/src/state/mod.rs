@@ -35,6 +35,9 @@ const ALIAS_TOPIC_BYTES: usize = 264;
 const OUTGOING_ALIAS_BYTES: usize = 16 * 1024;
 /// Incoming QoS 2 messages the session can track, whatever the Receive Maximum (4 KiB).
 const INCOMING_SLOTS: u16 = 1024;
+/// Bytes of queue a new client starts with; it grows on demand up to
+/// `Policy::offline_queue_bytes` and shrinks back when drained.
+pub(crate) const INITIAL_LOG: usize = 4096;
 /// Packet-id index slots: more than any window brokers grant in practice.
 const INDEX_SLOTS: u16 = 256;
 /// Largest authentication data an authenticator writes in one step.
@@ -217,7 +220,7 @@ impl Shared {
 }
 
 pub(crate) struct State {
-    pub(crate) session: Session<Box<[u8]>>,
+    pub(crate) session: Session<Vec<u8>>,
     pub(crate) protocol: ProtocolOptions,
     pub(crate) policy: Policy,
     pub(crate) client_id: String,
@@ -279,8 +282,10 @@ impl State {
         let protocol = options.protocol.clone();
         let policy = options.policy.clone();
         let config = session_config(&protocol, &policy)?;
-        let store = vec![0u8; config.reserved_bytes() + policy.offline_queue_bytes.max(1024)];
-        let session = Session::new(config, store.into_boxed_slice())?;
+        // The queue starts small and grows as messages wait (see `grow_store`): a client
+        // that never queues much never holds (nor zeroes) `offline_queue_bytes`.
+        let log = policy.offline_queue_bytes.clamp(1024, INITIAL_LOG);
+        let session = Session::new(config, vec![0u8; config.reserved_bytes() + log])?;
         let client_id = if protocol.client_id.is_empty() && session.needs_client_id() {
             generate_client_id()
         } else {

@@ -500,6 +500,50 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         (self.log.used(), self.log.capacity(region))
     }
 
+    /// Gives the session a store of `new_len` bytes: larger to queue more, smaller to give
+    /// memory back. The queue of outgoing packets is the last region of the store, so only it
+    /// changes size; it is compacted first when it shrinks. `resize(store, new_len)` must
+    /// leave the store `new_len` bytes long with its first bytes unchanged (for a `Vec<u8>`,
+    /// `resize` and `truncate`).
+    ///
+    /// Any message lent by [`Session::abandoned_message`] is no longer available afterwards.
+    ///
+    /// # Errors
+    /// [`CommandError::StoreFull`] when what is queued does not fit `new_len`, or `new_len` is
+    /// below [`SessionConfig::reserved_bytes`] and the packet-id index; the store is then not
+    /// touched. [`CommandError::InvalidState`] when `resize` did not leave `new_len` bytes:
+    /// give the session a store of the old length again before using it.
+    pub fn resize_store(
+        &mut self,
+        new_len: usize,
+        resize: impl FnOnce(&mut B, usize),
+    ) -> Result<(), CommandError> {
+        let start = self.layout.log.start;
+        if new_len < self.layout.log.end {
+            let region = &mut self.store.as_mut()[self.layout.log.clone()];
+            let index = region.len() - self.log.capacity(region);
+            let available = new_len.saturating_sub(start + index);
+            if new_len < start + index || self.log.live() > available {
+                return Err(CommandError::StoreFull {
+                    needed: self.log.live(),
+                    available,
+                });
+            }
+            // Live records to the front of the region, so the end can go.
+            self.log.compact(region);
+            self.reported = None;
+        }
+        resize(&mut self.store, new_len);
+        if self.store.as_ref().len() != new_len {
+            return Err(CommandError::InvalidState);
+        }
+        self.layout.log.end = new_len;
+        // Renewals and scans that waited for room look again.
+        self.log.touch();
+        self.renew_blocked = None;
+        Ok(())
+    }
+
     /// Incoming QoS 1 and 2 messages not yet fully acknowledged.
     pub fn incoming_inflight(&self) -> usize {
         self.incoming.len()

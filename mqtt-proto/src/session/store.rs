@@ -354,6 +354,16 @@ impl Log {
         self.tail - self.head
     }
 
+    /// Records that the region changed size: scans cached against the generation look again.
+    pub(crate) fn touch(&mut self) {
+        self.generation = self.generation.wrapping_add(1);
+    }
+
+    /// Bytes of records still needed: what compaction keeps.
+    pub(crate) fn live(&self) -> usize {
+        self.used() - self.dead
+    }
+
     /// Appends a record for a `len`-byte packet written by `fill`, compacting first if needed.
     pub(crate) fn append(
         &mut self,
