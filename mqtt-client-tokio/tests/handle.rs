@@ -136,9 +136,10 @@ async fn the_queue_grows_on_demand_up_to_the_offline_limit() {
     // 300 messages of 100 bytes: far more than the 4 KiB a client starts with.
     for i in 0..300 {
         let message = Message::new("t", vec![1u8; 100], QoS::AtLeastOnce);
-        poll_once(client.publish_queued(message))
+        let delivery = poll_once(client.publish_queued(message))
             .expect("publish waited")
             .unwrap_or_else(|e| panic!("message {i} refused: {e}"));
+        drop(delivery);
     }
     // The limit still holds: a message larger than it is refused as too large, and the
     // queue is full once the limit is reached.
