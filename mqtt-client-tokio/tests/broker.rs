@@ -410,6 +410,29 @@ async fn websockets_carry_mqtt() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websockets_over_tls_carry_mqtt_and_verify_the_broker() {
+    let broker = Broker::builder().tls().websockets().start().unwrap();
+    let url = broker.wss_url().expect("a wss listener");
+    let material = broker.tls().unwrap();
+    for v in VERSIONS {
+        let (c, _) = connect(tls_options(&url, v, material)).await;
+        let (plain, _) = connect(options(&broker.url(), v)).await;
+        let mut sub = c.subscribe("wss/#", QoS::ExactlyOnce).await.unwrap();
+        exchange(&plain, &mut sub, "wss", v.is_v5()).await;
+        loopback(&c, "wss/self").await;
+
+        let stranger = TlsMaterial::generate().unwrap();
+        let mut untrusted = tls_options(&url, v, &stranger);
+        untrusted.policy.reconnect = false;
+        let err = timeout(WAIT, Client::connect(untrusted))
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert!(err.to_string().contains("certificate"), "{err}");
+    }
+}
+
 /// Publisher and subscriber with sessions that outlive connections.
 fn persistent(url: &str, v: ProtocolVersion, id: &str) -> Options {
     let mut o = named(url, v, id);

@@ -11,11 +11,15 @@ pub(crate) struct Ports {
     pub(crate) tcp: u16,
     pub(crate) tls: Option<u16>,
     pub(crate) ws: Option<u16>,
+    /// WebSocket over TLS: present when the broker has both a TLS and a WebSocket listener.
+    pub(crate) wss: Option<u16>,
 }
 
 impl Ports {
     pub(crate) fn all(&self) -> impl Iterator<Item = u16> {
-        [Some(self.tcp), self.tls, self.ws].into_iter().flatten()
+        [Some(self.tcp), self.tls, self.ws, self.wss]
+            .into_iter()
+            .flatten()
     }
 }
 
@@ -119,6 +123,15 @@ pub(crate) fn render(ports: Ports, files: &Files, options: &Options, run_as_root
         line(&format!("listener {port} {LOOPBACK}"));
         line("protocol websockets");
     }
+    if let (Some(port), Some(tls)) = (ports.wss, &files.tls) {
+        line("");
+        line(&format!("listener {port} {LOOPBACK}"));
+        line("protocol websockets");
+        line(&format!("cafile {}", path(&tls.ca)));
+        line(&format!("certfile {}", path(&tls.cert)));
+        line(&format!("keyfile {}", path(&tls.key)));
+        line(&format!("require_certificate {}", tls.require_certificate));
+    }
     c
 }
 
@@ -154,6 +167,7 @@ mod tests {
             tcp: 1000,
             tls: Some(1001),
             ws: Some(1002),
+            wss: Some(1003),
         };
         let c = render(ports, &files, &options, true);
         for expected in [
@@ -161,6 +175,7 @@ mod tests {
             "listener 1000 127.0.0.1",
             "listener 1001 127.0.0.1",
             "listener 1002 127.0.0.1\nprotocol websockets",
+            "listener 1003 127.0.0.1\nprotocol websockets\ncafile /tmp/x/ca.pem",
             "require_certificate true",
             "allow_anonymous false",
             "password_file /tmp/x/passwd",

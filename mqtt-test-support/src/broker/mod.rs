@@ -178,6 +178,7 @@ impl BrokerBuilder {
                 tcp: 0,
                 tls: None,
                 ws: None,
+                wss: None,
             },
             files,
             options: self.options,
@@ -288,6 +289,15 @@ impl Broker {
     /// `ws://127.0.0.1:PORT/mqtt`, if the broker has a WebSocket listener.
     pub fn ws_url(&self) -> Option<String> {
         self.ports.ws.map(|p| format!("ws://127.0.0.1:{p}/mqtt"))
+    }
+
+    /// `wss://localhost:PORT/mqtt`: WebSocket over TLS, with the same certificate and client
+    /// certificate rule as the TLS listener, when the broker has both a TLS and a WebSocket
+    /// listener.
+    pub fn wss_url(&self) -> Option<String> {
+        self.ports
+            .wss
+            .map(|p| format!("wss://{}:{p}/mqtt", TlsMaterial::SERVER_NAME))
     }
 
     /// The CA, client certificate and client configs, if the broker has a TLS listener.
@@ -538,7 +548,8 @@ fn loopback(port: u16) -> SocketAddr {
 /// Asks the OS for distinct free loopback ports. Port 0 yields ephemeral ports, which never
 /// include 1883 in a sane configuration; one is skipped all the same if it turns up.
 fn pick_ports(tls: bool, ws: bool) -> Result<Ports, BrokerError> {
-    let count = 1 + usize::from(tls) + usize::from(ws);
+    let both = tls && ws;
+    let count = 1 + usize::from(tls) + usize::from(ws) + usize::from(both);
     // Every listener stays bound until all ports are known, so the ports are distinct.
     let mut listeners = Vec::new();
     let mut ports = Vec::new();
@@ -563,7 +574,8 @@ fn pick_ports(tls: bool, ws: bool) -> Result<Ports, BrokerError> {
     };
     let tls = if tls { ports.next() } else { None };
     let ws = if ws { ports.next() } else { None };
-    Ok(Ports { tcp, tls, ws })
+    let wss = if both { ports.next() } else { None };
+    Ok(Ports { tcp, tls, ws, wss })
 }
 
 fn accepts(port: u16) -> bool {
