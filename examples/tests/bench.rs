@@ -3,99 +3,27 @@
 //! every message and report latency histograms. Every child process and wait is bounded: a
 //! child still running at its deadline is killed and the test fails.
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::thread;
-use std::time::{Duration, Instant};
+mod support;
 
 use mqtt_test_support::Broker;
+use std::time::Duration;
 
-/// Upper bound of a child process's run and of each wait.
-const WAIT: Duration = Duration::from_secs(30);
+use support::{mqtt, Running};
 
-/// A child whose stdout lines and stderr are read on threads; killed when dropped.
-struct Running {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    stderr: mpsc::Receiver<String>,
+/// Upper bound of a bench run (the longest test run asks for `--duration 25`).
+const RUN: Duration = Duration::from_secs(30);
+
+/// Waits for a run's end (bounded by `RUN`): the exit code, stdout and stderr.
+fn finish(run: Running) -> (Option<i32>, String, String) {
+    let done = run.wait(RUN);
+    let mut stdout = done.stdout.join("\n");
+    stdout.push('\n');
+    (done.code, stdout, done.stderr)
 }
 
-impl Running {
-    fn spawn(args: &str) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mqtt"))
-            .args(args.split_whitespace())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn mqtt");
-        let (tx, lines) = mpsc::channel();
-        let out = child.stdout.take().expect("stdout");
-        thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        let (etx, stderr) = mpsc::channel();
-        let mut err = child.stderr.take().expect("stderr");
-        thread::spawn(move || {
-            let mut s = String::new();
-            let _ = err.read_to_string(&mut s);
-            let _ = etx.send(s);
-        });
-        Self {
-            child,
-            lines,
-            stderr,
-        }
-    }
-
-    /// Waits for a stdout line starting with `prefix`; returns it.
-    fn wait_line(&self, prefix: &str) -> String {
-        let deadline = Instant::now() + WAIT;
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(line) if line.starts_with(prefix) => return line,
-                Ok(_) => {}
-                Err(_) => break,
-            }
-        }
-        panic!("no line starting with {prefix:?} within {WAIT:?}");
-    }
-
-    /// Waits for the exit (killing the child and failing after `WAIT`); the exit code,
-    /// the remaining stdout and stderr.
-    fn finish(mut self) -> (Option<i32>, String, String) {
-        let deadline = Instant::now() + WAIT;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                break status;
-            }
-            if Instant::now() >= deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!("mqtt bench still running after {WAIT:?}");
-            }
-            thread::sleep(Duration::from_millis(10));
-        };
-        let mut stdout = String::new();
-        while let Ok(line) = self.lines.recv_timeout(WAIT) {
-            stdout.push_str(&line);
-            stdout.push('\n');
-        }
-        let stderr = self.stderr.recv_timeout(WAIT).unwrap_or_default();
-        (status.code(), stdout, stderr)
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `mqtt` with `args`, running.
+fn spawn(args: &str) -> Running {
+    Running::spawn(&mut mqtt(args))
 }
 
 fn broker() -> Broker {
@@ -120,11 +48,11 @@ fn number_after(text: &str, word: &str) -> u64 {
 #[test]
 fn conn_connects_every_client_and_reports_memory() {
     let broker = broker();
-    let run = Running::spawn(&format!(
+    let run = spawn(&format!(
         "bench conn -h 127.0.0.1 -p {} -c 50 --conn-rate 500",
         broker.port()
     ));
-    let (code, stdout, stderr) = run.finish();
+    let (code, stdout, stderr) = finish(run);
     assert_eq!(code, Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(stdout.contains("connected 50/50 "), "{stdout}");
     assert_eq!(number_after(&stdout, "connection errors"), 0, "{stdout}");
@@ -140,10 +68,10 @@ fn conn_reports_clients_that_cannot_connect() {
     let free = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = free.local_addr().expect("addr").port();
     drop(free);
-    let run = Running::spawn(&format!(
+    let run = spawn(&format!(
         "bench conn -h 127.0.0.1 -p {port} -c 3 --connect-timeout 2"
     ));
-    let (code, stdout, stderr) = run.finish();
+    let (code, stdout, stderr) = finish(run);
     assert_eq!(code, Some(1), "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(stdout.contains("connected 0/3 "), "{stdout}");
     assert_eq!(number_after(&stdout, "connection errors"), 3, "{stdout}");
@@ -155,21 +83,21 @@ fn pub_and_sub_at_qos1_lose_nothing_and_report_latency() {
     let port = broker.port();
     // Two subscribers on one filter: each of the 3 × 40 messages arrives twice. At one
     // message per 30 ms and client the run takes over a second: a progress line.
-    let sub = Running::spawn(&format!(
+    let sub = spawn(&format!(
         "bench sub -h 127.0.0.1 -p {port} -c 2 -t bench/test/+ -q 1 -L 240 --duration 25"
     ));
     sub.wait_line("subscribed: 2 clients");
-    let publisher = Running::spawn(&format!(
+    let publisher = spawn(&format!(
         "bench pub -h 127.0.0.1 -p {port} -c 3 -t bench/test/%i -q 1 -s 64 -I 30 -L 120 \
          --duration 25"
     ));
-    let (code, out, err) = publisher.finish();
+    let (code, out, err) = finish(publisher);
     assert_eq!(code, Some(0), "pub stdout:\n{out}\nstderr:\n{err}");
     assert_eq!(number_after(&out, "sent"), 120, "{out}");
     assert_eq!(number_after(&out, "acknowledged"), 120, "{out}");
     assert!(out.contains("publish->ack latency: p50 "), "{out}");
     assert!(out.contains("(µs, 120 samples"), "{out}");
-    let (code, out, err) = sub.finish();
+    let (code, out, err) = finish(sub);
     assert_eq!(code, Some(0), "sub stdout:\n{out}\nstderr:\n{err}");
     assert_eq!(number_after(&out, "received"), 240, "{out}");
     assert_eq!(number_after(&out, "lost"), 0, "{out}");
@@ -192,19 +120,19 @@ fn pub_and_sub_at_qos1_lose_nothing_and_report_latency() {
 #[test]
 fn sub_short_of_its_limit_times_out_with_27() {
     let broker = broker();
-    let run = Running::spawn(&format!(
+    let run = spawn(&format!(
         "bench sub -h 127.0.0.1 -p {} -t nobody/publishes -L 5 --duration 1.5",
         broker.port()
     ));
-    let (code, stdout, stderr) = run.finish();
+    let (code, stdout, stderr) = finish(run);
     assert_eq!(code, Some(27), "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert_eq!(number_after(&stdout, "received"), 0, "{stdout}");
 }
 
 #[test]
 fn help_documents_every_option() {
-    let run = Running::spawn("bench --help");
-    let (code, stdout, _) = run.finish();
+    let run = spawn("bench --help");
+    let (code, stdout, _) = finish(run);
     assert_eq!(code, Some(0));
     for flag in [
         "--host",

@@ -6,129 +6,18 @@
 //! bounded: a child still running at its deadline is killed and the test fails.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use mqtt_client_tokio::{Client, Options, ProtocolVersion, QoS, Subscription};
 use mqtt_test_support::{Broker, Direction, FaultMode, FaultProxy, TlsMaterial};
 
-/// Upper bound of a child process's run and of each wait.
-const WAIT: Duration = Duration::from_secs(20);
+mod support;
 
-/// A child process whose output is read on threads, killed when dropped.
-struct Running {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    stderr: mpsc::Receiver<String>,
-}
-
-/// How a child ended.
-#[derive(Debug)]
-struct Finished {
-    code: Option<i32>,
-    stdout: Vec<String>,
-    stderr: String,
-}
-
-impl Running {
-    fn spawn(cmd: &mut Command) -> Self {
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn");
-        let (tx, lines) = mpsc::channel();
-        let out = child.stdout.take().expect("stdout");
-        thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { return };
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        let (etx, stderr) = mpsc::channel();
-        let mut err = child.stderr.take().expect("stderr");
-        thread::spawn(move || {
-            let mut s = String::new();
-            let _ = err.read_to_string(&mut s);
-            let _ = etx.send(s);
-        });
-        Self {
-            child,
-            lines,
-            stderr,
-        }
-    }
-
-    /// Writes to stdin and closes it.
-    fn feed(&mut self, input: &[u8]) {
-        let mut stdin = self.child.stdin.take().expect("stdin");
-        stdin.write_all(input).expect("write stdin");
-    }
-
-    /// The next line of stdout, within `WAIT`.
-    fn line(&self) -> String {
-        self.lines
-            .recv_timeout(WAIT)
-            .expect("a line of output in time")
-    }
-
-    /// Waits for the exit (killing the child and failing after `timeout`).
-    fn wait(mut self, timeout: Duration) -> Finished {
-        drop(self.child.stdin.take());
-        let deadline = Instant::now() + timeout;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                break status;
-            }
-            if Instant::now() >= deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                let stderr = self.stderr.recv_timeout(WAIT).unwrap_or_default();
-                panic!("child still running after {timeout:?}; stderr:\n{stderr}");
-            }
-            thread::sleep(Duration::from_millis(10));
-        };
-        let mut stdout = Vec::new();
-        while let Ok(line) = self.lines.recv_timeout(WAIT) {
-            stdout.push(line);
-        }
-        let stderr = self.stderr.recv_timeout(WAIT).unwrap_or_default();
-        Finished {
-            code: status.code(),
-            stdout,
-            stderr,
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `mqtt` with the whitespace-separated words of `line` (add arguments holding spaces with
-/// `.arg()`).
-fn mqtt(line: &str) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mqtt"));
-    cmd.args(line.split_whitespace());
-    cmd
-}
-
-/// Another program, as [`mqtt`].
-fn program(name: &str, line: &str) -> Command {
-    let mut cmd = Command::new(name);
-    cmd.args(line.split_whitespace());
-    cmd
-}
+use support::{mqtt, program, Finished, Running, WAIT};
 
 /// Runs a command to its end (bounded), feeding `input` on stdin.
 fn run(cmd: &mut Command, input: &[u8]) -> Finished {
