@@ -5,9 +5,9 @@
 
 mod support;
 
-use mqtt_test_support::Broker;
 use std::time::Duration;
 
+use mqtt_test_support::Broker;
 use support::{mqtt, Running};
 
 /// Upper bound of a bench run (the longest test run asks for `--duration 25`).
