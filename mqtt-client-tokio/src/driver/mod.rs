@@ -41,7 +41,7 @@ pub(crate) fn start(options: Options, wait_first: bool) -> Result<Started, Error
     let (status_tx, status) = watch::channel(Status::Connecting);
     let (event_tx, events) = mpsc::channel(options.policy.event_buffer.max(1));
     let state = State::new(&options, status_tx, event_tx)?;
-    let client_id = state.client_id.clone();
+    let client_id = state.protocol.client_id.clone();
     let shared = Arc::new(Shared::new(state));
     let driver = Driver {
         shared: Arc::clone(&shared),

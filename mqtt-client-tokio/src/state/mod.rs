@@ -223,7 +223,6 @@ pub(crate) struct State {
     pub(crate) session: Session<Vec<u8>>,
     pub(crate) protocol: ProtocolOptions,
     pub(crate) policy: Policy,
-    pub(crate) client_id: String,
     epoch: tokio::time::Instant,
     status: watch::Sender<Status>,
     /// Set once the driver has stopped: commands then fail with it at once.
@@ -286,18 +285,10 @@ impl State {
         // that never queues much never holds (nor zeroes) `offline_queue_bytes`.
         let log = policy.offline_queue_bytes.clamp(1024, INITIAL_LOG);
         let session = Session::new(config, vec![0u8; config.reserved_bytes() + log])?;
-        let client_id = if protocol.client_id.is_empty() && session.needs_client_id() {
-            generate_client_id()
-        } else {
-            protocol.client_id.clone()
-        };
-        let mut state_protocol = protocol;
-        state_protocol.client_id = client_id.clone();
-        Ok(Self {
+        let mut state = Self {
             session,
-            protocol: state_protocol,
+            protocol,
             policy,
-            client_id,
             epoch: tokio::time::Instant::now(),
             status,
             stopped: None,
@@ -328,7 +319,17 @@ impl State {
             scratch: vec![0; 512],
             queued_bytes: 0,
             written_bytes: 0,
-        })
+        };
+        state.ensure_client_id();
+        Ok(state)
+    }
+
+    /// Makes up a client identifier when the session needs one and none was given (3.1.1;
+    /// also after a fallback to 3.1.1), kept for every reconnect.
+    fn ensure_client_id(&mut self) {
+        if self.protocol.client_id.is_empty() && self.session.needs_client_id() {
+            self.protocol.client_id = generate_client_id();
+        }
     }
 
     /// Tells the application, if it listens.
@@ -374,11 +375,7 @@ impl State {
     /// Queues CONNECT for the new transport. Whether it resumes the session (Clean Start
     /// after the first connection) is the session's rule.
     pub(crate) fn send_connect(&mut self) -> Result<(), Error> {
-        // After a fallback to 3.1.1 an empty identifier no longer asks the broker for one.
-        if self.protocol.client_id.is_empty() && self.session.needs_client_id() {
-            self.client_id = generate_client_id();
-            self.protocol.client_id = self.client_id.clone();
-        }
+        self.ensure_client_id();
         let p = &self.protocol;
         let clean_start = p.clean_start;
         let users = user_refs(&p.user_properties);
