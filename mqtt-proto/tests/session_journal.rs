@@ -101,9 +101,13 @@ fn a_recovered_session_resends_exactly_what_was_open() {
             ("pubrel", 3, Vec::new()),
         ];
         assert_eq!(resent(&mut r), expected, "{version:?}");
-        // The original, reconnected, resends the same.
+        // The original, reconnected, resends the same, and both count the same in flight
+        // (a PUBREL holds a place in the broker's window: mosquitto drops what a 3.1.1
+        // client sends beyond its quota, and acknowledges it all the same).
         h.transport_closed();
         assert_eq!(resent(&mut h), expected, "{version:?}");
+        assert_eq!(r.s.inflight(), h.s.inflight(), "{version:?}");
+        assert_eq!(r.s.inflight(), 3);
         // The incoming QoS 2 message is not delivered again; a new one is.
         r.feed_packet(incoming("in", b"x", QoS::ExactlyOnce, 7))
             .unwrap();

@@ -241,6 +241,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                     .clear(&mut store[self.layout.incoming.clone()]);
                 self.subscriptions.clear();
                 self.assigned_len = 0;
+                self.inflight = 0;
                 self.connected_before = false;
                 self.next_pid = PacketId::MIN;
                 self.ids_wrapped = false;
@@ -269,6 +270,10 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                         let _ = pubrel.encode(version, buf);
                     },
                 )?;
+                // A PUBREL holds a place in the broker's window until PUBCOMP, as after a
+                // reconnect: a broker that counts it (mosquitto's incoming quota) refuses
+                // what goes beyond, and a 3.1.1 PUBACK cannot say so.
+                self.inflight += 1;
             }
             Record::Done(pid) => self.forget(pid),
             Record::Received(pid) => {
@@ -392,6 +397,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             r.pid == pid.get() && matches!(r.kind, Kind::Publish | Kind::PubRel)
         }) {
             self.log.set_state(region, r.at, State::Dead);
+            if r.kind == Kind::PubRel {
+                self.inflight = self.inflight.saturating_sub(1);
+            }
         }
     }
 }
