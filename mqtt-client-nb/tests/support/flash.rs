@@ -59,6 +59,8 @@ pub struct MockFlash<const PAGE: usize = 4096> {
     cut: Option<(usize, Keep)>,
     dead: bool,
     pub stats: Stats,
+    /// Erases of each page, to see the wear spread.
+    pub page_erases: Vec<u64>,
 }
 
 impl<const PAGE: usize> MockFlash<PAGE> {
@@ -70,15 +72,17 @@ impl<const PAGE: usize> MockFlash<PAGE> {
             cut: None,
             dead: false,
             stats: Stats::default(),
+            page_erases: vec![0; pages],
         }
     }
 
     /// The whole flash as bytes (e.g. from a file).
     pub fn from_bytes(bytes: Vec<u8>) -> Self {
         assert_eq!(bytes.len() % PAGE, 0, "whole pages");
+        let pages = bytes.len() / PAGE;
         Self {
             bytes,
-            ..Self::new(0)
+            ..Self::new(pages)
         }
     }
 
@@ -176,6 +180,9 @@ impl<const PAGE: usize> NorFlash for MockFlash<PAGE> {
         };
         self.bytes[range.start..end].fill(0xFF);
         self.stats.erases += (end - range.start).div_ceil(PAGE) as u64;
+        for page in range.start / PAGE..end.div_ceil(PAGE) {
+            self.page_erases[page] += 1;
+        }
         match keep {
             None => Ok(()),
             Some(_) => Err(MockError::PowerCut),
