@@ -13,5 +13,9 @@ if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then
 fi
 
 cargo test --workspace "$@"
+# The flash journal's tests need mqtt-client-nb's `flash` feature, which nothing in the
+# workspace turns on.
+cargo test -p mqtt-client-nb --features flash --test flash_journal --test flash_broker \
+  --test flash_wear "$@"
 # The fuzz targets' checks and every crash the fuzzers ever found, replayed as plain tests.
 cargo test -p mqtt-sansio --features fuzzing --lib "$@"
