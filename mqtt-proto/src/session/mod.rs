@@ -361,6 +361,10 @@ pub struct Session<B> {
     /// The log generation, in-flight count and window at which a scan of the log, with the
     /// window full, found nothing to send: until one of them changes, there is nothing.
     idle_scan: Option<(u32, u16, u16)>,
+    /// While restoring: the log generation after the last restored record, and the largest
+    /// packet identifier live in the log then, so that a record for a larger one (the
+    /// common case: identifiers are handed out in order) needs no walk of the log.
+    restore_max: Option<(u32, u16)>,
     /// QoS 1 and 2 publishes transmitted and not acknowledged, plus PUBRELs outstanding.
     inflight: u16,
     raised: [Option<Raised>; EVENT_QUEUE],
@@ -444,6 +448,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             ids_wrapped: false,
             free_ids: 0,
             idle_scan: None,
+            restore_max: None,
             inflight: 0,
             raised: [None; EVENT_QUEUE],
             abandoned: 0,
