@@ -235,6 +235,9 @@ struct Conn {
     /// `Event::ReceiveMaximumExceeded` was raised on this connection (without, with deferral).
     overrun_reported: bool,
     deferral_reported: bool,
+    /// The queued DISCONNECT is a resync: a message was left with the broker for lack of
+    /// room, and a broker only sends it again on a new connection.
+    resync: bool,
     /// Renewal SUBSCRIBEs may wait in the log: they go before anything else.
     renewing: bool,
     /// The payload of a streamed PUBLISH whose header went out, still to go.
@@ -267,6 +270,7 @@ impl Conn {
             close_for_will: false,
             overrun_reported: false,
             deferral_reported: false,
+            resync: false,
             renewing: false,
             fall_back: false,
             owed: None,
@@ -777,6 +781,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         if self.conn.phase != Phase::Connected {
             return Err(CommandError::InvalidState);
         }
+        // The application's end replaces a resync waiting to go.
+        self.conn.resync = false;
         if !self.version().is_v5() {
             self.conn.close_for_will = disconnect.reason_code != crate::ReasonCode::Success;
             let plain = Disconnect::default();
@@ -876,8 +882,14 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// 3.1.1 here and asks for a reconnect now.
     pub fn handle_transport_closed(&mut self, now: Instant) -> Reconnect {
         let cause = self.conn.cause.unwrap_or(EndCause::Transport);
-        let next = if self.conn.fall_back {
-            self.fall_back_to_v311();
+        let resync = cause == EndCause::Lost(LostReason::Resync);
+        let next = if self.conn.fall_back || resync {
+            if self.conn.fall_back {
+                self.fall_back_to_v311();
+            } else {
+                // The connection worked; we ended it to have the broker resend.
+                self.backoff.reset();
+            }
             // Not a failure of the broker: the next attempt can go at once.
             Reconnect::At {
                 at: now,
