@@ -89,3 +89,52 @@ impl Incoming {
         self.count = 0;
     }
 }
+
+/// How many released identifiers [`Released`] remembers.
+pub(crate) const RELEASED: usize = 8;
+
+/// The identifiers of the last incoming QoS 2 messages the broker released (PUBREL), so that
+/// a broker that sends one of them again as a PUBLISH (DUP set) after its PUBREL, which it
+/// must not do (MQTT-4.3.3-5; mosquitto 2.0 does after a reconnect that cut its PUBREL
+/// resend short), does not get it delivered twice. A PUBLISH without DUP names a new
+/// message and frees its identifier.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Released {
+    ids: [u16; RELEASED],
+    next: usize,
+}
+
+impl Released {
+    /// Remembers `pid`, forgetting the oldest.
+    pub(crate) fn note(&mut self, pid: u16) {
+        if self.contains(pid) {
+            return;
+        }
+        self.ids[self.next] = pid;
+        self.next = (self.next + 1) % RELEASED;
+    }
+
+    pub(crate) fn contains(&self, pid: u16) -> bool {
+        pid != 0 && self.ids.contains(&pid)
+    }
+
+    /// Forgets `pid`: it names a new message now.
+    pub(crate) fn forget(&mut self, pid: u16) {
+        for id in &mut self.ids {
+            if *id == pid {
+                *id = 0;
+            }
+        }
+    }
+
+    /// The remembered identifiers, oldest first.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = u16> + '_ {
+        (0..RELEASED)
+            .map(move |i| self.ids[(self.next + i) % RELEASED])
+            .filter(|&id| id != 0)
+    }
+
+    pub(crate) fn clear(&mut self) {
+        *self = Self::default();
+    }
+}

@@ -190,6 +190,11 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             .filter(|e| e[2] == InState::AwaitingRel as u8)
             .filter_map(|e| PacketId::new(u16::from_le_bytes([e[0], e[1]])))
             .map(Record::Received);
+        let released = this
+            .released
+            .iter()
+            .filter_map(PacketId::new)
+            .map(Record::Completed);
         let table = this
             .subscriptions
             .table(&store[this.layout.subscriptions.clone()]);
@@ -200,6 +205,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             .chain(core::iter::once(Record::NextPacketId(this.next_pid)))
             .chain(messages)
             .chain(incoming)
+            .chain(released)
             .chain(subscriptions)
             .chain(core::iter::once(Record::SnapshotEnd))
     }
@@ -240,6 +246,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                 }
                 self.incoming
                     .clear(&mut store[self.layout.incoming.clone()]);
+                self.released.clear();
                 self.subscriptions.clear();
                 self.assigned_len = 0;
                 self.inflight = 0;
@@ -278,6 +285,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             }
             Record::Done(pid) => self.forget(pid),
             Record::Received(pid) => {
+                self.released.forget(pid.get());
                 let region = &mut self.store.as_mut()[self.layout.incoming.clone()];
                 if self.incoming.find(region, pid.get()).is_none()
                     && !self.incoming.insert(
@@ -298,6 +306,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                 if let Some((slot, _, _)) = self.incoming.find(region, pid.get()) {
                     self.incoming.remove(region, slot);
                 }
+                self.released.note(pid.get());
             }
             Record::Subscriptions(table) => {
                 let region = &mut self.store.as_mut()[self.layout.subscriptions.clone()];

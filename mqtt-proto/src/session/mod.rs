@@ -292,6 +292,7 @@ enum Raised {
     Overrun { in_flight: u16, deferred: bool },
     Skipped(Option<PacketId>, QoS, u32),
     NotRenewable(PacketId, u16),
+    Replayed(PacketId),
     RenewalDropped(crate::ReasonCode),
     FellBack,
 }
@@ -331,6 +332,9 @@ impl Raised {
             Self::NotRenewable(packet_id, index) => {
                 Event::Notice(Notice::SubscriptionNotRenewable { packet_id, index })
             }
+            Self::Replayed(packet_id) => {
+                Event::Notice(Notice::ReleasedMessageReplayed { packet_id })
+            }
             Self::RenewalDropped(reason_code) => {
                 Event::Notice(Notice::RenewalDropped { reason_code })
             }
@@ -348,6 +352,8 @@ pub struct Session<B> {
     layout: Layout,
     log: Log,
     incoming: Incoming,
+    /// Incoming QoS 2 identifiers released lately (a broker replaying one is not believed).
+    released: incoming::Released,
     in_aliases: Aliases,
     out_aliases: Aliases,
     alias_clock: u32,
@@ -440,6 +446,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             layout,
             log: Log::new(usize::from(config.index_slots)),
             incoming: Incoming::default(),
+            released: incoming::Released::default(),
             in_aliases: Aliases::default(),
             out_aliases: Aliases::default(),
             alias_clock: 0,
