@@ -282,10 +282,10 @@ impl FileJournal {
     }
 
     /// Writes what waits to the operating system now, on the calling thread, unless a
-    /// snapshot is involved (then the driver does it): a write to the page cache, no sync.
-    /// Acknowledging a received message does this, so that its record is safe from a crash
-    /// of the process microseconds after the application handled the message, instead of a
-    /// round through the driver and a sync later.
+    /// snapshot or another write is under way (then the driver does it, in order): a write
+    /// to the page cache, no sync. Acknowledging a received message does this, so that its
+    /// record is safe from a crash of the process microseconds after the application handled
+    /// the message, instead of a round through the driver and a sync later.
     ///
     /// # Errors
     /// The write failed; the client must stop.
@@ -295,7 +295,9 @@ impl FileJournal {
             .segments
             .iter()
             .all(|s| matches!(s, Segment::Append(_)));
-        if self.busy == Some(true) || !appends_only || self.segments.is_empty() {
+        // Not beside a write in flight: it holds earlier records, which must reach the file
+        // first, and `written` must not count them before they have.
+        if self.busy.is_some() || !appends_only || self.segments.is_empty() {
             return Ok(());
         }
         for segment in std::mem::take(&mut self.segments) {
