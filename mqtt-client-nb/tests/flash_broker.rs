@@ -17,7 +17,7 @@ use mqtt_client_nb::flash::FlashJournal;
 use mqtt_client_nb::mqtt_sansio::{ProtocolVersion, QoS};
 use mqtt_client_nb::{Client, Clock as _, Journal, Options};
 use mqtt_test_support::Broker;
-use support::flash::MockFlash;
+use support::flash::{MockFlash, Ram};
 use support::{poll_for, poll_until, tcp, Ev, Tcp, TokioClock};
 use tokio::sync::mpsc;
 
@@ -25,31 +25,14 @@ const BOTH: [ProtocolVersion; 2] = [ProtocolVersion::V3_1_1, ProtocolVersion::V5
 /// Four 4 KiB pages, as a small flash partition would give.
 const RANGE: Range<u32> = 0..4 * 4096;
 const TOPIC: &str = "flash/device/telemetry";
+/// Session store bytes.
+const STORE: usize = 8192;
 
 /// What survives a reset: the flash. The RAM buffers are made anew for every life.
 struct Device {
     flash: MockFlash,
     version: ProtocolVersion,
     id: String,
-}
-
-/// One life's RAM.
-struct Ram {
-    journal: Vec<u8>,
-    rx: Vec<u8>,
-    tx: Vec<u8>,
-    store: Vec<u8>,
-}
-
-impl Ram {
-    fn new() -> Self {
-        Self {
-            journal: vec![0; 512],
-            rx: vec![0; 1024],
-            tx: vec![0; 1024],
-            store: vec![0; 8192],
-        }
-    }
 }
 
 type FlashClient<'b> = Client<'b, Tcp, FlashJournal<'b, &'b mut MockFlash>>;
@@ -94,7 +77,7 @@ async fn subscriber(
     let (tx, rx) = mpsc::unbounded_channel();
     let task = tokio::spawn(async move {
         let clock = TokioClock::new();
-        let mut ram = Ram::new();
+        let mut ram = Ram::new(STORE);
         let mut options = Options::new(version);
         options.client_id = Some("flash-subscriber");
         let mut client: Client<'_, Tcp> =
@@ -151,7 +134,7 @@ async fn every_accepted_message_arrives_across_kills_qos2_once() {
             Kill::After(100),
         ];
         for (life, kill) in lives.into_iter().enumerate() {
-            let mut ram = Ram::new();
+            let mut ram = Ram::new(STORE);
             let mut client = device.boot(&mut ram).await;
             if let Kill::After(_) = kill {
                 connect(&mut client, &clock, broker.addr()).await;
@@ -177,7 +160,7 @@ async fn every_accepted_message_arrives_across_kills_qos2_once() {
             drop(client);
         }
         // The last life stays up until everything arrived.
-        let mut ram = Ram::new();
+        let mut ram = Ram::new(STORE);
         let mut client = device.boot(&mut ram).await;
         connect(&mut client, &clock, broker.addr()).await;
         let mut counts: BTreeMap<Vec<u8>, usize> = BTreeMap::new();
@@ -236,7 +219,7 @@ async fn flush_for_sleep_with_a_journal_stores_and_the_next_boot_delivers() {
         id: "flash-sleeper".into(),
     };
     {
-        let mut ram = Ram::new();
+        let mut ram = Ram::new(STORE);
         let mut client = device.boot(&mut ram).await;
         connect(&mut client, &clock, broker.addr()).await;
         for i in 0..5 {
@@ -256,7 +239,7 @@ async fn flush_for_sleep_with_a_journal_stores_and_the_next_boot_delivers() {
         );
         // Deep sleep: RAM is gone.
     }
-    let mut ram = Ram::new();
+    let mut ram = Ram::new(STORE);
     let mut client = device.boot(&mut ram).await;
     connect(&mut client, &clock, broker.addr()).await;
     let mut got = Vec::new();
@@ -278,7 +261,7 @@ async fn flush_for_sleep_without_a_journal_waits_for_every_acknowledgement() {
     let broker = Broker::start().expect("mosquitto");
     for version in BOTH {
         let clock = TokioClock::new();
-        let mut ram = Ram::new();
+        let mut ram = Ram::new(STORE);
         let mut options = Options::new(version);
         options.client_id = Some("ram-sleeper");
         let mut client: Client<'_, Tcp> =

@@ -28,7 +28,7 @@ use mqtt_client_nb::mqtt_sansio::{ProtocolVersion, QoS};
 use mqtt_client_nb::{Client, Options};
 use mqtt_test_support::reliability::{parse_payload, payload, RefClient, RefConfig};
 use mqtt_test_support::Broker;
-use support::flash::{Keep, MockFlash};
+use support::flash::{Keep, MockFlash, Ram};
 use support::{copy, poll_for, poll_until, tcp, Ev, Tcp, TokioClock};
 
 const BOTH: [ProtocolVersion; 2] = [ProtocolVersion::V3_1_1, ProtocolVersion::V5];
@@ -38,31 +38,14 @@ const KILLS: usize = 10;
 /// Eight 4 KiB pages.
 const RANGE: Range<u32> = 0..8 * 4096;
 const WAIT: Duration = Duration::from_secs(60);
+/// Session store bytes.
+const STORE: usize = 16 * 1024;
 
 /// What survives a death: the flash.
 struct Device {
     flash: MockFlash,
     version: ProtocolVersion,
     id: String,
-}
-
-/// One life's RAM.
-struct Ram {
-    journal: Vec<u8>,
-    rx: Vec<u8>,
-    tx: Vec<u8>,
-    store: Vec<u8>,
-}
-
-impl Ram {
-    fn new() -> Self {
-        Self {
-            journal: vec![0; 512],
-            rx: vec![0; 1024],
-            tx: vec![0; 1024],
-            store: vec![0; 16 * 1024],
-        }
-    }
 }
 
 type FlashClient<'b> = Client<'b, Tcp, FlashJournal<'b, &'b mut MockFlash>>;
@@ -162,7 +145,7 @@ async fn a_killed_device_delivers_every_message_it_accepted() {
         for life in 0..=KILLS {
             let (after, cut) = death(&mut rng, life);
             let cut = cut.filter(|_| life < KILLS);
-            let mut ram = Ram::new();
+            let mut ram = Ram::new(STORE);
             let Some(mut client) = device.boot(&mut ram, &clock, broker.addr(), cut).await else {
                 continue; // died booting
             };
@@ -262,7 +245,7 @@ async fn a_killed_device_handles_every_message_and_no_qos2_message_twice() {
             let (after, cut) = death(&mut rng, life);
             // The subscription is made in a life that does not die booting.
             let cut = cut.filter(|_| life > 0 && life < KILLS);
-            let mut ram = Ram::new();
+            let mut ram = Ram::new(STORE);
             let Some(mut client) = device.boot(&mut ram, &clock, broker.addr(), cut).await else {
                 continue; // died booting
             };

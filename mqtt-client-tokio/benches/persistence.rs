@@ -25,7 +25,9 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use mqtt_client_tokio::{Client, Message, Options, Persistence, ProtocolVersion, QoS, SyncPolicy};
+use mqtt_client_tokio::{
+    Client, Delivery, Message, Options, Persistence, ProtocolVersion, QoS, SyncPolicy,
+};
 use mqtt_test_support::Broker;
 
 const PAYLOAD: [u8; 64] = [b'x'; 64];
@@ -88,6 +90,14 @@ async fn connect(url: &str, mode: Mode, dir: &std::path::Path) -> Client {
     client
 }
 
+/// Waits (bounded) until the broker acknowledged `delivery`.
+async fn acknowledged(delivery: Delivery) {
+    tokio::time::timeout(WAIT, delivery)
+        .await
+        .expect("acknowledged in time")
+        .expect("acknowledged");
+}
+
 /// Messages per second with up to [`UNACKED`] unacknowledged.
 async fn throughput(url: &str, mode: Mode, qos: QoS, n: usize, round: usize) -> f64 {
     let dir = bench_dir(&format!("{}-{round}-{}", qos as u8, mode.name().len()));
@@ -101,18 +111,11 @@ async fn throughput(url: &str, mode: Mode, qos: QoS, n: usize, round: usize) -> 
             .expect("queued");
         outstanding.push_back(delivery);
         if outstanding.len() > UNACKED {
-            let oldest = outstanding.pop_front().expect("one");
-            tokio::time::timeout(WAIT, oldest)
-                .await
-                .expect("acknowledged in time")
-                .expect("acknowledged");
+            acknowledged(outstanding.pop_front().expect("one")).await;
         }
     }
     for d in outstanding {
-        tokio::time::timeout(WAIT, d)
-            .await
-            .expect("acknowledged in time")
-            .expect("acknowledged");
+        acknowledged(d).await;
     }
     let rate = n as f64 / start.elapsed().as_secs_f64();
     let _ = client.disconnect().await;
@@ -141,10 +144,7 @@ async fn to_stored(url: &str, mode: Mode, n: usize) -> Vec<Duration> {
             .expect("stored in time")
             .expect("stored");
         took.push(start.elapsed());
-        tokio::time::timeout(WAIT, delivery)
-            .await
-            .expect("acknowledged in time")
-            .expect("acknowledged");
+        acknowledged(delivery).await;
     }
     let _ = client.disconnect().await;
     drop(client);

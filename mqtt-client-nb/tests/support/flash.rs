@@ -217,3 +217,26 @@ impl<const PAGE: usize> NorFlash for MockFlash<PAGE> {
 }
 
 impl<const PAGE: usize> MultiwriteNorFlash for MockFlash<PAGE> {}
+
+/// A device's RAM for one life (a boot): the journal's record buffer, the client's receive and
+/// transmit buffers, and the session store. Made anew at each boot; only the flash survives.
+#[allow(dead_code)] // not every test that shares this module boots devices
+pub struct Ram {
+    pub journal: Vec<u8>,
+    pub rx: Vec<u8>,
+    pub tx: Vec<u8>,
+    pub store: Vec<u8>,
+}
+
+#[allow(dead_code)]
+impl Ram {
+    /// Buffers of 512 (journal) and 1,024 bytes (rx, tx), and a store of `store` bytes.
+    pub fn new(store: usize) -> Self {
+        Self {
+            journal: vec![0; 512],
+            rx: vec![0; 1024],
+            tx: vec![0; 1024],
+            store: vec![0; store],
+        }
+    }
+}
