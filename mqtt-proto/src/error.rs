@@ -102,6 +102,11 @@ pub enum DecodeError {
     /// a failure code.
     #[error("invalid CONNACK flags {0:#010b}")]
     InvalidConnAckFlags(u8),
+    /// The packet needs code this build of the crate leaves out: decoding for 5.0 without the
+    /// `v5` feature, or a packet only a server receives (CONNECT, SUBSCRIBE, UNSUBSCRIBE,
+    /// PINGREQ) without the `server` feature. Names the feature.
+    #[error("needs the `{0}` feature of mqtt-sansio, which this build leaves out")]
+    FeatureDisabled(&'static str),
 }
 
 impl DecodeError {
@@ -114,7 +119,8 @@ impl DecodeError {
             Self::DuplicateProperty(_)
             | Self::InvalidPropertyValue(_)
             | Self::ZeroPacketId
-            | Self::NoTopicFilters => ReasonCode::ProtocolError,
+            | Self::NoTopicFilters
+            | Self::FeatureDisabled(_) => ReasonCode::ProtocolError,
             Self::UnsupportedProtocol { .. } => ReasonCode::UnsupportedProtocolVersion,
             _ => ReasonCode::MalformedPacket,
         }
@@ -169,4 +175,9 @@ pub enum EncodeError {
     /// A reason code that this packet may not carry.
     #[error("reason code {0} is not valid in this packet")]
     InvalidReasonCode(ReasonCode),
+    /// The packet needs code this build of the crate leaves out: encoding for 5.0 without the
+    /// `v5` feature, or a packet only a server sends (CONNACK, SUBACK, UNSUBACK, PINGRESP)
+    /// without the `server` feature. Names the feature.
+    #[error("needs the `{0}` feature of mqtt-sansio, which this build leaves out")]
+    FeatureDisabled(&'static str),
 }

@@ -30,7 +30,7 @@ impl<'a> Disconnect<'a> {
     }
 
     pub(crate) fn decode(body: &'a [u8], version: ProtocolVersion) -> Result<Self, DecodeError> {
-        if !version.is_v5() {
+        if !version.v5() {
             return if body.is_empty() {
                 Ok(Self::default())
             } else {
@@ -46,7 +46,7 @@ impl<'a> Disconnect<'a> {
     }
 
     pub(crate) fn lengths(&self, version: ProtocolVersion) -> Result<Lengths, EncodeError> {
-        if !version.is_v5() {
+        if !version.v5() {
             reason_tail::check_v3(self.reason_code, &self.properties)?;
             return Ok(Lengths::default());
         }
@@ -60,7 +60,7 @@ impl<'a> Disconnect<'a> {
     }
 
     pub(crate) fn encode_body(&self, w: &mut impl Write, version: ProtocolVersion, lens: Lengths) {
-        if version.is_v5() {
+        if version.v5() {
             reason_tail::encode(w, self.reason_code, &self.properties, lens.body, lens.props);
         }
     }
@@ -101,7 +101,7 @@ impl<'a> Auth<'a> {
     }
 
     pub(crate) fn lengths(&self, version: ProtocolVersion) -> Result<Lengths, EncodeError> {
-        if !version.is_v5() {
+        if !version.v5() {
             return Err(EncodeError::NotInVersion("AUTH"));
         }
         let (body, props) =

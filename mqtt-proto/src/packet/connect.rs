@@ -82,13 +82,16 @@ impl<'a> Connect<'a> {
         let (i, name) = wire::string(body)?;
         let (i, level) = wire::u8(i)?;
         // [MQTT-3.1.2-1] protocol name, [MQTT-3.1.2-2] protocol level
-        let Some(protocol) = ProtocolVersion::from_name_and_level(name, level) else {
+        // A build without the `v5` feature does not speak 5.0, as if it were not defined.
+        let Some(protocol) =
+            ProtocolVersion::from_name_and_level(name, level).filter(|version| version.is_built())
+        else {
             return wire::fail(DecodeError::UnsupportedProtocol { level });
         };
         let (i, flags) = wire::u8(i)?;
         check_flags(flags, protocol).map_err(nom::Err::Failure)?;
         let (i, keep_alive) = wire::u16(i)?;
-        let (i, properties) = if protocol.is_v5() {
+        let (i, properties) = if protocol.v5() {
             properties::decode(i)?
         } else {
             (i, ConnectProperties::default())
@@ -96,7 +99,7 @@ impl<'a> Connect<'a> {
         let (mut i, client_id) = wire::string(i)?;
         let mut will = None;
         if flags & WILL != 0 {
-            let (rest, will_properties) = if protocol.is_v5() {
+            let (rest, will_properties) = if protocol.v5() {
                 properties::decode(i)?
             } else {
                 (i, WillProperties::default())
@@ -139,7 +142,7 @@ impl<'a> Connect<'a> {
     }
 
     pub(crate) fn lengths(&self) -> Result<Lengths, EncodeError> {
-        let v5 = self.protocol.is_v5();
+        let v5 = self.protocol.v5();
         if !v5 && !self.properties.is_empty() {
             return Err(EncodeError::NotInVersion("properties"));
         }
@@ -182,12 +185,12 @@ impl<'a> Connect<'a> {
         w.put_u8(self.protocol.level());
         w.put_u8(self.flags());
         w.put_u16(self.keep_alive);
-        if self.protocol.is_v5() {
+        if self.protocol.v5() {
             properties::encode(&self.properties, lens.props, w);
         }
         w.put_string(self.client_id);
         if let Some(will) = &self.will {
-            if self.protocol.is_v5() {
+            if self.protocol.v5() {
                 properties::encode(&will.properties, lens.extra, w);
             }
             w.put_string(will.topic.as_str());
@@ -264,7 +267,7 @@ fn check_flags(flags: u8, protocol: ProtocolVersion) -> Result<(), DecodeError> 
         return Err(invalid);
     }
     // [MQTT-3.1.2-22] (3.1.1 only) a password needs a user name
-    if !protocol.is_v5() && flags & PASSWORD != 0 && flags & USERNAME == 0 {
+    if !protocol.v5() && flags & PASSWORD != 0 && flags & USERNAME == 0 {
         return Err(invalid);
     }
     Ok(())

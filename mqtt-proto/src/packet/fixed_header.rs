@@ -130,7 +130,7 @@ impl FixedHeader {
         match self.packet_type {
             PacketType::Publish if (self.flags >> 1) & 3 == 3 => Err(DecodeError::InvalidQoS),
             PacketType::Publish if self.flags & 0b1110 == 0b1000 => Err(DecodeError::DupOnQoS0),
-            PacketType::Auth if !version.is_v5() => Err(DecodeError::ReservedPacketType(15)),
+            PacketType::Auth if !version.v5() => Err(DecodeError::ReservedPacketType(15)),
             _ => Ok(()),
         }
     }

@@ -99,6 +99,9 @@ impl<'a> Packet<'a> {
         version: ProtocolVersion,
         max_packet_size: u32,
     ) -> Result<Decoded<'a>, DecodeError> {
+        if !version.is_built() {
+            return Err(DecodeError::FeatureDisabled("v5"));
+        }
         let Some(header) = FixedHeader::decode(buf)? else {
             return Ok(Decoded::Incomplete { needed: None });
         };
@@ -131,6 +134,9 @@ impl<'a> Packet<'a> {
         body: &'a [u8],
         version: ProtocolVersion,
     ) -> Result<Self, DecodeError> {
+        if !version.is_built() {
+            return Err(DecodeError::FeatureDisabled("v5"));
+        }
         Self::decode_body_into(header, body, version, Ok)
     }
 
@@ -167,7 +173,7 @@ impl<'a> Packet<'a> {
             T::Disconnect => wrap(Self::Disconnect(Disconnect::decode(body, version)?)),
             T::Auth => {
                 // Packet type 15 is reserved before 5.0 (3.1.1 Table 2.1; no conformance id)
-                if !version.is_v5() {
+                if !version.v5() {
                     return Err(DecodeError::ReservedPacketType(15));
                 }
                 wrap(Self::Auth(Auth::decode(body)?))
@@ -212,6 +218,7 @@ impl<'a> Packet<'a> {
     /// another [`EncodeError`] when the packet cannot be encoded; nothing is written then.
     pub fn encode(&self, version: ProtocolVersion, buf: &mut [u8]) -> Result<usize, EncodeError> {
         use PacketType as T;
+        self.check_built(version)?;
         // The packets sent most often get their own arm, so their lengths stay in registers and
         // they skip the three dispatches of the general path below.
         match self {
@@ -290,8 +297,24 @@ impl<'a> Packet<'a> {
         Ok(plan.total)
     }
 
+    /// Refuses a packet this build cannot encode: any for 5.0 (or a CONNECT naming 5.0) without
+    /// the `v5` feature.
+    #[inline]
+    fn check_built(&self, version: ProtocolVersion) -> Result<(), EncodeError> {
+        let version = match self {
+            Self::Connect(c) => c.protocol,
+            _ => version,
+        };
+        if version.is_built() {
+            Ok(())
+        } else {
+            Err(EncodeError::FeatureDisabled("v5"))
+        }
+    }
+
     fn plan(&self, version: ProtocolVersion) -> Result<Plan, EncodeError> {
         use PacketType as T;
+        self.check_built(version)?;
         let lens = match self {
             Self::Connect(p) => p.lengths()?,
             Self::ConnAck(p) => p.lengths(version)?,

@@ -43,7 +43,7 @@ impl<'a> PubResponse<'a> {
         version: ProtocolVersion,
     ) -> IResult<'a, Self> {
         let (rest, packet_id) = wire::packet_id(body)?;
-        if !version.is_v5() {
+        if !version.v5() {
             return Ok((rest, Self::new(packet_id)));
         }
         let (rest, (reason_code, properties)) = reason_tail::decode(rest, packet_type)?;
@@ -61,7 +61,7 @@ impl<'a> PubResponse<'a> {
         packet_type: PacketType,
         version: ProtocolVersion,
     ) -> Result<Lengths, EncodeError> {
-        if !version.is_v5() {
+        if !version.v5() {
             reason_tail::check_v3(self.reason_code, &self.properties)?;
             return Ok(Lengths {
                 body: 2,
@@ -79,7 +79,7 @@ impl<'a> PubResponse<'a> {
     #[inline]
     pub(crate) fn encode_body(&self, w: &mut impl Write, version: ProtocolVersion, lens: Lengths) {
         w.put_u16(self.packet_id.get());
-        if version.is_v5() {
+        if version.v5() {
             reason_tail::encode(
                 w,
                 self.reason_code,

@@ -73,7 +73,7 @@ impl<'a> Publish<'a> {
             QoS::AtLeastOnce => wire::packet_id(i).map(|(i, id)| (i, QosPid::AtLeastOnce(id)))?,
             QoS::ExactlyOnce => wire::packet_id(i).map(|(i, id)| (i, QosPid::ExactlyOnce(id)))?,
         };
-        let (payload, properties) = if version.is_v5() {
+        let (payload, properties) = if version.v5() {
             properties::decode::<PublishProperties<'_>>(i)?
         } else {
             (i, PublishProperties::default())
@@ -120,7 +120,7 @@ impl<'a> Publish<'a> {
         if self.qos_pid.packet_id().is_some() {
             body += 2;
         }
-        if version.is_v5() {
+        if version.v5() {
             if topic.is_empty() && self.properties.topic_alias.is_none() {
                 return Err(EncodeError::EmptyTopicWithoutAlias);
             }
@@ -145,7 +145,7 @@ impl<'a> Publish<'a> {
         if let Some(id) = self.qos_pid.packet_id() {
             w.put_u16(id.get());
         }
-        if version.is_v5() {
+        if version.v5() {
             properties::encode(&self.properties, lens.props, w);
         }
         w.put_slice(self.payload);

@@ -177,7 +177,17 @@ impl SessionConfig {
     pub fn control_len(connect: &crate::Connect<'_>) -> Result<usize, crate::EncodeError> {
         let mut c = *connect;
         c.protocol = ProtocolVersion::V5;
-        Ok(crate::Packet::Connect(c).encoded_len(ProtocolVersion::V5)? + 16)
+        if !cfg!(feature = "v5") {
+            // Without the `v5` feature the session sends 3.1.1 or 3.1, never with properties;
+            // an empty user name keeps a lone password encodable (2 bytes more, still a bound).
+            c.protocol = ProtocolVersion::V3_1_1;
+            c.properties = crate::ConnectProperties::default();
+            if let Some(will) = &mut c.will {
+                will.properties = crate::WillProperties::default();
+            }
+            c.username = c.username.or(c.password.map(|_| ""));
+        }
+        Ok(crate::Packet::Connect(c).encoded_len(c.protocol)? + 16)
     }
 
     /// Slots of the incoming table: `incoming_slots`, at least `receive_maximum`.

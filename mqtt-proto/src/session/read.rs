@@ -189,7 +189,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                     Err(ProtocolError::UnexpectedPacket(PacketType::Auth))
                 }
             }
-            Packet::Disconnect(d) if self.version().is_v5() => {
+            Packet::Disconnect(d) if self.version().v5() => {
                 self.conn.phase = Phase::Closing;
                 self.conn
                     .cause
@@ -284,7 +284,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         self.limits = super::BrokerLimits::defaults(self.keep_alive, self.session_expiry);
         self.limits.apply(&c.properties);
         // 3.1.1 has no subscription identifiers.
-        self.limits.subscription_identifier_available &= self.version().is_v5();
+        self.limits.subscription_identifier_available &= self.version().v5();
         // Our own cap on top of the broker's; 0 would stall every QoS 1/2 publish.
         self.limits.receive_maximum = self
             .limits
@@ -323,7 +323,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// A 5.0 CONNECT answered by a 3.1.1-only broker: its CONNACK (`20 02 00 01`, Unacceptable
     /// Protocol Version) is malformed in 5.0, and reporting it as such would hide the cause.
     fn older_refusal(&mut self, now: Instant, buf: &[u8]) -> Option<Read<'static>> {
-        if self.conn.phase != Phase::AwaitConnAck || !self.version().is_v5() {
+        if self.conn.phase != Phase::AwaitConnAck || !self.version().v5() {
             return None;
         }
         let [0x20, 0x02, 0x00, code, ..] = *buf else {
@@ -347,7 +347,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// event still decodes as 5.0).
     fn fall_back_if_refused(&mut self, reason: ReasonCode) {
         let refused = reason == ReasonCode::UnsupportedProtocolVersion;
-        if refused && self.version().is_v5() && self.config.fallback_to_v311 {
+        if refused && self.version().v5() && self.config.fallback_to_v311 {
             self.conn.fall_back = true;
             self.raise(Raised::FellBack);
         }
@@ -628,7 +628,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                     rec.kind == Kind::PubRel && rec.pid == pid.get()
                 })
                 .is_some();
-            let reason = if known || !self.version().is_v5() {
+            let reason = if known || !self.version().v5() {
                 ReasonCode::Success
             } else {
                 ReasonCode::PacketIdentifierNotFound
@@ -659,7 +659,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             state: State::Unsent,
             pid: pid.get(),
             qos: QoS::ExactlyOnce,
-            v5: version.is_v5(),
+            v5: version.v5(),
             streamed: false,
         };
         let appended = self.log.append(region, entry, len, |buf| {
@@ -681,7 +681,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                 ReasonCode::Success
             }
             // 3.1.1 has no reason code: completing an unknown id is harmless.
-            _ if !self.version().is_v5() => ReasonCode::Success,
+            _ if !self.version().v5() => ReasonCode::Success,
             _ => ReasonCode::PacketIdentifierNotFound,
         };
         self.queue_ack(PacketType::PubComp, pid, reason);
@@ -715,7 +715,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         let Some(record) = record else {
             return Ok(Outcome::Silent);
         };
-        let check = kind == Kind::Subscribe || self.version().is_v5();
+        let check = kind == Kind::Subscribe || self.version().v5();
         if check && self.request_len(&record) != codes.len() {
             return Err(ProtocolError::AckMismatch);
         }

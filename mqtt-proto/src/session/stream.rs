@@ -94,7 +94,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         if let Err(e) = fixed.check(self.version()) {
             return Some(Err(self.fail(ProtocolError::Decode(e))));
         }
-        let header_len = match publish_header_len(buf, &fixed, self.version().is_v5()) {
+        let header_len = match publish_header_len(buf, &fixed, self.version().v5()) {
             Ok(Some(len)) if len < capacity => len,
             // The header (and one payload byte) cannot fit the driver's buffer: the message
             // cannot be delivered at all.

@@ -199,7 +199,7 @@ impl Subscriptions {
         w.put_u8(0x82);
         w.put_var_int(renewal.remaining_len());
         w.put_u16(pid.get());
-        if renewal.version.is_v5() {
+        if renewal.version.v5() {
             let props = renewal.properties_len();
             w.put_var_int(props);
             if props > 0 {
@@ -249,7 +249,7 @@ impl Renewal {
     }
 
     fn remaining_len(&self) -> usize {
-        let props = if self.version.is_v5() {
+        let props = if self.version.v5() {
             let p = self.properties_len();
             wire::var_int_len(p) + p
         } else {
@@ -310,7 +310,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         if !self.keeps_subscriptions() {
             return;
         }
-        let v5 = self.version().is_v5();
+        let v5 = self.version().v5();
         let store = self.store.as_mut();
         let (head, log) = store.split_at_mut(self.layout.log.start);
         let table = &mut head[self.layout.subscriptions.clone()];
@@ -388,7 +388,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                 state: State::Unsent,
                 pid: pid.get(),
                 qos: QoS::AtMostOnce,
-                v5: version.is_v5(),
+                v5: version.v5(),
                 streamed: false,
             };
             let subscriptions = &self.subscriptions;
@@ -455,7 +455,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         let Ok(options) = SubscriptionOptions::from_byte(e.options, self.version()) else {
             return refused;
         };
-        if !self.version().is_v5() && options != SubscriptionOptions::new(options.qos) {
+        if !self.version().v5() && options != SubscriptionOptions::new(options.qos) {
             return refused;
         }
         let properties = crate::SubscribeProperties {

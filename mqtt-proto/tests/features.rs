@@ -1,0 +1,68 @@
+//! What a build without the optional protocol features does: it refuses, with a typed error,
+//! what it leaves out, and never handles it as something else. Run with
+//! `cargo test -p mqtt-sansio --no-default-features --test features`.
+
+#[cfg(not(feature = "v5"))]
+mod without_v5 {
+    use mqtt_sansio::session::{CommandError, Session, SessionConfig};
+    use mqtt_sansio::{
+        Connect, DecodeError, Decoded, EncodeError, Packet, ProtocolVersion, Publish, TopicName,
+    };
+
+    const V5: ProtocolVersion = ProtocolVersion::V5;
+
+    #[test]
+    fn decoding_for_5_0_is_refused() {
+        // PINGRESP: valid in every version.
+        let err = Packet::decode(&[0xD0, 0], V5, u32::MAX).unwrap_err();
+        assert_eq!(err, DecodeError::FeatureDisabled("v5"));
+        assert!(matches!(
+            Packet::decode(&[0xD0, 0], ProtocolVersion::V3_1_1, u32::MAX),
+            Ok(Decoded::Packet { .. })
+        ));
+    }
+
+    #[test]
+    fn encoding_for_5_0_is_refused() {
+        let publish = Packet::Publish(Publish::new(TopicName::new("a").unwrap(), b"x"));
+        let mut buf = [0u8; 32];
+        assert_eq!(
+            publish.encode(V5, &mut buf),
+            Err(EncodeError::FeatureDisabled("v5"))
+        );
+        assert_eq!(
+            publish.encoded_len(V5),
+            Err(EncodeError::FeatureDisabled("v5"))
+        );
+        // A CONNECT is encoded for the version it names, whatever the caller passes.
+        let connect = Packet::Connect(Connect::new(V5, "id"));
+        assert_eq!(
+            connect.encode(ProtocolVersion::V3_1_1, &mut buf),
+            Err(EncodeError::FeatureDisabled("v5"))
+        );
+        assert!(publish.encode(ProtocolVersion::V3_1_1, &mut buf).is_ok());
+    }
+
+    #[test]
+    fn a_5_0_session_is_refused() {
+        let err = Session::new(SessionConfig::new(V5), [0u8; 4096]).err();
+        assert_eq!(
+            err,
+            Some(CommandError::Encode(EncodeError::FeatureDisabled("v5")))
+        );
+        assert!(Session::new(SessionConfig::new(ProtocolVersion::V3_1_1), [0u8; 4096]).is_ok());
+    }
+
+    #[test]
+    fn the_control_region_is_sized_for_3_1_1() {
+        let mut connect = Connect::new(V5, "id");
+        connect.password = Some(b"secret");
+        let len = SessionConfig::control_len(&connect).unwrap();
+        connect.protocol = ProtocolVersion::V3_1;
+        connect.username = Some("");
+        let v3_1 = Packet::Connect(connect)
+            .encoded_len(ProtocolVersion::V3_1)
+            .unwrap();
+        assert!(len >= v3_1, "{len} < {v3_1}");
+    }
+}
