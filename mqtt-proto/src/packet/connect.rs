@@ -229,7 +229,7 @@ impl<'a> Connect<'a> {
 /// speed, UTF-8, U+0000 and the wildcards are checked in one `from_utf8` and one scan, as in
 /// PUBLISH; compiled for size, as a string and then as a topic name (less code).
 #[cfg(not(mqtt_sansio_small))]
-#[inline(always)]
+#[cfg_attr(not(mqtt_sansio_small), inline(always))]
 fn will_topic(input: &[u8]) -> IResult<'_, TopicName<'_>> {
     let (rest, topic) = wire::binary(input)?;
     let topic = crate::topic::decode_name(topic).map_err(nom::Err::Failure)?;
@@ -240,7 +240,7 @@ fn will_topic(input: &[u8]) -> IResult<'_, TopicName<'_>> {
 }
 
 #[cfg(mqtt_sansio_small)]
-#[inline(always)]
+#[cfg_attr(not(mqtt_sansio_small), inline(always))]
 fn will_topic(input: &[u8]) -> IResult<'_, TopicName<'_>> {
     let (rest, topic) = wire::string(input)?;
     match TopicName::new(topic) {

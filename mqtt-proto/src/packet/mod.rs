@@ -143,7 +143,7 @@ impl<'a> Packet<'a> {
     /// [`Packet::decode_body`], handing the packet to `wrap` inside each arm so that the caller's
     /// result is built in place: joining the arms into one `Packet` first and wrapping it after
     /// costs a copy of the largest variant (272 bytes) on every packet, PINGREQ included.
-    #[inline(always)]
+    #[cfg_attr(not(mqtt_sansio_small), inline(always))]
     fn decode_body_into<R>(
         header: FixedHeader,
         body: &'a [u8],
@@ -366,7 +366,7 @@ impl<'a> Packet<'a> {
 }
 
 /// Writes one packet whose body `lens` measured: the fixed header, then `body`.
-#[inline(always)]
+#[cfg_attr(not(mqtt_sansio_small), inline(always))]
 fn emit(
     buf: &mut [u8],
     packet_type: PacketType,

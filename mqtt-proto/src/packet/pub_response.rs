@@ -27,7 +27,7 @@ impl<'a> PubResponse<'a> {
         }
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(mqtt_sansio_small), inline(always))]
     pub(crate) fn decode(
         packet_type: PacketType,
         body: &'a [u8],
@@ -36,7 +36,7 @@ impl<'a> PubResponse<'a> {
         wire::finish(Self::parse(packet_type, body, version))
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(mqtt_sansio_small), inline(always))]
     fn parse(
         packet_type: PacketType,
         body: &'a [u8],

@@ -45,7 +45,7 @@ impl<'a> Publish<'a> {
         self.qos_pid.packet_id()
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(mqtt_sansio_small), inline(always))]
     pub(crate) fn decode(
         flags: u8,
         body: &'a [u8],
@@ -54,7 +54,7 @@ impl<'a> Publish<'a> {
         wire::finish(Self::parse(flags, body, version))
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(mqtt_sansio_small), inline(always))]
     fn parse(flags: u8, body: &'a [u8], version: ProtocolVersion) -> IResult<'a, Self> {
         // [MQTT-3.3.1-4] both QoS bits set is malformed
         let Some(qos) = QoS::from_u8((flags >> 1) & 3) else {
