@@ -8,7 +8,7 @@ use embassy_net::{tcp::TcpSocket, Stack};
 use embassy_time::{with_timeout, Duration, Instant, Timer};
 use esp_println::println;
 use led_device::{Device, Outgoing, PlatformInfo, Qos, TextBuf, MAX_TOPIC_LEN, OFFLINE};
-use mqtt_client_nb::mqtt_sansio::session::Reconnect;
+use mqtt_client_nb::mqtt_sansio::session::{EndCause, Reconnect};
 use mqtt_client_nb::mqtt_sansio::{ProtocolVersion, QoS, TopicName};
 use mqtt_client_nb::{Client, Clock, EmbassyClock, Error, Event, Options, Will};
 
@@ -90,7 +90,13 @@ pub async fn run(stack: Stack<'static>, device: &mut Device, led: &mut Led) -> !
         // connection stays up, so a broker that accepts and drops the device is not stormed.
         match client.reconnect() {
             Some(Reconnect::Stop(cause)) => {
-                println!("mqtt: refused for good ({cause:?}); trying again in 10 min");
+                let code = match cause {
+                    EndCause::Refused(code) | EndCause::Disconnected(code) => code.as_u8(),
+                    _ => 0,
+                };
+                println!(
+                    "mqtt: refused for good (reason code {code:#04x}); trying again in 10 min"
+                );
                 Timer::after(RETRY_AFTER_STOP).await;
             }
             Some(Reconnect::At { at, .. } | Reconnect::Redirect { at, .. }) => {
@@ -125,7 +131,7 @@ fn options<'a>(client_id: &'a str, will_topic: &'a str, will: Outgoing<'_>) -> O
             options.will = Some(last_will);
         }
         // The device builds topics from a validated id, so they are valid topic names.
-        Err(e) => println!("mqtt: will topic {will_topic:?} invalid: {e:?}"),
+        Err(_) => println!("mqtt: will topic {will_topic:?} invalid"),
     }
     options
 }
@@ -167,7 +173,8 @@ async fn connection<'b>(
                 }
                 for sub in device.subscriptions() {
                     if let Err(e) = client.subscribe(sub.filter, qos(sub.qos)) {
-                        println!("mqtt: subscribe {} failed: {e:?}", sub.filter);
+                        let (what, code) = describe(&e);
+                        println!("mqtt: subscribe {} failed: {what} {code:#04x}", sub.filter);
                     }
                 }
             }
@@ -183,15 +190,45 @@ async fn connection<'b>(
             Event::Subscribed { reason_codes, .. }
                 if reason_codes.iter().any(|code| code.is_error()) =>
             {
-                println!("mqtt: the broker refused the subscription: {reason_codes:?}");
+                for code in reason_codes.iter().filter(|code| code.is_error()) {
+                    println!(
+                        "mqtt: the broker refused a subscription: {:#04x}",
+                        code.as_u8()
+                    );
+                }
             }
             Event::Error(Error::NotConnected) | Event::Disconnected => {
                 println!("mqtt: disconnected");
                 return;
             }
-            Event::Error(e) => println!("mqtt: {e}"),
+            Event::Error(e) => {
+                let (what, code) = describe(&e);
+                println!("mqtt: {what} {code:#04x}");
+            }
             _ => {}
         }
+    }
+}
+
+/// An error as a fixed text and, from the broker, its reason code (else 0). The firmware
+/// prints no `Debug` or `Display` of the MQTT types: their text and the formatting code
+/// behind it would take several KB of flash (see "Footprint" in README.md).
+fn describe(error: &Error) -> (&'static str, u8) {
+    match error {
+        Error::NotConnected => ("not connected", 0),
+        Error::Transport(_) => ("transport error", 0),
+        Error::ConnectionClosed => ("connection closed by the broker", 0),
+        Error::Refused(code) => ("connection refused", code.as_u8()),
+        Error::ServerDisconnect(code) => ("disconnected by the broker", code.as_u8()),
+        Error::ConnAckTimeout => ("no CONNACK in time", 0),
+        Error::KeepAliveTimeout => ("no PINGRESP in time", 0),
+        Error::Protocol(e) => ("protocol violation", e.reason_code().as_u8()),
+        Error::ConnectionLost => ("connection lost", 0),
+        Error::Command(_) => ("command refused", 0),
+        Error::Topic(_) => ("invalid topic", 0),
+        Error::TxBufferTooSmall { .. } => ("transmit buffer too small", 0),
+        Error::RxBufferFull => ("receive buffer full", 0),
+        _ => ("error", 0),
     }
 }
 
@@ -199,7 +236,8 @@ async fn connection<'b>(
 /// loses that one message; the state is re-published on the next change or connect.
 fn publish<'b>(client: &mut Client<'b, TcpSocket<'b>>, out: Outgoing<'_>) {
     if let Err(e) = client.publish(out.topic, qos(out.qos), out.retain, out.payload) {
-        println!("mqtt: publish to {} dropped: {e}", out.topic);
+        let (what, code) = describe(&e);
+        println!("mqtt: publish to {} dropped: {what} {code:#04x}", out.topic);
     }
 }
 
@@ -218,7 +256,8 @@ fn now_ms() -> u64 {
 /// An error that means the firmware is built wrong (buffers too small, bad settings):
 /// report it and restart rather than run without MQTT.
 fn fatal(what: &str, error: Error) -> ! {
-    println!("{what}: {error}; restarting in 10 s");
+    let (error, code) = describe(&error);
+    println!("{what}: {error} {code:#04x}; restarting in 10 s");
     // Blocks the executor, deliberately: nothing else is worth running.
     esp_hal::delay::Delay::new().delay_millis(10_000);
     esp_hal::system::software_reset()
