@@ -103,8 +103,8 @@ pub enum DecodeError {
     #[error("invalid CONNACK flags {0:#010b}")]
     InvalidConnAckFlags(u8),
     /// The packet needs code this build of the crate leaves out: decoding for 5.0 without the
-    /// `v5` feature, or a packet only a server receives (CONNECT, SUBSCRIBE, UNSUBSCRIBE,
-    /// PINGREQ) without the `server` feature. Names the feature.
+    /// `v5` feature, or a CONNECT (which only a server receives) without the `server`
+    /// feature. Names the feature.
     #[error("needs the `{0}` feature of mqtt-sansio, which this build leaves out")]
     FeatureDisabled(&'static str),
 }
@@ -176,8 +176,8 @@ pub enum EncodeError {
     #[error("reason code {0} is not valid in this packet")]
     InvalidReasonCode(ReasonCode),
     /// The packet needs code this build of the crate leaves out: encoding for 5.0 without the
-    /// `v5` feature, or a packet only a server sends (CONNACK, SUBACK, UNSUBACK, PINGRESP)
-    /// without the `server` feature. Names the feature.
+    /// `v5` feature, or a packet only a server sends (CONNACK, SUBACK, UNSUBACK) without the
+    /// `server` feature. Names the feature.
     #[error("needs the `{0}` feature of mqtt-sansio, which this build leaves out")]
     FeatureDisabled(&'static str),
 }

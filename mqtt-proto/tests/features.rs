@@ -66,3 +66,37 @@ mod without_v5 {
         assert!(len >= v3_1, "{len} < {v3_1}");
     }
 }
+
+#[cfg(not(feature = "server"))]
+mod without_server {
+    use mqtt_sansio::{
+        ConnAck, Connect, DecodeError, EncodeError, Packet, ProtocolVersion, ReasonCode,
+    };
+
+    const V: ProtocolVersion = ProtocolVersion::V3_1_1;
+
+    #[test]
+    fn connack_is_not_encoded() {
+        let connack = Packet::ConnAck(ConnAck::new(ReasonCode::Success));
+        let mut buf = [0u8; 16];
+        assert_eq!(
+            connack.encode(V, &mut buf),
+            Err(EncodeError::FeatureDisabled("server"))
+        );
+    }
+
+    #[test]
+    fn connect_is_not_decoded_but_the_client_side_is() {
+        // A client encodes CONNECT; only a server decodes it.
+        let mut buf = [0u8; 32];
+        let n = Packet::Connect(Connect::new(V, "id"))
+            .encode(V, &mut buf)
+            .unwrap();
+        assert_eq!(
+            Packet::decode(&buf[..n], V, u32::MAX),
+            Err(DecodeError::FeatureDisabled("server"))
+        );
+        // A CONNACK (server to client) decodes.
+        assert!(Packet::decode(&[0x20, 2, 0, 0], V, u32::MAX).is_ok());
+    }
+}

@@ -152,7 +152,9 @@ impl<'a> Packet<'a> {
     ) -> Result<R, DecodeError> {
         use PacketType as T;
         match header.packet_type {
-            T::Connect => wrap(Self::Connect(Connect::decode(body)?)),
+            // Only a server receives CONNECT (feature `server`).
+            T::Connect if cfg!(feature = "server") => wrap(Self::Connect(Connect::decode(body)?)),
+            T::Connect => Err(DecodeError::FeatureDisabled("server")),
             T::ConnAck => wrap(Self::ConnAck(ConnAck::decode(body, version)?)),
             T::Publish => wrap(Self::Publish(Publish::decode(header.flags, body, version)?)),
             T::PubAck => wrap(Self::PubAck(PubResponse::decode(T::PubAck, body, version)?)),
@@ -316,6 +318,9 @@ impl<'a> Packet<'a> {
         use PacketType as T;
         self.check_built(version)?;
         let lens = match self {
+            Self::ConnAck(_) | Self::SubAck(_) | Self::UnsubAck(_) if !cfg!(feature = "server") => {
+                return Err(EncodeError::FeatureDisabled("server"));
+            }
             Self::Connect(p) => p.lengths()?,
             Self::ConnAck(p) => p.lengths(version)?,
             Self::Publish(p) => p.lengths(version)?,
@@ -349,16 +354,21 @@ impl<'a> Packet<'a> {
         let lens = plan.lens;
         match self {
             Self::Connect(p) => p.encode_body(w, lens),
-            Self::ConnAck(p) => p.encode_body(w, version, lens),
+            // `plan` refused the packets only a server sends unless the feature is on.
+            Self::ConnAck(p) if cfg!(feature = "server") => p.encode_body(w, version, lens),
             Self::Publish(p) => p.encode_body(w, version, lens),
             Self::PubAck(p) | Self::PubRec(p) | Self::PubRel(p) | Self::PubComp(p) => {
                 p.encode_body(w, version, lens)
             }
             Self::Subscribe(p) => p.encode_body(w, version, lens),
-            Self::SubAck(p) => p.encode_body(w, version, lens),
+            Self::SubAck(p) if cfg!(feature = "server") => p.encode_body(w, version, lens),
             Self::Unsubscribe(p) => p.encode_body(w, version, lens),
-            Self::UnsubAck(p) => p.encode_body(w, version, lens),
-            Self::PingReq | Self::PingResp => {}
+            Self::UnsubAck(p) if cfg!(feature = "server") => p.encode_body(w, version, lens),
+            Self::ConnAck(_)
+            | Self::SubAck(_)
+            | Self::UnsubAck(_)
+            | Self::PingReq
+            | Self::PingResp => {}
             Self::Disconnect(p) => p.encode_body(w, version, lens),
             Self::Auth(p) => p.encode_body(w, version, lens),
         }
