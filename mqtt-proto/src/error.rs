@@ -7,6 +7,7 @@ use crate::{PacketType, ReasonCode, TopicError};
 /// Every decode error is fatal to the connection: the receiver must close it, and on 5.0 first
 /// send a DISCONNECT carrying [`DecodeError::reason_code`] where the specification says so.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum DecodeError {
     /// The packet type is reserved (0, or 15 before 5.0): Table 2-1, which has no conformance id.
@@ -140,6 +141,7 @@ impl DecodeError {
 /// Why a packet cannot be encoded. Nothing has been written when one of these is returned, and
 /// the connection is unaffected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum EncodeError {
     /// The caller's buffer is smaller than the packet.

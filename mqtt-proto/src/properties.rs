@@ -337,6 +337,7 @@ macro_rules! property_set {
     ) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+        #[cfg_attr(feature = "defmt", derive(defmt::Format))]
         pub struct $name<'a> {
             $( $(#[$fmeta])* pub $field: Option<$ty>, )*
             $( $(#[$rmeta])* pub $rfield: SubscriptionIdentifiers<'a>, )?

@@ -2,6 +2,7 @@
 
 /// An MQTT protocol version, as carried by CONNECT's protocol name and level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum ProtocolVersion {
     /// MQTT 3.1 (protocol name `MQIsdp`, level 3), still spoken by esp-mqtt and libmosquitto.
     V3_1,

@@ -7,6 +7,7 @@ use crate::{DecodeError, EncodeError, PacketType, ProtocolVersion, ReasonCode};
 
 /// DISCONNECT: a graceful end of the connection, with a reason in 5.0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Disconnect<'a> {
     /// Why (5.0): [`ReasonCode::Success`] is a normal disconnection, which discards the will.
     pub reason_code: ReasonCode,
@@ -68,6 +69,7 @@ impl<'a> Disconnect<'a> {
 
 /// AUTH (5.0 only): a step of an enhanced authentication or re-authentication exchange.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Auth<'a> {
     /// [`ReasonCode::Success`], [`ReasonCode::ContinueAuthentication`] or
     /// [`ReasonCode::ReAuthenticate`].

@@ -7,6 +7,7 @@ use crate::{DecodeError, EncodeError, PacketType, ProtocolVersion, ReasonCode};
 
 /// CONNACK. 3.1.1 return codes are carried as their 5.0 equivalents (see [`ReasonCode`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ConnAck<'a> {
     /// Whether the server resumed a stored session.
     pub session_present: bool,

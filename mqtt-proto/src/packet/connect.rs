@@ -7,6 +7,7 @@ use crate::{DecodeError, EncodeError, ProtocolVersion, QoS, TopicName};
 
 /// CONNECT.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Connect<'a> {
     /// The protocol version the client speaks; the packet is encoded for this version.
     pub protocol: ProtocolVersion,
@@ -28,6 +29,7 @@ pub struct Connect<'a> {
 
 /// A will message: published by the server when the client disappears without DISCONNECT.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Will<'a> {
     /// Topic it is published to.
     pub topic: TopicName<'a>,

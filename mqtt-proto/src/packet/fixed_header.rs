@@ -4,6 +4,7 @@ use crate::DecodeError;
 
 /// The type of a control packet, as in the fixed header's high nibble.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[repr(u8)]
 pub enum PacketType {
     /// CONNECT (1).
@@ -64,6 +65,7 @@ impl PacketType {
 
 /// A decoded fixed header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct FixedHeader {
     /// The packet type.
     pub packet_type: PacketType,

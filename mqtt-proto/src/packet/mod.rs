@@ -30,6 +30,7 @@ use crate::{DecodeError, EncodeError, ProtocolVersion, MAX_REMAINING_LENGTH};
 /// Any MQTT control packet, borrowing its strings and payloads from the bytes it was decoded
 /// from (or from the caller, when built for sending).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Packet<'a> {
     /// Client request to connect.
     Connect(Connect<'a>),
@@ -65,6 +66,7 @@ pub enum Packet<'a> {
 
 /// Outcome of [`Packet::decode`] on a buffer that may hold a partial packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 // The packet is returned by value on purpose: boxing it would allocate, which this crate never does.
 #[allow(clippy::large_enum_variant)]
 pub enum Decoded<'a> {

@@ -8,6 +8,7 @@ use crate::{DecodeError, EncodeError, PacketId, PacketType, ProtocolVersion, Rea
 
 /// The body of PUBACK, PUBREC, PUBREL or PUBCOMP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct PubResponse<'a> {
     /// Identifier of the PUBLISH this answers.
     pub packet_id: PacketId,

@@ -9,6 +9,7 @@ use crate::{
 
 /// PUBLISH.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Publish<'a> {
     /// Set on a re-delivery of a QoS 1 or 2 message.
     pub dup: bool,

@@ -9,6 +9,7 @@ use crate::{DecodeError, EncodeError, PacketId, PacketType, ProtocolVersion, Rea
 
 /// SUBACK.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SubAck<'a> {
     /// Identifier of the SUBSCRIBE this answers.
     pub packet_id: PacketId,
@@ -20,6 +21,7 @@ pub struct SubAck<'a> {
 
 /// UNSUBACK.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct UnsubAck<'a> {
     /// Identifier of the UNSUBSCRIBE this answers.
     pub packet_id: PacketId,

@@ -8,6 +8,7 @@ use crate::{DecodeError, EncodeError, PacketId, ProtocolVersion, QoS, TopicFilte
 
 /// SUBSCRIBE.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Subscribe<'a> {
     /// Packet identifier, echoed by SUBACK.
     pub packet_id: PacketId,
@@ -19,6 +20,7 @@ pub struct Subscribe<'a> {
 
 /// One topic filter of a SUBSCRIBE with its options.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Subscription<'a> {
     /// The filter.
     pub filter: TopicFilter<'a>,
@@ -38,6 +40,7 @@ impl<'a> Subscription<'a> {
 
 /// Subscription options. 3.1.1 has the maximum QoS only; the rest must keep their defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SubscriptionOptions {
     /// Highest QoS the server may deliver at.
     pub qos: QoS,
@@ -51,6 +54,7 @@ pub struct SubscriptionOptions {
 
 /// When the server sends retained messages for a new subscription (5.0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[repr(u8)]
 pub enum RetainHandling {
     /// Send them at subscribe time.

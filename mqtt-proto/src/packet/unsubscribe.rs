@@ -8,6 +8,7 @@ use crate::{DecodeError, EncodeError, PacketId, ProtocolVersion, TopicFilter};
 
 /// UNSUBSCRIBE.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Unsubscribe<'a> {
     /// Packet identifier, echoed by UNSUBACK.
     pub packet_id: PacketId,
