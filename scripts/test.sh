@@ -13,5 +13,9 @@ if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then
 fi
 
 cargo test --workspace "$@"
+# What mqtt-sansio does without its optional features (tests/features.rs): with none, and
+# with only `server`, which the scripted broker of the session checks needs.
+cargo test -p mqtt-sansio --no-default-features --test features "$@"
+cargo test -p mqtt-sansio --no-default-features --features server --test features "$@"
 # The fuzz targets' checks and every crash the fuzzers ever found, replayed as plain tests.
 cargo test -p mqtt-sansio --features fuzzing --lib "$@"

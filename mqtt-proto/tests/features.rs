@@ -1,6 +1,12 @@
 //! What a build without the optional protocol features does: it refuses, with a typed error,
-//! what it leaves out, and never handles it as something else. Run with
-//! `cargo test -p mqtt-sansio --no-default-features --test features`.
+//! what it leaves out, and never handles it as something else; without the session features,
+//! it behaves as if they were configured off. Run with
+//! `cargo test -p mqtt-sansio --no-default-features --test features` and, for the session
+//! features (the scripted broker needs `server`),
+//! `cargo test -p mqtt-sansio --no-default-features --features server --test features`.
+
+#[cfg(feature = "server")]
+mod support;
 
 #[cfg(not(feature = "v5"))]
 mod without_v5 {
@@ -98,5 +104,64 @@ mod without_server {
         );
         // A CONNACK (server to client) decodes.
         assert!(Packet::decode(&[0x20, 2, 0, 0], V, u32::MAX).is_ok());
+    }
+}
+
+#[cfg(all(feature = "server", not(feature = "subscription-renewal")))]
+mod without_subscription_renewal {
+    use mqtt_sansio::session::SessionConfig;
+    use mqtt_sansio::{
+        Packet, ProtocolVersion, QoS, ReasonCode, SubAck, Subscription, TopicFilter,
+    };
+
+    use crate::support::Harness;
+
+    #[test]
+    fn a_lost_session_renews_nothing_even_with_room_to_keep_subscriptions() {
+        let mut config = SessionConfig::new(ProtocolVersion::V3_1_1);
+        config.subscription_bytes = 256;
+        let mut h = Harness::with(config, 16 * 1024);
+        h.connect(false, false);
+        let subs = [Subscription::new(
+            TopicFilter::new("a/b").unwrap(),
+            QoS::AtLeastOnce,
+        )];
+        let id = h.s.subscribe(&subs, Default::default()).unwrap();
+        assert_eq!(h.take_sent().len(), 1);
+        h.feed_packet(Packet::SubAck(SubAck::new(id, &[ReasonCode::GrantedQoS1])))
+            .unwrap();
+        h.transport_closed();
+        let sent = h.connect(false, false);
+        assert!(sent.is_empty(), "{sent:?}");
+    }
+}
+
+#[cfg(all(feature = "server", not(feature = "receive-streaming")))]
+mod without_receive_streaming {
+    use mqtt_sansio::session::SessionConfig;
+    use mqtt_sansio::{ProtocolVersion, QoS};
+
+    use crate::support::{enc, incoming, Ev, Harness};
+
+    const V: ProtocolVersion = ProtocolVersion::V3_1_1;
+
+    #[test]
+    fn a_message_over_the_receive_capacity_is_skipped_not_streamed() {
+        let mut config = SessionConfig::new(V);
+        config.receive_capacity = 64;
+        config.maximum_packet_size = 4096;
+        let mut h = Harness::with(config, 16 * 1024);
+        assert_eq!(h.s.config().maximum_packet_size, 64);
+        h.connect(false, false);
+        let payload = [7u8; 200];
+        let bytes = enc(incoming("t", &payload, QoS::AtMostOnce, 0), V);
+        h.feed(&bytes).unwrap();
+        let events = h.take_events();
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, Ev::Skipped { size, .. } if *size as usize == bytes.len())),
+            "{events:?}"
+        );
     }
 }

@@ -404,6 +404,12 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                 "v5",
             )));
         }
+        let mut config = config;
+        if !cfg!(feature = "receive-streaming") && config.receive_capacity > 0 {
+            // Nothing is streamed: what the driver cannot hold is over the limit.
+            let capacity = u32::try_from(config.receive_capacity).unwrap_or(u32::MAX);
+            config.maximum_packet_size = config.maximum_packet_size.min(capacity);
+        }
         let reserved = config.reserved_bytes();
         let available = store.as_ref().len();
         if available < reserved + 64 {

@@ -73,7 +73,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         if self.conn.phase == Phase::Connected && self.acks.is_full() {
             return Ok(Read::Blocked);
         }
-        if let Some(stream) = self.stream {
+        if let Some(stream) = self.stream.filter(|_| cfg!(feature = "receive-streaming")) {
             return self.read_chunk(now, buf, stream);
         }
         if let Some(read) = self.older_refusal(now, buf) {
@@ -148,6 +148,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
 
     /// The event of a renewal's SUBACK: its codes with the filters of the renewal.
     fn renewed_event<'s>(&'s self, packet: Packet<'s>) -> Option<Event<'s>> {
+        if !cfg!(feature = "subscription-renewal") {
+            return None;
+        }
         let Packet::SubAck(ack) = packet else {
             return None;
         };

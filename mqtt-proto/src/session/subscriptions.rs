@@ -85,7 +85,7 @@ impl Subscriptions {
 
     /// Whether any entry waits to be renewed.
     pub(crate) fn has_unrenewed(&self) -> bool {
-        self.unrenewed > 0
+        cfg!(feature = "subscription-renewal") && self.unrenewed > 0
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -268,7 +268,7 @@ impl Renewal {
 /// How the session fills and uses the table.
 impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     fn keeps_subscriptions(&self) -> bool {
-        !self.layout.subscriptions.is_empty()
+        cfg!(feature = "subscription-renewal") && !self.layout.subscriptions.is_empty()
     }
 
     /// SUBACK answered the SUBSCRIBE (or renewal) `record`: granted filters are kept,
