@@ -372,7 +372,9 @@ impl<'a> Packet<'a> {
             | Self::PingReq
             | Self::PingResp => {}
             Self::Disconnect(p) => p.encode_body(w, version, lens),
-            Self::Auth(p) => p.encode_body(w, version, lens),
+            // `plan` refused AUTH before 5.0, and a build without `v5` has no 5.0.
+            Self::Auth(p) if cfg!(feature = "v5") => p.encode_body(w, version, lens),
+            Self::Auth(_) => {}
         }
     }
 }

@@ -255,7 +255,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
 
     /// Fills in the topic of a PUBLISH that names it by alias only.
     pub(super) fn resolve_alias<'s>(&'s self, mut p: Publish<'s>) -> Publish<'s> {
-        if let (true, Some(alias)) = (p.topic.is_empty(), p.properties.topic_alias) {
+        let alias = p.properties.topic_alias.filter(|_| cfg!(feature = "v5"));
+        if let (true, Some(alias)) = (p.topic.is_empty(), alias) {
             let region = &self.store.as_ref()[self.layout.in_alias.clone()];
             // `apply` checked that the alias is known; its topic was validated when stored.
             if let Some(topic) = self.in_aliases.topic_of(region, alias.get()) {
@@ -472,7 +473,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
 
     /// Checks a PUBLISH's topic alias and learns the topic it sets.
     pub(super) fn take_alias(&mut self, p: &Publish<'_>) -> Result<(), ProtocolError> {
-        if let Some(alias) = p.properties.topic_alias {
+        if let Some(alias) = p.properties.topic_alias.filter(|_| cfg!(feature = "v5")) {
             // [MQTT-3.3.2-10] an alias must be between 1 and our Topic Alias Maximum
             if alias.get() > self.config.topic_alias_maximum {
                 return Err(ProtocolError::TopicAliasInvalid);

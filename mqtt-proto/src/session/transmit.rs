@@ -389,7 +389,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                 )),
             };
         }
-        let aliasing = self.config.outgoing_topic_aliases
+        let aliasing = cfg!(feature = "v5")
+            && self.config.outgoing_topic_aliases
             && self.limits.topic_alias_maximum > 0
             && matches!(r.kind, Kind::Publish0 | Kind::Publish)
             && !r.streamed;
