@@ -221,14 +221,15 @@ impl<'a> Packet<'a> {
     /// [`EncodeError::BufferTooSmall`] when `buf` is shorter than [`Packet::encoded_len`], or
     /// another [`EncodeError`] when the packet cannot be encoded; nothing is written then.
     pub fn encode(&self, version: ProtocolVersion, buf: &mut [u8]) -> Result<usize, EncodeError> {
-        use PacketType as T;
         self.check_built(version)?;
         // The packets sent most often get their own arm, so their lengths stay in registers and
-        // they skip the three dispatches of the general path below.
+        // they skip the three dispatches of the general path below. Compiled for size, every
+        // packet takes the general path: one copy of each encoder.
+        #[cfg(not(mqtt_sansio_small))]
         match self {
             Self::Publish(p) => {
                 let lens = p.lengths(version)?;
-                return emit(buf, T::Publish, p.header_flags(), lens, |w, l| {
+                return emit(buf, PacketType::Publish, p.header_flags(), lens, |w, l| {
                     p.encode_body(w, version, l)
                 });
             }
@@ -242,12 +243,11 @@ impl<'a> Packet<'a> {
             Self::PingReq | Self::PingResp => {
                 return emit(buf, self.packet_type(), 0, Lengths::default(), |_, _| {});
             }
-            // Compiled for size, CONNECT (sent once per connection) takes the general path
-            // rather than a second copy of its encoder.
-            #[cfg(not(mqtt_sansio_small))]
             Self::Connect(p) => {
                 let lens = p.lengths()?;
-                return emit(buf, T::Connect, 0, lens, |w, l| p.encode_body(w, l));
+                return emit(buf, PacketType::Connect, 0, lens, |w, l| {
+                    p.encode_body(w, l)
+                });
             }
             _ => {}
         }
@@ -380,6 +380,7 @@ impl<'a> Packet<'a> {
 }
 
 /// Writes one packet whose body `lens` measured: the fixed header, then `body`.
+#[cfg(not(mqtt_sansio_small))]
 #[cfg_attr(not(mqtt_sansio_small), inline(always))]
 fn emit(
     buf: &mut [u8],
