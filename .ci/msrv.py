@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """MSRV check without the MSRV toolchain: every crate that the library crates build on this
 host (normal and build dependencies, all features) must declare a rust-version no newer
-than the workspace's, so that a 1.85 toolchain can compile the locked dependency tree.
+than the workspace's, so that a toolchain of that version can compile the locked dependency tree.
 Our own code's use of newer std APIs is caught by clippy's incompatible_msrv lint, which
 reads the same rust-version. Exits 1 and lists the offenders otherwise."""
 import json

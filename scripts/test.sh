@@ -17,5 +17,9 @@ cargo test --workspace "$@"
 # with only `server`, which the scripted broker of the session checks needs.
 cargo test -p mqtt-sansio --no-default-features --test features "$@"
 cargo test -p mqtt-sansio --no-default-features --features server --test features "$@"
+# The flash journal's tests need mqtt-client-nb's `flash` feature, which nothing in the
+# workspace turns on.
+cargo test -p mqtt-client-nb --features flash --test flash_journal --test flash_broker \
+  --test flash_wear "$@"
 # The fuzz targets' checks and every crash the fuzzers ever found, replayed as plain tests.
 cargo test -p mqtt-sansio --features fuzzing --lib "$@"

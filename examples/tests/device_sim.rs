@@ -426,6 +426,64 @@ async fn cut_connection_then_graceful_stop() {
     assert!(seen.unwrap().is_ok(), "{}", broker.log());
 }
 
+/// With a flash image, a killed simulator started again on the same file resumes its MQTT
+/// session: the broker kept it (Clean Session 0 / Clean Start 0), so a command sent while the
+/// device was dead is delivered when it comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_simulator_resumes_its_session_from_the_flash_image() {
+    let broker = broker();
+    for protocol in [ProtocolVersion::V3_1_1, ProtocolVersion::V5] {
+        let id = format!("sim-flash-{}", protocol.level());
+        let topic = |suffix: &str| format!("devices/{id}/{suffix}");
+        let image = std::env::temp_dir().join(format!(
+            "device-sim-{}-{}.flash",
+            std::process::id(),
+            protocol.level()
+        ));
+        let _ = std::fs::remove_file(&image);
+        let mut config = sim_config(&broker, &id, protocol);
+        config.flash_image = Some(image.clone());
+        let mut ctl = Controller::connect(broker.addr(), &format!("ctl-{id}"), &topic("#")).await;
+
+        let mut sim = DeviceSim::spawn(config.clone()).unwrap();
+        let log = sim_until(&mut sim, "subscribed", |e| {
+            matches!(e, SimEvent::Subscribed { .. })
+        })
+        .await;
+        assert!(
+            log.contains(&SimEvent::Connected {
+                session_present: false
+            }),
+            "{protocol:?}: a new image starts a new session: {log:?}"
+        );
+        sim.kill().await;
+        ctl.expect(&topic("status"), |p| p == "offline").await;
+        assert_eq!(std::fs::metadata(&image).unwrap().len(), 16 * 1024);
+
+        // Sent while the device is dead: the broker keeps it in the device's session.
+        ctl.send(&topic("led/set"), "on");
+        ctl.poll_until("the command's PUBACK", |e| {
+            matches!(e, Event::Published { .. })
+        })
+        .await;
+
+        let mut sim = DeviceSim::spawn(config).unwrap();
+        let log = sim_until(&mut sim, "the LED", |e| {
+            matches!(e, SimEvent::Led { on: true, .. })
+        })
+        .await;
+        assert!(
+            log.contains(&SimEvent::Connected {
+                session_present: true
+            }),
+            "{protocol:?}: resumed from the image: {log:?}"
+        );
+        ctl.expect(&topic("led/state"), |p| p.contains("on")).await;
+        sim.kill().await;
+        let _ = std::fs::remove_file(&image);
+    }
+}
+
 /// Wrong credentials: the broker refuses, the device says why, and does not hammer the
 /// broker with the same password (the session's reconnect policy stops on a refusal that
 /// retrying cannot fix, and says so).

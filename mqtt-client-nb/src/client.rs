@@ -9,6 +9,7 @@ use mqtt_sansio::{
 };
 
 use crate::event::Event;
+use crate::journal::{Journal, NoJournal};
 use crate::options::{DerivedId, Options};
 use crate::payload::PayloadSource;
 use crate::reconnect::Reference;
@@ -67,8 +68,9 @@ impl Link {
 /// next [`Event`].
 ///
 /// The transport is handed in per connection with [`Client::connect`]; the session (queued
-/// and unacknowledged messages, subscriptions in flight) outlives it.
-pub struct Client<'b, S> {
+/// and unacknowledged messages, subscriptions in flight) outlives it. With a [`Journal`]
+/// (`J`, see [`Client::with_journal`]) it also outlives a reset of the device.
+pub struct Client<'b, S, J = NoJournal> {
     pub(crate) session: Session<&'b mut [u8]>,
     pub(crate) options: Options<'b>,
     pub(crate) derived_id: DerivedId,
@@ -112,7 +114,13 @@ pub struct Client<'b, S> {
     pub(crate) authenticator: Option<&'b mut (dyn Authenticator + Send)>,
     /// Supplies the payloads of streamed messages.
     pub(crate) payload_source: Option<&'b mut (dyn PayloadSource + Send)>,
+    /// Where the session's journal goes before anything is transmitted.
+    pub(crate) journal: J,
 }
+
+/// Bytes a journal record adds to the PUBLISH it holds: length (up to 4), tag, flags and
+/// packet identifier (3), CRC (4).
+const RECORD_OVERHEAD: usize = 12;
 
 impl<'b, S: Read + Write> Client<'b, S> {
     /// Creates a client that is not connected yet.
@@ -143,11 +151,73 @@ impl<'b, S: Read + Write> Client<'b, S> {
         tx: &'b mut [u8],
         store: &'b mut [u8],
     ) -> Result<Self, Error> {
+        Self::build(options, rx, tx, store, NoJournal)
+    }
+}
+
+impl<'b, S: Read + Write, J: Journal> Client<'b, S, J> {
+    /// Creates a client whose session is kept in `journal` (e.g. a
+    /// [`FlashJournal`](crate::flash::FlashJournal)), and first restores the session the
+    /// journal holds: messages accepted before a reset are sent again once connected,
+    /// QoS 2 handshakes go on where they stopped, incoming QoS 2 messages that were
+    /// received are not delivered again.
+    ///
+    /// A kept session must be kept by the broker too: on 3.1.1 the client connects with
+    /// Clean Session 0 (whatever [`Options::clean_start`] says); on 5.0 the first
+    /// connection of a new journal starts as [`Options::clean_start`] says and every later
+    /// one, across resets too, resumes, with [`Options::session_expiry`] (0 becomes
+    /// `u32::MAX`, the session never expires, as Clean Session 0 on 3.1.1).
+    ///
+    /// Every [`Client::poll`] hands the session's journal records to `journal` before it
+    /// transmits; [`Client::persist`] does so at once. A QoS 1 or 2 message is
+    /// accepted (survives a reset) once that happened after its publish. Messages are
+    /// limited to what one journal record holds ([`Journal::max_record_len`]): larger ones
+    /// are refused with [`Error::TxBufferTooSmall`]. Streamed messages
+    /// ([`Client::publish_streamed`]) are not journaled: their payload lives elsewhere.
+    ///
+    /// # Errors
+    /// As [`Client::new`], and [`Error::Storage`] when the journal cannot be read or its
+    /// records do not fit `store` (recover with at least the store the journal was written
+    /// with).
+    pub async fn with_journal(
+        mut options: Options<'b>,
+        rx: &'b mut [u8],
+        tx: &'b mut [u8],
+        store: &'b mut [u8],
+        journal: J,
+    ) -> Result<Self, Error> {
+        if J::ENABLED {
+            if options.version.is_v5() {
+                if options.session_expiry == 0 {
+                    options.session_expiry = u32::MAX;
+                }
+            } else {
+                options.clean_start = false;
+            }
+        }
+        let mut client = Self::build(options, rx, tx, store, journal)?;
+        client.journal.recover(&mut client.session).await?;
+        Ok(client)
+    }
+
+    fn build(
+        options: Options<'b>,
+        rx: &'b mut [u8],
+        tx: &'b mut [u8],
+        store: &'b mut [u8],
+        journal: J,
+    ) -> Result<Self, Error> {
         let derived_id = DerivedId::new(options.device_id);
         let client_id = options.client_id.unwrap_or(derived_id.as_str());
         let control = SessionConfig::control_len(&options.connect(client_id))
             .map_err(|e| Error::Command(e.into()))?;
-        let config = options.session_config(rx.len(), tx.len(), control);
+        let mut config = options.session_config(rx.len(), tx.len(), control);
+        config.journal = J::ENABLED;
+        if let Some(max) = journal.max_record_len() {
+            // A message is only accepted if its record fits the journal.
+            let fits = max.saturating_sub(RECORD_OVERHEAD);
+            config.transmit_capacity = config.transmit_capacity.min(fits);
+        }
         let session = Session::new(config, store)?;
         let needed = session
             .connect_len(&options.connect(client_id))
@@ -183,6 +253,7 @@ impl<'b, S: Read + Write> Client<'b, S> {
             reference: Reference::new(),
             authenticator: None,
             payload_source: None,
+            journal,
         })
     }
 
@@ -487,7 +558,7 @@ impl<'b, S: Read + Write> Client<'b, S> {
     }
 }
 
-impl<S> core::fmt::Debug for Client<'_, S> {
+impl<S, J> core::fmt::Debug for Client<'_, S, J> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Client")
             .field("state", &self.session.state())

@@ -5,6 +5,8 @@ use mqtt_sansio::auth::AuthError;
 use mqtt_sansio::session::{CommandError, EndCause, ProtocolError};
 use mqtt_sansio::{ReasonCode, TopicError};
 
+use crate::journal::StorageError;
+
 /// An error of the client.
 ///
 /// Errors returned by commands ([`Client::publish`](crate::Client::publish) and friends) leave
@@ -94,6 +96,18 @@ pub enum Error {
     /// next connection, and the source is asked for its bytes from offset 0 again.
     #[error("the payload source of a streamed message gave no bytes")]
     PayloadSource,
+    /// The journal backend ([`Client::with_journal`](crate::Client::with_journal)) could not
+    /// make the session's state durable, or read it back. Reported by `poll`, the connection
+    /// stays, but nothing is transmitted until a later `poll` (or
+    /// [`Client::persist`](crate::Client::persist)) succeeds: see [`StorageError`].
+    #[error("journal: {0}")]
+    Storage(StorageError),
+}
+
+impl From<StorageError> for Error {
+    fn from(e: StorageError) -> Self {
+        Self::Storage(e)
+    }
 }
 
 impl From<CommandError> for Error {

@@ -11,11 +11,16 @@ mod client;
 mod clock;
 mod error;
 mod event;
+#[cfg(feature = "flash")]
+#[cfg_attr(docsrs, doc(cfg(feature = "flash")))]
+pub mod flash;
+pub mod journal;
 mod options;
 mod payload;
 mod poll;
 mod reconnect;
 mod select;
+mod sleep;
 
 pub use client::Client;
 pub use clock::Clock;
@@ -23,6 +28,7 @@ pub use clock::Clock;
 pub use clock::EmbassyClock;
 pub use error::Error;
 pub use event::{DeleteReason, Event};
+pub use journal::{Journal, NoJournal, StorageError};
 pub use options::{Options, Will};
 pub use payload::PayloadSource;
 pub use reconnect::Redirect;

@@ -13,7 +13,9 @@
 //!   bytes an event borrows are released at the start of the next `poll`.
 //!
 //! The only `.await`s are one `read`, `write` or `flush` of the transport raced against
-//! [`Clock::sleep_until`]. Dropping the `poll` future there drops those futures; per the
+//! [`Clock::sleep_until`], and the journal's [`Journal::persist`]: a journal whose write is
+//! cancelled knows it is behind and writes a whole snapshot at the next call, before
+//! anything is transmitted. Dropping the `poll` future there drops those futures; per the
 //! `embedded-io-async` contract for cancel-safe implementations (which `embassy-net`'s
 //! `TcpSocket` and `embedded-io-adapters`' tokio adapter are), an unfinished `read` has
 //! consumed nothing and an unfinished `write` has written nothing, so nothing is lost or
@@ -28,9 +30,9 @@ use crate::client::{Ending, Link};
 use crate::event::{DeleteReason, Event};
 use crate::reconnect::Reference;
 use crate::select::{select, Either};
-use crate::{Client, Clock, Error};
+use crate::{Client, Clock, Error, Journal};
 
-impl<'b, S: Read + Write> Client<'b, S> {
+impl<'b, S: Read + Write, J: Journal> Client<'b, S, J> {
     /// Drives the connection until there is something to report, and returns it: writes
     /// queued packets, reads and processes the broker's packets, keeps the keep alive and
     /// CONNACK/PINGRESP deadlines with `clock`, and ends the connection when it fails.
@@ -58,6 +60,12 @@ impl<'b, S: Read + Write> Client<'b, S> {
             this.release_chunk(len, last);
         }
         loop {
+            // Write-ahead: what the last input or command changed is durable before
+            // anything it caused is transmitted (the session holds it back until then).
+            if let Err(error) = this.journal.persist(&mut this.session).await {
+                crate::fmt::warning!("mqtt: journal write failed");
+                return Event::Error(Error::Storage(error));
+            }
             let now = Instant::from_millis(clock.now_ms());
             this.last_now = now;
             if this.link.live && this.link.ending != Some(Ending::Now) {
@@ -295,7 +303,7 @@ impl<'b, S: Read + Write> Client<'b, S> {
     }
 
     /// Moves packets from the session into the transmit buffer while they fit.
-    fn fill_tx(&mut self, now: Instant) -> Option<Error> {
+    pub(crate) fn fill_tx(&mut self, now: Instant) -> Option<Error> {
         if self.tx_start == self.tx_end {
             self.tx_start = 0;
             self.tx_end = 0;

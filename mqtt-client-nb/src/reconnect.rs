@@ -5,7 +5,7 @@ use core::future::Future;
 use embedded_io_async::{Read, Write};
 use mqtt_sansio::session::Reconnect;
 
-use crate::{Client, Clock, Error, Event};
+use crate::{Client, Clock, Error, Event, Journal};
 
 /// Room for a Server Reference (5.0 redirection), `host[:port]`.
 pub(crate) const REFERENCE_BYTES: usize = 96;
@@ -22,7 +22,7 @@ pub struct Redirect<'a> {
     pub moved: bool,
 }
 
-impl<'b, S: Read + Write> Client<'b, S> {
+impl<'b, S: Read + Write, J: Journal> Client<'b, S, J> {
     /// [`Client::poll`] that keeps the client connected: whenever there is no transport, it
     /// waits as long as the session's reconnect policy
     /// ([`Options::reconnect`](crate::Options::reconnect)) says, calls `open` for a new

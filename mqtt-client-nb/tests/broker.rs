@@ -425,7 +425,7 @@ async fn reconnects_resend_and_lose_nothing() {
                     Ev::Message { payload, qos, .. } => {
                         *received.entry(payload.clone()).or_default() += 1;
                         let n: usize = std::str::from_utf8(&payload[1..]).unwrap().parse().unwrap();
-                        let expected = if n % 2 == 0 { QoS::AtLeastOnce } else { QoS::ExactlyOnce };
+                        let expected = if n.is_multiple_of(2) { QoS::AtLeastOnce } else { QoS::ExactlyOnce };
                         assert_eq!(qos, expected);
                     }
                     other => panic!("subscriber: {other:?}"),

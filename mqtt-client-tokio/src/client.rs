@@ -11,7 +11,7 @@ use bytes::Bytes;
 use mqtt_sansio::{PacketId, QoS, ReasonCode, SubscriptionOptions};
 use tokio::sync::{oneshot, watch};
 
-use crate::state::{Done, Queued, Shared, State, Status};
+use crate::state::{Done, Queued, Shared, State, Status, Stored};
 use crate::{DisconnectOptions, Error, Events, Message, Options, RequestProperties, Subscription};
 
 /// A handle to an MQTT client. Cloning is cheap; every clone shares the session with the same
@@ -153,13 +153,14 @@ impl Client {
     /// The message is queued before the first await, unless the store is full and the policy
     /// waits for room: cancelling then queues nothing.
     pub async fn publish_queued(&self, message: Message) -> Result<Delivery, Error> {
-        let (queued, rx) = self.command(|state| state.publish(message))?;
+        let (queued, stored, rx) = self.command(|state| state.publish(message))?;
         let packet_id = match queued {
             Queued::Now(packet_id) => packet_id,
             Queued::Later(id) => id.await.map_err(|_| self.stop_reason())??,
         };
         Ok(Delivery {
             packet_id,
+            stored: Some(stored),
             rx,
             status: self.inner.status.clone(),
         })
@@ -284,6 +285,12 @@ impl Client {
     /// Acknowledge in the order messages arrived (MQTT-4.6.0-2). An acknowledgement given
     /// while disconnected is sent on the next connection if the broker resumes the session.
     ///
+    /// With [`Options::persistence`](crate::Options::persistence), returns once the
+    /// acknowledgement is as durable as the [`SyncPolicy`](crate::SyncPolicy) promises: a
+    /// client created on the same directory after a crash then neither delivers the message
+    /// again nor, for QoS 2, accepts it again from the broker. A crash between handling the
+    /// message and this return delivers it once more; keep that window to the handling itself.
+    ///
     /// # Errors
     /// [`Error::Command`] when the session refuses it (e.g. `UnknownPacketId` for a QoS 2
     /// message already acknowledged); the stop reason once the client has stopped.
@@ -294,7 +301,8 @@ impl Client {
         let Some(packet_id) = message.packet_id else {
             return Ok(());
         };
-        self.command(|state| state.ack(packet_id))
+        let stored = self.command(|state| state.ack(packet_id))?;
+        stored.await.map_err(|_| stop_reason(&self.inner.status))
     }
 
     /// Answers a 5.0 enhanced-authentication challenge ([`Event::Auth`](crate::Event::Auth) with Continue
@@ -377,6 +385,7 @@ fn stop_reason(status: &watch::Receiver<Status>) -> Error {
 #[must_use = "a Delivery does nothing unless awaited; drop it to fire and forget"]
 pub struct Delivery {
     packet_id: Option<PacketId>,
+    stored: Option<Stored>,
     rx: Done,
     status: watch::Receiver<Status>,
 }
@@ -387,6 +396,27 @@ impl Delivery {
     /// a new identifier, which [`Event::Published`](crate::Event::Published) then reports.
     pub fn packet_id(&self) -> Option<PacketId> {
         self.packet_id
+    }
+
+    /// Resolves once the message is stored: with
+    /// [`Options::persistence`](crate::Options::persistence), once the record holding it is
+    /// as durable as the [`SyncPolicy`](crate::SyncPolicy) promises, so that a client
+    /// created on the same directory after a crash still delivers it; without, at once (the
+    /// session holds it in memory). QoS 0 messages are never kept, and resolve at once.
+    ///
+    /// # Errors
+    /// The stop reason when the client stopped before the message was stored (for
+    /// [`Error::Persistence`], a write failed).
+    ///
+    /// # Cancel safety
+    /// Cancel safe; awaiting again after a cancel waits on.
+    pub async fn stored(&mut self) -> Result<(), Error> {
+        let Some(stored) = &mut self.stored else {
+            return Ok(());
+        };
+        let result = stored.await;
+        self.stored = None;
+        result.map_err(|_| stop_reason(&self.status))
     }
 }
 

@@ -94,6 +94,12 @@ pub enum Error {
     /// or every handle was dropped.
     #[error("client closed")]
     Closed,
+    /// The session's directory ([`Options::persistence`](crate::Options::persistence))
+    /// cannot be used: another client holds it, its journal cannot be read or restored, or a
+    /// write failed (a full disk). Creating the client fails with it, or the client stops
+    /// with it: what was stored before stays in the directory for the next client.
+    #[error("persistence: {0}")]
+    Persistence(Arc<io::Error>),
 }
 
 impl From<io::Error> for Error {

@@ -66,6 +66,7 @@ mod error;
 mod event;
 mod message;
 mod options;
+mod persist;
 mod state;
 mod subscription;
 mod transport;
@@ -80,8 +81,9 @@ pub use mqtt_sansio::auth::ScramSha256;
 pub use mqtt_sansio::auth::{AuthError, Authenticator};
 pub use mqtt_sansio::session::Notice;
 pub use options::{
-    Direction, DisconnectOptions, Options, Policy, ProtocolOptions, QueueFull, SharedAuthenticator,
-    Socks5Proxy, Tap, TlsOptions, TlsVersion, TransportOptions, Will,
+    Direction, DisconnectOptions, Options, Persistence, Policy, ProtocolOptions, QueueFull,
+    SharedAuthenticator, Socks5Proxy, SyncPolicy, Tap, TlsOptions, TlsVersion, TransportOptions,
+    Will,
 };
 pub use subscription::{RequestProperties, Subscription};
 

@@ -25,6 +25,68 @@ pub struct Options {
     pub transport: TransportOptions,
     /// Reconnect and queueing policy.
     pub policy: Policy,
+    /// Keep the session in a directory, so that QoS 1 and 2 messages survive a crash or a
+    /// restart of the process. Default: none (the session lives in memory).
+    pub persistence: Option<Persistence>,
+}
+
+/// Where and how durably the session is kept ([`Options::persistence`]).
+///
+/// What is kept: the QoS 1 and 2 messages accepted and not yet acknowledged (with where their
+/// handshake stands), the incoming QoS 2 messages whose release the broker still owes (so
+/// that a message is not delivered twice after a restart), the subscriptions the session
+/// renews, and the client identifier. A client created on the same directory after a crash
+/// resumes all of it, and with the broker's persistent session (Clean Start 0 and a Session
+/// Expiry Interval on 5.0, Clean Session 0 on 3.1.1, and the same client identifier; one
+/// made up by the client is kept in the directory). QoS 0 messages are not kept.
+///
+/// A message is accepted (see [`Delivery::stored`](crate::Delivery::stored)) once it is as
+/// durable as [`Persistence::sync`] promises, and nothing is sent to the broker before the
+/// records that precede it are written. Two clients cannot use one directory at once: the
+/// second is refused with [`Error::Persistence`](crate::Error::Persistence).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Persistence {
+    /// The directory (created if missing).
+    pub dir: std::path::PathBuf,
+    /// How durable a write must be before a message counts as stored. Default:
+    /// [`SyncPolicy::Always`].
+    pub sync: SyncPolicy,
+}
+
+impl Persistence {
+    /// The session kept in `dir`, synced on every write.
+    pub fn new(dir: impl Into<std::path::PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            sync: SyncPolicy::Always,
+        }
+    }
+
+    /// The same, with `sync`.
+    #[must_use]
+    pub fn sync(mut self, sync: SyncPolicy) -> Self {
+        self.sync = sync;
+        self
+    }
+}
+
+/// When the journal is synced to the disk (`fdatasync`), and so what survives what.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SyncPolicy {
+    /// Every write is synced before the messages it holds count as stored and before
+    /// anything it covers is sent: a stored message survives a crash of the process and a
+    /// power cut. Writes that come together share one sync.
+    Always,
+    /// Written to the operating system before anything it covers is sent, synced at most
+    /// this long after: a stored message survives a crash of the process; a power cut may
+    /// lose what was stored during the last interval.
+    Periodic(Duration),
+    /// Written to the operating system before anything it covers is sent, never synced by
+    /// the client: a stored message survives a crash of the process, and the operating
+    /// system decides what survives a power cut.
+    Never,
 }
 
 impl Options {
@@ -49,6 +111,7 @@ impl Options {
             protocol: ProtocolOptions::default(),
             transport: TransportOptions::default(),
             policy: Policy::default(),
+            persistence: None,
         };
         for url in urls {
             options.add_broker(url)?;

@@ -468,7 +468,7 @@ async fn collect_ids(sub: &mut Subscription, count: usize) {
 }
 
 fn qos_of(i: usize) -> QoS {
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         QoS::AtLeastOnce
     } else {
         QoS::ExactlyOnce

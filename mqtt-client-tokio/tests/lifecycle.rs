@@ -222,7 +222,7 @@ async fn a_resumed_backlog_larger_than_the_subscription_buffer_does_not_deadlock
             *streamed
                 .entry(String::from_utf8_lossy(&m.payload).into_owned())
                 .or_default() += 1;
-            if streamed.len() % 100 == 0 {
+            if streamed.len().is_multiple_of(100) {
                 // A slow consumer.
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }

@@ -36,6 +36,7 @@ extern crate std;
 
 pub mod auth;
 mod error;
+pub mod journal;
 mod packet;
 mod properties;
 mod qos;

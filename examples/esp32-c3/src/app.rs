@@ -10,7 +10,7 @@ use esp_println::println;
 use led_device::{Device, Outgoing, PlatformInfo, Qos, TextBuf, MAX_TOPIC_LEN, OFFLINE};
 use mqtt_client_nb::mqtt_sansio::session::{EndCause, Reconnect};
 use mqtt_client_nb::mqtt_sansio::{ProtocolVersion, QoS, TopicName};
-use mqtt_client_nb::{Client, Clock, EmbassyClock, Error, Event, Options, Will};
+use mqtt_client_nb::{Client, Clock, EmbassyClock, Error, Event, Journal, Options, Will};
 
 use crate::{config, led::Led, net, wifi};
 
@@ -25,32 +25,102 @@ const MQTT_BUF: usize = 512;
 const MQTT_STORE: usize = 1024;
 
 /// Connects, runs the MQTT connection until it ends, and reconnects, forever.
+#[cfg(not(feature = "persistent-session"))]
 pub async fn run(stack: Stack<'static>, device: &mut Device, led: &mut Led) -> ! {
     let (mut tcp_rx, mut tcp_tx) = ([0u8; TCP_BUF], [0u8; TCP_BUF]);
     let (mut mqtt_rx, mut mqtt_tx) = ([0u8; MQTT_BUF], [0u8; MQTT_BUF]);
     let mut store = [0u8; MQTT_STORE];
+    let (id, will_topic) = identity(device);
+    let options = options(id.as_str(), will_topic.as_str(), device.will());
+    match Client::new(options, &mut mqtt_rx, &mut mqtt_tx, &mut store) {
+        Ok(client) => {
+            let socket = socket(stack, &mut tcp_rx, &mut tcp_tx);
+            drive(stack, socket, client, device, led).await
+        }
+        Err(e) => fatal("MQTT client", e),
+    }
+}
 
-    // The client keeps its options (and so the will) for every reconnect, while the device
-    // must stay mutable: copy the will topic and the id out of it.
-    let id = *device.id();
+/// [`run`] with the session kept in flash ([`config::SESSION_FLASH`]): restored at boot,
+/// journaled before anything is sent, resumed with the broker (Clean Session 0). A journal
+/// that cannot be restored (written by a build with a larger session store, or damaged) is
+/// erased once and the session starts clean, rather than resetting the device forever.
+#[cfg(feature = "persistent-session")]
+pub async fn run(
+    stack: Stack<'static>,
+    device: &mut Device,
+    led: &mut Led,
+    flash: esp_hal::peripherals::FLASH<'static>,
+) -> ! {
+    use embassy_embedded_hal::adapter::BlockingAsync;
+    use mqtt_client_nb::flash::FlashJournal;
+    use mqtt_client_nb::StorageError;
+
+    let (mut tcp_rx, mut tcp_tx) = ([0u8; TCP_BUF], [0u8; TCP_BUF]);
+    let (mut mqtt_rx, mut mqtt_tx) = ([0u8; MQTT_BUF], [0u8; MQTT_BUF]);
+    let mut store = [0u8; MQTT_STORE];
+    // A journal record holds a whole PUBLISH and 12 bytes.
+    let mut records = [0u8; MQTT_BUF + 16];
+    let (id, will_topic) = identity(device);
+    let options = options(id.as_str(), will_topic.as_str(), device.will());
+    let mut flash = BlockingAsync::new(esp_storage::FlashStorage::new(flash));
+    let mut erased = false;
+    loop {
+        let journal = match FlashJournal::new(&mut flash, config::SESSION_FLASH, &mut records) {
+            Ok(journal) => journal,
+            Err(e) => fatal("session flash", Error::Storage(e)),
+        };
+        match Client::with_journal(options, &mut mqtt_rx, &mut mqtt_tx, &mut store, journal).await {
+            Ok(client) => {
+                let socket = socket(stack, &mut tcp_rx, &mut tcp_tx);
+                drive(stack, socket, client, device, led).await
+            }
+            Err(Error::Storage(
+                e @ (StorageError::Corrupted
+                | StorageError::Restore(_)
+                | StorageError::RecordTooLarge { .. }),
+            )) if !erased => {
+                println!("mqtt: session flash unreadable ({e}); erasing it, new session");
+                let erase = FlashJournal::new(&mut flash, config::SESSION_FLASH, &mut records);
+                if let Err(e) = async { erase?.erase().await }.await {
+                    fatal("session flash erase", Error::Storage(e));
+                }
+                erased = true;
+            }
+            Err(e) => fatal("MQTT client", e),
+        }
+    }
+}
+
+/// The device id and will topic, copied out of the device: the client keeps its options (and
+/// so the will) for every reconnect, while the device must stay mutable.
+fn identity(device: &Device) -> (led_device::DeviceId, TextBuf<MAX_TOPIC_LEN>) {
     let mut will_topic = TextBuf::<MAX_TOPIC_LEN>::new();
     // Cannot fail: every device topic fits MAX_TOPIC_LEN.
     let _ = will_topic.write_str(device.will().topic);
-    let options = options(id.as_str(), will_topic.as_str(), device.will());
+    (*device.id(), will_topic)
+}
 
-    let mut client = match Client::new(options, &mut mqtt_rx, &mut mqtt_tx, &mut store) {
-        Ok(client) => client,
-        Err(e) => fatal("MQTT client", e),
-    };
-    // One socket for the device's lifetime: the client hands it back after each connection.
-    let mut socket = TcpSocket::new(stack, &mut tcp_rx, &mut tcp_tx);
+/// The socket for the device's lifetime: the client hands it back after each connection.
+fn socket<'s>(stack: Stack<'static>, rx: &'s mut [u8], tx: &'s mut [u8]) -> TcpSocket<'s> {
+    let mut socket = TcpSocket::new(stack, rx, tx);
     // With keep-alive on, the broker or we send something at least every keep-alive period,
     // so a connection silent for three periods is dead even if no PINGRESP was due yet.
     socket.set_timeout(
         (config::KEEP_ALIVE_SECS > 0)
             .then(|| Duration::from_secs(u64::from(config::KEEP_ALIVE_SECS) * 3)),
     );
+    socket
+}
 
+/// The connection loop of [`run`], whichever journal the client has.
+async fn drive<'s, J: Journal>(
+    stack: Stack<'static>,
+    mut socket: TcpSocket<'s>,
+    mut client: Client<'_, TcpSocket<'s>, J>,
+    device: &mut Device,
+    led: &mut Led,
+) -> ! {
     loop {
         net::wait_for_ip(stack).await;
         if let Some(addr) = net::resolve(stack, config::MQTT_HOST).await {
@@ -137,8 +207,8 @@ fn options<'a>(client_id: &'a str, will_topic: &'a str, will: Outgoing<'_>) -> O
 }
 
 /// Runs one MQTT connection until it ends.
-async fn connection<'b>(
-    client: &mut Client<'b, TcpSocket<'b>>,
+async fn connection<J: Journal>(
+    client: &mut Client<'_, TcpSocket<'_>, J>,
     device: &mut Device,
     led: &mut Led,
 ) {
@@ -234,7 +304,7 @@ fn describe(error: &Error) -> (&'static str, u8) {
 
 /// Queues a message from the device logic. A refusal (store full while the broker is slow)
 /// loses that one message; the state is re-published on the next change or connect.
-fn publish<'b>(client: &mut Client<'b, TcpSocket<'b>>, out: Outgoing<'_>) {
+fn publish<J: Journal>(client: &mut Client<'_, TcpSocket<'_>, J>, out: Outgoing<'_>) {
     if let Err(e) = client.publish(out.topic, qos(out.qos), out.retain, out.payload) {
         let (what, code) = describe(&e);
         println!("mqtt: publish to {} dropped: {what} {code:#04x}", out.topic);

@@ -29,6 +29,13 @@ pub const KEEP_ALIVE_SECS: u16 = parse_u16(env_or(option_env!("MQTT_KEEP_ALIVE_S
 pub const LED_ACTIVE_LOW: bool =
     matches!(env_or(option_env!("LED_ACTIVE_LOW"), "0").as_bytes(), b"1");
 
+/// Where the `persistent-session` build keeps the MQTT session: the last four 4 KiB sectors of
+/// the ESP32-C3's 4 MiB flash, past the application (a few hundred KiB from 0x10000) and
+/// outside the bootloader, the partition table, `nvs` and `phy_init`. No partition names it:
+/// a build that also uses OTA slots or a larger app must move it.
+#[cfg(feature = "persistent-session")]
+pub const SESSION_FLASH: core::ops::Range<u32> = 0x3F_C000..0x40_0000;
+
 const fn env_or(value: Option<&'static str>, default: &'static str) -> &'static str {
     match value {
         Some(v) => v,

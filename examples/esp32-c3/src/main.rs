@@ -96,8 +96,10 @@ async fn main(spawner: Spawner) -> ! {
     spawner.spawn(wifi::wifi_task(controller).expect("wifi task spawned twice"));
     spawner.spawn(net::net_task(runner).expect("net task spawned twice"));
 
-    #[cfg(feature = "device")]
+    #[cfg(all(feature = "device", not(feature = "persistent-session")))]
     let run = app::run(stack, &mut device, &mut led);
+    #[cfg(feature = "persistent-session")]
+    let run = app::run(stack, &mut device, &mut led, peripherals.FLASH);
     #[cfg(not(feature = "device"))]
     let run = app::run(stack, &mut led);
     run.await

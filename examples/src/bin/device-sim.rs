@@ -31,6 +31,10 @@ Options:
   --protocol V          MQTT version: 3.1.1 (default) or 5
   --keep-alive SECS     MQTT keep alive (default 30)
   --led-on              start with the LED lit
+  --flash-image FILE    keep the MQTT session in this 16 KiB flash image (created
+                        when missing), as the board keeps it in flash: killed and
+                        started again on the same file, the device resumes its session
+                        (Clean Session 0) and resends what was unacknowledged
   -h, --help            show this help
 
 Ctrl-C stops gracefully (publishes offline, then DISCONNECT); kill -9 leaves the
@@ -51,6 +55,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
     let mut protocol = ProtocolVersion::V3_1_1;
     let mut keep_alive = 30u16;
     let mut led_on = false;
+    let mut flash_image = None;
     while let Some(arg) = args.next() {
         // `--flag=value` and `--flag value` both work.
         let (flag, inline) = match arg.split_once('=') {
@@ -83,6 +88,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
                 }
             }
             "--led-on" => led_on = true,
+            "--flash-image" => flash_image = Some(value()?.into()),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -95,6 +101,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
     config.protocol = protocol;
     config.keep_alive_secs = keep_alive;
     config.initial_led = led_on;
+    config.flash_image = flash_image;
     config.resolved_id().map_err(|e| format!("--id: {e}"))?;
     Ok(Some(Args { config }))
 }

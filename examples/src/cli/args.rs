@@ -249,6 +249,11 @@ pub struct PubArgs {
         help_heading = "Message"
     )]
     pub max_inflight: Option<u16>,
+    /// Print `stored N` on stdout once message N (counted from 1) is stored (with
+    /// --session-dir: durably, so a script may forget it; else: queued in memory), and
+    /// `acked N` once the broker acknowledged it (QoS 1 and 2).
+    #[arg(long = "receipts", help_heading = "Message")]
+    pub receipts: bool,
 }
 
 /// Flags of `mqtt sub`.
@@ -445,6 +450,17 @@ pub struct ConnArgs {
     /// forever). Use with -i.
     #[arg(short = 'c', long = "disable-clean-session", help_heading = "Session")]
     pub no_clean: bool,
+    /// Keep the session in DIR: messages accepted and not yet acknowledged, where each QoS 2
+    /// handshake stands (both ways), the subscriptions and the client id. A run killed at
+    /// any point and started again on the same DIR delivers every message it had stored
+    /// (pub) and prints no QoS 2 message twice (sub). Implies -c; one run at a time per DIR.
+    #[arg(long = "session-dir", value_name = "DIR", help_heading = "Session")]
+    pub session_dir: Option<PathBuf>,
+    /// With --session-dir: when the session is synced to the disk. always: before a message
+    /// counts as stored (survives a power cut); periodic: every 100 ms (survives a crash of
+    /// the process, a power cut loses the last 100 ms); never: the operating system decides.
+    #[arg(long = "sync", value_name = "MODE", default_value = "always", value_parser = parse_sync, requires = "session_dir", help_heading = "Session")]
+    pub sync: mqtt_client_tokio::SyncPolicy,
     /// 5.0: seconds the broker keeps the session after the connection ends; -1 or ∞ for ever.
     /// Default: ∞ with -c, else 0.
     #[arg(short = 'x', long = "session-expiry-interval", value_name = "SECONDS", allow_hyphen_values = true, value_parser = parse_expiry, help_heading = "Session")]
@@ -608,6 +624,20 @@ pub fn parse_percent(s: &str) -> Result<f64, String> {
 }
 
 /// A session expiry interval: seconds, or `-1` / `∞` for a session that never expires.
+/// `--sync`: always, periodic or never.
+///
+/// # Errors
+/// Any other word.
+pub fn parse_sync(s: &str) -> Result<mqtt_client_tokio::SyncPolicy, String> {
+    use mqtt_client_tokio::SyncPolicy;
+    match s {
+        "always" => Ok(SyncPolicy::Always),
+        "periodic" => Ok(SyncPolicy::Periodic(std::time::Duration::from_millis(100))),
+        "never" => Ok(SyncPolicy::Never),
+        _ => Err(format!("{s:?}: expected always, periodic or never")),
+    }
+}
+
 pub fn parse_expiry(s: &str) -> Result<u32, String> {
     match s {
         "-1" | "∞" | "inf" | "infinity" => Ok(u32::MAX),

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mqtt_client_tokio::{
-    Bytes, Client, DisconnectOptions, Error, Event, Events, Options, ProtocolVersion, QueueFull,
-    Socks5Proxy, Will,
+    Bytes, Client, DisconnectOptions, Error, Event, Events, Options, Persistence, ProtocolVersion,
+    QueueFull, Socks5Proxy, Will,
 };
 use tokio::sync::oneshot;
 
@@ -91,7 +91,9 @@ impl Plan {
             p.password = Some(Bytes::from(password.clone()));
         }
         p.keep_alive = Duration::from_secs(args.keepalive.into());
-        p.clean_start = !args.no_clean;
+        // A kept session is only worth it if the broker keeps its side too.
+        let no_clean = args.no_clean || args.session_dir.is_some();
+        p.clean_start = !no_clean;
         let wanted_expiry = args
             .session_expiry
             .or(props.connect.session_expiry_interval);
@@ -101,7 +103,7 @@ impl Plan {
             ..DisconnectOptions::default()
         };
         if version == ProtocolVersion::V5 {
-            p.session_expiry_interval = match (wanted_expiry, args.no_clean) {
+            p.session_expiry_interval = match (wanted_expiry, no_clean) {
                 (Some(secs), _) => Some(secs),
                 (None, true) => Some(u32::MAX),
                 (None, false) => {
@@ -128,6 +130,16 @@ impl Plan {
         socket(args, &mut options)?;
         let trace = args.debug.then(|| Trace::new(kind == Kind::Sub));
         options.transport.tap = trace.as_ref().map(Trace::tap);
+        if let Some(dir) = &args.session_dir {
+            options.persistence = Some(Persistence::new(dir).sync(args.sync));
+            // `sub` acknowledges a message once it is printed, so a killed run gets the
+            // unprinted ones again and a QoS 2 message is only marked received (and never
+            // printed again) after its printing.
+            options.protocol.manual_acks = kind == Kind::Sub;
+            // What is not delivered at the end stays stored for the next run; a run that
+            // ends normally still tries for longer to deliver it all.
+            options.policy.drain_timeout = Duration::from_secs(60);
+        }
         options.policy.reconnect = !args.no_reconnect;
         options.policy.connect_timeout = Duration::from_secs(args.connect_timeout.max(1));
         // Back-pressure instead of failing when stdin outruns the broker.

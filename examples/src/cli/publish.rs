@@ -11,7 +11,7 @@ use super::args::{MessageArgs, PubArgs};
 use super::connect::{Kind, Plan, Session};
 use super::exit::{reason_string, Exit, Failure};
 use super::props::PropertySet;
-use super::trace::print_stderr;
+use super::trace::{print_stderr, print_stdout};
 
 /// Publishes not yet acknowledged before `pub -l` waits for the oldest: bounds memory and
 /// the session's queue (which it scans per message), while the in-flight window does the
@@ -69,6 +69,7 @@ pub async fn run(args: PubArgs) -> Result<(), Failure> {
         not_sent: 0,
         sent: 0,
         quiet: args.conn.quiet,
+        receipts: args.receipts,
     };
     let outcome = publisher.publish_all(source, &args).await;
     session.close().await;
@@ -136,7 +137,9 @@ struct Publisher<'a> {
     retain: bool,
     properties: Properties,
     /// Queued publishes with their message numbers, oldest first.
-    pending: VecDeque<(u64, Delivery)>,
+    pending: VecDeque<(u64, Pending)>,
+    /// `--receipts`.
+    receipts: bool,
     /// QoS 0 messages lost with a connection.
     not_sent: u64,
     /// Messages queued so far: mosquitto's message number ("mid") of the next is one more.
@@ -164,8 +167,9 @@ impl Publisher<'_> {
                 }
             }
         }
-        while let Some((mid, delivery)) = self.pending.pop_front() {
-            self.settle(mid, delivery.await)?;
+        while let Some((mid, pending)) = self.pending.pop_front() {
+            let outcome = pending.outcome().await;
+            self.settle(mid, outcome)?;
         }
         match self.not_sent {
             0 => Ok(()),
@@ -188,10 +192,16 @@ impl Publisher<'_> {
             .await
             .map_err(|e| Failure::operation("Error publishing", &e))?;
         self.sent += 1;
-        self.pending.push_back((self.sent, delivery));
+        let pending = if self.receipts {
+            Pending::Receipts(tokio::spawn(receipts(self.sent, delivery)))
+        } else {
+            Pending::Delivery(delivery)
+        };
+        self.pending.push_back((self.sent, pending));
         while self.pending.len() > MAX_PENDING {
             if let Some((mid, oldest)) = self.pending.pop_front() {
-                self.settle(mid, oldest.await)?;
+                let outcome = oldest.outcome().await;
+                self.settle(mid, outcome)?;
             }
         }
         Ok(())
@@ -223,6 +233,36 @@ impl Publisher<'_> {
             Err(e) => Err(Failure::operation("Error publishing", &e)),
         }
     }
+}
+
+/// A queued publish: its delivery, or with `--receipts` the task that prints its receipts.
+enum Pending {
+    Delivery(Delivery),
+    Receipts(tokio::task::JoinHandle<Result<mqtt_client_tokio::ReasonCode, Error>>),
+}
+
+impl Pending {
+    async fn outcome(self) -> Result<mqtt_client_tokio::ReasonCode, Error> {
+        match self {
+            Self::Delivery(d) => d.await,
+            Self::Receipts(task) => task.await.unwrap_or(Err(Error::Closed)),
+        }
+    }
+}
+
+/// Prints `stored N` once message `mid` is stored and `acked N` once the broker
+/// acknowledged it, and returns the outcome.
+async fn receipts(
+    mid: u64,
+    mut delivery: Delivery,
+) -> Result<mqtt_client_tokio::ReasonCode, Error> {
+    delivery.stored().await?;
+    print_stdout(format!("stored {mid}\n").as_bytes());
+    let outcome = delivery.await;
+    if outcome.is_ok() {
+        print_stdout(format!("acked {mid}\n").as_bytes());
+    }
+    outcome
 }
 
 /// Stdin, line by line, read on a thread of its own (blocking reads do not stall the

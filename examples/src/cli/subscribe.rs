@@ -323,26 +323,51 @@ async fn receive(
         let Some(message) = message else {
             return Err(Failure::new(Exit::Error, "Error: The connection was lost."));
         };
-        if filtered_out(&message, args) {
-            continue;
+        // --session-dir: acknowledged once handled, whichever way (manual acks).
+        let ack = args.conn.session_dir.is_some().then(|| message.clone());
+        let flow = handle(client, message, args, &mut printer).await;
+        if let Some(m) = ack {
+            if let Err(e) = client.ack(&m).await {
+                print_stderr(&format!("Error acknowledging a message: {e}"));
+            }
         }
-        if args.remove_retained && message.retain {
-            let clear =
-                Message::new(message.topic.clone(), Vec::new(), QoS::AtLeastOnce).retain(true);
-            let _ = client.publish_queued(clear).await;
-        }
-        if args.retained_only && !message.retain {
-            return Ok(());
-        }
-        if args.output.no_retained && message.retain {
-            continue;
-        }
-        if !printer.print(message).await {
-            // Stdout closed (e.g. `| head -1`): nobody wants more.
-            return Ok(());
+        match flow {
+            Flow::Skipped => continue,
+            Flow::Printed => {}
+            Flow::Stop => return Ok(()),
         }
         counted += 1;
     }
+}
+
+/// What became of a received message.
+enum Flow {
+    Printed,
+    Skipped,
+    /// Nothing more to print: `--retained-only` past the retained messages, or stdout
+    /// closed.
+    Stop,
+}
+
+async fn handle(client: &Client, message: Message, args: &SubArgs, printer: &mut Printer) -> Flow {
+    if filtered_out(&message, args) {
+        return Flow::Skipped;
+    }
+    if args.remove_retained && message.retain {
+        let clear = Message::new(message.topic.clone(), Vec::new(), QoS::AtLeastOnce).retain(true);
+        let _ = client.publish_queued(clear).await;
+    }
+    if args.retained_only && !message.retain {
+        return Flow::Stop;
+    }
+    if args.output.no_retained && message.retain {
+        return Flow::Skipped;
+    }
+    if !printer.print(message).await {
+        // Stdout closed (e.g. `| head -1`): nobody wants more.
+        return Flow::Stop;
+    }
+    Flow::Printed
 }
 
 /// Sleeps until the deadline, or for ever.

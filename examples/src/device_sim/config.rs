@@ -2,6 +2,7 @@
 //! it behaves (telemetry interval, keep alive, backoff).
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use led_device::{DeviceId, IdError};
@@ -45,6 +46,13 @@ pub struct SimConfig {
     pub initial_led: bool,
     /// How long one TCP connect attempt may take.
     pub connect_timeout: Duration,
+    /// A file holding the board's flash partition for the MQTT session (16 KiB, created
+    /// erased when missing). With it the session is journaled there
+    /// (`mqtt_client_nb::flash::FlashJournal`) and kept by the broker too (Clean Session 0 /
+    /// Clean Start 0 with a session expiry): a killed simulator started again on the same
+    /// file resumes it, resending what was unacknowledged, as the board does after a reset.
+    /// `None` (the default): the session lives in RAM, with a clean session every connect.
+    pub flash_image: Option<PathBuf>,
 }
 
 impl SimConfig {
@@ -64,6 +72,7 @@ impl SimConfig {
             backoff_max: Duration::from_secs(60),
             initial_led: false,
             connect_timeout: Duration::from_secs(5),
+            flash_image: None,
         }
     }
 

@@ -30,6 +30,7 @@
 
 mod config;
 mod event;
+mod flash;
 mod platform;
 mod run;
 

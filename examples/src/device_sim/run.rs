@@ -6,14 +6,16 @@ use std::time::Duration;
 
 use embedded_io_adapters::tokio_1::FromTokio;
 use led_device::{Device, DeviceId, Outgoing, Qos, TextBuf, MAX_TOPIC_LEN, OFFLINE};
+use mqtt_client_nb::flash::FlashJournal;
 use mqtt_client_nb::mqtt_sansio::{QoS, TopicName};
-use mqtt_client_nb::{Client, Clock, Error, Event, Options, Will};
+use mqtt_client_nb::{Client, Clock, Error, Event, Journal, Options, Will};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{broadcast, mpsc, watch};
 
 use super::config::{ConfigError, SimConfig};
 use super::event::SimEvent;
+use super::flash::{self, FileFlash};
 use super::platform::{FakePlatform, TokioClock};
 
 /// The transport: a tokio TCP stream seen through `embedded-io-async`.
@@ -70,29 +72,65 @@ pub(crate) fn check(config: &SimConfig, id: &DeviceId) -> Result<(), ConfigError
 }
 
 /// Runs the device until killed or stopped (or until the handle is dropped, which kills it).
+/// With [`SimConfig::flash_image`], its session lives in a flash image file and outlives a
+/// kill, as the board's lives in its flash partition.
 pub(crate) async fn run(
     config: SimConfig,
     id: DeviceId,
     out: Outputs,
-    mut control: mpsc::UnboundedReceiver<Control>,
+    control: mpsc::UnboundedReceiver<Control>,
 ) {
     let (mut mqtt_rx, mut mqtt_tx) = ([0u8; MQTT_BUF], [0u8; MQTT_BUF]);
     let mut store = [0u8; MQTT_STORE];
-    let mut device = Device::new(id, device_config(&config));
+    let device = Device::new(id, device_config(&config));
     // The client keeps its options (and so the will) for every reconnect while the device
     // stays mutable: copy the will topic out of it, as the firmware does.
     let will_topic = will_topic(&device);
     let options = options(&config, id.as_str(), will_topic.as_str(), device.will());
-    let mut client = match Client::new(options, &mut mqtt_rx, &mut mqtt_tx, &mut store) {
-        Ok(client) => client,
-        Err(e) => {
+    let Some(path) = &config.flash_image else {
+        match Client::new(options, &mut mqtt_rx, &mut mqtt_tx, &mut store) {
+            Ok(client) => drive(client, &config, device, out, control).await,
             // `DeviceSim::spawn` checked the same options with the same buffer sizes.
-            out.emit(SimEvent::Error {
+            Err(e) => out.emit(SimEvent::Error {
                 reason: e.to_string(),
+            }),
+        }
+        return;
+    };
+    let flash = match FileFlash::open(path) {
+        Ok(flash) => flash,
+        Err(e) => {
+            out.emit(SimEvent::Error {
+                reason: format!("flash image: {e}"),
             });
             return;
         }
     };
+    // Holds a journal record: the largest PUBLISH and a few bytes.
+    let mut records = [0u8; MQTT_BUF + 16];
+    let range = 0..(flash::PAGE * flash::PAGES) as u32;
+    let client = match FlashJournal::new(flash, range, &mut records) {
+        Ok(journal) => {
+            Client::with_journal(options, &mut mqtt_rx, &mut mqtt_tx, &mut store, journal).await
+        }
+        Err(e) => Err(Error::Storage(e)),
+    };
+    match client {
+        Ok(client) => drive(client, &config, device, out, control).await,
+        Err(e) => out.emit(SimEvent::Error {
+            reason: format!("flash image: {e}"),
+        }),
+    }
+}
+
+/// The device's main loop.
+async fn drive<J: Journal>(
+    mut client: Client<'_, Tcp, J>,
+    config: &SimConfig,
+    mut device: Device,
+    out: Outputs,
+    mut control: mpsc::UnboundedReceiver<Control>,
+) {
     let clock = TokioClock::new();
     let mut platform = FakePlatform::new(config.mac);
     let broker = config.broker_addr();
@@ -157,7 +195,12 @@ pub(crate) async fn run(
 }
 
 /// The broker accepted us: publish `online` and the LED state, subscribe to commands.
-fn announce(client: &mut Client<'_, Tcp>, device: &mut Device, now_ms: u64, out: &Outputs) {
+fn announce<J: Journal>(
+    client: &mut Client<'_, Tcp, J>,
+    device: &mut Device,
+    now_ms: u64,
+    out: &Outputs,
+) {
     for message in device.on_connected(now_ms) {
         publish(client, message, out);
     }
@@ -223,8 +266,8 @@ async fn open(
 
 /// The graceful end: `offline` (the will is discarded by a clean DISCONNECT, so the device
 /// publishes it itself), DISCONNECT, and wait for it to be written.
-async fn stop(
-    client: &mut Client<'_, Tcp>,
+async fn stop<J: Journal>(
+    client: &mut Client<'_, Tcp, J>,
     device: &mut Device,
     clock: &TokioClock,
     out: &Outputs,
@@ -293,7 +336,7 @@ fn went_offline(device: &mut Device, out: &Outputs) {
 
 /// Queues a message from the device logic. A refusal (store full while the broker is slow)
 /// loses that one message; the state is re-published on the next change or connect.
-fn publish(client: &mut Client<'_, Tcp>, message: Outgoing<'_>, out: &Outputs) {
+fn publish<J: Journal>(client: &mut Client<'_, Tcp, J>, message: Outgoing<'_>, out: &Outputs) {
     let result = client.publish(
         message.topic,
         qos(message.qos),
@@ -350,7 +393,8 @@ fn options<'a>(
         (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01B3)
     });
     // Clean session: the device subscribes and publishes its state on every connect anyway,
-    // and a stale queued `toggle` delivered after an outage would surprise.
+    // and a stale queued `toggle` delivered after an outage would surprise. (With a flash
+    // image the session is kept on both sides instead: `Client::with_journal`.)
     options.clean_start = true;
     options.username = config.username.as_deref();
     options.password = config.password.as_deref().map(str::as_bytes);

@@ -127,6 +127,31 @@ impl Running {
     }
 }
 
+impl Running {
+    /// Kills the child with SIGKILL and returns what it printed until then.
+    #[allow(dead_code)]
+    pub fn kill(mut self) -> Finished {
+        let _ = self.child.kill();
+        let status = self.child.wait().expect("wait");
+        let mut stdout = Vec::new();
+        while let Ok(line) = self.lines.recv_timeout(WAIT) {
+            stdout.push(line);
+        }
+        let stderr = self.stderr.recv_timeout(WAIT).unwrap_or_default();
+        Finished {
+            code: status.code(),
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Lines printed so far, without waiting.
+    #[allow(dead_code)]
+    pub fn lines_so_far(&self) -> Vec<String> {
+        self.lines.try_iter().collect()
+    }
+}
+
 impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -1,11 +1,13 @@
 //! Shared by the integration tests: a tokio clock, owned copies of events, bounded drivers.
 #![allow(dead_code)]
 
+pub mod flash;
+
 use std::time::Duration;
 
 use mqtt_client_nb::mqtt_sansio::session::Notice;
 use mqtt_client_nb::mqtt_sansio::{PacketId, QoS, ReasonCode};
-use mqtt_client_nb::{Client, Clock, DeleteReason, Error, Event};
+use mqtt_client_nb::{Client, Clock, DeleteReason, Error, Event, Journal};
 
 /// The client's transport over a tokio TCP stream.
 pub type Tcp = embedded_io_adapters::tokio_1::FromTokio<tokio::net::TcpStream>;
@@ -175,8 +177,8 @@ pub fn copy(event: &Event<'_>) -> Ev {
 
 /// Polls until `want` matches an event (returned with everything seen before it), at most
 /// `limit` events and `secs` seconds.
-pub async fn poll_until<S, C>(
-    client: &mut Client<'_, S>,
+pub async fn poll_until<S, C, J>(
+    client: &mut Client<'_, S, J>,
     clock: &C,
     secs: u64,
     mut want: impl FnMut(&Ev) -> bool,
@@ -184,6 +186,7 @@ pub async fn poll_until<S, C>(
 where
     S: embedded_io_async::Read + embedded_io_async::Write,
     C: Clock,
+    J: Journal,
 {
     let mut seen = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
@@ -201,10 +204,11 @@ where
 }
 
 /// Polls for `ms` milliseconds, collecting what comes (bounded to 10,000 events).
-pub async fn poll_for<S, C>(client: &mut Client<'_, S>, clock: &C, ms: u64) -> Vec<Ev>
+pub async fn poll_for<S, C, J>(client: &mut Client<'_, S, J>, clock: &C, ms: u64) -> Vec<Ev>
 where
     S: embedded_io_async::Read + embedded_io_async::Write,
     C: Clock,
+    J: Journal,
 {
     let mut seen = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_millis(ms);

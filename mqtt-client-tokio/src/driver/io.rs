@@ -29,6 +29,7 @@ enum Step {
     Wrote(std::io::Result<usize>),
     Flushed(std::io::Result<()>),
     Timer,
+    SyncTimer,
     CloseTimer,
     Woken,
     Room(bool),
@@ -45,7 +46,7 @@ impl Driver {
         let mut need_flush = false;
         let mut close_at = None;
         loop {
-            let (timer, waiter, reading) = {
+            let (timer, sync_at, waiter, reading) = {
                 let mut state = self.shared.lock();
                 state.start_shutdown();
                 state.retry_waiting();
@@ -65,8 +66,13 @@ impl Driver {
                 // through); its unacknowledged messages hold the broker back. Only a broker
                 // that ignores its window could fill the outbox to this bound.
                 let reading = state.conn_end.is_none() && state.outbox.len() < OUTBOX_LIMIT;
-                (timer, state.room_waiter(), reading)
+                (timer, state.journal_sync_at(), state.room_waiter(), reading)
             };
+            // Write-ahead: what the session journaled up to the output taken above is written
+            // before that output goes out.
+            if let Err(error) = self.persist().await {
+                return End::failed(error);
+            }
             if rbuf.capacity() - rbuf.len() < read_size / 4 {
                 rbuf.reserve(read_size);
             }
@@ -77,6 +83,7 @@ impl Driver {
                 r = rd.read_buf(&mut rbuf), if reading => Step::Read(r),
                 step = write_or_flush(&mut wr, &out), if writing || flushing => step,
                 () = sleep_until(timer), if timer.is_some() => Step::Timer,
+                () = sleep_until(sync_at), if sync_at.is_some() => Step::SyncTimer,
                 () = sleep_until(close_at), if close_at.is_some() => Step::CloseTimer,
                 () = self.shared.wake.notified() => Step::Woken,
                 open = room(waiter), if has_outbox => Step::Room(open),
@@ -112,6 +119,8 @@ impl Driver {
                     let now = state.now();
                     state.session.handle_timeout(now);
                 }
+                // The next turn's `persist` syncs.
+                Step::SyncTimer => {}
                 Step::CloseTimer => break,
                 Step::Woken => self.gather().await,
                 Step::Room(open) => self.shared.lock().on_room(open),
@@ -152,6 +161,30 @@ impl Driver {
     }
 }
 
+impl Driver {
+    /// Carries out the journal's pending writes off the runtime's threads; an error stops
+    /// the client.
+    pub(super) async fn persist(&self) -> Result<(), crate::Error> {
+        loop {
+            let work = {
+                let mut state = self.shared.lock();
+                // A write made on a handle's thread failed.
+                if let Some(error) = state.fatal.clone() {
+                    return Err(error);
+                }
+                state.journal_work()
+            };
+            let Some(work) = work else {
+                return Ok(());
+            };
+            let result = tokio::task::spawn_blocking(move || work.run())
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+            self.shared.lock().journal_done(result)?;
+        }
+    }
+}
+
 /// Writes some of `buf`, or flushes once it is empty. Cancel safe: an unfinished write or
 /// flush has written nothing that is not accounted for.
 async fn write_or_flush(wr: &mut (impl AsyncWrite + Unpin), buf: &[u8]) -> Step {
@@ -162,7 +195,7 @@ async fn write_or_flush(wr: &mut (impl AsyncWrite + Unpin), buf: &[u8]) -> Step 
     }
 }
 
-async fn sleep_until(at: Option<tokio::time::Instant>) {
+pub(super) async fn sleep_until(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,

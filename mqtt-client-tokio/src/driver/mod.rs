@@ -111,7 +111,10 @@ impl Driver {
                 // The session fell back to 3.1.1: the same broker, at once, and not a
                 // spent attempt of `Client::connect`'s round.
                 let fell_back = state.session.version() != spoken;
-                if matches!(error, Error::InvalidOptions(_) | Error::Command(_)) {
+                if matches!(
+                    error,
+                    Error::InvalidOptions(_) | Error::Command(_) | Error::Persistence(_)
+                ) {
                     return error;
                 }
                 let (at, attempt) = match next {
@@ -165,7 +168,7 @@ impl Driver {
                 delay
             };
             if self.serve_until(tokio::time::sleep(delay)).await.is_none() {
-                return Error::Closed;
+                return self.shared.lock().fatal.take().unwrap_or(Error::Closed);
             }
         }
     }
@@ -187,7 +190,10 @@ impl Driver {
             self.tls.clone(),
         ));
         let stream = match self.serve_until(tokio::time::timeout(timeout, open)).await {
-            None => return End::Closed,
+            None => match self.shared.lock().fatal.take() {
+                Some(error) => return End::failed(error),
+                None => return End::Closed,
+            },
             Some(Err(_elapsed)) => return self.shared.lock().attempt_failed(Error::ConnectTimeout),
             Some(Ok(Err(e))) => return self.shared.lock().attempt_failed(e),
             Some(Ok(Ok(stream))) => stream,
@@ -210,17 +216,22 @@ impl Driver {
     async fn serve_until<T>(&self, fut: impl Future<Output = T>) -> Option<T> {
         tokio::pin!(fut);
         loop {
-            let waiter = {
+            // Publishes made while disconnected are stored meanwhile.
+            if self.persist().await.is_err() {
+                return None;
+            }
+            let (waiter, sync_at) = {
                 let mut state = self.shared.lock();
                 if state.shutdown.is_some() {
                     return None;
                 }
                 state.retry_waiting();
-                state.room_waiter()
+                (state.room_waiter(), state.journal_sync_at())
             };
             let has_outbox = waiter.is_some();
             tokio::select! {
                 out = &mut fut => return Some(out),
+                () = io::sleep_until(sync_at), if sync_at.is_some() => {}
                 () = self.shared.wake.notified() => {}
                 open = room(waiter), if has_outbox => self.shared.lock().on_room(open),
             }

@@ -16,6 +16,8 @@ use crate::{Error, Message, RequestProperties, Subscription};
 
 /// The broker's answer to a publish: its reason code, or why it failed.
 pub(crate) type Done = oneshot::Receiver<Result<ReasonCode, Error>>;
+/// Completed once the publish is as durable as the persistence policy promises.
+pub(crate) type Stored = oneshot::Receiver<()>;
 
 /// Where a publish stands once the command returned.
 pub(crate) enum Queued {
@@ -39,14 +41,16 @@ impl State {
     }
 
     /// Queues a publish with the session, or behind the publishes that wait for room.
-    pub(crate) fn publish(&mut self, message: Message) -> Result<(Queued, Done), Error> {
+    pub(crate) fn publish(&mut self, message: Message) -> Result<(Queued, Stored, Done), Error> {
         self.running()?;
         let (done, done_rx) = oneshot::channel();
+        let (stored, stored_rx) = oneshot::channel();
         if self.waiting.is_empty() {
             match self.queue(&message) {
                 Ok(packet_id) => {
+                    self.notify_stored(stored);
                     self.await_publish(packet_id, done);
-                    return Ok((Queued::Now(packet_id), done_rx));
+                    return Ok((Queued::Now(packet_id), stored_rx, done_rx));
                 }
                 Err(Error::QueueFull) if self.policy.queue_full == QueueFull::Wait => {}
                 Err(e) => return Err(e),
@@ -56,9 +60,10 @@ impl State {
         self.waiting.push_back(WaitingPublish {
             message,
             queued,
+            stored,
             done,
         });
-        Ok((Queued::Later(queued_rx), done_rx))
+        Ok((Queued::Later(queued_rx), stored_rx, done_rx))
     }
 
     /// Remembers who waits for a queued publish's outcome.
@@ -91,6 +96,7 @@ impl State {
             match self.queue(&p.message) {
                 Ok(packet_id) => {
                     let _ = p.queued.send(Ok(packet_id));
+                    self.notify_stored(p.stored);
                     self.await_publish(packet_id, p.done);
                 }
                 Err(Error::QueueFull) => {
@@ -133,15 +139,8 @@ impl State {
     /// Makes room for a record of `needed` bytes: doubles the queue (or more), up to the
     /// limit. Whether it grew.
     fn grow_store(&mut self, needed: usize) -> bool {
-        let (used, capacity) = self.session.store_usage();
-        let target = (capacity * 2).max(used + needed).min(self.log_limit());
-        if target <= capacity {
-            return false;
-        }
-        let reserved = self.session.config().reserved_bytes();
-        self.session
-            .resize_store(reserved + target, |store, len| store.resize(len, 0))
-            .is_ok()
+        let limit = self.log_limit();
+        super::grow_store(&mut self.session, needed, limit)
     }
 
     /// Gives memory back once the queue has drained to a quarter of its room: down to twice
@@ -239,7 +238,7 @@ impl State {
     }
 
     /// Acknowledges a message in manual-ack mode.
-    pub(crate) fn ack(&mut self, packet_id: PacketId) -> Result<(), Error> {
+    pub(crate) fn ack(&mut self, packet_id: PacketId) -> Result<oneshot::Receiver<()>, Error> {
         self.running()?;
         let mut result = self.session.ack(packet_id);
         if result == Err(CommandError::WouldBlock) {
@@ -247,7 +246,19 @@ impl State {
             self.pump(true);
             result = self.session.ack(packet_id);
         }
-        result.map_err(Error::Command)
+        result.map_err(Error::Command)?;
+        // With persistence, a QoS 2 message is marked received right away, so that a crash
+        // just after the application handled it does not deliver it again.
+        if let Some(journal) = &mut self.journal {
+            if let Err(e) = journal.write_through(&mut self.session) {
+                let error = crate::persist::persist_error(e);
+                self.fatal = Some(error.clone());
+                return Err(error);
+            }
+        }
+        let (stored, stored_rx) = oneshot::channel();
+        self.notify_stored(stored);
+        Ok(stored_rx)
     }
 
     /// Sends one 5.0 authentication step under the configured method.

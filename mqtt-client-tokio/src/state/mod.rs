@@ -27,7 +27,7 @@ use crate::message::user_refs;
 use crate::options::{DisconnectOptions, Policy, ProtocolOptions};
 use crate::{Error, Event, Message, Options, RequestProperties, Subscription};
 
-pub(crate) use commands::{Done, Queued};
+pub(crate) use commands::{Done, Queued, Stored};
 pub(crate) use wire::OUTBOX_LIMIT;
 /// Per-alias room for incoming topic aliases.
 const ALIAS_TOPIC_BYTES: usize = 264;
@@ -186,10 +186,12 @@ pub(crate) enum Status {
 }
 
 /// A publish waiting for room in the store (policy `QueueFull::Wait`): `queued` answers once
-/// the session holds it, with its packet identifier; `done` once it is delivered.
+/// the session holds it, with its packet identifier; `stored` once it is durable; `done` once
+/// it is delivered.
 pub(crate) struct WaitingPublish {
     pub(crate) message: Message,
     pub(crate) queued: oneshot::Sender<Result<Option<mqtt_sansio::PacketId>, Error>>,
+    pub(crate) stored: oneshot::Sender<()>,
     pub(crate) done: oneshot::Sender<Result<ReasonCode, Error>>,
 }
 
@@ -270,6 +272,11 @@ pub(crate) struct State {
     /// Bytes ever put into `wbuf`, and ever written.
     queued_bytes: u64,
     written_bytes: u64,
+    /// The session's journal in its directory ([`Options::persistence`]).
+    pub(crate) journal: Option<crate::persist::FileJournal>,
+    /// Why the client must stop, found where no error can be returned (a journal write
+    /// while disconnected).
+    pub(crate) fatal: Option<Error>,
 }
 
 impl State {
@@ -280,11 +287,24 @@ impl State {
     ) -> Result<Self, Error> {
         let protocol = options.protocol.clone();
         let policy = options.policy.clone();
-        let config = session_config(&protocol, &policy)?;
+        let config = session_config(&protocol, &policy, options.persistence.as_ref())?;
         // The queue starts small and grows as messages wait (see `grow_store`): a client
         // that never queues much never holds (nor zeroes) `offline_queue_bytes`.
         let log = policy.offline_queue_bytes.clamp(1024, INITIAL_LOG);
-        let session = Session::new(config, vec![0u8; config.reserved_bytes() + log])?;
+        let mut session = Session::new(config, vec![0u8; config.reserved_bytes() + log])?;
+        let limit = policy.offline_queue_bytes.max(INITIAL_LOG);
+        let journal = match &options.persistence {
+            Some(p) => {
+                crate::persist::check(p)?;
+                let grow = |s: &mut Session<Vec<u8>>, needed| grow_store(s, needed, limit);
+                let (journal, restored) = crate::persist::FileJournal::open(p, &mut session, grow)?;
+                if restored > 0 {
+                    info!(restored, "messages recovered from the session's directory");
+                }
+                Some(journal)
+            }
+            None => None,
+        };
         let mut state = Self {
             session,
             protocol,
@@ -319,17 +339,110 @@ impl State {
             scratch: vec![0; 512],
             queued_bytes: 0,
             written_bytes: 0,
+            journal,
+            fatal: None,
         };
+        state.keep_client_id()?;
         state.ensure_client_id();
+        state.drain_journal();
         Ok(state)
     }
 
+    /// With persistence, the session's directory belongs to one client identifier: the one
+    /// it recorded is used when none is given, and a different one is refused.
+    fn keep_client_id(&mut self) -> Result<(), Error> {
+        if self.journal.is_none() {
+            return Ok(());
+        }
+        let kept = self.session.assigned_client_id().map(str::to_owned);
+        match kept {
+            Some(kept) if self.protocol.client_id.is_empty() && self.session.needs_client_id() => {
+                self.protocol.client_id = kept;
+            }
+            // 5.0 sends an empty identifier and the session fills in the kept one.
+            Some(_) if self.protocol.client_id.is_empty() => {}
+            Some(kept) if kept != self.protocol.client_id => {
+                return Err(Error::InvalidOptions(format!(
+                    "the session's directory belongs to client identifier {kept:?}"
+                )));
+            }
+            _ if !self.protocol.client_id.is_empty() => {
+                let id = self.protocol.client_id.clone();
+                self.session.keep_client_id(&id).map_err(Error::Command)?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
     /// Makes up a client identifier when the session needs one and none was given (3.1.1;
-    /// also after a fallback to 3.1.1), kept for every reconnect.
+    /// also after a fallback to 3.1.1), kept for every reconnect (and in the session's
+    /// directory, with persistence).
     fn ensure_client_id(&mut self) {
         if self.protocol.client_id.is_empty() && self.session.needs_client_id() {
             self.protocol.client_id = generate_client_id();
+            if self.journal.is_some() {
+                let id = self.protocol.client_id.clone();
+                if let Err(e) = self.session.keep_client_id(&id) {
+                    warn!(error = %e, "made-up client identifier not kept");
+                }
+            }
         }
+    }
+
+    /// Hands what the session journaled to the journal's write queue. Before every
+    /// `poll_transmit`, and after a command whose durability someone waits for.
+    pub(crate) fn drain_journal(&mut self) {
+        if let Some(journal) = &mut self.journal {
+            journal.drain(&mut self.session);
+        }
+    }
+
+    /// Completes `stored` once what the session journaled so far is durable (at once
+    /// without persistence).
+    pub(crate) fn notify_stored(&mut self, stored: oneshot::Sender<()>) {
+        self.drain_journal();
+        match &mut self.journal {
+            Some(journal) => journal.notify_stored(stored),
+            None => {
+                let _ = stored.send(());
+            }
+        }
+    }
+
+    /// The next journal write for the driver to carry out.
+    pub(crate) fn journal_work(&mut self) -> Option<crate::persist::Work> {
+        self.drain_journal();
+        self.journal.as_mut()?.work()
+    }
+
+    /// A journal write finished (or failed: the client stops).
+    pub(crate) fn journal_done(
+        &mut self,
+        result: std::io::Result<crate::persist::Work>,
+    ) -> Result<(), Error> {
+        match (result, &mut self.journal) {
+            (Ok(work), Some(journal)) => {
+                journal.done(work);
+                Ok(())
+            }
+            (Err(e), journal) => {
+                if let Some(journal) = journal {
+                    journal.failed();
+                }
+                let error = crate::persist::persist_error(e);
+                warn!(%error, "journal write failed: stopping");
+                self.fatal = Some(error.clone());
+                Err(error)
+            }
+            (Ok(_), None) => Ok(()),
+        }
+    }
+
+    /// When the journal owes a periodic sync.
+    pub(crate) fn journal_sync_at(&self) -> Option<tokio::time::Instant> {
+        let at = self.journal.as_ref()?.sync_at()?;
+        Some(tokio::time::Instant::from_std(at))
     }
 
     /// Tells the application, if it listens.
@@ -440,6 +553,10 @@ impl State {
         for p in self.waiting.drain(..) {
             let _ = p.queued.send(Err(reason.clone()));
         }
+        // The last records go to the directory, and it is free for the next client.
+        if let Some(journal) = self.journal.take() {
+            journal.close(&mut self.session);
+        }
         let mut lost = 0;
         for parked in std::mem::take(&mut self.outbox) {
             let sent = match parked.target {
@@ -484,8 +601,17 @@ pub(crate) async fn room(waiter: Option<Waiter>) -> bool {
 }
 
 /// The session's configuration and store layout for these options.
-fn session_config(p: &ProtocolOptions, policy: &Policy) -> Result<SessionConfig, Error> {
+fn session_config(
+    p: &ProtocolOptions,
+    policy: &Policy,
+    persistence: Option<&crate::Persistence>,
+) -> Result<SessionConfig, Error> {
     let mut config = SessionConfig::new(p.version);
+    config.journal = persistence.is_some();
+    if config.journal {
+        // Room for the client identifier the directory keeps, whichever version.
+        config.assigned_id_bytes = config.assigned_id_bytes.max(256);
+    }
     config.receive_maximum = p.receive_maximum.max(1);
     config.maximum_packet_size = p.maximum_packet_size.max(64);
     // The session's default per version (3.1.1: mosquitto's window of 20) unless set.
@@ -576,6 +702,20 @@ fn connect_packet<'a>(
         });
     }
     Ok(c)
+}
+
+/// Makes room in `session`'s store for a record of `needed` bytes: doubles the queue (or
+/// more), up to `limit`. Whether it grew.
+pub(crate) fn grow_store(session: &mut Session<Vec<u8>>, needed: usize, limit: usize) -> bool {
+    let (used, capacity) = session.store_usage();
+    let target = (capacity * 2).max(used + needed).min(limit);
+    if target <= capacity {
+        return false;
+    }
+    let reserved = session.config().reserved_bytes();
+    session
+        .resize_store(reserved + target, |store, len| store.resize(len, 0))
+        .is_ok()
 }
 
 /// `mqttrs-` and 16 random alphanumerics: 23 characters, what 3.1.1 brokers must accept.

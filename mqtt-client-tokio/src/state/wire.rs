@@ -151,6 +151,8 @@ impl State {
             if !force && self.wbuf.len() >= HIGH_WATER {
                 break;
             }
+            // Write-ahead: the session sends nothing while records wait for the journal.
+            self.drain_journal();
             match self.session.poll_transmit(now, &mut self.scratch) {
                 Ok(Some(transmit)) => {
                     // A QoS 0 message dropped before this one is reported first.

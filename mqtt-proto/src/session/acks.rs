@@ -18,6 +18,8 @@ pub(crate) struct Acks {
     items: [Option<Ack>; CAPACITY],
     head: usize,
     len: usize,
+    /// The first `journaled` acknowledgements were looked at by the journal.
+    journaled: usize,
 }
 
 impl Default for Acks {
@@ -26,6 +28,7 @@ impl Default for Acks {
             items: [None; CAPACITY],
             head: 0,
             len: 0,
+            journaled: 0,
         }
     }
 }
@@ -57,7 +60,21 @@ impl Acks {
             self.items[self.head] = None;
             self.head = (self.head + 1) % CAPACITY;
             self.len -= 1;
+            self.journaled = self.journaled.saturating_sub(1);
         }
+    }
+
+    /// The first acknowledgement the journal has not looked at.
+    pub(crate) fn next_unjournaled(&self) -> Option<Ack> {
+        if self.journaled >= self.len {
+            return None;
+        }
+        self.items[(self.head + self.journaled) % CAPACITY]
+    }
+
+    /// The journal looked at [`Acks::next_unjournaled`].
+    pub(crate) fn mark_journaled(&mut self) {
+        self.journaled = (self.journaled + 1).min(self.len);
     }
 
     pub(crate) fn clear(&mut self) {

@@ -128,6 +128,13 @@ pub struct SessionConfig {
     /// [`Session::config`](super::Session::config) then shows: a 3.1.1 broker cannot
     /// announce its window.
     pub fallback_to_v311: bool,
+    /// Describe every change of the durable state as a journal record
+    /// ([`Session::poll_journal`](super::Session::poll_journal)), so that a backend can keep
+    /// it and a new session can be recovered from it after a crash
+    /// ([`Session::restore`](super::Session::restore)). Nothing is transmitted before the
+    /// records that precede it were taken. Streamed PUBLISHes are not journaled (their
+    /// payload is not in the store). Off by default.
+    pub journal: bool,
 }
 
 impl SessionConfig {
@@ -167,6 +174,7 @@ impl SessionConfig {
             subscription_bytes: 0,
             index_slots: 0,
             fallback_to_v311: false,
+            journal: false,
         }
     }
 

@@ -21,6 +21,7 @@ mod config;
 mod error;
 mod event;
 mod incoming;
+mod journal;
 mod read;
 mod reconnect;
 mod store;
@@ -388,6 +389,8 @@ pub struct Session<B> {
     /// The renewal SUBSCRIBE whose SUBACK the last read processed, kept readable for its
     /// event until the next input.
     answered: Option<PacketId>,
+    /// Changes the journal has not taken yet, beyond those the state marks itself.
+    journal: journal::JournalFlags,
 }
 
 impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
@@ -467,6 +470,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             stream: None,
             renew_blocked: None,
             answered: None,
+            journal: journal::JournalFlags::default(),
         };
         // 3.1.1 has no subscription identifiers.
         session.limits.subscription_identifier_available = config.version.v5();
@@ -963,6 +967,27 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         let bytes = self.store.as_ref().get(self.layout.assigned.clone())?;
         let id = core::str::from_utf8(bytes.get(..self.assigned_len)?).ok()?;
         (!id.is_empty()).then_some(id)
+    }
+
+    /// Keeps `id` as the client identifier that [`Session::connect`] uses when the
+    /// application gives none, as for one a broker assigned, and journals it: a driver that
+    /// makes up an identifier for a session it persists keeps it here, so that the session
+    /// comes back under the same name after a restart.
+    ///
+    /// # Errors
+    /// [`CommandError::StoreFull`] when `id` is longer than
+    /// [`SessionConfig::assigned_id_bytes`].
+    pub fn keep_client_id(&mut self, id: &str) -> Result<(), CommandError> {
+        let region = &mut self.store.as_mut()[self.layout.assigned.clone()];
+        let available = region.len();
+        let dst = region.get_mut(..id.len()).ok_or(CommandError::StoreFull {
+            needed: id.len(),
+            available,
+        })?;
+        dst.copy_from_slice(id.as_bytes());
+        self.assigned_len = id.len();
+        self.journal.identity = true;
+        Ok(())
     }
 
     /// Advances timers to `now`: queues PINGREQ when the keep alive is due, and gives up on the

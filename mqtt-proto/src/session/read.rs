@@ -307,6 +307,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         self.conn.phase = Phase::Connected;
         self.conn.control = Control::None;
         self.conn.up_since = Some(now);
+        self.journal.resumable |= !self.connected_before;
         self.connected_before = true;
         self.log.rewind();
         Ok(Outcome::Report)
@@ -322,6 +323,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             }
             None => self.assigned_len = 0,
         }
+        self.journal.identity = true;
     }
 
     /// A 5.0 CONNECT answered by a 3.1.1-only broker: its CONNACK (`20 02 00 01`, Unacceptable
@@ -446,6 +448,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     fn abandon_session(&mut self) {
         // Acknowledgements the application gave while disconnected belong to the lost session.
         self.acks.clear();
+        // Every incoming identifier is forgotten at once: only a snapshot says so.
+        self.journal.snapshot = true;
         let store = self.store.as_mut();
         let incoming = &mut store[self.layout.incoming.clone()];
         self.incoming.clear(incoming);
@@ -655,7 +659,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         let region = &mut self.store.as_mut()[self.layout.log.clone()];
         // The PUBLISH is freed before the PUBREL is appended, so the append always fits; the
         // PUBREL goes to the end so PUBRELs are resent in PUBREC order [MQTT-4.6.0-4].
-        self.log.set_state(region, record.at, State::Dead);
+        self.log.replace(region, record.at);
         let pubrel = Packet::PubRel(PubResponse::new(pid));
         let len = pubrel.encoded_len(version).unwrap_or(4);
         let entry = super::store::Entry {

@@ -24,6 +24,10 @@ pub(crate) const HEADER: usize = 12;
 /// Bits of the header's last byte.
 const V5: u8 = 1;
 const STREAMED: u8 = 2;
+/// Handed to the journal ([`Log::next_unjournaled`]).
+const JOURNALED: u8 = 4;
+/// Identifiers of journaled records that died, kept until the journal takes them.
+const GONE: usize = 16;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -98,6 +102,8 @@ pub(crate) struct Record {
     pub(crate) v5: bool,
     /// Holds a PUBLISH's header only; the payload comes from the driver.
     pub(crate) streamed: bool,
+    /// Handed to the journal.
+    pub(crate) journaled: bool,
 }
 
 impl Record {
@@ -143,6 +149,13 @@ pub(crate) struct Log {
     dead: usize,
     /// Changes on every append and state change, so a caller can tell that nothing changed.
     generation: u32,
+    /// No record before it waits to be journaled.
+    journal: usize,
+    /// Packet identifiers of journaled records that died since the journal last took them.
+    gone: [u16; GONE],
+    gone_len: usize,
+    /// More died than `gone` holds: only a snapshot describes the log now.
+    gone_overflow: bool,
 }
 
 fn kind_from(b: u8) -> Option<Kind> {
@@ -185,6 +198,10 @@ impl Log {
             unblocked: base,
             dead: 0,
             generation: 0,
+            journal: base,
+            gone: [0; GONE],
+            gone_len: 0,
+            gone_overflow: false,
         }
     }
 
@@ -264,6 +281,7 @@ impl Log {
             refusals: h[10],
             v5: h[11] & V5 != 0,
             streamed: h[11] & STREAMED != 0,
+            journaled: h[11] & JOURNALED != 0,
         })
     }
 
@@ -296,6 +314,10 @@ impl Log {
             unblocked: self.unblocked,
             dead: self.dead,
             generation: self.generation,
+            journal: self.journal,
+            gone: [0; GONE],
+            gone_len: 0,
+            gone_overflow: false,
         };
         let mut at = from;
         core::iter::from_fn(move || {
@@ -410,6 +432,9 @@ impl Log {
         }
         if state == State::Dead {
             self.dead += HEADER + r.len;
+            if r.journaled {
+                self.note_gone(r.pid);
+            }
         }
         region[at + 5] = state as u8;
         self.generation = self.generation.wrapping_add(1);
@@ -425,6 +450,79 @@ impl Log {
         if state == State::Dead && at == self.head {
             self.trim(region);
         }
+    }
+
+    /// Remembers that the journaled record of `pid` died, for the journal.
+    fn note_gone(&mut self, pid: u16) {
+        match self.gone.get_mut(self.gone_len) {
+            Some(slot) => {
+                *slot = pid;
+                self.gone_len += 1;
+            }
+            None => self.gone_overflow = true,
+        }
+    }
+
+    /// Identifiers of journaled records that died since the last [`Log::take_gone`], and
+    /// whether more died than were kept.
+    pub(crate) fn gone(&self) -> (&[u16], bool) {
+        (&self.gone[..self.gone_len], self.gone_overflow)
+    }
+
+    /// The journal took the first `n` of [`Log::gone`].
+    pub(crate) fn take_gone(&mut self, n: usize) {
+        let n = n.min(self.gone_len);
+        self.gone.copy_within(n..self.gone_len, 0);
+        self.gone_len -= n;
+    }
+
+    /// Forgets what died, and the overflow: a snapshot describes the log now.
+    pub(crate) fn clear_gone(&mut self) {
+        self.gone_len = 0;
+        self.gone_overflow = false;
+    }
+
+    /// The first live record from the journal cursor on that `wanted` says the journal needs
+    /// and that it was not handed yet; the cursor moves past everything before it.
+    pub(crate) fn next_unjournaled(
+        &mut self,
+        region: &[u8],
+        wanted: impl Fn(&Record) -> bool,
+    ) -> Option<Record> {
+        while let Some(r) = self.record(region, self.journal) {
+            if r.state != State::Dead && !r.journaled && wanted(&r) {
+                return Some(r);
+            }
+            self.journal = r.next();
+        }
+        None
+    }
+
+    /// Every record so far was journaled (a restore appends journaled records only).
+    pub(crate) fn journal_all(&mut self) {
+        self.journal = self.tail;
+    }
+
+    /// Whether records were appended that the journal has not looked at.
+    pub(crate) fn journal_behind(&self) -> bool {
+        self.journal < self.tail
+    }
+
+    /// Marks the record at `at` as handed to the journal.
+    pub(crate) fn set_journaled(&mut self, region: &mut [u8], at: usize) {
+        if let Some(flags) = region.get_mut(at + 11) {
+            *flags |= JOURNALED;
+        }
+    }
+
+    /// Marks the record at `at` dead without telling the journal: a record appended in its
+    /// place says more (a PUBREL that replaces a PUBLISH is journaled as `Released`, which a
+    /// `Done` before it would contradict if the journal were cut between the two).
+    pub(crate) fn replace(&mut self, region: &mut [u8], at: usize) {
+        if let Some(flags) = region.get_mut(at + 11) {
+            *flags &= !JOURNALED;
+        }
+        self.set_state(region, at, State::Dead);
     }
 
     /// Records that the entry at `at` was transmitted.
@@ -455,11 +553,14 @@ impl Log {
         }
         self.cursor = self.cursor.max(self.head);
         self.unblocked = self.unblocked.max(self.head);
+        self.journal = self.journal.max(self.head);
         if self.head == self.tail {
             // Empty: start again at the front, where old offsets are no longer records.
             let generation = self.generation;
+            let (gone, gone_len, overflow) = (self.gone, self.gone_len, self.gone_overflow);
             *self = Self::new(self.slots);
             self.generation = generation;
+            (self.gone, self.gone_len, self.gone_overflow) = (gone, gone_len, overflow);
             self.clear_index(region);
         }
     }
@@ -471,7 +572,11 @@ impl Log {
         let mut read = self.head;
         let mut cursor = None;
         let mut unblocked = None;
+        let mut journal = None;
         while let Some(r) = self.record(region, read) {
+            if r.at >= self.journal {
+                journal.get_or_insert(write);
+            }
             read = r.next();
             if r.state == State::Dead {
                 continue;
@@ -493,6 +598,7 @@ impl Log {
         self.tail = write;
         self.cursor = cursor.unwrap_or(write);
         self.unblocked = unblocked.unwrap_or(write);
+        self.journal = journal.unwrap_or(write);
         self.dead = 0;
     }
 }

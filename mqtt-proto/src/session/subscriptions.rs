@@ -28,6 +28,8 @@ const SUBSCRIPTION_IDENTIFIER: u8 = 0x0B;
 pub(crate) struct Subscriptions {
     used: usize,
     unrenewed: usize,
+    /// Entries were added or removed since the journal last took the table.
+    pub(crate) changed: bool,
 }
 
 /// An entry's header, read from the region.
@@ -112,6 +114,7 @@ impl Subscriptions {
     pub(crate) fn remove_entry(&mut self, region: &mut [u8], e: &Kept) {
         region.copy_within(e.at + e.size()..self.used, e.at);
         self.used -= e.size();
+        self.changed = true;
         if e.unrenewed() {
             self.unrenewed -= 1;
         }
@@ -141,7 +144,41 @@ impl Subscriptions {
         dst[6..8].copy_from_slice(&len.to_le_bytes());
         dst[HEADER..].copy_from_slice(filter.as_bytes());
         self.used += size;
+        self.changed = true;
         true
+    }
+
+    /// The table's bytes as the journal keeps them: the entries, each marked renewed.
+    pub(crate) fn table<'r>(&self, region: &'r [u8]) -> &'r [u8] {
+        region.get(..self.used).unwrap_or_default()
+    }
+
+    /// Replaces the table with `table`, a journal's copy; `None` when it is not a table of
+    /// valid filters or does not fit.
+    pub(crate) fn restore(&mut self, region: &mut [u8], table: &[u8]) -> Option<()> {
+        let dst = region.get_mut(..table.len())?;
+        let mut at = 0;
+        while at < table.len() {
+            let h = table.get(at..at + HEADER)?;
+            let len = usize::from(u16::from_le_bytes([h[6], h[7]]));
+            let filter = table.get(at + HEADER..at + HEADER + len)?;
+            TopicFilter::new(core::str::from_utf8(filter).ok()?).ok()?;
+            at += HEADER + len;
+        }
+        dst.copy_from_slice(table);
+        self.used = table.len();
+        self.unrenewed = 0;
+        let mut at = 0;
+        while let Some(e) = self.entry_at(region, at) {
+            region[at + 4] &= !UNRENEWED;
+            at += e.size();
+        }
+        Some(())
+    }
+
+    /// Forgets every entry.
+    pub(crate) fn clear(&mut self) {
+        *self = Self::default();
     }
 
     /// The broker has none of our subscriptions: every entry waits to be renewed.

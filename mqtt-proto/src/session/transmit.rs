@@ -42,6 +42,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                 Control::Auth => Some(self.transmit_control(buf)?),
                 _ => None,
             },
+            // Write-ahead: nothing goes out before the journal took what precedes it.
+            Phase::Connected if self.journal_pending() => None,
             Phase::Connected => self.transmit_connected(now, buf, &mut completes_qos0)?,
         };
         if n.is_some() {

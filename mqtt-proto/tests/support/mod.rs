@@ -245,6 +245,11 @@ pub struct Harness {
     /// Transmitted packets not yet looked at.
     pub sent: Vec<Vec<u8>>,
     pub events: Vec<Ev>,
+    /// What the session journaled (`SessionConfig::journal`), snapshots included, as a
+    /// backend that appends everything would hold it.
+    pub journal: Vec<u8>,
+    /// Every packet transmitted, with the journal's length when it went out.
+    pub wire_log: Vec<(usize, Vec<u8>)>,
 }
 
 impl Harness {
@@ -266,6 +271,33 @@ impl Harness {
             version,
             sent: Vec::new(),
             events: Vec::new(),
+            journal: Vec::new(),
+            wire_log: Vec::new(),
+        }
+    }
+
+    /// Takes what the session journals, as a driver does before it transmits, and writes a
+    /// snapshot when the session asks for one.
+    pub fn drain_journal(&mut self) {
+        let mut buf = vec![0u8; self.tx_cap + 64];
+        loop {
+            let n = self.s.poll_journal(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            self.journal.extend_from_slice(&buf[..n]);
+        }
+        if self.s.wants_snapshot() {
+            let records: Vec<Vec<u8>> = self
+                .s
+                .snapshot()
+                .map(|r| {
+                    let mut b = vec![0; r.encoded_len()];
+                    r.encode(&mut b).unwrap();
+                    b
+                })
+                .collect();
+            self.journal.extend(records.concat());
         }
     }
 
@@ -291,6 +323,7 @@ impl Harness {
     pub fn transmit(&mut self, max: usize) {
         let mut buf = vec![0u8; self.tx_cap];
         for _ in 0..max {
+            self.drain_journal();
             let Some(t) = self.s.poll_transmit(self.instant(), &mut buf).unwrap() else {
                 break;
             };
@@ -307,7 +340,11 @@ impl Harness {
                     self.sent.last_mut().unwrap().extend_from_slice(piece);
                     self.pieces += 1;
                 }
-                None => self.sent.push(buf[..t.len].to_vec()),
+                None => {
+                    self.sent.push(buf[..t.len].to_vec());
+                    self.wire_log
+                        .push((self.journal.len(), buf[..t.len].to_vec()));
+                }
             }
         }
     }
