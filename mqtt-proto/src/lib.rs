@@ -82,4 +82,7 @@ const _: fn() = || {
     format::<session::ProtocolError>();
     format::<session::EndCause>();
     format::<session::Reconnect>();
+    format::<journal::Record<'static>>();
+    format::<journal::JournalError>();
+    format::<journal::Stop>();
 };
