@@ -132,6 +132,11 @@ pub enum JournalError {
         /// Bytes given.
         available: usize,
     },
+    /// The record needs code this build of the crate leaves out: a message encoded as 5.0
+    /// ([`Record::Queued`] with `v5`) restored without the `v5` feature. Names the feature.
+    /// Such a journal was written by a 5.0 session; a 3.1.1-only build cannot resume it.
+    #[error("needs the `{0}` feature of mqtt-sansio, which this build leaves out")]
+    FeatureDisabled(&'static str),
 }
 
 impl Record<'_> {

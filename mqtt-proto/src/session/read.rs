@@ -307,8 +307,10 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         self.conn.phase = Phase::Connected;
         self.conn.control = Control::None;
         self.conn.up_since = Some(now);
-        self.journal.resumable |= !self.connected_before;
+        let resumable = self.resumable();
         self.connected_before = true;
+        // Journaled once, on the first connection that makes the session resumable.
+        self.journal.resumable |= !resumable && self.resumable();
         self.log.rewind();
         Ok(Outcome::Report)
     }
