@@ -80,7 +80,8 @@ pub async fn run(
                 | StorageError::Restore(_)
                 | StorageError::RecordTooLarge { .. }),
             )) if !erased => {
-                println!("mqtt: session flash unreadable ({e}); erasing it, new session");
+                let what = storage(&e);
+                println!("mqtt: session flash unreadable ({what}); erasing it, new session");
                 let erase = FlashJournal::new(&mut flash, config::SESSION_FLASH, &mut records);
                 if let Err(e) = async { erase?.erase().await }.await {
                     fatal("session flash erase", Error::Storage(e));
@@ -298,7 +299,24 @@ fn describe(error: &Error) -> (&'static str, u8) {
         Error::Topic(_) => ("invalid topic", 0),
         Error::TxBufferTooSmall { .. } => ("transmit buffer too small", 0),
         Error::RxBufferFull => ("receive buffer full", 0),
+        #[cfg(feature = "persistent-session")]
+        Error::Storage(e) => (storage(e), 0),
         _ => ("error", 0),
+    }
+}
+
+/// A session flash error as a fixed text, as [`describe`] does for the others.
+#[cfg(feature = "persistent-session")]
+fn storage(error: &mqtt_client_nb::StorageError) -> &'static str {
+    use mqtt_client_nb::StorageError;
+    match error {
+        StorageError::Full => "session flash full",
+        StorageError::InvalidLayout => "session flash range unusable",
+        StorageError::Medium => "session flash failed",
+        StorageError::Corrupted => "session flash corrupted",
+        StorageError::RecordTooLarge { .. } => "session record too large",
+        StorageError::Restore(_) => "session not restorable",
+        _ => "session flash error",
     }
 }
 
