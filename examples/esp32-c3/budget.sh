@@ -28,10 +28,11 @@ set -eu
 TARGET_FLASH_V311=20480 # 20 KiB, 3.1.1 only
 TARGET_FLASH_V5=32768   # 32 KiB, with 5.0 (also applied to `full`)
 TARGET_RAM=2048         # 2 KiB beside the buffers, every configuration
-BUDGET_FLASH_V311=38912 # 38 KiB: measured 38,656
-BUDGET_FLASH_V5=55296   # 54 KiB: measured 54,480
-BUDGET_FLASH_FULL=61440 # 60 KiB: measured 60,540
-BUDGET_RAM=2048         # the target: measured 1,216 to 1,256
+# Raised after the merge of main (session journal): 38,656, 54,480 and 60,540 before.
+BUDGET_FLASH_V311=39936 # 39 KiB: measured 39,632
+BUDGET_FLASH_V5=55296   # 54 KiB: measured 55,288
+BUDGET_FLASH_FULL=62464 # 61 KiB: measured 61,642
+BUDGET_RAM=2048         # the target: measured 1,296 to 1,336
 
 cd "$(dirname "$0")"
 TARGET=${CARGO_TARGET_DIR:-target}
