@@ -20,6 +20,6 @@ cargo test -p mqtt-sansio --no-default-features --features server --test feature
 # The flash journal's tests need mqtt-client-nb's `flash` feature, which nothing in the
 # workspace turns on.
 cargo test -p mqtt-client-nb --features flash --test flash_journal --test flash_broker \
-  --test flash_wear "$@"
+  --test flash_wear --test flash_kill "$@"
 # The fuzz targets' checks and every crash the fuzzers ever found, replayed as plain tests.
 cargo test -p mqtt-sansio --features fuzzing --lib "$@"

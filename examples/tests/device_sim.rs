@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use embedded_io_adapters::tokio_1::FromTokio;
-use examples::device_sim::{DeviceSim, SimConfig, SimEvent, SimHandle};
+use examples::device_sim::{ConfigError, DeviceSim, SimConfig, SimEvent, SimHandle};
 use mqtt_client_nb::mqtt_sansio::{ProtocolVersion, QoS};
 use mqtt_client_nb::{Client, Clock, Event, Options};
 use mqtt_test_support::Broker;
@@ -167,6 +167,22 @@ impl Controller {
         let msg = self.seen[at].clone();
         self.seen.drain(..=at);
         msg
+    }
+
+    /// Waits until a message on `topic` with `payload` was received (possibly earlier),
+    /// leaving what was received in place.
+    async fn saw(&mut self, topic: &str, payload: &str) {
+        let what = format!("{payload:?} on {topic}");
+        let (client, clock, seen) = (&mut self.client, &self.clock, &mut self.seen);
+        within(&what, async {
+            while !seen
+                .iter()
+                .any(|m| m.topic == topic && m.payload == payload)
+            {
+                record(&client.poll(clock).await, seen);
+            }
+        })
+        .await;
     }
 
     /// Publishes a command (QoS 1, not retained); sent by the next poll.
@@ -484,6 +500,147 @@ async fn a_killed_simulator_resumes_its_session_from_the_flash_image() {
     }
 }
 
+/// Sleeping between readings: every wake boots a fresh client from the flash image,
+/// publishes a reading at QoS 1, disconnects and flushes for sleep. Every reading reaches a
+/// QoS 1 subscriber, and a command sent while the device sleeps is delivered at its next wake
+/// (the broker kept the session: Clean Session 0, resumed from the image).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sleeping_between_readings_loses_no_reading_and_no_command() {
+    let broker = broker();
+    for protocol in [ProtocolVersion::V3_1_1, ProtocolVersion::V5] {
+        sleep_cycles(&broker, protocol).await;
+    }
+}
+
+/// Three wakes of [`sleeping_between_readings_loses_no_reading_and_no_command`].
+async fn sleep_cycles(broker: &Broker, protocol: ProtocolVersion) {
+    let id = format!("sim-sleep-{}", protocol.level());
+    let topic = |suffix: &str| format!("devices/{id}/{suffix}");
+    let image = std::env::temp_dir().join(format!(
+        "device-sim-{}-sleep-{}.flash",
+        std::process::id(),
+        protocol.level()
+    ));
+    let _ = std::fs::remove_file(&image);
+    let mut config = sim_config(broker, &id, protocol);
+    config.flash_image = Some(image.clone());
+    config.sleep_between = Some(Duration::from_secs(1));
+    let mut ctl = Controller::connect(broker.addr(), &format!("ctl-{id}"), &topic("#")).await;
+
+    let mut sim = DeviceSim::spawn(config).unwrap();
+    let mut readings = Vec::new();
+    for wake in 1..=3 {
+        let log = sim_until(&mut sim, &format!("sleep {wake}"), |e| {
+            matches!(e, SimEvent::Asleep { .. })
+        })
+        .await;
+        assert_eq!(
+            log.first(),
+            Some(&SimEvent::Woke { wake }),
+            "{protocol:?}: {log:?}"
+        );
+        assert!(
+            log.contains(&SimEvent::Connected {
+                session_present: wake > 1
+            }),
+            "{protocol:?}, wake {wake}: {log:?}"
+        );
+        let reading: Vec<_> = log
+            .iter()
+            .filter_map(|e| match e {
+                SimEvent::Telemetry { json } => Some(json.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(reading.len(), 1, "one reading per wake: {log:?}");
+        readings.extend(reading);
+        match wake {
+            1 => {
+                // The device sleeps (1 s): the broker keeps the command in its session.
+                ctl.send(&topic("led/set"), "on");
+                ctl.poll_until("the command's PUBACK", |e| {
+                    matches!(e, Event::Published { .. })
+                })
+                .await;
+                assert!(
+                    !*sim.connected().borrow(),
+                    "asleep while the command went out"
+                );
+            }
+            2 => {
+                assert!(
+                    log.contains(&SimEvent::CommandReceived {
+                        payload: "on".into()
+                    }) && log.contains(&SimEvent::Led {
+                        on: true,
+                        changed: true
+                    }),
+                    "the command sent while asleep, at the next wake: {log:?}"
+                );
+                ctl.saw(&topic("led/state"), "on").await;
+            }
+            _ => {}
+        }
+    }
+    sim.kill().await;
+    let distinct: std::collections::BTreeSet<_> = readings.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        3,
+        "readings tell the wakes apart: {readings:?}"
+    );
+    for json in &readings {
+        ctl.saw(&topic("telemetry"), json).await;
+    }
+    let _ = std::fs::remove_file(&image);
+}
+
+/// How long a wake of the sleep-between-readings mode takes, from the boot from the flash
+/// image to `flush_for_sleep` returning, over 20 wakes against the local mosquitto. Printed
+/// (`--nocapture`), not asserted: it depends on the machine and the build profile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wake_to_sleep_time() {
+    const WAKES: u32 = 20;
+    let broker = broker();
+    let image = std::env::temp_dir().join(format!("device-sim-{}-wakes.flash", std::process::id()));
+    let _ = std::fs::remove_file(&image);
+    let mut config = sim_config(&broker, "sim-wakes", ProtocolVersion::V3_1_1);
+    config.flash_image = Some(image.clone());
+    config.sleep_between = Some(Duration::from_millis(50));
+    let mut sim = DeviceSim::spawn(config).unwrap();
+    let mut awake = Vec::new();
+    // The first wake starts a new session on a new image; the others resume it.
+    for wake in 0..=WAKES {
+        let log = sim_until(&mut sim, "a sleep", |e| {
+            matches!(e, SimEvent::Asleep { .. })
+        })
+        .await;
+        assert!(
+            !log.iter().any(|e| matches!(e, SimEvent::Error { .. })),
+            "{log:?}"
+        );
+        if let (Some(SimEvent::Asleep { awake: time, .. }), true) = (log.last(), wake > 0) {
+            awake.push(*time);
+        }
+    }
+    sim.kill().await;
+    let _ = std::fs::remove_file(&image);
+    awake.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "wake to sleep over {} resumed wakes ({} build): median {:.1} ms, min {:.1}, max {:.1}",
+        awake.len(),
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        },
+        ms(awake[awake.len() / 2]),
+        ms(awake[0]),
+        ms(awake[awake.len() - 1])
+    );
+}
+
 /// Wrong credentials: the broker refuses, the device says why, and does not hammer the
 /// broker with the same password (the session's reconnect policy stops on a refusal that
 /// retrying cannot fix, and says so).
@@ -539,5 +696,14 @@ fn invalid_settings_are_refused_up_front() {
     assert!(
         DeviceSim::spawn(config).is_err(),
         "CONNECT larger than the device's buffer"
+    );
+    let mut config = SimConfig::new("127.0.0.1", 9);
+    config.sleep_between = Some(Duration::from_secs(1));
+    assert!(
+        matches!(
+            DeviceSim::spawn(config),
+            Err(ConfigError::SleepNeedsFlashImage)
+        ),
+        "sleeping without a flash image"
     );
 }

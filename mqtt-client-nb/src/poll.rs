@@ -518,6 +518,7 @@ fn effect(link: &mut Link, reference: &mut Reference, event: &session::Event<'_>
             // Our DISCONNECT, or the one reporting a protocol error or a failed authentication
             // (already reported), is in the transmit buffer: send it first.
             LostReason::DisconnectSent
+            | LostReason::Resync
             | LostReason::ClosedForWill
             | LostReason::AuthenticationFailed
             | LostReason::ProtocolError(_) => {

@@ -81,7 +81,25 @@ pub(crate) struct Work {
     end: u64,
 }
 
+/// Appends up to this many bytes without a sync are written on the driver's own thread: a
+/// copy into the page cache costs microseconds, a hop to the blocking pool tens of them.
+const INLINE_BYTES: usize = 64 * 1024;
+
 impl Work {
+    /// Whether the work is cheap enough to run on the runtime's thread: appends only, no
+    /// sync, at most [`INLINE_BYTES`].
+    pub(crate) fn inline(&self) -> bool {
+        let mut bytes = 0;
+        !self.sync
+            && self.segments.iter().all(|s| match s {
+                Segment::Append(b) => {
+                    bytes += b.len();
+                    bytes <= INLINE_BYTES
+                }
+                Segment::Replace(_) => false,
+            })
+    }
+
     /// Writes the segments in order, a snapshot through a renamed file, and syncs if asked.
     pub(crate) fn run(mut self) -> io::Result<Self> {
         for segment in std::mem::take(&mut self.segments) {

@@ -1,6 +1,7 @@
 //! Entry points for the fuzz targets in `fuzz/`, and the checks they run. The targets are thin
-//! wrappers over [`decode`], [`roundtrip`] and [`session()`], so `cargo test --features fuzzing`
-//! runs the same checks on the committed corpus and on regressions. Not covered by semver.
+//! wrappers over [`decode`], [`roundtrip`], [`session()`] and [`journal()`], so
+//! `cargo test --features fuzzing` runs the same checks on the committed corpus and on
+//! regressions. Not covered by semver.
 //!
 //! What is checked, for every packet that decodes or is built:
 //! - `encode` agrees with `encoded_len`: same error, or exactly that many bytes written; a
@@ -15,6 +16,7 @@
 //! be refused with an [`EncodeError`], but once encoded it must decode to itself.
 
 mod input;
+pub mod journal;
 mod seeds;
 pub mod session;
 
@@ -22,6 +24,7 @@ use core::num::NonZeroUsize;
 use std::vec;
 use std::vec::Vec;
 
+pub use journal::journal;
 pub use seeds::{sample_packets, seed_corpus, Seed};
 pub use session::session;
 
@@ -264,6 +267,7 @@ mod tests {
         match target {
             "decode" => decode(data),
             "roundtrip" => roundtrip(data),
+            "journal" => journal(data),
             other => panic!("no fuzz target {other}"),
         }
     }
@@ -294,7 +298,7 @@ mod tests {
 
     #[test]
     fn every_committed_corpus_file_passes_its_target() {
-        for target in ["decode", "roundtrip"] {
+        for target in ["decode", "roundtrip", "journal"] {
             let Ok(entries) = fs::read_dir(corpus_dir(target)) else {
                 continue;
             };

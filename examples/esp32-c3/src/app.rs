@@ -9,10 +9,14 @@ use embassy_time::{with_timeout, Duration, Instant, Timer};
 use esp_println::println;
 use led_device::{Device, Outgoing, PlatformInfo, Qos, TextBuf, MAX_TOPIC_LEN, OFFLINE};
 use mqtt_client_nb::mqtt_sansio::session::{EndCause, Reconnect};
-use mqtt_client_nb::mqtt_sansio::{ProtocolVersion, QoS, TopicName};
+use mqtt_client_nb::mqtt_sansio::{PacketId, ProtocolVersion, Publish, QoS, TopicName};
 use mqtt_client_nb::{Client, Clock, EmbassyClock, Error, Event, Journal, Options, Will};
 
 use crate::{config, led::Led, net, wifi};
+
+/// Sleep between readings (`SLEEP_SECS`): one reading per wake, deep sleep in between.
+#[cfg(feature = "persistent-session")]
+pub mod sleep;
 
 /// After a refusal retrying cannot fix (bad credentials, banned), the device still tries
 /// again this rarely: it has no one to ask, and the broker's configuration may change.
@@ -43,15 +47,18 @@ pub async fn run(stack: Stack<'static>, device: &mut Device, led: &mut Led) -> !
 }
 
 /// [`run`] with the session kept in flash ([`config::SESSION_FLASH`]): restored at boot,
-/// journaled before anything is sent, resumed with the broker (Clean Session 0). A journal
-/// that cannot be restored (written by a build with a larger session store, or damaged) is
-/// erased once and the session starts clean, rather than resetting the device forever.
+/// journaled before anything is sent, resumed with the broker (Clean Session 0). With
+/// [`config::SLEEP_SECS`], one reading per wake and deep sleep in between ([`sleep`]). A
+/// journal that cannot be restored (written by a build with a larger session store, or
+/// damaged) is erased once and the session starts clean, rather than resetting the device
+/// forever.
 #[cfg(feature = "persistent-session")]
 pub async fn run(
     stack: Stack<'static>,
     device: &mut Device,
     led: &mut Led,
     flash: esp_hal::peripherals::FLASH<'static>,
+    deep_sleep: sleep::DeepSleep,
 ) -> ! {
     use embassy_embedded_hal::adapter::BlockingAsync;
     use mqtt_client_nb::flash::FlashJournal;
@@ -92,6 +99,9 @@ pub async fn run(
             Err(e) => fatal("MQTT client", e),
         };
         let socket = socket(stack, &mut tcp_rx, &mut tcp_tx);
+        if config::SLEEP_SECS != 0 {
+            sleep::wake(stack, socket, &mut client, device, led, deep_sleep).await
+        }
         drive(stack, socket, &mut client, device, led).await
     }
 }
@@ -231,35 +241,16 @@ async fn connection<J: Journal>(
         let event = match select(client.poll(&clock), telemetry_due).await {
             Either::First(event) => event,
             Either::Second(()) => {
-                let info = PlatformInfo {
-                    free_heap: u32::try_from(esp_alloc::HEAP.free()).ok(),
-                    rssi: wifi::rssi(),
-                };
-                if let Some(out) = device.poll_telemetry(now_ms(), info) {
+                if let Some(out) = device.poll_telemetry(now_ms(), platform_info()) {
                     publish(client, out);
                 }
                 continue;
             }
         };
         match event {
-            Event::Connected { .. } => {
-                println!("mqtt: connected as {}", device.client_id());
-                for out in device.on_connected(now_ms()) {
-                    publish(client, out);
-                }
-                for sub in device.subscriptions() {
-                    if let Err(e) = client.subscribe(sub.filter, qos(sub.qos)) {
-                        let (what, code) = describe(&e);
-                        println!("mqtt: subscribe {} failed: {what} {code:#04x}", sub.filter);
-                    }
-                }
-            }
+            Event::Connected { .. } => announce(client, device, now_ms()),
             Event::Message(message) => {
-                let reaction = device.on_message(message.topic.as_str(), message.payload);
-                if let Some(on) = reaction.led {
-                    led.set(on);
-                }
-                if let Some(out) = reaction.publish {
+                if let Some(out) = obey(device, led, &message) {
                     publish(client, out);
                 }
             }
@@ -325,12 +316,45 @@ fn storage(error: &mqtt_client_nb::StorageError) -> &'static str {
     }
 }
 
+/// The broker accepted the connection: publish `online` and the LED state, subscribe to the
+/// commands.
+fn announce<J: Journal>(client: &mut Client<'_, TcpSocket<'_>, J>, device: &mut Device, now: u64) {
+    println!("mqtt: connected as {}", device.client_id());
+    for out in device.on_connected(now) {
+        publish(client, out);
+    }
+    for sub in device.subscriptions() {
+        if let Err(e) = client.subscribe(sub.filter, qos(sub.qos)) {
+            let (what, code) = describe(&e);
+            println!("mqtt: subscribe {} failed: {what} {code:#04x}", sub.filter);
+        }
+    }
+}
+
+/// A message arrived: let the device logic react and drive the LED; returns the reply to
+/// publish.
+fn obey<'d>(device: &'d mut Device, led: &mut Led, message: &Publish<'_>) -> Option<Outgoing<'d>> {
+    let reaction = device.on_message(message.topic.as_str(), message.payload);
+    if let Some(on) = reaction.led {
+        led.set(on);
+    }
+    reaction.publish
+}
+
 /// Queues a message from the device logic. A refusal (store full while the broker is slow)
-/// loses that one message; the state is re-published on the next change or connect.
-fn publish<J: Journal>(client: &mut Client<'_, TcpSocket<'_>, J>, out: Outgoing<'_>) {
-    if let Err(e) = client.publish(out.topic, qos(out.qos), out.retain, out.payload) {
-        let (what, code) = describe(&e);
-        println!("mqtt: publish to {} dropped: {what} {code:#04x}", out.topic);
+/// loses that one message; the state is re-published on the next change or connect. Returns
+/// the packet identifier of a QoS 1 message.
+fn publish<J: Journal>(
+    client: &mut Client<'_, TcpSocket<'_>, J>,
+    out: Outgoing<'_>,
+) -> Option<PacketId> {
+    match client.publish(out.topic, qos(out.qos), out.retain, out.payload) {
+        Ok(packet_id) => packet_id,
+        Err(e) => {
+            let (what, code) = describe(&e);
+            println!("mqtt: publish to {} dropped: {what} {code:#04x}", out.topic);
+            None
+        }
     }
 }
 
@@ -338,6 +362,14 @@ fn qos(qos: Qos) -> QoS {
     match qos {
         Qos::AtMostOnce => QoS::AtMostOnce,
         Qos::AtLeastOnce => QoS::AtLeastOnce,
+    }
+}
+
+/// What the telemetry reports of the board: free heap and Wi-Fi signal.
+fn platform_info() -> PlatformInfo {
+    PlatformInfo {
+        free_heap: u32::try_from(esp_alloc::HEAP.free()).ok(),
+        rssi: wifi::rssi(),
     }
 }
 

@@ -29,6 +29,17 @@ pub const KEEP_ALIVE_SECS: u16 = parse_u16(env_or(option_env!("MQTT_KEEP_ALIVE_S
 pub const LED_ACTIVE_LOW: bool =
     matches!(env_or(option_env!("LED_ACTIVE_LOW"), "0").as_bytes(), b"1");
 
+/// Sleep between readings (`SLEEP_SECS`, needs `--features persistent-session`): each wake
+/// connects, publishes one reading at QoS 1, takes the commands the broker kept, disconnects,
+/// and deep-sleeps this many seconds once the session is durable in flash. 0 (the default):
+/// stay connected.
+pub const SLEEP_SECS: u16 = parse_u16(env_or(option_env!("SLEEP_SECS"), "0"));
+#[cfg(not(feature = "persistent-session"))]
+const _: () = assert!(
+    SLEEP_SECS == 0,
+    "SLEEP_SECS needs --features persistent-session: the session sleeps in flash"
+);
+
 /// Where the `persistent-session` build keeps the MQTT session: the last four 4 KiB sectors of
 /// the ESP32-C3's 4 MiB flash, past the application (a few hundred KiB from 0x10000) and
 /// outside the bootloader, the partition table, `nvs` and `phy_init`. No partition names it:

@@ -53,7 +53,11 @@ async fn main(spawner: Spawner) -> ! {
 
     #[cfg(feature = "device")]
     let device_config = led_device::Config {
-        telemetry_interval_ms: u64::from(config::TELEMETRY_SECS) * 1000,
+        // Sleeping between readings, the reading is the telemetry of each wake.
+        telemetry_interval_ms: u64::from(match config::SLEEP_SECS {
+            0 => config::TELEMETRY_SECS,
+            secs => secs,
+        }) * 1000,
         ..led_device::Config::default()
     };
     #[cfg(feature = "device")]
@@ -99,7 +103,9 @@ async fn main(spawner: Spawner) -> ! {
     #[cfg(all(feature = "device", not(feature = "persistent-session")))]
     let run = app::run(stack, &mut device, &mut led);
     #[cfg(feature = "persistent-session")]
-    let run = app::run(stack, &mut device, &mut led, peripherals.FLASH);
+    let deep_sleep = app::sleep::DeepSleep::new(peripherals.RTC_TIMER, peripherals.LPWR);
+    #[cfg(feature = "persistent-session")]
+    let run = app::run(stack, &mut device, &mut led, peripherals.FLASH, deep_sleep);
     #[cfg(not(feature = "device"))]
     let run = app::run(stack, &mut led);
     run.await

@@ -35,6 +35,11 @@ Options:
                         when missing), as the board keeps it in flash: killed and
                         started again on the same file, the device resumes its session
                         (Clean Session 0) and resends what was unacknowledged
+  --sleep-between SECS  sleep between readings (needs --flash-image), as the board's
+                        SLEEP_SECS build: each wake boots a fresh client from the flash
+                        image, publishes one reading (telemetry, QoS 1), takes the
+                        commands the broker kept, disconnects and flushes for sleep;
+                        prints how long each wake took, and the median at the end
   -h, --help            show this help
 
 Ctrl-C stops gracefully (publishes offline, then DISCONNECT); kill -9 leaves the
@@ -56,6 +61,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
     let mut keep_alive = 30u16;
     let mut led_on = false;
     let mut flash_image = None;
+    let mut sleep_between = None;
     while let Some(arg) = args.next() {
         // `--flag=value` and `--flag value` both work.
         let (flag, inline) = match arg.split_once('=') {
@@ -89,6 +95,12 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
             }
             "--led-on" => led_on = true,
             "--flash-image" => flash_image = Some(value()?.into()),
+            "--sleep-between" => {
+                let secs: f64 = number(&flag, &value()?)?;
+                let period = Duration::try_from_secs_f64(secs)
+                    .map_err(|_| format!("{flag}: {secs} is not a number of seconds"))?;
+                sleep_between = Some(period);
+            }
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -101,7 +113,11 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
     config.protocol = protocol;
     config.keep_alive_secs = keep_alive;
     config.initial_led = led_on;
+    if sleep_between.is_some() && flash_image.is_none() {
+        return Err("--sleep-between needs --flash-image: the session sleeps in flash".into());
+    }
     config.flash_image = flash_image;
+    config.sleep_between = sleep_between;
     config.resolved_id().map_err(|e| format!("--id: {e}"))?;
     Ok(Some(Args { config }))
 }
@@ -133,9 +149,14 @@ async fn main() -> ExitCode {
         }
     };
     let start = Instant::now();
-    let log = |event: &SimEvent| {
+    // Wake-to-sleep times of the sleep-between-readings mode.
+    let mut awake = Vec::new();
+    let mut log = |event: &SimEvent| {
         let t = start.elapsed().as_secs_f64();
         println!("[{t:8.3}s] {event}");
+        if let SimEvent::Asleep { awake: time, .. } = event {
+            awake.push(*time);
+        }
     };
     println!("device {} -> {broker} (Ctrl-C to stop)", sim.device_id());
     loop {
@@ -154,6 +175,17 @@ async fn main() -> ExitCode {
     }
     while let Ok(Some(event)) = tokio::time::timeout(Duration::ZERO, sim.next_event()).await {
         log(&event);
+    }
+    if !awake.is_empty() {
+        awake.sort();
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        println!(
+            "wake to sleep over {} wakes: median {:.1} ms, min {:.1} ms, max {:.1} ms",
+            awake.len(),
+            ms(awake[awake.len() / 2]),
+            ms(awake[0]),
+            ms(awake[awake.len() - 1])
+        );
     }
     ExitCode::SUCCESS
 }
@@ -181,10 +213,16 @@ mod tests {
             "--protocol",
             "5",
             "--led-on",
+            "--flash-image",
+            "lamp.flash",
+            "--sleep-between",
+            "0.5",
         ])
         .unwrap()
         .unwrap();
         let c = args.config;
+        assert_eq!(c.flash_image, Some("lamp.flash".into()));
+        assert_eq!(c.sleep_between, Some(Duration::from_millis(500)));
         assert_eq!((c.host.as_str(), c.port), ("127.0.0.1", 4242));
         assert_eq!(c.username.as_deref(), Some("device"));
         assert_eq!(c.password.as_deref(), Some("secret"));
@@ -203,5 +241,16 @@ mod tests {
         assert!(parse(&["--broker", "h:1", "--telemetry-secs", "x"]).is_err());
         assert!(parse(&["--broker", "h:1", "--bogus"]).is_err());
         assert!(parse(&["--help"]).unwrap().is_none());
+        let sleep = parse(&["--broker", "h:1", "--sleep-between", "2"]).unwrap_err();
+        assert!(sleep.contains("--flash-image"), "{sleep}");
+        assert!(parse(&[
+            "--broker",
+            "h:1",
+            "--sleep-between",
+            "-1",
+            "--flash-image",
+            "f"
+        ])
+        .is_err());
     }
 }

@@ -53,6 +53,13 @@ pub struct SimConfig {
     /// file resumes it, resending what was unacknowledged, as the board does after a reset.
     /// `None` (the default): the session lives in RAM, with a clean session every connect.
     pub flash_image: Option<PathBuf>,
+    /// Sleep between readings, as the board's `SLEEP_SECS` build does (needs
+    /// [`SimConfig::flash_image`]): each wake boots a fresh device and client from the flash
+    /// image, connects, publishes one reading (the telemetry JSON, at QoS 1), handles the
+    /// commands the broker kept meanwhile, publishes `offline`, disconnects, and returns
+    /// from `Client::flush_for_sleep`; then everything in RAM is dropped for this long.
+    /// `None` (the default): the device stays connected.
+    pub sleep_between: Option<Duration>,
 }
 
 impl SimConfig {
@@ -73,6 +80,7 @@ impl SimConfig {
             initial_led: false,
             connect_timeout: Duration::from_secs(5),
             flash_image: None,
+            sleep_between: None,
         }
     }
 
@@ -127,6 +135,9 @@ pub enum ConfigError {
     /// The MQTT client refuses the settings (e.g. a password without user name on 3.1.1, or a
     /// CONNECT too large for the device's buffers).
     Client(mqtt_client_nb::Error),
+    /// [`SimConfig::sleep_between`] without [`SimConfig::flash_image`]: what the device
+    /// holds across a sleep lives in its flash.
+    SleepNeedsFlashImage,
 }
 
 impl fmt::Display for ConfigError {
@@ -135,6 +146,9 @@ impl fmt::Display for ConfigError {
             ConfigError::Url(why) => write!(f, "broker URL: {why}"),
             ConfigError::DeviceId(e) => write!(f, "{e}"),
             ConfigError::Client(e) => write!(f, "MQTT client settings: {e}"),
+            ConfigError::SleepNeedsFlashImage => {
+                f.write_str("sleeping between readings needs a flash image for the session")
+            }
         }
     }
 }

@@ -83,6 +83,20 @@ pub enum SimEvent {
     /// [`SimHandle::kill`](super::SimHandle::kill): the device lost power. Its TCP connection
     /// was dropped without DISCONNECT, so the broker publishes its will.
     Killed,
+    /// Sleep between readings ([`SimConfig::sleep_between`](super::SimConfig)): the device
+    /// woke (or was powered on) and boots from its flash image, with nothing else kept.
+    Woke {
+        /// Which wake this is, from 1 at power-on.
+        wake: u32,
+    },
+    /// Sleep between readings: `Client::flush_for_sleep` returned, so everything the device
+    /// holds is durable, and it sleeps now. Its RAM is dropped.
+    Asleep {
+        /// From the wake (before the flash image was read) to here.
+        awake: std::time::Duration,
+        /// How long it sleeps.
+        sleep: std::time::Duration,
+    },
     /// [`SimHandle::stop`](super::SimHandle::stop): the device ended gracefully. If it was
     /// connected, it published `offline` (a [`SimEvent::Published`] before this) and sent
     /// DISCONNECT.
@@ -133,6 +147,13 @@ impl fmt::Display for SimEvent {
             SimEvent::Disconnected => f.write_str("disconnected"),
             SimEvent::ConnectionCut => f.write_str("connection cut (no DISCONNECT)"),
             SimEvent::Killed => f.write_str("killed: connection dropped without DISCONNECT"),
+            SimEvent::Woke { wake } => write!(f, "woke (wake {wake}), booting from flash"),
+            SimEvent::Asleep { awake, sleep } => write!(
+                f,
+                "asleep for {:.3} s after {:.1} ms awake",
+                sleep.as_secs_f64(),
+                awake.as_secs_f64() * 1e3
+            ),
             SimEvent::Stopped => f.write_str("stopped"),
         }
     }

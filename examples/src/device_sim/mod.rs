@@ -33,6 +33,7 @@ mod event;
 mod flash;
 mod platform;
 mod run;
+mod sleep;
 
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;

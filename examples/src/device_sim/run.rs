@@ -2,12 +2,13 @@
 //! `mqtt-client-nb`, over a tokio `TcpStream` instead of an `embassy-net` socket.
 
 use std::fmt::Write as _;
+use std::path::Path;
 use std::time::Duration;
 
 use embedded_io_adapters::tokio_1::FromTokio;
 use led_device::{Device, DeviceId, Outgoing, Qos, TextBuf, MAX_TOPIC_LEN, OFFLINE};
 use mqtt_client_nb::flash::FlashJournal;
-use mqtt_client_nb::mqtt_sansio::{QoS, TopicName};
+use mqtt_client_nb::mqtt_sansio::{PacketId, QoS, TopicName};
 use mqtt_client_nb::{Client, Clock, Error, Event, Journal, Options, Will};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -17,16 +18,17 @@ use super::config::{ConfigError, SimConfig};
 use super::event::SimEvent;
 use super::flash::{self, FileFlash};
 use super::platform::{FakePlatform, TokioClock};
+use super::sleep;
 
 /// The transport: a tokio TCP stream seen through `embedded-io-async`.
 pub(crate) type Tcp = FromTokio<TcpStream>;
 
 /// Largest MQTT packet in each direction, as on the board: commands are a few bytes,
 /// telemetry under 200.
-const MQTT_BUF: usize = 512;
+pub(super) const MQTT_BUF: usize = 512;
 /// Session store: the CONNECT, queued and unacknowledged messages, subscriptions (as on the
 /// board).
-const MQTT_STORE: usize = 1024;
+pub(super) const MQTT_STORE: usize = 1024;
 /// How long a graceful stop waits for the DISCONNECT to go out.
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a graceful stop waits for the broker to close the connection after DISCONNECT.
@@ -54,7 +56,7 @@ pub(crate) struct Outputs {
 }
 
 impl Outputs {
-    fn emit(&self, event: SimEvent) {
+    pub(super) fn emit(&self, event: SimEvent) {
         // Without receivers the event has nobody to tell; that is fine.
         let _ = self.events.send(event);
     }
@@ -63,6 +65,9 @@ impl Outputs {
 /// Checks that the client accepts the configuration, with throw-away buffers of the sizes the
 /// loop uses.
 pub(crate) fn check(config: &SimConfig, id: &DeviceId) -> Result<(), ConfigError> {
+    if config.sleep_between.is_some() && config.flash_image.is_none() {
+        return Err(ConfigError::SleepNeedsFlashImage);
+    }
     let device = Device::new(*id, device_config(config));
     let will_topic = will_topic(&device);
     let options = options(config, id.as_str(), will_topic.as_str(), device.will());
@@ -80,6 +85,9 @@ pub(crate) async fn run(
     out: Outputs,
     control: mpsc::UnboundedReceiver<Control>,
 ) {
+    if let (Some(period), Some(path)) = (config.sleep_between, &config.flash_image) {
+        return sleep::run(&config, id, period, path, out, control).await;
+    }
     let (mut mqtt_rx, mut mqtt_tx) = ([0u8; MQTT_BUF], [0u8; MQTT_BUF]);
     let mut store = [0u8; MQTT_STORE];
     let device = Device::new(id, device_config(&config));
@@ -97,23 +105,14 @@ pub(crate) async fn run(
         }
         return;
     };
-    let flash = match FileFlash::open(path) {
-        Ok(flash) => flash,
-        Err(e) => {
-            out.emit(SimEvent::Error {
-                reason: format!("flash image: {e}"),
-            });
-            return;
-        }
-    };
-    // Holds a journal record: the largest PUBLISH and a few bytes.
-    let mut records = [0u8; MQTT_BUF + 16];
-    let range = 0..(flash::PAGE * flash::PAGES) as u32;
-    let client = match FlashJournal::new(flash, range, &mut records) {
+    let mut records = [0u8; RECORDS];
+    let client = match journal(path, &mut records) {
         Ok(journal) => {
-            Client::with_journal(options, &mut mqtt_rx, &mut mqtt_tx, &mut store, journal).await
+            Client::with_journal(options, &mut mqtt_rx, &mut mqtt_tx, &mut store, journal)
+                .await
+                .map_err(|e| e.to_string())
         }
-        Err(e) => Err(Error::Storage(e)),
+        Err(e) => Err(e),
     };
     match client {
         Ok(client) => drive(client, &config, device, out, control).await,
@@ -121,6 +120,19 @@ pub(crate) async fn run(
             reason: format!("flash image: {e}"),
         }),
     }
+}
+
+/// The journal's record buffer: the largest PUBLISH and a few bytes.
+pub(super) const RECORDS: usize = MQTT_BUF + 16;
+
+/// The session journal in the flash image at `path` (created erased when missing).
+pub(super) fn journal<'r>(
+    path: &Path,
+    records: &'r mut [u8],
+) -> Result<FlashJournal<'r, FileFlash>, String> {
+    let flash = FileFlash::open(path).map_err(|e| e.to_string())?;
+    let range = 0..(flash::PAGE * flash::PAGES) as u32;
+    FlashJournal::new(flash, range, records).map_err(|e| Error::Storage(e).to_string())
 }
 
 /// The device's main loop.
@@ -195,7 +207,7 @@ async fn drive<J: Journal>(
 }
 
 /// The broker accepted us: publish `online` and the LED state, subscribe to commands.
-fn announce<J: Journal>(
+pub(super) fn announce<J: Journal>(
     client: &mut Client<'_, Tcp, J>,
     device: &mut Device,
     now_ms: u64,
@@ -215,7 +227,7 @@ fn announce<J: Journal>(
 
 /// A message arrived: let the device logic react, drive the simulated LED, and return what
 /// to publish (the new state or an error report).
-fn obey<'d>(
+pub(super) fn obey<'d>(
     device: &'d mut Device,
     topic: &str,
     payload: &[u8],
@@ -243,7 +255,7 @@ fn obey<'d>(
 }
 
 /// Opens a TCP connection to `broker`, reporting the attempt and any failure.
-async fn open(
+pub(super) async fn open(
     broker: &str,
     timeout: Duration,
     events: &broadcast::Sender<SimEvent>,
@@ -266,7 +278,7 @@ async fn open(
 
 /// The graceful end: `offline` (the will is discarded by a clean DISCONNECT, so the device
 /// publishes it itself), DISCONNECT, and wait for it to be written.
-async fn stop<J: Journal>(
+pub(super) async fn stop<J: Journal>(
     client: &mut Client<'_, Tcp, J>,
     device: &mut Device,
     clock: &TokioClock,
@@ -312,7 +324,7 @@ async fn stop<J: Journal>(
 /// broker closes too (at most `LINGER`). Simply dropping the socket while the broker's last
 /// acknowledgements sit unread in it makes the kernel answer with a reset, and the broker may
 /// then discard the DISCONNECT it has not processed yet and publish the will after all.
-async fn linger(transport: Option<Tcp>) {
+pub(super) async fn linger(transport: Option<Tcp>) {
     let Some(transport) = transport else {
         return;
     };
@@ -326,7 +338,7 @@ async fn linger(transport: Option<Tcp>) {
 }
 
 /// The connection is gone (whichever way): tell the device logic and the handle.
-fn went_offline(device: &mut Device, out: &Outputs) {
+pub(super) fn went_offline(device: &mut Device, out: &Outputs) {
     if device.is_connected() {
         device.on_disconnected();
         out.connected.send_replace(false);
@@ -335,8 +347,13 @@ fn went_offline(device: &mut Device, out: &Outputs) {
 }
 
 /// Queues a message from the device logic. A refusal (store full while the broker is slow)
-/// loses that one message; the state is re-published on the next change or connect.
-fn publish<J: Journal>(client: &mut Client<'_, Tcp, J>, message: Outgoing<'_>, out: &Outputs) {
+/// loses that one message; the state is re-published on the next change or connect. Returns
+/// the packet identifier of a QoS 1 message.
+pub(super) fn publish<J: Journal>(
+    client: &mut Client<'_, Tcp, J>,
+    message: Outgoing<'_>,
+    out: &Outputs,
+) -> Option<PacketId> {
     let result = client.publish(
         message.topic,
         qos(message.qos),
@@ -345,6 +362,7 @@ fn publish<J: Journal>(client: &mut Client<'_, Tcp, J>, message: Outgoing<'_>, o
     );
     let topic = message.topic.to_owned();
     let payload = String::from_utf8_lossy(message.payload).into_owned();
+    let packet_id = result.as_ref().ok().copied().flatten();
     out.emit(match result {
         Err(e) => SimEvent::PublishFailed {
             topic,
@@ -357,9 +375,10 @@ fn publish<J: Journal>(client: &mut Client<'_, Tcp, J>, message: Outgoing<'_>, o
             retain: message.retain,
         },
     });
+    packet_id
 }
 
-fn device_config(config: &SimConfig) -> led_device::Config {
+pub(super) fn device_config(config: &SimConfig) -> led_device::Config {
     led_device::Config {
         telemetry_interval_ms: u64::try_from(config.telemetry_interval.as_millis())
             .unwrap_or(u64::MAX),
@@ -368,7 +387,7 @@ fn device_config(config: &SimConfig) -> led_device::Config {
     }
 }
 
-fn will_topic(device: &Device) -> TextBuf<MAX_TOPIC_LEN> {
+pub(super) fn will_topic(device: &Device) -> TextBuf<MAX_TOPIC_LEN> {
     let mut topic = TextBuf::new();
     // Cannot fail: every device topic fits MAX_TOPIC_LEN.
     let _ = topic.write_str(device.will().topic);
@@ -377,7 +396,7 @@ fn will_topic(device: &Device) -> TextBuf<MAX_TOPIC_LEN> {
 
 /// The connect options, as the firmware's: clean session, the device id as client id,
 /// credentials if set, and the will (`offline`, retained, QoS 1) from the device logic.
-fn options<'a>(
+pub(super) fn options<'a>(
     config: &'a SimConfig,
     client_id: &'a str,
     will_topic: &'a str,

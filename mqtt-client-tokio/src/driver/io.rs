@@ -162,8 +162,8 @@ impl Driver {
 }
 
 impl Driver {
-    /// Carries out the journal's pending writes off the runtime's threads; an error stops
-    /// the client.
+    /// Carries out the journal's pending writes: small appends in place, syncs and snapshots
+    /// off the runtime's threads. An error stops the client.
     pub(super) async fn persist(&self) -> Result<(), crate::Error> {
         loop {
             let work = {
@@ -177,9 +177,13 @@ impl Driver {
             let Some(work) = work else {
                 return Ok(());
             };
-            let result = tokio::task::spawn_blocking(move || work.run())
-                .await
-                .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+            let result = if work.inline() {
+                work.run()
+            } else {
+                tokio::task::spawn_blocking(move || work.run())
+                    .await
+                    .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+            };
             self.shared.lock().journal_done(result)?;
         }
     }

@@ -44,6 +44,13 @@ pub fn seed_corpus() -> Vec<Seed> {
         decode_seeds(version, &mut seeds);
         roundtrip_seeds(index, version, &mut seeds);
     }
+    for (name, data) in super::journal::journal_seeds() {
+        seeds.push(Seed {
+            target: "journal",
+            name,
+            data,
+        });
+    }
     seeds
 }
 

@@ -160,6 +160,11 @@ pub enum LostReason {
     /// the open handshakes were drained and nothing more is sent. Close the transport
     /// without DISCONNECT, so that the broker publishes the will.
     ClosedForWill,
+    /// A DISCONNECT was transmitted to have the broker send again, on a new connection, the
+    /// QoS 2 messages the session had no room for
+    /// ([`Notice::ReceiveMaximumExceeded`] with `deferred`): close the transport and
+    /// connect again at once (the session resumes).
+    Resync,
 }
 
 /// What the session coped with on its own ([`Event::Notice`]), for the application's log: the
@@ -185,7 +190,8 @@ pub enum Notice {
     /// allows. Reported once per connection: the excess is accepted while the store can track
     /// it ([`SessionConfig::incoming_slots`](super::SessionConfig)). `deferred` (reported
     /// once too) says a QoS 2 message found no room and was left unacknowledged: the broker
-    /// keeps it and sends it again on the next connection.
+    /// keeps it and sends it again on the next connection, which the session makes once the
+    /// messages it holds are released ([`LostReason::Resync`]).
     ReceiveMaximumExceeded {
         /// Our Receive Maximum.
         receive_maximum: u16,

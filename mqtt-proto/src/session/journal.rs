@@ -237,6 +237,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             Record::SnapshotBegin => {
                 let store = self.store.as_mut();
                 self.log = super::store::Log::new(usize::from(self.config.index_slots));
+                self.restore_max = None;
                 let log = &mut store[self.layout.log.clone()];
                 if let Some(index) = log.get_mut(..usize::from(self.config.index_slots) * 6) {
                     index.fill(0);
@@ -396,6 +397,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             })?;
         self.log.set_journaled(region, at);
         self.log.journal_all();
+        if let Some((_, max)) = self.restore_max {
+            self.restore_max = Some((self.log.generation(), max.max(pid.get())));
+        }
         // Identifiers may now be in use anywhere: allocation looks before it hands one out.
         self.ids_wrapped = true;
         self.free_ids = 0;
@@ -410,16 +414,33 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     }
 
     /// Ends what the log holds for `pid`.
+    /// Ends the flow of `pid`, whose record is live at most once (a restored identifier's
+    /// earlier flow is forgotten before it is appended again).
     fn forget(&mut self, pid: PacketId) {
         let region = &mut self.store.as_mut()[self.layout.log.clone()];
-        while let Some(r) = self.log.find(region, |r| {
-            r.pid == pid.get() && matches!(r.kind, Kind::Publish | Kind::PubRel)
-        }) {
-            self.log.set_state(region, r.at, State::Dead);
-            if r.kind == Kind::PubRel {
-                self.inflight = self.inflight.saturating_sub(1);
+        let max = match self.restore_max {
+            Some((generation, max)) if generation == self.log.generation() => max,
+            // Something other than a restore changed the log: find its largest identifier.
+            _ => self
+                .log
+                .iter(region)
+                .filter(|r| r.state != State::Dead)
+                .map(|r| r.pid)
+                .max()
+                .unwrap_or(0),
+        };
+        if pid.get() <= max {
+            // Records are acknowledged mostly in order, so the walk from the front is short.
+            if let Some(r) = self.log.find(region, |r| {
+                r.pid == pid.get() && matches!(r.kind, Kind::Publish | Kind::PubRel)
+            }) {
+                self.log.set_state(region, r.at, State::Dead);
+                if r.kind == Kind::PubRel {
+                    self.inflight = self.inflight.saturating_sub(1);
+                }
             }
         }
+        self.restore_max = Some((self.log.generation(), max));
     }
 }
 

@@ -235,6 +235,9 @@ struct Conn {
     /// `Event::ReceiveMaximumExceeded` was raised on this connection (without, with deferral).
     overrun_reported: bool,
     deferral_reported: bool,
+    /// The queued DISCONNECT is a resync: a message was left with the broker for lack of
+    /// room, and a broker only sends it again on a new connection.
+    resync: bool,
     /// Renewal SUBSCRIBEs may wait in the log: they go before anything else.
     renewing: bool,
     /// The payload of a streamed PUBLISH whose header went out, still to go.
@@ -267,6 +270,7 @@ impl Conn {
             close_for_will: false,
             overrun_reported: false,
             deferral_reported: false,
+            resync: false,
             renewing: false,
             fall_back: false,
             owed: None,
@@ -361,6 +365,10 @@ pub struct Session<B> {
     /// The log generation, in-flight count and window at which a scan of the log, with the
     /// window full, found nothing to send: until one of them changes, there is nothing.
     idle_scan: Option<(u32, u16, u16)>,
+    /// While restoring: the log generation after the last restored record, and the largest
+    /// packet identifier live in the log then, so that a record for a larger one (the
+    /// common case: identifiers are handed out in order) needs no walk of the log.
+    restore_max: Option<(u32, u16)>,
     /// QoS 1 and 2 publishes transmitted and not acknowledged, plus PUBRELs outstanding.
     inflight: u16,
     raised: [Option<Raised>; EVENT_QUEUE],
@@ -457,6 +465,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             ids_wrapped: false,
             free_ids: 0,
             idle_scan: None,
+            restore_max: None,
             inflight: 0,
             raised: [None; EVENT_QUEUE],
             abandoned: 0,
@@ -785,6 +794,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         if self.conn.phase != Phase::Connected {
             return Err(CommandError::InvalidState);
         }
+        // The application's end replaces a resync waiting to go.
+        self.conn.resync = false;
         if !self.version().v5() {
             self.conn.close_for_will = disconnect.reason_code != crate::ReasonCode::Success;
             let plain = Disconnect::default();
@@ -884,8 +895,14 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// 3.1.1 here and asks for a reconnect now.
     pub fn handle_transport_closed(&mut self, now: Instant) -> Reconnect {
         let cause = self.conn.cause.unwrap_or(EndCause::Transport);
-        let next = if self.conn.fall_back {
-            self.fall_back_to_v311();
+        let resync = cause == EndCause::Lost(LostReason::Resync);
+        let next = if self.conn.fall_back || resync {
+            if self.conn.fall_back {
+                self.fall_back_to_v311();
+            } else {
+                // The connection worked; we ended it to have the broker resend.
+                self.backoff.reset();
+            }
             // Not a failure of the broker: the next attempt can go at once.
             Reconnect::At {
                 at: now,

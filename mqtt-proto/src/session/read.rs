@@ -444,6 +444,33 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                 deferred,
             });
         }
+        if deferred {
+            self.begin_resync();
+        }
+    }
+
+    /// A message was left with the broker for lack of room. Brokers send an unacknowledged
+    /// PUBLISH again only on a new connection (MQTT-4.4.0-1), and mosquitto holds a place in
+    /// its window for it meanwhile, so without a new connection the flow stalls for good.
+    /// Once the incoming handshakes are done (the table has room for what comes back), a
+    /// DISCONNECT goes out and the session reconnects at once, resuming its session. Every
+    /// such connection delivers at least a table's worth of messages, so this cannot loop
+    /// without progress.
+    fn begin_resync(&mut self) {
+        if self.conn.phase != Phase::Connected
+            || self.conn.resync
+            || self.conn.control != Control::None
+            || self.conn.cause.is_some()
+        {
+            return;
+        }
+        let disconnect = crate::Disconnect::default();
+        if self
+            .write_control(&Packet::Disconnect(disconnect), Control::Disconnect)
+            .is_ok()
+        {
+            self.conn.resync = true;
+        }
     }
 
     /// Marks every message the broker may have seen as abandoned, and forgets incoming ids.

@@ -210,6 +210,12 @@ impl Backoff {
         }
     }
 
+    /// Starts the count of failed attempts again: a connection worked, and we ended it.
+    pub(crate) fn reset(&mut self) {
+        self.attempt = 0;
+        self.redirects = 0;
+    }
+
     /// Decides what follows a connection that ended at `now` for `cause`; `up_since` is when
     /// its CONNACK was accepted, `reference` whether the broker named a Server Reference.
     pub(crate) fn next(

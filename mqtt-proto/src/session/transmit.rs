@@ -129,8 +129,13 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             // Nothing changes before the DISCONNECT is in `buf`: a buffer too small is retried.
             let n = self.transmit_control(buf)?;
             self.conn.phase = Phase::Closing;
-            self.conn.cause.get_or_insert(EndCause::Closed);
-            self.raise(Raised::Lost(LostReason::DisconnectSent));
+            let (cause, lost) = if self.conn.resync {
+                (EndCause::Lost(LostReason::Resync), LostReason::Resync)
+            } else {
+                (EndCause::Closed, LostReason::DisconnectSent)
+            };
+            self.conn.cause.get_or_insert(cause);
+            self.raise(Raised::Lost(lost));
             return Ok(Some(n));
         }
         Ok(None)
@@ -140,7 +145,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// and no incoming handshake is open, or the drain timeout passed.
     fn drained(&mut self, now: Instant) -> bool {
         self.conn.drain_since.get_or_insert(now);
-        let idle = self.inflight == 0 && self.incoming.len() == 0 && self.acks.front().is_none();
+        let incoming_done = self.incoming.len() == 0 && self.acks.front().is_none();
+        // A resync waits for the incoming handshakes only: ours are resent with DUP.
+        let idle = incoming_done && (self.conn.resync || self.inflight == 0);
         idle || self.conn.drain_expired
     }
 

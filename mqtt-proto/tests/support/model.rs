@@ -478,6 +478,11 @@ struct World {
     /// DISCONNECT queued, and transmitted.
     disconnecting: bool,
     disconnect_sent: bool,
+    /// A QoS 2 message was left with the broker on this connection (at this time): the
+    /// session disconnects to have it resent, once its incoming handshakes are done.
+    resync_due: Option<u64>,
+    /// The DISCONNECT transmitted was that resync.
+    resyncing: bool,
     /// When the application asked for the graceful DISCONNECT.
     disconnect_requested: u64,
     /// Failed attempts since the last stable connection, as the session must count them.
@@ -586,6 +591,8 @@ impl World {
             rx_pending: Vec::new(),
             phase: Phase::Down,
             disconnecting: false,
+            resync_due: None,
+            resyncing: false,
             disconnect_sent: false,
             disconnect_requested: 0,
             reconnect_attempts: 0,
@@ -804,9 +811,12 @@ impl World {
         self.to_broker.clear();
         self.to_client.clear();
         self.rx_pending.clear();
-        let graceful = self.disconnect_sent;
+        let resync = self.disconnect_sent && self.resyncing;
+        let graceful = self.disconnect_sent && !resync;
         self.disconnecting = false;
         self.disconnect_sent = false;
+        self.resyncing = false;
+        self.resync_due = None;
         let was_up = self.b.up;
         self.b.up = false;
         self.b.pending.clear();
@@ -816,7 +826,18 @@ impl World {
             self.broker_discard();
         }
         let next = self.s.handle_transport_closed(self.instant());
-        self.check_reconnect(next, graceful);
+        if resync {
+            // At once, and the backoff starts over: the connection worked.
+            check!(
+                self,
+                matches!(next, Reconnect::At { at, .. } if at.as_millis() == self.now),
+                "after a resync: {next:?}"
+            );
+            self.up_since = None;
+            self.reconnect_attempts = 0;
+        } else {
+            self.check_reconnect(next, graceful);
+        }
         self.phase = Phase::Down;
         self.connect_sent = false;
         for m in &mut self.msgs {
@@ -1229,6 +1250,24 @@ impl World {
                 self.check_tx_request(u.packet_id.get(), false, n);
             }
             Packet::PingReq => self.ping_outstanding = true,
+            Packet::Disconnect(d) if !self.disconnecting && self.resync_due.is_some() => {
+                check!(
+                    self,
+                    d.reason_code == ReasonCode::Success,
+                    "resync DISCONNECT {:?}",
+                    d.reason_code
+                );
+                // It waits for the broker's QoS 2 handshakes only; ours are resent with DUP.
+                let open = self.client_in.len();
+                let since = self.resync_due.unwrap_or(self.now);
+                check!(
+                    self,
+                    open == 0 || self.now >= since + DRAIN_MS,
+                    "resync DISCONNECT with {open} incoming handshakes open"
+                );
+                self.disconnect_sent = true;
+                self.resyncing = true;
+            }
             Packet::Disconnect(d) => {
                 check!(
                     self,
@@ -1451,7 +1490,8 @@ impl World {
                         self.phase == Phase::Up && self.ping_outstanding
                     }
                     LostReason::ConnAckTimeout => self.phase == Phase::Connecting,
-                    LostReason::DisconnectSent => self.disconnect_sent,
+                    LostReason::DisconnectSent => self.disconnect_sent && !self.resyncing,
+                    LostReason::Resync => self.disconnect_sent && self.resyncing,
                     _ => false,
                 };
                 check!(
@@ -1529,6 +1569,9 @@ impl World {
                     self.stats.overruns > 0,
                     "{e} while the broker kept to our Receive Maximum"
                 );
+                if e.contains("deferred: true") && self.phase == Phase::Up {
+                    self.resync_due.get_or_insert(self.now);
+                }
             }
             other => self.fail(format!("unexpected event from poll_event: {other:?}")),
         }
@@ -1561,6 +1604,9 @@ impl World {
             let outcome = match self.s.handle_read(now, &bytes[at..]) {
                 Ok(Read::Packet { len, event }) => Ok(Some((len, event.as_ref().map(copy_event)))),
                 Ok(Read::Blocked) => Ok(None),
+                // Our DISCONNECT went out (a resync in the middle of a batch): the driver
+                // closes the transport, and what the broker sent after is dropped with it.
+                Ok(Read::Closing) if self.disconnect_sent => break,
                 Ok(Read::Incomplete { .. }) => {
                     let rest = Packet::decode(&bytes[at..], self.v, u32::MAX);
                     check!(
