@@ -319,6 +319,87 @@ impl<'b, S: Read + Write, J: Journal> Client<'b, S, J> {
         self.transport.take()
     }
 
+    /// The same client for transports of another type `T`: the session, the buffers, the
+    /// options and the reconnect policy's state all carry over. A current transport is
+    /// closed first, as by [`Client::close`], and dropped.
+    ///
+    /// This is for transports whose type borrows something per connection. `embedded-tls`'s
+    /// `TlsConnection<'a, ..>` borrows its record buffers for `'a`, so a client kept as
+    /// `Client<'b, TlsConnection<'a, ..>>` would keep them borrowed as long as it lives, and
+    /// they could not be lent to the next connection's `TlsConnection`. Keep the client over
+    /// a plain type between connections and turn it into the TLS-typed one for each:
+    ///
+    /// ```rust,ignore
+    /// let mut idle: Client<'_, TcpSocket<'_>> = Client::new(options, &mut rx, &mut tx, &mut store)?;
+    /// loop {
+    ///     socket.connect(broker).await?;
+    ///     let mut tls = TlsConnection::new(&mut socket, &mut record_rx, &mut record_tx);
+    ///     tls.open(context).await?;
+    ///     let mut client = idle.for_transport();
+    ///     client.connect(tls)?;
+    ///     while !matches!(client.poll(&clock).await, Event::Disconnected) {}
+    ///     idle = client.for_transport(); // drops the TLS connection: the buffers are free
+    ///     socket.abort();
+    /// }
+    /// ```
+    pub fn for_transport<T: Read + Write>(mut self) -> Client<'b, T, J> {
+        drop(self.close());
+        let Self {
+            session,
+            options,
+            derived_id,
+            rx,
+            rx_start,
+            rx_end,
+            rx_lent,
+            rx_ready,
+            rx_skip,
+            rx_header,
+            rx_stream_left,
+            rx_chunk,
+            tx,
+            tx_start,
+            tx_end,
+            unflushed,
+            transport: _,
+            link,
+            last_now,
+            next_connect,
+            stop_reported,
+            reference,
+            authenticator,
+            payload_source,
+            journal,
+        } = self;
+        Client {
+            session,
+            options,
+            derived_id,
+            rx,
+            rx_start,
+            rx_end,
+            rx_lent,
+            rx_ready,
+            rx_skip,
+            rx_header,
+            rx_stream_left,
+            rx_chunk,
+            tx,
+            tx_start,
+            tx_end,
+            unflushed,
+            transport: None,
+            link,
+            last_now,
+            next_connect,
+            stop_reported,
+            reference,
+            authenticator,
+            payload_source,
+            journal,
+        }
+    }
+
     /// Queues a message: `topic`, `qos`, `retain`, `payload`, in the order of
     /// `mqtt-client-tokio`'s `Client::publish` (esp-mqtt's `esp_mqtt_client_publish` takes
     /// the same, with the payload before the QoS). It is sent by [`Client::poll`], also when called while

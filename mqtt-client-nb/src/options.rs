@@ -60,7 +60,9 @@ pub struct Options<'a> {
     /// each), at least `receive_maximum`; 32 by default. A 3.1.1 broker cannot be told our
     /// limit and sends up to its own window (mosquitto 20, EMQX 32), and 5.0 brokers exceed
     /// it too: messages beyond this are left with the broker, which sends them again on the
-    /// next connection.
+    /// next connection; the client makes one (a graceful DISCONNECT, then
+    /// [`Event::Disconnected`](crate::Event::Disconnected)) once those it holds are released.
+    /// A larger table means fewer such reconnects under a flood.
     pub incoming_slots: u16,
     /// At most this many of our QoS 1 and 2 messages unacknowledged at once (also capped by a
     /// 5.0 broker's Receive Maximum); the rest wait in the store. 20 by default: a 3.1.1

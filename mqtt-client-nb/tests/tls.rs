@@ -1,8 +1,9 @@
 //! The client over TLS 1.3 from `embedded-tls` (no_std, no allocator, the same
 //! `embedded-io-async` traits as the client: what a board uses to reach a cloud broker)
 //! against mosquitto's TLS listener on a free loopback port: the broker verified against its
-//! CA, a broker from another CA refused, and mutual TLS with an ECDSA client certificate.
-//! Both protocol versions. Every wait is bounded.
+//! CA and its name, a broker from another CA or under another name refused with a typed
+//! error, mutual TLS with an ECDSA client certificate, and one client reconnecting over TLS
+//! with the same record buffers. Both protocol versions. Every wait is bounded.
 
 mod support;
 
@@ -85,9 +86,21 @@ async fn open<'b>(
     rx: &'b mut [u8],
     tx: &'b mut [u8],
 ) -> Result<Tls<'b>, TlsError> {
+    open_named(addr, TlsMaterial::SERVER_NAME, ca, client, rx, tx).await
+}
+
+/// [`open`], verifying `name` instead of `localhost`.
+async fn open_named<'b>(
+    addr: SocketAddr,
+    name: &str,
+    ca: &[u8],
+    client: Option<(&TlsMaterial, &'b [u8])>,
+    rx: &'b mut [u8],
+    tx: &'b mut [u8],
+) -> Result<Tls<'b>, TlsError> {
     let tcp = support::tcp(addr).await;
     let mut tls = TlsConnection::new(tcp, rx, tx);
-    let config = TlsConfig::new().with_server_name(TlsMaterial::SERVER_NAME);
+    let config = TlsConfig::new().with_server_name(name);
     let provider = Provider {
         verifier: CertVerifier::new(Certificate::X509(ca)),
         client: client.map(|(m, cert)| (signing_key(m.client_key_der()), cert)),
@@ -177,11 +190,89 @@ async fn a_broker_from_another_ca_is_refused() {
     let addr: SocketAddr = ([127, 0, 0, 1], broker.tls_port().unwrap()).into();
     let stranger = TlsMaterial::generate().unwrap();
     let (mut rrx, mut rtx) = (vec![0u8; RECORD_RX], vec![0u8; RECORD_TX]);
+    // `open` bounds the handshake: a refusal is an error, not a hang.
     let refused = open(addr, stranger.ca_der(), None, &mut rrx, &mut rtx).await;
     assert!(
-        refused.is_err(),
-        "a certificate from another CA was accepted"
+        matches!(refused, Err(TlsError::InvalidCertificate)),
+        "a certificate from another CA: {:?}",
+        refused.map(|_| ())
     );
+}
+
+#[tokio::test]
+async fn a_broker_under_another_name_is_refused() {
+    let broker = Broker::builder().tls().start().expect("mosquitto with TLS");
+    let material = broker.tls().expect("TLS material").clone();
+    let addr: SocketAddr = ([127, 0, 0, 1], broker.tls_port().unwrap()).into();
+    let (mut rrx, mut rtx) = (vec![0u8; RECORD_RX], vec![0u8; RECORD_TX]);
+    // The right CA, but the certificate names `localhost`, not the name we asked for.
+    let refused = open_named(
+        addr,
+        "broker.example",
+        material.ca_der(),
+        None,
+        &mut rrx,
+        &mut rtx,
+    )
+    .await;
+    assert!(
+        matches!(refused, Err(TlsError::InvalidCertificate)),
+        "a certificate for another name: {:?}",
+        refused.map(|_| ())
+    );
+}
+
+/// One client, many TLS connections: the client waits between connections typed over the
+/// plain TCP stream and becomes the TLS-typed client for each (`Client::for_transport`), so
+/// every `TlsConnection` borrows the same record buffers in turn. A message queued while
+/// disconnected goes out over the next connection.
+#[tokio::test]
+async fn one_client_reconnects_over_tls_with_the_same_record_buffers() {
+    let broker = Broker::builder().tls().start().expect("mosquitto with TLS");
+    let material = broker.tls().expect("TLS material").clone();
+    let addr: SocketAddr = ([127, 0, 0, 1], broker.tls_port().unwrap()).into();
+    let (mut rrx, mut rtx) = (vec![0u8; RECORD_RX], vec![0u8; RECORD_TX]);
+    let (mut rx, mut tx, mut store) = (vec![0u8; 2048], vec![0u8; 2048], vec![0u8; 8192]);
+    let mut options = Options::new(ProtocolVersion::V5);
+    options.client_id = Some("nb-tls-reconnect");
+    // The broker keeps the subscription across the connections; the first one starts clean.
+    options.session_expiry = 60;
+    let mut idle: Client<'_, FromTokio<TcpStream>> =
+        Client::new(options, &mut rx, &mut tx, &mut store).unwrap();
+    let clock = TokioClock::new();
+    let topic = "nb/tls/reconnect";
+    for round in 0..3u8 {
+        let tls = open(addr, material.ca_der(), None, &mut rrx, &mut rtx)
+            .await
+            .expect("handshake");
+        let mut client = idle.for_transport::<Tls<'_>>();
+        client.connect(tls).unwrap();
+        if round == 0 {
+            client.subscribe(topic, QoS::AtLeastOnce).unwrap();
+            client
+                .publish(topic, QoS::AtLeastOnce, false, &[round])
+                .unwrap();
+        }
+        // QoS 1: the previous round's message may come again (its PUBACK had not gone out
+        // when that connection was dropped).
+        let seen = poll_until(
+            &mut client,
+            &clock,
+            10,
+            |e| matches!(e, Ev::Message { payload, .. } if payload == &[round]),
+        )
+        .await;
+        assert!(
+            matches!(seen.last(), Some(Ev::Message { payload, .. }) if payload == &[round]),
+            "round {round}: {seen:?}"
+        );
+        // The connection ends without DISCONNECT; the TLS connection is dropped with the
+        // TLS-typed client, which frees the record buffers for the next round.
+        idle = client.for_transport();
+        assert!(!idle.has_transport());
+        idle.publish(topic, QoS::AtLeastOnce, false, &[round + 1])
+            .unwrap();
+    }
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@ use core::fmt::Write as _;
 use embassy_futures::select::{select, Either};
 use embassy_net::{tcp::TcpSocket, Stack};
 use embassy_time::{with_timeout, Duration, Instant, Timer};
+use embedded_io_async::{Read, Write};
 use esp_println::println;
 use led_device::{Device, Outgoing, PlatformInfo, Qos, TextBuf, MAX_TOPIC_LEN, OFFLINE};
 use mqtt_client_nb::mqtt_sansio::session::{EndCause, Reconnect};
@@ -17,6 +18,9 @@ use crate::{config, led::Led, net, wifi};
 /// Sleep between readings (`SLEEP_SECS`): one reading per wake, deep sleep in between.
 #[cfg(feature = "persistent-session")]
 pub mod sleep;
+/// `mqtts://`: TLS 1.3 between the socket and the client.
+#[cfg(feature = "tls")]
+mod tls;
 
 /// After a refusal retrying cannot fix (bad credentials, banned), the device still tries
 /// again this rarely: it has no one to ask, and the broker's configuration may change.
@@ -34,16 +38,24 @@ pub async fn run(stack: Stack<'static>, device: &mut Device, led: &mut Led) -> !
     let (mut tcp_rx, mut tcp_tx) = ([0u8; TCP_BUF], [0u8; TCP_BUF]);
     let (mut mqtt_rx, mut mqtt_tx) = ([0u8; MQTT_BUF], [0u8; MQTT_BUF]);
     let mut store = [0u8; MQTT_STORE];
+    #[cfg(feature = "tls")]
+    let mut records = tls::Records::new();
     let (id, will_topic) = identity(device);
     let options = options(id.as_str(), will_topic.as_str(), device.will());
     // Bound before the await, not matched around it: the future would keep the `Result`
     // beside the client (another 1.2 KB of static RAM).
+    #[cfg_attr(feature = "tls", allow(unused_mut))]
     let mut client = match Client::new(options, &mut mqtt_rx, &mut mqtt_tx, &mut store) {
         Ok(client) => client,
         Err(e) => fatal("MQTT client", e),
     };
     let socket = socket(stack, &mut tcp_rx, &mut tcp_tx);
-    drive(stack, socket, &mut client, device, led).await
+    #[cfg(feature = "tls")]
+    let socket = (socket, &mut records);
+    // drive() borrows the client, or with TLS takes it.
+    #[cfg(not(feature = "tls"))]
+    let client = &mut client;
+    drive(stack, socket, client, device, led).await
 }
 
 /// [`run`] with the session kept in flash ([`config::SESSION_FLASH`]): restored at boot,
@@ -69,6 +81,8 @@ pub async fn run(
     let mut store = [0u8; MQTT_STORE];
     // A journal record holds a whole PUBLISH and 12 bytes.
     let mut records = [0u8; MQTT_BUF + 16];
+    #[cfg(feature = "tls")]
+    let mut tls_records = tls::Records::new();
     let (id, will_topic) = identity(device);
     let options = options(id.as_str(), will_topic.as_str(), device.will());
     let mut flash = BlockingAsync::new(esp_storage::FlashStorage::new(flash));
@@ -99,10 +113,15 @@ pub async fn run(
             Err(e) => fatal("MQTT client", e),
         };
         let socket = socket(stack, &mut tcp_rx, &mut tcp_tx);
+        // Not with TLS (a compile-time check in config.rs).
         if config::SLEEP_SECS != 0 {
             sleep::wake(stack, socket, &mut client, device, led, deep_sleep).await
         }
-        drive(stack, socket, &mut client, device, led).await
+        #[cfg(feature = "tls")]
+        let socket = (socket, &mut tls_records);
+        #[cfg(not(feature = "tls"))]
+        let client = &mut client;
+        drive(stack, socket, client, device, led).await
     }
 }
 
@@ -127,13 +146,20 @@ fn socket<'s>(stack: Stack<'static>, rx: &'s mut [u8], tx: &'s mut [u8]) -> TcpS
     socket
 }
 
+/// What [`drive`] connects over with TLS: the TCP socket and the TLS record buffers.
+#[cfg(feature = "tls")]
+type Link<'s, 'r> = (TcpSocket<'s>, &'r mut tls::Records);
+
 /// The connection loop of [`run`], whichever journal the client has. It borrows the client
 /// (1.2 KB): an async fn keeps an argument it takes by value in its future besides the
-/// caller's copy.
+/// caller's copy. With TLS it takes the client, which becomes the TLS-typed client for each
+/// connection ([`tls::connection`]) and is typed over the TCP socket between connections.
 async fn drive<'s, J: Journal>(
     stack: Stack<'static>,
-    mut socket: TcpSocket<'s>,
-    client: &mut Client<'_, TcpSocket<'s>, J>,
+    #[cfg(not(feature = "tls"))] mut socket: TcpSocket<'s>,
+    #[cfg(feature = "tls")] (mut socket, records): Link<'s, '_>,
+    #[cfg(not(feature = "tls"))] client: &mut Client<'_, TcpSocket<'s>, J>,
+    #[cfg(feature = "tls")] mut client: Client<'_, TcpSocket<'s>, J>,
     device: &mut Device,
     led: &mut Led,
 ) -> ! {
@@ -146,6 +172,11 @@ async fn drive<'s, J: Journal>(
                 config::MQTT_PORT
             );
             match socket.connect((addr, config::MQTT_PORT)).await {
+                #[cfg(feature = "tls")]
+                Ok(()) => {
+                    client = tls::connection(client, &mut socket, records, device, led).await;
+                }
+                #[cfg(not(feature = "tls"))]
                 Ok(()) => {
                     if let Err(e) = client.connect(socket) {
                         // Client::connect drops the transport on error; Client::new checked
@@ -223,8 +254,8 @@ fn options<'a>(client_id: &'a str, will_topic: &'a str, will: Outgoing<'_>) -> O
 }
 
 /// Runs one MQTT connection until it ends.
-async fn connection<J: Journal>(
-    client: &mut Client<'_, TcpSocket<'_>, J>,
+async fn connection<S: Read + Write, J: Journal>(
+    client: &mut Client<'_, S, J>,
     device: &mut Device,
     led: &mut Led,
 ) {
@@ -318,7 +349,11 @@ fn storage(error: &mqtt_client_nb::StorageError) -> &'static str {
 
 /// The broker accepted the connection: publish `online` and the LED state, subscribe to the
 /// commands.
-fn announce<J: Journal>(client: &mut Client<'_, TcpSocket<'_>, J>, device: &mut Device, now: u64) {
+fn announce<S: Read + Write, J: Journal>(
+    client: &mut Client<'_, S, J>,
+    device: &mut Device,
+    now: u64,
+) {
     println!("mqtt: connected as {}", device.client_id());
     for out in device.on_connected(now) {
         publish(client, out);
@@ -344,8 +379,8 @@ fn obey<'d>(device: &'d mut Device, led: &mut Led, message: &Publish<'_>) -> Opt
 /// Queues a message from the device logic. A refusal (store full while the broker is slow)
 /// loses that one message; the state is re-published on the next change or connect. Returns
 /// the packet identifier of a QoS 1 message.
-fn publish<J: Journal>(
-    client: &mut Client<'_, TcpSocket<'_>, J>,
+fn publish<S: Read + Write, J: Journal>(
+    client: &mut Client<'_, S, J>,
     out: Outgoing<'_>,
 ) -> Option<PacketId> {
     match client.publish(out.topic, qos(out.qos), out.retain, out.payload) {
