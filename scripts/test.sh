@@ -13,6 +13,10 @@ if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then
 fi
 
 cargo test --workspace "$@"
+# What mqtt-sansio does without its optional features (tests/features.rs): with none, and
+# with only `server`, which the scripted broker of the session checks needs.
+cargo test -p mqtt-sansio --no-default-features --test features "$@"
+cargo test -p mqtt-sansio --no-default-features --features server --test features "$@"
 # The flash journal's tests need mqtt-client-nb's `flash` feature, which nothing in the
 # workspace turns on.
 cargo test -p mqtt-client-nb --features flash --test flash_journal --test flash_broker \

@@ -19,7 +19,7 @@ import re
 import subprocess
 import sys
 
-LOCAL = ("mqtt-sansio", "mqtt-client-nb", "led-device", "esp32-c3")
+LOCAL = ("mqtt-proto", "mqtt-client-nb", "led-device", "esp32-c3")
 
 
 def run(*args):
@@ -39,7 +39,7 @@ def origin(path, files):
     for crate in LOCAL:
         m = re.search("/" + crate + "/(.*)", path)
         if m:
-            name = "firmware" if crate == "esp32-c3" else crate
+            name = {"esp32-c3": "firmware", "mqtt-proto": "mqtt-sansio"}.get(crate, crate)
             return name + (":" + m.group(1) if files else "")
     return "other"
 

@@ -143,7 +143,8 @@ impl<'b, S: Read + Write> Client<'b, S> {
     /// [`Error::TxBufferTooSmall`] when the CONNECT does not fit `tx`;
     /// [`Error::Command`] with `StoreFull` when `store` is too small for the configuration;
     /// [`Error::Command`] with `Encode` when the options cannot be encoded (e.g. a password
-    /// without user name on 3.1.1, a client id longer than 65,535 bytes).
+    /// without user name on 3.1.1, a client id longer than 65,535 bytes, or 5.0 in a build
+    /// without the `v5` feature: `FeatureDisabled("v5")`).
     pub fn new(
         options: Options<'b>,
         rx: &'b mut [u8],

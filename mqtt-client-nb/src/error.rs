@@ -14,6 +14,9 @@ use crate::journal::StorageError;
 /// [`Event::Error`](crate::Event::Error) end the connection, except
 /// [`Error::NotConnected`]; an [`Event::Disconnected`](crate::Event::Disconnected) follows them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+// Derived from the fields' own `defmt::Format` (mqtt-sansio's `defmt` feature), so that logging
+// an error through defmt links none of the `Debug` or `Display` text.
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum Error {
     /// [`Client::poll`](crate::Client::poll) was called without a transport: hand one in
@@ -121,12 +124,5 @@ impl From<CommandError> for Error {
 impl From<TopicError> for Error {
     fn from(e: TopicError) -> Self {
         Self::Topic(e)
-    }
-}
-
-#[cfg(feature = "defmt")]
-impl defmt::Format for Error {
-    fn format(&self, f: defmt::Formatter<'_>) {
-        defmt::write!(f, "{}", defmt::Debug2Format(self));
     }
 }

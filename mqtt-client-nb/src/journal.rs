@@ -17,6 +17,7 @@ use mqtt_sansio::session::Session;
 /// snapshot of the session first, since what was not written is not known record by
 /// record any more).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum StorageError {
     /// The medium is full even after compaction: the session's state (its queued messages)

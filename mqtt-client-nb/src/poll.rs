@@ -211,7 +211,13 @@ impl<'b, S: Read + Write, J: Journal> Client<'b, S, J> {
                 return ReadStep::Fail(Event::Error(Error::Protocol(error)));
             }
         };
-        match self.authenticated(auth) {
+        // Enhanced authentication is 5.0's: a build without `v5` never runs a 5.0 session.
+        let step = if cfg!(feature = "v5") {
+            self.authenticated(auth)
+        } else {
+            AuthStep::Pass
+        };
+        match step {
             AuthStep::Pass => {}
             AuthStep::Answered => {
                 self.rx_start += len;

@@ -16,6 +16,7 @@ pub use scram::ScramSha256;
 /// Why an authentication step failed. The connection should end: the broker or the
 /// credentials cannot be trusted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum AuthError {
     /// The output buffer is too small for the step's data.

@@ -7,6 +7,7 @@ use crate::{PacketType, ReasonCode, TopicError};
 /// Every decode error is fatal to the connection: the receiver must close it, and on 5.0 first
 /// send a DISCONNECT carrying [`DecodeError::reason_code`] where the specification says so.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum DecodeError {
     /// The packet type is reserved (0, or 15 before 5.0): Table 2-1, which has no conformance id.
@@ -102,6 +103,11 @@ pub enum DecodeError {
     /// a failure code.
     #[error("invalid CONNACK flags {0:#010b}")]
     InvalidConnAckFlags(u8),
+    /// The packet needs code this build of the crate leaves out: decoding for 5.0 without the
+    /// `v5` feature, or a CONNECT (which only a server receives) without the `server`
+    /// feature. Names the feature.
+    #[error("needs the `{0}` feature of mqtt-sansio, which this build leaves out")]
+    FeatureDisabled(&'static str),
 }
 
 impl DecodeError {
@@ -114,7 +120,8 @@ impl DecodeError {
             Self::DuplicateProperty(_)
             | Self::InvalidPropertyValue(_)
             | Self::ZeroPacketId
-            | Self::NoTopicFilters => ReasonCode::ProtocolError,
+            | Self::NoTopicFilters
+            | Self::FeatureDisabled(_) => ReasonCode::ProtocolError,
             Self::UnsupportedProtocol { .. } => ReasonCode::UnsupportedProtocolVersion,
             _ => ReasonCode::MalformedPacket,
         }
@@ -134,6 +141,7 @@ impl DecodeError {
 /// Why a packet cannot be encoded. Nothing has been written when one of these is returned, and
 /// the connection is unaffected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum EncodeError {
     /// The caller's buffer is smaller than the packet.
@@ -169,4 +177,9 @@ pub enum EncodeError {
     /// A reason code that this packet may not carry.
     #[error("reason code {0} is not valid in this packet")]
     InvalidReasonCode(ReasonCode),
+    /// The packet needs code this build of the crate leaves out: encoding for 5.0 without the
+    /// `v5` feature, or a packet only a server sends (CONNACK, SUBACK, UNSUBACK) without the
+    /// `server` feature. Names the feature.
+    #[error("needs the `{0}` feature of mqtt-sansio, which this build leaves out")]
+    FeatureDisabled(&'static str),
 }

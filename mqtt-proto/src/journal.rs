@@ -49,6 +49,7 @@ const SNAPSHOT_END: u8 = 11;
 
 /// One change of the session's durable state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum Record<'a> {
     /// A QoS 1 or 2 message was accepted: its PUBLISH, encoded with DUP clear, in the version
@@ -99,6 +100,7 @@ pub enum Record<'a> {
 
 /// Why a journal could not be read or applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum JournalError {
     /// The record's checksum does not match, or its length is impossible: the medium holds
@@ -130,6 +132,11 @@ pub enum JournalError {
         /// Bytes given.
         available: usize,
     },
+    /// The record needs code this build of the crate leaves out: a message encoded as 5.0
+    /// ([`Record::Queued`] with `v5`) restored without the `v5` feature. Names the feature.
+    /// Such a journal was written by a 5.0 session; a 3.1.1-only build cannot resume it.
+    #[error("needs the `{0}` feature of mqtt-sansio, which this build leaves out")]
+    FeatureDisabled(&'static str),
 }
 
 impl Record<'_> {
@@ -291,6 +298,7 @@ impl Record<'_> {
 
 /// Why a [`Replay`] stopped before the end of its bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum Stop {
     /// The bytes end inside a record: the write was cut. Recovery is complete up to it.

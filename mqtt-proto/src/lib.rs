@@ -69,3 +69,20 @@ pub use version::ProtocolVersion;
 
 /// The largest remaining length a fixed header can express (268,435,455 bytes).
 pub const MAX_REMAINING_LENGTH: u32 = 268_435_455;
+/// `defmt::Format` derives on types with borrowed fields are conditional on their fields: this
+/// fails to compile if one of the public types lost its `Format`.
+#[cfg(feature = "defmt")]
+const _: fn() = || {
+    fn format<T: defmt::Format>() {}
+    format::<Packet<'static>>();
+    format::<Decoded<'static>>();
+    format::<DecodeError>();
+    format::<EncodeError>();
+    format::<session::CommandError>();
+    format::<session::ProtocolError>();
+    format::<session::EndCause>();
+    format::<session::Reconnect>();
+    format::<journal::Record<'static>>();
+    format::<journal::JournalError>();
+    format::<journal::Stop>();
+};

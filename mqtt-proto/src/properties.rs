@@ -261,6 +261,10 @@ impl Sealed for (&str, &str) {}
 
 impl<'a> Element<'a> for (&'a str, &'a str) {
     fn next_raw(raw: &mut &'a [u8]) -> Option<Self> {
+        // Raw property sequences come from 5.0 decoding only.
+        if !cfg!(feature = "v5") {
+            return None;
+        }
         while !raw.is_empty() {
             let (rest, property) = Property::decode(raw).ok()?;
             *raw = rest;
@@ -276,6 +280,10 @@ impl Sealed for NonZeroU32 {}
 
 impl Element<'_> for NonZeroU32 {
     fn next_raw(raw: &mut &[u8]) -> Option<Self> {
+        // Raw property sequences come from 5.0 decoding only.
+        if !cfg!(feature = "v5") {
+            return None;
+        }
         while !raw.is_empty() {
             let (rest, property) = Property::decode(raw).ok()?;
             *raw = rest;
@@ -337,6 +345,7 @@ macro_rules! property_set {
     ) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+        #[cfg_attr(feature = "defmt", derive(defmt::Format))]
         pub struct $name<'a> {
             $( $(#[$fmeta])* pub $field: Option<$ty>, )*
             $( $(#[$rmeta])* pub $rfield: SubscriptionIdentifiers<'a>, )?

@@ -4,6 +4,7 @@ use core::num::NonZeroU16;
 
 /// Delivery guarantee of a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[repr(u8)]
 pub enum QoS {
     /// QoS 0: delivered at most once, no acknowledgement.
@@ -29,6 +30,7 @@ impl QoS {
 
 /// A packet identifier: never zero, as [MQTT-2.2.1-3] requires where one is present.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct PacketId(NonZeroU16);
 
 impl PacketId {
@@ -65,6 +67,7 @@ impl From<PacketId> for u16 {
 
 /// A PUBLISH's QoS together with the packet identifier that QoS 1 and 2 require and QoS 0 forbids.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum QosPid {
     /// QoS 0 has no packet identifier [MQTT-2.2.1-2].
     #[default]

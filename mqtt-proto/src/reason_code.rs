@@ -12,6 +12,7 @@ macro_rules! reason_codes {
         /// serves both versions. Codes that share the value 0x00 (Success, Normal disconnection,
         /// Granted QoS 0) are the single variant [`ReasonCode::Success`].
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[cfg_attr(feature = "defmt", derive(defmt::Format))]
         #[repr(u8)]
         #[non_exhaustive]
         pub enum ReasonCode {

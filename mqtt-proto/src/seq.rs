@@ -109,6 +109,20 @@ impl<'a, T: Element<'a> + fmt::Debug> fmt::Debug for Seq<'a, T> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl<'a, T: Element<'a> + defmt::Format> defmt::Format for Seq<'a, T> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "[");
+        for (i, element) in self.iter().enumerate() {
+            if i > 0 {
+                defmt::write!(f, ", ");
+            }
+            defmt::write!(f, "{}", element);
+        }
+        defmt::write!(f, "]");
+    }
+}
+
 impl<'a, T: Element<'a>> IntoIterator for Seq<'a, T> {
     type Item = T;
     type IntoIter = SeqIter<'a, T>;

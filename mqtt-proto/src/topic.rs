@@ -2,6 +2,7 @@
 
 /// Why a string is not a valid topic name or topic filter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum TopicError {
     /// Topic names and filters are at least one character long [MQTT-4.7.3-1].
@@ -43,6 +44,7 @@ fn check_common(s: &str) -> Result<(), TopicError> {
 ///
 /// Only [`TopicName::EMPTY`] is empty: a 5.0 PUBLISH that relies on a topic alias carries it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct TopicName<'a>(&'a str);
 
 impl<'a> TopicName<'a> {
@@ -119,6 +121,7 @@ impl<'a> TryFrom<&'a str> for TopicName<'a> {
 
 /// A topic filter a client subscribes to: wildcards only where the rules allow them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct TopicFilter<'a>(&'a str);
 
 impl<'a> TopicFilter<'a> {

@@ -2,6 +2,7 @@
 
 /// An MQTT protocol version, as carried by CONNECT's protocol name and level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum ProtocolVersion {
     /// MQTT 3.1 (protocol name `MQIsdp`, level 3), still spoken by esp-mqtt and libmosquitto.
     V3_1,
@@ -42,6 +43,21 @@ impl ProtocolVersion {
     /// Whether this version has properties, reason codes and AUTH (5.0).
     pub const fn is_v5(self) -> bool {
         matches!(self, Self::V5)
+    }
+
+    /// [`ProtocolVersion::is_v5`] as the crate's own code branches on it: always `false` when
+    /// the `v5` feature is off, so that the optimiser drops every 5.0 path. The entry points
+    /// (`Packet::decode`, `Packet::encode`, `Session::new`) refuse 5.0 in such a build first
+    /// (see [`ProtocolVersion::check_built`]), so no 5.0 packet is ever treated as 3.1.1.
+    #[inline]
+    pub(crate) const fn v5(self) -> bool {
+        cfg!(feature = "v5") && self.is_v5()
+    }
+
+    /// Whether this build speaks `self`: `false` only for 5.0 without the `v5` feature.
+    #[inline]
+    pub(crate) const fn is_built(self) -> bool {
+        cfg!(feature = "v5") || !self.is_v5()
     }
 }
 

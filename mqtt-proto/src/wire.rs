@@ -29,7 +29,7 @@ pub(crate) fn fail<'a, T>(error: DecodeError) -> IResult<'a, T> {
 
 /// Turns a body parser's result into the codec's error type, requiring that the parser used
 /// the whole body: bytes left over mean the lengths disagree.
-#[inline(always)]
+#[cfg_attr(not(mqtt_sansio_small), inline(always))]
 pub(crate) fn finish<T>(result: IResult<'_, T>) -> Result<T, DecodeError> {
     match result {
         Ok(([], value)) => Ok(value),
@@ -42,7 +42,7 @@ pub(crate) fn finish<T>(result: IResult<'_, T>) -> Result<T, DecodeError> {
 /// Input ended inside a body: its lengths disagree (what nom's `complete` parsers report). The
 /// primitives below are plain slice operations that inline into their callers; compiled for
 /// size, the multi-byte ones stay out of line, as nom's were, which saves flash in every parser.
-#[inline(always)]
+#[cfg_attr(not(mqtt_sansio_small), inline(always))]
 fn short<'a, T>() -> IResult<'a, T> {
     Err(nom::Err::Error(DecodeError::LengthMismatch))
 }
@@ -142,7 +142,7 @@ const LO: u64 = 0x0101_0101_0101_0101;
 const HI: u64 = 0x8080_8080_8080_8080;
 
 /// An eight-byte word of a chunk of eight bytes.
-#[inline(always)]
+#[cfg_attr(not(mqtt_sansio_small), inline(always))]
 fn word(chunk: &[u8]) -> u64 {
     let mut word = [0; 8];
     word.copy_from_slice(chunk);
@@ -151,7 +151,7 @@ fn word(chunk: &[u8]) -> u64 {
 
 /// Whether any byte of `bytes` is below `bound` (at most 0x80).
 #[cfg(not(mqtt_sansio_small))]
-#[inline(always)]
+#[cfg_attr(not(mqtt_sansio_small), inline(always))]
 fn any_below(bytes: &[u8], bound: u8) -> bool {
     // The high bit of a byte of the result is set where `x` has a byte below `bound` (a borrow
     // only propagates upwards from a real one, so "any" is exact).

@@ -218,6 +218,27 @@ fn the_client_identifier_and_subscriptions_come_back() {
     assert!(renewed, "renewal SUBSCRIBE after recovery");
 }
 
+#[test]
+fn only_a_5_0_session_journals_that_it_may_be_resumed() {
+    let resumable = |journal: &[u8]| {
+        Replay::new(journal)
+            .filter(|r| *r == Record::Resumable)
+            .count()
+    };
+    for version in VERSIONS {
+        let mut h = Harness::with(config(version), STORE);
+        h.connect(false, false);
+        let first = resumable(&h.journal);
+        assert_eq!(first > 0, version.is_v5(), "{version:?}");
+        let in_snapshot = h.s.snapshot().any(|r| r == Record::Resumable);
+        assert_eq!(in_snapshot, version.is_v5(), "{version:?}");
+        // Once: a reconnect that resumes adds none.
+        h.transport_closed();
+        h.connect(false, true);
+        assert_eq!(resumable(&h.journal), first, "{version:?}");
+    }
+}
+
 /// Journal length at which each thing happened in a run.
 #[derive(Default)]
 struct Timeline {

@@ -9,7 +9,7 @@ use embassy_time::{with_timeout, Duration, Instant, Timer};
 use embedded_io_async::{Read, Write};
 use esp_println::println;
 use led_device::{Device, Outgoing, PlatformInfo, Qos, TextBuf, MAX_TOPIC_LEN, OFFLINE};
-use mqtt_client_nb::mqtt_sansio::session::Reconnect;
+use mqtt_client_nb::mqtt_sansio::session::{EndCause, Reconnect};
 use mqtt_client_nb::mqtt_sansio::{PacketId, ProtocolVersion, Publish, QoS, TopicName};
 use mqtt_client_nb::{Client, Clock, EmbassyClock, Error, Event, Journal, Options, Will};
 
@@ -42,15 +42,20 @@ pub async fn run(stack: Stack<'static>, device: &mut Device, led: &mut Led) -> !
     let mut records = tls::Records::new();
     let (id, will_topic) = identity(device);
     let options = options(id.as_str(), will_topic.as_str(), device.will());
-    match Client::new(options, &mut mqtt_rx, &mut mqtt_tx, &mut store) {
-        Ok(client) => {
-            let socket = socket(stack, &mut tcp_rx, &mut tcp_tx);
-            #[cfg(feature = "tls")]
-            let socket = (socket, &mut records);
-            drive(stack, socket, client, device, led).await
-        }
+    // Bound before the await, not matched around it: the future would keep the `Result`
+    // beside the client (another 1.2 KB of static RAM).
+    #[cfg_attr(feature = "tls", allow(unused_mut))]
+    let mut client = match Client::new(options, &mut mqtt_rx, &mut mqtt_tx, &mut store) {
+        Ok(client) => client,
         Err(e) => fatal("MQTT client", e),
-    }
+    };
+    let socket = socket(stack, &mut tcp_rx, &mut tcp_tx);
+    #[cfg(feature = "tls")]
+    let socket = (socket, &mut records);
+    // drive() borrows the client, or with TLS takes it.
+    #[cfg(not(feature = "tls"))]
+    let client = &mut client;
+    drive(stack, socket, client, device, led).await
 }
 
 /// [`run`] with the session kept in flash ([`config::SESSION_FLASH`]): restored at boot,
@@ -87,31 +92,36 @@ pub async fn run(
             Ok(journal) => journal,
             Err(e) => fatal("session flash", Error::Storage(e)),
         };
-        match Client::with_journal(options, &mut mqtt_rx, &mut mqtt_tx, &mut store, journal).await {
-            Ok(client) => {
-                let socket = socket(stack, &mut tcp_rx, &mut tcp_tx);
-                // Not with TLS (a compile-time check in config.rs).
-                if config::SLEEP_SECS != 0 {
-                    sleep::wake(stack, socket, client, device, led, deep_sleep).await
-                }
-                #[cfg(feature = "tls")]
-                let socket = (socket, &mut tls_records);
-                drive(stack, socket, client, device, led).await
-            }
+        // As in the other `run`: the client bound, and borrowed by the loop.
+        let client = Client::with_journal(options, &mut mqtt_rx, &mut mqtt_tx, &mut store, journal);
+        let mut client = match client.await {
+            Ok(client) => client,
             Err(Error::Storage(
                 e @ (StorageError::Corrupted
                 | StorageError::Restore(_)
                 | StorageError::RecordTooLarge { .. }),
             )) if !erased => {
-                println!("mqtt: session flash unreadable ({e}); erasing it, new session");
+                let what = storage(&e);
+                println!("mqtt: session flash unreadable ({what}); erasing it, new session");
                 let erase = FlashJournal::new(&mut flash, config::SESSION_FLASH, &mut records);
                 if let Err(e) = async { erase?.erase().await }.await {
                     fatal("session flash erase", Error::Storage(e));
                 }
                 erased = true;
+                continue;
             }
             Err(e) => fatal("MQTT client", e),
+        };
+        let socket = socket(stack, &mut tcp_rx, &mut tcp_tx);
+        // Not with TLS (a compile-time check in config.rs).
+        if config::SLEEP_SECS != 0 {
+            sleep::wake(stack, socket, &mut client, device, led, deep_sleep).await
         }
+        #[cfg(feature = "tls")]
+        let socket = (socket, &mut tls_records);
+        #[cfg(not(feature = "tls"))]
+        let client = &mut client;
+        drive(stack, socket, client, device, led).await
     }
 }
 
@@ -140,14 +150,16 @@ fn socket<'s>(stack: Stack<'static>, rx: &'s mut [u8], tx: &'s mut [u8]) -> TcpS
 #[cfg(feature = "tls")]
 type Link<'s, 'r> = (TcpSocket<'s>, &'r mut tls::Records);
 
-/// The connection loop of [`run`], whichever journal the client has. Between connections
-/// the client is typed over the TCP socket; with TLS it becomes the TLS-typed client for
-/// each connection ([`tls::connection`]).
+/// The connection loop of [`run`], whichever journal the client has. It borrows the client
+/// (1.2 KB): an async fn keeps an argument it takes by value in its future besides the
+/// caller's copy. With TLS it takes the client, which becomes the TLS-typed client for each
+/// connection ([`tls::connection`]) and is typed over the TCP socket between connections.
 async fn drive<'s, J: Journal>(
     stack: Stack<'static>,
     #[cfg(not(feature = "tls"))] mut socket: TcpSocket<'s>,
     #[cfg(feature = "tls")] (mut socket, records): Link<'s, '_>,
-    mut client: Client<'_, TcpSocket<'s>, J>,
+    #[cfg(not(feature = "tls"))] client: &mut Client<'_, TcpSocket<'s>, J>,
+    #[cfg(feature = "tls")] mut client: Client<'_, TcpSocket<'s>, J>,
     device: &mut Device,
     led: &mut Led,
 ) -> ! {
@@ -171,7 +183,7 @@ async fn drive<'s, J: Journal>(
                         // that the CONNECT fits, so this does not happen.
                         fatal("MQTT connect", e);
                     }
-                    connection(&mut client, device, led).await;
+                    connection(client, device, led).await;
                     socket = match client.close() {
                         Some(socket) => socket,
                         // The client returns the transport it was given.
@@ -195,7 +207,13 @@ async fn drive<'s, J: Journal>(
         // connection stays up, so a broker that accepts and drops the device is not stormed.
         match client.reconnect() {
             Some(Reconnect::Stop(cause)) => {
-                println!("mqtt: refused for good ({cause:?}); trying again in 10 min");
+                let code = match cause {
+                    EndCause::Refused(code) | EndCause::Disconnected(code) => code.as_u8(),
+                    _ => 0,
+                };
+                println!(
+                    "mqtt: refused for good (reason code {code:#04x}); trying again in 10 min"
+                );
                 Timer::after(RETRY_AFTER_STOP).await;
             }
             Some(Reconnect::At { at, .. } | Reconnect::Redirect { at, .. }) => {
@@ -230,7 +248,7 @@ fn options<'a>(client_id: &'a str, will_topic: &'a str, will: Outgoing<'_>) -> O
             options.will = Some(last_will);
         }
         // The device builds topics from a validated id, so they are valid topic names.
-        Err(e) => println!("mqtt: will topic {will_topic:?} invalid: {e:?}"),
+        Err(_) => println!("mqtt: will topic {will_topic:?} invalid"),
     }
     options
 }
@@ -270,15 +288,62 @@ async fn connection<S: Read + Write, J: Journal>(
             Event::Subscribed { reason_codes, .. }
                 if reason_codes.iter().any(|code| code.is_error()) =>
             {
-                println!("mqtt: the broker refused the subscription: {reason_codes:?}");
+                for code in reason_codes.iter().filter(|code| code.is_error()) {
+                    println!(
+                        "mqtt: the broker refused a subscription: {:#04x}",
+                        code.as_u8()
+                    );
+                }
             }
             Event::Error(Error::NotConnected) | Event::Disconnected => {
                 println!("mqtt: disconnected");
                 return;
             }
-            Event::Error(e) => println!("mqtt: {e}"),
+            Event::Error(e) => {
+                let (what, code) = describe(&e);
+                println!("mqtt: {what} {code:#04x}");
+            }
             _ => {}
         }
+    }
+}
+
+/// An error as a fixed text and, from the broker, its reason code (else 0). The firmware
+/// prints no `Debug` or `Display` of the MQTT types: their text and the formatting code
+/// behind it would take several KB of flash (see "Footprint" in README.md).
+fn describe(error: &Error) -> (&'static str, u8) {
+    match error {
+        Error::NotConnected => ("not connected", 0),
+        Error::Transport(_) => ("transport error", 0),
+        Error::ConnectionClosed => ("connection closed by the broker", 0),
+        Error::Refused(code) => ("connection refused", code.as_u8()),
+        Error::ServerDisconnect(code) => ("disconnected by the broker", code.as_u8()),
+        Error::ConnAckTimeout => ("no CONNACK in time", 0),
+        Error::KeepAliveTimeout => ("no PINGRESP in time", 0),
+        Error::Protocol(e) => ("protocol violation", e.reason_code().as_u8()),
+        Error::ConnectionLost => ("connection lost", 0),
+        Error::Command(_) => ("command refused", 0),
+        Error::Topic(_) => ("invalid topic", 0),
+        Error::TxBufferTooSmall { .. } => ("transmit buffer too small", 0),
+        Error::RxBufferFull => ("receive buffer full", 0),
+        #[cfg(feature = "persistent-session")]
+        Error::Storage(e) => (storage(e), 0),
+        _ => ("error", 0),
+    }
+}
+
+/// A session flash error as a fixed text, as [`describe`] does for the others.
+#[cfg(feature = "persistent-session")]
+fn storage(error: &mqtt_client_nb::StorageError) -> &'static str {
+    use mqtt_client_nb::StorageError;
+    match error {
+        StorageError::Full => "session flash full",
+        StorageError::InvalidLayout => "session flash range unusable",
+        StorageError::Medium => "session flash failed",
+        StorageError::Corrupted => "session flash corrupted",
+        StorageError::RecordTooLarge { .. } => "session record too large",
+        StorageError::Restore(_) => "session not restorable",
+        _ => "session flash error",
     }
 }
 
@@ -295,7 +360,8 @@ fn announce<S: Read + Write, J: Journal>(
     }
     for sub in device.subscriptions() {
         if let Err(e) = client.subscribe(sub.filter, qos(sub.qos)) {
-            println!("mqtt: subscribe {} failed: {e:?}", sub.filter);
+            let (what, code) = describe(&e);
+            println!("mqtt: subscribe {} failed: {what} {code:#04x}", sub.filter);
         }
     }
 }
@@ -320,7 +386,8 @@ fn publish<S: Read + Write, J: Journal>(
     match client.publish(out.topic, qos(out.qos), out.retain, out.payload) {
         Ok(packet_id) => packet_id,
         Err(e) => {
-            println!("mqtt: publish to {} dropped: {e}", out.topic);
+            let (what, code) = describe(&e);
+            println!("mqtt: publish to {} dropped: {what} {code:#04x}", out.topic);
             None
         }
     }
@@ -349,7 +416,8 @@ fn now_ms() -> u64 {
 /// An error that means the firmware is built wrong (buffers too small, bad settings):
 /// report it and restart rather than run without MQTT.
 fn fatal(what: &str, error: Error) -> ! {
-    println!("{what}: {error}; restarting in 10 s");
+    let (error, code) = describe(&error);
+    println!("{what}: {error} {code:#04x}; restarting in 10 s");
     // Blocks the executor, deliberately: nothing else is worth running.
     esp_hal::delay::Delay::new().delay_millis(10_000);
     esp_hal::system::software_reset()

@@ -7,6 +7,7 @@ use crate::{DecodeError, EncodeError, PacketType, ProtocolVersion, ReasonCode};
 
 /// DISCONNECT: a graceful end of the connection, with a reason in 5.0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Disconnect<'a> {
     /// Why (5.0): [`ReasonCode::Success`] is a normal disconnection, which discards the will.
     pub reason_code: ReasonCode,
@@ -30,7 +31,7 @@ impl<'a> Disconnect<'a> {
     }
 
     pub(crate) fn decode(body: &'a [u8], version: ProtocolVersion) -> Result<Self, DecodeError> {
-        if !version.is_v5() {
+        if !version.v5() {
             return if body.is_empty() {
                 Ok(Self::default())
             } else {
@@ -46,7 +47,7 @@ impl<'a> Disconnect<'a> {
     }
 
     pub(crate) fn lengths(&self, version: ProtocolVersion) -> Result<Lengths, EncodeError> {
-        if !version.is_v5() {
+        if !version.v5() {
             reason_tail::check_v3(self.reason_code, &self.properties)?;
             return Ok(Lengths::default());
         }
@@ -60,7 +61,7 @@ impl<'a> Disconnect<'a> {
     }
 
     pub(crate) fn encode_body(&self, w: &mut impl Write, version: ProtocolVersion, lens: Lengths) {
-        if version.is_v5() {
+        if version.v5() {
             reason_tail::encode(w, self.reason_code, &self.properties, lens.body, lens.props);
         }
     }
@@ -68,6 +69,7 @@ impl<'a> Disconnect<'a> {
 
 /// AUTH (5.0 only): a step of an enhanced authentication or re-authentication exchange.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Auth<'a> {
     /// [`ReasonCode::Success`], [`ReasonCode::ContinueAuthentication`] or
     /// [`ReasonCode::ReAuthenticate`].
@@ -101,7 +103,7 @@ impl<'a> Auth<'a> {
     }
 
     pub(crate) fn lengths(&self, version: ProtocolVersion) -> Result<Lengths, EncodeError> {
-        if !version.is_v5() {
+        if !version.v5() {
             return Err(EncodeError::NotInVersion("AUTH"));
         }
         let (body, props) =

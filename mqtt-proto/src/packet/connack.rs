@@ -7,6 +7,7 @@ use crate::{DecodeError, EncodeError, PacketType, ProtocolVersion, ReasonCode};
 
 /// CONNACK. 3.1.1 return codes are carried as their 5.0 equivalents (see [`ReasonCode`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ConnAck<'a> {
     /// Whether the server resumed a stored session.
     pub session_present: bool,
@@ -37,7 +38,7 @@ impl<'a> ConnAck<'a> {
             return wire::fail(DecodeError::InvalidConnAckFlags(flags));
         }
         let (i, code) = wire::u8(i)?;
-        let reason = if version.is_v5() {
+        let reason = if version.v5() {
             ReasonCode::from_u8(code).filter(|r| r.is_valid_for(PacketType::ConnAck))
         } else {
             ReasonCode::from_v3_connack(code)
@@ -53,7 +54,7 @@ impl<'a> ConnAck<'a> {
         if session_present && reason_code != ReasonCode::Success {
             return wire::fail(DecodeError::InvalidConnAckFlags(flags));
         }
-        let (i, properties) = if version.is_v5() {
+        let (i, properties) = if version.v5() {
             properties::decode(i)?
         } else {
             (i, ConnAckProperties::default())
@@ -73,7 +74,7 @@ impl<'a> ConnAck<'a> {
                 "session present with a failure reason code",
             ));
         }
-        if !version.is_v5() {
+        if !version.v5() {
             if self.reason_code.to_v3_connack().is_none() {
                 return Err(EncodeError::NotInVersion("this CONNACK reason code"));
             }
@@ -98,7 +99,7 @@ impl<'a> ConnAck<'a> {
 
     pub(crate) fn encode_body(&self, w: &mut impl Write, version: ProtocolVersion, lens: Lengths) {
         w.put_u8(u8::from(self.session_present));
-        if version.is_v5() {
+        if version.v5() {
             w.put_u8(self.reason_code.as_u8());
             properties::encode(&self.properties, lens.props, w);
         } else {

@@ -7,6 +7,7 @@ use crate::{DecodeError, EncodeError, ProtocolVersion, QoS, TopicName};
 
 /// CONNECT.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Connect<'a> {
     /// The protocol version the client speaks; the packet is encoded for this version.
     pub protocol: ProtocolVersion,
@@ -28,6 +29,7 @@ pub struct Connect<'a> {
 
 /// A will message: published by the server when the client disappears without DISCONNECT.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Will<'a> {
     /// Topic it is published to.
     pub topic: TopicName<'a>,
@@ -82,13 +84,16 @@ impl<'a> Connect<'a> {
         let (i, name) = wire::string(body)?;
         let (i, level) = wire::u8(i)?;
         // [MQTT-3.1.2-1] protocol name, [MQTT-3.1.2-2] protocol level
-        let Some(protocol) = ProtocolVersion::from_name_and_level(name, level) else {
+        // A build without the `v5` feature does not speak 5.0, as if it were not defined.
+        let Some(protocol) =
+            ProtocolVersion::from_name_and_level(name, level).filter(|version| version.is_built())
+        else {
             return wire::fail(DecodeError::UnsupportedProtocol { level });
         };
         let (i, flags) = wire::u8(i)?;
         check_flags(flags, protocol).map_err(nom::Err::Failure)?;
         let (i, keep_alive) = wire::u16(i)?;
-        let (i, properties) = if protocol.is_v5() {
+        let (i, properties) = if protocol.v5() {
             properties::decode(i)?
         } else {
             (i, ConnectProperties::default())
@@ -96,7 +101,7 @@ impl<'a> Connect<'a> {
         let (mut i, client_id) = wire::string(i)?;
         let mut will = None;
         if flags & WILL != 0 {
-            let (rest, will_properties) = if protocol.is_v5() {
+            let (rest, will_properties) = if protocol.v5() {
                 properties::decode(i)?
             } else {
                 (i, WillProperties::default())
@@ -139,7 +144,7 @@ impl<'a> Connect<'a> {
     }
 
     pub(crate) fn lengths(&self) -> Result<Lengths, EncodeError> {
-        let v5 = self.protocol.is_v5();
+        let v5 = self.protocol.v5();
         if !v5 && !self.properties.is_empty() {
             return Err(EncodeError::NotInVersion("properties"));
         }
@@ -182,12 +187,12 @@ impl<'a> Connect<'a> {
         w.put_u8(self.protocol.level());
         w.put_u8(self.flags());
         w.put_u16(self.keep_alive);
-        if self.protocol.is_v5() {
+        if self.protocol.v5() {
             properties::encode(&self.properties, lens.props, w);
         }
         w.put_string(self.client_id);
         if let Some(will) = &self.will {
-            if self.protocol.is_v5() {
+            if self.protocol.v5() {
                 properties::encode(&will.properties, lens.extra, w);
             }
             w.put_string(will.topic.as_str());
@@ -226,7 +231,7 @@ impl<'a> Connect<'a> {
 /// speed, UTF-8, U+0000 and the wildcards are checked in one `from_utf8` and one scan, as in
 /// PUBLISH; compiled for size, as a string and then as a topic name (less code).
 #[cfg(not(mqtt_sansio_small))]
-#[inline(always)]
+#[cfg_attr(not(mqtt_sansio_small), inline(always))]
 fn will_topic(input: &[u8]) -> IResult<'_, TopicName<'_>> {
     let (rest, topic) = wire::binary(input)?;
     let topic = crate::topic::decode_name(topic).map_err(nom::Err::Failure)?;
@@ -237,7 +242,7 @@ fn will_topic(input: &[u8]) -> IResult<'_, TopicName<'_>> {
 }
 
 #[cfg(mqtt_sansio_small)]
-#[inline(always)]
+#[cfg_attr(not(mqtt_sansio_small), inline(always))]
 fn will_topic(input: &[u8]) -> IResult<'_, TopicName<'_>> {
     let (rest, topic) = wire::string(input)?;
     match TopicName::new(topic) {
@@ -264,7 +269,7 @@ fn check_flags(flags: u8, protocol: ProtocolVersion) -> Result<(), DecodeError> 
         return Err(invalid);
     }
     // [MQTT-3.1.2-22] (3.1.1 only) a password needs a user name
-    if !protocol.is_v5() && flags & PASSWORD != 0 && flags & USERNAME == 0 {
+    if !protocol.v5() && flags & PASSWORD != 0 && flags & USERNAME == 0 {
         return Err(invalid);
     }
     Ok(())

@@ -4,6 +4,7 @@ use crate::DecodeError;
 
 /// The type of a control packet, as in the fixed header's high nibble.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[repr(u8)]
 pub enum PacketType {
     /// CONNECT (1).
@@ -64,6 +65,7 @@ impl PacketType {
 
 /// A decoded fixed header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct FixedHeader {
     /// The packet type.
     pub packet_type: PacketType,
@@ -130,7 +132,7 @@ impl FixedHeader {
         match self.packet_type {
             PacketType::Publish if (self.flags >> 1) & 3 == 3 => Err(DecodeError::InvalidQoS),
             PacketType::Publish if self.flags & 0b1110 == 0b1000 => Err(DecodeError::DupOnQoS0),
-            PacketType::Auth if !version.is_v5() => Err(DecodeError::ReservedPacketType(15)),
+            PacketType::Auth if !version.v5() => Err(DecodeError::ReservedPacketType(15)),
             _ => Ok(()),
         }
     }

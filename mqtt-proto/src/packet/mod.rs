@@ -30,6 +30,7 @@ use crate::{DecodeError, EncodeError, ProtocolVersion, MAX_REMAINING_LENGTH};
 /// Any MQTT control packet, borrowing its strings and payloads from the bytes it was decoded
 /// from (or from the caller, when built for sending).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Packet<'a> {
     /// Client request to connect.
     Connect(Connect<'a>),
@@ -65,6 +66,7 @@ pub enum Packet<'a> {
 
 /// Outcome of [`Packet::decode`] on a buffer that may hold a partial packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 // The packet is returned by value on purpose: boxing it would allocate, which this crate never does.
 #[allow(clippy::large_enum_variant)]
 pub enum Decoded<'a> {
@@ -99,6 +101,9 @@ impl<'a> Packet<'a> {
         version: ProtocolVersion,
         max_packet_size: u32,
     ) -> Result<Decoded<'a>, DecodeError> {
+        if !version.is_built() {
+            return Err(DecodeError::FeatureDisabled("v5"));
+        }
         let Some(header) = FixedHeader::decode(buf)? else {
             return Ok(Decoded::Incomplete { needed: None });
         };
@@ -131,13 +136,16 @@ impl<'a> Packet<'a> {
         body: &'a [u8],
         version: ProtocolVersion,
     ) -> Result<Self, DecodeError> {
+        if !version.is_built() {
+            return Err(DecodeError::FeatureDisabled("v5"));
+        }
         Self::decode_body_into(header, body, version, Ok)
     }
 
     /// [`Packet::decode_body`], handing the packet to `wrap` inside each arm so that the caller's
     /// result is built in place: joining the arms into one `Packet` first and wrapping it after
     /// costs a copy of the largest variant (272 bytes) on every packet, PINGREQ included.
-    #[inline(always)]
+    #[cfg_attr(not(mqtt_sansio_small), inline(always))]
     fn decode_body_into<R>(
         header: FixedHeader,
         body: &'a [u8],
@@ -146,7 +154,9 @@ impl<'a> Packet<'a> {
     ) -> Result<R, DecodeError> {
         use PacketType as T;
         match header.packet_type {
-            T::Connect => wrap(Self::Connect(Connect::decode(body)?)),
+            // Only a server receives CONNECT (feature `server`).
+            T::Connect if cfg!(feature = "server") => wrap(Self::Connect(Connect::decode(body)?)),
+            T::Connect => Err(DecodeError::FeatureDisabled("server")),
             T::ConnAck => wrap(Self::ConnAck(ConnAck::decode(body, version)?)),
             T::Publish => wrap(Self::Publish(Publish::decode(header.flags, body, version)?)),
             T::PubAck => wrap(Self::PubAck(PubResponse::decode(T::PubAck, body, version)?)),
@@ -167,7 +177,7 @@ impl<'a> Packet<'a> {
             T::Disconnect => wrap(Self::Disconnect(Disconnect::decode(body, version)?)),
             T::Auth => {
                 // Packet type 15 is reserved before 5.0 (3.1.1 Table 2.1; no conformance id)
-                if !version.is_v5() {
+                if !version.v5() {
                     return Err(DecodeError::ReservedPacketType(15));
                 }
                 wrap(Self::Auth(Auth::decode(body)?))
@@ -211,13 +221,15 @@ impl<'a> Packet<'a> {
     /// [`EncodeError::BufferTooSmall`] when `buf` is shorter than [`Packet::encoded_len`], or
     /// another [`EncodeError`] when the packet cannot be encoded; nothing is written then.
     pub fn encode(&self, version: ProtocolVersion, buf: &mut [u8]) -> Result<usize, EncodeError> {
-        use PacketType as T;
+        self.check_built(version)?;
         // The packets sent most often get their own arm, so their lengths stay in registers and
-        // they skip the three dispatches of the general path below.
+        // they skip the three dispatches of the general path below. Compiled for size, every
+        // packet takes the general path: one copy of each encoder.
+        #[cfg(not(mqtt_sansio_small))]
         match self {
             Self::Publish(p) => {
                 let lens = p.lengths(version)?;
-                return emit(buf, T::Publish, p.header_flags(), lens, |w, l| {
+                return emit(buf, PacketType::Publish, p.header_flags(), lens, |w, l| {
                     p.encode_body(w, version, l)
                 });
             }
@@ -231,12 +243,11 @@ impl<'a> Packet<'a> {
             Self::PingReq | Self::PingResp => {
                 return emit(buf, self.packet_type(), 0, Lengths::default(), |_, _| {});
             }
-            // Compiled for size, CONNECT (sent once per connection) takes the general path
-            // rather than a second copy of its encoder.
-            #[cfg(not(mqtt_sansio_small))]
             Self::Connect(p) => {
                 let lens = p.lengths()?;
-                return emit(buf, T::Connect, 0, lens, |w, l| p.encode_body(w, l));
+                return emit(buf, PacketType::Connect, 0, lens, |w, l| {
+                    p.encode_body(w, l)
+                });
             }
             _ => {}
         }
@@ -290,9 +301,28 @@ impl<'a> Packet<'a> {
         Ok(plan.total)
     }
 
+    /// Refuses a packet this build cannot encode: any for 5.0 (or a CONNECT naming 5.0) without
+    /// the `v5` feature.
+    #[inline]
+    fn check_built(&self, version: ProtocolVersion) -> Result<(), EncodeError> {
+        let version = match self {
+            Self::Connect(c) => c.protocol,
+            _ => version,
+        };
+        if version.is_built() {
+            Ok(())
+        } else {
+            Err(EncodeError::FeatureDisabled("v5"))
+        }
+    }
+
     fn plan(&self, version: ProtocolVersion) -> Result<Plan, EncodeError> {
         use PacketType as T;
+        self.check_built(version)?;
         let lens = match self {
+            Self::ConnAck(_) | Self::SubAck(_) | Self::UnsubAck(_) if !cfg!(feature = "server") => {
+                return Err(EncodeError::FeatureDisabled("server"));
+            }
             Self::Connect(p) => p.lengths()?,
             Self::ConnAck(p) => p.lengths(version)?,
             Self::Publish(p) => p.lengths(version)?,
@@ -326,24 +356,32 @@ impl<'a> Packet<'a> {
         let lens = plan.lens;
         match self {
             Self::Connect(p) => p.encode_body(w, lens),
-            Self::ConnAck(p) => p.encode_body(w, version, lens),
+            // `plan` refused the packets only a server sends unless the feature is on.
+            Self::ConnAck(p) if cfg!(feature = "server") => p.encode_body(w, version, lens),
             Self::Publish(p) => p.encode_body(w, version, lens),
             Self::PubAck(p) | Self::PubRec(p) | Self::PubRel(p) | Self::PubComp(p) => {
                 p.encode_body(w, version, lens)
             }
             Self::Subscribe(p) => p.encode_body(w, version, lens),
-            Self::SubAck(p) => p.encode_body(w, version, lens),
+            Self::SubAck(p) if cfg!(feature = "server") => p.encode_body(w, version, lens),
             Self::Unsubscribe(p) => p.encode_body(w, version, lens),
-            Self::UnsubAck(p) => p.encode_body(w, version, lens),
-            Self::PingReq | Self::PingResp => {}
+            Self::UnsubAck(p) if cfg!(feature = "server") => p.encode_body(w, version, lens),
+            Self::ConnAck(_)
+            | Self::SubAck(_)
+            | Self::UnsubAck(_)
+            | Self::PingReq
+            | Self::PingResp => {}
             Self::Disconnect(p) => p.encode_body(w, version, lens),
-            Self::Auth(p) => p.encode_body(w, version, lens),
+            // `plan` refused AUTH before 5.0, and a build without `v5` has no 5.0.
+            Self::Auth(p) if cfg!(feature = "v5") => p.encode_body(w, version, lens),
+            Self::Auth(_) => {}
         }
     }
 }
 
 /// Writes one packet whose body `lens` measured: the fixed header, then `body`.
-#[inline(always)]
+#[cfg(not(mqtt_sansio_small))]
+#[cfg_attr(not(mqtt_sansio_small), inline(always))]
 fn emit(
     buf: &mut [u8],
     packet_type: PacketType,

@@ -8,6 +8,7 @@ use crate::{DecodeError, EncodeError, PacketId, PacketType, ProtocolVersion, Rea
 
 /// The body of PUBACK, PUBREC, PUBREL or PUBCOMP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct PubResponse<'a> {
     /// Identifier of the PUBLISH this answers.
     pub packet_id: PacketId,
@@ -27,7 +28,7 @@ impl<'a> PubResponse<'a> {
         }
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(mqtt_sansio_small), inline(always))]
     pub(crate) fn decode(
         packet_type: PacketType,
         body: &'a [u8],
@@ -36,14 +37,14 @@ impl<'a> PubResponse<'a> {
         wire::finish(Self::parse(packet_type, body, version))
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(mqtt_sansio_small), inline(always))]
     fn parse(
         packet_type: PacketType,
         body: &'a [u8],
         version: ProtocolVersion,
     ) -> IResult<'a, Self> {
         let (rest, packet_id) = wire::packet_id(body)?;
-        if !version.is_v5() {
+        if !version.v5() {
             return Ok((rest, Self::new(packet_id)));
         }
         let (rest, (reason_code, properties)) = reason_tail::decode(rest, packet_type)?;
@@ -61,7 +62,7 @@ impl<'a> PubResponse<'a> {
         packet_type: PacketType,
         version: ProtocolVersion,
     ) -> Result<Lengths, EncodeError> {
-        if !version.is_v5() {
+        if !version.v5() {
             reason_tail::check_v3(self.reason_code, &self.properties)?;
             return Ok(Lengths {
                 body: 2,
@@ -79,7 +80,7 @@ impl<'a> PubResponse<'a> {
     #[inline]
     pub(crate) fn encode_body(&self, w: &mut impl Write, version: ProtocolVersion, lens: Lengths) {
         w.put_u16(self.packet_id.get());
-        if version.is_v5() {
+        if version.v5() {
             reason_tail::encode(
                 w,
                 self.reason_code,

@@ -9,6 +9,7 @@ use crate::{
 
 /// PUBLISH.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Publish<'a> {
     /// Set on a re-delivery of a QoS 1 or 2 message.
     pub dup: bool,
@@ -45,7 +46,7 @@ impl<'a> Publish<'a> {
         self.qos_pid.packet_id()
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(mqtt_sansio_small), inline(always))]
     pub(crate) fn decode(
         flags: u8,
         body: &'a [u8],
@@ -54,7 +55,7 @@ impl<'a> Publish<'a> {
         wire::finish(Self::parse(flags, body, version))
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(mqtt_sansio_small), inline(always))]
     fn parse(flags: u8, body: &'a [u8], version: ProtocolVersion) -> IResult<'a, Self> {
         // [MQTT-3.3.1-4] both QoS bits set is malformed
         let Some(qos) = QoS::from_u8((flags >> 1) & 3) else {
@@ -73,7 +74,7 @@ impl<'a> Publish<'a> {
             QoS::AtLeastOnce => wire::packet_id(i).map(|(i, id)| (i, QosPid::AtLeastOnce(id)))?,
             QoS::ExactlyOnce => wire::packet_id(i).map(|(i, id)| (i, QosPid::ExactlyOnce(id)))?,
         };
-        let (payload, properties) = if version.is_v5() {
+        let (payload, properties) = if version.v5() {
             properties::decode::<PublishProperties<'_>>(i)?
         } else {
             (i, PublishProperties::default())
@@ -120,7 +121,7 @@ impl<'a> Publish<'a> {
         if self.qos_pid.packet_id().is_some() {
             body += 2;
         }
-        if version.is_v5() {
+        if version.v5() {
             if topic.is_empty() && self.properties.topic_alias.is_none() {
                 return Err(EncodeError::EmptyTopicWithoutAlias);
             }
@@ -145,7 +146,7 @@ impl<'a> Publish<'a> {
         if let Some(id) = self.qos_pid.packet_id() {
             w.put_u16(id.get());
         }
-        if version.is_v5() {
+        if version.v5() {
             properties::encode(&self.properties, lens.props, w);
         }
         w.put_slice(self.payload);

@@ -9,6 +9,7 @@ use crate::{DecodeError, EncodeError, PacketId, PacketType, ProtocolVersion, Rea
 
 /// SUBACK.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SubAck<'a> {
     /// Identifier of the SUBSCRIBE this answers.
     pub packet_id: PacketId,
@@ -20,6 +21,7 @@ pub struct SubAck<'a> {
 
 /// UNSUBACK.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct UnsubAck<'a> {
     /// Identifier of the UNSUBSCRIBE this answers.
     pub packet_id: PacketId,
@@ -42,7 +44,7 @@ impl Element<'_> for ReasonCode {
 type Parts<'a> = (PacketId, AckProperties<'a>, Seq<'a, ReasonCode>);
 
 fn code_allowed(code: ReasonCode, packet_type: PacketType, version: ProtocolVersion) -> bool {
-    match (version.is_v5(), packet_type) {
+    match (version.v5(), packet_type) {
         (true, _) => code.is_valid_for(packet_type),
         (false, PacketType::SubAck) => code.is_valid_v3_suback(),
         // 3.1.1's UNSUBACK has no payload at all.
@@ -52,7 +54,7 @@ fn code_allowed(code: ReasonCode, packet_type: PacketType, version: ProtocolVers
 
 fn parse(body: &[u8], packet_type: PacketType, version: ProtocolVersion) -> IResult<'_, Parts<'_>> {
     let (i, packet_id) = wire::packet_id(body)?;
-    let (payload, props) = if version.is_v5() {
+    let (payload, props) = if version.v5() {
         // AckProperties is shared with PUBACK: name this packet in the error.
         properties::decode(i).map_err(|e| e.map(|e| e.in_packet(packet_type)))?
     } else {
@@ -76,7 +78,7 @@ fn lengths(
     let (_, props, codes) = parts;
     let mut lens = Lengths::default();
     let mut body = 2;
-    if version.is_v5() {
+    if version.v5() {
         lens.props = properties::content_len(props)?;
         body += properties::block_len(lens.props);
     } else if !props.is_empty() {
@@ -95,7 +97,7 @@ fn lengths(
 fn encode(parts: &Parts<'_>, w: &mut impl Write, version: ProtocolVersion, lens: Lengths) {
     let (packet_id, props, codes) = parts;
     w.put_u16(packet_id.get());
-    if version.is_v5() {
+    if version.v5() {
         properties::encode(props, lens.props, w);
     }
     for code in codes.iter() {

@@ -8,6 +8,7 @@ use crate::{DecodeError, EncodeError, PacketId, ProtocolVersion, QoS, TopicFilte
 
 /// SUBSCRIBE.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Subscribe<'a> {
     /// Packet identifier, echoed by SUBACK.
     pub packet_id: PacketId,
@@ -19,6 +20,7 @@ pub struct Subscribe<'a> {
 
 /// One topic filter of a SUBSCRIBE with its options.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Subscription<'a> {
     /// The filter.
     pub filter: TopicFilter<'a>,
@@ -38,6 +40,7 @@ impl<'a> Subscription<'a> {
 
 /// Subscription options. 3.1.1 has the maximum QoS only; the rest must keep their defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SubscriptionOptions {
     /// Highest QoS the server may deliver at.
     pub qos: QoS,
@@ -51,6 +54,7 @@ pub struct SubscriptionOptions {
 
 /// When the server sends retained messages for a new subscription (5.0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[repr(u8)]
 pub enum RetainHandling {
     /// Send them at subscribe time.
@@ -83,7 +87,7 @@ impl SubscriptionOptions {
     pub(crate) fn from_byte(byte: u8, version: ProtocolVersion) -> Result<Self, DecodeError> {
         let invalid = DecodeError::InvalidSubscriptionOptions(byte);
         // [MQTT-3.8.3-5] (3.1.1: [MQTT-3.8.3-4]) reserved bits are 0
-        let reserved = if version.is_v5() { 0xC0 } else { 0xFC };
+        let reserved = if version.v5() { 0xC0 } else { 0xFC };
         if byte & reserved != 0 {
             return Err(invalid);
         }
@@ -144,7 +148,7 @@ impl<'a> Subscribe<'a> {
 
     fn parse(body: &'a [u8], version: ProtocolVersion) -> IResult<'a, Self> {
         let (i, packet_id) = wire::packet_id(body)?;
-        let (payload, properties) = if version.is_v5() {
+        let (payload, properties) = if version.v5() {
             properties::decode(i)?
         } else {
             (i, SubscribeProperties::default())
@@ -168,7 +172,7 @@ impl<'a> Subscribe<'a> {
     pub(crate) fn lengths(&self, version: ProtocolVersion) -> Result<Lengths, EncodeError> {
         let mut lens = Lengths::default();
         let mut body = 2;
-        if version.is_v5() {
+        if version.v5() {
             lens.props = properties::content_len(&self.properties)?;
             body += properties::block_len(lens.props);
         } else if !self.properties.is_empty() {
@@ -178,7 +182,7 @@ impl<'a> Subscribe<'a> {
             return Err(EncodeError::NoTopicFilters);
         }
         for sub in self.subscriptions.iter() {
-            if !version.is_v5() && sub.options != SubscriptionOptions::new(sub.options.qos) {
+            if !version.v5() && sub.options != SubscriptionOptions::new(sub.options.qos) {
                 return Err(EncodeError::NotInVersion(
                     "subscription options other than QoS",
                 ));
@@ -197,7 +201,7 @@ impl<'a> Subscribe<'a> {
 
     pub(crate) fn encode_body(&self, w: &mut impl Write, version: ProtocolVersion, lens: Lengths) {
         w.put_u16(self.packet_id.get());
-        if version.is_v5() {
+        if version.v5() {
             properties::encode(&self.properties, lens.props, w);
         }
         for sub in self.subscriptions.iter() {

@@ -8,6 +8,7 @@ use crate::{DecodeError, EncodeError, PacketId, ProtocolVersion, TopicFilter};
 
 /// UNSUBSCRIBE.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Unsubscribe<'a> {
     /// Packet identifier, echoed by UNSUBACK.
     pub packet_id: PacketId,
@@ -51,7 +52,7 @@ impl<'a> Unsubscribe<'a> {
 
     fn parse(body: &'a [u8], version: ProtocolVersion) -> IResult<'a, Self> {
         let (i, packet_id) = wire::packet_id(body)?;
-        let (payload, properties) = if version.is_v5() {
+        let (payload, properties) = if version.v5() {
             properties::decode(i)?
         } else {
             (i, UnsubscribeProperties::default())
@@ -75,7 +76,7 @@ impl<'a> Unsubscribe<'a> {
     pub(crate) fn lengths(&self, version: ProtocolVersion) -> Result<Lengths, EncodeError> {
         let mut lens = Lengths::default();
         let mut body = 2;
-        if version.is_v5() {
+        if version.v5() {
             lens.props = properties::content_len(&self.properties)?;
             body += properties::block_len(lens.props);
         } else if !self.properties.is_empty() {
@@ -93,7 +94,7 @@ impl<'a> Unsubscribe<'a> {
 
     pub(crate) fn encode_body(&self, w: &mut impl Write, version: ProtocolVersion, lens: Lengths) {
         w.put_u16(self.packet_id.get());
-        if version.is_v5() {
+        if version.v5() {
             properties::encode(&self.properties, lens.props, w);
         }
         for f in self.filters.iter() {

@@ -41,7 +41,8 @@ pub struct SessionConfig {
     /// identifier, 5.0 properties) plus one payload byte must fit: a message whose header
     /// does not is skipped as if over the maximum packet size
     /// ([`Notice::MessageSkipped`](super::Notice::MessageSkipped)). Any other packet larger
-    /// than this is the driver's to refuse.
+    /// than this is the driver's to refuse. Streaming needs the `receive-streaming` feature;
+    /// without it [`Session::new`](super::Session::new) lowers `maximum_packet_size` to this.
     pub receive_capacity: usize,
     /// Highest topic alias the broker may use towards us (5.0; 0 disables incoming aliases).
     pub topic_alias_maximum: u16,
@@ -104,6 +105,7 @@ pub struct SessionConfig {
     /// refuses it or an UNSUBACK reports it gone (Success or No Subscription Existed). A
     /// granted filter that finds no room still works but is not renewed, which
     /// [`Notice::SubscriptionNotRenewable`](super::Notice::SubscriptionNotRenewable) reports.
+    /// Needs the `subscription-renewal` feature; without it nothing is kept or renewed.
     pub subscription_bytes: usize,
     /// Slots of the packet-id index, 6 bytes each, at the front of the log: a PUBACK, PUBREC,
     /// PUBCOMP, SUBACK or UNSUBACK then finds the packet it acknowledges without walking
@@ -185,7 +187,17 @@ impl SessionConfig {
     pub fn control_len(connect: &crate::Connect<'_>) -> Result<usize, crate::EncodeError> {
         let mut c = *connect;
         c.protocol = ProtocolVersion::V5;
-        Ok(crate::Packet::Connect(c).encoded_len(ProtocolVersion::V5)? + 16)
+        if !cfg!(feature = "v5") {
+            // Without the `v5` feature the session sends 3.1.1 or 3.1, never with properties;
+            // an empty user name keeps a lone password encodable (2 bytes more, still a bound).
+            c.protocol = ProtocolVersion::V3_1_1;
+            c.properties = crate::ConnectProperties::default();
+            if let Some(will) = &mut c.will {
+                will.properties = crate::WillProperties::default();
+            }
+            c.username = c.username.or(c.password.map(|_| ""));
+        }
+        Ok(crate::Packet::Connect(c).encoded_len(c.protocol)? + 16)
     }
 
     /// Slots of the incoming table: `incoming_slots`, at least `receive_maximum`.

@@ -4,6 +4,7 @@ use crate::{DecodeError, EncodeError, PacketType, ReasonCode};
 
 /// Why a command was refused. The session and the connection are unaffected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum CommandError {
     /// The store has no room for the packet; retry after acknowledgements free some. Nothing was
@@ -69,6 +70,7 @@ pub enum CommandError {
 /// The broker broke the protocol. The session has queued a DISCONNECT with
 /// [`ProtocolError::reason_code`] (5.0) and the connection must be closed once it is sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum ProtocolError {
     /// Malformed bytes or a violation visible in the packet alone.

@@ -142,6 +142,7 @@ pub enum Event<'a> {
 
 /// Why the session gave up on a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum LostReason {
     /// No CONNACK within the configured timeout.

@@ -169,7 +169,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             .ok()
             .filter(|id| !id.is_empty())
             .map(Record::ClientId);
-        let resumable = this.connected_before.then_some(Record::Resumable);
+        let resumable = this.resumable().then_some(Record::Resumable);
         let messages = this.log.iter(log).filter_map(move |r| {
             let pid = PacketId::new(r.pid)?;
             match (r.kind, r.state) {
@@ -214,14 +214,18 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// connected yet: how a session is recovered after a crash. A backend that keeps
     /// snapshots beside older records picks what to apply with [`crate::journal::Scan`].
     /// Queued messages come back unsent, in their order, and go out once connected;
-    /// [`Record::Resumable`] makes a 5.0 session resume the broker's session.
+    /// [`Record::Resumable`] makes a 5.0 session resume the broker's session. Without the
+    /// `subscription-renewal` feature, which keeps no subscriptions, a
+    /// [`Record::Subscriptions`] is accepted and left out.
     ///
     /// # Errors
     /// [`JournalError::InvalidState`] once the session connected;
     /// [`JournalError::Malformed`] for a record whose content contradicts itself (a PUBLISH
     /// that does not decode as the QoS and packet identifier it is filed under, a
     /// subscription table that is not one); [`JournalError::StoreFull`] when the store or one
-    /// of its regions is smaller than the state. The session is unchanged by a failed record.
+    /// of its regions is smaller than the state; [`JournalError::FeatureDisabled`] for a
+    /// message encoded as 5.0 without the `v5` feature. The session is unchanged by a failed
+    /// record.
     pub fn restore(&mut self, record: &Record<'_>) -> Result<(), JournalError> {
         if self.conn.phase != Phase::Disconnected {
             return Err(JournalError::InvalidState);
@@ -308,6 +312,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                 }
                 self.released.note(pid.get());
             }
+            // Without renewal none are kept (as with `subscription_bytes` 0, but a journal from
+            // a build that kept them still restores).
+            Record::Subscriptions(_) if !cfg!(feature = "subscription-renewal") => {}
             Record::Subscriptions(table) => {
                 let region = &mut self.store.as_mut()[self.layout.subscriptions.clone()];
                 if table.len() > region.len() {
@@ -344,6 +351,11 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         sent_before: bool,
         packet: &[u8],
     ) -> Result<(), JournalError> {
+        // [`JournalError::FeatureDisabled`], not `Malformed`: the record is whole, this build
+        // cannot decode it.
+        if v5 && !cfg!(feature = "v5") {
+            return Err(JournalError::FeatureDisabled("v5"));
+        }
         let version = super::record_version(v5);
         let expected = QosPid::new(qos, pid);
         match Packet::decode(packet, version, u32::MAX) {
@@ -401,6 +413,13 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         self.ids_wrapped = true;
         self.free_ids = 0;
         Ok(at)
+    }
+
+    /// Whether a reconnect would resume the broker's session, which [`Record::Resumable`]
+    /// says: only 5.0 decides that from the journal (a 3.1.1 session resumes by its
+    /// configured Clean Session), so a 3.1.1 session, and a build without `v5`, writes none.
+    pub(super) fn resumable(&self) -> bool {
+        self.connected_before && self.version.v5()
     }
 
     /// Ends what the log holds for `pid`.

@@ -412,8 +412,21 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     ///
     /// # Errors
     /// [`CommandError::StoreFull`] when `store` is not larger than
-    /// [`SessionConfig::reserved_bytes`] plus 64 bytes for the log.
+    /// [`SessionConfig::reserved_bytes`] plus 64 bytes for the log;
+    /// [`CommandError::Encode`] with [`EncodeError::FeatureDisabled`](crate::EncodeError) for
+    /// a 5.0 configuration in a build without the `v5` feature.
     pub fn new(config: SessionConfig, store: B) -> Result<Self, CommandError> {
+        if !config.version.is_built() {
+            return Err(CommandError::Encode(crate::EncodeError::FeatureDisabled(
+                "v5",
+            )));
+        }
+        let mut config = config;
+        if !cfg!(feature = "receive-streaming") && config.receive_capacity > 0 {
+            // Nothing is streamed: what the driver cannot hold is over the limit.
+            let capacity = u32::try_from(config.receive_capacity).unwrap_or(u32::MAX);
+            config.maximum_packet_size = config.maximum_packet_size.min(capacity);
+        }
         let reserved = config.reserved_bytes();
         let available = store.as_ref().len();
         if available < reserved + 64 {
@@ -476,7 +489,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             journal: journal::JournalFlags::default(),
         };
         // 3.1.1 has no subscription identifiers.
-        session.limits.subscription_identifier_available = config.version.is_v5();
+        session.limits.subscription_identifier_available = config.version.v5();
         let r = session.layout.incoming.clone();
         session.incoming.clear(&mut session.store.as_mut()[r]);
         Ok(session)
@@ -635,7 +648,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     fn prepared<'c>(&self, connect: &Connect<'c>) -> Connect<'c> {
         let mut c = *connect;
         c.protocol = self.version;
-        if c.protocol.is_v5() {
+        if c.protocol.v5() {
             c.properties.receive_maximum = NonZeroU16::new(self.config.receive_maximum);
             c.properties.maximum_packet_size = NonZeroU32::new(self.config.maximum_packet_size);
             c.properties.topic_alias_maximum =
@@ -790,7 +803,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         }
         // The application's end replaces a resync waiting to go.
         self.conn.resync = false;
-        if !self.version().is_v5() {
+        if !self.version().v5() {
             self.conn.close_for_will = disconnect.reason_code != crate::ReasonCode::Success;
             let plain = Disconnect::default();
             return self.write_control(&Packet::Disconnect(plain), Control::Disconnect);
@@ -869,7 +882,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         self.conn.closing = Some(lost);
         self.acks.clear();
         self.conn.control = Control::None;
-        if self.version().is_v5() {
+        if self.version().v5() {
             let disconnect = Packet::Disconnect(Disconnect::new(reason));
             if self
                 .write_control(&disconnect, Control::ErrorDisconnect)
@@ -969,7 +982,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// driver that can make up a unique identifier does so when this is `true` and the
     /// application gave none; one that cannot leaves the choice to the application.
     pub fn needs_client_id(&self) -> bool {
-        !self.version.is_v5()
+        !self.version.v5()
     }
 
     /// The client identifier a 5.0 broker assigned (Assigned Client Identifier), used by
@@ -1186,7 +1199,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                 state: State::Unsent,
                 pid,
                 qos,
-                v5: version.is_v5(),
+                v5: version.v5(),
                 streamed: false,
             },
             len,

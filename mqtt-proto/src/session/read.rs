@@ -73,7 +73,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         if self.conn.phase == Phase::Connected && self.acks.is_full() {
             return Ok(Read::Blocked);
         }
-        if let Some(stream) = self.stream {
+        if let Some(stream) = self.stream.filter(|_| cfg!(feature = "receive-streaming")) {
             return self.read_chunk(now, buf, stream);
         }
         if let Some(read) = self.older_refusal(now, buf) {
@@ -148,6 +148,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
 
     /// The event of a renewal's SUBACK: its codes with the filters of the renewal.
     fn renewed_event<'s>(&'s self, packet: Packet<'s>) -> Option<Event<'s>> {
+        if !cfg!(feature = "subscription-renewal") {
+            return None;
+        }
         let Packet::SubAck(ack) = packet else {
             return None;
         };
@@ -189,7 +192,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                     Err(ProtocolError::UnexpectedPacket(PacketType::Auth))
                 }
             }
-            Packet::Disconnect(d) if self.version().is_v5() => {
+            Packet::Disconnect(d) if self.version().v5() => {
                 self.conn.phase = Phase::Closing;
                 self.conn
                     .cause
@@ -252,7 +255,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
 
     /// Fills in the topic of a PUBLISH that names it by alias only.
     pub(super) fn resolve_alias<'s>(&'s self, mut p: Publish<'s>) -> Publish<'s> {
-        if let (true, Some(alias)) = (p.topic.is_empty(), p.properties.topic_alias) {
+        let alias = p.properties.topic_alias.filter(|_| cfg!(feature = "v5"));
+        if let (true, Some(alias)) = (p.topic.is_empty(), alias) {
             let region = &self.store.as_ref()[self.layout.in_alias.clone()];
             // `apply` checked that the alias is known; its topic was validated when stored.
             if let Some(topic) = self.in_aliases.topic_of(region, alias.get()) {
@@ -284,7 +288,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         self.limits = super::BrokerLimits::defaults(self.keep_alive, self.session_expiry);
         self.limits.apply(&c.properties);
         // 3.1.1 has no subscription identifiers.
-        self.limits.subscription_identifier_available &= self.version().is_v5();
+        self.limits.subscription_identifier_available &= self.version().v5();
         // Our own cap on top of the broker's; 0 would stall every QoS 1/2 publish.
         self.limits.receive_maximum = self
             .limits
@@ -303,8 +307,10 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         self.conn.phase = Phase::Connected;
         self.conn.control = Control::None;
         self.conn.up_since = Some(now);
-        self.journal.resumable |= !self.connected_before;
+        let resumable = self.resumable();
         self.connected_before = true;
+        // Journaled once, on the first connection that makes the session resumable.
+        self.journal.resumable |= !resumable && self.resumable();
         self.log.rewind();
         Ok(Outcome::Report)
     }
@@ -325,7 +331,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// A 5.0 CONNECT answered by a 3.1.1-only broker: its CONNACK (`20 02 00 01`, Unacceptable
     /// Protocol Version) is malformed in 5.0, and reporting it as such would hide the cause.
     fn older_refusal(&mut self, now: Instant, buf: &[u8]) -> Option<Read<'static>> {
-        if self.conn.phase != Phase::AwaitConnAck || !self.version().is_v5() {
+        if self.conn.phase != Phase::AwaitConnAck || !self.version().v5() {
             return None;
         }
         let [0x20, 0x02, 0x00, code, ..] = *buf else {
@@ -349,7 +355,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// event still decodes as 5.0).
     fn fall_back_if_refused(&mut self, reason: ReasonCode) {
         let refused = reason == ReasonCode::UnsupportedProtocolVersion;
-        if refused && self.version().is_v5() && self.config.fallback_to_v311 {
+        if refused && self.version().v5() && self.config.fallback_to_v311 {
             self.conn.fall_back = true;
             self.raise(Raised::FellBack);
         }
@@ -501,7 +507,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
 
     /// Checks a PUBLISH's topic alias and learns the topic it sets.
     pub(super) fn take_alias(&mut self, p: &Publish<'_>) -> Result<(), ProtocolError> {
-        if let Some(alias) = p.properties.topic_alias {
+        if let Some(alias) = p.properties.topic_alias.filter(|_| cfg!(feature = "v5")) {
             // [MQTT-3.3.2-10] an alias must be between 1 and our Topic Alias Maximum
             if alias.get() > self.config.topic_alias_maximum {
                 return Err(ProtocolError::TopicAliasInvalid);
@@ -679,7 +685,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                     rec.kind == Kind::PubRel && rec.pid == pid.get()
                 })
                 .is_some();
-            let reason = if known || !self.version().is_v5() {
+            let reason = if known || !self.version().v5() {
                 ReasonCode::Success
             } else {
                 ReasonCode::PacketIdentifierNotFound
@@ -710,7 +716,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             state: State::Unsent,
             pid: pid.get(),
             qos: QoS::ExactlyOnce,
-            v5: version.is_v5(),
+            v5: version.v5(),
             streamed: false,
         };
         let appended = self.log.append(region, entry, len, |buf| {
@@ -733,7 +739,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                 ReasonCode::Success
             }
             // 3.1.1 has no reason code: completing an unknown id is harmless.
-            _ if !self.version().is_v5() => ReasonCode::Success,
+            _ if !self.version().v5() => ReasonCode::Success,
             _ => ReasonCode::PacketIdentifierNotFound,
         };
         self.queue_ack(PacketType::PubComp, pid, reason);
@@ -767,7 +773,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         let Some(record) = record else {
             return Ok(Outcome::Silent);
         };
-        let check = kind == Kind::Subscribe || self.version().is_v5();
+        let check = kind == Kind::Subscribe || self.version().v5();
         if check && self.request_len(&record) != codes.len() {
             return Err(ProtocolError::AckMismatch);
         }

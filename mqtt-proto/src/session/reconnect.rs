@@ -14,6 +14,7 @@ use crate::ReasonCode;
 
 /// How the session paces connection attempts ([`SessionConfig::reconnect`](super::SessionConfig)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ReconnectPolicy {
     /// Delay before the first attempt after a connection that had stayed up.
     pub initial: Duration,
@@ -64,6 +65,7 @@ impl Default for ReconnectPolicy {
 
 /// Why a connection, or an attempt at one, ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum EndCause {
     /// The transport closed or failed with no word from the broker, or could not be opened.
@@ -81,6 +83,7 @@ pub enum EndCause {
 
 /// What an end means for the next attempt. See [`EndCause::reaction`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum Reaction {
     /// Try again after the backoff delay.
@@ -158,6 +161,7 @@ const fn fatal_after_connect(code: ReasonCode) -> Reaction {
 /// What the driver does after a transport ended: the answer of
 /// [`Session::handle_transport_closed`](super::Session::handle_transport_closed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum Reconnect {
     /// Open a new transport (to the same broker, or the next of a failover list) at `at`,

@@ -79,7 +79,10 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         buf: &[u8],
     ) -> Option<Result<Read<'static>, ProtocolError>> {
         let capacity = self.config.receive_capacity;
-        if capacity == 0 || self.conn.phase != Phase::Connected {
+        if !cfg!(feature = "receive-streaming")
+            || capacity == 0
+            || self.conn.phase != Phase::Connected
+        {
             return None;
         }
         let fixed = match FixedHeader::decode(buf) {
@@ -94,7 +97,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         if let Err(e) = fixed.check(self.version()) {
             return Some(Err(self.fail(ProtocolError::Decode(e))));
         }
-        let header_len = match publish_header_len(buf, &fixed, self.version().is_v5()) {
+        let header_len = match publish_header_len(buf, &fixed, self.version().v5()) {
             Ok(Some(len)) if len < capacity => len,
             // The header (and one payload byte) cannot fit the driver's buffer: the message
             // cannot be delivered at all.
@@ -243,6 +246,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// The event of the last chunk, from the header followed by the chunk's bytes; also for
     /// [`Session::event`](super::Session::event).
     pub(super) fn chunk_event<'s>(&'s self, bytes: &'s [u8]) -> Option<Event<'s>> {
+        if !cfg!(feature = "receive-streaming") {
+            return None;
+        }
         let Outcome::Chunk {
             header_len,
             offset,

@@ -116,7 +116,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             state: State::Unsent,
             pid: pid_raw,
             qos: message.qos,
-            v5: version.is_v5(),
+            v5: version.v5(),
             streamed: true,
         };
         let mut result = Ok(0);

@@ -87,7 +87,7 @@ impl Subscriptions {
 
     /// Whether any entry waits to be renewed.
     pub(crate) fn has_unrenewed(&self) -> bool {
-        self.unrenewed > 0
+        cfg!(feature = "subscription-renewal") && self.unrenewed > 0
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -236,7 +236,7 @@ impl Subscriptions {
         w.put_u8(0x82);
         w.put_var_int(renewal.remaining_len());
         w.put_u16(pid.get());
-        if renewal.version.is_v5() {
+        if renewal.version.v5() {
             let props = renewal.properties_len();
             w.put_var_int(props);
             if props > 0 {
@@ -286,7 +286,7 @@ impl Renewal {
     }
 
     fn remaining_len(&self) -> usize {
-        let props = if self.version.is_v5() {
+        let props = if self.version.v5() {
             let p = self.properties_len();
             wire::var_int_len(p) + p
         } else {
@@ -305,7 +305,7 @@ impl Renewal {
 /// How the session fills and uses the table.
 impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     fn keeps_subscriptions(&self) -> bool {
-        !self.layout.subscriptions.is_empty()
+        cfg!(feature = "subscription-renewal") && !self.layout.subscriptions.is_empty()
     }
 
     /// SUBACK answered the SUBSCRIBE (or renewal) `record`: granted filters are kept,
@@ -347,7 +347,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         if !self.keeps_subscriptions() {
             return;
         }
-        let v5 = self.version().is_v5();
+        let v5 = self.version().v5();
         let store = self.store.as_mut();
         let (head, log) = store.split_at_mut(self.layout.log.start);
         let table = &mut head[self.layout.subscriptions.clone()];
@@ -425,7 +425,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                 state: State::Unsent,
                 pid: pid.get(),
                 qos: QoS::AtMostOnce,
-                v5: version.is_v5(),
+                v5: version.v5(),
                 streamed: false,
             };
             let subscriptions = &self.subscriptions;
@@ -492,7 +492,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         let Ok(options) = SubscriptionOptions::from_byte(e.options, self.version()) else {
             return refused;
         };
-        if !self.version().is_v5() && options != SubscriptionOptions::new(options.qos) {
+        if !self.version().v5() && options != SubscriptionOptions::new(options.qos) {
             return refused;
         }
         let properties = crate::SubscribeProperties {

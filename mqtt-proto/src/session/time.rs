@@ -6,6 +6,7 @@ use core::time::Duration;
 /// A point in time, in milliseconds since an epoch chosen by the driver (boot, process start).
 /// The session never reads a clock: every input carries the current `Instant`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Instant(u64);
 
 impl Instant {

@@ -347,7 +347,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// cannot express it.
     fn unsendable(&self, r: &Record) -> Option<ReasonCode> {
         let refused = self.refused_by_limits(r);
-        if refused.is_some() || r.v5 == self.version().is_v5() {
+        if refused.is_some() || r.v5 == self.version().v5() {
             return refused;
         }
         let region = &self.store.as_ref()[self.layout.log.clone()];
@@ -387,7 +387,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
 
     /// Writes a record's packet into `buf`, assigning a topic alias on the way when enabled.
     fn send_record(&mut self, r: &Record, buf: &mut [u8]) -> Result<usize, EncodeError> {
-        if r.v5 != self.version().is_v5() {
+        if r.v5 != self.version().v5() {
             let region = &self.store.as_ref()[self.layout.log.clone()];
             // `unsendable` checked that it decodes and can be encoded.
             let packet = decode_record(region, r).map(for_v311);
@@ -398,7 +398,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                 )),
             };
         }
-        let aliasing = self.config.outgoing_topic_aliases
+        let aliasing = cfg!(feature = "v5")
+            && self.config.outgoing_topic_aliases
             && self.limits.topic_alias_maximum > 0
             && matches!(r.kind, Kind::Publish0 | Kind::Publish)
             && !r.streamed;

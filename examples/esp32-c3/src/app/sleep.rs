@@ -18,7 +18,7 @@ use led_device::{Device, Outgoing, Qos};
 use mqtt_client_nb::mqtt_sansio::PacketId;
 use mqtt_client_nb::{Client, EmbassyClock, Error, Event, Journal};
 
-use super::{announce, fatal, obey, platform_info, publish};
+use super::{announce, describe, fatal, obey, platform_info, publish};
 use crate::{config, led::Led, net};
 
 /// Longest a wake lasts: Wi-Fi join, DHCP, DNS, TCP, the MQTT exchange. A wake that has not
@@ -55,10 +55,10 @@ impl DeepSleep {
 }
 
 /// One wake: connect, publish the reading, disconnect, flush for sleep, deep sleep.
-pub async fn wake<J: Journal>(
+pub async fn wake<'s, J: Journal>(
     stack: Stack<'static>,
-    socket: TcpSocket<'_>,
-    mut client: Client<'_, TcpSocket<'_>, J>,
+    socket: TcpSocket<'s>,
+    client: &mut Client<'_, TcpSocket<'s>, J>,
     device: &mut Device,
     led: &mut Led,
     mut deep_sleep: DeepSleep,
@@ -78,7 +78,7 @@ pub async fn wake<J: Journal>(
             // Client::with_journal checked that the CONNECT fits.
             fatal("MQTT connect", e);
         }
-        session(&mut client, device, led, rtc_ms).await;
+        session(client, device, led, rtc_ms).await;
     })
     .await;
     if awake.is_err() {
@@ -133,11 +133,17 @@ async fn session<J: Journal>(
                 publish(client, device.will());
                 match client.disconnect() {
                     Ok(()) => disconnecting = true,
-                    Err(e) => println!("mqtt: DISCONNECT refused: {e}"),
+                    Err(e) => {
+                        let (what, code) = describe(&e);
+                        println!("mqtt: DISCONNECT refused: {what} {code:#04x}");
+                    }
                 }
             }
             Event::Error(Error::NotConnected) | Event::Disconnected => return,
-            Event::Error(e) => println!("mqtt: {e}"),
+            Event::Error(e) => {
+                let (what, code) = describe(&e);
+                println!("mqtt: {what} {code:#04x}");
+            }
             _ => {}
         }
     }
