@@ -25,7 +25,9 @@ use mqtt_client_nb::{Journal, StorageError};
 use support::flash::{Keep, MockFlash};
 
 const PAGE: usize = 256;
-const PAGES: usize = 8;
+/// 2.5 KiB: a snapshot of the long scenarios' state (up to ten messages in flight, the ids
+/// awaiting or just past PUBREL) fits in half of it, as a journal must be sized.
+const PAGES: usize = 10;
 /// Records on their way to flash: items of at most this many bytes. The small scenario
 /// uses smaller ones, so that its snapshots take several items (and a cut can fall between
 /// them).
