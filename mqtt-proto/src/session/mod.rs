@@ -900,6 +900,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// transport, whether to follow the broker's Server Reference, or to stop. After a
     /// refusal of 5.0 with [`SessionConfig::fallback_to_v311`] set, the session switches to
     /// 3.1.1 here and asks for a reconnect now.
+    // Called from one driver loop: kept out of line where size matters, so that the
+    // loop's async state machine does not carry a copy of it.
+    #[cfg_attr(mqtt_sansio_small, inline(never))]
     pub fn handle_transport_closed(&mut self, now: Instant) -> Reconnect {
         let cause = self.conn.cause.unwrap_or(EndCause::Transport);
         let resync = cause == EndCause::Lost(LostReason::Resync);
@@ -1016,6 +1019,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
 
     /// Advances timers to `now`: queues PINGREQ when the keep alive is due, and gives up on the
     /// connection (reported by [`Session::poll_event`]) when CONNACK or PINGRESP is late.
+    // Called from one driver loop: kept out of line where size matters, so that the
+    // loop's async state machine does not carry a copy of it.
+    #[cfg_attr(mqtt_sansio_small, inline(never))]
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.retry_at.is_some_and(|at| now >= at) {
             self.retry_at = None;
@@ -1081,6 +1087,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// The next event that does not come straight from a received packet: a lost connection,
     /// a dropped or abandoned message. It borrows nothing, so a driver can take it anywhere;
     /// the message of a [`Event::PublishAbandoned`] is lent by [`Session::abandoned_message`].
+    // Called from one driver loop: kept out of line where size matters, so that the
+    // loop's async state machine does not carry a copy of it.
+    #[cfg_attr(mqtt_sansio_small, inline(never))]
     pub fn poll_event(&mut self) -> Option<Event<'static>> {
         self.reported = None;
         if let Some(slot) = self.raised.iter_mut().find(|e| e.is_some()) {

@@ -55,6 +55,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// # Errors
     /// [`ProtocolError`] when the broker broke the protocol: the session has queued a
     /// DISCONNECT with the matching reason code (5.0); transmit it, then close the transport.
+    // Called from one driver loop: kept out of line where size matters, so that the
+    // loop's async state machine does not carry a copy of it.
+    #[cfg_attr(mqtt_sansio_small, inline(never))]
     pub fn handle_read<'a>(
         &'a mut self,
         now: Instant,
@@ -117,6 +120,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// second time. Call it before feeding more input; it borrows the packet and the session
     /// (a topic named by alias). `None` when that packet has nothing to report, or when
     /// `packet` is not its bytes.
+    // Called from one driver loop: kept out of line where size matters, so that the
+    // loop's async state machine does not carry a copy of it.
+    #[cfg_attr(mqtt_sansio_small, inline(never))]
     pub fn event<'s>(&'s self, packet: &'s [u8]) -> Option<Event<'s>> {
         match self.last_read {
             Outcome::Silent => None,

@@ -22,6 +22,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// # Errors
     /// [`EncodeError::BufferTooSmall`] when the next packet does not fit `buf`; nothing was
     /// consumed, so retry with a larger buffer.
+    // Called from one driver loop: kept out of line where size matters, so that the
+    // loop's async state machine does not carry a copy of it.
+    #[cfg_attr(mqtt_sansio_small, inline(never))]
     pub fn poll_transmit(
         &mut self,
         now: Instant,
