@@ -242,12 +242,4 @@ pub enum Notice {
     /// [`Session::handle_transport_closed`](super::Session::handle_transport_closed) asks for
     /// a prompt reconnect. 5.0-only properties of queued packets are left out from then on.
     FellBackToV311,
-    /// The broker sent again, as a PUBLISH with DUP set, a QoS 2 message it had already
-    /// released with PUBREL. A sender must resend the PUBREL instead (MQTT-4.3.3-5);
-    /// mosquitto 2.0 does this after a reconnect that cut short its resend of the PUBREL.
-    /// The session acknowledges it and does not deliver it again.
-    ReleasedMessageReplayed {
-        /// The message's identifier.
-        packet_id: PacketId,
-    },
 }

@@ -190,11 +190,6 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             .filter(|e| e[2] == InState::AwaitingRel as u8)
             .filter_map(|e| PacketId::new(u16::from_le_bytes([e[0], e[1]])))
             .map(Record::Received);
-        let released = this
-            .released
-            .iter()
-            .filter_map(PacketId::new)
-            .map(Record::Completed);
         let table = this
             .subscriptions
             .table(&store[this.layout.subscriptions.clone()]);
@@ -205,7 +200,6 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             .chain(core::iter::once(Record::NextPacketId(this.next_pid)))
             .chain(messages)
             .chain(incoming)
-            .chain(released)
             .chain(subscriptions)
             .chain(core::iter::once(Record::SnapshotEnd))
     }
@@ -250,7 +244,6 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                 }
                 self.incoming
                     .clear(&mut store[self.layout.incoming.clone()]);
-                self.released.clear();
                 self.subscriptions.clear();
                 self.assigned_len = 0;
                 self.inflight = 0;
@@ -289,7 +282,6 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             }
             Record::Done(pid) => self.forget(pid),
             Record::Received(pid) => {
-                self.released.forget(pid.get());
                 let region = &mut self.store.as_mut()[self.layout.incoming.clone()];
                 if self.incoming.find(region, pid.get()).is_none()
                     && !self.incoming.insert(
@@ -310,7 +302,6 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                 if let Some((slot, _, _)) = self.incoming.find(region, pid.get()) {
                     self.incoming.remove(region, slot);
                 }
-                self.released.note(pid.get());
             }
             // Without renewal none are kept (as with `subscription_bytes` 0, but a journal from
             // a build that kept them still restores).

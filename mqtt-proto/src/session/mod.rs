@@ -292,7 +292,6 @@ enum Raised {
     Overrun { in_flight: u16, deferred: bool },
     Skipped(Option<PacketId>, QoS, u32),
     NotRenewable(PacketId, u16),
-    Replayed(PacketId),
     RenewalDropped(crate::ReasonCode),
     FellBack,
 }
@@ -332,9 +331,6 @@ impl Raised {
             Self::NotRenewable(packet_id, index) => {
                 Event::Notice(Notice::SubscriptionNotRenewable { packet_id, index })
             }
-            Self::Replayed(packet_id) => {
-                Event::Notice(Notice::ReleasedMessageReplayed { packet_id })
-            }
             Self::RenewalDropped(reason_code) => {
                 Event::Notice(Notice::RenewalDropped { reason_code })
             }
@@ -352,8 +348,6 @@ pub struct Session<B> {
     layout: Layout,
     log: Log,
     incoming: Incoming,
-    /// Incoming QoS 2 identifiers released lately (a broker replaying one is not believed).
-    released: incoming::Released,
     in_aliases: Aliases,
     out_aliases: Aliases,
     alias_clock: u32,
@@ -459,7 +453,6 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             layout,
             log: Log::new(usize::from(config.index_slots)),
             incoming: Incoming::default(),
-            released: incoming::Released::default(),
             in_aliases: Aliases::default(),
             out_aliases: Aliases::default(),
             alias_clock: 0,

@@ -488,7 +488,6 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         let store = self.store.as_mut();
         let incoming = &mut store[self.layout.incoming.clone()];
         self.incoming.clear(incoming);
-        self.released.clear();
         let region = &mut store[self.layout.log.clone()];
         let mut at = self.log.head();
         while let Some(r) = self.log.record(region, at) {
@@ -560,9 +559,6 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             }
             return Ok(Outcome::Silent);
         }
-        if self.replayed_after_release(pid, p.dup) {
-            return Ok(Outcome::Silent);
-        }
         let state = if manual {
             InState::AwaitingApp
         } else {
@@ -583,22 +579,6 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             self.queue_ack(PacketType::PubRec, pid, ReasonCode::Success);
         }
         Ok(Outcome::Report)
-    }
-
-    /// Whether a QoS 2 PUBLISH the table does not hold is the broker replaying a message it
-    /// released already (DUP set, identifier released lately): acknowledged, not delivered.
-    /// Without DUP, the identifier names a new message and is forgotten as released.
-    pub(super) fn replayed_after_release(&mut self, pid: PacketId, dup: bool) -> bool {
-        if !self.released.contains(pid.get()) {
-            return false;
-        }
-        if !dup {
-            self.released.forget(pid.get());
-            return false;
-        }
-        self.queue_ack(PacketType::PubRec, pid, ReasonCode::Success);
-        self.raise(Raised::Replayed(pid));
-        true
     }
 
     pub(super) fn queue_ack(
@@ -741,7 +721,6 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         let reason = match self.incoming.find(region, pid.get()) {
             Some((slot, _, QoS::ExactlyOnce)) => {
                 self.incoming.remove(region, slot);
-                self.released.note(pid.get());
                 ReasonCode::Success
             }
             // 3.1.1 has no reason code: completing an unknown id is harmless.

@@ -150,7 +150,6 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                     Some((_, InState::AwaitingRel, _)) => (false, Finish::PubRecAgain(pid)),
                     // Delivered before and waiting for the application's ack.
                     Some(_) => (false, Finish::Nothing),
-                    None if self.replayed_after_release(pid, p.dup) => (false, Finish::Nothing),
                     None if self.incoming.len() >= self.config.incoming_table() => {
                         // No room to remember it: leave it with the broker.
                         self.report_overrun(true);

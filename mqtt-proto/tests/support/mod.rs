@@ -78,7 +78,6 @@ pub enum Ev {
         index: u16,
     },
     RenewalDropped(ReasonCode),
-    Replayed(u16),
     FellBack,
     Chunk {
         topic: String,
@@ -198,9 +197,6 @@ pub fn copy_event(e: &Event<'_>) -> Ev {
         },
         Event::Notice(Notice::RenewalDropped { reason_code }) => Ev::RenewalDropped(reason_code),
         Event::Notice(Notice::FellBackToV311) => Ev::FellBack,
-        Event::Notice(Notice::ReleasedMessageReplayed { packet_id }) => {
-            Ev::Replayed(packet_id.get())
-        }
         Event::MessageChunk(c) => Ev::Chunk {
             topic: c.message.topic.as_str().to_string(),
             data: c.message.payload.to_vec(),
