@@ -674,6 +674,11 @@ impl World {
                 }
             }
             Op::BrokerOverrun { count } => {
+                // What finds no room may be fetched by a resync. Its notice is not proof
+                // enough: the session's four event slots may be full when it is raised.
+                if self.b.up {
+                    self.resync_due.get_or_insert(self.now);
+                }
                 for _ in 0..count {
                     self.broker_publish(QoS::ExactlyOnce, true);
                 }
@@ -2012,6 +2017,11 @@ impl World {
         let bytes = self.enc(Packet::ConnAck(ack));
         self.to_client.push_back(bytes);
         if sp {
+            // More than our Receive Maximum resent at once: what finds no room may be
+            // fetched by a resync on this connection too.
+            if self.b.outbound.len() > usize::from(self.setup.receive_maximum) {
+                self.resync_due.get_or_insert(self.now);
+            }
             // [MQTT-4.4.0-1] resend unacknowledged PUBLISH and PUBREL packets, in order.
             let mut outbound: Vec<(u16, Out)> =
                 self.b.outbound.iter().map(|(k, v)| (*k, *v)).collect();
