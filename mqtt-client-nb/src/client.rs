@@ -162,10 +162,10 @@ impl<'b, S: Read + Write, J: Journal> Client<'b, S, J> {
     /// QoS 2 handshakes go on where they stopped, incoming QoS 2 messages that were
     /// received are not delivered again.
     ///
-    /// A kept session must be kept by the broker too: on 3.1.1 the client connects with
-    /// Clean Session 0 (whatever [`Options::clean_start`] says); on 5.0 the first
-    /// connection of a new journal starts as [`Options::clean_start`] says and every later
-    /// one, across resets too, resumes, with [`Options::session_expiry`] (0 becomes
+    /// A kept session must be kept by the broker too, and the session asks for it: on 3.1.1
+    /// it connects with Clean Session 0 (whatever [`Options::clean_start`] says); on 5.0 the
+    /// first connection of a new journal starts as [`Options::clean_start`] says and every
+    /// later one, across resets too, resumes, with [`Options::session_expiry`] (0 becomes
     /// `u32::MAX`, the session never expires, as Clean Session 0 on 3.1.1).
     ///
     /// Every [`Client::poll`] hands the session's journal records to `journal` before it
@@ -180,21 +180,12 @@ impl<'b, S: Read + Write, J: Journal> Client<'b, S, J> {
     /// records do not fit `store` (recover with at least the store the journal was written
     /// with).
     pub async fn with_journal(
-        mut options: Options<'b>,
+        options: Options<'b>,
         rx: &'b mut [u8],
         tx: &'b mut [u8],
         store: &'b mut [u8],
         journal: J,
     ) -> Result<Self, Error> {
-        if J::ENABLED {
-            if options.version.is_v5() {
-                if options.session_expiry == 0 {
-                    options.session_expiry = u32::MAX;
-                }
-            } else {
-                options.clean_start = false;
-            }
-        }
         let mut client = Self::build(options, rx, tx, store, journal)?;
         client.journal.recover(&mut client.session).await?;
         Ok(client)

@@ -36,9 +36,11 @@ pub struct Options {
 /// handshake stands), the incoming QoS 2 messages whose release the broker still owes (so
 /// that a message is not delivered twice after a restart), the subscriptions the session
 /// renews, and the client identifier. A client created on the same directory after a crash
-/// resumes all of it, and with the broker's persistent session (Clean Start 0 and a Session
-/// Expiry Interval on 5.0, Clean Session 0 on 3.1.1, and the same client identifier; one
-/// made up by the client is kept in the directory). QoS 0 messages are not kept.
+/// resumes all of it, and with the broker's persistent session, which the session asks for:
+/// Clean Session 0 on 3.1.1; on 5.0 Clean Start 0 from the second connection on and a
+/// Session Expiry Interval (none given becomes `u32::MAX`, never expires); the same client
+/// identifier (one made up by the client is kept in the directory). QoS 0 messages are not
+/// kept.
 ///
 /// A message is accepted (see [`Delivery::stored`](crate::Delivery::stored)) once it is as
 /// durable as [`Persistence::sync`] promises, and nothing is sent to the broker before the

@@ -133,7 +133,8 @@ pub struct SessionConfig {
     /// it and a new session can be recovered from it after a crash
     /// ([`Session::restore`](super::Session::restore)). Nothing is transmitted before the
     /// records that precede it were taken. Streamed PUBLISHes are not journaled (their
-    /// payload is not in the store). Off by default.
+    /// payload is not in the store). The broker is asked to keep the session too
+    /// ([`Session::connect`](super::Session::connect)). Off by default.
     pub journal: bool,
 }
 

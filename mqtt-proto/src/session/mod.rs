@@ -586,7 +586,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// accepted it, whatever `clean_start` says: Clean Start means a fresh session for the
     /// first connection, not for every reconnect. 3.1.1 keeps the caller's Clean Session, since
     /// Clean Session 0 makes the broker keep a session the caller may not want, and leaves
-    /// out the 5.0 properties of the CONNECT and its will, which it cannot carry.
+    /// out the 5.0 properties of the CONNECT and its will, which it cannot carry. With
+    /// [`SessionConfig::journal`] the session is kept by the broker too: Clean Session 0 on
+    /// 3.1.1, and on 5.0 a Session Expiry Interval of 0 becomes `u32::MAX` (never expires).
     ///
     /// # Errors
     /// [`CommandError::InvalidState`] unless disconnected; [`CommandError::Encode`] when the
@@ -641,6 +643,17 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     fn prepared<'c>(&self, connect: &Connect<'c>) -> Connect<'c> {
         let mut c = *connect;
         c.protocol = self.version;
+        if self.config.journal {
+            // A session that outlives the process must be kept by the broker too, else a
+            // restored session resends to a broker that forgot it.
+            if c.protocol.v5() {
+                if c.properties.session_expiry_interval.unwrap_or(0) == 0 {
+                    c.properties.session_expiry_interval = Some(u32::MAX);
+                }
+            } else {
+                c.clean_start = false;
+            }
+        }
         if c.protocol.v5() {
             c.properties.receive_maximum = NonZeroU16::new(self.config.receive_maximum);
             c.properties.maximum_packet_size = NonZeroU32::new(self.config.maximum_packet_size);
