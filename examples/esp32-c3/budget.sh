@@ -29,8 +29,8 @@ TARGET_FLASH_V311=20480 # 20 KiB, 3.1.1 only
 TARGET_FLASH_V5=32768   # 32 KiB, with 5.0 (also applied to `full`)
 TARGET_RAM=2048         # 2 KiB beside the buffers, every configuration
 # Raised after the merge of main (session journal): 38,656, 54,480 and 60,540 before.
-# The resync and the released-id memory added about 370 bytes; keeping the session's entry
-# points out of poll's state machine took back more.
+# The resync added bytes; keeping the session's entry points out of poll's state machine took
+# back more.
 BUDGET_FLASH_V311=39936 # 39 KiB: measured 39,776
 BUDGET_FLASH_V5=54272   # 53 KiB: measured 54,136
 BUDGET_FLASH_FULL=61440 # 60 KiB: measured 60,838

@@ -25,8 +25,8 @@ use mqtt_client_nb::{Journal, StorageError};
 use support::flash::{Keep, MockFlash};
 
 const PAGE: usize = 256;
-/// 2.5 KiB: a snapshot of the long scenarios' state (up to ten messages in flight, the ids
-/// awaiting or just past PUBREL) fits in half of it, as a journal must be sized.
+/// 2.5 KiB: a snapshot of the long scenarios' state (up to ten messages in flight and the ids
+/// awaiting PUBREL) fits in half of it with room to spare, as a journal must be sized.
 const PAGES: usize = 10;
 /// Records on their way to flash: items of at most this many bytes. The small scenario
 /// uses smaller ones, so that its snapshots take several items (and a cut can fall between
