@@ -5,7 +5,7 @@
 //! journal closes: a line the subscriber printed just before the kill caught its
 //! acknowledgement, and a line the publisher stored but had not reported when killed (the
 //! script feeds it again), and for mosquitto's replays of messages it had released (read from
-//! its log, see `broker_replays`). Those are counted and printed. Each run and wait is
+//! its log, see `Broker::released_replays`). Those are counted and printed. Each run and wait is
 //! bounded.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -266,13 +266,13 @@ fn a_killed_subscriber_prints_every_message_and_no_qos2_message_twice() {
             assert_eq!(lost, 0, "{v}: QoS {qos} messages never printed");
         }
         // Every extra printing of a QoS 2 message is a kill's handoff or a replay by the
-        // broker of a message it had released (see `broker_replays`); anything else fails.
+        // broker of a message it had released (see `Broker::released_replays`); anything else fails.
         let extra: usize = printed
             .iter()
             .filter(|(m, _)| m.starts_with("q2-"))
             .map(|(m, &n)| n - 1 - usize::from(n > 1 && handoffs.contains(m)))
             .sum();
-        let replays = broker_replays(&broker.log());
+        let replays = broker.released_replays();
         let twice: Vec<_> = printed
             .iter()
             .filter(|(m, &n)| m.starts_with("q2-") && n > 1)
@@ -288,46 +288,4 @@ fn a_killed_subscriber_prints_every_message_and_no_qos2_message_twice() {
             twice.len()
         );
     }
-}
-
-/// QoS 2 messages mosquitto sent again as a PUBLISH after it had already released them with
-/// PUBREL, which a sender must not do (MQTT-4.3.3-5): its log shows `Sending PUBREL to C (mN)`
-/// and later `Sending PUBLISH to C (d1, q2, ..., mN, ...)`. mosquitto 2.0 does this after a
-/// reconnect that broke at once; the subscriber cannot tell such a replay from a new message
-/// under a reused identifier, so it delivers it.
-fn broker_replays(log: &str) -> usize {
-    let mut released = BTreeSet::new();
-    let mut replays = 0;
-    for line in log.lines() {
-        let Some((client, rest)) = line
-            .split_once("Sending PUBREL to ")
-            .or_else(|| line.split_once("Sending PUBLISH to "))
-            .and_then(|(_, r)| r.split_once(" ("))
-        else {
-            continue;
-        };
-        if line.contains("Sending PUBREL to ") {
-            let mid = rest.trim_start_matches('m').trim_end_matches(')');
-            released.insert((client.to_string(), mid.to_string()));
-        } else if rest.starts_with("d1, q2,") {
-            let mid = rest.split(", ").nth(3).unwrap_or_default();
-            let mid = mid.trim_start_matches('m');
-            if released.contains(&(client.to_string(), mid.to_string())) {
-                replays += 1;
-            }
-        }
-    }
-    replays
-}
-
-#[test]
-fn broker_replays_are_read_from_mosquittos_log() {
-    let log = "\
-1: Sending PUBLISH to c1 (d0, q2, r0, m277, 'kill/sub/5/2', ... (6 bytes))
-2: Received PUBREC from c1 (Mid: 277)
-3: Sending PUBREL to c1 (m277)
-4: Sending PUBLISH to c1 (d1, q2, r0, m279, 'kill/sub/5/2', ... (6 bytes))
-5: Sending PUBLISH to c2 (d1, q2, r0, m277, 'kill/sub/5/2', ... (6 bytes))
-6: Sending PUBLISH to c1 (d1, q2, r0, m277, 'kill/sub/5/2', ... (6 bytes))";
-    assert_eq!(broker_replays(log), 1);
 }

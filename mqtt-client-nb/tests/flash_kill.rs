@@ -8,8 +8,9 @@
 //! - **Subscriber**: the device subscribes once and is fed 2,000 QoS 1 and 2,000 QoS 2
 //!   messages while it dies and comes back; what its application handled (recorded as `poll`
 //!   returns each message, the way firmware acts on a command) must hold every message, and
-//!   QoS 2 ones once, but for the handoff no journal closes: the message a life handled last
-//!   before it died, whose receipt may not have reached the flash, may be handled again.
+//!   QoS 2 ones once, but for the handoff no journal closes (the message a life handled last
+//!   before it died, whose receipt may not have reached the flash, may be handled again) and
+//!   for mosquitto's replays of messages it had released (`Broker::released_replays`).
 //!
 //! A death is the device's future dropped at a random moment (mid-read, mid-write, mid-flash
 //! operation), and every other life also cuts the flash's power at a random operation ahead,
@@ -235,6 +236,7 @@ async fn a_killed_device_handles_every_message_and_no_qos2_message_twice() {
         let topic = format!("kill/commands/{version:?}");
         let clock = TokioClock::new();
         let mut device = Device::new(version, "sub");
+        let replays_before = broker.released_replays();
         // What the device's application acted on, across its lives.
         let mut handled: BTreeMap<(QoS, u32), usize> = BTreeMap::new();
         // The last QoS 2 message each dead life handled.
@@ -316,24 +318,28 @@ async fn a_killed_device_handles_every_message_and_no_qos2_message_twice() {
                 missing.first()
             );
         }
+        // Every extra handling of a QoS 2 message is a death's handoff or a replay by the
+        // broker of a message it had released (`Broker::released_replays`); nothing else.
+        let extra: usize = handled
+            .iter()
+            .filter(|((qos, _), _)| *qos == QoS::ExactlyOnce)
+            .map(|((_, seq), &n)| n - 1 - usize::from(n > 1 && handoffs.contains(seq)))
+            .sum();
+        let replays = broker.released_replays() - replays_before;
         let twice: Vec<_> = handled
             .iter()
-            .filter(|((qos, seq), &n)| {
-                *qos == QoS::ExactlyOnce && (n > 2 || n == 2 && !handoffs.contains(seq))
-            })
+            .filter(|((qos, _), &n)| *qos == QoS::ExactlyOnce && n > 1)
             .collect();
         assert!(
-            twice.is_empty(),
-            "{version:?}: QoS 2 handled twice: {twice:?}"
+            extra <= replays,
+            "{version:?}: QoS 2 handled again beyond the handoffs and the broker's {replays} \
+             replays: {twice:?}"
         );
-        let again = handled
-            .iter()
-            .filter(|((qos, _), &n)| *qos == QoS::ExactlyOnce && n > 1)
-            .count();
         println!(
-            "{version:?}: {} messages handled over {KILLS} deaths, {resyncs} resyncs, {again} \
-             QoS 2 handled again at a death's handoff",
-            handled.len()
+            "{version:?}: {} messages handled over {KILLS} deaths, {resyncs} resyncs, {} QoS 2 \
+             handled again ({replays} broker replays)",
+            handled.len(),
+            twice.len()
         );
     }
 }

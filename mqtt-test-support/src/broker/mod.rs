@@ -344,6 +344,16 @@ impl Broker {
         log
     }
 
+    /// QoS 2 messages this mosquitto sent again as a PUBLISH after it had already released
+    /// them with PUBREL, which a sender must not do (MQTT-4.3.3-5). mosquitto 2.0 does this
+    /// after a reconnect that broke at once; a subscriber cannot tell such a replay from a new
+    /// message under a reused identifier, so it delivers it again. Tests allow that many
+    /// duplicates as the broker's. Read from the log (`Sending PUBREL to C (mN)`, later
+    /// `Sending PUBLISH to C (d1, q2, ..., mN, ...)`).
+    pub fn released_replays(&self) -> usize {
+        released_replays(&self.log())
+    }
+
     /// Waits until the log contains `needle` (e.g. `"Client sub1 disconnected"`).
     ///
     /// # Errors
@@ -664,5 +674,47 @@ fn reap(child: &mut Option<Child>) {
         if c.try_wait().ok().flatten().is_some() {
             *child = None;
         }
+    }
+}
+
+/// See [`Broker::released_replays`].
+fn released_replays(log: &str) -> usize {
+    let mut released = std::collections::BTreeSet::new();
+    let mut replays = 0;
+    for line in log.lines() {
+        if let Some((_, r)) = line.split_once("Sending PUBREL to ") {
+            if let Some((client, mid)) = r.split_once(" (m") {
+                released.insert((client.to_string(), mid.trim_end_matches(')').to_string()));
+            }
+        } else if let Some((_, r)) = line.split_once("Sending PUBLISH to ") {
+            let Some((client, rest)) = r.split_once(" (") else {
+                continue;
+            };
+            if let Some(mid) = rest
+                .strip_prefix("d1, q2, ")
+                .and_then(|r| r.split(", ").nth(1))
+            {
+                let mid = mid.trim_start_matches('m');
+                if released.contains(&(client.to_string(), mid.to_string())) {
+                    replays += 1;
+                }
+            }
+        }
+    }
+    replays
+}
+
+#[cfg(test)]
+mod replay_tests {
+    #[test]
+    fn released_replays_are_read_from_the_log() {
+        let log = "\
+1: Sending PUBLISH to c1 (d0, q2, r0, m277, 'kill/sub/5/2', ... (6 bytes))
+2: Received PUBREC from c1 (Mid: 277)
+3: Sending PUBREL to c1 (m277)
+4: Sending PUBLISH to c1 (d1, q2, r0, m279, 'kill/sub/5/2', ... (6 bytes))
+5: Sending PUBLISH to c2 (d1, q2, r0, m277, 'kill/sub/5/2', ... (6 bytes))
+6: Sending PUBLISH to c1 (d1, q2, r0, m277, 'kill/sub/5/2', ... (6 bytes))";
+        assert_eq!(super::released_replays(log), 1);
     }
 }
