@@ -173,7 +173,7 @@ impl ConnAckInfo {
 /// the connection down. Drop it if you do not need it. Ends when the client stops.
 #[derive(Debug)]
 pub struct Events {
-    pub(crate) rx: mpsc::Receiver<Event>,
+    pub(crate) rx: mpsc::Receiver<Box<Event>>,
 }
 
 impl Events {
@@ -182,7 +182,7 @@ impl Events {
     /// # Cancel safety
     /// Cancel safe.
     pub async fn recv(&mut self) -> Option<Event> {
-        self.rx.recv().await
+        self.rx.recv().await.map(|event| *event)
     }
 }
 
@@ -190,6 +190,6 @@ impl futures_core::Stream for Events {
     type Item = Event;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
-        self.rx.poll_recv(cx)
+        self.rx.poll_recv(cx).map(|event| event.map(|event| *event))
     }
 }

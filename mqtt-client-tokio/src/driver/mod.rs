@@ -21,7 +21,7 @@ pub(crate) struct Started {
     /// The state shared with the driver.
     pub(crate) shared: Arc<Shared>,
     pub(crate) status: watch::Receiver<Status>,
-    pub(crate) events: mpsc::Receiver<Event>,
+    pub(crate) events: mpsc::Receiver<crate::state::EventBox>,
 }
 
 /// Starts the driver task for `options`. `wait_first`: stop once the first round of

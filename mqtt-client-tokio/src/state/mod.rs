@@ -131,9 +131,14 @@ pub(crate) struct Shutdown {
     started: bool,
 }
 
+/// An event in the events channel. Boxed: tokio's channel allocates its first block of 32
+/// slots up front, and 32 inline events (about 200 bytes each) were the largest allocation
+/// of an idle client after the session's store.
+pub(crate) type EventBox = Box<Event>;
+
 /// Events for the application, never blocking the driver.
 pub(crate) struct EventSink {
-    tx: mpsc::Sender<Event>,
+    tx: mpsc::Sender<EventBox>,
     missed: u64,
 }
 
@@ -161,13 +166,13 @@ impl EventSink {
             let lagged = Event::Lagged {
                 missed: self.missed,
             };
-            if self.tx.try_send(lagged).is_err() {
+            if self.tx.try_send(Box::new(lagged)).is_err() {
                 self.missed += 1;
                 return false;
             }
             self.missed = 0;
         }
-        match self.tx.try_send(event) {
+        match self.tx.try_send(Box::new(event)) {
             Ok(()) => true,
             Err(_) => {
                 self.missed += 1;
@@ -283,7 +288,7 @@ impl State {
     pub(crate) fn new(
         options: &Options,
         status: watch::Sender<Status>,
-        events: mpsc::Sender<Event>,
+        events: mpsc::Sender<EventBox>,
     ) -> Result<Self, Error> {
         let protocol = options.protocol.clone();
         let policy = options.policy.clone();
@@ -586,7 +591,7 @@ impl State {
 /// What the first held message waits on.
 pub(crate) enum Waiter {
     Stream(mpsc::Sender<Message>),
-    Events(mpsc::Sender<Event>),
+    Events(mpsc::Sender<EventBox>),
 }
 
 /// Waits for room where the first held message goes; `false` when that stream is gone.

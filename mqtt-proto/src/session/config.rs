@@ -28,6 +28,11 @@ pub struct SessionConfig {
     /// message beyond it is left unacknowledged, so the broker keeps it and sends it again on
     /// the next connection; nothing is lost and the connection is not dropped.
     pub incoming_slots: u16,
+    /// The incoming table may grow up to this many slots, for a store that can grow: full, it
+    /// asks for twice its size ([`Session::wants_room`](super::Session::wants_room)), and it
+    /// goes back to its first size once empty. 0 (the default), or no more than the table's
+    /// first size: it never grows.
+    pub incoming_slots_limit: u16,
     /// Largest packet accepted from the broker, advertised as Maximum Packet Size in 5.0. A
     /// larger PUBLISH is skipped: acknowledged per its QoS, not delivered, and reported
     /// ([`Notice::MessageSkipped`](super::Notice::MessageSkipped)); any other larger packet ends
@@ -107,6 +112,11 @@ pub struct SessionConfig {
     /// [`Notice::SubscriptionNotRenewable`](super::Notice::SubscriptionNotRenewable) reports.
     /// Needs the `subscription-renewal` feature; without it nothing is kept or renewed.
     pub subscription_bytes: usize,
+    /// The subscription table may grow up to this many bytes, for a store that can grow: when
+    /// the filters of the SUBSCRIBEs awaiting SUBACK would not fit it, it asks for room
+    /// ([`Session::wants_room`](super::Session::wants_room)). 0 (the default), or no more
+    /// than `subscription_bytes`: it never grows. Renewal needs a first size above 0.
+    pub subscription_bytes_limit: usize,
     /// Slots of the packet-id index, 6 bytes each, at the front of the log: a PUBACK, PUBREC,
     /// PUBCOMP, SUBACK or UNSUBACK then finds the packet it acknowledges without walking
     /// every queued packet, so a long queue does not slow each acknowledgement down. A slot
@@ -149,6 +159,7 @@ impl SessionConfig {
             version,
             receive_maximum: 16,
             incoming_slots: 32,
+            incoming_slots_limit: 0,
             maximum_packet_size: 4096,
             receive_capacity: 0,
             topic_alias_maximum: 0,
@@ -173,6 +184,7 @@ impl SessionConfig {
                 _ => 0,
             },
             subscription_bytes: 0,
+            subscription_bytes_limit: 0,
             index_slots: 0,
             fallback_to_v311: false,
             journal: false,

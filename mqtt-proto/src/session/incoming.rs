@@ -53,6 +53,14 @@ impl Incoming {
             })
     }
 
+    /// Bytes of `region` up to the end of its last live entry.
+    pub(crate) fn extent(&self, region: &[u8]) -> usize {
+        region
+            .chunks_exact(ENTRY)
+            .rposition(|e| e[2] != 0)
+            .map_or(0, |i| (i + 1) * ENTRY)
+    }
+
     /// Adds an entry; `false` when the table is full.
     pub(crate) fn insert(&mut self, region: &mut [u8], pid: u16, state: InState, qos: QoS) -> bool {
         let Some(e) = region.chunks_exact_mut(ENTRY).find(|e| e[2] == 0) else {

@@ -24,6 +24,7 @@ mod incoming;
 mod journal;
 mod read;
 mod reconnect;
+mod room;
 mod store;
 mod stream;
 mod stream_out;
@@ -39,6 +40,7 @@ pub use config::{BrokerLimits, SessionConfig};
 pub use error::{CommandError, ProtocolError};
 pub use event::{Event, LostReason, Notice};
 pub use reconnect::{EndCause, Reaction, Reconnect, ReconnectPolicy};
+pub use room::Region;
 pub use stream::Chunk;
 pub use stream_out::PayloadRequest;
 pub use time::Instant;
@@ -394,6 +396,11 @@ pub struct Session<B> {
     /// The log generation at which a renewal SUBSCRIBE found no room: until the log changes,
     /// there is none.
     renew_blocked: Option<u32>,
+    /// Table bytes the filters of SUBSCRIBEs awaiting SUBACK would take once granted: the
+    /// room [`Session::wants_room`] asks for ahead of the SUBACK.
+    sub_outstanding: usize,
+    /// Slots the incoming table was created with, the size it shrinks back to.
+    incoming_initial: usize,
     /// The renewal SUBSCRIBE whose SUBACK the last read processed, kept readable for its
     /// event until the next input.
     answered: Option<PacketId>,
@@ -478,6 +485,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             subscriptions: Subscriptions::default(),
             stream: None,
             renew_blocked: None,
+            sub_outstanding: 0,
+            incoming_initial: incoming_end / incoming::ENTRY,
             answered: None,
             journal: journal::JournalFlags::default(),
         };
@@ -758,6 +767,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             Some(packet_id),
             QoS::AtMostOnce,
         )?;
+        if self.keeps_subscriptions() {
+            self.sub_outstanding += room::table_bytes(subscriptions.iter().map(|s| s.filter));
+        }
         Ok(packet_id)
     }
 

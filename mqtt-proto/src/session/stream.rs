@@ -10,7 +10,7 @@
 //! last payload byte was handed over: a message interrupted by a lost connection was never
 //! acknowledged, so the broker sends it again, from the first byte.
 
-use super::incoming::InState;
+use super::incoming::{self, InState};
 use super::read::Outcome;
 use super::{Event, Instant, Phase, ProtocolError, Read, Session};
 use crate::{
@@ -150,7 +150,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                     Some((_, InState::AwaitingRel, _)) => (false, Finish::PubRecAgain(pid)),
                     // Delivered before and waiting for the application's ack.
                     Some(_) => (false, Finish::Nothing),
-                    None if self.incoming.len() >= self.config.incoming_table() => {
+                    None if self.incoming.len() >= self.layout.incoming.len() / incoming::ENTRY => {
                         // No room to remember it: leave it with the broker.
                         self.report_overrun(true);
                         (false, Finish::Nothing)

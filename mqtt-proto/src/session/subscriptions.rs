@@ -94,6 +94,11 @@ impl Subscriptions {
         self.used == 0
     }
 
+    /// Bytes of the region the entries take.
+    pub(crate) fn used(&self) -> usize {
+        self.used
+    }
+
     fn find(&self, region: &[u8], filter: &str) -> Option<Kept> {
         self.entries(region)
             .find(|e| e.filter(region) == filter.as_bytes())
@@ -304,7 +309,7 @@ impl Renewal {
 
 /// How the session fills and uses the table.
 impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
-    fn keeps_subscriptions(&self) -> bool {
+    pub(super) fn keeps_subscriptions(&self) -> bool {
         cfg!(feature = "subscription-renewal") && !self.layout.subscriptions.is_empty()
     }
 
@@ -322,6 +327,10 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         let Some(Packet::Subscribe(s)) = decode_record(log, record) else {
             return;
         };
+        if record.kind == Kind::Subscribe {
+            let bytes = super::room::table_bytes(s.subscriptions.iter().map(|s| s.filter));
+            self.sub_outstanding = self.sub_outstanding.saturating_sub(bytes);
+        }
         let identifier = s.properties.subscription_identifier;
         let mut not_kept = None;
         for (index, (sub, code)) in s.subscriptions.iter().zip(codes.iter()).enumerate() {

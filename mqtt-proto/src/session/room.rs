@@ -1,0 +1,160 @@
+//! Tables of the store that grow while the session lives, for stores that can grow (a
+//! `Vec<u8>` on a PC): a client then holds a small store while idle and takes memory only
+//! when a flood of QoS 2 messages or a long list of subscriptions needs it. When to grow and
+//! by how much is the session's decision ([`Session::wants_room`]); the driver only
+//! allocates ([`Session::resize_region`]). A fixed store never grows: leave the limits at 0.
+
+use super::incoming::ENTRY;
+use super::{CommandError, Session};
+use crate::TopicFilter;
+
+/// Bytes of a subscription table entry beside its filter (see `subscriptions`).
+const ENTRY_HEADER: usize = 8;
+/// Fewest incoming slots a growing table goes to.
+const MIN_SLOTS: usize = 8;
+
+/// A region of the store that [`Session::resize_region`] can resize.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum Region {
+    /// The table of incoming QoS 2 messages awaiting PUBREL (and, with manual acks, of
+    /// messages awaiting the application), 4 bytes a slot
+    /// ([`SessionConfig::incoming_slots`](super::SessionConfig::incoming_slots)).
+    Incoming,
+    /// The subscriptions kept for renewal
+    /// ([`SessionConfig::subscription_bytes`](super::SessionConfig::subscription_bytes)).
+    Subscriptions,
+}
+
+/// Table bytes `filters` take once granted.
+pub(super) fn table_bytes<'a>(filters: impl Iterator<Item = TopicFilter<'a>>) -> usize {
+    filters.map(|f| ENTRY_HEADER + f.as_str().len()).sum()
+}
+
+impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
+    /// A region the session wants resized, and the length in bytes it wants for it: larger
+    /// when the incoming table is full (the next QoS 2 message would otherwise be left with
+    /// the broker, [`LostReason::Resync`](super::LostReason::Resync)) or when the
+    /// subscriptions awaiting SUBACK would not fit the table; back to its first size when the
+    /// incoming table has emptied after growing. Never beyond
+    /// [`SessionConfig::incoming_slots_limit`](super::SessionConfig::incoming_slots_limit) and
+    /// [`SessionConfig::subscription_bytes_limit`](super::SessionConfig::subscription_bytes_limit),
+    /// so with both at 0 (the default) it is always `None`. A driver whose store can grow asks
+    /// after every packet read and every command, and answers with
+    /// [`Session::resize_region`].
+    pub fn wants_room(&self) -> Option<(Region, usize)> {
+        let slots = self.layout.incoming.len() / ENTRY;
+        let limit = usize::from(self.config.incoming_slots_limit);
+        let live = self.incoming.len();
+        if live >= slots && slots < limit {
+            let grown = (slots * 2).clamp(MIN_SLOTS, limit);
+            return Some((Region::Incoming, grown * ENTRY));
+        }
+        if live == 0 && slots > self.incoming_initial {
+            return Some((Region::Incoming, self.incoming_initial * ENTRY));
+        }
+        let table = self.layout.subscriptions.len();
+        let limit = self.config.subscription_bytes_limit;
+        let needed = self.subscriptions.used() + self.sub_outstanding;
+        if self.keeps_subscriptions() && needed > table && table < limit {
+            return Some((Region::Subscriptions, (table * 2).max(needed).min(limit)));
+        }
+        None
+    }
+
+    /// Resizes `region` to `new_len` bytes, moving the regions behind it (the queue of
+    /// outgoing packets among them, unchanged). `resize(store, len)` must leave the store
+    /// `len` bytes long with its first bytes unchanged (for a `Vec<u8>`, `resize` and
+    /// `truncate`). An incoming table holds whole slots, so `new_len` is rounded down to a
+    /// multiple of 4.
+    ///
+    /// Any message lent by [`Session::abandoned_message`] is no longer available afterwards.
+    ///
+    /// # Errors
+    /// [`CommandError::StoreFull`] when what the region holds does not fit `new_len`; the
+    /// store is then not touched. [`CommandError::InvalidState`] when `resize` did not leave
+    /// the store the length asked for: give the session a store of the old length back
+    /// before using it.
+    pub fn resize_region(
+        &mut self,
+        region: Region,
+        new_len: usize,
+        resize: impl FnOnce(&mut B, usize),
+    ) -> Result<(), CommandError> {
+        let range = match region {
+            Region::Incoming => self.layout.incoming.clone(),
+            Region::Subscriptions => self.layout.subscriptions.clone(),
+        };
+        let new_len = match region {
+            Region::Incoming => new_len - new_len % ENTRY,
+            Region::Subscriptions => new_len,
+        };
+        let old_len = range.len();
+        if new_len < old_len {
+            let held = match region {
+                Region::Incoming => self.incoming.extent(&self.store.as_ref()[range.clone()]),
+                Region::Subscriptions => self.subscriptions.used(),
+            };
+            if held > new_len {
+                return Err(CommandError::StoreFull {
+                    needed: held,
+                    available: new_len,
+                });
+            }
+        }
+        let total = self.store.as_ref().len();
+        let new_total = total + new_len - old_len;
+        if new_len > old_len {
+            resize(&mut self.store, new_total);
+            if self.store.as_ref().len() != new_total {
+                return Err(CommandError::InvalidState);
+            }
+            let store = self.store.as_mut();
+            store.copy_within(range.end..total, range.start + new_len);
+            store[range.end..range.start + new_len].fill(0);
+        } else if new_len < old_len {
+            let store = self.store.as_mut();
+            store.copy_within(range.end..total, range.start + new_len);
+            resize(&mut self.store, new_total);
+            if self.store.as_ref().len() != new_total {
+                return Err(CommandError::InvalidState);
+            }
+        } else {
+            return Ok(());
+        }
+        let moved = |r: &mut core::ops::Range<usize>| {
+            if r.start >= range.end {
+                *r = r.start + new_len - old_len..r.end + new_len - old_len;
+            }
+        };
+        let layout = &mut self.layout;
+        for r in [
+            &mut layout.assigned,
+            &mut layout.in_alias,
+            &mut layout.out_alias,
+            &mut layout.control,
+            &mut layout.subscriptions,
+            &mut layout.log,
+        ] {
+            moved(r);
+        }
+        match region {
+            Region::Incoming => layout.incoming.end = range.start + new_len,
+            Region::Subscriptions => layout.subscriptions.end = range.start + new_len,
+        }
+        self.reported = None;
+        // Renewals that waited for room in the table look again.
+        self.renew_blocked = None;
+        Ok(())
+    }
+
+    /// Bytes of the store that are not the queue's capacity: the tables, the control region
+    /// and the packet-id index as they are now (at first
+    /// [`SessionConfig::reserved_bytes`](super::SessionConfig::reserved_bytes)). A store of
+    /// `reserved_len() + n` bytes queues `n` bytes of packets.
+    pub fn reserved_len(&self) -> usize {
+        let region = &self.store.as_ref()[self.layout.log.clone()];
+        self.store.as_ref().len() - self.log.capacity(region)
+    }
+}

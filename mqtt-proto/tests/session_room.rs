@@ -1,0 +1,242 @@
+//! Tables that grow and shrink under a live session (`Session::wants_room`,
+//! `Session::resize_region`), for a store that can grow: the incoming table takes a flood
+//! instead of leaving messages with the broker, the subscription table takes a long list,
+//! and nothing queued, in flight or kept moves or is lost while the regions behind them move.
+
+mod support;
+
+use mqtt_sansio::session::{CommandError, Region, SessionConfig};
+use mqtt_sansio::{
+    Packet, ProtocolVersion, QoS, ReasonCode, SubAck, Subscription, SubscriptionOptions,
+    TopicFilter,
+};
+use support::{dec, incoming, puback, pubrel, Ev, Harness};
+
+const VERSIONS: [ProtocolVersion; 2] = [ProtocolVersion::V3_1_1, ProtocolVersion::V5];
+
+/// Answers every request of the session, as a driver with a growable store does after each
+/// packet and command; returns the requests.
+fn answer(h: &mut Harness) -> Vec<(Region, usize)> {
+    let mut asked = Vec::new();
+    while let Some((region, len)) = h.s.wants_room() {
+        assert!(asked.len() < 32, "the session keeps asking: {asked:?}");
+        h.s.resize_region(region, len, |store, n| store.resize(n, 0))
+            .unwrap();
+        asked.push((region, len));
+    }
+    asked
+}
+
+fn flood_config(v: ProtocolVersion) -> SessionConfig {
+    let mut config = SessionConfig::new(v);
+    config.receive_maximum = 4;
+    config.incoming_slots = 4;
+    config.incoming_slots_limit = 64;
+    config.index_slots = 8;
+    config
+}
+
+#[test]
+fn a_full_incoming_table_grows_instead_of_leaving_messages_with_the_broker() {
+    for v in VERSIONS {
+        let config = flood_config(v);
+        let start = config.reserved_bytes() + 2048;
+        let mut h = Harness::with(config, start);
+        h.connect(false, false);
+        // Queued and in-flight messages sit in the log, behind the table that grows.
+        let ours: Vec<u16> = (0..3)
+            .map(|i| {
+                h.publish("out", &[i; 40], QoS::AtLeastOnce)
+                    .unwrap()
+                    .unwrap()
+                    .get()
+            })
+            .collect();
+        h.flush();
+        let first = h.take_sent();
+        assert_eq!(first.len(), 3);
+        let mut grew = Vec::new();
+        for id in 1..=40u16 {
+            h.feed_packet(incoming("in", b"m", QoS::ExactlyOnce, id))
+                .unwrap();
+            grew.extend(answer(&mut h));
+        }
+        // 4 → 8 → 16 → 32 → 64 slots, each asked for once the table was full.
+        let slots: Vec<usize> = grew.iter().map(|&(_, len)| len / 4).collect();
+        assert_eq!(slots, [8, 16, 32, 64], "{grew:?}");
+        let sent = h.take_sent();
+        let recs: Vec<u16> = sent
+            .iter()
+            .filter_map(|b| match dec(b, v) {
+                Packet::PubRec(r) => Some(r.packet_id.get()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(recs, (1..=40).collect::<Vec<_>>(), "every message taken");
+        let events = h.take_events();
+        assert!(
+            !events.iter().any(|e| matches!(
+                e,
+                Ev::Overrun {
+                    deferred: true,
+                    ..
+                } | Ev::Lost(_)
+            )),
+            "nothing left with the broker, no resync: {events:?}"
+        );
+        let delivered = events
+            .iter()
+            .filter(|e| matches!(e, Ev::Message { .. }))
+            .count();
+        assert_eq!(delivered, 40);
+        // Our messages moved with the log: a resend after a reconnect is byte for byte the
+        // same (with DUP), and their acknowledgements find them.
+        h.transport_closed();
+        let resent = h.connect(false, true);
+        let publishes: Vec<&Vec<u8>> = resent
+            .iter()
+            .filter(|b| matches!(dec(b, v), Packet::Publish(_)))
+            .collect();
+        assert_eq!(publishes.len(), 3);
+        for (again, before) in publishes.iter().zip(&first) {
+            assert_eq!(again[0], before[0] | 0x08, "DUP set");
+            assert_eq!(again[1..], before[1..]);
+        }
+        for id in ours {
+            h.feed_packet(puback(id)).unwrap();
+        }
+        let acked = h
+            .take_events()
+            .iter()
+            .filter(|e| matches!(e, Ev::Published { .. }))
+            .count();
+        assert_eq!(acked, 3);
+        // Released, the table goes back to its first size and the store shrinks with it.
+        for id in 1..=40u16 {
+            h.feed_packet(pubrel(id)).unwrap();
+        }
+        assert_eq!(answer(&mut h), [(Region::Incoming, 16)]);
+        assert_eq!(h.s.store_usage().0, 0);
+        assert_eq!(h.s.reserved_len() + h.s.store_usage().1, start);
+    }
+}
+
+#[test]
+fn at_its_limit_the_table_stops_growing_and_the_session_resyncs_as_before() {
+    let mut config = flood_config(ProtocolVersion::V3_1_1);
+    config.incoming_slots_limit = 8;
+    let mut h = Harness::with(config, config.reserved_bytes() + 1024);
+    h.connect(false, false);
+    for id in 1..=9u16 {
+        h.feed_packet(incoming("in", b"m", QoS::ExactlyOnce, id))
+            .unwrap();
+        answer(&mut h);
+    }
+    let events = h.take_events();
+    assert!(
+        events.contains(&Ev::Overrun {
+            in_flight: 8,
+            deferred: true
+        }),
+        "{events:?}"
+    );
+    assert_eq!(h.s.reserved_len(), config.reserved_bytes() + 16);
+}
+
+#[test]
+fn without_limits_nothing_is_asked_for() {
+    for v in VERSIONS {
+        let mut config = SessionConfig::new(v);
+        config.incoming_slots = 2;
+        config.receive_maximum = 2;
+        config.subscription_bytes = 16;
+        let mut h = Harness::with(config, config.reserved_bytes() + 1024);
+        h.connect(false, false);
+        for id in 1..=3u16 {
+            h.feed_packet(incoming("in", b"m", QoS::ExactlyOnce, id))
+                .unwrap();
+            assert_eq!(h.s.wants_room(), None);
+        }
+    }
+}
+
+fn sub(filter: &str) -> Subscription<'_> {
+    Subscription {
+        filter: TopicFilter::new(filter).unwrap(),
+        options: SubscriptionOptions::new(QoS::AtLeastOnce),
+    }
+}
+
+#[test]
+fn the_subscription_table_grows_before_the_suback_so_every_filter_is_renewed() {
+    for v in VERSIONS {
+        let mut config = SessionConfig::new(v);
+        config.subscription_bytes = 16;
+        config.subscription_bytes_limit = 4096;
+        let mut h = Harness::with(config, config.reserved_bytes() + 4096);
+        h.connect(false, false);
+        // Something queued behind the table, to move with it.
+        let queued = h.publish("out", b"kept", QoS::AtLeastOnce).unwrap().unwrap();
+        let names: Vec<String> = (0..10).map(|i| format!("sensors/{i}/+")).collect();
+        let subs: Vec<Subscription<'_>> = names.iter().map(|n| sub(n)).collect();
+        let pid = h.s.subscribe(&subs, Default::default()).unwrap();
+        let asked = answer(&mut h);
+        // 10 entries of 8 bytes and an 11-byte filter each.
+        assert_eq!(asked, [(Region::Subscriptions, 190)]);
+        h.flush();
+        h.take_sent();
+        let codes = vec![ReasonCode::GrantedQoS1; 10];
+        h.feed_packet(Packet::SubAck(SubAck::new(pid, &codes)))
+            .unwrap();
+        h.feed_packet(puback(queued.get())).unwrap();
+        let events = h.take_events();
+        assert!(
+            !events.iter().any(|e| matches!(e, Ev::NotRenewable { .. })),
+            "{events:?}"
+        );
+        assert!(events.iter().any(|e| matches!(e, Ev::Published { .. })));
+        assert_eq!(answer(&mut h), [], "satisfied");
+        // The broker lost our session: one renewal carries all ten filters.
+        h.transport_closed();
+        let sent = h.connect(false, false);
+        let Packet::Subscribe(s) = dec(&sent[0], v) else {
+            panic!("{sent:?}")
+        };
+        let renewed: Vec<&str> = s.subscriptions.iter().map(|s| s.filter.as_str()).collect();
+        assert_eq!(renewed, names);
+    }
+}
+
+#[test]
+fn a_table_does_not_shrink_below_what_it_holds() {
+    let config = flood_config(ProtocolVersion::V5);
+    let mut h = Harness::with(config, config.reserved_bytes() + 1024);
+    h.connect(false, false);
+    for id in 1..=6u16 {
+        h.feed_packet(incoming("in", b"m", QoS::ExactlyOnce, id))
+            .unwrap();
+        answer(&mut h);
+    }
+    let before = h.s.reserved_len();
+    let refused = h
+        .s
+        .resize_region(Region::Incoming, 16, |store, n| store.truncate(n));
+    assert_eq!(
+        refused,
+        Err(CommandError::StoreFull {
+            needed: 24,
+            available: 16
+        })
+    );
+    assert_eq!(h.s.reserved_len(), before, "untouched");
+    // Released out of order: the live entries at the back still count.
+    for id in 1..=5u16 {
+        h.feed_packet(pubrel(id)).unwrap();
+    }
+    assert!(h
+        .s
+        .resize_region(Region::Incoming, 16, |store, n| store.truncate(n))
+        .is_err());
+    h.feed_packet(pubrel(6)).unwrap();
+    assert_eq!(answer(&mut h), [(Region::Incoming, 16)]);
+}
