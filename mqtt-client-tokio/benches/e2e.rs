@@ -38,6 +38,12 @@
 //! mosquitto runs with `max_queued_messages 0` so no QoS 0 message is dropped, and without
 //! its per-packet log. Each measurement is repeated (3×, the clients alternating) and the
 //! median reported. Every child process and wait is bounded; loopback only.
+//!
+//! Besides the markdown tables on stdout, the results are written as JSON to `$E2E_REPORT`
+//! (a relative path is taken from this package's directory, where cargo runs the bench), or
+//! else to `e2e-report.json` in the target directory, with the date, the commit, the rumqttc
+//! version in `Cargo.lock` and mosquitto's: `python3 scripts/perf_tables.py` makes the
+//! README's tables from it.
 
 #[path = "e2e/peer.rs"]
 mod peer;
@@ -45,6 +51,7 @@ mod peer;
 mod raw;
 
 use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
@@ -62,6 +69,12 @@ const INFLIGHT: u16 = 20;
 const REQUESTS: usize = 64;
 /// Connections of the idle-memory measurement.
 const IDLE_CONNECTIONS: usize = 2_000;
+/// Messages of the throughput runs per QoS (divided by 5 with `--quick`).
+const MESSAGES: [(u8, usize); 3] = [(0, 50_000), (1, 20_000), (2, 10_000)];
+/// Round trips of the latency measurement (divided by 5 with `--quick`).
+const ROUND_TRIPS: usize = 2_000;
+/// The workspace's lock file: the rumqttc version this binary was built with.
+const CARGO_LOCK: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.lock"));
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -92,6 +105,9 @@ fn orchestrate(quick: bool) {
     raise_fd_limit();
     let reps = if quick { 1 } else { 3 };
     let scale = if quick { 5 } else { 1 };
+    let started = std::time::SystemTime::now();
+    let (commit, dirty) = git_commit();
+    let load = load_average();
     let broker = Broker::builder()
         .max_queued_messages(0)
         .config_line("max_connections -1")
@@ -103,6 +119,7 @@ fn orchestrate(quick: bool) {
         .start()
         .expect("mosquitto (apt-get install mosquitto)");
     let port = broker.port();
+    let mosquitto = mosquitto_version(&broker);
     println!(
         "# e2e benchmark, mosquitto on 127.0.0.1:{port}, 3.1.1 and 5.0, {PAYLOAD}-byte payloads"
     );
@@ -118,7 +135,7 @@ fn orchestrate(quick: bool) {
         })
         .collect();
     for ((name, ver), results) in VERSIONS.iter().zip(&mut results) {
-        for (qos, n) in [(0u8, 50_000usize), (1, 20_000), (2, 10_000)] {
+        for (qos, n) in MESSAGES {
             let n = n / scale;
             // Alternate the clients run by run, so load from elsewhere hits all alike.
             let mut runs: Vec<Vec<Throughput>> = vec![Vec::new(); LIBS.len()];
@@ -137,7 +154,7 @@ fn orchestrate(quick: bool) {
             let mut runs: Vec<Vec<Latency>> = vec![Vec::new(); LIBS.len()];
             for _ in 0..reps {
                 for (i, lib) in LIBS.iter().enumerate() {
-                    runs[i].push(latency(lib, ver, qos, 2_000 / scale, port));
+                    runs[i].push(latency(lib, ver, qos, ROUND_TRIPS / scale, port));
                 }
             }
             let medians: Vec<Latency> = runs.into_iter().map(Latency::median).collect();
@@ -168,6 +185,321 @@ fn orchestrate(quick: bool) {
     for results in &results {
         report(results, idle_count);
     }
+    let meta = Meta {
+        command: format!(
+            "cargo bench -p mqtt-client-tokio --bench e2e{}",
+            if quick { " -- --quick" } else { "" }
+        ),
+        date: utc_date(started),
+        seconds: started.elapsed().map_or(0, |d| d.as_secs()),
+        commit,
+        dirty,
+        rumqttc: rumqttc_version(),
+        mosquitto,
+        rustc: command_line("rustc", &["--version"]).unwrap_or_else(|| "unknown".into()),
+        machine: machine(),
+        load,
+        quick,
+        reps,
+        scale,
+        idle_count,
+    };
+    let path = report_path();
+    match std::fs::write(&path, json(&meta, &results)) {
+        Ok(()) => println!("\n# JSON report: {}", path.display()),
+        Err(e) => {
+            eprintln!("cannot write the JSON report to {}: {e}", path.display());
+            std::process::exit(1);
+        }
+    }
+}
+
+/// What the JSON report says about the run besides the figures.
+struct Meta {
+    command: String,
+    /// UTC, when the run started.
+    date: String,
+    seconds: u64,
+    /// `git rev-parse --short HEAD`, and whether tracked files had uncommitted changes.
+    commit: Option<String>,
+    dirty: Option<bool>,
+    rumqttc: String,
+    mosquitto: String,
+    rustc: String,
+    machine: String,
+    load: String,
+    quick: bool,
+    reps: usize,
+    scale: usize,
+    idle_count: usize,
+}
+
+/// Where the JSON report goes: `$E2E_REPORT`, else `e2e-report.json` in the target directory.
+fn report_path() -> PathBuf {
+    if let Some(path) = std::env::var_os("E2E_REPORT").filter(|p| !p.is_empty()) {
+        return PathBuf::from(path);
+    }
+    target_dir().join("e2e-report.json")
+}
+
+/// The target directory this binary was built in: the ancestor of the executable that holds
+/// cargo's `CACHEDIR.TAG` (`<target>/release/deps/e2e-…`, or `<target>/<triple>/release/…`),
+/// else `$CARGO_TARGET_DIR`, else the workspace's `target`.
+fn target_dir() -> PathBuf {
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(dir) = exe
+            .ancestors()
+            .skip(1)
+            .find(|dir| dir.join("CACHEDIR.TAG").is_file())
+        {
+            return dir.to_path_buf();
+        }
+    }
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target")
+}
+
+/// The version(s) of rumqttc in the workspace's `Cargo.lock`, the one this bench links.
+fn rumqttc_version() -> String {
+    let versions: Vec<&str> = CARGO_LOCK
+        .split("[[package]]")
+        .filter(|block| block.lines().any(|l| l.trim() == "name = \"rumqttc\""))
+        .filter_map(|block| {
+            block
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("version = \""))
+                .and_then(|v| v.strip_suffix('"'))
+        })
+        .collect();
+    if versions.is_empty() {
+        "unknown".into()
+    } else {
+        versions.join(", ")
+    }
+}
+
+/// The first line of `mosquitto -h` for the binary the broker runs (`/proc/<pid>/exe`), else
+/// for the `mosquitto` on `PATH` or in /usr/sbin.
+fn mosquitto_version(broker: &Broker) -> String {
+    let exe = broker
+        .pid()
+        .and_then(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).ok());
+    let candidates = exe
+        .into_iter()
+        .chain(std::env::var_os("MOSQUITTO_BIN").map(PathBuf::from))
+        .chain([
+            PathBuf::from("mosquitto"),
+            PathBuf::from("/usr/sbin/mosquitto"),
+        ]);
+    for bin in candidates {
+        // `mosquitto -h` prints its usage and exits with a failure status.
+        if let Ok(out) = Command::new(&bin).arg("-h").stdin(Stdio::null()).output() {
+            if let Some(line) = String::from_utf8_lossy(&out.stdout).lines().next() {
+                if !line.trim().is_empty() {
+                    return line.trim().to_string();
+                }
+            }
+        }
+    }
+    "unknown".into()
+}
+
+/// The commit of the checkout the bench was built from, and whether tracked files differ
+/// from it.
+fn git_commit() -> (Option<String>, Option<bool>) {
+    let dir = env!("CARGO_MANIFEST_DIR");
+    let commit = command_line("git", &["-C", dir, "rev-parse", "--short", "HEAD"]);
+    let dirty = Command::new("git")
+        .args(["-C", dir, "status", "--porcelain", "--untracked-files=no"])
+        .stderr(Stdio::null())
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| !out.stdout.is_empty());
+    (commit, dirty)
+}
+
+/// The first line of a command's standard output, if it succeeded.
+fn command_line(program: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()
+        .filter(|out| out.status.success())?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .next()
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+}
+
+/// The 1, 5 and 15 minute load averages (`/proc/loadavg`), when the run started.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// `2026-12-07T14:05:09Z` (the civil calendar from the Unix day, Howard Hinnant's
+/// `civil_from_days`).
+fn utc_date(t: std::time::SystemTime) -> String {
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs()) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3_600,
+        rem % 3_600 / 60,
+        rem % 60
+    )
+}
+
+/// A JSON string literal.
+fn json_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A JSON number; `null` for a figure that could not be measured (NaN).
+fn json_num(x: f64) -> String {
+    if x.is_finite() {
+        format!("{x}")
+    } else {
+        "null".into()
+    }
+}
+
+/// `{"ours": …, "rumqttc": …, "raw": …}` for one figure of the three clients.
+fn json_clients(values: impl Iterator<Item = f64>) -> String {
+    let fields: Vec<String> = LIBS
+        .iter()
+        .zip(values)
+        .map(|(lib, v)| format!("{}: {}", json_str(lib), json_num(v)))
+        .collect();
+    format!("{{{}}}", fields.join(", "))
+}
+
+/// The JSON report: the run's settings and every figure of the markdown tables.
+fn json(m: &Meta, results: &[Results]) -> String {
+    let opt_str = |s: &Option<String>| s.as_deref().map_or("null".into(), json_str);
+    let mut fields: Vec<(&str, String)> = vec![
+        ("schema", "1".into()),
+        ("bench", json_str("mqtt-client-tokio e2e")),
+        ("command", json_str(&m.command)),
+        ("date", json_str(&m.date)),
+        ("seconds", m.seconds.to_string()),
+        ("commit", opt_str(&m.commit)),
+        ("dirty", m.dirty.map_or("null".into(), |d| d.to_string())),
+        ("rumqttc", json_str(&m.rumqttc)),
+        ("mosquitto", json_str(&m.mosquitto)),
+        ("rustc", json_str(&m.rustc)),
+        ("machine", json_str(&m.machine)),
+        ("load_average", json_str(&m.load)),
+        ("mode", json_str(if m.quick { "quick" } else { "full" })),
+        ("repetitions", m.reps.to_string()),
+        ("payload_bytes", PAYLOAD.to_string()),
+        ("inflight", INFLIGHT.to_string()),
+        ("requests", REQUESTS.to_string()),
+        (
+            "max_unacknowledged",
+            (REQUESTS + usize::from(INFLIGHT)).to_string(),
+        ),
+        (
+            "messages",
+            format!(
+                "{{{}}}",
+                MESSAGES
+                    .iter()
+                    .map(|(qos, n)| format!("\"{qos}\": {}", n / m.scale))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ),
+        ("round_trips", (ROUND_TRIPS / m.scale).to_string()),
+        ("idle_connections", m.idle_count.to_string()),
+        ("feeder", json_str(FEEDER)),
+        (
+            "clients",
+            format!(
+                "[{}]",
+                LIBS.iter()
+                    .map(|l| json_str(l))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ),
+    ];
+    let mut versions = Vec::new();
+    for r in results {
+        let mut v = Vec::new();
+        for (qos, t) in &r.throughput {
+            let l = &r.latency.iter().find(|(q, _)| q == qos).expect("latency").1;
+            let figures = [
+                ("msg_per_s", json_clients(t.iter().map(|t| t.rate))),
+                (
+                    "pub_cpu_us_per_msg",
+                    json_clients(t.iter().map(|t| t.pub_cpu_us)),
+                ),
+                (
+                    "sub_cpu_us_per_msg",
+                    json_clients(t.iter().map(|t| t.sub_cpu_us)),
+                ),
+                ("latency_p50_us", json_clients(l.iter().map(|l| l.p50_us))),
+                ("latency_p99_us", json_clients(l.iter().map(|l| l.p99_us))),
+            ];
+            let figures: Vec<String> = figures
+                .iter()
+                .map(|(k, v)| format!("        \"{k}\": {v}"))
+                .collect();
+            v.push(format!(
+                "      \"qos{qos}\": {{\n{}\n      }}",
+                figures.join(",\n")
+            ));
+        }
+        v.push(format!(
+            "      \"idle_kib\": {}",
+            json_clients(r.memory[0].iter().copied())
+        ));
+        v.push(format!(
+            "      \"idle_kib_after_churn\": {}",
+            json_clients(r.memory[1].iter().copied())
+        ));
+        versions.push(format!(
+            "    {}: {{\n{}\n    }}",
+            json_str(r.version),
+            v.join(",\n")
+        ));
+    }
+    fields.push(("versions", format!("{{\n{}\n  }}", versions.join(",\n"))));
+    let body: Vec<String> = fields
+        .iter()
+        .map(|(k, v)| format!("  {}: {v}", json_str(k)))
+        .collect();
+    format!("{{\n{}\n}}\n", body.join(",\n"))
 }
 
 /// One client at one QoS.
@@ -328,7 +660,8 @@ fn report(r: &Results, idle_count: usize) {
     println!("## MQTT {}", r.version);
     println!();
     println!(
-        "| measurement | mqtt-client-tokio | rumqttc 0.25 | raw socket (floor) | ours / rumqttc |"
+        "| measurement | mqtt-client-tokio | rumqttc {} | raw socket (floor) | ours / rumqttc |",
+        rumqttc_version()
     );
     println!("|---|---:|---:|---:|---:|");
     let row = |name: String, values: [f64; 3], digits: usize| {
