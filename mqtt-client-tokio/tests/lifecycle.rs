@@ -309,7 +309,7 @@ async fn a_broker_over_the_receive_maximum_is_served_in_one_connection() {
         match tokio::time::timeout_at(deadline, events.recv()).await {
             Ok(Some(Event::Message(m))) => *got.entry(m.payload.to_vec()).or_default() += 1,
             Ok(Some(Event::Notice(Notice::ReceiveMaximumExceeded { deferred, .. }))) => {
-                assert!(!deferred, "the tokio client tracks 1,024");
+                assert!(!deferred, "the incoming table grows to 1,024");
                 notices += 1;
             }
             Ok(Some(Event::Disconnected { error })) => panic!("disconnected: {error}"),

@@ -75,13 +75,9 @@ fn a_full_incoming_table_grows_instead_of_leaving_messages_with_the_broker() {
         assert_eq!(recs, (1..=40).collect::<Vec<_>>(), "every message taken");
         let events = h.take_events();
         assert!(
-            !events.iter().any(|e| matches!(
-                e,
-                Ev::Overrun {
-                    deferred: true,
-                    ..
-                } | Ev::Lost(_)
-            )),
+            !events
+                .iter()
+                .any(|e| matches!(e, Ev::Overrun { deferred: true, .. } | Ev::Lost(_))),
             "nothing left with the broker, no resync: {events:?}"
         );
         let delivered = events
@@ -176,7 +172,10 @@ fn the_subscription_table_grows_before_the_suback_so_every_filter_is_renewed() {
         let mut h = Harness::with(config, config.reserved_bytes() + 4096);
         h.connect(false, false);
         // Something queued behind the table, to move with it.
-        let queued = h.publish("out", b"kept", QoS::AtLeastOnce).unwrap().unwrap();
+        let queued = h
+            .publish("out", b"kept", QoS::AtLeastOnce)
+            .unwrap()
+            .unwrap();
         let names: Vec<String> = (0..10).map(|i| format!("sensors/{i}/+")).collect();
         let subs: Vec<Subscription<'_>> = names.iter().map(|n| sub(n)).collect();
         let pid = h.s.subscribe(&subs, Default::default()).unwrap();
@@ -218,9 +217,8 @@ fn a_table_does_not_shrink_below_what_it_holds() {
         answer(&mut h);
     }
     let before = h.s.reserved_len();
-    let refused = h
-        .s
-        .resize_region(Region::Incoming, 16, |store, n| store.truncate(n));
+    let refused =
+        h.s.resize_region(Region::Incoming, 16, |store, n| store.truncate(n));
     assert_eq!(
         refused,
         Err(CommandError::StoreFull {

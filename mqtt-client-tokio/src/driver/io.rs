@@ -13,10 +13,11 @@ use crate::Error;
 
 /// Largest read buffer growth step.
 const READ_CHUNK: usize = 16 * 1024;
-/// First read buffer growth step: an idle connection (CONNACK, PINGRESP, the odd message)
-/// never needs more, so it holds 1 KiB instead of 16; reads that fill the buffer double the
-/// step up to [`READ_CHUNK`].
-const MIN_READ: usize = 1024;
+/// Smallest read buffer growth step: an idle connection (CONNACK, PINGRESP, the odd message)
+/// never needs more, and every idle client holds its read buffer for good; reads that fill
+/// the buffer double the step up to [`READ_CHUNK`], reads that use little of it halve it
+/// again, and an empty buffer far larger than the step is given back.
+const MIN_READ: usize = 128;
 /// Time allowed to write the last packets and close the transport cleanly.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// Scheduler rounds the driver gives the application, after a command woke it, to queue
@@ -28,9 +29,8 @@ enum Step {
     Read(std::io::Result<usize>),
     Wrote(std::io::Result<usize>),
     Flushed(std::io::Result<()>),
+    /// The earliest of the session's, the journal's and the close deadline.
     Timer,
-    SyncTimer,
-    CloseTimer,
     Woken,
     Room(bool),
 }
@@ -73,18 +73,22 @@ impl Driver {
             if let Err(error) = self.persist().await {
                 return End::failed(error);
             }
-            if rbuf.capacity() - rbuf.len() < read_size / 4 {
+            if rbuf.is_empty() && rbuf.capacity() > 4 * read_size {
+                // After a burst: a read buffer the size of the traffic, not of its peak.
+                rbuf = BytesMut::with_capacity(read_size);
+            } else if rbuf.capacity() - rbuf.len() < read_size / 4 {
                 rbuf.reserve(read_size);
             }
             let has_outbox = waiter.is_some();
             let writing = !out.is_empty();
             let flushing = !writing && need_flush;
+            // One timer for the three deadlines: each `Sleep` is 112 bytes of every client's
+            // task for its life.
+            let deadline = [timer, sync_at, close_at].into_iter().flatten().min();
             let step = tokio::select! {
                 r = rd.read_buf(&mut rbuf), if reading => Step::Read(r),
                 step = write_or_flush(&mut wr, &out), if writing || flushing => step,
-                () = sleep_until(timer), if timer.is_some() => Step::Timer,
-                () = sleep_until(sync_at), if sync_at.is_some() => Step::SyncTimer,
-                () = sleep_until(close_at), if close_at.is_some() => Step::CloseTimer,
+                () = sleep_until(deadline), if deadline.is_some() => Step::Timer,
                 () = self.shared.wake.notified() => Step::Woken,
                 open = room(waiter), if has_outbox => Step::Room(open),
             };
@@ -96,6 +100,8 @@ impl Driver {
                 Step::Read(Ok(n)) => {
                     if n >= read_size / 2 {
                         read_size = (read_size * 2).min(READ_CHUNK);
+                    } else if n < read_size / 8 {
+                        read_size = (read_size / 2).max(MIN_READ);
                     }
                 }
                 Step::Wrote(Ok(0)) => {
@@ -114,14 +120,20 @@ impl Driver {
                     need_flush = false;
                     self.shared.lock().flushed();
                 }
+                // A due journal sync is the next turn's `persist`.
                 Step::Timer => {
-                    let mut state = self.shared.lock();
-                    let now = state.now();
-                    state.session.handle_timeout(now);
+                    let reached = |at: Option<tokio::time::Instant>| {
+                        at.is_some_and(|at| at <= tokio::time::Instant::now())
+                    };
+                    if reached(close_at) {
+                        break;
+                    }
+                    if reached(timer) {
+                        let mut state = self.shared.lock();
+                        let now = state.now();
+                        state.session.handle_timeout(now);
+                    }
                 }
-                // The next turn's `persist` syncs.
-                Step::SyncTimer => {}
-                Step::CloseTimer => break,
                 Step::Woken => self.gather().await,
                 Step::Room(open) => self.shared.lock().on_room(open),
             }

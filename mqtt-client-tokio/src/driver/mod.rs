@@ -72,12 +72,11 @@ impl Driver {
     /// Runs until the client stops.
     async fn run(mut self) {
         let span = tracing::info_span!("mqtt_client", client_id = %self.client_id);
-        async move {
-            let reason = self.lifecycle().await;
-            self.shared.lock().finish(reason);
-        }
-        .instrument(span)
-        .await;
+        // Not an instrumented `async` block around both lines: that kept the lifecycle's
+        // state twice in every client's task.
+        let reason = self.lifecycle().instrument(span.clone()).await;
+        let _entered = span.enter();
+        self.shared.lock().finish(reason);
     }
 
     /// Connects, reconnects, fails over and follows redirections until a stop; returns why.

@@ -143,6 +143,26 @@ impl State {
         super::grow_store(&mut self.session, needed, limit)
     }
 
+    /// Resizes the session's tables as it asks (`Session::wants_room`): the incoming table
+    /// when a flood fills it and once it has emptied, the subscription table before a SUBACK
+    /// it would not fit. After every packet read and before every transmit.
+    pub(crate) fn fit_room(&mut self) {
+        while let Some((region, len)) = self.session.wants_room() {
+            let resized = self.session.resize_region(region, len, |store, len| {
+                if len < store.len() {
+                    store.truncate(len);
+                    store.shrink_to_fit();
+                } else {
+                    store.resize(len, 0);
+                }
+            });
+            if let Err(error) = resized {
+                tracing::debug!(%error, ?region, len, "session table not resized");
+                return;
+            }
+        }
+    }
+
     /// Gives memory back once the queue has drained to a quarter of its room: down to twice
     /// what is in use, never below where a new client starts.
     pub(super) fn shrink_store(&mut self) {
@@ -151,7 +171,7 @@ impl State {
             return;
         }
         let target = (used * 2).max(super::INITIAL_LOG);
-        let reserved = self.session.config().reserved_bytes();
+        let reserved = self.session.reserved_len();
         let shrunk = self.session.resize_store(reserved + target, |store, len| {
             store.truncate(len);
             store.shrink_to_fit();

@@ -33,12 +33,16 @@ pub(crate) use wire::OUTBOX_LIMIT;
 const ALIAS_TOPIC_BYTES: usize = 264;
 /// Room for outgoing topic aliases when enabled.
 const OUTGOING_ALIAS_BYTES: usize = 16 * 1024;
-/// Incoming QoS 2 messages the session can track, whatever the Receive Maximum (4 KiB).
+/// Incoming QoS 2 messages the session can track, whatever the Receive Maximum (4 KiB); the
+/// table starts at the Receive Maximum and grows to this as a flood needs it.
 const INCOMING_SLOTS: u16 = 1024;
+/// Bytes of subscription table a new client starts with (a dozen filters); it grows to
+/// `Policy::subscription_bytes` as subscriptions need it.
+const INITIAL_SUBSCRIPTIONS: usize = 256;
 /// Bytes of queue a new client starts with; it grows on demand up to
 /// `Policy::offline_queue_bytes` and shrinks back when drained.
-pub(crate) const INITIAL_LOG: usize = 4096;
-/// Packet-id index slots: more than any window brokers grant in practice.
+pub(crate) const INITIAL_LOG: usize = 1024;
+/// Most packet-id index slots: more than any window brokers grant in practice.
 const INDEX_SLOTS: u16 = 256;
 /// Largest authentication data an authenticator writes in one step.
 pub(crate) const AUTH_BUF: usize = 512;
@@ -278,7 +282,8 @@ pub(crate) struct State {
     queued_bytes: u64,
     written_bytes: u64,
     /// The session's journal in its directory ([`Options::persistence`]).
-    pub(crate) journal: Option<crate::persist::FileJournal>,
+    /// Boxed: most clients have none, and the state of every client is kept for its life.
+    pub(crate) journal: Option<Box<crate::persist::FileJournal>>,
     /// Why the client must stop, found where no error can be returned (a journal write
     /// while disconnected).
     pub(crate) fatal: Option<Error>,
@@ -306,7 +311,7 @@ impl State {
                 if restored > 0 {
                     info!(restored, "messages recovered from the session's directory");
                 }
-                Some(journal)
+                Some(Box::new(journal))
             }
             None => None,
         };
@@ -340,8 +345,9 @@ impl State {
             dropped_qos0: 0,
             rx_skip: 0,
             wbuf: BytesMut::new(),
-            // Grows to the largest packet sent (see `pump`); most are small.
-            scratch: vec![0; 512],
+            // Grows to the largest packet sent (see `pump`); most are small, and an idle
+            // client has sent only CONNECT and PINGREQ.
+            scratch: Vec::new(),
             queued_bytes: 0,
             written_bytes: 0,
             journal,
@@ -630,19 +636,30 @@ fn session_config(
         config.outgoing_alias_bytes = OUTGOING_ALIAS_BYTES;
     }
     // Brokers exceed the Receive Maximum (mosquitto resuming a session sends hundreds):
-    // track that many incoming QoS 2 messages, 4 bytes each.
-    config.incoming_slots = config.receive_maximum.max(INCOMING_SLOTS);
+    // the table of incoming QoS 2 messages (4 bytes a slot) grows to track that many, and
+    // back once they are released. So does the subscription table, up to the policy's
+    // bytes. A journaled session takes both whole at once: a restore fills them.
+    config.incoming_slots_limit = config.receive_maximum.max(INCOMING_SLOTS);
+    config.subscription_bytes_limit = policy.subscription_bytes;
+    if config.journal {
+        config.incoming_slots = config.incoming_slots_limit;
+        config.subscription_bytes = policy.subscription_bytes;
+    } else {
+        config.incoming_slots = config.receive_maximum;
+        config.subscription_bytes = policy.subscription_bytes.min(INITIAL_SUBSCRIPTIONS);
+    }
     // The driver acknowledges a message once its subscription streams took it (or the
     // application does, in manual-ack mode): a slow consumer then holds back the broker's
     // window instead of the driver's reads.
     config.manual_acks = true;
     config.connack_timeout = policy.connect_timeout;
     config.drain_timeout = policy.drain_timeout;
-    // The session renews granted subscriptions after a lost session; the routes here only
-    // say which stream a message goes to.
-    config.subscription_bytes = policy.subscription_bytes;
-    // Acknowledgements find their packet without walking the queue (1.5 KiB).
-    config.index_slots = INDEX_SLOTS;
+    // The session renews granted subscriptions after a lost session (the table is sized
+    // above); the routes here only say which stream a message goes to.
+    // Acknowledgements find their packet without walking the queue: a slot (6 bytes) per
+    // packet in flight, whose identifiers are consecutive and so never share one (3.1.1's
+    // window of 20: 120 bytes; 5.0, where only CONNACK tells the window: 1.5 KiB).
+    config.index_slots = config.max_inflight.clamp(16, INDEX_SLOTS);
     config.fallback_to_v311 = p.fallback_to_v311;
     config.reconnect.initial = policy.backoff_min;
     config.reconnect.max = policy.backoff_max;
@@ -717,7 +734,7 @@ pub(crate) fn grow_store(session: &mut Session<Vec<u8>>, needed: usize, limit: u
     if target <= capacity {
         return false;
     }
-    let reserved = session.config().reserved_bytes();
+    let reserved = session.reserved_len();
     session
         .resize_store(reserved + target, |store, len| store.resize(len, 0))
         .is_ok()

@@ -124,6 +124,7 @@ impl State {
                         self.on_event(incoming, &packet);
                     }
                     let _ = self.drain_events();
+                    self.fit_room();
                 }
                 Input::Blocked if !blocked => {
                     blocked = true;
@@ -146,6 +147,7 @@ impl State {
     pub(crate) fn pump(&mut self, force: bool) {
         // One clock reading for every packet taken in this pass.
         let now = self.now();
+        self.fit_room();
         loop {
             let _ = self.drain_events();
             if !force && self.wbuf.len() >= HIGH_WATER {
