@@ -142,10 +142,15 @@ impl Driver {
         // too. Closing a socket with unread bytes in it sends a TCP reset, and a broker that
         // sees the reset before our DISCONNECT publishes the will. Bounded.
         let graceful = self.shared.lock().shutdown.is_some();
+        // Read into the heap buffer: an array here would be part of every client's task for
+        // its life (a future is as large as its largest state).
         let linger = async {
             let _ = wr.shutdown().await;
-            let mut sink = [0u8; 1024];
-            while graceful && matches!(rd.read(&mut sink).await, Ok(n) if n > 0) {}
+            rbuf.clear();
+            rbuf.reserve(MIN_READ);
+            while graceful && matches!(rd.read_buf(&mut rbuf).await, Ok(n) if n > 0) {
+                rbuf.clear();
+            }
         };
         let _ = tokio::time::timeout(CLOSE_GRACE, linger).await;
         self.shared.lock().end_or(End::Closed)

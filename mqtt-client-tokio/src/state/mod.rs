@@ -41,7 +41,7 @@ const INCOMING_SLOTS: u16 = 1024;
 const INITIAL_SUBSCRIPTIONS: usize = 256;
 /// Bytes of queue a new client starts with; it grows on demand up to
 /// `Policy::offline_queue_bytes` and shrinks back when drained.
-pub(crate) const INITIAL_LOG: usize = 1024;
+pub(crate) const INITIAL_LOG: usize = 512;
 /// Most packet-id index slots: more than any window brokers grant in practice.
 const INDEX_SLOTS: u16 = 256;
 /// Largest authentication data an authenticator writes in one step.
@@ -300,7 +300,7 @@ impl State {
         let config = session_config(&protocol, &policy, options.persistence.as_ref())?;
         // The queue starts small and grows as messages wait (see `grow_store`): a client
         // that never queues much never holds (nor zeroes) `offline_queue_bytes`.
-        let log = policy.offline_queue_bytes.clamp(1024, INITIAL_LOG);
+        let log = policy.offline_queue_bytes.clamp(256, INITIAL_LOG);
         let mut session = Session::new(config, vec![0u8; config.reserved_bytes() + log])?;
         let limit = policy.offline_queue_bytes.max(INITIAL_LOG);
         let journal = match &options.persistence {
