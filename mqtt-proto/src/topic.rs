@@ -238,6 +238,11 @@ fn split_share(filter: &str) -> Result<Option<(&str, &str)>, TopicError> {
 #[cfg_attr(not(mqtt_sansio_small), inline)]
 pub(crate) fn decode_name(bytes: &[u8]) -> Result<TopicName<'_>, crate::DecodeError> {
     use crate::{wire, DecodeError};
+    // Bytes from ',' up: no U+0000, '#' or '+'; most topics are that and ASCII.
+    #[cfg(not(mqtt_sansio_small))]
+    if let Some(s) = wire::ascii_at_least(bytes, b'+' + 1) {
+        return Ok(TopicName::from_validated(s));
+    }
     let s = core::str::from_utf8(bytes).map_err(|_| DecodeError::InvalidUtf8)?;
     if wire::contains_any(bytes, [0, b'+', b'#']) {
         return Err(if bytes.contains(&0) {
