@@ -16,7 +16,7 @@ const READ_CHUNK: usize = 16 * 1024;
 /// Smallest read buffer growth step: an idle connection (CONNACK, PINGRESP, the odd message)
 /// never needs more, and every idle client holds its read buffer for good; reads that fill
 /// the buffer double the step up to [`READ_CHUNK`], reads that use little of it halve it
-/// again, and an empty buffer far larger than the step is given back.
+/// again, and once the step is back to this, an empty buffer far larger is given back.
 const MIN_READ: usize = 128;
 /// Time allowed to write the last packets and close the transport cleanly.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
@@ -73,9 +73,10 @@ impl Driver {
             if let Err(error) = self.persist().await {
                 return End::failed(error);
             }
-            if rbuf.is_empty() && rbuf.capacity() > 4 * read_size {
-                // After a burst: a read buffer the size of the traffic, not of its peak.
-                rbuf = BytesMut::with_capacity(read_size);
+            if rbuf.is_empty() && read_size == MIN_READ && rbuf.capacity() > 4 * MIN_READ {
+                // The traffic has gone quiet after a burst: the buffer goes back to the idle
+                // size. Not sooner: a flood's odd short read would free and regrow it.
+                rbuf = BytesMut::with_capacity(MIN_READ);
             } else if rbuf.capacity() - rbuf.len() < read_size / 4 {
                 rbuf.reserve(read_size);
             }
