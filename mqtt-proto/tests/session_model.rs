@@ -116,6 +116,7 @@ fn setup(version: ProtocolVersion, f: Features) -> impl Strategy<Value = Setup> 
             coin(f.manual_acks),
             coin(f.topic_aliases),
             coin(f.republish_abandoned),
+            prop::bool::weighted(0.3),
         ),
     )
         .prop_map(
@@ -137,6 +138,7 @@ fn setup(version: ProtocolVersion, f: Features) -> impl Strategy<Value = Setup> 
                 keep_alive,
                 tx_buf,
                 republish_abandoned: flags.2,
+                grow_tables: flags.3,
                 first,
             },
         )

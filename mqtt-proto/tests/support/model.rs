@@ -139,6 +139,11 @@ pub struct Setup {
     /// The application publishes an abandoned message again as soon as it is reported, before
     /// polling the next event.
     pub republish_abandoned: bool,
+    /// The driver's store can grow: the incoming table starts at the Receive Maximum and the
+    /// driver answers `Session::wants_room` after every packet read, up to the 32 slots a
+    /// fixed table has, so the session must behave exactly as with the fixed table while the
+    /// regions behind the table (the log among them) move.
+    pub grow_tables: bool,
     /// The first connection.
     pub first: ConnParams,
 }
@@ -156,6 +161,7 @@ impl Setup {
             keep_alive: 10,
             tx_buf: 4096,
             republish_abandoned: false,
+            grow_tables: false,
             first: ConnParams::RESUME,
         }
     }
@@ -579,6 +585,10 @@ impl World {
         config.outgoing_alias_bytes = if setup.topic_aliases { 24 } else { 0 };
         config.control_bytes = 128;
         config.connack_timeout = Duration::from_secs(5);
+        if setup.grow_tables {
+            config.incoming_slots = 1;
+            config.incoming_slots_limit = 32;
+        }
         let store = vec![0u8; config.reserved_bytes() + setup.log_bytes];
         let s = Session::new(config, store).expect("store large enough");
         let mut w = World {
@@ -1638,6 +1648,9 @@ impl World {
                     self.after_client_read(&bytes[at..at + len], ev);
                     at += len;
                     blocked = 0;
+                    if self.setup.grow_tables {
+                        self.answer_room();
+                    }
                 }
                 Ok(None) => {
                     self.stats.blocked += 1;
@@ -1908,8 +1921,25 @@ impl World {
         self.client_in.insert(p, st);
     }
 
+    /// Resizes the session's tables as it asks, as a driver with a growable store does.
+    fn answer_room(&mut self) {
+        let mut asked = 0;
+        while let Some((region, len)) = self.s.wants_room() {
+            asked += 1;
+            check!(self, asked <= 8, "the session keeps asking for room");
+            let resized = self.s.resize_region(region, len, |store, len| {
+                store.resize(len, 0);
+            });
+            check!(
+                self,
+                resized.is_ok(),
+                "resize_region refused what wants_room asked: {resized:?}"
+            );
+        }
+    }
+
     /// Incoming QoS 2 messages the session tracks: its `incoming_slots` (default 32), at
-    /// least the Receive Maximum.
+    /// least the Receive Maximum (with `grow_tables`, the table's limit, also 32).
     fn incoming_table(&self) -> usize {
         usize::from(self.setup.receive_maximum).max(32)
     }
