@@ -274,6 +274,47 @@ fn a_broker_flooding_past_receive_maximum_is_resynced_with_progress_never_a_loop
     }
 }
 
+/// A graceful `disconnect` while a resync waits for the broker's handshakes gets the whole
+/// drain timeout from the moment it was asked for: the resync's drain, begun earlier, would
+/// have cut it short (found by the session model).
+#[test]
+fn a_disconnect_during_a_resync_drains_for_the_whole_timeout() {
+    for v in BOTH {
+        let mut config = SessionConfig::new(v);
+        config.receive_maximum = 2;
+        config.incoming_slots = 2;
+        let mut h = Harness::with(config, 16 * 1024);
+        h.connect(false, false);
+        let mut bytes = Vec::new();
+        for id in 1..=3 {
+            bytes.extend(enc(incoming("t", b"m", QoS::ExactlyOnce, id), v));
+        }
+        // Two taken (PUBREC, no PUBREL yet), the third left with the broker: a resync waits.
+        h.feed(&bytes).unwrap();
+        h.take_sent();
+        h.take_events();
+        h.advance(3_000);
+        h.s.disconnect(&Disconnect::new(ReasonCode::Success))
+            .unwrap();
+        h.flush();
+        h.advance(2_500);
+        let early = h.take_sent();
+        assert!(
+            !early
+                .iter()
+                .any(|b| matches!(dec(b, v), Packet::Disconnect(_))),
+            "{v:?}: not 5 s after the resync began, 2.5 s after the disconnect"
+        );
+        h.advance(2_600);
+        let sent = h.take_sent();
+        assert!(
+            sent.iter()
+                .any(|b| matches!(dec(b, v), Packet::Disconnect(_))),
+            "{v:?}: once the drain timeout passed since the disconnect"
+        );
+    }
+}
+
 /// Failure 5: ejabberd said Shared Subscription Available = 0, and the client subscribed
 /// `$share/...` anyway, 48 times in 10 s.
 #[test]

@@ -819,8 +819,14 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         if self.conn.phase != Phase::Connected {
             return Err(CommandError::InvalidState);
         }
-        // The application's end replaces a resync waiting to go.
-        self.conn.resync = false;
+        // The application's end replaces a resync waiting to go, and drains for the whole
+        // timeout from now: a resync's drain, begun earlier, waits for the broker's
+        // handshakes only and would cut this one short. (A second `disconnect` does not
+        // start the drain again.)
+        if core::mem::replace(&mut self.conn.resync, false) {
+            self.conn.drain_since = None;
+            self.conn.drain_expired = false;
+        }
         if !self.version().v5() {
             self.conn.close_for_will = disconnect.reason_code != crate::ReasonCode::Success;
             let plain = Disconnect::default();
