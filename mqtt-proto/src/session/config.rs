@@ -31,7 +31,8 @@ pub struct SessionConfig {
     /// The incoming table may grow up to this many slots, for a store that can grow: full, it
     /// asks for twice its size ([`Session::wants_room`](super::Session::wants_room)), and it
     /// goes back to its first size once empty. 0 (the default), or no more than the table's
-    /// first size: it never grows.
+    /// first size: it never grows. [`Session::restore`](super::Session::restore) fills the
+    /// table as it is and refuses what does not fit: a journaled session starts at its limit.
     pub incoming_slots_limit: u16,
     /// Largest packet accepted from the broker, advertised as Maximum Packet Size in 5.0. A
     /// larger PUBLISH is skipped: acknowledged per its QoS, not delivered, and reported
