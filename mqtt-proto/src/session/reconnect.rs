@@ -260,7 +260,7 @@ impl Backoff {
             return base;
         }
         let half = base / 2;
-        let millis = u64::try_from(half.as_millis()).unwrap_or(u64::MAX);
+        let millis = super::time::millis(half);
         let spread = if millis == 0 {
             0
         } else {

@@ -34,7 +34,14 @@ impl Add<Duration> for Instant {
 
     /// Saturates at the end of time instead of overflowing.
     fn add(self, rhs: Duration) -> Self {
-        let millis = u64::try_from(rhs.as_millis()).unwrap_or(u64::MAX);
-        Self(self.0.saturating_add(millis))
+        Self(self.0.saturating_add(millis(rhs)))
     }
+}
+
+/// Whole milliseconds of `d`, saturating at `u64::MAX`: `Duration::as_millis` without its
+/// `u128`, which costs a 32-bit microcontroller more code than the rest of the arithmetic.
+pub(crate) fn millis(d: Duration) -> u64 {
+    d.as_secs()
+        .saturating_mul(1000)
+        .saturating_add(u64::from(d.subsec_millis()))
 }
