@@ -638,14 +638,18 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         true
     }
 
+    /// Whether a PUBACK or PUBREC refuses its message: only 5.0 has reason codes (a 3.1.1
+    /// one always decodes as Success), so a build without `v5` leaves the refusal paths out.
+    fn refused(&self, r: &PubResponse<'_>) -> bool {
+        self.version().v5() && r.reason_code.is_error()
+    }
+
     fn on_puback(&mut self, now: Instant, r: &PubResponse<'_>) -> Outcome {
         let record = self
             .sent_record(Kind::Publish, r.packet_id)
             .filter(|rec| rec.qos == QoS::AtLeastOnce);
         match record {
-            Some(rec)
-                if r.reason_code.is_error() && self.retry_refused(now, &rec, r.reason_code) =>
-            {
+            Some(rec) if self.refused(r) && self.retry_refused(now, &rec, r.reason_code) => {
                 Outcome::Silent
             }
             Some(rec) => {
@@ -676,12 +680,12 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             } else {
                 ReasonCode::PacketIdentifierNotFound
             };
-            if !r.reason_code.is_error() {
+            if !self.refused(r) {
                 self.queue_ack(PacketType::PubRel, pid, reason);
             }
             return Outcome::Silent;
         };
-        if r.reason_code.is_error() {
+        if self.refused(r) {
             if self.retry_refused(now, &record, r.reason_code) {
                 return Outcome::Silent;
             }
