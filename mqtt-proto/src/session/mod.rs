@@ -710,7 +710,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         if props.topic_alias.is_some() || !props.subscription_identifiers.is_empty() {
             return Err(CommandError::ManagedProperty);
         }
-        if self.conn.phase == Phase::Connected {
+        // Without `v5` the broker's limits are 3.1.1's: QoS 2 and retain allowed.
+        if cfg!(feature = "v5") && self.conn.phase == Phase::Connected {
             if message.qos > self.limits.maximum_qos {
                 return Err(CommandError::QoSNotSupported(self.limits.maximum_qos));
             }
@@ -739,10 +740,17 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         properties: SubscribeProperties<'_>,
     ) -> Result<PacketId, CommandError> {
         if self.conn.phase == Phase::Connected {
-            if let Some(code) = self
-                .limits
-                .refuses(subscriptions.iter().copied(), &properties)
-            {
+            // Without `v5` the broker's limits are 3.1.1's: shared subscriptions and
+            // wildcards allowed, subscription identifiers not.
+            let refused = if cfg!(feature = "v5") {
+                self.limits
+                    .refuses(subscriptions.iter().copied(), &properties)
+            } else {
+                properties
+                    .subscription_identifier
+                    .map(|_| crate::ReasonCode::SubscriptionIdentifiersNotSupported)
+            };
+            if let Some(code) = refused {
                 return Err(CommandError::Unsupported(code));
             }
         }
@@ -1233,7 +1241,12 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
 
     /// [MQTT-3.2.2-15] nothing larger than the broker's Maximum Packet Size is sent.
     fn check_broker_size(&self, len: usize) -> Result<(), CommandError> {
-        match self.limits.maximum_packet_size {
+        // Without `v5` no CONNACK sets one (3.1.1 has no properties).
+        let max = self
+            .limits
+            .maximum_packet_size
+            .filter(|_| cfg!(feature = "v5"));
+        match max {
             Some(max) if len > max.get() as usize => Err(CommandError::PacketTooLarge {
                 size: len,
                 max: max.get(),

@@ -362,7 +362,10 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     }
 
     fn refused_by_limits(&self, r: &Record) -> Option<ReasonCode> {
-        if r.kind == Kind::PubRel {
+        // Without `v5` the limits are 3.1.1's, which refuse nothing: no maximum packet size,
+        // QoS 2, wildcards and shared subscriptions allowed, and no SUBSCRIBE of the log
+        // carries a subscription identifier (3.1.1 has no properties).
+        if !cfg!(feature = "v5") || r.kind == Kind::PubRel {
             return None;
         }
         if let Some(max) = self.limits.maximum_packet_size {
