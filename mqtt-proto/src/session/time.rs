@@ -24,6 +24,7 @@ impl Instant {
     }
 
     /// Time elapsed from `earlier` to `self`, zero if `earlier` is later.
+    #[cfg_attr(mqtt_sansio_small, inline(never))]
     pub const fn saturating_duration_since(self, earlier: Self) -> Duration {
         Duration::from_millis(self.0.saturating_sub(earlier.0))
     }
@@ -33,6 +34,8 @@ impl Add<Duration> for Instant {
     type Output = Self;
 
     /// Saturates at the end of time instead of overflowing.
+    // One copy where size matters: it is used at every deadline.
+    #[cfg_attr(mqtt_sansio_small, inline(never))]
     fn add(self, rhs: Duration) -> Self {
         Self(self.0.saturating_add(millis(rhs)))
     }
