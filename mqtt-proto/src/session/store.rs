@@ -158,6 +158,28 @@ pub(crate) struct Log {
     gone_overflow: bool,
 }
 
+/// The record at `at`, if `at` is before `tail`, the end of the log.
+fn record_before(region: &[u8], at: usize, tail: usize) -> Option<Record> {
+    if at >= tail {
+        return None;
+    }
+    let h = region.get(at..at + HEADER)?;
+    let len = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize;
+    Some(Record {
+        at,
+        len,
+        kind: kind_from(h[4])?,
+        state: state_from(h[5]),
+        pid: u16::from_le_bytes([h[6], h[7]]),
+        qos: QoS::from_u8(h[8]).unwrap_or(QoS::AtMostOnce),
+        sent_before: h[9] != 0,
+        refusals: h[10],
+        v5: h[11] & V5 != 0,
+        streamed: h[11] & STREAMED != 0,
+        journaled: h[11] & JOURNALED != 0,
+    })
+}
+
 fn kind_from(b: u8) -> Option<Kind> {
     Some(match b {
         1 => Kind::Publish0,
@@ -265,24 +287,7 @@ impl Log {
 
     /// The record at `at`, if `at` is inside the log.
     pub(crate) fn record(&self, region: &[u8], at: usize) -> Option<Record> {
-        if at >= self.tail {
-            return None;
-        }
-        let h = region.get(at..at + HEADER)?;
-        let len = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize;
-        Some(Record {
-            at,
-            len,
-            kind: kind_from(h[4])?,
-            state: state_from(h[5]),
-            pid: u16::from_le_bytes([h[6], h[7]]),
-            qos: QoS::from_u8(h[8]).unwrap_or(QoS::AtMostOnce),
-            sent_before: h[9] != 0,
-            refusals: h[10],
-            v5: h[11] & V5 != 0,
-            streamed: h[11] & STREAMED != 0,
-            journaled: h[11] & JOURNALED != 0,
-        })
+        record_before(region, at, self.tail)
     }
 
     /// The packet bytes of the record whose header is at `at`, whatever its state and even
@@ -306,22 +311,9 @@ impl Log {
         from: usize,
     ) -> impl Iterator<Item = Record> + 'r {
         let tail = self.tail;
-        let log = Log {
-            slots: self.slots,
-            head: self.head,
-            tail,
-            cursor: self.cursor,
-            unblocked: self.unblocked,
-            dead: self.dead,
-            generation: self.generation,
-            journal: self.journal,
-            gone: [0; GONE],
-            gone_len: 0,
-            gone_overflow: false,
-        };
         let mut at = from;
         core::iter::from_fn(move || {
-            let r = log.record(region, at)?;
+            let r = record_before(region, at, tail)?;
             at = r.next();
             Some(r)
         })
