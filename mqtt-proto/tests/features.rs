@@ -300,6 +300,19 @@ mod without_subscription_renewal {
         h.transport_closed();
         let sent = h.connect(false, false);
         assert!(sent.is_empty(), "{sent:?}");
+        // The application subscribes again itself; the SUBACK answers its SUBSCRIBE.
+        h.take_events();
+        let id = h.s.subscribe(&subs, Default::default()).unwrap();
+        assert_eq!(h.take_sent().len(), 1);
+        h.feed_packet(Packet::SubAck(SubAck::new(id, &[ReasonCode::GrantedQoS1])))
+            .unwrap();
+        let events = h.take_events();
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, crate::support::Ev::Subscribed { .. })),
+            "{events:?}"
+        );
     }
 
     #[test]

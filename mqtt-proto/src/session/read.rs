@@ -305,8 +305,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             self.abandon_session();
             self.subscriptions_lost();
         }
-        // Renewals left from an earlier connection go first too.
-        self.conn.renewing = true;
+        // Renewals left from an earlier connection go first too (none without the feature).
+        self.conn.renewing = cfg!(feature = "subscription-renewal");
         if let Some(id) = c.properties.assigned_client_identifier {
             self.keep_assigned_id(id);
         }
@@ -754,9 +754,12 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         codes: &Seq<'_, ReasonCode>,
     ) -> Result<Outcome, ProtocolError> {
         let record = match kind {
-            Kind::Subscribe => self
-                .sent_record(Kind::Subscribe, pid)
-                .or_else(|| self.sent_record(Kind::Resubscribe, pid)),
+            // Renewals exist only with the feature.
+            Kind::Subscribe => self.sent_record(Kind::Subscribe, pid).or_else(|| {
+                cfg!(feature = "subscription-renewal")
+                    .then(|| self.sent_record(Kind::Resubscribe, pid))
+                    .flatten()
+            }),
             _ => self.sent_record(kind, pid),
         };
         let Some(record) = record else {

@@ -372,7 +372,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// The broker came back without our session: it has none of the kept subscriptions.
     /// Renewals queued for an earlier connection are superseded.
     pub(super) fn subscriptions_lost(&mut self) {
-        if self.subscriptions.is_empty() {
+        // Without the feature none are kept, and no renewal is ever queued.
+        if !cfg!(feature = "subscription-renewal") || self.subscriptions.is_empty() {
             return;
         }
         let store = self.store.as_mut();
@@ -518,7 +519,12 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
 
     /// The renewal whose SUBACK an earlier read reported is done with.
     pub(super) fn retire_answered(&mut self) {
-        let Some(pid) = self.answered.take() else {
+        // Only a renewal is answered, and only the feature queues renewals.
+        let answered = self
+            .answered
+            .take()
+            .filter(|_| cfg!(feature = "subscription-renewal"));
+        let Some(pid) = answered else {
             return;
         };
         let region = &mut self.store.as_mut()[self.layout.log.clone()];

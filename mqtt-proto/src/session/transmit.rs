@@ -312,7 +312,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             if !self.raise(event) {
                 return Ok(Offer::Blocked);
             }
-            if r.kind == Kind::Resubscribe {
+            if cfg!(feature = "subscription-renewal") && r.kind == Kind::Resubscribe {
                 self.renewal_unsendable(r);
             }
             let region = &mut self.store.as_mut()[self.layout.log.clone()];
