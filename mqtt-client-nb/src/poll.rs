@@ -32,6 +32,9 @@ use crate::reconnect::Reference;
 use crate::select::{select, Either};
 use crate::{Client, Clock, Error, Journal};
 
+/// Whether the session may stream a PUBLISH larger than `rx` (`receive-streaming`).
+const STREAMING: bool = cfg!(feature = "receive-streaming");
+
 impl<'b, S: Read + Write, J: Journal> Client<'b, S, J> {
     /// Drives the connection until there is something to report, and returns it: writes
     /// queued packets, reads and processes the broker's packets, keeps the keep alive and
@@ -56,7 +59,7 @@ impl<'b, S: Read + Write, J: Journal> Client<'b, S, J> {
         // borrows the event it returns: the borrow checker accepts that inside a loop.
         let this = self;
         this.rx_start += core::mem::take(&mut this.rx_lent);
-        if let Some((len, last)) = this.rx_chunk.take() {
+        if let Some((len, last)) = this.rx_chunk.take().filter(|_| STREAMING) {
             this.release_chunk(len, last);
         }
         loop {
@@ -135,7 +138,7 @@ impl<'b, S: Read + Write, J: Journal> Client<'b, S, J> {
     /// Whether a streamed PUBLISH's payload should wait for more bytes before a chunk is
     /// handed over: chunks fill the receive buffer unless the message ends sooner.
     fn chunk_pending(&self) -> bool {
-        if self.rx_header == 0 {
+        if !STREAMING || self.rx_header == 0 {
             return false;
         }
         let buffered = self.rx_end - self.rx_start;
@@ -173,6 +176,10 @@ impl<'b, S: Read + Write, J: Journal> Client<'b, S, J> {
             }
             // Acknowledgements wait: `fill_tx` takes them, then the packet is retried.
             Ok(session::Read::Blocked) => return ReadStep::Nothing,
+            // Without `receive-streaming` the session streams nothing: these two are left out.
+            Ok(session::Read::Stream { .. } | session::Read::Chunk { .. }) if !STREAMING => {
+                return ReadStep::Nothing;
+            }
             Ok(session::Read::Stream {
                 header_len,
                 payload_len,
