@@ -522,7 +522,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
 
     /// Bytes of the log in use, and its capacity.
     pub fn store_usage(&self) -> (usize, usize) {
-        let region = &self.store.as_ref()[self.layout.log.clone()];
+        let region = store_region(&self.store, &self.layout.log);
         (self.log.used(), self.log.capacity(region))
     }
 
@@ -546,7 +546,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     ) -> Result<(), CommandError> {
         let start = self.layout.log.start;
         if new_len < self.layout.log.end {
-            let region = &mut self.store.as_mut()[self.layout.log.clone()];
+            let region = store_region_mut(&mut self.store, &self.layout.log);
             let index = region.len() - self.log.capacity(region);
             let available = new_len.saturating_sub(start + index);
             if new_len < start + index || self.log.live() > available {
@@ -837,7 +837,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// [`CommandError::UnknownPacketId`] for a QoS 2 message already acknowledged;
     /// [`CommandError::WouldBlock`] when the transmit queue is full.
     pub fn ack(&mut self, packet_id: PacketId) -> Result<(), CommandError> {
-        let region = &mut self.store.as_mut()[self.layout.incoming.clone()];
+        let region = store_region_mut(&mut self.store, &self.layout.incoming);
         let packet_type = match self.incoming.find(region, packet_id.get()) {
             Some((_, InState::AwaitingRel, _)) => return Err(CommandError::UnknownPacketId),
             Some((slot, InState::AwaitingApp, _)) => {
@@ -947,7 +947,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         self.acks.clear();
         self.in_aliases.clear();
         self.out_aliases.clear();
-        let region = &mut self.store.as_mut()[self.layout.log.clone()];
+        let region = store_region_mut(&mut self.store, &self.layout.log);
         let mut inflight = 0u16;
         let mut at = self.log.head();
         while let Some(r) = self.log.record(region, at) {
@@ -1019,7 +1019,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// [`CommandError::StoreFull`] when `id` is longer than
     /// [`SessionConfig::assigned_id_bytes`].
     pub fn keep_client_id(&mut self, id: &str) -> Result<(), CommandError> {
-        let region = &mut self.store.as_mut()[self.layout.assigned.clone()];
+        let region = store_region_mut(&mut self.store, &self.layout.assigned);
         let available = region.len();
         let dst = region.get_mut(..id.len()).ok_or(CommandError::StoreFull {
             needed: id.len(),
@@ -1113,7 +1113,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         if self.abandoned == 0 {
             return None;
         }
-        let region = &mut self.store.as_mut()[self.layout.log.clone()];
+        let region = store_region_mut(&mut self.store, &self.layout.log);
         let Some(r) = self.log.find(region, |r| r.state == State::Abandoned) else {
             self.abandoned = 0;
             return None;
@@ -1136,7 +1136,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// between, or when the broker had already received the message (a QoS 2 message past
     /// PUBREC).
     pub fn abandoned_message(&self) -> Option<Publish<'_>> {
-        let region = &self.store.as_ref()[self.layout.log.clone()];
+        let region = store_region(&self.store, &self.layout.log);
         let (packet, v5) = store::Log::bytes_at(region, self.reported?)?;
         match Packet::decode(packet, record_version(v5), u32::MAX) {
             Ok(crate::Decoded::Packet {
@@ -1184,7 +1184,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         if self.conn.phase == Phase::Connected {
             self.check_broker_size(len)?;
         }
-        let region = &mut self.store.as_mut()[self.layout.control.clone()];
+        let region = store_region_mut(&mut self.store, &self.layout.control);
         let len = packet.encode(self.version, region)?;
         self.conn.control = kind;
         self.conn.control_len = len;
@@ -1212,7 +1212,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             self.check_broker_size(len)?;
         }
         self.reported = None;
-        let region = &mut self.store.as_mut()[self.layout.log.clone()];
+        let region = store_region_mut(&mut self.store, &self.layout.log);
         let pid = pid.map_or(0, PacketId::get);
         let mut result = Ok(0);
         self.log.append(
@@ -1279,7 +1279,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             self.next_pid = id.next();
             return Ok(id);
         }
-        let region = &self.store.as_ref()[self.layout.log.clone()];
+        let region = store_region(&self.store, &self.layout.log);
         let mut candidate = self.next_pid;
         for _ in 0..u16::MAX {
             let in_use = self
@@ -1300,7 +1300,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// How many identifiers from `from` on (cyclically, 65,535 after 1) no live record uses:
     /// one walk of the log. 0 when `from` itself is in use.
     fn free_run(&self, from: PacketId) -> u16 {
-        let region = &self.store.as_ref()[self.layout.log.clone()];
+        let region = store_region(&self.store, &self.layout.log);
         let start = u32::from(from.get() - 1);
         let nearest = self
             .log
@@ -1314,7 +1314,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
 
     /// Transiently refused messages whose delay passed go back to the queue.
     fn release_delayed(&mut self) {
-        let region = &mut self.store.as_mut()[self.layout.log.clone()];
+        let region = store_region_mut(&mut self.store, &self.layout.log);
         let mut at = self.log.head();
         while let Some(r) = self.log.record(region, at) {
             at = r.next();
@@ -1327,6 +1327,20 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
 
 /// The version a log record was encoded in (3.1 and 3.1.1 packets are alike but for CONNECT,
 /// which the log never holds).
+/// The region `r` of the store (`Session::layout`, which `Session::new` checked against
+/// the store's length): empty rather than a panic should the store have shrunk since.
+/// Compiled for size, one copy of the bounds check for every use.
+#[cfg_attr(mqtt_sansio_small, inline(never))]
+fn store_region<'s, B: AsRef<[u8]>>(store: &'s B, r: &Range<usize>) -> &'s [u8] {
+    store.as_ref().get(r.clone()).unwrap_or_default()
+}
+
+/// [`store_region`], writable.
+#[cfg_attr(mqtt_sansio_small, inline(never))]
+fn store_region_mut<'s, B: AsMut<[u8]>>(store: &'s mut B, r: &Range<usize>) -> &'s mut [u8] {
+    store.as_mut().get_mut(r.clone()).unwrap_or_default()
+}
+
 fn record_version(v5: bool) -> ProtocolVersion {
     if v5 {
         ProtocolVersion::V5

@@ -160,7 +160,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         let Packet::SubAck(ack) = packet else {
             return None;
         };
-        let region = &self.store.as_ref()[self.layout.log.clone()];
+        let region = super::store_region(&self.store, &self.layout.log);
         let renewal = self.log.find(region, |r| {
             r.kind == Kind::Resubscribe
                 && r.pid == ack.packet_id.get()
@@ -263,7 +263,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     pub(super) fn resolve_alias<'s>(&'s self, mut p: Publish<'s>) -> Publish<'s> {
         let alias = p.properties.topic_alias.filter(|_| cfg!(feature = "v5"));
         if let (true, Some(alias)) = (p.topic.is_empty(), alias) {
-            let region = &self.store.as_ref()[self.layout.in_alias.clone()];
+            let region = super::store_region(&self.store, &self.layout.in_alias);
             // `apply` checked that the alias is known; its topic was validated when stored.
             if let Some(topic) = self.in_aliases.topic_of(region, alias.get()) {
                 p.topic = TopicName::from_validated(topic);
@@ -292,7 +292,10 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             return Err(ProtocolError::UnexpectedSessionPresent);
         }
         self.limits = super::BrokerLimits::defaults(self.keep_alive, self.session_expiry);
-        self.limits.apply(&c.properties);
+        // A 3.1.1 CONNACK has no properties: the defaults are its limits.
+        if self.version().v5() {
+            self.limits.apply(&c.properties);
+        }
         // 3.1.1 has no subscription identifiers.
         self.limits.subscription_identifier_available &= self.version().v5();
         // Our own cap on top of the broker's; 0 would stall every QoS 1/2 publish.
@@ -307,7 +310,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         }
         // Renewals left from an earlier connection go first too (none without the feature).
         self.conn.renewing = cfg!(feature = "subscription-renewal");
-        if let Some(id) = c.properties.assigned_client_identifier {
+        let assigned = c.properties.assigned_client_identifier;
+        if let Some(id) = assigned.filter(|_| self.version().v5()) {
             self.keep_assigned_id(id);
         }
         self.conn.phase = Phase::Connected;
@@ -323,7 +327,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
 
     /// Keeps a broker-assigned client identifier for the next connections, if it fits.
     fn keep_assigned_id(&mut self, id: &str) {
-        let region = &mut self.store.as_mut()[self.layout.assigned.clone()];
+        let region = super::store_region_mut(&mut self.store, &self.layout.assigned);
         match region.get_mut(..id.len()) {
             Some(dst) => {
                 dst.copy_from_slice(id.as_bytes());
@@ -410,7 +414,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                 self.queue_ack(PacketType::PubAck, pid, ReasonCode::Success)
             }
             (QoS::ExactlyOnce, Some(pid)) => {
-                let region = &mut self.store.as_mut()[self.layout.incoming.clone()];
+                let region = super::store_region_mut(&mut self.store, &self.layout.incoming);
                 if self.incoming.find(region, pid.get()).is_none()
                     && !self
                         .incoming
@@ -517,7 +521,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             if alias.get() > self.config.topic_alias_maximum {
                 return Err(ProtocolError::TopicAliasInvalid);
             }
-            let region = &mut self.store.as_mut()[self.layout.in_alias.clone()];
+            let region = super::store_region_mut(&mut self.store, &self.layout.in_alias);
             if p.topic.is_empty() {
                 // [MQTT-3.3.2-12] an alias used before the broker set it is a protocol error
                 if self.in_aliases.topic_of(region, alias.get()).is_none() {
@@ -550,7 +554,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             }
             return Ok(Outcome::Report);
         }
-        let region = &mut self.store.as_mut()[self.layout.incoming.clone()];
+        let region = super::store_region_mut(&mut self.store, &self.layout.incoming);
         if let Some((_, state, _)) = self.incoming.find(region, pid.get()) {
             // A resent QoS 2 PUBLISH before PUBREL: acknowledge again but deliver nothing,
             // so the application sees it exactly once.
@@ -570,7 +574,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         if self.incoming.len() >= usize::from(self.config.receive_maximum) {
             self.report_overrun(false);
         }
-        let region = &mut self.store.as_mut()[self.layout.incoming.clone()];
+        let region = super::store_region_mut(&mut self.store, &self.layout.incoming);
         if !self.incoming.insert(region, pid.get(), state, qos) {
             self.report_overrun(true);
             return Ok(Outcome::Silent);
@@ -597,12 +601,12 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
 
     /// The live record of `kind` for `pid` that waits for its acknowledgement.
     fn sent_record(&mut self, kind: Kind, pid: PacketId) -> Option<Record> {
-        let region = &mut self.store.as_mut()[self.layout.log.clone()];
+        let region = super::store_region_mut(&mut self.store, &self.layout.log);
         self.log.find_sent(region, kind, pid.get())
     }
 
     fn finish_record(&mut self, at: usize) {
-        let region = &mut self.store.as_mut()[self.layout.log.clone()];
+        let region = super::store_region_mut(&mut self.store, &self.layout.log);
         self.log.set_state(region, at, State::Dead);
         self.inflight = self.inflight.saturating_sub(1);
     }
@@ -621,7 +625,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         let Some(pid) = PacketId::new(rec.pid) else {
             return false;
         };
-        let region = &mut self.store.as_mut()[self.layout.log.clone()];
+        let region = super::store_region_mut(&mut self.store, &self.layout.log);
         let retry = self.log.add_refusal(region, rec.at);
         // The broker ended this flow: the retry is a new delivery, without DUP.
         self.log.set_sent_before(region, rec.at, false);
@@ -668,7 +672,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             .filter(|rec| rec.qos == QoS::ExactlyOnce)
         else {
             // A repeated PUBREC answers a PUBREL we sent; an unknown one gets 0x92 (5.0).
-            let region = &self.store.as_ref()[self.layout.log.clone()];
+            let region = super::store_region(&self.store, &self.layout.log);
             let known = self
                 .log
                 .find(region, |rec| {
@@ -695,7 +699,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         }
         let version = self.version();
         self.reported = None;
-        let region = &mut self.store.as_mut()[self.layout.log.clone()];
+        let region = super::store_region_mut(&mut self.store, &self.layout.log);
         // The PUBLISH is freed before the PUBREL is appended, so the append always fits; the
         // PUBREL goes to the end so PUBRELs are resent in PUBREC order [MQTT-4.6.0-4].
         self.log.replace(region, record.at);
@@ -721,7 +725,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
 
     fn on_pubrel(&mut self, r: &PubResponse<'_>) -> Outcome {
         let pid = r.packet_id;
-        let region = &mut self.store.as_mut()[self.layout.incoming.clone()];
+        let region = super::store_region_mut(&mut self.store, &self.layout.incoming);
         let reason = match self.incoming.find(region, pid.get()) {
             Some((slot, _, QoS::ExactlyOnce)) => {
                 self.incoming.remove(region, slot);
@@ -773,7 +777,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             Kind::Unsubscribe => self.forget_unsubscribed(&record, codes),
             _ => self.keep_granted(&record, codes),
         }
-        let region = &mut self.store.as_mut()[self.layout.log.clone()];
+        let region = super::store_region_mut(&mut self.store, &self.layout.log);
         if record.kind == Kind::Resubscribe {
             self.log.set_state(region, record.at, State::Answered);
             self.answered = Some(pid);
@@ -785,7 +789,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
 
     /// Number of filters in a queued SUBSCRIBE or UNSUBSCRIBE record.
     fn request_len(&self, r: &Record) -> usize {
-        let region = &self.store.as_ref()[self.layout.log.clone()];
+        let region = super::store_region(&self.store, &self.layout.log);
         match decode_record(region, r) {
             Some(Packet::Subscribe(s)) => s.subscriptions.len(),
             Some(Packet::Unsubscribe(u)) => u.filters.len(),

@@ -400,14 +400,24 @@ impl Log {
         let Ok(len32) = u32::try_from(len) else {
             return Err(CommandError::StoreFull { needed, available });
         };
-        let header = &mut region[at..at + HEADER];
-        header[..4].copy_from_slice(&len32.to_le_bytes());
-        header[4] = entry.kind as u8;
-        header[5] = entry.state as u8;
-        header[6..8].copy_from_slice(&entry.pid.to_le_bytes());
-        header[8] = entry.qos as u8;
-        header[9..11].fill(0);
-        header[11] = (u8::from(entry.v5) * V5) | (u8::from(entry.streamed) * STREAMED);
+        let [l0, l1, l2, l3] = len32.to_le_bytes();
+        let [p0, p1] = entry.pid.to_le_bytes();
+        let flags = (u8::from(entry.v5) * V5) | (u8::from(entry.streamed) * STREAMED);
+        let header = [
+            l0,
+            l1,
+            l2,
+            l3,
+            entry.kind as u8,
+            entry.state as u8,
+            p0,
+            p1,
+            entry.qos as u8,
+            0,
+            0,
+            flags,
+        ];
+        region[at..at + HEADER].copy_from_slice(&header);
         fill(&mut region[at + HEADER..at + needed]);
         self.tail += needed;
         self.generation = self.generation.wrapping_add(1);
@@ -428,7 +438,10 @@ impl Log {
                 self.note_gone(r.pid);
             }
         }
-        region[at + 5] = state as u8;
+        // `record` read the header at `at`: the byte is there.
+        if let Some(b) = region.get_mut(at + 5) {
+            *b = state as u8;
+        }
         self.generation = self.generation.wrapping_add(1);
         if state == State::Unsent && at < self.cursor {
             self.cursor = at;
@@ -458,7 +471,8 @@ impl Log {
     /// Identifiers of journaled records that died since the last [`Log::take_gone`], and
     /// whether more died than were kept.
     pub(crate) fn gone(&self) -> (&[u16], bool) {
-        (&self.gone[..self.gone_len], self.gone_overflow)
+        let gone = self.gone.get(..self.gone_len).unwrap_or_default();
+        (gone, self.gone_overflow)
     }
 
     /// The journal took the first `n` of [`Log::gone`].

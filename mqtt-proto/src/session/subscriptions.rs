@@ -401,7 +401,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                 return;
             }
             let max = self.renewal_max();
-            let region = &self.store.as_ref()[self.layout.subscriptions.clone()];
+            let region = super::store_region(&self.store, &self.layout.subscriptions);
             let renewal = match self.subscriptions.next_renewal(region, self.version(), max) {
                 None => return,
                 Some(Ok(renewal)) => renewal,
@@ -409,7 +409,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                     if !self.raise(Raised::RenewalDropped(ReasonCode::PacketTooLarge)) {
                         return;
                     }
-                    let table = &mut self.store.as_mut()[self.layout.subscriptions.clone()];
+                    let table =
+                        super::store_region_mut(&mut self.store, &self.layout.subscriptions);
                     self.subscriptions.remove_entry(table, &too_large);
                     continue;
                 }
@@ -455,7 +456,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             0 => usize::MAX,
             n => n,
         };
-        let region = &self.store.as_ref()[self.layout.log.clone()];
+        let region = super::store_region(&self.store, &self.layout.log);
         let log = self.log.capacity(region).saturating_sub(store::HEADER);
         // The largest packet MQTT can frame: 1 byte of type, 4 of length.
         let mqtt = crate::MAX_REMAINING_LENGTH as usize + 5;
@@ -467,7 +468,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// `false` when the events are full: the rest waits until they are taken.
     fn drop_unrenewable(&mut self) -> bool {
         loop {
-            let region = &self.store.as_ref()[self.layout.subscriptions.clone()];
+            let region = super::store_region(&self.store, &self.layout.subscriptions);
             let refused = self.subscriptions.entries(region).find_map(|e| {
                 let reason = e.unrenewed().then(|| self.renewal_refusal(region, &e))??;
                 Some((e, reason))
@@ -478,7 +479,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             if !self.raise(Raised::RenewalDropped(reason)) {
                 return false;
             }
-            let table = &mut self.store.as_mut()[self.layout.subscriptions.clone()];
+            let table = super::store_region_mut(&mut self.store, &self.layout.subscriptions);
             self.subscriptions.remove_entry(table, &e);
         }
     }
@@ -527,7 +528,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         let Some(pid) = answered else {
             return;
         };
-        let region = &mut self.store.as_mut()[self.layout.log.clone()];
+        let region = super::store_region_mut(&mut self.store, &self.layout.log);
         let answered = self.log.find(region, |r| {
             r.kind == Kind::Resubscribe && r.pid == pid.get() && r.state == State::Answered
         });
