@@ -155,7 +155,8 @@ impl<'b, S: Read + Write, J: Journal> Client<'b, S, J> {
             self.rx_ready = false;
             return ReadStep::Nothing;
         }
-        let input = &self.rx[self.rx_start..self.rx_end];
+        // The offsets keep rx_start <= rx_end <= rx.len(): `get` only leaves out the panic.
+        let input = self.rx.get(self.rx_start..self.rx_end).unwrap_or_default();
         // The event borrows the session and `rx`: everything it decides is taken out of it
         // (disjoint fields only) before the session is used again.
         let (len, auth, reported) = match self.session.handle_read(now, input) {
@@ -320,12 +321,14 @@ impl<'b, S: Read + Write, J: Journal> Client<'b, S, J> {
             self.tx_start = 0;
         }
         loop {
-            match self.session.poll_transmit(now, &mut self.tx[self.tx_end..]) {
+            let free = self.tx.get_mut(self.tx_end..).unwrap_or_default();
+            match self.session.poll_transmit(now, free) {
                 Ok(Some(transmit)) => {
                     if let Some(piece) = transmit.payload() {
                         // A piece of a streamed payload: the session says which, the
                         // application's source supplies it.
-                        let dst = &mut self.tx[self.tx_end..self.tx_end + transmit.len];
+                        let end = self.tx_end + transmit.len;
+                        let dst = self.tx.get_mut(self.tx_end..end).unwrap_or_default();
                         let filled = match self.payload_source.as_deref_mut() {
                             Some(source) => {
                                 crate::payload::fill(source, piece.packet_id, piece.offset, dst)
@@ -387,7 +390,7 @@ impl<'b, S: Read + Write, J: Journal> Client<'b, S, J> {
             return Some(Event::Error(Error::NotConnected));
         };
         if self.tx_start < self.tx_end {
-            let pending = &self.tx[self.tx_start..self.tx_end];
+            let pending = self.tx.get(self.tx_start..self.tx_end).unwrap_or_default();
             match select(transport.write(pending), sleep(clock, deadline)).await {
                 Either::First(Ok(0)) => {
                     return Some(self.fail(Error::Transport(ErrorKind::WriteZero)))
@@ -417,7 +420,7 @@ impl<'b, S: Read + Write, J: Journal> Client<'b, S, J> {
         if self.rx_end == self.rx.len() {
             return Some(self.fail(Error::RxBufferFull));
         }
-        let free = &mut self.rx[self.rx_end..];
+        let free = self.rx.get_mut(self.rx_end..).unwrap_or_default();
         match select(transport.read(free), sleep(clock, deadline)).await {
             Either::First(Ok(0)) => return Some(self.fail(Error::ConnectionClosed)),
             Either::First(Ok(n)) => {

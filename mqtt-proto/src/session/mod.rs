@@ -598,11 +598,19 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             return Err(CommandError::InvalidState);
         }
         let mut c = self.prepared(connect);
+        // The layout is inside the store (`Session::new`): nothing here comes out empty.
         let store = self.store.as_mut();
-        let (front, back) = store.split_at_mut(self.layout.control.start);
-        let control = &mut back[..self.layout.control.len()];
+        let (front, back) = store
+            .split_at_mut_checked(self.layout.control.start)
+            .unwrap_or_default();
+        let control = back
+            .get_mut(..self.layout.control.len())
+            .unwrap_or_default();
         if c.client_id.is_empty() && self.assigned_len > 0 {
-            let assigned = &front[self.layout.assigned.clone()][..self.assigned_len];
+            let assigned = front
+                .get(self.layout.assigned.clone())
+                .and_then(|a| a.get(..self.assigned_len))
+                .unwrap_or_default();
             // Only ever filled from a validated UTF-8 string (see `keep_assigned_id`).
             c.client_id = core::str::from_utf8(assigned).unwrap_or_default();
         }

@@ -489,10 +489,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         self.acks.clear();
         // Every incoming identifier is forgotten at once: only a snapshot says so.
         self.journal.snapshot = true;
-        let store = self.store.as_mut();
-        let incoming = &mut store[self.layout.incoming.clone()];
+        let incoming = super::store_region_mut(&mut self.store, &self.layout.incoming);
         self.incoming.clear(incoming);
-        let region = &mut store[self.layout.log.clone()];
+        let region = super::store_region_mut(&mut self.store, &self.layout.log);
         let mut at = self.log.head();
         while let Some(r) = self.log.record(region, at) {
             at = r.next();

@@ -261,10 +261,11 @@ impl Backoff {
         }
         let half = base / 2;
         let millis = super::time::millis(half);
-        let spread = if millis == 0 {
-            0
-        } else {
-            self.random() % (millis + 1)
+        let spread = match millis.checked_add(1) {
+            _ if millis == 0 => 0,
+            Some(range) => self.random() % range,
+            // A delay of 2^64 - 1 ms: any value is in range.
+            None => self.random(),
         };
         half + Duration::from_millis(spread)
     }

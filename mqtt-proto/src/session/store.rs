@@ -417,8 +417,13 @@ impl Log {
             0,
             flags,
         ];
-        region[at..at + HEADER].copy_from_slice(&header);
-        fill(&mut region[at + HEADER..at + needed]);
+        // `available` covers the record: the split always succeeds.
+        let record = region.get_mut(at..at + needed);
+        let Some((head, body)) = record.and_then(|r| r.split_first_chunk_mut::<HEADER>()) else {
+            return Err(CommandError::StoreFull { needed, available });
+        };
+        *head = header;
+        fill(body);
         self.tail += needed;
         self.generation = self.generation.wrapping_add(1);
         Ok(at)

@@ -329,7 +329,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             }
         }
         if r.streamed {
-            self.owe_payload(&buf[..n], r.kind, r.pid);
+            self.owe_payload(buf.get(..n).unwrap_or_default(), r.kind, r.pid);
         }
         let region = super::store_region_mut(&mut self.store, &self.layout.log);
         let next = match r.kind {
