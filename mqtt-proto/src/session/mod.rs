@@ -1350,7 +1350,8 @@ fn store_region_mut<'s, B: AsMut<[u8]>>(store: &'s mut B, r: &Range<usize>) -> &
 }
 
 fn record_version(v5: bool) -> ProtocolVersion {
-    if v5 {
+    // Without `v5` no record is 5.0 (a journal's 5.0 records are refused).
+    if cfg!(feature = "v5") && v5 {
         ProtocolVersion::V5
     } else {
         ProtocolVersion::V3_1_1

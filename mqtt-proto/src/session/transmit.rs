@@ -352,7 +352,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// cannot express it.
     fn unsendable(&self, r: &Record) -> Option<ReasonCode> {
         let refused = self.refused_by_limits(r);
-        if refused.is_some() || r.v5 == self.version().v5() {
+        if refused.is_some() || !self.encoded_otherwise(r) {
             return refused;
         }
         let region = super::store_region(&self.store, &self.layout.log);
@@ -393,9 +393,15 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         }
     }
 
+    /// Whether `r` was queued as 5.0 before a fallback to 3.1.1. Without `v5` every record
+    /// is 3.1.1 (a journal's 5.0 records are refused), so this is never so.
+    fn encoded_otherwise(&self, r: &Record) -> bool {
+        cfg!(feature = "v5") && r.v5 != self.version().v5()
+    }
+
     /// Writes a record's packet into `buf`, assigning a topic alias on the way when enabled.
     fn send_record(&mut self, r: &Record, buf: &mut [u8]) -> Result<usize, EncodeError> {
-        if r.v5 != self.version().v5() {
+        if self.encoded_otherwise(r) {
             let region = super::store_region(&self.store, &self.layout.log);
             // `unsendable` checked that it decodes and can be encoded.
             let packet = decode_record(region, r).map(for_v311);
