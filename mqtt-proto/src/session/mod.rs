@@ -409,6 +409,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// [`SessionConfig::reserved_bytes`] plus 64 bytes for the log;
     /// [`CommandError::Encode`] with [`EncodeError::FeatureDisabled`](crate::EncodeError) for
     /// a 5.0 configuration in a build without the `v5` feature.
+    // Called once, from the driver's constructor: kept out of line where size matters, so
+    // that the caller's state machine does not copy the configuration field by field.
+    #[cfg_attr(mqtt_sansio_small, inline(never))]
     pub fn new(config: SessionConfig, store: B) -> Result<Self, CommandError> {
         if !config.version.is_built() {
             return Err(CommandError::Encode(crate::EncodeError::FeatureDisabled(
