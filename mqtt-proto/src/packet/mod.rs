@@ -359,7 +359,6 @@ impl<'a> Packet<'a> {
     }
 
     fn plan(&self, version: ProtocolVersion) -> Result<Plan, EncodeError> {
-        use PacketType as T;
         self.check_built(version)?;
         let lens = match self {
             Self::ConnAck(_) | Self::SubAck(_) | Self::UnsubAck(_) if !cfg!(feature = "server") => {
@@ -368,10 +367,9 @@ impl<'a> Packet<'a> {
             Self::Connect(p) => p.lengths()?,
             Self::ConnAck(p) => p.lengths(version)?,
             Self::Publish(p) => p.lengths(version)?,
-            Self::PubAck(p) => p.lengths(T::PubAck, version)?,
-            Self::PubRec(p) => p.lengths(T::PubRec, version)?,
-            Self::PubRel(p) => p.lengths(T::PubRel, version)?,
-            Self::PubComp(p) => p.lengths(T::PubComp, version)?,
+            Self::PubAck(p) | Self::PubRec(p) | Self::PubRel(p) | Self::PubComp(p) => {
+                p.lengths(self.packet_type(), version)?
+            }
             Self::Subscribe(p) => p.lengths(version)?,
             Self::SubAck(p) => p.lengths(version)?,
             Self::Unsubscribe(p) => p.lengths(version)?,
