@@ -1223,8 +1223,21 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             self.check_broker_size(len)?;
         }
         self.reported = None;
+        self.append_record(packet, kind, pid.map_or(0, PacketId::get), qos, len)
+    }
+
+    /// Appends `packet` (`len` bytes encoded) to the log as an unsent record, unchecked:
+    /// also the PUBREL that replaces its PUBLISH. One copy of the log's append for both.
+    fn append_record(
+        &mut self,
+        packet: &Packet<'_>,
+        kind: Kind,
+        pid: u16,
+        qos: QoS,
+        len: usize,
+    ) -> Result<(), CommandError> {
+        let version = self.version;
         let region = store_region_mut(&mut self.store, &self.layout.log);
-        let pid = pid.map_or(0, PacketId::get);
         let mut result = Ok(0);
         self.log.append(
             region,

@@ -704,17 +704,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         self.log.replace(region, record.at);
         let pubrel = Packet::PubRel(PubResponse::new(pid));
         let len = pubrel.encoded_len(version).unwrap_or(4);
-        let entry = super::store::Entry {
-            kind: Kind::PubRel,
-            state: State::Unsent,
-            pid: pid.get(),
-            qos: QoS::ExactlyOnce,
-            v5: version.v5(),
-            streamed: false,
-        };
-        let appended = self.log.append(region, entry, len, |buf| {
-            let _ = pubrel.encode(version, buf);
-        });
+        let appended = self.append_record(&pubrel, Kind::PubRel, pid.get(), QoS::ExactlyOnce, len);
         if appended.is_err() {
             // Unreachable (see above); an immediate PUBREL beats losing it.
             self.queue_ack(PacketType::PubRel, pid, ReasonCode::Success);
