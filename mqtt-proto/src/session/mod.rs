@@ -1349,8 +1349,6 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     }
 }
 
-/// The version a log record was encoded in (3.1 and 3.1.1 packets are alike but for CONNECT,
-/// which the log never holds).
 /// The region `r` of the store (`Session::layout`, which `Session::new` checked against
 /// the store's length): empty rather than a panic should the store have shrunk since.
 /// Compiled for size, one copy of the bounds check for every use.
@@ -1365,6 +1363,8 @@ fn store_region_mut<'s, B: AsMut<[u8]>>(store: &'s mut B, r: &Range<usize>) -> &
     store.as_mut().get_mut(r.clone()).unwrap_or_default()
 }
 
+/// The version a log record was encoded in (3.1 and 3.1.1 packets are alike but for CONNECT,
+/// which the log never holds).
 fn record_version(v5: bool) -> ProtocolVersion {
     // Without `v5` no record is 5.0 (a journal's 5.0 records are refused).
     if cfg!(feature = "v5") && v5 {
