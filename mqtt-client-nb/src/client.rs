@@ -191,6 +191,9 @@ impl<'b, S: Read + Write, J: Journal> Client<'b, S, J> {
         Ok(client)
     }
 
+    // Out of line: a constructor inlined into the caller's async state machine copies its
+    // structures field by field (several hundred bytes of flash on a microcontroller).
+    #[inline(never)]
     fn build(
         options: Options<'b>,
         rx: &'b mut [u8],

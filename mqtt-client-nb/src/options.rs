@@ -301,7 +301,8 @@ impl DerivedId {
 
     pub(crate) fn as_str(&self) -> &str {
         // Only ASCII letters and hex digits are ever written.
-        core::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or("")
+        let bytes = self.bytes.get(..usize::from(self.len)).unwrap_or_default();
+        core::str::from_utf8(bytes).unwrap_or("")
     }
 }
 

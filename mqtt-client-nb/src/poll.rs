@@ -32,6 +32,9 @@ use crate::reconnect::Reference;
 use crate::select::{select, Either};
 use crate::{Client, Clock, Error, Journal};
 
+/// Whether the session may stream a PUBLISH larger than `rx` (`receive-streaming`).
+const STREAMING: bool = cfg!(feature = "receive-streaming");
+
 impl<'b, S: Read + Write, J: Journal> Client<'b, S, J> {
     /// Drives the connection until there is something to report, and returns it: writes
     /// queued packets, reads and processes the broker's packets, keeps the keep alive and
@@ -56,7 +59,7 @@ impl<'b, S: Read + Write, J: Journal> Client<'b, S, J> {
         // borrows the event it returns: the borrow checker accepts that inside a loop.
         let this = self;
         this.rx_start += core::mem::take(&mut this.rx_lent);
-        if let Some((len, last)) = this.rx_chunk.take() {
+        if let Some((len, last)) = this.rx_chunk.take().filter(|_| STREAMING) {
             this.release_chunk(len, last);
         }
         loop {
@@ -135,7 +138,7 @@ impl<'b, S: Read + Write, J: Journal> Client<'b, S, J> {
     /// Whether a streamed PUBLISH's payload should wait for more bytes before a chunk is
     /// handed over: chunks fill the receive buffer unless the message ends sooner.
     fn chunk_pending(&self) -> bool {
-        if self.rx_header == 0 {
+        if !STREAMING || self.rx_header == 0 {
             return false;
         }
         let buffered = self.rx_end - self.rx_start;
@@ -152,7 +155,8 @@ impl<'b, S: Read + Write, J: Journal> Client<'b, S, J> {
             self.rx_ready = false;
             return ReadStep::Nothing;
         }
-        let input = &self.rx[self.rx_start..self.rx_end];
+        // The offsets keep rx_start <= rx_end <= rx.len(): `get` only leaves out the panic.
+        let input = self.rx.get(self.rx_start..self.rx_end).unwrap_or_default();
         // The event borrows the session and `rx`: everything it decides is taken out of it
         // (disjoint fields only) before the session is used again.
         let (len, auth, reported) = match self.session.handle_read(now, input) {
@@ -173,6 +177,10 @@ impl<'b, S: Read + Write, J: Journal> Client<'b, S, J> {
             }
             // Acknowledgements wait: `fill_tx` takes them, then the packet is retried.
             Ok(session::Read::Blocked) => return ReadStep::Nothing,
+            // Without `receive-streaming` the session streams nothing: these two are left out.
+            Ok(session::Read::Stream { .. } | session::Read::Chunk { .. }) if !STREAMING => {
+                return ReadStep::Nothing;
+            }
             Ok(session::Read::Stream {
                 header_len,
                 payload_len,
@@ -313,12 +321,14 @@ impl<'b, S: Read + Write, J: Journal> Client<'b, S, J> {
             self.tx_start = 0;
         }
         loop {
-            match self.session.poll_transmit(now, &mut self.tx[self.tx_end..]) {
+            let free = self.tx.get_mut(self.tx_end..).unwrap_or_default();
+            match self.session.poll_transmit(now, free) {
                 Ok(Some(transmit)) => {
                     if let Some(piece) = transmit.payload() {
                         // A piece of a streamed payload: the session says which, the
                         // application's source supplies it.
-                        let dst = &mut self.tx[self.tx_end..self.tx_end + transmit.len];
+                        let end = self.tx_end + transmit.len;
+                        let dst = self.tx.get_mut(self.tx_end..end).unwrap_or_default();
                         let filled = match self.payload_source.as_deref_mut() {
                             Some(source) => {
                                 crate::payload::fill(source, piece.packet_id, piece.offset, dst)
@@ -380,7 +390,7 @@ impl<'b, S: Read + Write, J: Journal> Client<'b, S, J> {
             return Some(Event::Error(Error::NotConnected));
         };
         if self.tx_start < self.tx_end {
-            let pending = &self.tx[self.tx_start..self.tx_end];
+            let pending = self.tx.get(self.tx_start..self.tx_end).unwrap_or_default();
             match select(transport.write(pending), sleep(clock, deadline)).await {
                 Either::First(Ok(0)) => {
                     return Some(self.fail(Error::Transport(ErrorKind::WriteZero)))
@@ -410,7 +420,7 @@ impl<'b, S: Read + Write, J: Journal> Client<'b, S, J> {
         if self.rx_end == self.rx.len() {
             return Some(self.fail(Error::RxBufferFull));
         }
-        let free = &mut self.rx[self.rx_end..];
+        let free = self.rx.get_mut(self.rx_end..).unwrap_or_default();
         match select(transport.read(free), sleep(clock, deadline)).await {
             Either::First(Ok(0)) => return Some(self.fail(Error::ConnectionClosed)),
             Either::First(Ok(n)) => {

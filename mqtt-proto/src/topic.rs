@@ -208,8 +208,10 @@ fn check_wildcards(filter: &str) -> Result<(), TopicError> {
         if b != b'+' && b != b'#' {
             continue;
         }
-        let last = i + 1 == bytes.len();
-        let alone = (i == 0 || bytes[i - 1] == b'/') && (last || bytes[i + 1] == b'/');
+        let before = i.checked_sub(1).and_then(|j| bytes.get(j));
+        let after = bytes.get(i + 1);
+        let last = after.is_none();
+        let alone = before.is_none_or(|&c| c == b'/') && after.is_none_or(|&c| c == b'/');
         // [MQTT-4.7.1-1] '#' must be the last character and on its own in its level
         // [MQTT-4.7.1-2] '+' must occupy an entire level
         if !alone || (b == b'#' && !last) {

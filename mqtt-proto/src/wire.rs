@@ -128,21 +128,31 @@ pub(crate) fn string(input: &[u8]) -> IResult<'_, &str> {
 #[cfg_attr(not(mqtt_sansio_small), inline(always))]
 #[cfg_attr(mqtt_sansio_small, inline)]
 pub(crate) fn contains_any<const N: usize>(bytes: &[u8], needles: [u8; N]) -> bool {
-    let bound = needles.iter().fold(0, |max, &n| max.max(n)) + 1;
-    debug_assert!(bound <= 0x80, "needles are ASCII");
-    // Compiled for size, the first pass is left out: it costs flash in every caller.
-    #[cfg(not(mqtt_sansio_small))]
-    if !any_below(bytes, bound) {
-        return false;
+    // Compiled for size, a byte loop: the word-at-a-time passes take several times its code
+    // on a 32-bit microcontroller, for topics of a few dozen bytes.
+    #[cfg(mqtt_sansio_small)]
+    {
+        bytes.iter().any(|b| needles.contains(b))
     }
-    contains_any_exact(bytes, needles)
+    #[cfg(not(mqtt_sansio_small))]
+    {
+        let bound = needles.iter().fold(0, |max, &n| max.max(n)) + 1;
+        debug_assert!(bound <= 0x80, "needles are ASCII");
+        if !any_below(bytes, bound) {
+            return false;
+        }
+        contains_any_exact(bytes, needles)
+    }
 }
 
+#[cfg(not(mqtt_sansio_small))]
 const LO: u64 = 0x0101_0101_0101_0101;
+#[cfg(not(mqtt_sansio_small))]
 const HI: u64 = 0x8080_8080_8080_8080;
 
 /// An eight-byte word of a chunk of eight bytes.
-#[cfg_attr(not(mqtt_sansio_small), inline(always))]
+#[cfg(not(mqtt_sansio_small))]
+#[inline(always)]
 fn word(chunk: &[u8]) -> u64 {
     let mut word = [0; 8];
     word.copy_from_slice(chunk);
@@ -171,6 +181,7 @@ fn any_below(bytes: &[u8], bound: u8) -> bool {
 }
 
 /// [`contains_any`] without the first pass.
+#[cfg(not(mqtt_sansio_small))]
 #[inline]
 fn contains_any_exact<const N: usize>(bytes: &[u8], needles: [u8; N]) -> bool {
     // The high bit of a byte of the result is set where `x` has a byte equal to a needle (as in

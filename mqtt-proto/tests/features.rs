@@ -172,6 +172,74 @@ mod journal_without_v5 {
     }
 }
 
+/// Without `v5` the broker's limits are 3.1.1's, which the session applies without a
+/// CONNACK's properties: everything goes but subscription identifiers, and a PUBACK or
+/// PUBREC (which has no reason code in 3.1.1) never refuses a message.
+#[cfg(all(feature = "server", not(feature = "v5")))]
+mod limits_without_v5 {
+    use core::num::NonZeroU32;
+
+    use mqtt_sansio::session::{CommandError, Message};
+    use mqtt_sansio::{
+        Packet, ProtocolVersion, QoS, ReasonCode, SubAck, SubscribeProperties, Subscription,
+        TopicFilter,
+    };
+
+    use crate::support::{dec, pubcomp, pubrec, topic, Ev, Harness};
+
+    const V: ProtocolVersion = ProtocolVersion::V3_1_1;
+
+    #[test]
+    fn qos_2_retained_shared_and_wildcards_go_out() {
+        let mut h = Harness::new(V);
+        h.connect(true, false);
+        let mut message = Message::new(topic("t"), b"x", QoS::ExactlyOnce);
+        message.retain = true;
+        let id = h.s.publish(&message).unwrap().unwrap();
+        let subs = [
+            Subscription::new(TopicFilter::new("$share/g/a/+").unwrap(), QoS::AtLeastOnce),
+            Subscription::new(TopicFilter::new("b/#").unwrap(), QoS::ExactlyOnce),
+        ];
+        let sub = h.s.subscribe(&subs, Default::default()).unwrap();
+        let sent = h.take_sent();
+        assert_eq!(sent.len(), 2, "{sent:?}");
+        assert!(matches!(dec(&sent[0], V), Packet::Publish(p) if p.retain));
+        assert!(matches!(dec(&sent[1], V), Packet::Subscribe(s) if s.subscriptions.len() == 2));
+        h.feed_packet(pubrec(id.get())).unwrap();
+        h.feed_packet(pubcomp(id.get())).unwrap();
+        let codes = [ReasonCode::GrantedQoS1, ReasonCode::GrantedQoS2];
+        h.feed_packet(Packet::SubAck(SubAck::new(sub, &codes)))
+            .unwrap();
+        let events = h.take_events();
+        assert!(
+            events.iter().any(|e| matches!(e, Ev::Published { .. })),
+            "{events:?}"
+        );
+        assert!(
+            events.iter().any(|e| matches!(e, Ev::Subscribed { .. })),
+            "{events:?}"
+        );
+    }
+
+    #[test]
+    fn a_subscription_identifier_is_refused_while_connected() {
+        let mut h = Harness::new(V);
+        h.connect(true, false);
+        let subs = [Subscription::new(
+            TopicFilter::new("a").unwrap(),
+            QoS::AtMostOnce,
+        )];
+        let mut properties = SubscribeProperties::default();
+        properties.subscription_identifier = NonZeroU32::new(7);
+        assert_eq!(
+            h.s.subscribe(&subs, properties),
+            Err(CommandError::Unsupported(
+                ReasonCode::SubscriptionIdentifiersNotSupported
+            ))
+        );
+    }
+}
+
 #[cfg(not(feature = "server"))]
 mod without_server {
     use mqtt_sansio::{
@@ -232,6 +300,19 @@ mod without_subscription_renewal {
         h.transport_closed();
         let sent = h.connect(false, false);
         assert!(sent.is_empty(), "{sent:?}");
+        // The application subscribes again itself; the SUBACK answers its SUBSCRIBE.
+        h.take_events();
+        let id = h.s.subscribe(&subs, Default::default()).unwrap();
+        assert_eq!(h.take_sent().len(), 1);
+        h.feed_packet(Packet::SubAck(SubAck::new(id, &[ReasonCode::GrantedQoS1])))
+            .unwrap();
+        let events = h.take_events();
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, crate::support::Ev::Subscribed { .. })),
+            "{events:?}"
+        );
     }
 
     #[test]

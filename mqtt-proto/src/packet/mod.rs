@@ -152,36 +152,78 @@ impl<'a> Packet<'a> {
         version: ProtocolVersion,
         wrap: impl FnOnce(Self) -> Result<R, DecodeError>,
     ) -> Result<R, DecodeError> {
+        #[cfg(mqtt_sansio_small)]
+        return wrap(Self::decode_any(header, body, version)?);
+        #[cfg(not(mqtt_sansio_small))]
+        {
+            use PacketType as T;
+            match header.packet_type {
+                // Only a server receives CONNECT (feature `server`).
+                T::Connect if cfg!(feature = "server") => {
+                    wrap(Self::Connect(Connect::decode(body)?))
+                }
+                T::Connect => Err(DecodeError::FeatureDisabled("server")),
+                T::ConnAck => wrap(Self::ConnAck(ConnAck::decode(body, version)?)),
+                T::Publish => wrap(Self::Publish(Publish::decode(header.flags, body, version)?)),
+                T::PubAck => wrap(Self::PubAck(PubResponse::decode(T::PubAck, body, version)?)),
+                T::PubRec => wrap(Self::PubRec(PubResponse::decode(T::PubRec, body, version)?)),
+                T::PubRel => wrap(Self::PubRel(PubResponse::decode(T::PubRel, body, version)?)),
+                T::PubComp => wrap(Self::PubComp(PubResponse::decode(
+                    T::PubComp,
+                    body,
+                    version,
+                )?)),
+                T::Subscribe => wrap(Self::Subscribe(Subscribe::decode(body, version)?)),
+                T::SubAck => wrap(Self::SubAck(SubAck::decode(body, version)?)),
+                T::Unsubscribe => wrap(Self::Unsubscribe(Unsubscribe::decode(body, version)?)),
+                T::UnsubAck => wrap(Self::UnsubAck(UnsubAck::decode(body, version)?)),
+                T::PingReq if body.is_empty() => wrap(Self::PingReq),
+                T::PingResp if body.is_empty() => wrap(Self::PingResp),
+                T::PingReq | T::PingResp => Err(DecodeError::LengthMismatch),
+                T::Disconnect => wrap(Self::Disconnect(Disconnect::decode(body, version)?)),
+                T::Auth => {
+                    // Packet type 15 is reserved before 5.0 (3.1.1 Table 2.1; no conformance id)
+                    if !version.v5() {
+                        return Err(DecodeError::ReservedPacketType(15));
+                    }
+                    wrap(Self::Auth(Auth::decode(body)?))
+                }
+            }
+        }
+    }
+
+    /// [`Packet::decode_body_into`] compiled for size: every arm makes a `Packet`, and one
+    /// error path and one `wrap` follow, at the price of a copy of the packet.
+    #[cfg(mqtt_sansio_small)]
+    #[inline(never)]
+    fn decode_any(
+        header: FixedHeader,
+        body: &'a [u8],
+        version: ProtocolVersion,
+    ) -> Result<Self, DecodeError> {
         use PacketType as T;
+        let response = |t| PubResponse::decode(t, body, version);
         match header.packet_type {
             // Only a server receives CONNECT (feature `server`).
-            T::Connect if cfg!(feature = "server") => wrap(Self::Connect(Connect::decode(body)?)),
+            T::Connect if cfg!(feature = "server") => Connect::decode(body).map(Self::Connect),
             T::Connect => Err(DecodeError::FeatureDisabled("server")),
-            T::ConnAck => wrap(Self::ConnAck(ConnAck::decode(body, version)?)),
-            T::Publish => wrap(Self::Publish(Publish::decode(header.flags, body, version)?)),
-            T::PubAck => wrap(Self::PubAck(PubResponse::decode(T::PubAck, body, version)?)),
-            T::PubRec => wrap(Self::PubRec(PubResponse::decode(T::PubRec, body, version)?)),
-            T::PubRel => wrap(Self::PubRel(PubResponse::decode(T::PubRel, body, version)?)),
-            T::PubComp => wrap(Self::PubComp(PubResponse::decode(
-                T::PubComp,
-                body,
-                version,
-            )?)),
-            T::Subscribe => wrap(Self::Subscribe(Subscribe::decode(body, version)?)),
-            T::SubAck => wrap(Self::SubAck(SubAck::decode(body, version)?)),
-            T::Unsubscribe => wrap(Self::Unsubscribe(Unsubscribe::decode(body, version)?)),
-            T::UnsubAck => wrap(Self::UnsubAck(UnsubAck::decode(body, version)?)),
-            T::PingReq if body.is_empty() => wrap(Self::PingReq),
-            T::PingResp if body.is_empty() => wrap(Self::PingResp),
+            T::ConnAck => ConnAck::decode(body, version).map(Self::ConnAck),
+            T::Publish => Publish::decode(header.flags, body, version).map(Self::Publish),
+            T::PubAck => response(T::PubAck).map(Self::PubAck),
+            T::PubRec => response(T::PubRec).map(Self::PubRec),
+            T::PubRel => response(T::PubRel).map(Self::PubRel),
+            T::PubComp => response(T::PubComp).map(Self::PubComp),
+            T::Subscribe => Subscribe::decode(body, version).map(Self::Subscribe),
+            T::SubAck => SubAck::decode(body, version).map(Self::SubAck),
+            T::Unsubscribe => Unsubscribe::decode(body, version).map(Self::Unsubscribe),
+            T::UnsubAck => UnsubAck::decode(body, version).map(Self::UnsubAck),
+            T::PingReq if body.is_empty() => Ok(Self::PingReq),
+            T::PingResp if body.is_empty() => Ok(Self::PingResp),
             T::PingReq | T::PingResp => Err(DecodeError::LengthMismatch),
-            T::Disconnect => wrap(Self::Disconnect(Disconnect::decode(body, version)?)),
-            T::Auth => {
-                // Packet type 15 is reserved before 5.0 (3.1.1 Table 2.1; no conformance id)
-                if !version.v5() {
-                    return Err(DecodeError::ReservedPacketType(15));
-                }
-                wrap(Self::Auth(Auth::decode(body)?))
-            }
+            T::Disconnect => Disconnect::decode(body, version).map(Self::Disconnect),
+            // Packet type 15 is reserved before 5.0 (3.1.1 Table 2.1; no conformance id)
+            T::Auth if !version.v5() => Err(DecodeError::ReservedPacketType(15)),
+            T::Auth => Auth::decode(body).map(Self::Auth),
         }
     }
 
@@ -317,7 +359,6 @@ impl<'a> Packet<'a> {
     }
 
     fn plan(&self, version: ProtocolVersion) -> Result<Plan, EncodeError> {
-        use PacketType as T;
         self.check_built(version)?;
         let lens = match self {
             Self::ConnAck(_) | Self::SubAck(_) | Self::UnsubAck(_) if !cfg!(feature = "server") => {
@@ -326,10 +367,9 @@ impl<'a> Packet<'a> {
             Self::Connect(p) => p.lengths()?,
             Self::ConnAck(p) => p.lengths(version)?,
             Self::Publish(p) => p.lengths(version)?,
-            Self::PubAck(p) => p.lengths(T::PubAck, version)?,
-            Self::PubRec(p) => p.lengths(T::PubRec, version)?,
-            Self::PubRel(p) => p.lengths(T::PubRel, version)?,
-            Self::PubComp(p) => p.lengths(T::PubComp, version)?,
+            Self::PubAck(p) | Self::PubRec(p) | Self::PubRel(p) | Self::PubComp(p) => {
+                p.lengths(self.packet_type(), version)?
+            }
             Self::Subscribe(p) => p.lengths(version)?,
             Self::SubAck(p) => p.lengths(version)?,
             Self::Unsubscribe(p) => p.lengths(version)?,

@@ -52,12 +52,13 @@ impl Acks {
         if self.len == 0 {
             return None;
         }
-        self.items[self.head]
+        // `head` is always below CAPACITY; the modulo says so to the compiler.
+        self.items[self.head % CAPACITY]
     }
 
     pub(crate) fn pop(&mut self) {
         if self.len > 0 {
-            self.items[self.head] = None;
+            self.items[self.head % CAPACITY] = None;
             self.head = (self.head + 1) % CAPACITY;
             self.len -= 1;
             self.journaled = self.journaled.saturating_sub(1);

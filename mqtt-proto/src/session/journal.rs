@@ -52,7 +52,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             }
         };
         if self.journal.identity {
-            let region = &self.store.as_ref()[self.layout.assigned.clone()];
+            let region = super::store_region(&self.store, &self.layout.assigned);
             let id = core::str::from_utf8(&region[..self.assigned_len]).unwrap_or_default();
             let Some(n) = fits(&Record::ClientId(id), buf)? else {
                 return Ok(None);
@@ -75,7 +75,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             self.log.take_gone(1);
             return Ok(Some(n));
         }
-        let region = &mut self.store.as_mut()[self.layout.log.clone()];
+        let region = super::store_region_mut(&mut self.store, &self.layout.log);
         let wanted =
             |r: &LogRecord| r.kind == Kind::PubRel || (r.kind == Kind::Publish && !r.streamed);
         if let Some(r) = self.log.next_unjournaled(region, wanted) {
@@ -121,7 +121,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             return Ok(Some(n));
         }
         if self.subscriptions.changed {
-            let region = &self.store.as_ref()[self.layout.subscriptions.clone()];
+            let region = super::store_region(&self.store, &self.layout.subscriptions);
             let table = self.subscriptions.table(region);
             let Some(n) = fits(&Record::Subscriptions(table), buf)? else {
                 return Ok(None);
@@ -282,7 +282,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             }
             Record::Done(pid) => self.forget(pid),
             Record::Received(pid) => {
-                let region = &mut self.store.as_mut()[self.layout.incoming.clone()];
+                let region = super::store_region_mut(&mut self.store, &self.layout.incoming);
                 if self.incoming.find(region, pid.get()).is_none()
                     && !self.incoming.insert(
                         region,
@@ -298,7 +298,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                 }
             }
             Record::Completed(pid) => {
-                let region = &mut self.store.as_mut()[self.layout.incoming.clone()];
+                let region = super::store_region_mut(&mut self.store, &self.layout.incoming);
                 if let Some((slot, _, _)) = self.incoming.find(region, pid.get()) {
                     self.incoming.remove(region, slot);
                 }
@@ -307,7 +307,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             // a build that kept them still restores).
             Record::Subscriptions(_) if !cfg!(feature = "subscription-renewal") => {}
             Record::Subscriptions(table) => {
-                let region = &mut self.store.as_mut()[self.layout.subscriptions.clone()];
+                let region = super::store_region_mut(&mut self.store, &self.layout.subscriptions);
                 if table.len() > region.len() {
                     return Err(JournalError::StoreFull {
                         needed: table.len(),
@@ -319,7 +319,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                     .ok_or(JournalError::Malformed)?;
             }
             Record::ClientId(id) => {
-                let region = &mut self.store.as_mut()[self.layout.assigned.clone()];
+                let region = super::store_region_mut(&mut self.store, &self.layout.assigned);
                 let available = region.len();
                 let dst = region.get_mut(..id.len()).ok_or(JournalError::StoreFull {
                     needed: id.len(),
@@ -361,7 +361,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         let at = self.restore_entry(Kind::Publish, pid, qos, v5, packet.len(), |buf| {
             buf.copy_from_slice(packet);
         })?;
-        let region = &mut self.store.as_mut()[self.layout.log.clone()];
+        let region = super::store_region_mut(&mut self.store, &self.layout.log);
         self.log.set_sent_before(region, at, sent_before);
         self.next_pid = pid.next();
         Ok(())
@@ -377,7 +377,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         len: usize,
         fill: impl FnOnce(&mut [u8]),
     ) -> Result<usize, JournalError> {
-        let region = &mut self.store.as_mut()[self.layout.log.clone()];
+        let region = super::store_region_mut(&mut self.store, &self.layout.log);
         let entry = Entry {
             kind,
             state: State::Unsent,
@@ -417,7 +417,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// Ends the flow of `pid`, whose record is live at most once (a restored identifier's
     /// earlier flow is forgotten before it is appended again).
     fn forget(&mut self, pid: PacketId) {
-        let region = &mut self.store.as_mut()[self.layout.log.clone()];
+        let region = super::store_region_mut(&mut self.store, &self.layout.log);
         let max = match self.restore_max {
             Some((generation, max)) if generation == self.log.generation() => max,
             // Something other than a restore changed the log: find its largest identifier.

@@ -416,6 +416,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// [`SessionConfig::reserved_bytes`] plus 64 bytes for the log;
     /// [`CommandError::Encode`] with [`EncodeError::FeatureDisabled`](crate::EncodeError) for
     /// a 5.0 configuration in a build without the `v5` feature.
+    // Called once, from the driver's constructor: kept out of line where size matters, so
+    // that the caller's state machine does not copy the configuration field by field.
+    #[cfg_attr(mqtt_sansio_small, inline(never))]
     pub fn new(config: SessionConfig, store: B) -> Result<Self, CommandError> {
         if !config.version.is_built() {
             return Err(CommandError::Encode(crate::EncodeError::FeatureDisabled(
@@ -531,7 +534,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
 
     /// Bytes of the log in use, and its capacity.
     pub fn store_usage(&self) -> (usize, usize) {
-        let region = &self.store.as_ref()[self.layout.log.clone()];
+        let region = store_region(&self.store, &self.layout.log);
         (self.log.used(), self.log.capacity(region))
     }
 
@@ -555,7 +558,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     ) -> Result<(), CommandError> {
         let start = self.layout.log.start;
         if new_len < self.layout.log.end {
-            let region = &mut self.store.as_mut()[self.layout.log.clone()];
+            let region = store_region_mut(&mut self.store, &self.layout.log);
             let index = region.len() - self.log.capacity(region);
             let available = new_len.saturating_sub(start + index);
             if new_len < start + index || self.log.live() > available {
@@ -607,11 +610,19 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             return Err(CommandError::InvalidState);
         }
         let mut c = self.prepared(connect);
+        // The layout is inside the store (`Session::new`): nothing here comes out empty.
         let store = self.store.as_mut();
-        let (front, back) = store.split_at_mut(self.layout.control.start);
-        let control = &mut back[..self.layout.control.len()];
+        let (front, back) = store
+            .split_at_mut_checked(self.layout.control.start)
+            .unwrap_or_default();
+        let control = back
+            .get_mut(..self.layout.control.len())
+            .unwrap_or_default();
         if c.client_id.is_empty() && self.assigned_len > 0 {
-            let assigned = &front[self.layout.assigned.clone()][..self.assigned_len];
+            let assigned = front
+                .get(self.layout.assigned.clone())
+                .and_then(|a| a.get(..self.assigned_len))
+                .unwrap_or_default();
             // Only ever filled from a validated UTF-8 string (see `keep_assigned_id`).
             c.client_id = core::str::from_utf8(assigned).unwrap_or_default();
         }
@@ -719,7 +730,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         if props.topic_alias.is_some() || !props.subscription_identifiers.is_empty() {
             return Err(CommandError::ManagedProperty);
         }
-        if self.conn.phase == Phase::Connected {
+        // Without `v5` the broker's limits are 3.1.1's: QoS 2 and retain allowed.
+        if cfg!(feature = "v5") && self.conn.phase == Phase::Connected {
             if message.qos > self.limits.maximum_qos {
                 return Err(CommandError::QoSNotSupported(self.limits.maximum_qos));
             }
@@ -748,10 +760,17 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         properties: SubscribeProperties<'_>,
     ) -> Result<PacketId, CommandError> {
         if self.conn.phase == Phase::Connected {
-            if let Some(code) = self
-                .limits
-                .refuses(subscriptions.iter().copied(), &properties)
-            {
+            // Without `v5` the broker's limits are 3.1.1's: shared subscriptions and
+            // wildcards allowed, subscription identifiers not.
+            let refused = if cfg!(feature = "v5") {
+                self.limits
+                    .refuses(subscriptions.iter().copied(), &properties)
+            } else {
+                properties
+                    .subscription_identifier
+                    .map(|_| crate::ReasonCode::SubscriptionIdentifiersNotSupported)
+            };
+            if let Some(code) = refused {
                 return Err(CommandError::Unsupported(code));
             }
         }
@@ -847,7 +866,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// [`CommandError::UnknownPacketId`] for a QoS 2 message already acknowledged;
     /// [`CommandError::WouldBlock`] when the transmit queue is full.
     pub fn ack(&mut self, packet_id: PacketId) -> Result<(), CommandError> {
-        let region = &mut self.store.as_mut()[self.layout.incoming.clone()];
+        let region = store_region_mut(&mut self.store, &self.layout.incoming);
         let packet_type = match self.incoming.find(region, packet_id.get()) {
             Some((_, InState::AwaitingRel, _)) => return Err(CommandError::UnknownPacketId),
             Some((slot, InState::AwaitingApp, _)) => {
@@ -957,7 +976,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         self.acks.clear();
         self.in_aliases.clear();
         self.out_aliases.clear();
-        let region = &mut self.store.as_mut()[self.layout.log.clone()];
+        let region = store_region_mut(&mut self.store, &self.layout.log);
         let mut inflight = 0u16;
         let mut at = self.log.head();
         while let Some(r) = self.log.record(region, at) {
@@ -1029,7 +1048,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// [`CommandError::StoreFull`] when `id` is longer than
     /// [`SessionConfig::assigned_id_bytes`].
     pub fn keep_client_id(&mut self, id: &str) -> Result<(), CommandError> {
-        let region = &mut self.store.as_mut()[self.layout.assigned.clone()];
+        let region = store_region_mut(&mut self.store, &self.layout.assigned);
         let available = region.len();
         let dst = region.get_mut(..id.len()).ok_or(CommandError::StoreFull {
             needed: id.len(),
@@ -1123,7 +1142,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         if self.abandoned == 0 {
             return None;
         }
-        let region = &mut self.store.as_mut()[self.layout.log.clone()];
+        let region = store_region_mut(&mut self.store, &self.layout.log);
         let Some(r) = self.log.find(region, |r| r.state == State::Abandoned) else {
             self.abandoned = 0;
             return None;
@@ -1146,7 +1165,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// between, or when the broker had already received the message (a QoS 2 message past
     /// PUBREC).
     pub fn abandoned_message(&self) -> Option<Publish<'_>> {
-        let region = &self.store.as_ref()[self.layout.log.clone()];
+        let region = store_region(&self.store, &self.layout.log);
         let (packet, v5) = store::Log::bytes_at(region, self.reported?)?;
         match Packet::decode(packet, record_version(v5), u32::MAX) {
             Ok(crate::Decoded::Packet {
@@ -1194,7 +1213,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         if self.conn.phase == Phase::Connected {
             self.check_broker_size(len)?;
         }
-        let region = &mut self.store.as_mut()[self.layout.control.clone()];
+        let region = store_region_mut(&mut self.store, &self.layout.control);
         let len = packet.encode(self.version, region)?;
         self.conn.control = kind;
         self.conn.control_len = len;
@@ -1222,8 +1241,21 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             self.check_broker_size(len)?;
         }
         self.reported = None;
-        let region = &mut self.store.as_mut()[self.layout.log.clone()];
-        let pid = pid.map_or(0, PacketId::get);
+        self.append_record(packet, kind, pid.map_or(0, PacketId::get), qos, len)
+    }
+
+    /// Appends `packet` (`len` bytes encoded) to the log as an unsent record, unchecked:
+    /// also the PUBREL that replaces its PUBLISH. One copy of the log's append for both.
+    fn append_record(
+        &mut self,
+        packet: &Packet<'_>,
+        kind: Kind,
+        pid: u16,
+        qos: QoS,
+        len: usize,
+    ) -> Result<(), CommandError> {
+        let version = self.version;
+        let region = store_region_mut(&mut self.store, &self.layout.log);
         let mut result = Ok(0);
         self.log.append(
             region,
@@ -1251,7 +1283,12 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
 
     /// [MQTT-3.2.2-15] nothing larger than the broker's Maximum Packet Size is sent.
     fn check_broker_size(&self, len: usize) -> Result<(), CommandError> {
-        match self.limits.maximum_packet_size {
+        // Without `v5` no CONNACK sets one (3.1.1 has no properties).
+        let max = self
+            .limits
+            .maximum_packet_size
+            .filter(|_| cfg!(feature = "v5"));
+        match max {
             Some(max) if len > max.get() as usize => Err(CommandError::PacketTooLarge {
                 size: len,
                 max: max.get(),
@@ -1284,7 +1321,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             self.next_pid = id.next();
             return Ok(id);
         }
-        let region = &self.store.as_ref()[self.layout.log.clone()];
+        let region = store_region(&self.store, &self.layout.log);
         let mut candidate = self.next_pid;
         for _ in 0..u16::MAX {
             let in_use = self
@@ -1305,7 +1342,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// How many identifiers from `from` on (cyclically, 65,535 after 1) no live record uses:
     /// one walk of the log. 0 when `from` itself is in use.
     fn free_run(&self, from: PacketId) -> u16 {
-        let region = &self.store.as_ref()[self.layout.log.clone()];
+        let region = store_region(&self.store, &self.layout.log);
         let start = u32::from(from.get() - 1);
         let nearest = self
             .log
@@ -1319,7 +1356,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
 
     /// Transiently refused messages whose delay passed go back to the queue.
     fn release_delayed(&mut self) {
-        let region = &mut self.store.as_mut()[self.layout.log.clone()];
+        let region = store_region_mut(&mut self.store, &self.layout.log);
         let mut at = self.log.head();
         while let Some(r) = self.log.record(region, at) {
             at = r.next();
@@ -1330,10 +1367,25 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     }
 }
 
+/// The region `r` of the store (`Session::layout`, which `Session::new` checked against
+/// the store's length): empty rather than a panic should the store have shrunk since.
+/// Compiled for size, one copy of the bounds check for every use.
+#[cfg_attr(mqtt_sansio_small, inline(never))]
+fn store_region<'s, B: AsRef<[u8]>>(store: &'s B, r: &Range<usize>) -> &'s [u8] {
+    store.as_ref().get(r.clone()).unwrap_or_default()
+}
+
+/// [`store_region`], writable.
+#[cfg_attr(mqtt_sansio_small, inline(never))]
+fn store_region_mut<'s, B: AsMut<[u8]>>(store: &'s mut B, r: &Range<usize>) -> &'s mut [u8] {
+    store.as_mut().get_mut(r.clone()).unwrap_or_default()
+}
+
 /// The version a log record was encoded in (3.1 and 3.1.1 packets are alike but for CONNECT,
 /// which the log never holds).
 fn record_version(v5: bool) -> ProtocolVersion {
-    if v5 {
+    // Without `v5` no record is 5.0 (a journal's 5.0 records are refused).
+    if cfg!(feature = "v5") && v5 {
         ProtocolVersion::V5
     } else {
         ProtocolVersion::V3_1_1

@@ -160,7 +160,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         let Packet::SubAck(ack) = packet else {
             return None;
         };
-        let region = &self.store.as_ref()[self.layout.log.clone()];
+        let region = super::store_region(&self.store, &self.layout.log);
         let renewal = self.log.find(region, |r| {
             r.kind == Kind::Resubscribe
                 && r.pid == ack.packet_id.get()
@@ -263,7 +263,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     pub(super) fn resolve_alias<'s>(&'s self, mut p: Publish<'s>) -> Publish<'s> {
         let alias = p.properties.topic_alias.filter(|_| cfg!(feature = "v5"));
         if let (true, Some(alias)) = (p.topic.is_empty(), alias) {
-            let region = &self.store.as_ref()[self.layout.in_alias.clone()];
+            let region = super::store_region(&self.store, &self.layout.in_alias);
             // `apply` checked that the alias is known; its topic was validated when stored.
             if let Some(topic) = self.in_aliases.topic_of(region, alias.get()) {
                 p.topic = TopicName::from_validated(topic);
@@ -292,7 +292,10 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             return Err(ProtocolError::UnexpectedSessionPresent);
         }
         self.limits = super::BrokerLimits::defaults(self.keep_alive, self.session_expiry);
-        self.limits.apply(&c.properties);
+        // A 3.1.1 CONNACK has no properties: the defaults are its limits.
+        if self.version().v5() {
+            self.limits.apply(&c.properties);
+        }
         // 3.1.1 has no subscription identifiers.
         self.limits.subscription_identifier_available &= self.version().v5();
         // Our own cap on top of the broker's; 0 would stall every QoS 1/2 publish.
@@ -305,9 +308,10 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             self.abandon_session();
             self.subscriptions_lost();
         }
-        // Renewals left from an earlier connection go first too.
-        self.conn.renewing = true;
-        if let Some(id) = c.properties.assigned_client_identifier {
+        // Renewals left from an earlier connection go first too (none without the feature).
+        self.conn.renewing = cfg!(feature = "subscription-renewal");
+        let assigned = c.properties.assigned_client_identifier;
+        if let Some(id) = assigned.filter(|_| self.version().v5()) {
             self.keep_assigned_id(id);
         }
         self.conn.phase = Phase::Connected;
@@ -323,7 +327,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
 
     /// Keeps a broker-assigned client identifier for the next connections, if it fits.
     fn keep_assigned_id(&mut self, id: &str) {
-        let region = &mut self.store.as_mut()[self.layout.assigned.clone()];
+        let region = super::store_region_mut(&mut self.store, &self.layout.assigned);
         match region.get_mut(..id.len()) {
             Some(dst) => {
                 dst.copy_from_slice(id.as_bytes());
@@ -410,7 +414,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                 self.queue_ack(PacketType::PubAck, pid, ReasonCode::Success)
             }
             (QoS::ExactlyOnce, Some(pid)) => {
-                let region = &mut self.store.as_mut()[self.layout.incoming.clone()];
+                let region = super::store_region_mut(&mut self.store, &self.layout.incoming);
                 if self.incoming.find(region, pid.get()).is_none()
                     && !self
                         .incoming
@@ -485,10 +489,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         self.acks.clear();
         // Every incoming identifier is forgotten at once: only a snapshot says so.
         self.journal.snapshot = true;
-        let store = self.store.as_mut();
-        let incoming = &mut store[self.layout.incoming.clone()];
+        let incoming = super::store_region_mut(&mut self.store, &self.layout.incoming);
         self.incoming.clear(incoming);
-        let region = &mut store[self.layout.log.clone()];
+        let region = super::store_region_mut(&mut self.store, &self.layout.log);
         let mut at = self.log.head();
         while let Some(r) = self.log.record(region, at) {
             at = r.next();
@@ -517,7 +520,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             if alias.get() > self.config.topic_alias_maximum {
                 return Err(ProtocolError::TopicAliasInvalid);
             }
-            let region = &mut self.store.as_mut()[self.layout.in_alias.clone()];
+            let region = super::store_region_mut(&mut self.store, &self.layout.in_alias);
             if p.topic.is_empty() {
                 // [MQTT-3.3.2-12] an alias used before the broker set it is a protocol error
                 if self.in_aliases.topic_of(region, alias.get()).is_none() {
@@ -550,7 +553,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             }
             return Ok(Outcome::Report);
         }
-        let region = &mut self.store.as_mut()[self.layout.incoming.clone()];
+        let region = super::store_region_mut(&mut self.store, &self.layout.incoming);
         if let Some((_, state, _)) = self.incoming.find(region, pid.get()) {
             // A resent QoS 2 PUBLISH before PUBREL: acknowledge again but deliver nothing,
             // so the application sees it exactly once.
@@ -570,7 +573,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         if self.incoming.len() >= usize::from(self.config.receive_maximum) {
             self.report_overrun(false);
         }
-        let region = &mut self.store.as_mut()[self.layout.incoming.clone()];
+        let region = super::store_region_mut(&mut self.store, &self.layout.incoming);
         if !self.incoming.insert(region, pid.get(), state, qos) {
             self.report_overrun(true);
             return Ok(Outcome::Silent);
@@ -597,12 +600,12 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
 
     /// The live record of `kind` for `pid` that waits for its acknowledgement.
     fn sent_record(&mut self, kind: Kind, pid: PacketId) -> Option<Record> {
-        let region = &mut self.store.as_mut()[self.layout.log.clone()];
+        let region = super::store_region_mut(&mut self.store, &self.layout.log);
         self.log.find_sent(region, kind, pid.get())
     }
 
     fn finish_record(&mut self, at: usize) {
-        let region = &mut self.store.as_mut()[self.layout.log.clone()];
+        let region = super::store_region_mut(&mut self.store, &self.layout.log);
         self.log.set_state(region, at, State::Dead);
         self.inflight = self.inflight.saturating_sub(1);
     }
@@ -621,7 +624,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         let Some(pid) = PacketId::new(rec.pid) else {
             return false;
         };
-        let region = &mut self.store.as_mut()[self.layout.log.clone()];
+        let region = super::store_region_mut(&mut self.store, &self.layout.log);
         let retry = self.log.add_refusal(region, rec.at);
         // The broker ended this flow: the retry is a new delivery, without DUP.
         self.log.set_sent_before(region, rec.at, false);
@@ -638,14 +641,18 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         true
     }
 
+    /// Whether a PUBACK or PUBREC refuses its message: only 5.0 has reason codes (a 3.1.1
+    /// one always decodes as Success), so a build without `v5` leaves the refusal paths out.
+    fn refused(&self, r: &PubResponse<'_>) -> bool {
+        self.version().v5() && r.reason_code.is_error()
+    }
+
     fn on_puback(&mut self, now: Instant, r: &PubResponse<'_>) -> Outcome {
         let record = self
             .sent_record(Kind::Publish, r.packet_id)
             .filter(|rec| rec.qos == QoS::AtLeastOnce);
         match record {
-            Some(rec)
-                if r.reason_code.is_error() && self.retry_refused(now, &rec, r.reason_code) =>
-            {
+            Some(rec) if self.refused(r) && self.retry_refused(now, &rec, r.reason_code) => {
                 Outcome::Silent
             }
             Some(rec) => {
@@ -664,7 +671,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             .filter(|rec| rec.qos == QoS::ExactlyOnce)
         else {
             // A repeated PUBREC answers a PUBREL we sent; an unknown one gets 0x92 (5.0).
-            let region = &self.store.as_ref()[self.layout.log.clone()];
+            let region = super::store_region(&self.store, &self.layout.log);
             let known = self
                 .log
                 .find(region, |rec| {
@@ -676,12 +683,12 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             } else {
                 ReasonCode::PacketIdentifierNotFound
             };
-            if !r.reason_code.is_error() {
+            if !self.refused(r) {
                 self.queue_ack(PacketType::PubRel, pid, reason);
             }
             return Outcome::Silent;
         };
-        if r.reason_code.is_error() {
+        if self.refused(r) {
             if self.retry_refused(now, &record, r.reason_code) {
                 return Outcome::Silent;
             }
@@ -691,23 +698,13 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         }
         let version = self.version();
         self.reported = None;
-        let region = &mut self.store.as_mut()[self.layout.log.clone()];
+        let region = super::store_region_mut(&mut self.store, &self.layout.log);
         // The PUBLISH is freed before the PUBREL is appended, so the append always fits; the
         // PUBREL goes to the end so PUBRELs are resent in PUBREC order [MQTT-4.6.0-4].
         self.log.replace(region, record.at);
         let pubrel = Packet::PubRel(PubResponse::new(pid));
         let len = pubrel.encoded_len(version).unwrap_or(4);
-        let entry = super::store::Entry {
-            kind: Kind::PubRel,
-            state: State::Unsent,
-            pid: pid.get(),
-            qos: QoS::ExactlyOnce,
-            v5: version.v5(),
-            streamed: false,
-        };
-        let appended = self.log.append(region, entry, len, |buf| {
-            let _ = pubrel.encode(version, buf);
-        });
+        let appended = self.append_record(&pubrel, Kind::PubRel, pid.get(), QoS::ExactlyOnce, len);
         if appended.is_err() {
             // Unreachable (see above); an immediate PUBREL beats losing it.
             self.queue_ack(PacketType::PubRel, pid, ReasonCode::Success);
@@ -717,7 +714,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
 
     fn on_pubrel(&mut self, r: &PubResponse<'_>) -> Outcome {
         let pid = r.packet_id;
-        let region = &mut self.store.as_mut()[self.layout.incoming.clone()];
+        let region = super::store_region_mut(&mut self.store, &self.layout.incoming);
         let reason = match self.incoming.find(region, pid.get()) {
             Some((slot, _, QoS::ExactlyOnce)) => {
                 self.incoming.remove(region, slot);
@@ -750,9 +747,12 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         codes: &Seq<'_, ReasonCode>,
     ) -> Result<Outcome, ProtocolError> {
         let record = match kind {
-            Kind::Subscribe => self
-                .sent_record(Kind::Subscribe, pid)
-                .or_else(|| self.sent_record(Kind::Resubscribe, pid)),
+            // Renewals exist only with the feature.
+            Kind::Subscribe => self.sent_record(Kind::Subscribe, pid).or_else(|| {
+                cfg!(feature = "subscription-renewal")
+                    .then(|| self.sent_record(Kind::Resubscribe, pid))
+                    .flatten()
+            }),
             _ => self.sent_record(kind, pid),
         };
         let Some(record) = record else {
@@ -766,7 +766,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             Kind::Unsubscribe => self.forget_unsubscribed(&record, codes),
             _ => self.keep_granted(&record, codes),
         }
-        let region = &mut self.store.as_mut()[self.layout.log.clone()];
+        let region = super::store_region_mut(&mut self.store, &self.layout.log);
         if record.kind == Kind::Resubscribe {
             self.log.set_state(region, record.at, State::Answered);
             self.answered = Some(pid);
@@ -778,7 +778,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
 
     /// Number of filters in a queued SUBSCRIBE or UNSUBSCRIBE record.
     fn request_len(&self, r: &Record) -> usize {
-        let region = &self.store.as_ref()[self.layout.log.clone()];
+        let region = super::store_region(&self.store, &self.layout.log);
         match decode_record(region, r) {
             Some(Packet::Subscribe(s)) => s.subscriptions.len(),
             Some(Packet::Unsubscribe(u)) => u.filters.len(),

@@ -260,11 +260,12 @@ impl Backoff {
             return base;
         }
         let half = base / 2;
-        let millis = u64::try_from(half.as_millis()).unwrap_or(u64::MAX);
-        let spread = if millis == 0 {
-            0
-        } else {
-            self.random() % (millis + 1)
+        let millis = super::time::millis(half);
+        let spread = match millis.checked_add(1) {
+            _ if millis == 0 => 0,
+            Some(range) => self.random() % range,
+            // A delay of 2^64 - 1 ms: any value is in range.
+            None => self.random(),
         };
         half + Duration::from_millis(spread)
     }

@@ -158,6 +158,28 @@ pub(crate) struct Log {
     gone_overflow: bool,
 }
 
+/// The record at `at`, if `at` is before `tail`, the end of the log.
+fn record_before(region: &[u8], at: usize, tail: usize) -> Option<Record> {
+    if at >= tail {
+        return None;
+    }
+    let h = region.get(at..at + HEADER)?;
+    let len = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize;
+    Some(Record {
+        at,
+        len,
+        kind: kind_from(h[4])?,
+        state: state_from(h[5]),
+        pid: u16::from_le_bytes([h[6], h[7]]),
+        qos: QoS::from_u8(h[8]).unwrap_or(QoS::AtMostOnce),
+        sent_before: h[9] != 0,
+        refusals: h[10],
+        v5: h[11] & V5 != 0,
+        streamed: h[11] & STREAMED != 0,
+        journaled: h[11] & JOURNALED != 0,
+    })
+}
+
 fn kind_from(b: u8) -> Option<Kind> {
     Some(match b {
         1 => Kind::Publish0,
@@ -265,24 +287,7 @@ impl Log {
 
     /// The record at `at`, if `at` is inside the log.
     pub(crate) fn record(&self, region: &[u8], at: usize) -> Option<Record> {
-        if at >= self.tail {
-            return None;
-        }
-        let h = region.get(at..at + HEADER)?;
-        let len = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize;
-        Some(Record {
-            at,
-            len,
-            kind: kind_from(h[4])?,
-            state: state_from(h[5]),
-            pid: u16::from_le_bytes([h[6], h[7]]),
-            qos: QoS::from_u8(h[8]).unwrap_or(QoS::AtMostOnce),
-            sent_before: h[9] != 0,
-            refusals: h[10],
-            v5: h[11] & V5 != 0,
-            streamed: h[11] & STREAMED != 0,
-            journaled: h[11] & JOURNALED != 0,
-        })
+        record_before(region, at, self.tail)
     }
 
     /// The packet bytes of the record whose header is at `at`, whatever its state and even
@@ -306,22 +311,9 @@ impl Log {
         from: usize,
     ) -> impl Iterator<Item = Record> + 'r {
         let tail = self.tail;
-        let log = Log {
-            slots: self.slots,
-            head: self.head,
-            tail,
-            cursor: self.cursor,
-            unblocked: self.unblocked,
-            dead: self.dead,
-            generation: self.generation,
-            journal: self.journal,
-            gone: [0; GONE],
-            gone_len: 0,
-            gone_overflow: false,
-        };
         let mut at = from;
         core::iter::from_fn(move || {
-            let r = log.record(region, at)?;
+            let r = record_before(region, at, tail)?;
             at = r.next();
             Some(r)
         })
@@ -408,15 +400,30 @@ impl Log {
         let Ok(len32) = u32::try_from(len) else {
             return Err(CommandError::StoreFull { needed, available });
         };
-        let header = &mut region[at..at + HEADER];
-        header[..4].copy_from_slice(&len32.to_le_bytes());
-        header[4] = entry.kind as u8;
-        header[5] = entry.state as u8;
-        header[6..8].copy_from_slice(&entry.pid.to_le_bytes());
-        header[8] = entry.qos as u8;
-        header[9..11].fill(0);
-        header[11] = (u8::from(entry.v5) * V5) | (u8::from(entry.streamed) * STREAMED);
-        fill(&mut region[at + HEADER..at + needed]);
+        let [l0, l1, l2, l3] = len32.to_le_bytes();
+        let [p0, p1] = entry.pid.to_le_bytes();
+        let flags = (u8::from(entry.v5) * V5) | (u8::from(entry.streamed) * STREAMED);
+        let header = [
+            l0,
+            l1,
+            l2,
+            l3,
+            entry.kind as u8,
+            entry.state as u8,
+            p0,
+            p1,
+            entry.qos as u8,
+            0,
+            0,
+            flags,
+        ];
+        // `available` covers the record: the split always succeeds.
+        let record = region.get_mut(at..at + needed);
+        let Some((head, body)) = record.and_then(|r| r.split_first_chunk_mut::<HEADER>()) else {
+            return Err(CommandError::StoreFull { needed, available });
+        };
+        *head = header;
+        fill(body);
         self.tail += needed;
         self.generation = self.generation.wrapping_add(1);
         Ok(at)
@@ -436,7 +443,10 @@ impl Log {
                 self.note_gone(r.pid);
             }
         }
-        region[at + 5] = state as u8;
+        // `record` read the header at `at`: the byte is there.
+        if let Some(b) = region.get_mut(at + 5) {
+            *b = state as u8;
+        }
         self.generation = self.generation.wrapping_add(1);
         if state == State::Unsent && at < self.cursor {
             self.cursor = at;
@@ -466,7 +476,8 @@ impl Log {
     /// Identifiers of journaled records that died since the last [`Log::take_gone`], and
     /// whether more died than were kept.
     pub(crate) fn gone(&self) -> (&[u16], bool) {
-        (&self.gone[..self.gone_len], self.gone_overflow)
+        let gone = self.gone.get(..self.gone_len).unwrap_or_default();
+        (gone, self.gone_overflow)
     }
 
     /// The journal took the first `n` of [`Log::gone`].

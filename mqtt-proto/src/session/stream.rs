@@ -143,7 +143,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             QosPid::AtMostOnce => (true, Finish::Nothing),
             QosPid::AtLeastOnce(pid) => (true, Finish::PubAck(pid)),
             QosPid::ExactlyOnce(pid) => {
-                let region = &self.store.as_ref()[self.layout.incoming.clone()];
+                let region = super::store_region(&self.store, &self.layout.incoming);
                 match self.incoming.find(region, pid.get()) {
                     // Delivered before (its PUBREC was lost): acknowledged again, not
                     // delivered twice.
@@ -228,7 +228,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                 } else {
                     InState::AwaitingRel
                 };
-                let region = &mut self.store.as_mut()[self.layout.incoming.clone()];
+                let region = super::store_region_mut(&mut self.store, &self.layout.incoming);
                 // `stream_plan` saw room, and nothing else was inserted while the payload
                 // passed (the broker's packets cannot interleave with it).
                 if self

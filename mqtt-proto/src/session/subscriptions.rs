@@ -381,7 +381,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// The broker came back without our session: it has none of the kept subscriptions.
     /// Renewals queued for an earlier connection are superseded.
     pub(super) fn subscriptions_lost(&mut self) {
-        if self.subscriptions.is_empty() {
+        // Without the feature none are kept, and no renewal is ever queued.
+        if !cfg!(feature = "subscription-renewal") || self.subscriptions.is_empty() {
             return;
         }
         let store = self.store.as_mut();
@@ -409,7 +410,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                 return;
             }
             let max = self.renewal_max();
-            let region = &self.store.as_ref()[self.layout.subscriptions.clone()];
+            let region = super::store_region(&self.store, &self.layout.subscriptions);
             let renewal = match self.subscriptions.next_renewal(region, self.version(), max) {
                 None => return,
                 Some(Ok(renewal)) => renewal,
@@ -417,7 +418,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                     if !self.raise(Raised::RenewalDropped(ReasonCode::PacketTooLarge)) {
                         return;
                     }
-                    let table = &mut self.store.as_mut()[self.layout.subscriptions.clone()];
+                    let table =
+                        super::store_region_mut(&mut self.store, &self.layout.subscriptions);
                     self.subscriptions.remove_entry(table, &too_large);
                     continue;
                 }
@@ -463,7 +465,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             0 => usize::MAX,
             n => n,
         };
-        let region = &self.store.as_ref()[self.layout.log.clone()];
+        let region = super::store_region(&self.store, &self.layout.log);
         let log = self.log.capacity(region).saturating_sub(store::HEADER);
         // The largest packet MQTT can frame: 1 byte of type, 4 of length.
         let mqtt = crate::MAX_REMAINING_LENGTH as usize + 5;
@@ -475,7 +477,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// `false` when the events are full: the rest waits until they are taken.
     fn drop_unrenewable(&mut self) -> bool {
         loop {
-            let region = &self.store.as_ref()[self.layout.subscriptions.clone()];
+            let region = super::store_region(&self.store, &self.layout.subscriptions);
             let refused = self.subscriptions.entries(region).find_map(|e| {
                 let reason = e.unrenewed().then(|| self.renewal_refusal(region, &e))??;
                 Some((e, reason))
@@ -486,7 +488,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             if !self.raise(Raised::RenewalDropped(reason)) {
                 return false;
             }
-            let table = &mut self.store.as_mut()[self.layout.subscriptions.clone()];
+            let table = super::store_region_mut(&mut self.store, &self.layout.subscriptions);
             self.subscriptions.remove_entry(table, &e);
         }
     }
@@ -527,10 +529,15 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
 
     /// The renewal whose SUBACK an earlier read reported is done with.
     pub(super) fn retire_answered(&mut self) {
-        let Some(pid) = self.answered.take() else {
+        // Only a renewal is answered, and only the feature queues renewals.
+        let answered = self
+            .answered
+            .take()
+            .filter(|_| cfg!(feature = "subscription-renewal"));
+        let Some(pid) = answered else {
             return;
         };
-        let region = &mut self.store.as_mut()[self.layout.log.clone()];
+        let region = super::store_region_mut(&mut self.store, &self.layout.log);
         let answered = self.log.find(region, |r| {
             r.kind == Kind::Resubscribe && r.pid == pid.get() && r.state == State::Answered
         });

@@ -74,8 +74,10 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
 
     /// Copies the control packet out and empties the control region.
     fn transmit_control(&mut self, buf: &mut [u8]) -> Result<usize, EncodeError> {
-        let len = self.conn.control_len;
-        let src = &self.store.as_ref()[self.layout.control.clone()][..len];
+        let control = super::store_region(&self.store, &self.layout.control);
+        // `control_len` is at most the region's length, which `connect` checked.
+        let src = control.get(..self.conn.control_len).unwrap_or_default();
+        let len = src.len();
         let available = buf.len();
         let dst = buf.get_mut(..len).ok_or(EncodeError::BufferTooSmall {
             needed: len,
@@ -192,7 +194,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         // Renewals restore what the broker had before the application's queued requests
         // change it (an UNSUBSCRIBE queued while disconnected must come after).
         while self.conn.renewing {
-            let region = &self.store.as_ref()[self.layout.log.clone()];
+            let region = super::store_region(&self.store, &self.layout.log);
             let renewal = self.log.find(region, |r| {
                 r.kind == Kind::Resubscribe && r.state == State::Unsent
             });
@@ -233,7 +235,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         }
         let mut unblocked_settled = false;
         loop {
-            let region = &self.store.as_ref()[self.layout.log.clone()];
+            let region = super::store_region(&self.store, &self.layout.log);
             let Some(r) = self.log.record(region, at) else {
                 break;
             };
@@ -312,10 +314,10 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             if !self.raise(event) {
                 return Ok(Offer::Blocked);
             }
-            if r.kind == Kind::Resubscribe {
+            if cfg!(feature = "subscription-renewal") && r.kind == Kind::Resubscribe {
                 self.renewal_unsendable(r);
             }
-            let region = &mut self.store.as_mut()[self.layout.log.clone()];
+            let region = super::store_region_mut(&mut self.store, &self.layout.log);
             self.log.set_state(region, r.at, State::Dead);
             return Ok(Offer::Dropped);
         }
@@ -327,9 +329,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             }
         }
         if r.streamed {
-            self.owe_payload(&buf[..n], r.kind, r.pid);
+            self.owe_payload(buf.get(..n).unwrap_or_default(), r.kind, r.pid);
         }
-        let region = &mut self.store.as_mut()[self.layout.log.clone()];
+        let region = super::store_region_mut(&mut self.store, &self.layout.log);
         let next = match r.kind {
             Kind::Publish0 => State::Dead,
             _ => State::Sent,
@@ -350,10 +352,10 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// cannot express it.
     fn unsendable(&self, r: &Record) -> Option<ReasonCode> {
         let refused = self.refused_by_limits(r);
-        if refused.is_some() || r.v5 == self.version().v5() {
+        if refused.is_some() || !self.encoded_otherwise(r) {
             return refused;
         }
-        let region = &self.store.as_ref()[self.layout.log.clone()];
+        let region = super::store_region(&self.store, &self.layout.log);
         let packet = decode_record(region, r).map(for_v311);
         match packet.map(|p| p.encoded_len(self.version())) {
             Some(Ok(_)) => None,
@@ -362,11 +364,14 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     }
 
     fn refused_by_limits(&self, r: &Record) -> Option<ReasonCode> {
-        if r.kind == Kind::PubRel {
+        // Without `v5` the limits are 3.1.1's, which refuse nothing: no maximum packet size,
+        // QoS 2, wildcards and shared subscriptions allowed, and no SUBSCRIBE of the log
+        // carries a subscription identifier (3.1.1 has no properties).
+        if !cfg!(feature = "v5") || r.kind == Kind::PubRel {
             return None;
         }
         if let Some(max) = self.limits.maximum_packet_size {
-            let region = &self.store.as_ref()[self.layout.log.clone()];
+            let region = super::store_region(&self.store, &self.layout.log);
             if r.wire_len(region) > max.get() as usize {
                 return Some(ReasonCode::PacketTooLarge);
             }
@@ -376,7 +381,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                 (r.qos > self.limits.maximum_qos).then_some(ReasonCode::QoSNotSupported)
             }
             Kind::Subscribe | Kind::Resubscribe => {
-                let region = &self.store.as_ref()[self.layout.log.clone()];
+                let region = super::store_region(&self.store, &self.layout.log);
                 match decode_record(region, r) {
                     Some(Packet::Subscribe(s)) => {
                         self.limits.refuses(s.subscriptions.iter(), &s.properties)
@@ -388,10 +393,16 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         }
     }
 
+    /// Whether `r` was queued as 5.0 before a fallback to 3.1.1. Without `v5` every record
+    /// is 3.1.1 (a journal's 5.0 records are refused), so this is never so.
+    fn encoded_otherwise(&self, r: &Record) -> bool {
+        cfg!(feature = "v5") && r.v5 != self.version().v5()
+    }
+
     /// Writes a record's packet into `buf`, assigning a topic alias on the way when enabled.
     fn send_record(&mut self, r: &Record, buf: &mut [u8]) -> Result<usize, EncodeError> {
-        if r.v5 != self.version().v5() {
-            let region = &self.store.as_ref()[self.layout.log.clone()];
+        if self.encoded_otherwise(r) {
+            let region = super::store_region(&self.store, &self.layout.log);
             // `unsendable` checked that it decodes and can be encoded.
             let packet = decode_record(region, r).map(for_v311);
             return match packet {
@@ -411,7 +422,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                 return Ok(n);
             }
         }
-        let region = &self.store.as_ref()[self.layout.log.clone()];
+        let region = super::store_region(&self.store, &self.layout.log);
         let packet = r.packet(region);
         let available = buf.len();
         let dst = buf
