@@ -582,21 +582,23 @@ property_set! {
 }
 
 /// Reads a property length and the properties it covers into a set of type `P`.
-#[cfg(mqtt_sansio_small)]
 pub(crate) fn decode<'a, P: PropertySet<'a>>(input: &'a [u8]) -> IResult<'a, P> {
     let mut set = P::default();
+    // Compiled for size, one copy of the walk serves every property set (through `dyn`);
+    // for speed, each set gets its own.
+    #[cfg(mqtt_sansio_small)]
     let rest = decode_into(input, &mut set)?;
+    #[cfg(not(mqtt_sansio_small))]
+    let rest = walk(input, &mut set)?;
     Ok((rest, set))
 }
 
 /// The object-safe part of [`PropertySet`] that decoding needs.
-#[cfg(mqtt_sansio_small)]
 trait Absorb<'a> {
     fn absorb(&mut self, property: Property<'a>) -> Result<(), DecodeError>;
     fn attach_raw(&mut self, raw: &'a [u8], has_user: bool, has_sub_ids: bool);
 }
 
-#[cfg(mqtt_sansio_small)]
 impl<'a, P: PropertySet<'a>> Absorb<'a> for P {
     fn absorb(&mut self, property: Property<'a>) -> Result<(), DecodeError> {
         PropertySet::absorb(self, property)
@@ -606,13 +608,21 @@ impl<'a, P: PropertySet<'a>> Absorb<'a> for P {
     }
 }
 
-/// [`decode`] compiled for size: one copy of the walk for every property set, which only
-/// absorbs what the walk finds.
+/// [`walk`] for any property set, compiled once.
 #[cfg(mqtt_sansio_small)]
 #[inline(never)]
 fn decode_into<'a>(
     input: &'a [u8],
     set: &mut dyn Absorb<'a>,
+) -> Result<&'a [u8], nom::Err<DecodeError>> {
+    walk(input, set)
+}
+
+/// Reads a property length and hands every property it covers to `set`; returns the rest.
+#[inline]
+fn walk<'a, A: Absorb<'a> + ?Sized>(
+    input: &'a [u8],
+    set: &mut A,
 ) -> Result<&'a [u8], nom::Err<DecodeError>> {
     let (input, len) = wire::var_int(input)?;
     let (rest, block) = wire::take(input, len as usize)?;
@@ -630,28 +640,6 @@ fn decode_into<'a>(
     }
     set.attach_raw(block, has_user, has_sub_ids);
     Ok(rest)
-}
-
-/// Reads a property length and the properties it covers into a set of type `P`.
-#[cfg(not(mqtt_sansio_small))]
-pub(crate) fn decode<'a, P: PropertySet<'a>>(input: &'a [u8]) -> IResult<'a, P> {
-    let (input, len) = wire::var_int(input)?;
-    let (rest, block) = wire::take(input, len as usize)?;
-    let mut set = P::default();
-    let (mut has_user, mut has_sub_ids) = (false, false);
-    let mut i = block;
-    while !i.is_empty() {
-        let (r, property) = Property::decode(i)?;
-        match property {
-            Property::UserProperty(..) => has_user = true,
-            Property::SubscriptionIdentifier(_) => has_sub_ids = true,
-            _ => {}
-        }
-        set.absorb(property).map_err(nom::Err::Failure)?;
-        i = r;
-    }
-    set.attach_raw(block, has_user, has_sub_ids);
-    Ok((rest, set))
 }
 
 /// Length of the properties' content, without the length prefix.
