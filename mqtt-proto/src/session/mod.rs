@@ -12,8 +12,11 @@
 //! All state lives in one caller-provided store (any `AsRef<[u8]> + AsMut<[u8]>`: an array, a
 //! `&mut [u8]`, a boxed slice), split into fixed regions by [`SessionConfig`]: incoming
 //! in-flight ids, topic alias tables, the CONNECT/DISCONNECT/AUTH being sent, the
-//! subscriptions kept for renewal, and a log of queued and in-flight packets. Nothing is ever dropped silently: a command that does not fit
-//! fails with [`CommandError::StoreFull`].
+//! subscriptions kept for renewal, and a log of queued and in-flight packets. Nothing is ever
+//! dropped silently: a command that does not fit fails with [`CommandError::StoreFull`]. A
+//! store that can grow (a `Vec<u8>`) can start small: [`Session::resize_store`] changes the
+//! log's room, and [`Session::wants_room`] and [`Session::resize_region`] let the incoming
+//! and subscription tables grow as the session asks.
 
 mod acks;
 mod alias;
@@ -548,7 +551,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     ///
     /// # Errors
     /// [`CommandError::StoreFull`] when what is queued does not fit `new_len`, or `new_len` is
-    /// below [`SessionConfig::reserved_bytes`] and the packet-id index; the store is then not
+    /// below [`Session::reserved_len`]; the store is then not
     /// touched. [`CommandError::InvalidState`] when `resize` did not leave `new_len` bytes:
     /// give the session a store of the old length again before using it.
     pub fn resize_store(
