@@ -197,8 +197,10 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         core::iter::once(Record::SnapshotBegin)
             .chain(client_id)
             .chain(resumable)
-            .chain(core::iter::once(Record::NextPacketId(this.next_pid)))
             .chain(messages)
+            // After the messages: restoring a queued message moves the counter past its
+            // identifier, which would undo the counter restored before it.
+            .chain(core::iter::once(Record::NextPacketId(this.next_pid)))
             .chain(incoming)
             .chain(subscriptions)
             .chain(core::iter::once(Record::SnapshotEnd))
