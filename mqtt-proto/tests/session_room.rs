@@ -238,3 +238,33 @@ fn a_table_does_not_shrink_below_what_it_holds() {
     h.feed_packet(pubrel(6)).unwrap();
     assert_eq!(answer(&mut h), [(Region::Incoming, 16)]);
 }
+
+#[test]
+fn a_dropped_subscribe_no_longer_asks_for_room() {
+    let mut config = SessionConfig::new(ProtocolVersion::V5);
+    config.subscription_bytes = 16;
+    config.subscription_bytes_limit = 4096;
+    let mut h = Harness::with(config, config.reserved_bytes() + 1024);
+    // Queued before CONNACK: 18 table bytes, more than the 16 there are.
+    let share = [sub("$share/g/a")];
+    h.s.subscribe(&share, Default::default()).unwrap();
+    assert_eq!(h.s.wants_room(), Some((Region::Subscriptions, 32)));
+    h.s.connect(&mqtt_sansio::Connect::new(ProtocolVersion::V5, "c"))
+        .unwrap();
+    h.take_sent();
+    let mut ack = mqtt_sansio::ConnAck::new(ReasonCode::Success);
+    ack.properties.shared_subscription_available = Some(false);
+    h.feed_packet(Packet::ConnAck(ack)).unwrap();
+    let events = h.take_events();
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Ev::RequestDropped { .. })),
+        "{events:?}"
+    );
+    assert_eq!(
+        h.s.wants_room(),
+        None,
+        "the dropped filter waits for no room"
+    );
+}

@@ -349,6 +349,19 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         }
     }
 
+    /// The application's SUBSCRIBE `record` left the log unanswered (dropped as unsendable):
+    /// the table room it was counted for ahead of its SUBACK is no longer wanted.
+    pub(super) fn subscribe_dropped(&mut self, record: &Record) {
+        if !self.keeps_subscriptions() {
+            return;
+        }
+        let log = &self.store.as_ref()[self.layout.log.clone()];
+        if let Some(Packet::Subscribe(s)) = decode_record(log, record) {
+            let bytes = super::room::table_bytes(s.subscriptions.iter().map(|s| s.filter));
+            self.sub_outstanding = self.sub_outstanding.saturating_sub(bytes);
+        }
+    }
+
     /// UNSUBACK answered the UNSUBSCRIBE `record`: filters the broker no longer has (Success,
     /// No Subscription Existed; every filter on 3.1.1, whose UNSUBACK has no codes) are
     /// forgotten.

@@ -317,6 +317,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             if cfg!(feature = "subscription-renewal") && r.kind == Kind::Resubscribe {
                 self.renewal_unsendable(r);
             }
+            if r.kind == Kind::Subscribe {
+                self.subscribe_dropped(r);
+            }
             let region = super::store_region_mut(&mut self.store, &self.layout.log);
             self.log.set_state(region, r.at, State::Dead);
             return Ok(Offer::Dropped);
