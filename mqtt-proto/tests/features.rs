@@ -229,8 +229,10 @@ mod limits_without_v5 {
             TopicFilter::new("a").unwrap(),
             QoS::AtMostOnce,
         )];
-        let mut properties = SubscribeProperties::default();
-        properties.subscription_identifier = NonZeroU32::new(7);
+        let properties = SubscribeProperties {
+            subscription_identifier: NonZeroU32::new(7),
+            ..SubscribeProperties::default()
+        };
         assert_eq!(
             h.s.subscribe(&subs, properties),
             Err(CommandError::Unsupported(
@@ -283,29 +285,33 @@ mod without_subscription_renewal {
 
     use crate::support::Harness;
 
+    /// Subscribes to `a/b` and answers with a grant; the packets transmitted before the
+    /// SUBACK.
+    fn subscribe_granted(h: &mut Harness) -> usize {
+        let subs = [Subscription::new(
+            TopicFilter::new("a/b").unwrap(),
+            QoS::AtLeastOnce,
+        )];
+        let id = h.s.subscribe(&subs, Default::default()).unwrap();
+        let sent = h.take_sent().len();
+        h.feed_packet(Packet::SubAck(SubAck::new(id, &[ReasonCode::GrantedQoS1])))
+            .unwrap();
+        sent
+    }
+
     #[test]
     fn a_lost_session_renews_nothing_even_with_room_to_keep_subscriptions() {
         let mut config = SessionConfig::new(ProtocolVersion::V3_1_1);
         config.subscription_bytes = 256;
         let mut h = Harness::with(config, 16 * 1024);
         h.connect(false, false);
-        let subs = [Subscription::new(
-            TopicFilter::new("a/b").unwrap(),
-            QoS::AtLeastOnce,
-        )];
-        let id = h.s.subscribe(&subs, Default::default()).unwrap();
-        assert_eq!(h.take_sent().len(), 1);
-        h.feed_packet(Packet::SubAck(SubAck::new(id, &[ReasonCode::GrantedQoS1])))
-            .unwrap();
+        assert_eq!(subscribe_granted(&mut h), 1);
         h.transport_closed();
         let sent = h.connect(false, false);
         assert!(sent.is_empty(), "{sent:?}");
         // The application subscribes again itself; the SUBACK answers its SUBSCRIBE.
         h.take_events();
-        let id = h.s.subscribe(&subs, Default::default()).unwrap();
-        assert_eq!(h.take_sent().len(), 1);
-        h.feed_packet(Packet::SubAck(SubAck::new(id, &[ReasonCode::GrantedQoS1])))
-            .unwrap();
+        assert_eq!(subscribe_granted(&mut h), 1);
         let events = h.take_events();
         assert!(
             events
@@ -324,14 +330,7 @@ mod without_subscription_renewal {
         config.journal = true;
         let mut h = Harness::with(config, 16 * 1024);
         h.connect(false, false);
-        let subs = [Subscription::new(
-            TopicFilter::new("a/b").unwrap(),
-            QoS::AtLeastOnce,
-        )];
-        let id = h.s.subscribe(&subs, Default::default()).unwrap();
-        h.take_sent();
-        h.feed_packet(Packet::SubAck(SubAck::new(id, &[ReasonCode::GrantedQoS1])))
-            .unwrap();
+        subscribe_granted(&mut h);
         h.take_sent();
         let kept = Replay::new(&h.journal).any(|r| matches!(r, Record::Subscriptions(_)));
         assert!(!kept);
