@@ -18,10 +18,15 @@ use mqtt_sansio::{Decoded, Packet};
 #[path = "../benches/codec/fixtures.rs"]
 mod fixtures;
 
+#[allow(dead_code)]
+#[path = "../benches/codec/peers.rs"]
+mod peers;
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let [_, direction, name, iterations] = args.as_slice() else {
-        eprintln!("usage: codec_loop decode|encode WORKLOAD ITERATIONS");
+        eprintln!("usage: codec_loop [PEER:]decode|encode WORKLOAD ITERATIONS");
+        eprintln!("PEER is mqttrs, mqtt-protocol or rumqttc; ours without it");
         std::process::exit(2);
     };
     let iterations: u64 = iterations.parse().expect("a number of iterations");
@@ -32,6 +37,10 @@ fn main() {
         std::process::exit(2);
     };
     let mut buf = vec![0u8; w.bytes.len()];
+    if let Some((peer, direction)) = direction.split_once(':') {
+        peer_loop(peer, direction, w, iterations);
+        return;
+    }
     match direction.as_str() {
         "decode" => {
             for _ in 0..iterations {
@@ -51,5 +60,73 @@ fn main() {
             eprintln!("direction is decode or encode");
             std::process::exit(2);
         }
+    }
+}
+
+/// The same loop through a peer codec, so that its instruction count sits beside ours.
+fn peer_loop(peer: &str, direction: &str, w: &fixtures::Workload, iterations: u64) {
+    let bytes = &w.bytes[..];
+    let mut buf = vec![0u8; bytes.len() + 64];
+    let unsupported = || -> ! {
+        eprintln!("{peer} has no {} of {}", direction, w.name);
+        std::process::exit(3);
+    };
+    // mqttrs and mqtt-protocol speak 3.1.1 only; rumqttc's decoders consume their buffer, so
+    // they are timed by the criterion bench alone.
+    if w.version.is_v5() && peer != "rumqttc" {
+        unsupported();
+    }
+    match (peer, direction) {
+        ("mqttrs", "decode") => {
+            for _ in 0..iterations {
+                black_box(&peers::mqttrs::decode(black_box(bytes)));
+            }
+        }
+        ("mqttrs", "encode") => {
+            let Some(p) = peers::mqttrs::convert(&w.packet) else {
+                unsupported()
+            };
+            for _ in 0..iterations {
+                let n = peers::mqttrs::encode(black_box(&p), black_box(&mut buf[..]));
+                assert_eq!(n.ok(), Some(bytes.len()));
+            }
+        }
+        ("mqtt-protocol", "decode") => {
+            for _ in 0..iterations {
+                let mut rest = black_box(bytes);
+                black_box(&peers::mqtt_sansiocol::decode(&mut rest));
+            }
+        }
+        ("mqtt-protocol", "encode") => {
+            let Some(p) = peers::mqtt_sansiocol::convert(&w.packet).filter(|_| !w.version.is_v5())
+            else {
+                unsupported()
+            };
+            for _ in 0..iterations {
+                peers::mqtt_sansiocol::encode(black_box(&p), black_box(&mut buf[..]))
+                    .expect("encodes");
+            }
+        }
+        ("rumqttc", "encode") if !w.version.is_v5() => {
+            let Some(p) = peers::rumqttc_v4::convert(&w.packet) else {
+                unsupported()
+            };
+            let mut out = bytes::BytesMut::with_capacity(2 * bytes.len() + 64);
+            for _ in 0..iterations {
+                out.clear();
+                peers::rumqttc_v4::encode(black_box(&p), black_box(&mut out)).expect("encodes");
+            }
+        }
+        ("rumqttc", "encode") => {
+            let Some(p) = peers::rumqttc_v5::convert(&w.packet) else {
+                unsupported()
+            };
+            let mut out = bytes::BytesMut::with_capacity(2 * bytes.len() + 64);
+            for _ in 0..iterations {
+                out.clear();
+                peers::rumqttc_v5::encode(black_box(&p), black_box(&mut out)).expect("encodes");
+            }
+        }
+        _ => unsupported(),
     }
 }

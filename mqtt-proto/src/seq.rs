@@ -38,7 +38,8 @@ impl<'a, T> Seq<'a, T> {
         }
     }
 
-    /// A sequence over validated wire bytes.
+    /// A sequence over validated wire bytes, which hold at least one element unless empty
+    /// ([`Seq::is_empty`] relies on it).
     pub(crate) const fn from_raw(raw: &'a [u8]) -> Self {
         Self {
             repr: Repr::Raw(raw),
@@ -61,7 +62,12 @@ impl<'a, T: Element<'a>> Seq<'a, T> {
     /// Whether there is no element.
     #[inline]
     pub fn is_empty(&self) -> bool {
-        self.iter().next().is_none()
+        // Decoded bytes were validated as whole elements, so a non-empty run holds at least
+        // one: no element needs parsing to tell.
+        match self.repr {
+            Repr::Raw(raw) => raw.is_empty(),
+            Repr::Slice(items) => items.is_empty(),
+        }
     }
 
     /// Number of elements (counts by iterating when decoded).

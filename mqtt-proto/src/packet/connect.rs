@@ -143,6 +143,16 @@ impl<'a> Connect<'a> {
         Ok((i, connect))
     }
 
+    /// The whole packet, for [`crate::Packet::encode`]'s own arm of CONNECT.
+    #[cfg(not(mqtt_sansio_small))]
+    #[inline(never)]
+    pub(crate) fn encode_packet(&self, buf: &mut [u8]) -> Result<usize, EncodeError> {
+        let lens = self.lengths()?;
+        super::emit(buf, crate::PacketType::Connect, 0, lens, |w, l| {
+            self.encode_body(w, l)
+        })
+    }
+
     pub(crate) fn lengths(&self) -> Result<Lengths, EncodeError> {
         let v5 = self.protocol.v5();
         if !v5 && !self.properties.is_empty() {
@@ -182,6 +192,9 @@ impl<'a> Connect<'a> {
         Ok(lens)
     }
 
+    // Inlined into `encode_packet` on the PC, so that the writer's position stays in a
+    // register instead of being loaded and stored around every field.
+    #[cfg_attr(not(mqtt_sansio_small), inline(always))]
     pub(crate) fn encode_body(&self, w: &mut impl Write, lens: Lengths) {
         w.put_string(self.protocol.protocol_name());
         w.put_u8(self.protocol.level());

@@ -262,37 +262,34 @@ impl<'a> Packet<'a> {
     /// # Errors
     /// [`EncodeError::BufferTooSmall`] when `buf` is shorter than [`Packet::encoded_len`], or
     /// another [`EncodeError`] when the packet cannot be encoded; nothing is written then.
+    #[cfg_attr(not(mqtt_sansio_small), inline)]
     pub fn encode(&self, version: ProtocolVersion, buf: &mut [u8]) -> Result<usize, EncodeError> {
-        self.check_built(version)?;
-        // The packets sent most often get their own arm, so their lengths stay in registers and
-        // they skip the three dispatches of the general path below. Compiled for size, every
-        // packet takes the general path: one copy of each encoder.
+        // The packets sent most often get an encoder of their own, out of line, so that this
+        // is a jump to it: no registers saved for the other arms, no three dispatches of the
+        // general path. Compiled for size, every packet takes the general path: one copy of
+        // each encoder.
         #[cfg(not(mqtt_sansio_small))]
         match self {
-            Self::Publish(p) => {
-                let lens = p.lengths(version)?;
-                return emit(buf, PacketType::Publish, p.header_flags(), lens, |w, l| {
-                    p.encode_body(w, version, l)
-                });
+            Self::Publish(p) if version.is_built() => return p.encode_packet(version, buf),
+            Self::PubAck(p) if version.is_built() => {
+                return p.encode_packet(PacketType::PubAck, version, buf);
             }
-            Self::PubAck(p) | Self::PubRec(p) | Self::PubComp(p) => {
-                let packet_type = self.packet_type();
-                let lens = p.lengths(packet_type, version)?;
-                return emit(buf, packet_type, 0, lens, |w, l| {
-                    p.encode_body(w, version, l)
-                });
+            Self::PubRec(p) if version.is_built() => {
+                return p.encode_packet(PacketType::PubRec, version, buf);
             }
-            Self::PingReq | Self::PingResp => {
-                return emit(buf, self.packet_type(), 0, Lengths::default(), |_, _| {});
+            Self::PubRel(p) if version.is_built() => {
+                return p.encode_packet(PacketType::PubRel, version, buf);
             }
-            Self::Connect(p) => {
-                let lens = p.lengths()?;
-                return emit(buf, PacketType::Connect, 0, lens, |w, l| {
-                    p.encode_body(w, l)
-                });
+            Self::PubComp(p) if version.is_built() => {
+                return p.encode_packet(PacketType::PubComp, version, buf);
             }
+            Self::PingReq | Self::PingResp if version.is_built() => {
+                return encode_empty(self.packet_type(), buf);
+            }
+            Self::Connect(p) if p.protocol.is_built() => return p.encode_packet(buf),
             _ => {}
         }
+        self.check_built(version)?;
         self.encode_general(version, buf)
     }
 
@@ -417,6 +414,29 @@ impl<'a> Packet<'a> {
             Self::Auth(_) => {}
         }
     }
+}
+
+/// A packet of `N` bytes written at the front of `buf` in one store, or `BufferTooSmall`.
+#[cfg(not(mqtt_sansio_small))]
+#[inline(always)]
+fn emit_fixed<const N: usize>(buf: &mut [u8], bytes: [u8; N]) -> Result<usize, EncodeError> {
+    match buf.first_chunk_mut::<N>() {
+        Some(out) => {
+            *out = bytes;
+            Ok(N)
+        }
+        None => Err(EncodeError::BufferTooSmall {
+            needed: N,
+            available: buf.len(),
+        }),
+    }
+}
+
+/// PINGREQ or PINGRESP: a fixed header with nothing after it.
+#[cfg(not(mqtt_sansio_small))]
+#[inline(never)]
+fn encode_empty(packet_type: PacketType, buf: &mut [u8]) -> Result<usize, EncodeError> {
+    emit_fixed(buf, [(packet_type as u8) << 4, 0])
 }
 
 /// Writes one packet whose body `lens` measured: the fixed header, then `body`.

@@ -56,6 +56,48 @@ impl<'a> PubResponse<'a> {
         Ok((rest, response))
     }
 
+    /// The whole packet, for [`crate::Packet::encode`]'s own arms: in 3.1.1 four bytes
+    /// written at once.
+    #[cfg(not(mqtt_sansio_small))]
+    #[inline(never)]
+    pub(crate) fn encode_packet(
+        &self,
+        packet_type: PacketType,
+        version: ProtocolVersion,
+        buf: &mut [u8],
+    ) -> Result<usize, EncodeError> {
+        // [MQTT-3.6.1-1] PUBREL's fixed header flags are 0b0010
+        let first = ((packet_type as u8) << 4)
+            | if packet_type == PacketType::PubRel {
+                0b0010
+            } else {
+                0
+            };
+        if version.v5() {
+            return self.encode_packet_v5(packet_type, first & 0x0F, buf);
+        }
+        reason_tail::check_v3(self.reason_code, &self.properties)?;
+        let [high, low] = self.packet_id.get().to_be_bytes();
+        super::emit_fixed(buf, [first, 2, high, low])
+    }
+
+    /// [`PubResponse::encode_packet`] in 5.0, apart so that the four-byte path of 3.1.1 saves
+    /// no registers for it.
+    #[cfg(not(mqtt_sansio_small))]
+    #[inline(never)]
+    fn encode_packet_v5(
+        &self,
+        packet_type: PacketType,
+        flags: u8,
+        buf: &mut [u8],
+    ) -> Result<usize, EncodeError> {
+        let version = ProtocolVersion::V5;
+        let lens = self.lengths(packet_type, version)?;
+        super::emit(buf, packet_type, flags, lens, |w, l| {
+            self.encode_body(w, version, l)
+        })
+    }
+
     #[inline]
     pub(crate) fn lengths(
         &self,

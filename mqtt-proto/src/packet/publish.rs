@@ -107,6 +107,24 @@ impl<'a> Publish<'a> {
         flags
     }
 
+    /// The whole packet, for [`crate::Packet::encode`]'s own arm of PUBLISH.
+    #[cfg(not(mqtt_sansio_small))]
+    #[inline(never)]
+    pub(crate) fn encode_packet(
+        &self,
+        version: ProtocolVersion,
+        buf: &mut [u8],
+    ) -> Result<usize, EncodeError> {
+        let lens = self.lengths(version)?;
+        super::emit(
+            buf,
+            crate::PacketType::Publish,
+            self.header_flags(),
+            lens,
+            |w, l| self.encode_body(w, version, l),
+        )
+    }
+
     #[cfg_attr(not(mqtt_sansio_small), inline(always))]
     #[cfg_attr(mqtt_sansio_small, inline)]
     pub(crate) fn lengths(&self, version: ProtocolVersion) -> Result<Lengths, EncodeError> {
