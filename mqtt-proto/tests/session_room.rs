@@ -118,6 +118,54 @@ fn a_full_incoming_table_grows_instead_of_leaving_messages_with_the_broker() {
 }
 
 #[test]
+fn a_table_that_can_grow_starts_below_the_receive_maximum_and_takes_a_full_window() {
+    for v in VERSIONS {
+        let mut config = flood_config(v);
+        config.receive_maximum = 16;
+        config.incoming_slots = 2;
+        let small = config.reserved_bytes();
+        config.incoming_slots = 16;
+        assert_eq!(small + 14 * 4, config.reserved_bytes(), "2 slots, not 16");
+        config.incoming_slots = 2;
+        let mut h = Harness::with(config, small + 1024);
+        h.connect(false, false);
+        let mut grew = Vec::new();
+        for id in 1..=16u16 {
+            h.feed_packet(incoming("in", b"m", QoS::ExactlyOnce, id))
+                .unwrap();
+            grew.extend(answer(&mut h));
+        }
+        // MIN_SLOTS first, then doubling: asked for once full, never beyond need.
+        let slots: Vec<usize> = grew.iter().map(|&(_, len)| len / 4).collect();
+        assert!(
+            slots.windows(2).all(|w| w[0] < w[1]) && slots.len() <= 4,
+            "{slots:?}"
+        );
+        let sent = h.take_sent();
+        let recs = sent
+            .iter()
+            .filter(|b| matches!(dec(b, v), Packet::PubRec(_)))
+            .count();
+        assert_eq!(recs, 16, "the whole window taken");
+        let events = h.take_events();
+        assert!(
+            !events
+                .iter()
+                .any(|e| matches!(e, Ev::Overrun { .. } | Ev::Lost(_))),
+            "within the Receive Maximum: no notice, no resync: {events:?}"
+        );
+        for id in 1..=16u16 {
+            h.feed_packet(pubrel(id)).unwrap();
+        }
+        assert_eq!(
+            answer(&mut h),
+            [(Region::Incoming, 8)],
+            "back to its first size"
+        );
+    }
+}
+
+#[test]
 fn at_its_limit_the_table_stops_growing_and_the_session_resyncs_as_before() {
     let mut config = flood_config(ProtocolVersion::V3_1_1);
     config.incoming_slots_limit = 8;

@@ -43,10 +43,12 @@ pub(crate) fn start(options: Options, wait_first: bool) -> Result<Started, Error
     let state = State::new(&options, status_tx, event_tx)?;
     let client_id = state.protocol.client_id.clone();
     let shared = Arc::new(Shared::new(state));
+    let mut brokers = options.brokers;
+    brokers.shrink_to_fit();
     let driver = Driver {
         shared: Arc::clone(&shared),
-        brokers: options.brokers,
-        transport: options.transport,
+        brokers,
+        transport: Box::new(options.transport),
         tls,
         wait_first,
         client_id,
@@ -61,8 +63,10 @@ pub(crate) fn start(options: Options, wait_first: bool) -> Result<Started, Error
 
 struct Driver {
     shared: Arc<Shared>,
+    /// Kept for the life of the client: no spare capacity.
     brokers: Vec<BrokerUrl>,
-    transport: TransportOptions,
+    /// Boxed: read only when dialling, and the task of every client keeps it for good.
+    transport: Box<TransportOptions>,
     tls: Option<TlsConnector>,
     wait_first: bool,
     client_id: String,
@@ -185,7 +189,7 @@ impl Driver {
         // would stay in every idle connection's task for good.
         let open = Box::pin(transport::connect_owned(
             url.clone(),
-            self.transport.clone(),
+            (*self.transport).clone(),
             self.tls.clone(),
         ));
         let stream = match self.serve_until(tokio::time::timeout(timeout, open)).await {

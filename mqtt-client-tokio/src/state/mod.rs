@@ -34,14 +34,18 @@ const ALIAS_TOPIC_BYTES: usize = 264;
 /// Room for outgoing topic aliases when enabled.
 const OUTGOING_ALIAS_BYTES: usize = 16 * 1024;
 /// Incoming QoS 2 messages the session can track, whatever the Receive Maximum (4 KiB); the
-/// table starts at the Receive Maximum and grows to this as a flood needs it.
+/// table grows to this as a flood needs it.
 const INCOMING_SLOTS: u16 = 1024;
-/// Bytes of subscription table a new client starts with (a dozen filters); it grows to
+/// Incoming QoS 2 messages a new client's table has room for (64 bytes), or the Receive
+/// Maximum if lower: it grows (a slot per message in flight) only while QoS 2 messages
+/// arrive faster than they are released, and shrinks back once they are.
+const INITIAL_INCOMING: u16 = 16;
+/// Bytes of subscription table a new client starts with (a filter or two); it grows to
 /// `Policy::subscription_bytes` as subscriptions need it.
-const INITIAL_SUBSCRIPTIONS: usize = 256;
-/// Bytes of queue a new client starts with; it grows on demand up to
-/// `Policy::offline_queue_bytes` and shrinks back when drained.
-pub(crate) const INITIAL_LOG: usize = 512;
+const INITIAL_SUBSCRIPTIONS: usize = 64;
+/// Bytes of queue a new client starts with (a couple of small messages); it grows on demand
+/// up to `Policy::offline_queue_bytes` and shrinks back when drained.
+pub(crate) const INITIAL_LOG: usize = 256;
 /// Most packet-id index slots: more than any window brokers grant in practice.
 const INDEX_SLOTS: u16 = 256;
 /// Largest authentication data an authenticator writes in one step.
@@ -300,7 +304,7 @@ impl State {
         let config = session_config(&protocol, &policy, options.persistence.as_ref())?;
         // The queue starts small and grows as messages wait (see `grow_store`): a client
         // that never queues much never holds (nor zeroes) `offline_queue_bytes`.
-        let log = policy.offline_queue_bytes.clamp(256, INITIAL_LOG);
+        let log = INITIAL_LOG;
         let mut session = Session::new(config, vec![0u8; config.reserved_bytes() + log])?;
         let limit = policy.offline_queue_bytes.max(INITIAL_LOG);
         let journal = match &options.persistence {
@@ -645,7 +649,7 @@ fn session_config(
         config.incoming_slots = config.incoming_slots_limit;
         config.subscription_bytes = policy.subscription_bytes;
     } else {
-        config.incoming_slots = config.receive_maximum;
+        config.incoming_slots = config.receive_maximum.min(INITIAL_INCOMING);
         config.subscription_bytes = policy.subscription_bytes.min(INITIAL_SUBSCRIPTIONS);
     }
     // The driver acknowledges a message once its subscription streams took it (or the

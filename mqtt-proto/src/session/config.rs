@@ -21,7 +21,10 @@ pub struct SessionConfig {
     /// as Receive Maximum in 5.0.
     pub receive_maximum: u16,
     /// Incoming QoS 2 messages (and, with manual acks, messages waiting for the application)
-    /// the store can track at once: at least `receive_maximum`, 4 bytes each. Brokers do
+    /// the store can track at once, 4 bytes each: at least `receive_maximum`, or, when
+    /// `incoming_slots_limit` lets the table grow to `receive_maximum`, the size it starts
+    /// at (a driver that grows it as [`Session::wants_room`](super::Session::wants_room) asks
+    /// takes as many messages as a table of `receive_maximum` slots). Brokers do
     /// exceed the Receive Maximum (mosquitto resuming a session, 3.1.1 brokers that cannot
     /// know it): the excess is accepted while it fits here and reported once per connection
     /// ([`Notice::ReceiveMaximumExceeded`](super::Notice::ReceiveMaximumExceeded)). A QoS 2
@@ -214,12 +217,19 @@ impl SessionConfig {
         Ok(crate::Packet::Connect(c).encoded_len(c.protocol)? + 16)
     }
 
-    /// Slots of the incoming table: `incoming_slots`, at least `receive_maximum`.
+    /// Slots of the incoming table: `incoming_slots`, at least `receive_maximum` unless the
+    /// table may grow that far (`incoming_slots_limit`): one that grows as messages arrive
+    /// starts at `incoming_slots`.
     pub const fn incoming_table(&self) -> usize {
-        if self.incoming_slots > self.receive_maximum {
+        let floor = if self.incoming_slots_limit >= self.receive_maximum {
+            0
+        } else {
+            self.receive_maximum
+        };
+        if self.incoming_slots > floor {
             self.incoming_slots as usize
         } else {
-            self.receive_maximum as usize
+            floor as usize
         }
     }
 
