@@ -46,7 +46,7 @@ impl Driver {
         let mut need_flush = false;
         let mut close_at = None;
         loop {
-            let (timer, sync_at, waiter, reading) = {
+            let (timer, sync_at, waiter, reading, journaled) = {
                 let mut state = self.shared.lock();
                 state.start_shutdown();
                 state.retry_waiting();
@@ -66,12 +66,22 @@ impl Driver {
                 // through); its unacknowledged messages hold the broker back. Only a broker
                 // that ignores its window could fill the outbox to this bound.
                 let reading = state.conn_end.is_none() && state.outbox.len() < OUTBOX_LIMIT;
-                (timer, state.journal_sync_at(), state.room_waiter(), reading)
+                let journaled = state.journal.is_some();
+                (
+                    timer,
+                    state.journal_sync_at(),
+                    state.room_waiter(),
+                    reading,
+                    journaled,
+                )
             };
             // Write-ahead: what the session journaled up to the output taken above is written
-            // before that output goes out.
-            if let Err(error) = self.persist().await {
-                return End::failed(error);
+            // before that output goes out. Boxed, and only with a journal: without one there
+            // is nothing to write, and inline its state would stay in every client's task.
+            if journaled {
+                if let Err(error) = Box::pin(self.persist()).await {
+                    return End::failed(error);
+                }
             }
             if rbuf.is_empty() && read_size == MIN_READ && rbuf.capacity() > 4 * MIN_READ {
                 // The traffic has gone quiet after a burst: the buffer goes back to the idle

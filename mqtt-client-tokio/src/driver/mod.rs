@@ -170,7 +170,12 @@ impl Driver {
                 state.emit(Event::Reconnecting { attempt, delay });
                 delay
             };
-            if self.serve_until(tokio::time::sleep(delay)).await.is_none() {
+            // Boxed, as the opening below: an idle connected client's task would otherwise
+            // keep room for this wait's timer and select.
+            if Box::pin(self.serve_until(tokio::time::sleep(delay)))
+                .await
+                .is_none()
+            {
                 return self.shared.lock().fatal.take().unwrap_or(Error::Closed);
             }
         }
@@ -192,7 +197,8 @@ impl Driver {
             (*self.transport).clone(),
             self.tls.clone(),
         ));
-        let stream = match self.serve_until(tokio::time::timeout(timeout, open)).await {
+        let opening = Box::pin(self.serve_until(tokio::time::timeout(timeout, open)));
+        let stream = match opening.await {
             None => match self.shared.lock().fatal.take() {
                 Some(error) => return End::failed(error),
                 None => return End::Closed,
@@ -220,7 +226,7 @@ impl Driver {
         tokio::pin!(fut);
         loop {
             // Publishes made while disconnected are stored meanwhile.
-            if self.persist().await.is_err() {
+            if Box::pin(self.persist()).await.is_err() {
                 return None;
             }
             let (waiter, sync_at) = {

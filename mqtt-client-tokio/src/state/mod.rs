@@ -606,11 +606,13 @@ pub(crate) enum Waiter {
 
 /// Waits for room where the first held message goes; `false` when that stream is gone.
 pub(crate) async fn room(waiter: Option<Waiter>) -> bool {
+    // The waits are boxed: they happen only behind a slow consumer, and inline they would
+    // keep room in every client's task for good.
     match waiter {
         // The permit is given back at once: the message is then sent with `try_send`, which
         // cannot fail for lack of room, as the driver is the only sender that waits.
-        Some(Waiter::Stream(tx)) => tx.reserve().await.is_ok(),
-        Some(Waiter::Events(tx)) => tx.reserve().await.is_ok(),
+        Some(Waiter::Stream(tx)) => Box::pin(tx.reserve()).await.is_ok(),
+        Some(Waiter::Events(tx)) => Box::pin(tx.reserve()).await.is_ok(),
         None => std::future::pending().await,
     }
 }
