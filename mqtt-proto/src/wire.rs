@@ -166,14 +166,15 @@ fn any_below(bytes: &[u8], bound: u8) -> bool {
     // The high bit of a byte of the result is set where `x` has a byte below `bound` (a borrow
     // only propagates upwards from a real one, so "any" is exact).
     let below = |x: u64| x.wrapping_sub(LO * u64::from(bound)) & !x & HI;
-    if let (Some(head), Some(tail)) = (bytes.first_chunk::<4>(), bytes.last_chunk::<4>()) {
-        if bytes.len() < 8 {
-            // Four to seven bytes (a client id, a user name): two overlapping half-words in
-            // one word, instead of a byte loop.
+    if bytes.len() < 8 {
+        // Four to seven bytes (a client id, a user name): two overlapping half-words in one
+        // word, instead of a byte loop.
+        if let (Some(head), Some(tail)) = (bytes.first_chunk::<4>(), bytes.last_chunk::<4>()) {
             let word =
                 u64::from(u32::from_le_bytes(*head)) | u64::from(u32::from_le_bytes(*tail)) << 32;
             return below(word) != 0;
         }
+        return bytes.iter().any(|&b| b < bound);
     }
     let mut chunks = bytes.chunks_exact(8);
     let mut found = 0;
