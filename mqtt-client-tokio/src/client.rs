@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use mqtt_sansio::{PacketId, QoS, ReasonCode, SubscriptionOptions};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
 
 use crate::state::{Done, Queued, Shared, State, Status, Stored};
 use crate::{DisconnectOptions, Error, Events, Message, Options, RequestProperties, Subscription};
@@ -27,7 +27,6 @@ pub struct Client {
 /// What the clones of one [`Client`] share; dropping it (the last clone) stops the driver.
 struct Handle {
     shared: Arc<Shared>,
-    status: watch::Receiver<Status>,
 }
 
 impl Drop for Handle {
@@ -40,7 +39,7 @@ impl Drop for Handle {
 impl std::fmt::Debug for Handle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Handle")
-            .field("status", &*self.status.borrow())
+            .field("status", &self.shared.lock().status)
             .finish_non_exhaustive()
     }
 }
@@ -57,7 +56,7 @@ impl Client {
     /// # Panics
     /// Outside a tokio runtime.
     pub fn new(options: Options) -> Result<(Self, Events), Error> {
-        Self::start(options, false)
+        Self::start(options, false).map(|(client, events, _)| (client, events))
     }
 
     /// Starts the driver and waits for the first connection. Each broker is tried once, in
@@ -72,26 +71,27 @@ impl Client {
     /// # Cancel safety
     /// Cancelling drops the handle, which stops the driver: nothing is left running.
     pub async fn connect(options: Options) -> Result<(Self, Events), Error> {
-        let (client, events) = Self::start(options, true)?;
-        let mut status = client.inner.status.clone();
-        let outcome = status
-            .wait_for(|s| !matches!(s, Status::Connecting))
-            .await
-            .map(|s| s.clone());
-        match outcome {
-            Ok(Status::Connected) => Ok((client, events)),
-            Ok(Status::Stopped(e)) => Err(e),
-            Ok(Status::Connecting) | Err(_) => Err(Error::Closed),
+        let (client, events, first) = Self::start(options, true)?;
+        match first {
+            Some(first) => match first.await {
+                Ok(Ok(())) => Ok((client, events)),
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(Error::Closed),
+            },
+            None => Err(Error::Closed),
         }
     }
 
-    fn start(options: Options, wait_first: bool) -> Result<(Self, Events), Error> {
+    fn start(
+        options: Options,
+        wait_first: bool,
+    ) -> Result<(Self, Events, Option<crate::driver::FirstOutcome>), Error> {
         let started = crate::driver::start(options, wait_first)?;
         let inner = Arc::new(Handle {
             shared: started.shared,
-            status: started.status,
         });
-        Ok((Self { inner }, Events { rx: started.events }))
+        let events = Events { rx: started.events };
+        Ok((Self { inner }, events, started.first_outcome))
     }
 
     /// Runs a command against the shared state, then wakes the driver to act on it.
@@ -103,7 +103,7 @@ impl Client {
 
     /// Whether the client is connected to a broker right now.
     pub fn is_connected(&self) -> bool {
-        matches!(*self.inner.status.borrow(), Status::Connected)
+        matches!(self.inner.shared.lock().status, Status::Connected)
     }
 
     /// Publishes and waits until the broker has it: PUBACK for QoS 1, PUBCOMP for QoS 2,
@@ -162,7 +162,7 @@ impl Client {
             packet_id,
             stored: Some(stored),
             rx,
-            status: self.inner.status.clone(),
+            shared: Arc::clone(&self.inner.shared),
         })
     }
 
@@ -302,7 +302,7 @@ impl Client {
             return Ok(());
         };
         let stored = self.command(|state| state.ack(packet_id))?;
-        stored.await.map_err(|_| stop_reason(&self.inner.status))
+        stored.await.map_err(|_| self.stop_reason())
     }
 
     /// Answers a 5.0 enhanced-authentication challenge ([`Event::Auth`](crate::Event::Auth) with Continue
@@ -368,14 +368,7 @@ impl Client {
     }
 
     fn stop_reason(&self) -> Error {
-        stop_reason(&self.inner.status)
-    }
-}
-
-fn stop_reason(status: &watch::Receiver<Status>) -> Error {
-    match &*status.borrow() {
-        Status::Stopped(e) => e.clone(),
-        _ => Error::Closed,
+        self.inner.shared.lock().stop_reason()
     }
 }
 
@@ -387,7 +380,8 @@ pub struct Delivery {
     packet_id: Option<PacketId>,
     stored: Option<Stored>,
     rx: Done,
-    status: watch::Receiver<Status>,
+    /// For the stop reason, should the client stop first.
+    shared: Arc<Shared>,
 }
 
 impl Delivery {
@@ -416,7 +410,7 @@ impl Delivery {
         };
         let result = stored.await;
         self.stored = None;
-        result.map_err(|_| stop_reason(&self.status))
+        result.map_err(|_| self.shared.lock().stop_reason())
     }
 }
 
@@ -427,7 +421,7 @@ impl Future for Delivery {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match Pin::new(&mut self.rx).poll(cx) {
             Poll::Ready(Ok(result)) => Poll::Ready(result),
-            Poll::Ready(Err(_)) => Poll::Ready(Err(stop_reason(&self.status))),
+            Poll::Ready(Err(_)) => Poll::Ready(Err(self.shared.lock().stop_reason())),
             Poll::Pending => Poll::Pending,
         }
     }

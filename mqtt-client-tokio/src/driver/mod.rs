@@ -7,7 +7,7 @@ mod io;
 use std::future::Future;
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot};
 use tokio_rustls::TlsConnector;
 use tracing::{info, warn, Instrument};
 
@@ -16,11 +16,15 @@ use crate::state::{room, End, Shared, State, Status};
 use crate::url::BrokerUrl;
 use crate::{transport, Error, Event, Options};
 
+/// `Client::connect`'s answer: the first connection's outcome.
+pub(crate) type FirstOutcome = oneshot::Receiver<Result<(), Error>>;
+
 /// What a started driver gives the handles.
 pub(crate) struct Started {
     /// The state shared with the driver.
     pub(crate) shared: Arc<Shared>,
-    pub(crate) status: watch::Receiver<Status>,
+    /// With `wait_first`: the first connection's outcome.
+    pub(crate) first_outcome: Option<FirstOutcome>,
     pub(crate) events: mpsc::Receiver<crate::state::EventBox>,
 }
 
@@ -38,9 +42,14 @@ pub(crate) fn start(options: Options, wait_first: bool) -> Result<Started, Error
     } else {
         None
     };
-    let (status_tx, status) = watch::channel(Status::Connecting);
+    let (first_tx, first_outcome) = if wait_first {
+        let (tx, rx) = oneshot::channel();
+        (Some(tx), Some(rx))
+    } else {
+        (None, None)
+    };
     let (event_tx, events) = mpsc::channel(options.policy.event_buffer.max(1));
-    let state = State::new(&options, status_tx, event_tx)?;
+    let state = State::new(&options, first_tx, event_tx)?;
     let client_id = state.protocol.client_id.clone();
     let shared = Arc::new(Shared::new(state));
     let mut brokers = options.brokers;
@@ -56,7 +65,7 @@ pub(crate) fn start(options: Options, wait_first: bool) -> Result<Started, Error
     tokio::spawn(driver.run());
     Ok(Started {
         shared,
-        status,
+        first_outcome,
         events,
     })
 }

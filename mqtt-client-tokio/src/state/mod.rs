@@ -20,7 +20,7 @@ use bytes::BytesMut;
 use mqtt_sansio::session::{Instant, Session, SessionConfig};
 use mqtt_sansio::SubscriptionOptions;
 use mqtt_sansio::{Connect, ReasonCode, Seq, TopicName, WillProperties};
-use tokio::sync::{mpsc, oneshot, watch, Notify};
+use tokio::sync::{mpsc, oneshot, Notify};
 use tracing::{info, warn};
 
 use crate::message::user_refs;
@@ -217,6 +217,12 @@ pub(crate) struct Shared {
     pub(crate) wake: Notify,
 }
 
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").finish_non_exhaustive()
+    }
+}
+
 impl Shared {
     pub(crate) fn new(state: State) -> Self {
         Self {
@@ -239,7 +245,12 @@ pub(crate) struct State {
     pub(crate) protocol: ProtocolOptions,
     pub(crate) policy: Policy,
     epoch: tokio::time::Instant,
-    status: watch::Sender<Status>,
+    /// Where the driver stands, read by the handles under the lock (a `watch` channel would
+    /// cost every client 376 bytes for a value only `Client::connect` waits on).
+    pub(crate) status: Status,
+    /// `Client::connect`'s wait for the first connection: answered when the status first
+    /// becomes `Connected` or `Stopped`, then gone.
+    first_outcome: Option<oneshot::Sender<Result<(), Error>>>,
     /// Set once the driver has stopped: commands then fail with it at once.
     pub(crate) stopped: Option<Error>,
     /// Commands taken so far: the driver waits for more while this keeps growing (see
@@ -296,7 +307,7 @@ pub(crate) struct State {
 impl State {
     pub(crate) fn new(
         options: &Options,
-        status: watch::Sender<Status>,
+        first_outcome: Option<oneshot::Sender<Result<(), Error>>>,
         events: mpsc::Sender<EventBox>,
     ) -> Result<Self, Error> {
         let protocol = options.protocol.clone();
@@ -324,7 +335,8 @@ impl State {
             protocol,
             policy,
             epoch: tokio::time::Instant::now(),
-            status,
+            status: Status::Connecting,
+            first_outcome,
             stopped: None,
             commands_seen: 0,
             events: EventSink {
@@ -528,7 +540,27 @@ impl State {
     }
 
     pub(crate) fn set_status(&mut self, status: Status) {
-        self.status.send_replace(status);
+        let outcome = match &status {
+            Status::Connecting => None,
+            Status::Connected => Some(Ok(())),
+            Status::Stopped(error) => Some(Err(error.clone())),
+        };
+        if let Some(outcome) = outcome {
+            if let Some(first) = self.first_outcome.take() {
+                // `Client::connect` may have given up waiting: nothing to tell then.
+                let _ = first.send(outcome);
+            }
+        }
+        self.status = status;
+    }
+
+    /// Why the client stopped, or `Closed` while it has not (a handle's request was dropped
+    /// unanswered).
+    pub(crate) fn stop_reason(&self) -> Error {
+        match &self.status {
+            Status::Stopped(error) => error.clone(),
+            _ => Error::Closed,
+        }
     }
 
     /// The session's clock.
