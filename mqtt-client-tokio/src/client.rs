@@ -87,10 +87,12 @@ impl Client {
         wait_first: bool,
     ) -> Result<(Self, Events, Option<crate::driver::FirstOutcome>), Error> {
         let started = crate::driver::start(options, wait_first)?;
+        let events = Events {
+            shared: Arc::clone(&started.shared),
+        };
         let inner = Arc::new(Handle {
             shared: started.shared,
         });
-        let events = Events { rx: started.events };
         Ok((Self { inner }, events, started.first_outcome))
     }
 

@@ -7,7 +7,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use mqtt_sansio::session::Notice;
 use mqtt_sansio::{PacketId, QoS, ReasonCode};
-use tokio::sync::mpsc;
+use std::sync::Arc;
+
+use crate::state::Shared;
 
 use crate::{Error, Message};
 
@@ -173,7 +175,7 @@ impl ConnAckInfo {
 /// the connection down. Drop it if you do not need it. Ends when the client stops.
 #[derive(Debug)]
 pub struct Events {
-    pub(crate) rx: mpsc::Receiver<Box<Event>>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl Events {
@@ -182,14 +184,25 @@ impl Events {
     /// # Cancel safety
     /// Cancel safe.
     pub async fn recv(&mut self) -> Option<Event> {
-        self.rx.recv().await.map(|event| *event)
+        std::future::poll_fn(|cx| self.poll_event(cx)).await
+    }
+
+    fn poll_event(&self, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+        let polled = self.shared.lock().events.poll_recv(cx);
+        polled.map(|event| event.map(|event| *event))
     }
 }
 
 impl futures_core::Stream for Events {
     type Item = Event;
 
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
-        self.rx.poll_recv(cx).map(|event| event.map(|event| *event))
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+        self.poll_event(cx)
+    }
+}
+
+impl Drop for Events {
+    fn drop(&mut self) {
+        self.shared.lock().events.close();
     }
 }

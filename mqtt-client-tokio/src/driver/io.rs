@@ -101,7 +101,7 @@ impl Driver {
                 step = write_or_flush(&mut wr, &out), if writing || flushing => step,
                 () = sleep_until(deadline), if deadline.is_some() => Step::Timer,
                 () = self.shared.wake.notified() => Step::Woken,
-                open = room(waiter), if has_outbox => Step::Room(open),
+                open = room(&self.shared, waiter), if has_outbox => Step::Room(open),
             };
             match step {
                 Step::Read(Ok(0)) => {

@@ -7,7 +7,7 @@ mod io;
 use std::future::Future;
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio_rustls::TlsConnector;
 use tracing::{info, warn, Instrument};
 
@@ -25,7 +25,6 @@ pub(crate) struct Started {
     pub(crate) shared: Arc<Shared>,
     /// With `wait_first`: the first connection's outcome.
     pub(crate) first_outcome: Option<FirstOutcome>,
-    pub(crate) events: mpsc::Receiver<crate::state::EventBox>,
 }
 
 /// Starts the driver task for `options`. `wait_first`: stop once the first round of
@@ -48,8 +47,7 @@ pub(crate) fn start(options: Options, wait_first: bool) -> Result<Started, Error
     } else {
         (None, None)
     };
-    let (event_tx, events) = mpsc::channel(options.policy.event_buffer.max(1));
-    let state = State::new(&options, first_tx, event_tx)?;
+    let state = State::new(&options, first_tx)?;
     let client_id = state.protocol.client_id.clone();
     let shared = Arc::new(Shared::new(state));
     let mut brokers = options.brokers;
@@ -66,7 +64,6 @@ pub(crate) fn start(options: Options, wait_first: bool) -> Result<Started, Error
     Ok(Started {
         shared,
         first_outcome,
-        events,
     })
 }
 
@@ -251,7 +248,7 @@ impl Driver {
                 out = &mut fut => return Some(out),
                 () = io::sleep_until(sync_at), if sync_at.is_some() => {}
                 () = self.shared.wake.notified() => {}
-                open = room(waiter), if has_outbox => self.shared.lock().on_room(open),
+                open = room(&self.shared, waiter), if has_outbox => self.shared.lock().on_room(open),
             }
         }
     }

@@ -576,7 +576,7 @@ impl State {
         let Some(last) = targets.pop() else {
             self.route_targets = targets;
             debug!(topic = %message.topic, "message matches no subscription: to the events");
-            if self.events.tx.is_closed() {
+            if self.events.is_closed() {
                 // Nobody can see it, nor acknowledge it: do it here rather than stall the
                 // broker's window.
                 self.ack_delivered(message.packet_id);
@@ -626,15 +626,13 @@ impl State {
                     None
                 }
             },
-            Target::Events if self.events.tx.is_closed() => None,
-            Target::Events => match self.events.tx.capacity() {
-                // Room for a pending lag report too.
-                n if n >= 2 || (n == 1 && self.events.missed == 0) => {
-                    self.events.emit(Event::Message(message));
-                    None
-                }
-                _ => Some(message),
-            },
+            Target::Events if self.events.is_closed() => None,
+            // Room for a pending lag report too.
+            Target::Events if self.events.fits() => {
+                self.events.emit(Event::Message(message));
+                None
+            }
+            Target::Events => Some(message),
         }
     }
 
@@ -671,7 +669,7 @@ impl State {
     pub(crate) fn room_waiter(&self) -> Option<super::Waiter> {
         Some(match &self.outbox.front()?.target {
             Target::Stream(tx) => super::Waiter::Stream(tx.clone()),
-            Target::Events => super::Waiter::Events(self.events.tx.clone()),
+            Target::Events => super::Waiter::Events,
         })
     }
 

@@ -9,6 +9,7 @@
 
 mod commands;
 mod dispatch;
+mod events;
 mod wire;
 
 use std::collections::{HashMap, VecDeque};
@@ -28,6 +29,7 @@ use crate::options::{DisconnectOptions, Policy, ProtocolOptions};
 use crate::{Error, Event, Message, Options, RequestProperties, Subscription};
 
 pub(crate) use commands::{Done, Queued, Stored};
+pub(crate) use events::EventSink;
 pub(crate) use wire::OUTBOX_LIMIT;
 /// Per-alias room for incoming topic aliases.
 const ALIAS_TOPIC_BYTES: usize = 264;
@@ -139,56 +141,6 @@ pub(crate) struct Shutdown {
     started: bool,
 }
 
-/// An event in the events channel. Boxed: tokio's channel allocates its first block of 32
-/// slots up front, and 32 inline events (about 200 bytes each) were the largest allocation
-/// of an idle client after the session's store.
-pub(crate) type EventBox = Box<Event>;
-
-/// Events for the application, never blocking the driver.
-pub(crate) struct EventSink {
-    tx: mpsc::Sender<EventBox>,
-    missed: u64,
-}
-
-impl EventSink {
-    /// Whether an event (and a pending lag report) would be sent; counts a miss if not. False
-    /// once the application dropped [`Events`](crate::Events), so nothing is built for it.
-    pub(crate) fn has_room(&mut self) -> bool {
-        if self.tx.is_closed() {
-            return false;
-        }
-        let needed = if self.missed > 0 { 2 } else { 1 };
-        if self.tx.capacity() >= needed {
-            return true;
-        }
-        self.missed += 1;
-        false
-    }
-
-    /// Sends `event` if there is room; counts it as missed otherwise. Returns whether sent.
-    pub(crate) fn emit(&mut self, event: Event) -> bool {
-        if self.tx.is_closed() {
-            return false;
-        }
-        if self.missed > 0 {
-            let lagged = Event::Lagged {
-                missed: self.missed,
-            };
-            if self.tx.try_send(Box::new(lagged)).is_err() {
-                self.missed += 1;
-                return false;
-            }
-            self.missed = 0;
-        }
-        match self.tx.try_send(Box::new(event)) {
-            Ok(()) => true,
-            Err(_) => {
-                self.missed += 1;
-                false
-            }
-        }
-    }
-}
 /// Where the driver stands, for handles.
 #[derive(Debug, Clone)]
 pub(crate) enum Status {
@@ -256,7 +208,7 @@ pub(crate) struct State {
     /// Commands taken so far: the driver waits for more while this keeps growing (see
     /// `Driver::gather`).
     pub(crate) commands_seen: u64,
-    events: EventSink,
+    pub(crate) events: EventSink,
     /// The broker of the current connection, for events.
     pub(crate) broker: String,
     pub(crate) connected_once: bool,
@@ -308,7 +260,6 @@ impl State {
     pub(crate) fn new(
         options: &Options,
         first_outcome: Option<oneshot::Sender<Result<(), Error>>>,
-        events: mpsc::Sender<EventBox>,
     ) -> Result<Self, Error> {
         let protocol = options.protocol.clone();
         let policy = options.policy.clone();
@@ -339,10 +290,7 @@ impl State {
             first_outcome,
             stopped: None,
             commands_seen: 0,
-            events: EventSink {
-                tx: events,
-                missed: 0,
-            },
+            events: EventSink::new(options.policy.event_buffer),
             broker: String::new(),
             connected_once: false,
             connected: false,
@@ -619,9 +567,8 @@ impl State {
             );
         }
         self.routes.clear();
-        // The handles keep this state alive: the events stream ends when its sender goes,
-        // so swap it for one nobody listens to.
-        self.events.tx = mpsc::channel(1).0;
+        // The handles keep this state alive: the events stream ends here, once read.
+        self.events.end();
         if let Some(shutdown) = self.shutdown.take() {
             for reply in shutdown.replies {
                 let _ = reply.send(Ok(()));
@@ -633,18 +580,18 @@ impl State {
 /// What the first held message waits on.
 pub(crate) enum Waiter {
     Stream(mpsc::Sender<Message>),
-    Events(mpsc::Sender<EventBox>),
+    Events,
 }
 
 /// Waits for room where the first held message goes; `false` when that stream is gone.
-pub(crate) async fn room(waiter: Option<Waiter>) -> bool {
+pub(crate) async fn room(shared: &Shared, waiter: Option<Waiter>) -> bool {
     // The waits are boxed: they happen only behind a slow consumer, and inline they would
     // keep room in every client's task for good.
     match waiter {
         // The permit is given back at once: the message is then sent with `try_send`, which
         // cannot fail for lack of room, as the driver is the only sender that waits.
         Some(Waiter::Stream(tx)) => Box::pin(tx.reserve()).await.is_ok(),
-        Some(Waiter::Events(tx)) => Box::pin(tx.reserve()).await.is_ok(),
+        Some(Waiter::Events) => std::future::poll_fn(|cx| shared.lock().events.poll_room(cx)).await,
         None => std::future::pending().await,
     }
 }
