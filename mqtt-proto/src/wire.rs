@@ -324,6 +324,10 @@ pub(crate) trait Write {
             // The guard just checked it fits.
             self.put_u8(value as u8);
             return;
+        } else if value < 0x4000 {
+            // Two bytes (up to 16 KiB), as one write; truncation keeps the low seven bits.
+            self.put_slice(&[(value as u8) | 0x80, (value >> 7) as u8]);
+            return;
         }
         let mut value = value;
         loop {
