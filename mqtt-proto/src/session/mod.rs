@@ -1170,11 +1170,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     pub fn abandoned_message(&self) -> Option<Publish<'_>> {
         let region = store_region(&self.store, &self.layout.log);
         let (packet, v5) = store::Log::bytes_at(region, self.reported?)?;
-        match Packet::decode(packet, record_version(v5), u32::MAX) {
-            Ok(crate::Decoded::Packet {
-                packet: Packet::Publish(p),
-                ..
-            }) => Some(p),
+        match decode_stored(packet, record_version(v5)) {
+            Some((Packet::Publish(p), _)) => Some(p),
             _ => None,
         }
     }
@@ -1397,8 +1394,16 @@ fn record_version(v5: bool) -> ProtocolVersion {
 
 /// A log record's packet, decoded in the version it was encoded in.
 fn decode_record<'r>(region: &'r [u8], r: &Record) -> Option<Packet<'r>> {
-    match Packet::decode(r.packet(region), record_version(r.v5), u32::MAX) {
-        Ok(crate::Decoded::Packet { packet, .. }) => Some(packet),
+    decode_stored(r.packet(region), record_version(r.v5)).map(|(packet, _)| packet)
+}
+
+/// Decodes a packet the session wrote into its store (a PUBLISH, PUBREL, SUBSCRIBE or
+/// UNSUBSCRIBE), and its length; `None` for malformed bytes. Through the client session's
+/// own decoder (`read::decode_client`), not [`Packet::decode`], so that a client build
+/// links one dispatch over packet types, without the server's packets.
+fn decode_stored(bytes: &[u8], version: ProtocolVersion) -> Option<(Packet<'_>, usize)> {
+    match read::decode_client(bytes, version, u32::MAX) {
+        Ok(crate::Decoded::Packet { packet, len }) => Some((packet, len)),
         _ => None,
     }
 }
