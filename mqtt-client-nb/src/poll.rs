@@ -383,47 +383,57 @@ impl<'b, S: Read + Write, J: Journal> Client<'b, S, J> {
     }
 
     /// Waits for one transport operation, or the session's next deadline, whichever comes
-    /// first. Writing (and flushing) comes before reading.
+    /// first. Writing (and flushing) comes before reading. One race of one future, whichever
+    /// operation it runs: a `select` per operation would be compiled three times over.
     async fn wait_io<C: Clock>(&mut self, clock: &C) -> Option<Event<'static>> {
         let deadline = self.session.poll_timeout().map(Instant::as_millis);
         let Some(transport) = self.transport.as_mut() else {
             return Some(Event::Error(Error::NotConnected));
         };
-        if self.tx_start < self.tx_end {
-            let pending = self.tx.get(self.tx_start..self.tx_end).unwrap_or_default();
-            match select(transport.write(pending), sleep(clock, deadline)).await {
-                Either::First(Ok(0)) => {
-                    return Some(self.fail(Error::Transport(ErrorKind::WriteZero)))
-                }
-                Either::First(Ok(n)) => {
-                    self.tx_start += n;
-                    self.unflushed = true;
-                }
-                Either::First(Err(e)) => return Some(self.fail(Error::Transport(e.kind()))),
-                Either::Second(()) => {}
+        let op = if self.tx_start < self.tx_end {
+            Io::Write
+        } else if self.unflushed {
+            Io::Flush
+        } else {
+            if self.rx_start > 0 {
+                self.rx.copy_within(self.rx_start..self.rx_end, 0);
+                self.rx_end -= self.rx_start;
+                self.rx_start = 0;
             }
-            return None;
-        }
-        if self.unflushed {
-            match select(transport.flush(), sleep(clock, deadline)).await {
-                Either::First(Ok(())) => self.unflushed = false,
-                Either::First(Err(e)) => return Some(self.fail(Error::Transport(e.kind()))),
-                Either::Second(()) => {}
+            if self.rx_end == self.rx.len() {
+                return Some(self.fail(Error::RxBufferFull));
             }
-            return None;
-        }
-        if self.rx_start > 0 {
-            self.rx.copy_within(self.rx_start..self.rx_end, 0);
-            self.rx_end -= self.rx_start;
-            self.rx_start = 0;
-        }
-        if self.rx_end == self.rx.len() {
-            return Some(self.fail(Error::RxBufferFull));
-        }
-        let free = self.rx.get_mut(self.rx_end..).unwrap_or_default();
-        match select(transport.read(free), sleep(clock, deadline)).await {
-            Either::First(Ok(0)) => return Some(self.fail(Error::ConnectionClosed)),
-            Either::First(Ok(n)) => {
+            Io::Read
+        };
+        let (tx, rx) = (&self.tx, &mut self.rx);
+        let (tx_start, tx_end, rx_end) = (self.tx_start, self.tx_end, self.rx_end);
+        let io = async {
+            match op {
+                Io::Write => {
+                    let pending = tx.get(tx_start..tx_end).unwrap_or_default();
+                    transport.write(pending).await
+                }
+                Io::Flush => transport.flush().await.map(|()| 0),
+                Io::Read => {
+                    let free = rx.get_mut(rx_end..).unwrap_or_default();
+                    transport.read(free).await
+                }
+            }
+        };
+        let n = match select(io, sleep(clock, deadline)).await {
+            Either::First(Ok(n)) => n,
+            Either::First(Err(e)) => return Some(self.fail(Error::Transport(e.kind()))),
+            Either::Second(()) => return None,
+        };
+        match op {
+            Io::Write if n == 0 => return Some(self.fail(Error::Transport(ErrorKind::WriteZero))),
+            Io::Write => {
+                self.tx_start += n;
+                self.unflushed = true;
+            }
+            Io::Flush => self.unflushed = false,
+            Io::Read if n == 0 => return Some(self.fail(Error::ConnectionClosed)),
+            Io::Read => {
                 let skipped = self.rx_skip.min(n);
                 self.rx_skip -= skipped;
                 let end = self.rx_end;
@@ -431,11 +441,17 @@ impl<'b, S: Read + Write, J: Journal> Client<'b, S, J> {
                 self.rx_end += n - skipped;
                 self.rx_ready = n > skipped;
             }
-            Either::First(Err(e)) => return Some(self.fail(Error::Transport(e.kind()))),
-            Either::Second(()) => {}
         }
         None
     }
+}
+
+/// The transport operation [`Client::wait_io`] races against the deadline.
+#[derive(Clone, Copy)]
+enum Io {
+    Write,
+    Flush,
+    Read,
 }
 
 /// Sleeps until `deadline`, or forever without one.
