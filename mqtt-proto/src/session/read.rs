@@ -649,11 +649,10 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         self.log
             .set_state(region, rec.at, super::store::State::Delayed);
         self.inflight = self.inflight.saturating_sub(1);
-        let delay = self
-            .config
-            .refused_retry_delay
-            .saturating_mul(1u32 << u32::from(retry.saturating_sub(1)).min(16));
-        let at = now + delay;
+        // `now + refused_retry_delay · 2^(retry-1)`, in whole milliseconds.
+        let shift = u32::from(retry.saturating_sub(1)).min(16);
+        let delay = super::time::millis_times(self.config.refused_retry_delay, shift, false);
+        let at = now.plus_millis(delay);
         self.retry_at = Some(self.retry_at.map_or(at, |t| t.min(at)));
         self.raise(Raised::Retrying(pid, code, retry));
         true
