@@ -1311,8 +1311,17 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             self.ids_wrapped = self.next_pid == PacketId::MIN;
             return Ok(id);
         }
-        if self.free_ids == 0 {
-            self.free_ids = self.free_run(self.next_pid);
+        // The first identifier from `next_pid` on that no live record uses, and how many
+        // free ones follow it: one walk of the log per identifier in use on the way.
+        let start = self.next_pid;
+        let mut candidate = start;
+        for _ in 0..u16::MAX {
+            if self.free_ids > 0 {
+                break;
+            }
+            self.next_pid = candidate;
+            self.free_ids = self.free_run(candidate);
+            candidate = candidate.next();
         }
         if self.free_ids > 0 {
             // Only allocation puts identifiers in use, so the run stays free as it is used up.
@@ -1321,21 +1330,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             self.next_pid = id.next();
             return Ok(id);
         }
-        let region = store_region(&self.store, &self.layout.log);
-        let mut candidate = self.next_pid;
-        for _ in 0..u16::MAX {
-            let in_use = self
-                .log
-                .find(region, |r| {
-                    r.pid == candidate.get() && r.kind != Kind::Publish0
-                })
-                .is_some();
-            if !in_use {
-                self.next_pid = candidate.next();
-                return Ok(candidate);
-            }
-            candidate = candidate.next();
-        }
+        self.next_pid = start;
         Err(CommandError::PacketIdsExhausted)
     }
 
