@@ -405,19 +405,17 @@ impl<'b, S: Read + Write, J: Journal> Client<'b, S, J> {
             }
             Io::Read
         };
-        let (tx, rx) = (&self.tx, &mut self.rx);
-        let (tx_start, tx_end, rx_end) = (self.tx_start, self.tx_end, self.rx_end);
-        let io = async {
-            match op {
-                Io::Write => {
-                    let pending = tx.get(tx_start..tx_end).unwrap_or_default();
-                    transport.write(pending).await
-                }
-                Io::Flush => transport.flush().await.map(|()| 0),
-                Io::Read => {
-                    let free = rx.get_mut(rx_end..).unwrap_or_default();
-                    transport.read(free).await
-                }
+        // The future holds the transport and the one buffer its operation takes.
+        let buf = match op {
+            Io::Write => IoBuf::Write(self.tx.get(self.tx_start..self.tx_end).unwrap_or_default()),
+            Io::Flush => IoBuf::Flush,
+            Io::Read => IoBuf::Read(self.rx.get_mut(self.rx_end..).unwrap_or_default()),
+        };
+        let io = async move {
+            match buf {
+                IoBuf::Write(pending) => transport.write(pending).await,
+                IoBuf::Flush => transport.flush().await.map(|()| 0),
+                IoBuf::Read(free) => transport.read(free).await,
             }
         };
         let n = match select(io, sleep(clock, deadline)).await {
@@ -452,6 +450,13 @@ enum Io {
     Write,
     Flush,
     Read,
+}
+
+/// An [`Io`] with the buffer it takes.
+enum IoBuf<'a> {
+    Write(&'a [u8]),
+    Flush,
+    Read(&'a mut [u8]),
 }
 
 /// Sleeps until `deadline`, or forever without one.
