@@ -539,12 +539,17 @@ pub(crate) enum OfflineEvent {
 fn effect(link: &mut Link, reference: &mut Reference, event: &session::Event<'_>) -> bool {
     use session::Event as S;
     match event {
+        // A Server Reference is 5.0's: without `v5` there is never one to keep (nor kept).
         S::ConnectionRefused { properties, .. } => {
-            reference.keep(properties.server_reference);
+            if cfg!(feature = "v5") {
+                reference.keep(properties.server_reference);
+            }
             link.end(Ending::Now);
         }
         S::Disconnected { properties, .. } => {
-            reference.keep(properties.server_reference);
+            if cfg!(feature = "v5") {
+                reference.keep(properties.server_reference);
+            }
             link.end(Ending::Now);
         }
         S::ConnectionLost(reason) => match reason {
