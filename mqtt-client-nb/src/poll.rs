@@ -161,10 +161,8 @@ impl<'b, S: Read + Write, J: Journal> Client<'b, S, J> {
         // (disjoint fields only) before the session is used again.
         let (len, auth, reported) = match self.session.handle_read(now, input) {
             Ok(session::Read::Packet { len, event }) => {
-                // Enhanced authentication is 5.0's: without `v5` a CONNECT with an
-                // authenticator's method cannot even be sent, so none runs here.
                 let auth = match (&event, self.authenticator.as_deref_mut()) {
-                    (Some(event), Some(auth)) if cfg!(feature = "v5") => {
+                    (Some(event), Some(auth)) => {
                         run_authenticator(auth, event, &mut self.tx[self.tx_end..])
                     }
                     _ => AuthAction::Pass,
