@@ -852,9 +852,9 @@ pub(super) fn decode_client(
         T::Unsubscribe => Packet::Unsubscribe(crate::Unsubscribe::decode(body, version)?),
         T::PingResp if body.is_empty() => Packet::PingResp,
         T::PingResp => return Err(ProtocolError::Decode(DecodeError::LengthMismatch)),
-        T::Disconnect => Packet::Disconnect(Disconnect::decode(body, version)?),
-        // `never_received` refused AUTH before 5.0 (the guard leaves its decoder out of a
-        // build without `v5`).
+        // `never_received` refused DISCONNECT and AUTH before 5.0 (the guards leave their
+        // decoders out of a build without `v5`).
+        T::Disconnect if version.v5() => Packet::Disconnect(Disconnect::decode(body, version)?),
         T::Auth if version.v5() => Packet::Auth(Auth::decode(body)?),
         // Refused from the first byte by `handle_read`.
         other => return Err(ProtocolError::UnexpectedPacket(other)),
