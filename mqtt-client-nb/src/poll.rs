@@ -544,10 +544,9 @@ fn effect(link: &mut Link, reference: &mut Reference, event: &session::Event<'_>
             }
             link.end(Ending::Now);
         }
-        S::Disconnected { properties, .. } => {
-            if cfg!(feature = "v5") {
-                reference.keep(properties.server_reference);
-            }
+        // Only a 5.0 server sends DISCONNECT: a build without `v5` never sees one.
+        S::Disconnected { properties, .. } if cfg!(feature = "v5") => {
+            reference.keep(properties.server_reference);
             link.end(Ending::Now);
         }
         S::ConnectionLost(reason) => match reason {
@@ -648,8 +647,11 @@ fn convert<'a>(event: session::Event<'a>, abandoned: Option<Publish<'a>>) -> Eve
             packet_id,
             reason_codes,
         },
-        S::Auth(auth) => Event::Auth(auth),
-        S::Disconnected { reason_code, .. } => Event::Error(Error::ServerDisconnect(reason_code)),
+        // AUTH and DISCONNECT come from 5.0 servers only: a build without `v5` has neither.
+        S::Auth(auth) if cfg!(feature = "v5") => Event::Auth(auth),
+        S::Disconnected { reason_code, .. } if cfg!(feature = "v5") => {
+            Event::Error(Error::ServerDisconnect(reason_code))
+        }
         S::ConnectionLost(reason) => Event::Error(match reason {
             LostReason::ConnAckTimeout => Error::ConnAckTimeout,
             LostReason::KeepAliveTimeout => Error::KeepAliveTimeout,
