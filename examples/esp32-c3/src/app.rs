@@ -306,9 +306,7 @@ async fn connection<S: Read + Write, J: Journal>(
                     publish(client, out);
                 }
             }
-            Event::Subscribed { reason_codes, .. }
-                if reason_codes.iter().any(|code| code.is_error()) =>
-            {
+            Event::Subscribed { reason_codes, .. } => {
                 for code in reason_codes.iter().filter(|code| code.is_error()) {
                     println!(
                         "mqtt: the broker refused a subscription: {:#04x}",
