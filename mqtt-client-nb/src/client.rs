@@ -203,8 +203,8 @@ impl<'b, S: Read + Write, J: Journal> Client<'b, S, J> {
     ) -> Result<Self, Error> {
         let derived_id = DerivedId::new(options.device_id);
         let client_id = options.client_id.unwrap_or(derived_id.as_str());
-        let control = SessionConfig::control_len(&options.connect(client_id))
-            .map_err(|e| Error::Command(e.into()))?;
+        let connect = options.connect(client_id);
+        let control = SessionConfig::control_len(&connect).map_err(|e| Error::Command(e.into()))?;
         let mut config = options.session_config(rx.len(), tx.len(), control);
         config.journal = J::ENABLED;
         if let Some(max) = journal.max_record_len() {
@@ -214,7 +214,7 @@ impl<'b, S: Read + Write, J: Journal> Client<'b, S, J> {
         }
         let session = Session::new(config, store)?;
         let needed = session
-            .connect_len(&options.connect(client_id))
+            .connect_len(&connect)
             .map_err(|e| Error::Command(e.into()))?;
         if needed > tx.len() {
             return Err(Error::TxBufferTooSmall {

@@ -383,47 +383,55 @@ impl<'b, S: Read + Write, J: Journal> Client<'b, S, J> {
     }
 
     /// Waits for one transport operation, or the session's next deadline, whichever comes
-    /// first. Writing (and flushing) comes before reading.
+    /// first. Writing (and flushing) comes before reading. One race of one future, whichever
+    /// operation it runs: a `select` per operation would be compiled three times over.
     async fn wait_io<C: Clock>(&mut self, clock: &C) -> Option<Event<'static>> {
         let deadline = self.session.poll_timeout().map(Instant::as_millis);
         let Some(transport) = self.transport.as_mut() else {
             return Some(Event::Error(Error::NotConnected));
         };
-        if self.tx_start < self.tx_end {
-            let pending = self.tx.get(self.tx_start..self.tx_end).unwrap_or_default();
-            match select(transport.write(pending), sleep(clock, deadline)).await {
-                Either::First(Ok(0)) => {
-                    return Some(self.fail(Error::Transport(ErrorKind::WriteZero)))
-                }
-                Either::First(Ok(n)) => {
-                    self.tx_start += n;
-                    self.unflushed = true;
-                }
-                Either::First(Err(e)) => return Some(self.fail(Error::Transport(e.kind()))),
-                Either::Second(()) => {}
+        let op = if self.tx_start < self.tx_end {
+            Io::Write
+        } else if self.unflushed {
+            Io::Flush
+        } else {
+            if self.rx_start > 0 {
+                self.rx.copy_within(self.rx_start..self.rx_end, 0);
+                self.rx_end -= self.rx_start;
+                self.rx_start = 0;
             }
-            return None;
-        }
-        if self.unflushed {
-            match select(transport.flush(), sleep(clock, deadline)).await {
-                Either::First(Ok(())) => self.unflushed = false,
-                Either::First(Err(e)) => return Some(self.fail(Error::Transport(e.kind()))),
-                Either::Second(()) => {}
+            if self.rx_end == self.rx.len() {
+                return Some(self.fail(Error::RxBufferFull));
             }
-            return None;
-        }
-        if self.rx_start > 0 {
-            self.rx.copy_within(self.rx_start..self.rx_end, 0);
-            self.rx_end -= self.rx_start;
-            self.rx_start = 0;
-        }
-        if self.rx_end == self.rx.len() {
-            return Some(self.fail(Error::RxBufferFull));
-        }
-        let free = self.rx.get_mut(self.rx_end..).unwrap_or_default();
-        match select(transport.read(free), sleep(clock, deadline)).await {
-            Either::First(Ok(0)) => return Some(self.fail(Error::ConnectionClosed)),
-            Either::First(Ok(n)) => {
+            Io::Read
+        };
+        // The future holds the transport and the one buffer its operation takes.
+        let buf = match op {
+            Io::Write => IoBuf::Write(self.tx.get(self.tx_start..self.tx_end).unwrap_or_default()),
+            Io::Flush => IoBuf::Flush,
+            Io::Read => IoBuf::Read(self.rx.get_mut(self.rx_end..).unwrap_or_default()),
+        };
+        let io = async move {
+            match buf {
+                IoBuf::Write(pending) => transport.write(pending).await,
+                IoBuf::Flush => transport.flush().await.map(|()| 0),
+                IoBuf::Read(free) => transport.read(free).await,
+            }
+        };
+        let n = match select(io, sleep(clock, deadline)).await {
+            Either::First(Ok(n)) => n,
+            Either::First(Err(e)) => return Some(self.fail(Error::Transport(e.kind()))),
+            Either::Second(()) => return None,
+        };
+        match op {
+            Io::Write if n == 0 => return Some(self.fail(Error::Transport(ErrorKind::WriteZero))),
+            Io::Write => {
+                self.tx_start += n;
+                self.unflushed = true;
+            }
+            Io::Flush => self.unflushed = false,
+            Io::Read if n == 0 => return Some(self.fail(Error::ConnectionClosed)),
+            Io::Read => {
                 let skipped = self.rx_skip.min(n);
                 self.rx_skip -= skipped;
                 let end = self.rx_end;
@@ -431,11 +439,24 @@ impl<'b, S: Read + Write, J: Journal> Client<'b, S, J> {
                 self.rx_end += n - skipped;
                 self.rx_ready = n > skipped;
             }
-            Either::First(Err(e)) => return Some(self.fail(Error::Transport(e.kind()))),
-            Either::Second(()) => {}
         }
         None
     }
+}
+
+/// The transport operation [`Client::wait_io`] races against the deadline.
+#[derive(Clone, Copy)]
+enum Io {
+    Write,
+    Flush,
+    Read,
+}
+
+/// An [`Io`] with the buffer it takes.
+enum IoBuf<'a> {
+    Write(&'a [u8]),
+    Flush,
+    Read(&'a mut [u8]),
 }
 
 /// Sleeps until `deadline`, or forever without one.
@@ -516,11 +537,15 @@ pub(crate) enum OfflineEvent {
 fn effect(link: &mut Link, reference: &mut Reference, event: &session::Event<'_>) -> bool {
     use session::Event as S;
     match event {
+        // A Server Reference is 5.0's: without `v5` there is never one to keep (nor kept).
         S::ConnectionRefused { properties, .. } => {
-            reference.keep(properties.server_reference);
+            if cfg!(feature = "v5") {
+                reference.keep(properties.server_reference);
+            }
             link.end(Ending::Now);
         }
-        S::Disconnected { properties, .. } => {
+        // Only a 5.0 server sends DISCONNECT: a build without `v5` never sees one.
+        S::Disconnected { properties, .. } if cfg!(feature = "v5") => {
             reference.keep(properties.server_reference);
             link.end(Ending::Now);
         }
@@ -622,8 +647,11 @@ fn convert<'a>(event: session::Event<'a>, abandoned: Option<Publish<'a>>) -> Eve
             packet_id,
             reason_codes,
         },
-        S::Auth(auth) => Event::Auth(auth),
-        S::Disconnected { reason_code, .. } => Event::Error(Error::ServerDisconnect(reason_code)),
+        // AUTH and DISCONNECT come from 5.0 servers only: a build without `v5` has neither.
+        S::Auth(auth) if cfg!(feature = "v5") => Event::Auth(auth),
+        S::Disconnected { reason_code, .. } if cfg!(feature = "v5") => {
+            Event::Error(Error::ServerDisconnect(reason_code))
+        }
         S::ConnectionLost(reason) => Event::Error(match reason {
             LostReason::ConnAckTimeout => Error::ConnAckTimeout,
             LostReason::KeepAliveTimeout => Error::KeepAliveTimeout,

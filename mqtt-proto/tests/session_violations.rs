@@ -4,9 +4,7 @@
 mod support;
 
 use mqtt_sansio::session::{ConnectionState, LostReason, ProtocolError, Read};
-use mqtt_sansio::{
-    ConnAck, Connect, DecodeError, Packet, PacketType, ProtocolVersion, QoS, ReasonCode,
-};
+use mqtt_sansio::{ConnAck, Connect, Packet, PacketType, ProtocolVersion, QoS, ReasonCode};
 use support::*;
 
 fn connected(v: ProtocolVersion) -> Harness {
@@ -67,12 +65,76 @@ fn reserved_packet_types_are_malformed() {
         let mut h = connected(v);
         expect_violation(v, &mut h, &[0x00, 0x00], ReasonCode::MalformedPacket);
     }
-    let mut h = connected(ProtocolVersion::V3_1_1);
-    let now = h.instant();
-    assert_eq!(
-        h.s.handle_read(now, &[0xF0, 0x00]),
-        Err(ProtocolError::Decode(DecodeError::ReservedPacketType(15)))
-    );
+}
+
+/// A packet a client never receives is refused from its first byte, whatever its body: a
+/// protocol error (0x82), not a malformed packet, even when its body or flags are malformed
+/// too. In 3.1.1 that includes DISCONNECT (only 5.0 servers send it) and type 15 (AUTH is
+/// 5.0's; reserved in 3.1.1); in 5.0, AUTH without an authentication method.
+#[test]
+fn packets_a_client_never_receives_are_refused_from_the_first_byte() {
+    let refused: &[(&[u8], PacketType)] = &[
+        // CONNECT, empty (malformed as a CONNECT)
+        (&[0x10, 0x00], PacketType::Connect),
+        // SUBSCRIBE with wrong flags and no filter
+        (&[0x80, 0x02, 0x00, 0x01], PacketType::Subscribe),
+        // SUBSCRIBE, right flags, packet identifier 0 and no filter
+        (&[0x82, 0x02, 0x00, 0x00], PacketType::Subscribe),
+        // UNSUBSCRIBE without a filter
+        (&[0xA2, 0x02, 0x00, 0x01], PacketType::Unsubscribe),
+        // PINGREQ, well-formed, and one with a body
+        (&[0xC0, 0x00], PacketType::PingReq),
+        (&[0xC0, 0x01, 0x00], PacketType::PingReq),
+        // Only the first byte arrived
+        (&[0x82], PacketType::Subscribe),
+    ];
+    for v in BOTH {
+        for &(bytes, packet_type) in refused {
+            let mut h = connected(v);
+            let now = h.instant();
+            assert_eq!(
+                h.s.handle_read(now, bytes),
+                Err(ProtocolError::UnexpectedPacket(packet_type)),
+                "{v:?} {bytes:02x?}"
+            );
+            let mut h = connected(v);
+            expect_violation(v, &mut h, bytes, ReasonCode::ProtocolError);
+        }
+        // Before CONNACK too.
+        let mut h = Harness::new(v);
+        h.s.connect(&Connect::new(v, "c")).unwrap();
+        h.take_sent();
+        let now = h.instant();
+        assert_eq!(
+            h.s.handle_read(now, &[0x82, 0x00]),
+            Err(ProtocolError::UnexpectedPacket(PacketType::Subscribe))
+        );
+    }
+    // 3.1.1: DISCONNECT, and type 15 (AUTH in 5.0), were it malformed or not.
+    for bytes in [&[0xE0, 0x00][..], &[0xE0, 0x01, 0x00], &[0xF0, 0x00]] {
+        let mut h = connected(ProtocolVersion::V3_1_1);
+        let now = h.instant();
+        let expected = if bytes[0] == 0xF0 {
+            PacketType::Auth
+        } else {
+            PacketType::Disconnect
+        };
+        assert_eq!(
+            h.s.handle_read(now, bytes),
+            Err(ProtocolError::UnexpectedPacket(expected)),
+            "{bytes:02x?}"
+        );
+    }
+    // 5.0 AUTH without an authentication method, malformed or not.
+    for bytes in [&[0xF0, 0x00][..], &[0xF0, 0x01, 0x77]] {
+        let mut h = connected(ProtocolVersion::V5);
+        expect_violation(
+            ProtocolVersion::V5,
+            &mut h,
+            bytes,
+            ReasonCode::ProtocolError,
+        );
+    }
 }
 
 #[test]

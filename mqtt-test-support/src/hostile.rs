@@ -692,11 +692,13 @@ pub fn cases(version: ProtocolVersion) -> Vec<Case> {
             ),
         ]);
     } else {
+        // Reserved in 3.1.1, AUTH in 5.0: a packet a 3.1.1 client never receives, refused
+        // from its first byte as a protocol error.
         all.push((
             "packet type 15",
             K::Reserved15,
-            Expected::Decode(D::ReservedPacketType(15)),
-            R::MalformedPacket,
+            Expected::UnexpectedPacket,
+            R::ProtocolError,
         ));
     }
     all.into_iter()

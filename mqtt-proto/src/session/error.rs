@@ -77,7 +77,10 @@ pub enum ProtocolError {
     #[error("malformed packet: {0}")]
     Decode(#[from] DecodeError),
     /// A packet a broker must not send, or not in this state (e.g. PUBLISH before CONNACK,
-    /// a second CONNACK, SUBSCRIBE from the broker).
+    /// a second CONNACK, SUBSCRIBE from the broker). A packet a client never receives
+    /// (CONNECT, SUBSCRIBE, UNSUBSCRIBE, PINGREQ; DISCONNECT and type 15 in 3.1.1; AUTH
+    /// without an authentication method) is refused from its first byte, so this is the
+    /// error even when the rest of it is malformed too.
     #[error("unexpected {0:?} packet")]
     UnexpectedPacket(PacketType),
     /// A topic alias of 0, above our maximum, or used before being set [MQTT-3.3.2-10].

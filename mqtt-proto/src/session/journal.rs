@@ -13,7 +13,7 @@ use super::incoming::{InState, ENTRY};
 use super::store::{Entry, Kind, Record as LogRecord, State};
 use super::{Phase, Session};
 use crate::journal::{JournalError, Record};
-use crate::{Decoded, Packet, PacketId, PacketType, QoS, QosPid, ReasonCode};
+use crate::{Packet, PacketId, PacketType, QoS, QosPid, ReasonCode};
 
 impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// Writes the journal records of the changes since the last call into `buf`, as many
@@ -351,11 +351,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         }
         let version = super::record_version(v5);
         let expected = QosPid::new(qos, pid);
-        match Packet::decode(packet, version, u32::MAX) {
-            Ok(Decoded::Packet {
-                packet: Packet::Publish(p),
-                len,
-            }) if len == packet.len() && p.qos_pid == expected && !p.dup => {}
+        match super::decode_stored(packet, version) {
+            Some((Packet::Publish(p), len))
+                if len == packet.len() && p.qos_pid == expected && !p.dup => {}
             _ => return Err(JournalError::Malformed),
         }
         // An identifier is only reused once its earlier flow ended.

@@ -1095,14 +1095,16 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
 
     /// The next instant at which [`Session::handle_timeout`] must be called, if any.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [
-            self.connection_timeout(),
-            self.retry_at,
+        // Not an iterator over the three: its adapters take several times the code.
+        let earlier = |a: Option<Instant>, b: Option<Instant>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, None) => a,
+            (None, b) => b,
+        };
+        earlier(
+            earlier(self.connection_timeout(), self.retry_at),
             self.drain_deadline(),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        )
     }
 
     fn drain_deadline(&self) -> Option<Instant> {
@@ -1170,11 +1172,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     pub fn abandoned_message(&self) -> Option<Publish<'_>> {
         let region = store_region(&self.store, &self.layout.log);
         let (packet, v5) = store::Log::bytes_at(region, self.reported?)?;
-        match Packet::decode(packet, record_version(v5), u32::MAX) {
-            Ok(crate::Decoded::Packet {
-                packet: Packet::Publish(p),
-                ..
-            }) => Some(p),
+        match decode_stored(packet, record_version(v5)) {
+            Some((Packet::Publish(p), _)) => Some(p),
             _ => None,
         }
     }
@@ -1314,8 +1313,17 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             self.ids_wrapped = self.next_pid == PacketId::MIN;
             return Ok(id);
         }
-        if self.free_ids == 0 {
-            self.free_ids = self.free_run(self.next_pid);
+        // The first identifier from `next_pid` on that no live record uses, and how many
+        // free ones follow it: one walk of the log per identifier in use on the way.
+        let start = self.next_pid;
+        let mut candidate = start;
+        for _ in 0..u16::MAX {
+            if self.free_ids > 0 {
+                break;
+            }
+            self.next_pid = candidate;
+            self.free_ids = self.free_run(candidate);
+            candidate = candidate.next();
         }
         if self.free_ids > 0 {
             // Only allocation puts identifiers in use, so the run stays free as it is used up.
@@ -1324,21 +1332,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             self.next_pid = id.next();
             return Ok(id);
         }
-        let region = store_region(&self.store, &self.layout.log);
-        let mut candidate = self.next_pid;
-        for _ in 0..u16::MAX {
-            let in_use = self
-                .log
-                .find(region, |r| {
-                    r.pid == candidate.get() && r.kind != Kind::Publish0
-                })
-                .is_some();
-            if !in_use {
-                self.next_pid = candidate.next();
-                return Ok(candidate);
-            }
-            candidate = candidate.next();
-        }
+        self.next_pid = start;
         Err(CommandError::PacketIdsExhausted)
     }
 
@@ -1397,8 +1391,16 @@ fn record_version(v5: bool) -> ProtocolVersion {
 
 /// A log record's packet, decoded in the version it was encoded in.
 fn decode_record<'r>(region: &'r [u8], r: &Record) -> Option<Packet<'r>> {
-    match Packet::decode(r.packet(region), record_version(r.v5), u32::MAX) {
-        Ok(crate::Decoded::Packet { packet, .. }) => Some(packet),
+    decode_stored(r.packet(region), record_version(r.v5)).map(|(packet, _)| packet)
+}
+
+/// Decodes a packet the session wrote into its store (a PUBLISH, PUBREL, SUBSCRIBE or
+/// UNSUBSCRIBE), and its length; `None` for malformed bytes. Through the client session's
+/// own decoder (`read::decode_client`), not [`Packet::decode`], so that a client build
+/// links one dispatch over packet types, without the server's packets.
+fn decode_stored(bytes: &[u8], version: ProtocolVersion) -> Option<(Packet<'_>, usize)> {
+    match read::decode_client(bytes, version, u32::MAX) {
+        Ok(crate::Decoded::Packet { packet, len }) => Some((packet, len)),
         _ => None,
     }
 }

@@ -14,9 +14,11 @@ use super::{
     Read, Session,
 };
 use crate::{
-    ConnAckProperties, DecodeError, Decoded, FixedHeader, Packet, PacketId, PacketType,
-    PubResponse, Publish, QoS, QosPid, ReasonCode, Seq, TopicName,
+    Auth, ConnAck, ConnAckProperties, DecodeError, Decoded, Disconnect, FixedHeader, Packet,
+    PacketId, PacketType, ProtocolVersion, PubResponse, Publish, QoS, QosPid, ReasonCode, Seq,
+    SubAck, TopicName, UnsubAck,
 };
+use core::num::NonZeroUsize;
 
 /// What the last processed packet means for the application.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,22 +81,27 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         if let Some(stream) = self.stream.filter(|_| cfg!(feature = "receive-streaming")) {
             return self.read_chunk(now, buf, stream);
         }
+        // A packet only a server receives (or AUTH where we use none) is refused from its
+        // first byte, whatever its body: decoding it would only tell a malformed one apart.
+        if let Some(unexpected) = buf.first().and_then(|&first| self.never_received(first)) {
+            return Err(self.fail(ProtocolError::UnexpectedPacket(unexpected)));
+        }
         if let Some(read) = self.older_refusal(now, buf) {
             return Ok(read);
         }
         if let Some(read) = self.start_stream(now, buf) {
             return read;
         }
-        let decoded = Packet::decode(buf, self.version(), self.config.maximum_packet_size);
+        let decoded = decode_client(buf, self.version(), self.config.maximum_packet_size);
         let (packet, len) = match decoded {
             Ok(Decoded::Packet { packet, len }) => (packet, len),
             Ok(Decoded::Incomplete { needed }) => return Ok(Read::Incomplete { needed }),
-            Err(DecodeError::PacketTooLarge { size, .. })
+            Err(ProtocolError::Decode(DecodeError::PacketTooLarge { size, .. }))
                 if self.conn.phase == Phase::Connected =>
             {
                 return self.skip_oversized(now, buf, size);
             }
-            Err(e) => return Err(self.fail(ProtocolError::Decode(e))),
+            Err(e) => return Err(self.fail(e)),
         };
         self.conn.last_rx = now;
         match self.apply(now, &packet) {
@@ -127,7 +134,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         match self.last_read {
             Outcome::Silent => None,
             Outcome::Report | Outcome::Renewed => {
-                match Packet::decode(packet, self.version(), u32::MAX) {
+                match decode_client(packet, self.version(), u32::MAX) {
                     Ok(Decoded::Packet { packet, .. }) if self.last_read == Outcome::Renewed => {
                         self.renewed_event(packet)
                     }
@@ -190,15 +197,10 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         let connected = self.conn.phase == Phase::Connected;
         match packet {
             Packet::ConnAck(c) if !connected => self.on_connack(now, c),
-            Packet::Auth(_) => {
-                // The broker may only use AUTH when we named an authentication method.
-                if self.conn.uses_auth {
-                    Ok(Outcome::Report)
-                } else {
-                    Err(ProtocolError::UnexpectedPacket(PacketType::Auth))
-                }
-            }
-            Packet::Disconnect(d) if self.version().v5() => {
+            // The broker may only use AUTH when we named an authentication method, and
+            // DISCONNECT in 5.0: `never_received` refused them otherwise.
+            Packet::Auth(_) => Ok(Outcome::Report),
+            Packet::Disconnect(d) => {
                 self.conn.phase = Phase::Closing;
                 self.conn
                     .cause
@@ -336,6 +338,22 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             None => self.assigned_len = 0,
         }
         self.journal.identity = true;
+    }
+
+    /// The type of a packet whose first byte is `first`, if a client never receives it on
+    /// this connection: CONNECT, SUBSCRIBE, UNSUBSCRIBE and PINGREQ go to servers only,
+    /// DISCONNECT comes from the server in 5.0 only, and AUTH only in 5.0 after a CONNECT
+    /// that named an authentication method. Reserved type 0 is left to the decoder (malformed).
+    fn never_received(&self, first: u8) -> Option<PacketType> {
+        use PacketType as T;
+        let packet_type = T::from_u8(first >> 4)?;
+        let received = match packet_type {
+            T::Connect | T::Subscribe | T::Unsubscribe | T::PingReq => false,
+            T::Disconnect => self.version().v5(),
+            T::Auth => self.version().v5() && self.conn.uses_auth,
+            _ => true,
+        };
+        (!received).then_some(packet_type)
     }
 
     /// A 5.0 CONNECT answered by a 3.1.1-only broker: its CONNACK (`20 02 00 01`, Unacceptable
@@ -631,11 +649,10 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         self.log
             .set_state(region, rec.at, super::store::State::Delayed);
         self.inflight = self.inflight.saturating_sub(1);
-        let delay = self
-            .config
-            .refused_retry_delay
-            .saturating_mul(1u32 << u32::from(retry.saturating_sub(1)).min(16));
-        let at = now + delay;
+        // `now + refused_retry_delay · 2^(retry-1)`, in whole milliseconds.
+        let shift = u32::from(retry.saturating_sub(1)).min(16);
+        let delay = super::time::millis_times(self.config.refused_retry_delay, shift, false);
+        let at = now.plus_millis(delay);
         self.retry_at = Some(self.retry_at.map_or(at, |t| t.min(at)));
         self.raise(Raised::Retrying(pid, code, retry));
         true
@@ -785,6 +802,64 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             _ => 0,
         }
     }
+}
+
+/// Decodes the packet at the front of `buf` as [`Packet::decode`] does, with the arms of
+/// the packets a client session decodes only: those it receives (`handle_read` refused the
+/// others from their first byte, `never_received`) and the SUBSCRIBE and UNSUBSCRIBE of its
+/// own store (`decode_stored`). A client build then links no CONNECT or PINGREQ decoder, nor
+/// a second dispatch over all packet types.
+#[cfg_attr(mqtt_sansio_small, inline(never))]
+pub(super) fn decode_client(
+    buf: &[u8],
+    version: ProtocolVersion,
+    max_packet_size: u32,
+) -> Result<Decoded<'_>, ProtocolError> {
+    use PacketType as T;
+    // A session never runs a version the build leaves out; this tells the optimiser so.
+    if !version.is_built() {
+        return Err(ProtocolError::Decode(DecodeError::FeatureDisabled("v5")));
+    }
+    let Some(header) = FixedHeader::decode(buf)? else {
+        return Ok(Decoded::Incomplete { needed: None });
+    };
+    header.check(version)?;
+    let len = header.packet_len();
+    if len > max_packet_size as usize {
+        return Err(ProtocolError::Decode(DecodeError::PacketTooLarge {
+            // packet_len is at most 268,435,460 and fits.
+            size: len as u32,
+            max: max_packet_size,
+        }));
+    }
+    let Some(body) = buf.get(usize::from(header.header_len)..len) else {
+        return Ok(Decoded::Incomplete {
+            needed: NonZeroUsize::new(len - buf.len()),
+        });
+    };
+    let response = |t| PubResponse::decode(t, body, version);
+    let packet = match header.packet_type {
+        T::ConnAck => Packet::ConnAck(ConnAck::decode(body, version)?),
+        T::Publish => Packet::Publish(Publish::decode(header.flags, body, version)?),
+        T::PubAck => Packet::PubAck(response(T::PubAck)?),
+        T::PubRec => Packet::PubRec(response(T::PubRec)?),
+        T::PubRel => Packet::PubRel(response(T::PubRel)?),
+        T::PubComp => Packet::PubComp(response(T::PubComp)?),
+        T::SubAck => Packet::SubAck(SubAck::decode(body, version)?),
+        T::UnsubAck => Packet::UnsubAck(UnsubAck::decode(body, version)?),
+        // The session's own records (`decode_stored`).
+        T::Subscribe => Packet::Subscribe(crate::Subscribe::decode(body, version)?),
+        T::Unsubscribe => Packet::Unsubscribe(crate::Unsubscribe::decode(body, version)?),
+        T::PingResp if body.is_empty() => Packet::PingResp,
+        T::PingResp => return Err(ProtocolError::Decode(DecodeError::LengthMismatch)),
+        // `never_received` refused DISCONNECT and AUTH before 5.0 (the guards leave their
+        // decoders out of a build without `v5`).
+        T::Disconnect if version.v5() => Packet::Disconnect(Disconnect::decode(body, version)?),
+        T::Auth if version.v5() => Packet::Auth(Auth::decode(body)?),
+        // Refused from the first byte by `handle_read`.
+        other => return Err(ProtocolError::UnexpectedPacket(other)),
+    };
+    Ok(Decoded::Packet { packet, len })
 }
 
 fn published<'s>(r: PubResponse<'s>, qos: QoS) -> Event<'s> {

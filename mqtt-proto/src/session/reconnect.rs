@@ -241,33 +241,38 @@ impl Backoff {
         }
         self.redirects = 0;
         self.attempt = self.attempt.saturating_add(1);
-        let delay = self.delay(policy);
+        let delay = self.delay_ms(policy);
         Reconnect::At {
-            at: now + delay,
+            at: now.plus_millis(delay),
             attempt: self.attempt,
             cause,
         }
     }
 
-    /// `initial · 2^(attempt-1)`, capped at `max`, jittered over its upper half.
-    fn delay(&mut self, policy: &ReconnectPolicy) -> Duration {
+    /// `initial · 2^(attempt-1)`, capped at `max`, jittered over its upper half, in the whole
+    /// milliseconds the session's clock keeps of it. Computed in milliseconds, not
+    /// `Duration`s (whose arithmetic a 32-bit microcontroller pays for in code), with the
+    /// same result: whole milliseconds (and their halves) of a minimum or maximum are the
+    /// minimum or maximum of the whole milliseconds, and adding whole milliseconds to a
+    /// duration adds them to its whole milliseconds.
+    fn delay_ms(&mut self, policy: &ReconnectPolicy) -> u64 {
+        use super::time::millis_times;
         let exp = self.attempt.saturating_sub(1).min(20);
-        let base = policy
-            .initial
-            .saturating_mul(1u32 << exp)
-            .min(policy.max.max(policy.initial));
-        if !policy.jitter {
+        // With jitter, the half of the delay that is certain (a random spread follows).
+        let jitter = policy.jitter;
+        let cap = millis_times(policy.max, 0, jitter).max(millis_times(policy.initial, 0, jitter));
+        let base = millis_times(policy.initial, exp, jitter).min(cap);
+        if !jitter {
             return base;
         }
-        let half = base / 2;
-        let millis = super::time::millis(half);
-        let spread = match millis.checked_add(1) {
-            _ if millis == 0 => 0,
+        let half = base;
+        let spread = match half.checked_add(1) {
+            _ if half == 0 => 0,
             Some(range) => self.random() % range,
             // A delay of 2^64 - 1 ms: any value is in range.
             None => self.random(),
         };
-        half + Duration::from_millis(spread)
+        half.saturating_add(spread)
     }
 
     fn random(&mut self) -> u64 {
@@ -325,6 +330,65 @@ mod tests {
             at(b.next(&p, stable, EndCause::Transport, up, false)),
             (111_000, 1)
         );
+    }
+
+    /// The delay as it was computed with `Duration`s, to the whole millisecond the session
+    /// keeps of it.
+    fn duration_delay(b: &mut Backoff, policy: &ReconnectPolicy) -> u64 {
+        let exp = b.attempt.saturating_sub(1).min(20);
+        let base = policy
+            .initial
+            .saturating_mul(1u32 << exp)
+            .min(policy.max.max(policy.initial));
+        if !policy.jitter {
+            return super::super::time::millis(base);
+        }
+        let half = base / 2;
+        let millis = super::super::time::millis(half);
+        let spread = match millis.checked_add(1) {
+            _ if millis == 0 => 0,
+            Some(range) => b.random() % range,
+            None => b.random(),
+        };
+        super::super::time::millis(half + Duration::from_millis(spread))
+    }
+
+    #[test]
+    fn delay_in_milliseconds_is_the_duration_delay_to_the_millisecond() {
+        let durations = [
+            Duration::ZERO,
+            Duration::from_nanos(1),
+            Duration::from_nanos(999_999),
+            Duration::from_micros(1_500),
+            Duration::from_millis(1),
+            Duration::new(1, 999_999_999),
+            Duration::from_millis(60_000),
+            Duration::new(3_600, 123_456_789),
+            Duration::new(u64::MAX / 2_000_000, 987_654_321),
+            Duration::MAX,
+        ];
+        for initial in durations {
+            for max in durations {
+                for jitter in [false, true] {
+                    let policy = ReconnectPolicy {
+                        initial,
+                        max,
+                        jitter,
+                        ..ReconnectPolicy::new()
+                    };
+                    let (mut a, mut b) = (Backoff::new(11), Backoff::new(11));
+                    for attempt in 1..25 {
+                        a.attempt = attempt;
+                        b.attempt = attempt;
+                        assert_eq!(
+                            a.delay_ms(&policy),
+                            duration_delay(&mut b, &policy),
+                            "{initial:?} {max:?} {jitter} {attempt}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

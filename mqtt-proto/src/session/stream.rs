@@ -13,9 +13,7 @@
 use super::incoming::{self, InState};
 use super::read::Outcome;
 use super::{Event, Instant, Phase, ProtocolError, Read, Session};
-use crate::{
-    DecodeError, FixedHeader, Packet, PacketId, PacketType, Publish, QoS, QosPid, ReasonCode,
-};
+use crate::{DecodeError, FixedHeader, PacketId, PacketType, Publish, QoS, QosPid, ReasonCode};
 
 /// A PUBLISH being received in chunks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -336,8 +334,6 @@ fn decode_header<'h>(
     let body = header
         .get(usize::from(fixed.header_len)..)
         .ok_or(DecodeError::LengthMismatch)?;
-    match Packet::decode_body(*fixed, body, version)? {
-        Packet::Publish(p) => Ok(p),
-        _ => Err(DecodeError::LengthMismatch),
-    }
+    // `start_stream` only streams a PUBLISH.
+    Publish::decode(fixed.flags, body, version)
 }

@@ -41,10 +41,75 @@ impl Add<Duration> for Instant {
     }
 }
 
+impl Instant {
+    /// `self + ms` milliseconds, saturating at the end of time.
+    pub(crate) const fn plus_millis(self, ms: u64) -> Self {
+        Self(self.0.saturating_add(ms))
+    }
+}
+
+/// Whole milliseconds of `d.saturating_mul(1 << shift)`, or with `half` of that divided by
+/// 2 (as `Duration`'s division truncates it), saturating at `u64::MAX`; computed without
+/// `Duration`'s arithmetic (and its 64-bit divisions by 10^9 on a 32-bit microcontroller).
+/// `s` seconds and `n` nanoseconds times `k` are `1000·s·k + ⌊n·k / 10^6⌋` whole
+/// milliseconds, their half `500·s·k + ⌊n·k / (2·10^6)⌋` (a second is a whole number of
+/// both), and `n·k < 2^50` for `shift` up to 20.
+#[cfg_attr(mqtt_sansio_small, inline(never))]
+pub(crate) fn millis_times(d: Duration, shift: u32, half: bool) -> u64 {
+    let (per_second, nanos) = if half {
+        (500, 2_000_000)
+    } else {
+        (1000, 1_000_000)
+    };
+    let whole = d.as_secs().saturating_mul(per_second);
+    let whole = if whole > u64::MAX >> shift {
+        u64::MAX
+    } else {
+        whole << shift
+    };
+    whole.saturating_add((u64::from(d.subsec_nanos()) << shift) / nanos)
+}
+
 /// Whole milliseconds of `d`, saturating at `u64::MAX`: `Duration::as_millis` without its
 /// `u128`, which costs a 32-bit microcontroller more code than the rest of the arithmetic.
 pub(crate) fn millis(d: Duration) -> u64 {
     d.as_secs()
         .saturating_mul(1000)
         .saturating_add(u64::from(d.subsec_millis()))
+}
+
+#[cfg(test)]
+mod millis_tests {
+    use super::*;
+
+    #[test]
+    fn millis_times_is_the_duration_arithmetic_to_the_millisecond() {
+        let durations = [
+            Duration::ZERO,
+            Duration::from_nanos(1),
+            Duration::from_nanos(999_999),
+            Duration::from_nanos(1_999_999),
+            Duration::from_micros(1_500),
+            Duration::new(1, 999_999_999),
+            Duration::new(7, 3),
+            Duration::new(u64::MAX / 3_000, 999_999_999),
+            Duration::new(u64::MAX >> 20, 500_000_000),
+            Duration::MAX,
+        ];
+        for d in durations {
+            for shift in 0..=20 {
+                let product = d.saturating_mul(1 << shift);
+                assert_eq!(
+                    millis_times(d, shift, false),
+                    millis(product),
+                    "{d:?} {shift}"
+                );
+                assert_eq!(
+                    millis_times(d, shift, true),
+                    millis(product / 2),
+                    "{d:?} {shift}"
+                );
+            }
+        }
+    }
 }

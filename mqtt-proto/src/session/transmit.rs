@@ -6,7 +6,7 @@ use super::{
     decode_record, Control, EndCause, Instant, LostReason, Phase, Raised, Session, Transmit,
 };
 use crate::{
-    Decoded, EncodeError, Packet, PacketId, PacketType, PubResponse, Publish, ReasonCode, TopicName,
+    EncodeError, Packet, PacketId, PacketType, PubResponse, Publish, ReasonCode, TopicName,
 };
 
 impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
@@ -452,10 +452,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         let store = self.store.as_mut();
         let (head, log_region) = store.split_at_mut(self.layout.log.start);
         let alias_region = &mut head[self.layout.out_alias.clone()];
-        let Ok(Decoded::Packet {
-            packet: Packet::Publish(stored),
-            ..
-        }) = Packet::decode(r.packet(log_region), version, u32::MAX)
+        let Some((Packet::Publish(stored), _)) =
+            super::decode_stored(r.packet(log_region), version)
         else {
             return Ok(None);
         };
