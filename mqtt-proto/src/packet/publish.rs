@@ -116,13 +116,67 @@ impl<'a> Publish<'a> {
         buf: &mut [u8],
     ) -> Result<usize, EncodeError> {
         let lens = self.lengths(version)?;
-        super::emit(
-            buf,
-            crate::PacketType::Publish,
-            self.header_flags(),
-            lens,
-            |w, l| self.encode_body(w, version, l),
-        )
+        if version.v5() {
+            return super::emit(
+                buf,
+                crate::PacketType::Publish,
+                self.header_flags(),
+                lens,
+                |w, l| self.encode_body(w, version, l),
+            );
+        }
+        self.encode_v3(lens.body, buf)
+    }
+
+    /// A 3.1.1 (or 3.1) PUBLISH of `body` bytes, written field by field into slices split off
+    /// the output: no writer keeping its position in memory between the fields.
+    #[cfg(not(mqtt_sansio_small))]
+    #[inline(always)]
+    fn encode_v3(&self, body: usize, buf: &mut [u8]) -> Result<usize, EncodeError> {
+        if body > crate::MAX_REMAINING_LENGTH as usize {
+            return Err(EncodeError::PacketTooLarge(body));
+        }
+        let head = 1 + wire::var_int_len(body);
+        let total = head + body;
+        let available = buf.len();
+        let too_small = EncodeError::BufferTooSmall {
+            needed: total,
+            available,
+        };
+        let Some((header, rest)) = buf
+            .get_mut(..total)
+            .and_then(|b| b.split_at_mut_checked(head))
+        else {
+            return Err(too_small);
+        };
+        let mut w = wire::SliceWriter::new(header);
+        w.put_u8(((crate::PacketType::Publish as u8) << 4) | self.header_flags());
+        w.put_var_int(body);
+        let topic = self.topic.as_str().as_bytes();
+        let id = self.qos_pid.packet_id().map(|id| id.get().to_be_bytes());
+        let id_len = if id.is_some() { 2 } else { 0 };
+        // `lengths` measured these fields: the splits below cannot fail, but are checked
+        // rather than trusted.
+        let Some((len_field, rest)) = rest.split_at_mut_checked(2) else {
+            return Err(too_small);
+        };
+        let Some((topic_field, rest)) = rest.split_at_mut_checked(topic.len()) else {
+            return Err(too_small);
+        };
+        let Some((id_field, payload)) = rest.split_at_mut_checked(id_len) else {
+            return Err(too_small);
+        };
+        if payload.len() != self.payload.len() {
+            return Err(too_small);
+        }
+        // Topic names were checked against u16::MAX when built.
+        len_field.copy_from_slice(&(topic.len() as u16).to_be_bytes());
+        topic_field.copy_from_slice(topic);
+        if let Some(id) = &id {
+            id_field.copy_from_slice(id);
+        }
+        payload.copy_from_slice(self.payload);
+        Ok(total)
     }
 
     #[cfg_attr(not(mqtt_sansio_small), inline(always))]
