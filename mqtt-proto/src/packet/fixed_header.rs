@@ -40,6 +40,16 @@ pub enum PacketType {
 }
 
 impl PacketType {
+    /// The flag bits a packet of this type must carry, for every type but PUBLISH (whose
+    /// flags are its DUP, QoS and RETAIN).
+    // [MQTT-2.1.3-1] reserved flag bits must hold the values the packet type fixes
+    pub(crate) const fn fixed_flags(self) -> u8 {
+        match self {
+            Self::PubRel | Self::Subscribe | Self::Unsubscribe => 0b0010,
+            _ => 0,
+        }
+    }
+
     /// The type for a high nibble, or `None` for the reserved 0.
     pub const fn from_u8(value: u8) -> Option<Self> {
         Some(match value {
@@ -93,8 +103,7 @@ impl FixedHeader {
         let flags = first & 0x0F;
         let required = match packet_type {
             PacketType::Publish => flags,
-            PacketType::PubRel | PacketType::Subscribe | PacketType::Unsubscribe => 0b0010,
-            _ => 0,
+            _ => packet_type.fixed_flags(),
         };
         // [MQTT-2.1.3-1] reserved flag bits must hold the values the packet type fixes
         if flags != required {

@@ -385,8 +385,7 @@ impl<'a> Packet<'a> {
     fn write(&self, w: &mut impl Write, version: ProtocolVersion, plan: Plan) {
         let flags = match self {
             Self::Publish(p) => p.header_flags(),
-            Self::PubRel(_) | Self::Subscribe(_) | Self::Unsubscribe(_) => 0b0010,
-            _ => 0,
+            _ => self.packet_type().fixed_flags(),
         };
         w.put_u8(((self.packet_type() as u8) << 4) | flags);
         w.put_var_int(plan.lens.body);

@@ -66,17 +66,11 @@ impl<'a> PubResponse<'a> {
         version: ProtocolVersion,
         buf: &mut [u8],
     ) -> Result<usize, EncodeError> {
-        // [MQTT-3.6.1-1] PUBREL's fixed header flags are 0b0010
-        let first = ((packet_type as u8) << 4)
-            | if packet_type == PacketType::PubRel {
-                0b0010
-            } else {
-                0
-            };
         if version.v5() {
-            return self.encode_packet_v5(packet_type, first & 0x0F, buf);
+            return self.encode_packet_v5(packet_type, buf);
         }
         reason_tail::check_v3(self.reason_code, &self.properties)?;
+        let first = ((packet_type as u8) << 4) | packet_type.fixed_flags();
         let [high, low] = self.packet_id.get().to_be_bytes();
         super::emit_fixed(buf, [first, 2, high, low])
     }
@@ -88,12 +82,11 @@ impl<'a> PubResponse<'a> {
     fn encode_packet_v5(
         &self,
         packet_type: PacketType,
-        flags: u8,
         buf: &mut [u8],
     ) -> Result<usize, EncodeError> {
         let version = ProtocolVersion::V5;
         let lens = self.lengths(packet_type, version)?;
-        super::emit(buf, packet_type, flags, lens, |w, l| {
+        super::emit(buf, packet_type, packet_type.fixed_flags(), lens, |w, l| {
             self.encode_body(w, version, l)
         })
     }
