@@ -84,12 +84,9 @@ impl Driver {
                 )
             };
             // Write-ahead: what the session journaled up to the output taken above is written
-            // before that output goes out. Boxed, and only with a journal: without one there
-            // is nothing to write, and inline its state would stay in every client's task.
-            if journaled {
-                if let Err(error) = Box::pin(self.persist()).await {
-                    return End::failed(error);
-                }
+            // before that output goes out.
+            if let Err(error) = self.persist(journaled).await {
+                return End::failed(error);
             }
             if rbuf.is_empty() && read_size == MIN_READ && rbuf.capacity() > 4 * MIN_READ {
                 // The traffic has gone quiet after a burst: the buffer goes back to the idle
@@ -200,9 +197,19 @@ impl Driver {
 }
 
 impl Driver {
-    /// Carries out the journal's pending writes: small appends in place, syncs and snapshots
-    /// off the runtime's threads. An error stops the client.
-    pub(super) async fn persist(&self) -> Result<(), crate::Error> {
+    /// Carries out the journal's pending writes, for a client with a journal (`journaled`):
+    /// without one there is nothing to write. Boxed: inline, the state of the writes would
+    /// stay in every client's task for good.
+    pub(super) async fn persist(&self, journaled: bool) -> Result<(), crate::Error> {
+        if !journaled {
+            return Ok(());
+        }
+        Box::pin(self.persist_journal()).await
+    }
+
+    /// The journal's pending writes: small appends in place, syncs and snapshots off the
+    /// runtime's threads. An error stops the client.
+    async fn persist_journal(&self) -> Result<(), crate::Error> {
         loop {
             let work = {
                 let mut state = self.shared.lock();

@@ -232,7 +232,8 @@ impl Driver {
         tokio::pin!(fut);
         loop {
             // Publishes made while disconnected are stored meanwhile.
-            if Box::pin(self.persist()).await.is_err() {
+            let journaled = self.shared.lock().journal.is_some();
+            if self.persist(journaled).await.is_err() {
                 return None;
             }
             let (waiter, sync_at) = {

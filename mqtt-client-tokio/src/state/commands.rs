@@ -31,7 +31,7 @@ pub(crate) enum Queued {
 impl State {
     /// Refuses commands once the driver has stopped; counts the others.
     fn running(&mut self) -> Result<(), Error> {
-        match &self.stopped {
+        match self.stopped() {
             Some(reason) => Err(reason.clone()),
             None => {
                 self.commands_seen += 1;
@@ -298,7 +298,7 @@ impl State {
         &mut self,
         options: DisconnectOptions,
     ) -> Option<oneshot::Receiver<Result<(), Error>>> {
-        if self.stopped.is_some() {
+        if self.stopped().is_some() {
             return None;
         }
         let (reply, rx) = oneshot::channel();

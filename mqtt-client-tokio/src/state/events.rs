@@ -66,13 +66,12 @@ impl EventSink {
     /// Whether an event (and a pending lag report) would be queued; counts a miss if not.
     /// False once the application dropped `Events`.
     pub(crate) fn has_room(&mut self) -> bool {
-        if !self.listening {
-            return false;
-        }
-        if self.room_left() >= self.needed() {
+        if self.fits() {
             return true;
         }
-        self.missed += 1;
+        if self.listening {
+            self.missed += 1;
+        }
         false
     }
 
@@ -83,11 +82,7 @@ impl EventSink {
 
     /// Queues `event` if there is room; counts it as missed otherwise. Returns whether queued.
     pub(crate) fn emit(&mut self, event: Event) -> bool {
-        if !self.listening {
-            return false;
-        }
-        if self.room_left() < self.needed() {
-            self.missed += 1;
+        if !self.has_room() {
             return false;
         }
         if self.missed > 0 {
@@ -125,11 +120,8 @@ impl EventSink {
     /// Ready once an event fits (`true`) or `Events` is gone (`false`), for a message held for
     /// the events stream.
     pub(crate) fn poll_room(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
-        if !self.listening {
-            return Poll::Ready(false);
-        }
-        if self.room_left() >= self.needed() {
-            return Poll::Ready(true);
+        if !self.listening || self.fits() {
+            return Poll::Ready(self.listening);
         }
         self.room = Some(cx.waker().clone());
         Poll::Pending

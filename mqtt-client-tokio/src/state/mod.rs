@@ -203,8 +203,6 @@ pub(crate) struct State {
     /// `Client::connect`'s wait for the first connection: answered when the status first
     /// becomes `Connected` or `Stopped`, then gone.
     first_outcome: Option<oneshot::Sender<Result<(), Error>>>,
-    /// Set once the driver has stopped: commands then fail with it at once.
-    pub(crate) stopped: Option<Error>,
     /// Commands taken so far: the driver waits for more while this keeps growing (see
     /// `Driver::gather`).
     pub(crate) commands_seen: u64,
@@ -288,7 +286,6 @@ impl State {
             epoch: tokio::time::Instant::now(),
             status: Status::Connecting,
             first_outcome,
-            stopped: None,
             commands_seen: 0,
             events: EventSink::new(options.policy.event_buffer),
             broker: String::new(),
@@ -502,13 +499,18 @@ impl State {
         self.status = status;
     }
 
+    /// Why the driver stopped, once it has: commands then fail with it at once.
+    pub(crate) fn stopped(&self) -> Option<&Error> {
+        match &self.status {
+            Status::Stopped(error) => Some(error),
+            _ => None,
+        }
+    }
+
     /// Why the client stopped, or `Closed` while it has not (a handle's request was dropped
     /// unanswered).
     pub(crate) fn stop_reason(&self) -> Error {
-        match &self.status {
-            Status::Stopped(error) => error.clone(),
-            _ => Error::Closed,
-        }
+        self.stopped().cloned().unwrap_or(Error::Closed)
     }
 
     /// The session's clock.
@@ -525,7 +527,6 @@ impl State {
     pub(crate) fn finish(&mut self, reason: Error) {
         info!(%reason, "client stopped");
         self.set_status(Status::Stopped(reason.clone()));
-        self.stopped = Some(reason.clone());
         for (_, pending) in self.pending.drain() {
             match pending {
                 Pending::Publish(done) => {
