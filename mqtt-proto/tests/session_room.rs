@@ -316,3 +316,90 @@ fn a_dropped_subscribe_no_longer_asks_for_room() {
         "the dropped filter waits for no room"
     );
 }
+
+/// Grows the control region to what a command said it needs, and runs it again.
+fn with_control_room(
+    h: &mut Harness,
+    mut command: impl FnMut(&mut Harness) -> Result<(), CommandError>,
+) -> Option<usize> {
+    match command(h) {
+        Ok(()) => None,
+        Err(CommandError::StoreFull { needed, available }) => {
+            assert!(needed > available, "{needed} {available}");
+            h.s.resize_region(Region::Control, needed, |store, n| store.resize(n, 0))
+                .unwrap();
+            command(h).unwrap();
+            Some(needed)
+        }
+        Err(other) => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_small_control_region_grows_for_each_control_packet_and_shrinks_once_it_is_sent() {
+    let mut config = SessionConfig::new(ProtocolVersion::V5);
+    config.control_bytes = 8;
+    config.assigned_id_bytes = 0;
+    let mut h = Harness::with(config, config.reserved_bytes() + 1024);
+    // Queued while disconnected: it sits in the log, behind the region that moves.
+    let queued = h.publish("q", &[7; 30], QoS::AtLeastOnce).unwrap().unwrap();
+    let mut connect = mqtt_sansio::Connect::new(ProtocolVersion::V5, "a-client-identifier");
+    connect.username = Some("user");
+    connect.keep_alive = 30;
+    let grown = with_control_room(&mut h, |h| h.s.connect(&connect)).expect("grown");
+    // The CONNECT waits in the region: it cannot shrink under it.
+    assert_eq!(h.s.wants_room(), None);
+    assert!(h
+        .s
+        .resize_region(Region::Control, 8, |store, n| store.truncate(n))
+        .is_err());
+    let sent = h.take_sent();
+    assert_eq!(
+        grown,
+        sent[0].len(),
+        "grown to the CONNECT the session sends"
+    );
+    match dec(&sent[0], h.version) {
+        Packet::Connect(c) => {
+            assert_eq!(
+                (c.client_id, c.username),
+                ("a-client-identifier", Some("user"))
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(answer(&mut h), [(Region::Control, 8)], "back once sent");
+    h.feed_packet(Packet::ConnAck(mqtt_sansio::ConnAck::new(
+        ReasonCode::Success,
+    )))
+    .unwrap();
+    let sent = h.take_sent();
+    assert!(
+        matches!(dec(&sent[0], h.version), Packet::Publish(p) if p.packet_id() == Some(queued)),
+        "the queued message survived the moves: {sent:?}"
+    );
+    h.feed_packet(puback(queued.get())).unwrap();
+    // A DISCONNECT with a reason string longer than the region.
+    let reason = "maintenance window: the device reboots into new firmware";
+    let mut disconnect = mqtt_sansio::Disconnect::new(ReasonCode::Success);
+    disconnect.properties.reason_string = Some(reason);
+    assert!(with_control_room(&mut h, |h| h.s.disconnect(&disconnect)).is_some());
+    let sent = h.take_sent();
+    match dec(sent.last().unwrap(), h.version) {
+        Packet::Disconnect(d) => assert_eq!(d.properties.reason_string, Some(reason)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(answer(&mut h), [(Region::Control, 8)]);
+}
+
+#[test]
+fn a_fixed_control_region_is_never_asked_to_change() {
+    for v in VERSIONS {
+        let mut h = Harness::new(v);
+        h.connect(true, false);
+        assert_eq!(h.s.wants_room(), None);
+        h.s.disconnect(&mqtt_sansio::Disconnect::default()).unwrap();
+        h.take_sent();
+        assert_eq!(h.s.wants_room(), None);
+    }
+}

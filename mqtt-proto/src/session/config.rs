@@ -70,8 +70,11 @@ pub struct SessionConfig {
     /// How long to wait for PINGRESP; `None` uses half the keep alive, so a dead connection is
     /// noticed within 1.5 keep alive intervals.
     pub ping_timeout: Option<Duration>,
-    /// Bytes of the store reserved for the CONNECT, DISCONNECT or AUTH being sent. A CONNECT
-    /// (with its will) larger than this is refused; [`SessionConfig::control_len`] sizes it.
+    /// Bytes of the store reserved for the CONNECT, DISCONNECT or AUTH being sent. A command
+    /// whose packet is larger fails with [`CommandError::StoreFull`](super::CommandError)
+    /// (a driver with a growable store may grow the region,
+    /// [`Region::Control`](super::Region::Control), and try again);
+    /// [`SessionConfig::control_len`] sizes it for a CONNECT.
     pub control_bytes: usize,
     /// Largest packet the driver can transmit: its transmit buffer, when it has a fixed one
     /// (0: no limit). Commands that would queue a larger packet are refused with
@@ -231,6 +234,12 @@ impl SessionConfig {
         } else {
             floor as usize
         }
+    }
+
+    /// Bytes of the control region as the session starts: the CONNECT, DISCONNECT or AUTH being
+    /// sent, and an assigned identifier for a later CONNECT to carry.
+    pub(crate) const fn control_region(&self) -> usize {
+        self.control_bytes + self.assigned_id_bytes
     }
 
     /// Bytes of the store taken by the fixed regions; the rest queues outgoing packets.

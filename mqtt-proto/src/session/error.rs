@@ -7,8 +7,9 @@ use crate::{DecodeError, EncodeError, PacketType, ReasonCode};
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum CommandError {
-    /// The store has no room for the packet; retry after acknowledgements free some. Nothing was
-    /// queued.
+    /// The store has no room for the packet; retry after acknowledgements free some (or, for
+    /// the CONNECT, DISCONNECT or AUTH of a control region too small, after growing it:
+    /// [`Region::Control`](crate::session::Region)). Nothing was queued.
     #[error("store full: {needed} bytes needed, {available} free")]
     StoreFull {
         /// Bytes the packet needs, record header included.

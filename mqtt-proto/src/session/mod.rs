@@ -448,7 +448,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         let out_alias_end = in_alias_end + config.outgoing_alias_bytes;
         // The control region also has room for an assigned identifier to replace an empty
         // one in a later CONNECT.
-        let control_end = out_alias_end + config.control_bytes + config.assigned_id_bytes;
+        let control_end = out_alias_end + config.control_region();
         let subscriptions_end = control_end + config.subscription_bytes;
         let layout = Layout {
             incoming: 0..incoming_end,
@@ -606,8 +606,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// 3.1.1, and on 5.0 a Session Expiry Interval of 0 becomes `u32::MAX` (never expires).
     ///
     /// # Errors
-    /// [`CommandError::InvalidState`] unless disconnected; [`CommandError::Encode`] when the
-    /// CONNECT does not fit the control region or cannot be encoded.
+    /// [`CommandError::InvalidState`] unless disconnected; [`CommandError::StoreFull`] when
+    /// the CONNECT does not fit the control region (see [`Region::Control`]);
+    /// [`CommandError::Encode`] when it cannot be encoded.
     pub fn connect(&mut self, connect: &Connect<'_>) -> Result<(), CommandError> {
         if self.conn.phase != Phase::Disconnected {
             return Err(CommandError::InvalidState);
@@ -630,10 +631,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             c.client_id = core::str::from_utf8(assigned).unwrap_or_default();
         }
         let packet = Packet::Connect(c);
-        transmit_fits(
-            self.config.transmit_capacity,
-            packet.encoded_len(self.version)?,
-        )?;
+        let len = packet.encoded_len(self.version)?;
+        transmit_fits(self.config.transmit_capacity, len)?;
+        control_fits(len, control.len())?;
         let len = packet.encode(self.version, control)?;
         self.conn.control = Control::Connect;
         self.conn.control_len = len;
@@ -836,7 +836,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// # Errors
     /// [`CommandError::InvalidState`] unless connected; [`CommandError::Encode`];
     /// [`CommandError::PacketTooLarge`] beyond the broker's Maximum Packet Size (leave out
-    /// the properties).
+    /// the properties); [`CommandError::StoreFull`] beyond the control region
+    /// ([`Region::Control`]).
     pub fn disconnect(&mut self, disconnect: &Disconnect<'_>) -> Result<(), CommandError> {
         if self.conn.phase != Phase::Connected {
             return Err(CommandError::InvalidState);
@@ -896,7 +897,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// # Errors
     /// [`CommandError::InvalidState`] before CONNECT is transmitted or when another control
     /// packet waits; [`CommandError::Encode`] on 3.1.1; [`CommandError::PacketTooLarge`]
-    /// beyond the broker's Maximum Packet Size once connected.
+    /// beyond the broker's Maximum Packet Size once connected; [`CommandError::StoreFull`]
+    /// beyond the control region ([`Region::Control`]).
     pub fn auth(&mut self, auth: &Auth<'_>) -> Result<(), CommandError> {
         let ready = matches!(self.conn.phase, Phase::AwaitConnAck | Phase::Connected);
         if !ready || self.conn.control != Control::None {
@@ -1216,6 +1218,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             self.check_broker_size(len)?;
         }
         let region = store_region_mut(&mut self.store, &self.layout.control);
+        control_fits(len, region.len())?;
         let len = packet.encode(self.version, region)?;
         self.conn.control = kind;
         self.conn.control_len = len;
@@ -1403,6 +1406,18 @@ fn decode_stored(bytes: &[u8], version: ProtocolVersion) -> Option<(Packet<'_>, 
         Ok(crate::Decoded::Packet { packet, len }) => Some((packet, len)),
         _ => None,
     }
+}
+
+/// Whether a `len`-byte control packet fits a control region of `available` bytes:
+/// [`CommandError::StoreFull`] says how large the region must be ([`Region::Control`]).
+fn control_fits(len: usize, available: usize) -> Result<(), CommandError> {
+    if len > available {
+        return Err(CommandError::StoreFull {
+            needed: len,
+            available,
+        });
+    }
+    Ok(())
 }
 
 /// Whether a `len`-byte packet fits a transmit buffer of `capacity` (0: no limit).

@@ -25,6 +25,12 @@ pub enum Region {
     /// The subscriptions kept for renewal
     /// ([`SessionConfig::subscription_bytes`](super::SessionConfig::subscription_bytes)).
     Subscriptions,
+    /// The room for the CONNECT, DISCONNECT or AUTH being sent
+    /// ([`SessionConfig::control_bytes`](super::SessionConfig::control_bytes)). A command
+    /// whose packet does not fit fails with [`CommandError::StoreFull`] saying how large the
+    /// region must be; a driver that grows it and calls again needs to keep only a small
+    /// region while idle, which the session asks to shrink back to once the packet is sent.
+    Control,
 }
 
 /// Table bytes `filters` take once granted.
@@ -40,7 +46,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// incoming table has emptied after growing. Never beyond
     /// [`SessionConfig::incoming_slots_limit`](super::SessionConfig::incoming_slots_limit) and
     /// [`SessionConfig::subscription_bytes_limit`](super::SessionConfig::subscription_bytes_limit),
-    /// so with both at 0 (the default) it is always `None`. A driver whose store can grow asks
+    /// so with both at 0 (the default) it is always `None`; and back to its first size for a
+    /// control region that a driver grew (see [`Region::Control`]) once its packet is sent. A driver whose store can grow asks
     /// after every packet read and every command, and answers with
     /// [`Session::resize_region`].
     pub fn wants_room(&self) -> Option<(Region, usize)> {
@@ -59,6 +66,10 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         let needed = self.subscriptions.used() + self.sub_outstanding;
         if self.keeps_subscriptions() && needed > table && table < limit {
             return Some((Region::Subscriptions, (table * 2).max(needed).min(limit)));
+        }
+        let control = self.config.control_region();
+        if self.conn.control == super::Control::None && self.layout.control.len() > control {
+            return Some((Region::Control, control));
         }
         None
     }
@@ -85,16 +96,21 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         let range = match region {
             Region::Incoming => self.layout.incoming.clone(),
             Region::Subscriptions => self.layout.subscriptions.clone(),
+            Region::Control => self.layout.control.clone(),
         };
         let new_len = match region {
             Region::Incoming => new_len - new_len % ENTRY,
-            Region::Subscriptions => new_len,
+            Region::Subscriptions | Region::Control => new_len,
         };
         let old_len = range.len();
         if new_len < old_len {
             let held = match region {
                 Region::Incoming => self.incoming.extent(&self.store.as_ref()[range.clone()]),
                 Region::Subscriptions => self.subscriptions.used(),
+                Region::Control => match self.conn.control {
+                    super::Control::None => 0,
+                    _ => self.conn.control_len,
+                },
             };
             if held > new_len {
                 return Err(CommandError::StoreFull {
@@ -142,6 +158,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         match region {
             Region::Incoming => layout.incoming.end = range.start + new_len,
             Region::Subscriptions => layout.subscriptions.end = range.start + new_len,
+            Region::Control => layout.control.end = range.start + new_len,
         }
         self.reported = None;
         // Renewals that waited for room in the table look again.
