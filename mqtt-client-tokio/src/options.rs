@@ -347,6 +347,33 @@ pub struct TransportOptions {
     pub tap: Option<Tap>,
 }
 
+impl TransportOptions {
+    /// Whether dialling with these options is dialling with the defaults, TLS's connector (made
+    /// once from `tls`) aside: a client then keeps no copy of them.
+    pub(crate) fn dials_as_default(&self) -> bool {
+        // Every field named: one added later must be looked at here.
+        let Self {
+            tls,
+            tcp_nodelay,
+            bind_address,
+            proxy,
+            #[cfg(unix)]
+            unix_socket,
+            tap,
+        } = self;
+        #[cfg(unix)]
+        let unix_socket = unix_socket.is_none();
+        #[cfg(not(unix))]
+        let unix_socket = true;
+        tls.server_name.is_none()
+            && *tcp_nodelay
+            && bind_address.is_none()
+            && proxy.is_none()
+            && unix_socket
+            && tap.is_none()
+    }
+}
+
 impl Default for TransportOptions {
     fn default() -> Self {
         Self {

@@ -799,3 +799,61 @@ async fn a_subscription_made_before_connack_survives_a_broker_without_identifier
         "only the SUBSCRIBE without an identifier"
     );
 }
+
+/// The store keeps a small control region between control packets: a long CONNECT and a
+/// DISCONNECT with a reason string larger than any fixed region (it was 512 bytes, and such a
+/// DISCONNECT closed the connection without one, which makes the broker publish the will)
+/// grow it, and go out whole.
+#[tokio::test]
+async fn a_disconnect_larger_than_the_idle_control_region_still_goes_out_whole() {
+    let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel::<(String, Option<String>)>();
+    let broker = Scripted::start(V5, move |mut c| {
+        let seen = seen_tx.clone();
+        async move {
+            while let Some(bytes) = c.next().await {
+                match decode(&bytes, V5) {
+                    Packet::Connect(connect) => {
+                        let _ = seen.send(("connect".into(), connect.username.map(str::to_string)));
+                        c.send(Packet::ConnAck(ConnAck::new(ReasonCode::Success)))
+                            .await;
+                    }
+                    Packet::Disconnect(d) => {
+                        let reason = d.properties.reason_string.map(str::to_string);
+                        let _ = seen.send(("disconnect".into(), reason));
+                        return;
+                    }
+                    _ => {}
+                }
+            }
+        }
+    })
+    .await;
+    let mut o = options(&broker.url, V5, "control-region");
+    let user = "u".repeat(300);
+    o.protocol.username = Some(user.clone());
+    let (client, _events) = connect(o).await;
+    let reason = "r".repeat(900);
+    let options = mqtt_client_tokio::DisconnectOptions {
+        reason_string: Some(reason.clone()),
+        ..Default::default()
+    };
+    timeout(WAIT, client.disconnect_with(options))
+        .await
+        .expect("disconnect timed out")
+        .expect("disconnect");
+    let mut seen = Vec::new();
+    while let Ok(Some(s)) = timeout(WAIT, seen_rx.recv()).await {
+        let done = s.0 == "disconnect";
+        seen.push(s);
+        if done {
+            break;
+        }
+    }
+    assert_eq!(
+        seen,
+        [
+            ("connect".to_string(), Some(user)),
+            ("disconnect".to_string(), Some(reason))
+        ]
+    );
+}

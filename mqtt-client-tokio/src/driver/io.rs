@@ -214,8 +214,8 @@ impl Driver {
             let work = {
                 let mut state = self.shared.lock();
                 // A write made on a handle's thread failed.
-                if let Some(error) = state.fatal.clone() {
-                    return Err(error);
+                if let Some(error) = &state.fatal {
+                    return Err(Error::clone(error));
                 }
                 state.journal_work()
             };

@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 use tokio_rustls::TlsConnector;
 use tracing::{info, warn, Instrument};
 
-use crate::options::TransportOptions;
+use crate::options::{TlsOptions, TransportOptions};
 use crate::state::{room, End, Shared, State, Status};
 use crate::url::BrokerUrl;
 use crate::{transport, Error, Event, Options};
@@ -52,10 +52,16 @@ pub(crate) fn start(options: Options, wait_first: bool) -> Result<Started, Error
     let shared = Arc::new(Shared::new(state));
     let mut brokers = options.brokers;
     brokers.shrink_to_fit();
+    let mut transport = options.transport;
+    // The connector holds the certificates and keys; dialling reads only the server name.
+    transport.tls = TlsOptions {
+        server_name: transport.tls.server_name.take(),
+        ..TlsOptions::default()
+    };
     let driver = Driver {
         shared: Arc::clone(&shared),
         brokers,
-        transport: Box::new(options.transport),
+        transport: (!transport.dials_as_default()).then(|| Box::new(transport)),
         tls,
         wait_first,
         client_id,
@@ -71,8 +77,9 @@ struct Driver {
     shared: Arc<Shared>,
     /// Kept for the life of the client: no spare capacity.
     brokers: Vec<BrokerUrl>,
-    /// Boxed: read only when dialling, and the task of every client keeps it for good.
-    transport: Box<TransportOptions>,
+    /// Boxed, and `None` for the defaults: read only when dialling, and the task of every
+    /// client keeps it for good.
+    transport: Option<Box<TransportOptions>>,
     tls: Option<TlsConnector>,
     wait_first: bool,
     client_id: String,
@@ -80,13 +87,16 @@ struct Driver {
 
 impl Driver {
     /// Runs until the client stops.
-    async fn run(mut self) {
+    // Not an `async fn`: one keeps its `self` argument twice in the future (once as the
+    // argument, once as the local it is moved to), and every client's task keeps the future
+    // for its life. The block takes `self` once, and the span is the wrapper's alone.
+    fn run(mut self) -> impl Future<Output = ()> {
         let span = tracing::info_span!("mqtt_client", client_id = %self.client_id);
-        // Not an instrumented `async` block around both lines: that kept the lifecycle's
-        // state twice in every client's task.
-        let reason = self.lifecycle().instrument(span.clone()).await;
-        let _entered = span.enter();
-        self.shared.lock().finish(reason);
+        async move {
+            let reason = self.lifecycle().await;
+            self.shared.lock().finish(reason);
+        }
+        .instrument(span)
     }
 
     /// Connects, reconnects, fails over and follows redirections until a stop; returns why.
@@ -182,7 +192,12 @@ impl Driver {
                 .await
                 .is_none()
             {
-                return self.shared.lock().fatal.take().unwrap_or(Error::Closed);
+                return self
+                    .shared
+                    .lock()
+                    .fatal
+                    .take()
+                    .map_or(Error::Closed, |e| *e);
             }
         }
     }
@@ -200,13 +215,13 @@ impl Driver {
         // would stay in every idle connection's task for good.
         let open = Box::pin(transport::connect_owned(
             url.clone(),
-            (*self.transport).clone(),
+            self.transport.as_deref().cloned().unwrap_or_default(),
             self.tls.clone(),
         ));
         let opening = Box::pin(self.serve_until(tokio::time::timeout(timeout, open)));
         let stream = match opening.await {
             None => match self.shared.lock().fatal.take() {
-                Some(error) => return End::failed(error),
+                Some(error) => return End::failed(*error),
                 None => return End::Closed,
             },
             Some(Err(_elapsed)) => return self.shared.lock().attempt_failed(Error::ConnectTimeout),

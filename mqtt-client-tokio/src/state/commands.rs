@@ -272,7 +272,7 @@ impl State {
         if let Some(journal) = &mut self.journal {
             if let Err(e) = journal.write_through(&mut self.session) {
                 let error = crate::persist::persist_error(e);
-                self.fatal = Some(error.clone());
+                self.fatal = Some(Box::new(error.clone()));
                 return Err(error);
             }
         }
@@ -290,7 +290,7 @@ impl State {
             ));
         };
         let step = mqtt_sansio::Auth::new(reason_code, method, data);
-        self.session.auth(&step).map_err(Error::Command)
+        super::with_control_room(&mut self.session, |s| s.auth(&step)).map_err(Error::Command)
     }
 
     /// Asks the driver to stop; `None` when it already has.
@@ -317,10 +317,12 @@ impl State {
         reply: Option<oneshot::Sender<Result<(), Error>>>,
     ) {
         self.commands_seen += 1;
-        let shutdown = self.shutdown.get_or_insert_with(|| Shutdown {
-            options,
-            replies: Vec::new(),
-            started: false,
+        let shutdown = self.shutdown.get_or_insert_with(|| {
+            Box::new(Shutdown {
+                options,
+                replies: Vec::new(),
+                started: false,
+            })
         });
         shutdown.replies.extend(reply);
     }

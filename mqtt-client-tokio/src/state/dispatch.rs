@@ -397,7 +397,8 @@ impl State {
                         Ok(n) => {
                             let step =
                                 mqtt_sansio::Auth::new(reason_code, auth.method(), &out[..n]);
-                            self.session.auth(&step).map_err(Error::Command)
+                            super::with_control_room(&mut self.session, |s| s.auth(&step))
+                                .map_err(Error::Command)
                         }
                         Err(e) => Err(Error::Authentication(e)),
                     }
@@ -422,7 +423,7 @@ impl State {
     /// Records why the connection ends (the first reason wins).
     fn end(&mut self, end: End) {
         if self.conn_end.is_none() {
-            self.conn_end = Some(end);
+            self.conn_end = Some(Box::new(end));
         }
     }
 

@@ -18,7 +18,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use mqtt_sansio::session::{Instant, Session, SessionConfig};
+use mqtt_sansio::session::{CommandError, Instant, Region, Session, SessionConfig};
 use mqtt_sansio::SubscriptionOptions;
 use mqtt_sansio::{Connect, ReasonCode, Seq, TopicName, WillProperties};
 use tokio::sync::{mpsc, oneshot, Notify};
@@ -38,16 +38,20 @@ const OUTGOING_ALIAS_BYTES: usize = 16 * 1024;
 /// Incoming QoS 2 messages the session can track, whatever the Receive Maximum (4 KiB); the
 /// table grows to this as a flood needs it.
 const INCOMING_SLOTS: u16 = 1024;
-/// Incoming QoS 2 messages a new client's table has room for (64 bytes), or the Receive
+/// Incoming QoS 2 messages a new client's table has room for (32 bytes), or the Receive
 /// Maximum if lower: it grows (a slot per message in flight) only while QoS 2 messages
 /// arrive faster than they are released, and shrinks back once they are.
-const INITIAL_INCOMING: u16 = 16;
+const INITIAL_INCOMING: u16 = 8;
 /// Bytes of subscription table a new client starts with (a filter or two); it grows to
 /// `Policy::subscription_bytes` as subscriptions need it.
 const INITIAL_SUBSCRIPTIONS: usize = 64;
 /// Bytes of queue a new client starts with (a couple of small messages); it grows on demand
 /// up to `Policy::offline_queue_bytes` and shrinks back when drained.
-pub(crate) const INITIAL_LOG: usize = 256;
+pub(crate) const INITIAL_LOG: usize = 128;
+/// Bytes of the control region between control packets: the DISCONNECT the session sends by
+/// itself on a protocol error (reason code, no properties) fits; a CONNECT, a DISCONNECT
+/// with properties and an AUTH grow it while they wait to go (`with_control_room`).
+const CONTROL_IDLE: usize = 16;
 /// Most packet-id index slots: more than any window brokers grant in practice.
 const INDEX_SLOTS: u16 = 256;
 /// Largest authentication data an authenticator writes in one step.
@@ -212,9 +216,11 @@ pub(crate) struct State {
     pub(crate) connected_once: bool,
     /// The current connection reached CONNACK.
     pub(crate) connected: bool,
-    pub(crate) shutdown: Option<Shutdown>,
+    /// Boxed, as `conn_end` and `fatal`: set once in a client's life, and kept in the state of
+    /// every client for all of it.
+    pub(crate) shutdown: Option<Box<Shutdown>>,
     /// Set when the session says the connection is over; acted on once bytes are out.
-    pub(crate) conn_end: Option<End>,
+    pub(crate) conn_end: Option<Box<End>>,
 
     pending: HashMap<u16, Pending>,
     /// Completions of queued QoS 0 publishes, in the order the session sends them.
@@ -251,7 +257,7 @@ pub(crate) struct State {
     pub(crate) journal: Option<Box<crate::persist::FileJournal>>,
     /// Why the client must stop, found where no error can be returned (a journal write
     /// while disconnected).
-    pub(crate) fatal: Option<Error>,
+    pub(crate) fatal: Option<Box<Error>>,
 }
 
 impl State {
@@ -404,7 +410,7 @@ impl State {
                 }
                 let error = crate::persist::persist_error(e);
                 warn!(%error, "journal write failed: stopping");
-                self.fatal = Some(error.clone());
+                self.fatal = Some(Box::new(error.clone()));
                 Err(error)
             }
             (Ok(_), None) => Ok(()),
@@ -480,7 +486,7 @@ impl State {
             connect.properties.authentication_method = Some(&method);
             connect.properties.authentication_data = Some(&data[..n]);
         }
-        self.session.connect(&connect)?;
+        with_control_room(&mut self.session, |s| s.connect(&connect))?;
         Ok(())
     }
 
@@ -608,6 +614,9 @@ fn session_config(
     if config.journal {
         // Room for the client identifier the directory keeps, whichever version.
         config.assigned_id_bytes = config.assigned_id_bytes.max(256);
+    } else if !p.client_id.is_empty() {
+        // A broker assigns an identifier only to a client that sent none.
+        config.assigned_id_bytes = 0;
     }
     config.receive_maximum = p.receive_maximum.max(1);
     config.maximum_packet_size = p.maximum_packet_size.max(64);
@@ -652,8 +661,9 @@ fn session_config(
     config.reconnect.stable_after = policy.stable_after;
     config.reconnect.after_takeover = policy.reconnect_after_takeover;
     config.reconnect.seed = fastrand::u64(..);
-    // The control region holds CONNECT (with the will) and DISCONNECT; room for the
-    // properties the session adds.
+    // The control region holds CONNECT (with the will), DISCONNECT and AUTH while they wait
+    // to go, and grows for each (`with_control_room`); this checks that the CONNECT can be
+    // encoded at all.
     let users = user_refs(&p.user_properties);
     let will_users = p
         .will
@@ -661,13 +671,9 @@ fn session_config(
         .map(|w| user_refs(&w.properties.user_properties))
         .unwrap_or_default();
     let connect = connect_packet(p, p.clean_start, &users, &will_users)?;
-    let len = SessionConfig::control_len(&connect)
+    SessionConfig::control_len(&connect)
         .map_err(|e| Error::InvalidOptions(format!("CONNECT cannot be encoded: {e}")))?;
-    config.control_bytes = (len + 64).max(512);
-    if p.authenticator.is_some() {
-        // Its method and data, in CONNECT and in each AUTH.
-        config.control_bytes += AUTH_BUF + 64;
-    }
+    config.control_bytes = CONTROL_IDLE;
     Ok(config)
 }
 
@@ -710,6 +716,23 @@ fn connect_packet<'a>(
         });
     }
     Ok(c)
+}
+
+/// Runs a command that writes the session's control region (CONNECT, DISCONNECT, AUTH), and
+/// once more after growing the region to what the command said it needs: the store keeps only
+/// [`CONTROL_IDLE`] bytes there between control packets, and the session asks for the room
+/// back once the packet is sent (`fit_room`).
+pub(crate) fn with_control_room(
+    session: &mut Session<Vec<u8>>,
+    mut command: impl FnMut(&mut Session<Vec<u8>>) -> Result<(), CommandError>,
+) -> Result<(), CommandError> {
+    match command(session) {
+        Err(CommandError::StoreFull { needed, .. }) => {
+            session.resize_region(Region::Control, needed, |store, len| store.resize(len, 0))?;
+            command(session)
+        }
+        other => other,
+    }
 }
 
 /// Makes room in `session`'s store for a record of `needed` bytes: doubles the queue (or

@@ -41,7 +41,7 @@ impl State {
 
     /// The reason the session gave for ending, or `fallback`.
     pub(crate) fn end_or(&mut self, fallback: End) -> End {
-        self.conn_end.take().unwrap_or(fallback)
+        self.conn_end.take().map_or(fallback, |end| *end)
     }
 
     /// Begins a requested stop: DISCONNECT if connected, otherwise just close.
@@ -55,7 +55,7 @@ impl State {
         shutdown.started = true;
         let options = shutdown.options.clone();
         if !self.connected {
-            self.conn_end = Some(End::Closed);
+            self.conn_end = Some(Box::new(End::Closed));
             return;
         }
         // The session leaves out on 3.1.1 what 3.1.1 cannot say, and closes without
@@ -68,11 +68,11 @@ impl State {
         let mut disconnect = Disconnect::new(reason);
         disconnect.properties.session_expiry_interval = options.session_expiry_interval;
         disconnect.properties.reason_string = options.reason_string.as_deref();
-        match self.session.disconnect(&disconnect) {
+        match super::with_control_room(&mut self.session, |s| s.disconnect(&disconnect)) {
             Ok(()) => info!(?reason, "disconnecting"),
             Err(error) => {
                 warn!(%error, "cannot send DISCONNECT; closing");
-                self.conn_end = Some(End::Closed);
+                self.conn_end = Some(Box::new(End::Closed));
             }
         }
     }
