@@ -66,10 +66,12 @@ impl<'a> Connect<'a> {
         }
     }
 
+    #[cfg_attr(not(mqtt_sansio_small), inline(always))]
     pub(crate) fn decode(body: &'a [u8]) -> Result<Self, DecodeError> {
         wire::finish(Self::parse(body))
     }
 
+    #[cfg_attr(not(mqtt_sansio_small), inline(always))]
     fn parse(body: &'a [u8]) -> IResult<'a, Self> {
         // Compiled for speed, the known protocol names are compared as bytes, and any other name
         // is read again as a string, so ill-formed UTF-8 and U+0000 are reported as such.
