@@ -867,9 +867,10 @@ mod child {
                 .await;
         };
         rt.block_on(async {
-            tokio::time::timeout(JOB_TIMEOUT, job)
-                .await
-                .expect("child job timed out");
+            // Which child stalled is the first thing to know when one does.
+            if tokio::time::timeout(JOB_TIMEOUT, job).await.is_err() {
+                panic!("child job timed out: --role {}", a.join(" "));
+            }
         });
         // Leave without waiting for clients to shut down: the measurement is over.
         std::process::exit(0);
