@@ -35,8 +35,8 @@ pub(crate) use wire::OUTBOX_LIMIT;
 const ALIAS_TOPIC_BYTES: usize = 264;
 /// Room for outgoing topic aliases when enabled.
 const OUTGOING_ALIAS_BYTES: usize = 16 * 1024;
-/// Incoming QoS 2 messages the session can track, whatever the Receive Maximum (4 KiB); the
-/// table grows to this as a flood needs it.
+/// Incoming QoS 2 messages a journaled session can track, whatever the Receive Maximum
+/// (4 KiB), taken whole at once (see `session_config`).
 const INCOMING_SLOTS: u16 = 1024;
 /// Incoming QoS 2 messages a new client's table has room for (32 bytes), or the Receive
 /// Maximum if lower: it grows (a slot per message in flight) only while QoS 2 messages
@@ -630,11 +630,20 @@ fn session_config(
     if p.outgoing_topic_aliases {
         config.outgoing_alias_bytes = OUTGOING_ALIAS_BYTES;
     }
-    // Brokers exceed the Receive Maximum (mosquitto resuming a session sends hundreds):
-    // the table of incoming QoS 2 messages (4 bytes a slot) grows to track that many, and
-    // back once they are released. So does the subscription table, up to the policy's
-    // bytes. A journaled session takes both whole at once: a restore fills them.
-    config.incoming_slots_limit = config.receive_maximum.max(INCOMING_SLOTS);
+    // Brokers exceed the Receive Maximum (mosquitto resuming a session sends hundreds, and
+    // a live one had 1,024 in flight to a busy subscriber of a clean session): the table of
+    // incoming QoS 2 messages (4 bytes a slot) grows to track them, and back once they are
+    // released. A message it cannot track is left with the broker, which sends it again
+    // only on a new connection, and a session the broker does not keep has lost it then: so
+    // it may grow to every packet identifier there is (256 KiB, while a broker floods), and
+    // no message is ever left. So does the subscription table, up to the policy's bytes. A
+    // journaled session takes both whole at once (a restore fills them), so its table stays
+    // at `INCOMING_SLOTS`: the broker keeps that session, and what it holds comes back.
+    config.incoming_slots_limit = if config.journal {
+        config.receive_maximum.max(INCOMING_SLOTS)
+    } else {
+        u16::MAX
+    };
     config.subscription_bytes_limit = policy.subscription_bytes;
     if config.journal {
         config.incoming_slots = config.incoming_slots_limit;
