@@ -821,7 +821,19 @@ mod child {
     /// How long a child may take for its whole job.
     const JOB_TIMEOUT: Duration = Duration::from_secs(100);
 
+    /// Messages the `sub` role has received so far, for the report of a stalled child.
+    static RECEIVED: AtomicUsize = AtomicUsize::new(0);
+
     pub(super) fn main(args: &[String]) {
+        // `MQTT_BENCH_LOG=debug` (a level) logs the client's decisions to stderr, for a child
+        // that stalls.
+        if let Ok(level) = std::env::var("MQTT_BENCH_LOG") {
+            let level: tracing::Level = level.parse().expect("MQTT_BENCH_LOG: a tracing level");
+            tracing_subscriber::fmt()
+                .with_max_level(level)
+                .with_writer(std::io::stderr)
+                .init();
+        }
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -869,7 +881,11 @@ mod child {
         rt.block_on(async {
             // Which child stalled is the first thing to know when one does.
             if tokio::time::timeout(JOB_TIMEOUT, job).await.is_err() {
-                panic!("child job timed out: --role {}", a.join(" "));
+                let received = RECEIVED.load(Ordering::Relaxed);
+                panic!(
+                    "child job timed out: --role {} (received {received})",
+                    a.join(" ")
+                );
             }
         });
         // Leave without waiting for clients to shut down: the measurement is over.
@@ -943,6 +959,7 @@ mod child {
                 let cpu0 = cpu_us();
                 for _ in 0..n {
                     sub.recv().await.expect("message");
+                    RECEIVED.fetch_add(1, Ordering::Relaxed);
                 }
                 say(&format!("done {:.0}", cpu_us() - cpu0));
             }
