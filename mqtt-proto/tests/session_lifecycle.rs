@@ -805,3 +805,82 @@ fn requests_queued_before_the_fallback_go_as_3_1_1_or_are_reported() {
         }]
     );
 }
+
+/// A broker that keeps no session (3.1.1 Clean Session 1, 5.0 Session Expiry 0) floods past
+/// the table: a message left with it would be gone on the resync's new connection (a full e2e
+/// run lost 695 so), so with automatic acks what finds no room is delivered and acknowledged
+/// untracked, on the one connection, and each PUBREL is answered. With manual acks the
+/// application's later ack would find no entry (and answer PUBACK), so there the message is
+/// still left with the broker.
+#[test]
+fn a_flood_on_a_session_the_broker_does_not_keep_is_taken_whole_on_one_connection() {
+    for v in BOTH {
+        for manual in [false, true] {
+            let mut config = SessionConfig::new(v);
+            config.receive_maximum = 4;
+            config.incoming_slots = 8;
+            config.manual_acks = manual;
+            let mut h = Harness::with(config, 16 * 1024);
+            h.connect(true, false);
+            let mut bytes = Vec::new();
+            for id in 1..=20u16 {
+                bytes.extend(enc(
+                    incoming("t", &id.to_be_bytes(), QoS::ExactlyOnce, id),
+                    v,
+                ));
+            }
+            h.feed(&bytes).unwrap();
+            let events = h.take_events();
+            let delivered = events
+                .iter()
+                .filter(|e| matches!(e, Ev::Message { .. }))
+                .count();
+            let deferred = events
+                .iter()
+                .any(|e| matches!(e, Ev::Overrun { deferred: true, .. }));
+            let ctx = format!("{v:?}, manual acks {manual}");
+            if manual {
+                assert_eq!((delivered, deferred), (8, true), "{ctx}: {events:?}");
+                continue;
+            }
+            assert_eq!((delivered, deferred), (20, false), "{ctx}: {events:?}");
+            let overruns: Vec<&Ev> = events
+                .iter()
+                .filter(|e| matches!(e, Ev::Overrun { .. }))
+                .collect();
+            assert_eq!(
+                overruns,
+                [&Ev::Overrun {
+                    in_flight: 4,
+                    deferred: false
+                }],
+                "{ctx}: the excess is reported, once"
+            );
+            let pubrecs: Vec<u16> = h
+                .take_sent()
+                .iter()
+                .filter_map(|b| match dec(b, v) {
+                    Packet::PubRec(r) => Some(r.packet_id.get()),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(pubrecs, (1..=20).collect::<Vec<_>>(), "{ctx}");
+            for id in 1..=20u16 {
+                h.feed_packet(pubrel(id)).unwrap();
+            }
+            let sent = h.take_sent();
+            let pubcomps = sent
+                .iter()
+                .filter(|b| matches!(dec(b, v), Packet::PubComp(_)))
+                .count();
+            assert_eq!(pubcomps, 20, "{ctx}");
+            assert!(
+                !sent
+                    .iter()
+                    .any(|b| matches!(dec(b, v), Packet::Disconnect(_))),
+                "{ctx}: no resync"
+            );
+            assert_eq!(h.s.state(), ConnectionState::Connected, "{ctx}");
+        }
+    }
+}
