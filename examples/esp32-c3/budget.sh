@@ -36,7 +36,9 @@ TARGET_RAM=2048         # 2 KiB beside the buffers, every configuration
 # and one client decoder, 5.0-only paths of the nb client left out without v5, one select
 # in the client's wait, the connection loop kept out of the firmware's task, reconnect
 # delays in whole milliseconds.
-BUDGET_FLASH_V311=30720 # 30 KiB: measured 30,632
+# Raised by the fix that ends a 3.1.1 connection whose authenticator fails `finish` (as 5.0
+# builds did; before, the Connected event was dropped): 30,428 before it, 30,798 after.
+BUDGET_FLASH_V311=31744 # 31 KiB: measured 30,798
 BUDGET_FLASH_V5=48128   # 47 KiB: measured 47,424
 BUDGET_FLASH_FULL=54272 # 53 KiB: measured 53,698
 BUDGET_RAM=2048         # the target: measured 1,368 to 1,408
