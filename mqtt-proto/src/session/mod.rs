@@ -952,8 +952,11 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     pub fn handle_transport_closed(&mut self, now: Instant) -> Reconnect {
         let cause = self.conn.cause.unwrap_or(EndCause::Transport);
         let resync = cause == EndCause::Lost(LostReason::Resync);
-        let next = if self.conn.fall_back || resync {
-            if self.conn.fall_back {
+        // Only a 5.0 session falls back, or has a Server Reference to follow: a build
+        // without `v5` leaves that code out.
+        let fall_back = cfg!(feature = "v5") && self.conn.fall_back;
+        let next = if fall_back || resync {
+            if fall_back {
                 self.fall_back_to_v311();
             } else {
                 // The connection worked; we ended it to have the broker resend.
@@ -971,7 +974,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                 now,
                 cause,
                 self.conn.up_since,
-                self.conn.reference,
+                cfg!(feature = "v5") && self.conn.reference,
             )
         };
         self.conn = Conn::new();

@@ -199,8 +199,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             Packet::ConnAck(c) if !connected => self.on_connack(now, c),
             // The broker may only use AUTH when we named an authentication method, and
             // DISCONNECT in 5.0: `never_received` refused them otherwise.
-            Packet::Auth(_) => Ok(Outcome::Report),
-            Packet::Disconnect(d) => {
+            // Neither reaches a build without `v5`: saying so leaves their arms out.
+            Packet::Auth(_) if cfg!(feature = "v5") => Ok(Outcome::Report),
+            Packet::Disconnect(d) if cfg!(feature = "v5") => {
                 self.conn.phase = Phase::Closing;
                 self.conn
                     .cause
@@ -239,8 +240,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                 session_present: c.session_present,
                 properties: c.properties,
             },
-            Packet::Auth(a) => Event::Auth(a),
-            Packet::Disconnect(d) => Event::Disconnected {
+            Packet::Auth(a) if cfg!(feature = "v5") => Event::Auth(a),
+            Packet::Disconnect(d) if cfg!(feature = "v5") => Event::Disconnected {
                 reason_code: d.reason_code,
                 properties: d.properties,
             },
@@ -285,7 +286,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             self.conn
                 .cause
                 .get_or_insert(EndCause::Refused(c.reason_code));
-            self.conn.reference = c.properties.server_reference.is_some();
+            // A Server Reference is a 5.0 property.
+            self.conn.reference = cfg!(feature = "v5") && c.properties.server_reference.is_some();
             self.fall_back_if_refused(c.reason_code);
             return Ok(Outcome::Report);
         }
