@@ -37,7 +37,6 @@ mod transmit;
 
 use core::num::{NonZeroU16, NonZeroU32, NonZeroUsize};
 use core::ops::Range;
-use core::time::Duration;
 
 pub use config::{BrokerLimits, SessionConfig};
 pub use error::{CommandError, ProtocolError};
@@ -1079,20 +1078,13 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         if self.drain_deadline().is_some_and(|at| now >= at) {
             self.conn.drain_expired = true;
         }
-        match self.conn.phase {
-            Phase::AwaitConnAck if now >= self.conn.connack_deadline => {
-                self.lose(LostReason::ConnAckTimeout);
+        // The deadline `poll_timeout` reports, so that the two cannot disagree.
+        if self.connection_timeout().is_some_and(|at| now >= at) {
+            match (self.conn.phase, self.conn.ping_sent) {
+                (Phase::AwaitConnAck, _) => self.lose(LostReason::ConnAckTimeout),
+                (_, Some(_)) => self.lose(LostReason::KeepAliveTimeout),
+                (_, None) => self.conn.ping_due = true,
             }
-            Phase::Connected if self.limits.keep_alive > 0 => {
-                if let Some(sent) = self.conn.ping_sent {
-                    if now >= sent + self.ping_timeout() {
-                        self.lose(LostReason::KeepAliveTimeout);
-                    }
-                } else if now >= self.ping_at() {
-                    self.conn.ping_due = true;
-                }
-            }
-            _ => {}
         }
     }
 
@@ -1121,7 +1113,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         match self.conn.phase {
             Phase::AwaitConnAck => Some(self.conn.connack_deadline),
             Phase::Connected if self.limits.keep_alive > 0 => match self.conn.ping_sent {
-                Some(sent) => Some(sent + self.ping_timeout()),
+                Some(sent) => Some(sent.plus_millis(self.ping_timeout_ms())),
                 None if self.conn.ping_due => None,
                 None => Some(self.ping_at()),
             },
@@ -1182,14 +1174,20 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     }
 
     fn ping_at(&self) -> Instant {
-        let ka = Duration::from_secs(u64::from(self.limits.keep_alive));
-        self.conn.last_tx.min(self.conn.last_rx) + ka
+        // At most 65,535,000 ms: 32-bit arithmetic.
+        let ka = u32::from(self.limits.keep_alive) * 1000;
+        self.conn
+            .last_tx
+            .min(self.conn.last_rx)
+            .plus_millis(ka.into())
     }
 
-    fn ping_timeout(&self) -> Duration {
-        self.config.ping_timeout.unwrap_or(Duration::from_millis(
-            u64::from(self.limits.keep_alive) * 500,
-        ))
+    /// The PINGRESP timeout in the whole milliseconds `Instant + Duration` keeps of it.
+    fn ping_timeout_ms(&self) -> u64 {
+        let half_keep_alive = u32::from(self.limits.keep_alive) * 500;
+        self.config
+            .ping_timeout
+            .map_or(half_keep_alive.into(), time::millis)
     }
 
     /// Ends the connection for `reason`: nothing more is read or sent but a pending error

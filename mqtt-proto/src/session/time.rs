@@ -72,6 +72,7 @@ pub(crate) fn millis_times(d: Duration, shift: u32, half: bool) -> u64 {
 
 /// Whole milliseconds of `d`, saturating at `u64::MAX`: `Duration::as_millis` without its
 /// `u128`, which costs a 32-bit microcontroller more code than the rest of the arithmetic.
+#[cfg_attr(mqtt_sansio_small, inline(never))]
 pub(crate) fn millis(d: Duration) -> u64 {
     d.as_secs()
         .saturating_mul(1000)
