@@ -391,7 +391,9 @@ impl Write for SliceWriter<'_> {
         }
     }
 
-    #[inline]
+    // One copy where size matters: every field writer calls it.
+    #[cfg_attr(not(mqtt_sansio_small), inline)]
+    #[cfg_attr(mqtt_sansio_small, inline(never))]
     fn put_u8(&mut self, value: u8) {
         match self.buf.get_mut(self.pos) {
             Some(dst) => {

@@ -43,6 +43,8 @@ impl Add<Duration> for Instant {
 
 impl Instant {
     /// `self + ms` milliseconds, saturating at the end of time.
+    // 64-bit arithmetic on a 32-bit microcontroller: one copy for every deadline.
+    #[cfg_attr(mqtt_sansio_small, inline(never))]
     pub(crate) const fn plus_millis(self, ms: u64) -> Self {
         Self(self.0.saturating_add(ms))
     }
