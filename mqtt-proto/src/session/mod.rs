@@ -302,17 +302,20 @@ enum Raised {
 
 impl Raised {
     fn event(self, receive_maximum: u16) -> Event<'static> {
+        // Refusals by the broker's limits or reason codes, retries and the fallback are 5.0's,
+        // renewals need their feature: the guards leave the arms a build cannot reach out.
+        const V5: bool = cfg!(feature = "v5");
+        const RENEWAL: bool = cfg!(feature = "subscription-renewal");
         match self {
-            Self::Lost(reason) => Event::ConnectionLost(reason),
-            Self::Dropped(packet_id, reason_code) => Event::PublishDropped {
+            Self::Dropped(packet_id, reason_code) if V5 => Event::PublishDropped {
                 packet_id,
                 reason_code,
             },
-            Self::RequestDropped(packet_id, reason_code) => Event::RequestDropped {
+            Self::RequestDropped(packet_id, reason_code) if V5 => Event::RequestDropped {
                 packet_id,
                 reason_code,
             },
-            Self::Retrying(packet_id, reason_code, retry) => {
+            Self::Retrying(packet_id, reason_code, retry) if V5 => {
                 Event::Notice(Notice::PublishRetrying {
                     packet_id,
                     reason_code,
@@ -332,13 +335,19 @@ impl Raised {
                 qos,
                 size,
             }),
-            Self::NotRenewable(packet_id, index) => {
+            Self::NotRenewable(packet_id, index) if RENEWAL => {
                 Event::Notice(Notice::SubscriptionNotRenewable { packet_id, index })
             }
-            Self::RenewalDropped(reason_code) => {
+            Self::RenewalDropped(reason_code) if RENEWAL => {
                 Event::Notice(Notice::RenewalDropped { reason_code })
             }
-            Self::FellBack => Event::Notice(Notice::FellBackToV311),
+            Self::FellBack if V5 => Event::Notice(Notice::FellBackToV311),
+            Self::Lost(reason) => Event::ConnectionLost(reason),
+            // Unreachable: only code the build leaves out raises the others.
+            other => {
+                debug_assert!(false, "{other:?} raised without its feature");
+                Event::ConnectionLost(LostReason::DisconnectSent)
+            }
         }
     }
 }
