@@ -34,6 +34,8 @@ use crate::{Client, Clock, Error, Journal};
 
 /// Whether the session may stream a PUBLISH larger than `rx` (`receive-streaming`).
 const STREAMING: bool = cfg!(feature = "receive-streaming");
+/// Whether the session renews subscriptions (`subscription-renewal`).
+const RENEWAL: bool = cfg!(feature = "subscription-renewal");
 
 impl<'b, S: Read + Write, J: Journal> Client<'b, S, J> {
     /// Drives the connection until there is something to report, and returns it: writes
@@ -65,9 +67,12 @@ impl<'b, S: Read + Write, J: Journal> Client<'b, S, J> {
         loop {
             // Write-ahead: what the last input or command changed is durable before
             // anything it caused is transmitted (the session holds it back until then).
-            if let Err(error) = this.journal.persist(&mut this.session).await {
-                crate::fmt::warning!("mqtt: journal write failed");
-                return Event::Error(Error::Storage(error));
+            // Without a journal there is nothing to await: no state of the future for it.
+            if J::ENABLED {
+                if let Err(error) = this.journal.persist(&mut this.session).await {
+                    crate::fmt::warning!("mqtt: journal write failed");
+                    return Event::Error(Error::Storage(error));
+                }
             }
             let now = Instant::from_millis(clock.now_ms());
             this.last_now = now;
@@ -484,7 +489,9 @@ fn run_authenticator(
     event: &session::Event<'_>,
     scratch: &mut [u8],
 ) -> AuthAction {
+    // AUTH comes from 5.0 servers only: a build without `v5` never sees one.
     let result = match event {
+        session::Event::Auth(_) if !cfg!(feature = "v5") => return AuthAction::Pass,
         session::Event::Auth(a)
             if a.reason_code == mqtt_sansio::ReasonCode::ContinueAuthentication =>
         {
@@ -606,7 +613,7 @@ fn convert<'a>(event: session::Event<'a>, abandoned: Option<Publish<'a>>) -> Eve
         }
         S::ConnectionRefused { reason_code, .. } => Event::Error(Error::Refused(reason_code)),
         S::Message(publish) => Event::Message(publish),
-        S::MessageChunk(chunk) => Event::MessageChunk(chunk),
+        S::MessageChunk(chunk) if STREAMING => Event::MessageChunk(chunk),
         S::Published {
             packet_id,
             qos,
@@ -631,7 +638,7 @@ fn convert<'a>(event: session::Event<'a>, abandoned: Option<Publish<'a>>) -> Eve
             subscriptions,
             reason_codes,
             ..
-        } => Event::Resubscribed {
+        } if RENEWAL => Event::Resubscribed {
             packet_id,
             subscriptions,
             reason_codes,
@@ -659,10 +666,11 @@ fn convert<'a>(event: session::Event<'a>, abandoned: Option<Publish<'a>>) -> Eve
             reason: DeleteReason::SessionLost,
             message: abandoned,
         },
+        // Refusals by the broker's limits are 5.0's.
         S::PublishDropped {
             packet_id,
             reason_code,
-        } => Event::Deleted {
+        } if cfg!(feature = "v5") => Event::Deleted {
             packet_id,
             reason: DeleteReason::Refused(reason_code),
             message: None,
@@ -670,12 +678,13 @@ fn convert<'a>(event: session::Event<'a>, abandoned: Option<Publish<'a>>) -> Eve
         S::RequestDropped {
             packet_id,
             reason_code,
-        } => Event::RequestDropped {
+        } if cfg!(feature = "v5") => Event::RequestDropped {
             packet_id,
             reason_code,
         },
         S::Notice(notice) => Event::Notice(notice),
-        // Unreachable: `is_reported` let only the events above through.
+        // Unreachable: `is_reported` let only the events above through, and the build has
+        // the features of those it can see.
         _ => Event::Error(Error::ConnectionLost),
     }
 }
