@@ -152,6 +152,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         match outcome {
             Outcome::Silent | Outcome::Report | Outcome::Renewed | Outcome::Chunk { .. } => None,
             Outcome::Pong(round_trip) => Some(Event::Pong { round_trip }),
+            // Only a 5.0 CONNECT meets a 3.1.1 refusal it cannot parse (`older_refusal`).
+            Outcome::RefusedOlder(_) if !cfg!(feature = "v5") => None,
             Outcome::RefusedOlder(reason_code) => Some(Event::ConnectionRefused {
                 reason_code,
                 properties: ConnAckProperties::default(),
