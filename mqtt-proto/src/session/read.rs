@@ -799,14 +799,12 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
 
     /// Number of filters in a queued SUBSCRIBE or UNSUBSCRIBE record.
     fn request_len(&self, r: &Record) -> usize {
-        let region = super::store_region(&self.store, &self.layout.log);
-        match decode_record(region, r) {
-            Some(Packet::Subscribe(s)) => s.subscriptions.len(),
-            Some(Packet::Unsubscribe(u)) => u.filters.len(),
-            _ => 0,
-        }
+        r.request_len(super::store_region(&self.store, &self.layout.log))
     }
 }
+
+/// Whether the session reads its SUBSCRIBE and UNSUBSCRIBE records back as packets.
+const STORED_REQUESTS: bool = cfg!(any(feature = "v5", feature = "subscription-renewal"));
 
 /// Decodes the packet at the front of `buf` as [`Packet::decode`] does, with the arms of
 /// the packets a client session decodes only: those it receives (`handle_read` refused the
@@ -851,9 +849,14 @@ pub(super) fn decode_client(
         T::PubComp => Packet::PubComp(response(T::PubComp)?),
         T::SubAck => Packet::SubAck(SubAck::decode(body, version)?),
         T::UnsubAck => Packet::UnsubAck(UnsubAck::decode(body, version)?),
-        // The session's own records (`decode_stored`).
-        T::Subscribe => Packet::Subscribe(crate::Subscribe::decode(body, version)?),
-        T::Unsubscribe => Packet::Unsubscribe(crate::Unsubscribe::decode(body, version)?),
+        // The session's own records (`decode_stored`), read back by the fallback to 3.1.1
+        // and by renewal only: a build with neither links no decoder for them.
+        T::Subscribe if STORED_REQUESTS => {
+            Packet::Subscribe(crate::Subscribe::decode(body, version)?)
+        }
+        T::Unsubscribe if STORED_REQUESTS => {
+            Packet::Unsubscribe(crate::Unsubscribe::decode(body, version)?)
+        }
         T::PingResp if body.is_empty() => Packet::PingResp,
         T::PingResp => return Err(ProtocolError::Decode(DecodeError::LengthMismatch)),
         // `never_received` refused DISCONNECT and AUTH before 5.0 (the guards leave their
