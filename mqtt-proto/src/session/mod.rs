@@ -1080,7 +1080,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     // loop's async state machine does not carry a copy of it.
     #[cfg_attr(mqtt_sansio_small, inline(never))]
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.retry_at.is_some_and(|at| now >= at) {
+        if self.retry_at().is_some_and(|at| now >= at) {
             self.retry_at = None;
             self.release_delayed();
         }
@@ -1106,9 +1106,15 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             (None, b) => b,
         };
         earlier(
-            earlier(self.connection_timeout(), self.retry_at),
+            earlier(self.connection_timeout(), self.retry_at()),
             self.drain_deadline(),
         )
+    }
+
+    /// When transiently refused messages go again: only 5.0 refuses with a reason code, so a
+    /// build without `v5` never has them (nor the code that releases them).
+    fn retry_at(&self) -> Option<Instant> {
+        self.retry_at.filter(|_| cfg!(feature = "v5"))
     }
 
     fn drain_deadline(&self) -> Option<Instant> {
