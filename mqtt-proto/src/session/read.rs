@@ -797,9 +797,18 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         Ok(Outcome::Report)
     }
 
-    /// Number of filters in a queued SUBSCRIBE or UNSUBSCRIBE record.
+    /// Number of filters in a queued SUBSCRIBE or UNSUBSCRIBE record: decoded where the
+    /// decoders are linked anyway, counted from the length prefixes where they are not.
     fn request_len(&self, r: &Record) -> usize {
-        r.request_len(super::store_region(&self.store, &self.layout.log))
+        let region = super::store_region(&self.store, &self.layout.log);
+        if !STORED_REQUESTS {
+            return r.request_len(region);
+        }
+        match decode_record(region, r) {
+            Some(Packet::Subscribe(s)) => s.subscriptions.len(),
+            Some(Packet::Unsubscribe(u)) => u.filters.len(),
+            _ => 0,
+        }
     }
 }
 
