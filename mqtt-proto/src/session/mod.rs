@@ -988,8 +988,11 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         self.conn = Conn::new();
         self.drop_stream();
         self.acks.clear();
-        self.in_aliases.clear();
-        self.out_aliases.clear();
+        // Topic aliases are 5.0's: without `v5` the tables stay empty.
+        if cfg!(feature = "v5") {
+            self.in_aliases.clear();
+            self.out_aliases.clear();
+        }
         let region = store_region_mut(&mut self.store, &self.layout.log);
         let mut inflight = 0u16;
         let mut at = self.log.head();
