@@ -260,7 +260,12 @@ pub(crate) fn decode_name(bytes: &[u8]) -> Result<TopicName<'_>, crate::DecodeEr
     }
     let s = core::str::from_utf8(bytes).map_err(|_| DecodeError::InvalidUtf8)?;
     if wire::contains_any(bytes, [0, b'+', b'#']) {
-        return Err(if bytes.contains(&0) {
+        // Compiled for size, the same byte loop again rather than `memchr`.
+        #[cfg(mqtt_sansio_small)]
+        let null = wire::contains_any(bytes, [0]);
+        #[cfg(not(mqtt_sansio_small))]
+        let null = bytes.contains(&0);
+        return Err(if null {
             DecodeError::NullCharacter
         } else {
             DecodeError::InvalidTopicName(TopicError::Wildcard)

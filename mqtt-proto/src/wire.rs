@@ -130,9 +130,10 @@ pub(crate) fn string(input: &[u8]) -> IResult<'_, &str> {
 pub(crate) fn contains_any<const N: usize>(bytes: &[u8], needles: [u8; N]) -> bool {
     // Compiled for size, a byte loop: the word-at-a-time passes take several times its code
     // on a 32-bit microcontroller, for topics of a few dozen bytes.
+    // Each needle compared in turn: `<[u8]>::contains` would call `memchr` for three bytes.
     #[cfg(mqtt_sansio_small)]
     {
-        bytes.iter().any(|b| needles.contains(b))
+        bytes.iter().any(|b| needles.iter().any(|n| n == b))
     }
     #[cfg(not(mqtt_sansio_small))]
     {
