@@ -21,6 +21,8 @@
 //! consumed nothing and an unfinished `write` has written nothing, so nothing is lost or
 //! sent twice.
 
+use core::pin::pin;
+
 use embedded_io_async::{Error as _, ErrorKind, Read, Write};
 use mqtt_sansio::auth::Authenticator;
 use mqtt_sansio::session::{self, Instant, LostReason};
@@ -420,7 +422,14 @@ impl<'b, S: Read + Write, J: Journal> Client<'b, S, J> {
                 IoBuf::Read(free) => transport.read(free).await,
             }
         };
-        let n = match select(io, sleep(clock, deadline)).await {
+        // No deadline, no sleep: only the transport can end the wait. The pinned futures,
+        // and the borrows they hold, end with this block.
+        let sleep = deadline.map(|at| clock.sleep_until(at));
+        let raced = {
+            let (io, sleep) = (pin!(io), pin!(sleep));
+            select(io, sleep).await
+        };
+        let n = match raced {
             Either::First(Ok(n)) => n,
             Either::First(Err(e)) => return Some(self.fail(Error::Transport(e.kind()))),
             Either::Second(()) => return None,
@@ -459,14 +468,6 @@ enum IoBuf<'a> {
     Write(&'a [u8]),
     Flush,
     Read(&'a mut [u8]),
-}
-
-/// Sleeps until `deadline`, or forever without one.
-async fn sleep<C: Clock>(clock: &C, deadline: Option<u64>) {
-    match deadline {
-        Some(at) => clock.sleep_until(at).await,
-        None => core::future::pending().await,
-    }
 }
 
 /// What the authenticator made of a packet.
