@@ -234,14 +234,21 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// Builds the event of a packet that `apply` chose to report.
     fn event_for<'s>(&'s self, packet: Packet<'s>) -> Option<Event<'s>> {
         Some(match packet {
-            Packet::ConnAck(c) if c.reason_code.is_error() => Event::ConnectionRefused {
-                reason_code: c.reason_code,
-                properties: c.properties,
-            },
-            Packet::ConnAck(c) => Event::Connected {
-                session_present: c.session_present,
-                properties: c.properties,
-            },
+            // One arm for both outcomes: the properties are copied once.
+            Packet::ConnAck(c) => {
+                let properties = c.properties;
+                if c.reason_code.is_error() {
+                    Event::ConnectionRefused {
+                        reason_code: c.reason_code,
+                        properties,
+                    }
+                } else {
+                    Event::Connected {
+                        session_present: c.session_present,
+                        properties,
+                    }
+                }
+            }
             Packet::Auth(a) if cfg!(feature = "v5") => Event::Auth(a),
             Packet::Disconnect(d) if cfg!(feature = "v5") => Event::Disconnected {
                 reason_code: d.reason_code,
