@@ -833,7 +833,6 @@ pub(super) fn decode_client(
     version: ProtocolVersion,
     max_packet_size: u32,
 ) -> Result<Decoded<'_>, ProtocolError> {
-    use PacketType as T;
     // A session never runs a version the build leaves out; this tells the optimiser so.
     if !version.is_built() {
         return Err(ProtocolError::Decode(DecodeError::FeatureDisabled("v5")));
@@ -855,10 +854,27 @@ pub(super) fn decode_client(
             needed: NonZeroUsize::new(len - buf.len()),
         });
     };
+    let packet = match decode_body(header.packet_type, header.flags, body, version) {
+        Ok(Some(packet)) => packet,
+        Ok(None) => return Err(ProtocolError::UnexpectedPacket(header.packet_type)),
+        Err(e) => return Err(ProtocolError::Decode(e)),
+    };
+    Ok(Decoded::Packet { packet, len })
+}
+
+/// The body of a packet `decode_client` accepts, `None` for one it refuses; the decoders'
+/// errors are converted once, by the caller.
+fn decode_body(
+    packet_type: PacketType,
+    flags: u8,
+    body: &[u8],
+    version: ProtocolVersion,
+) -> Result<Option<Packet<'_>>, DecodeError> {
+    use PacketType as T;
     let response = |t| PubResponse::decode(t, body, version);
-    let packet = match header.packet_type {
+    Ok(Some(match packet_type {
         T::ConnAck => Packet::ConnAck(ConnAck::decode(body, version)?),
-        T::Publish => Packet::Publish(Publish::decode(header.flags, body, version)?),
+        T::Publish => Packet::Publish(Publish::decode(flags, body, version)?),
         T::PubAck => Packet::PubAck(response(T::PubAck)?),
         T::PubRec => Packet::PubRec(response(T::PubRec)?),
         T::PubRel => Packet::PubRel(response(T::PubRel)?),
@@ -874,15 +890,14 @@ pub(super) fn decode_client(
             Packet::Unsubscribe(crate::Unsubscribe::decode(body, version)?)
         }
         T::PingResp if body.is_empty() => Packet::PingResp,
-        T::PingResp => return Err(ProtocolError::Decode(DecodeError::LengthMismatch)),
+        T::PingResp => return Err(DecodeError::LengthMismatch),
         // `never_received` refused DISCONNECT and AUTH before 5.0 (the guards leave their
         // decoders out of a build without `v5`).
         T::Disconnect if version.v5() => Packet::Disconnect(Disconnect::decode(body, version)?),
         T::Auth if version.v5() => Packet::Auth(Auth::decode(body)?),
         // Refused from the first byte by `handle_read`.
-        other => return Err(ProtocolError::UnexpectedPacket(other)),
-    };
-    Ok(Decoded::Packet { packet, len })
+        _ => return Ok(None),
+    }))
 }
 
 fn published<'s>(r: PubResponse<'s>, qos: QoS) -> Event<'s> {
