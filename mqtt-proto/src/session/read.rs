@@ -254,7 +254,10 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                 reason_code: d.reason_code,
                 properties: d.properties,
             },
-            Packet::Publish(p) => Event::Message(self.resolve_alias(p)),
+            Packet::Publish(mut p) => {
+                self.resolve_alias(&mut p);
+                Event::Message(p)
+            }
             Packet::PubAck(r) => published(r, QoS::AtLeastOnce),
             Packet::PubRec(r) | Packet::PubComp(r) => published(r, QoS::ExactlyOnce),
             Packet::SubAck(s) => Event::Subscribed {
@@ -271,8 +274,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         })
     }
 
-    /// Fills in the topic of a PUBLISH that names it by alias only.
-    pub(super) fn resolve_alias<'s>(&'s self, mut p: Publish<'s>) -> Publish<'s> {
+    /// Fills in the topic of a PUBLISH that names it by alias only, in place: passing the
+    /// message through would copy it twice.
+    pub(super) fn resolve_alias<'s>(&'s self, p: &mut Publish<'s>) {
         let alias = p.properties.topic_alias.filter(|_| cfg!(feature = "v5"));
         if let (true, Some(alias)) = (p.topic.is_empty(), alias) {
             let region = super::store_region(&self.store, &self.layout.in_alias);
@@ -281,7 +285,6 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                 p.topic = TopicName::from_validated(topic);
             }
         }
-        p
     }
 
     fn on_connack(
