@@ -17,6 +17,8 @@ cargo test --workspace "$@"
 # with only `server`, which the scripted broker of the session checks needs.
 cargo test -p mqtt-sansio --no-default-features --test features "$@"
 cargo test -p mqtt-sansio --no-default-features --features server --test features "$@"
+# What mqtt-client-nb does without `v5` where it must match a 5.0 build (tests/authenticator.rs).
+cargo test -p mqtt-client-nb --no-default-features --test authenticator "$@"
 # The flash journal's tests need mqtt-client-nb's `flash` feature, which nothing in the
 # workspace turns on.
 cargo test -p mqtt-client-nb --features flash --test flash_journal --test flash_broker \

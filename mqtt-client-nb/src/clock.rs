@@ -26,8 +26,8 @@ impl<C: Clock + ?Sized> Clock for &C {
         (**self).now_ms()
     }
 
-    async fn sleep_until(&self, deadline_ms: u64) {
-        (**self).sleep_until(deadline_ms).await;
+    fn sleep_until(&self, deadline_ms: u64) -> impl core::future::Future<Output = ()> {
+        (**self).sleep_until(deadline_ms)
     }
 }
 
@@ -46,7 +46,8 @@ impl Clock for EmbassyClock {
 
     /// # Cancel safety
     /// Cancel-safe: an `embassy_time::Timer` holds no state but its deadline.
-    async fn sleep_until(&self, deadline_ms: u64) {
-        embassy_time::Timer::at(embassy_time::Instant::from_millis(deadline_ms)).await;
+    // The timer itself, not an `async fn` around it: no state machine of its own.
+    fn sleep_until(&self, deadline_ms: u64) -> impl core::future::Future<Output = ()> {
+        embassy_time::Timer::at(embassy_time::Instant::from_millis(deadline_ms))
     }
 }

@@ -67,7 +67,8 @@ impl From<JournalError> for StorageError {
 ///
 /// The client calls [`Journal::recover`] once, before the first connection, and
 /// [`Journal::persist`] after every input and command, before it transmits anything: so a
-/// packet only leaves once the state change that caused it is durable (write-ahead).
+/// packet only leaves once the state change that caused it is durable (write-ahead). With
+/// [`Journal::ENABLED`] false the session journals nothing, and `poll` does not call `persist`.
 #[allow(async_fn_in_trait)]
 pub trait Journal {
     /// Whether the session journals at all

@@ -181,7 +181,11 @@ impl<'a> Options<'a> {
             retain: w.retain,
             properties: Default::default(),
         });
-        // 5.0 only: the session leaves the properties out on 3.1.1.
+        // 5.0 only: the session leaves the properties out on 3.1.1, and a build without
+        // `v5` speaks nothing else.
+        if !cfg!(feature = "v5") {
+            return connect;
+        }
         if self.session_expiry > 0 {
             connect.properties.session_expiry_interval = Some(self.session_expiry);
         }

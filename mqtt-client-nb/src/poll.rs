@@ -21,6 +21,8 @@
 //! consumed nothing and an unfinished `write` has written nothing, so nothing is lost or
 //! sent twice.
 
+use core::pin::pin;
+
 use embedded_io_async::{Error as _, ErrorKind, Read, Write};
 use mqtt_sansio::auth::Authenticator;
 use mqtt_sansio::session::{self, Instant, LostReason};
@@ -34,6 +36,8 @@ use crate::{Client, Clock, Error, Journal};
 
 /// Whether the session may stream a PUBLISH larger than `rx` (`receive-streaming`).
 const STREAMING: bool = cfg!(feature = "receive-streaming");
+/// Whether the session renews subscriptions (`subscription-renewal`).
+const RENEWAL: bool = cfg!(feature = "subscription-renewal");
 
 impl<'b, S: Read + Write, J: Journal> Client<'b, S, J> {
     /// Drives the connection until there is something to report, and returns it: writes
@@ -65,9 +69,12 @@ impl<'b, S: Read + Write, J: Journal> Client<'b, S, J> {
         loop {
             // Write-ahead: what the last input or command changed is durable before
             // anything it caused is transmitted (the session holds it back until then).
-            if let Err(error) = this.journal.persist(&mut this.session).await {
-                crate::fmt::warning!("mqtt: journal write failed");
-                return Event::Error(Error::Storage(error));
+            // Without a journal there is nothing to await: no state of the future for it.
+            if J::ENABLED {
+                if let Err(error) = this.journal.persist(&mut this.session).await {
+                    crate::fmt::warning!("mqtt: journal write failed");
+                    return Event::Error(Error::Storage(error));
+                }
             }
             let now = Instant::from_millis(clock.now_ms());
             this.last_now = now;
@@ -219,13 +226,7 @@ impl<'b, S: Read + Write, J: Journal> Client<'b, S, J> {
                 return ReadStep::Fail(Event::Error(Error::Protocol(error)));
             }
         };
-        // Enhanced authentication is 5.0's: a build without `v5` never runs a 5.0 session.
-        let step = if cfg!(feature = "v5") {
-            self.authenticated(auth)
-        } else {
-            AuthStep::Pass
-        };
-        match step {
+        match self.authenticated(auth) {
             AuthStep::Pass => {}
             AuthStep::Answered => {
                 self.rx_start += len;
@@ -256,6 +257,9 @@ impl<'b, S: Read + Write, J: Journal> Client<'b, S, J> {
             AuthAction::Pass => return AuthStep::Pass,
             AuthAction::Answered => return AuthStep::Answered,
             AuthAction::Failed(e) => return self.refuse_broker(e),
+            // Challenges come in AUTH, which a build without `v5` never reads: its code is
+            // left out. A 3.1.1 CONNACK still reaches `finish`, hence the arm above.
+            AuthAction::Respond(_) if !cfg!(feature = "v5") => return AuthStep::Pass,
             AuthAction::Respond(n) => n,
         };
         let Some(auth) = self.authenticator.as_deref() else {
@@ -418,7 +422,14 @@ impl<'b, S: Read + Write, J: Journal> Client<'b, S, J> {
                 IoBuf::Read(free) => transport.read(free).await,
             }
         };
-        let n = match select(io, sleep(clock, deadline)).await {
+        // No deadline, no sleep: only the transport can end the wait. The pinned futures,
+        // and the borrows they hold, end with this block.
+        let sleep = deadline.map(|at| clock.sleep_until(at));
+        let raced = {
+            let (io, sleep) = (pin!(io), pin!(sleep));
+            select(io, sleep).await
+        };
+        let n = match raced {
             Either::First(Ok(n)) => n,
             Either::First(Err(e)) => return Some(self.fail(Error::Transport(e.kind()))),
             Either::Second(()) => return None,
@@ -459,14 +470,6 @@ enum IoBuf<'a> {
     Read(&'a mut [u8]),
 }
 
-/// Sleeps until `deadline`, or forever without one.
-async fn sleep<C: Clock>(clock: &C, deadline: Option<u64>) {
-    match deadline {
-        Some(at) => clock.sleep_until(at).await,
-        None => core::future::pending().await,
-    }
-}
-
 /// What the authenticator made of a packet.
 /// What the authenticator made of a packet's event.
 enum AuthAction {
@@ -487,7 +490,9 @@ fn run_authenticator(
     event: &session::Event<'_>,
     scratch: &mut [u8],
 ) -> AuthAction {
+    // AUTH comes from 5.0 servers only: a build without `v5` never sees one.
     let result = match event {
+        session::Event::Auth(_) if !cfg!(feature = "v5") => return AuthAction::Pass,
         session::Event::Auth(a)
             if a.reason_code == mqtt_sansio::ReasonCode::ContinueAuthentication =>
         {
@@ -609,7 +614,7 @@ fn convert<'a>(event: session::Event<'a>, abandoned: Option<Publish<'a>>) -> Eve
         }
         S::ConnectionRefused { reason_code, .. } => Event::Error(Error::Refused(reason_code)),
         S::Message(publish) => Event::Message(publish),
-        S::MessageChunk(chunk) => Event::MessageChunk(chunk),
+        S::MessageChunk(chunk) if STREAMING => Event::MessageChunk(chunk),
         S::Published {
             packet_id,
             qos,
@@ -634,7 +639,7 @@ fn convert<'a>(event: session::Event<'a>, abandoned: Option<Publish<'a>>) -> Eve
             subscriptions,
             reason_codes,
             ..
-        } => Event::Resubscribed {
+        } if RENEWAL => Event::Resubscribed {
             packet_id,
             subscriptions,
             reason_codes,
@@ -662,10 +667,11 @@ fn convert<'a>(event: session::Event<'a>, abandoned: Option<Publish<'a>>) -> Eve
             reason: DeleteReason::SessionLost,
             message: abandoned,
         },
+        // Refusals by the broker's limits are 5.0's.
         S::PublishDropped {
             packet_id,
             reason_code,
-        } => Event::Deleted {
+        } if cfg!(feature = "v5") => Event::Deleted {
             packet_id,
             reason: DeleteReason::Refused(reason_code),
             message: None,
@@ -673,12 +679,13 @@ fn convert<'a>(event: session::Event<'a>, abandoned: Option<Publish<'a>>) -> Eve
         S::RequestDropped {
             packet_id,
             reason_code,
-        } => Event::RequestDropped {
+        } if cfg!(feature = "v5") => Event::RequestDropped {
             packet_id,
             reason_code,
         },
         S::Notice(notice) => Event::Notice(notice),
-        // Unreachable: `is_reported` let only the events above through.
+        // Unreachable: `is_reported` let only the events above through, and the build has
+        // the features of those it can see.
         _ => Event::Error(Error::ConnectionLost),
     }
 }

@@ -130,9 +130,10 @@ pub(crate) fn string(input: &[u8]) -> IResult<'_, &str> {
 pub(crate) fn contains_any<const N: usize>(bytes: &[u8], needles: [u8; N]) -> bool {
     // Compiled for size, a byte loop: the word-at-a-time passes take several times its code
     // on a 32-bit microcontroller, for topics of a few dozen bytes.
+    // Each needle compared in turn: `<[u8]>::contains` would call `memchr` for three bytes.
     #[cfg(mqtt_sansio_small)]
     {
-        bytes.iter().any(|b| needles.contains(b))
+        bytes.iter().any(|b| needles.iter().any(|n| n == b))
     }
     #[cfg(not(mqtt_sansio_small))]
     {
@@ -391,7 +392,9 @@ impl Write for SliceWriter<'_> {
         }
     }
 
-    #[inline]
+    // One copy where size matters: every field writer calls it.
+    #[cfg_attr(not(mqtt_sansio_small), inline)]
+    #[cfg_attr(mqtt_sansio_small, inline(never))]
     fn put_u8(&mut self, value: u8) {
         match self.buf.get_mut(self.pos) {
             Some(dst) => {

@@ -220,7 +220,16 @@ impl SessionConfig {
             }
             c.username = c.username.or(c.password.map(|_| ""));
         }
-        Ok(crate::Packet::Connect(c).encoded_len(c.protocol)? + 16)
+        // `Packet::Connect(c).encoded_len(c.protocol)`, measured where the CONNECT is rather
+        // than after copying it into a `Packet` (field by field, on a microcontroller).
+        if !c.protocol.is_built() {
+            return Err(crate::EncodeError::FeatureDisabled("v5"));
+        }
+        let body = c.lengths()?.body;
+        if body > crate::MAX_REMAINING_LENGTH as usize {
+            return Err(crate::EncodeError::PacketTooLarge(body));
+        }
+        Ok(1 + crate::wire::var_int_len(body) + body + 16)
     }
 
     /// Slots of the incoming table: `incoming_slots`, at least `receive_maximum` unless the
@@ -341,5 +350,50 @@ impl BrokerLimits {
         if let Some(s) = p.session_expiry_interval {
             self.session_expiry_interval = s;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Connect, EncodeError, Packet, TopicName, Will, WillProperties};
+
+    /// `control_len` measures the CONNECT as `Packet::encoded_len` does, plus 16 bytes.
+    #[test]
+    fn control_len_is_the_encoded_length_of_the_connect_it_bounds() {
+        let topic = TopicName::new("dev/1/status").unwrap();
+        let will = Will {
+            topic,
+            payload: b"offline",
+            qos: QoS::AtLeastOnce,
+            retain: true,
+            properties: WillProperties::default(),
+        };
+        // What `control_len` measures: 5.0 with the `v5` feature, else 3.1.1.
+        let version = if cfg!(feature = "v5") {
+            ProtocolVersion::V5
+        } else {
+            ProtocolVersion::V3_1_1
+        };
+        for with_will in [false, true] {
+            for id in ["", "device-1", &"x".repeat(300)] {
+                let mut c = Connect::new(version, id);
+                c.username = Some("user");
+                c.password = Some(b"secret");
+                c.will = with_will.then_some(will);
+                let expected = Packet::Connect(c).encoded_len(version).unwrap() + 16;
+                assert_eq!(SessionConfig::control_len(&c), Ok(expected), "{id:?}");
+            }
+        }
+        // Its errors are the encoder's.
+        let mut c = Connect::new(version, "id");
+        c.will = Some(Will {
+            topic: TopicName::EMPTY,
+            ..will
+        });
+        assert_eq!(
+            SessionConfig::control_len(&c),
+            Err(EncodeError::EmptyTopicWithoutAlias)
+        );
     }
 }

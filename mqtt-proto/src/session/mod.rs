@@ -37,7 +37,6 @@ mod transmit;
 
 use core::num::{NonZeroU16, NonZeroU32, NonZeroUsize};
 use core::ops::Range;
-use core::time::Duration;
 
 pub use config::{BrokerLimits, SessionConfig};
 pub use error::{CommandError, ProtocolError};
@@ -303,17 +302,20 @@ enum Raised {
 
 impl Raised {
     fn event(self, receive_maximum: u16) -> Event<'static> {
+        // Refusals by the broker's limits or reason codes, retries and the fallback are 5.0's,
+        // renewals need their feature: the guards leave the arms a build cannot reach out.
+        const V5: bool = cfg!(feature = "v5");
+        const RENEWAL: bool = cfg!(feature = "subscription-renewal");
         match self {
-            Self::Lost(reason) => Event::ConnectionLost(reason),
-            Self::Dropped(packet_id, reason_code) => Event::PublishDropped {
+            Self::Dropped(packet_id, reason_code) if V5 => Event::PublishDropped {
                 packet_id,
                 reason_code,
             },
-            Self::RequestDropped(packet_id, reason_code) => Event::RequestDropped {
+            Self::RequestDropped(packet_id, reason_code) if V5 => Event::RequestDropped {
                 packet_id,
                 reason_code,
             },
-            Self::Retrying(packet_id, reason_code, retry) => {
+            Self::Retrying(packet_id, reason_code, retry) if V5 => {
                 Event::Notice(Notice::PublishRetrying {
                     packet_id,
                     reason_code,
@@ -333,13 +335,19 @@ impl Raised {
                 qos,
                 size,
             }),
-            Self::NotRenewable(packet_id, index) => {
+            Self::NotRenewable(packet_id, index) if RENEWAL => {
                 Event::Notice(Notice::SubscriptionNotRenewable { packet_id, index })
             }
-            Self::RenewalDropped(reason_code) => {
+            Self::RenewalDropped(reason_code) if RENEWAL => {
                 Event::Notice(Notice::RenewalDropped { reason_code })
             }
-            Self::FellBack => Event::Notice(Notice::FellBackToV311),
+            Self::FellBack if V5 => Event::Notice(Notice::FellBackToV311),
+            Self::Lost(reason) => Event::ConnectionLost(reason),
+            // Unreachable: only code the build leaves out raises the others.
+            other => {
+                debug_assert!(false, "{other:?} raised without its feature");
+                Event::ConnectionLost(LostReason::DisconnectSent)
+            }
         }
     }
 }
@@ -954,8 +962,11 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     pub fn handle_transport_closed(&mut self, now: Instant) -> Reconnect {
         let cause = self.conn.cause.unwrap_or(EndCause::Transport);
         let resync = cause == EndCause::Lost(LostReason::Resync);
-        let next = if self.conn.fall_back || resync {
-            if self.conn.fall_back {
+        // Only a 5.0 session falls back, or has a Server Reference to follow: a build
+        // without `v5` leaves that code out.
+        let fall_back = cfg!(feature = "v5") && self.conn.fall_back;
+        let next = if fall_back || resync {
+            if fall_back {
                 self.fall_back_to_v311();
             } else {
                 // The connection worked; we ended it to have the broker resend.
@@ -973,14 +984,17 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                 now,
                 cause,
                 self.conn.up_since,
-                self.conn.reference,
+                cfg!(feature = "v5") && self.conn.reference,
             )
         };
         self.conn = Conn::new();
         self.drop_stream();
         self.acks.clear();
-        self.in_aliases.clear();
-        self.out_aliases.clear();
+        // Topic aliases are 5.0's: without `v5` the tables stay empty.
+        if cfg!(feature = "v5") {
+            self.in_aliases.clear();
+            self.out_aliases.clear();
+        }
         let region = store_region_mut(&mut self.store, &self.layout.log);
         let mut inflight = 0u16;
         let mut at = self.log.head();
@@ -1071,27 +1085,20 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     // loop's async state machine does not carry a copy of it.
     #[cfg_attr(mqtt_sansio_small, inline(never))]
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.retry_at.is_some_and(|at| now >= at) {
+        if self.retry_at().is_some_and(|at| now >= at) {
             self.retry_at = None;
             self.release_delayed();
         }
         if self.drain_deadline().is_some_and(|at| now >= at) {
             self.conn.drain_expired = true;
         }
-        match self.conn.phase {
-            Phase::AwaitConnAck if now >= self.conn.connack_deadline => {
-                self.lose(LostReason::ConnAckTimeout);
+        // The deadline `poll_timeout` reports, so that the two cannot disagree.
+        if self.connection_timeout().is_some_and(|at| now >= at) {
+            match (self.conn.phase, self.conn.ping_sent) {
+                (Phase::AwaitConnAck, _) => self.lose(LostReason::ConnAckTimeout),
+                (_, Some(_)) => self.lose(LostReason::KeepAliveTimeout),
+                (_, None) => self.conn.ping_due = true,
             }
-            Phase::Connected if self.limits.keep_alive > 0 => {
-                if let Some(sent) = self.conn.ping_sent {
-                    if now >= sent + self.ping_timeout() {
-                        self.lose(LostReason::KeepAliveTimeout);
-                    }
-                } else if now >= self.ping_at() {
-                    self.conn.ping_due = true;
-                }
-            }
-            _ => {}
         }
     }
 
@@ -1104,9 +1111,15 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             (None, b) => b,
         };
         earlier(
-            earlier(self.connection_timeout(), self.retry_at),
+            earlier(self.connection_timeout(), self.retry_at()),
             self.drain_deadline(),
         )
+    }
+
+    /// When transiently refused messages go again: only 5.0 refuses with a reason code, so a
+    /// build without `v5` never has them (nor the code that releases them).
+    fn retry_at(&self) -> Option<Instant> {
+        self.retry_at.filter(|_| cfg!(feature = "v5"))
     }
 
     fn drain_deadline(&self) -> Option<Instant> {
@@ -1120,7 +1133,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         match self.conn.phase {
             Phase::AwaitConnAck => Some(self.conn.connack_deadline),
             Phase::Connected if self.limits.keep_alive > 0 => match self.conn.ping_sent {
-                Some(sent) => Some(sent + self.ping_timeout()),
+                Some(sent) => Some(sent.plus_millis(self.ping_timeout_ms())),
                 None if self.conn.ping_due => None,
                 None => Some(self.ping_at()),
             },
@@ -1181,14 +1194,20 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     }
 
     fn ping_at(&self) -> Instant {
-        let ka = Duration::from_secs(u64::from(self.limits.keep_alive));
-        self.conn.last_tx.min(self.conn.last_rx) + ka
+        // At most 65,535,000 ms: 32-bit arithmetic.
+        let ka = u32::from(self.limits.keep_alive) * 1000;
+        self.conn
+            .last_tx
+            .min(self.conn.last_rx)
+            .plus_millis(ka.into())
     }
 
-    fn ping_timeout(&self) -> Duration {
-        self.config.ping_timeout.unwrap_or(Duration::from_millis(
-            u64::from(self.limits.keep_alive) * 500,
-        ))
+    /// The PINGRESP timeout in the whole milliseconds `Instant + Duration` keeps of it.
+    fn ping_timeout_ms(&self) -> u64 {
+        let half_keep_alive = u32::from(self.limits.keep_alive) * 500;
+        self.config
+            .ping_timeout
+            .map_or(half_keep_alive.into(), time::millis)
     }
 
     /// Ends the connection for `reason`: nothing more is read or sent but a pending error

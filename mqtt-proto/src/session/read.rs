@@ -152,6 +152,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         match outcome {
             Outcome::Silent | Outcome::Report | Outcome::Renewed | Outcome::Chunk { .. } => None,
             Outcome::Pong(round_trip) => Some(Event::Pong { round_trip }),
+            // Only a 5.0 CONNECT meets a 3.1.1 refusal it cannot parse (`older_refusal`).
+            Outcome::RefusedOlder(_) if !cfg!(feature = "v5") => None,
             Outcome::RefusedOlder(reason_code) => Some(Event::ConnectionRefused {
                 reason_code,
                 properties: ConnAckProperties::default(),
@@ -199,8 +201,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             Packet::ConnAck(c) if !connected => self.on_connack(now, c),
             // The broker may only use AUTH when we named an authentication method, and
             // DISCONNECT in 5.0: `never_received` refused them otherwise.
-            Packet::Auth(_) => Ok(Outcome::Report),
-            Packet::Disconnect(d) => {
+            // Neither reaches a build without `v5`: saying so leaves their arms out.
+            Packet::Auth(_) if cfg!(feature = "v5") => Ok(Outcome::Report),
+            Packet::Disconnect(d) if cfg!(feature = "v5") => {
                 self.conn.phase = Phase::Closing;
                 self.conn
                     .cause
@@ -231,20 +234,30 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// Builds the event of a packet that `apply` chose to report.
     fn event_for<'s>(&'s self, packet: Packet<'s>) -> Option<Event<'s>> {
         Some(match packet {
-            Packet::ConnAck(c) if c.reason_code.is_error() => Event::ConnectionRefused {
-                reason_code: c.reason_code,
-                properties: c.properties,
-            },
-            Packet::ConnAck(c) => Event::Connected {
-                session_present: c.session_present,
-                properties: c.properties,
-            },
-            Packet::Auth(a) => Event::Auth(a),
-            Packet::Disconnect(d) => Event::Disconnected {
+            // One arm for both outcomes: the properties are copied once.
+            Packet::ConnAck(c) => {
+                let properties = c.properties;
+                if c.reason_code.is_error() {
+                    Event::ConnectionRefused {
+                        reason_code: c.reason_code,
+                        properties,
+                    }
+                } else {
+                    Event::Connected {
+                        session_present: c.session_present,
+                        properties,
+                    }
+                }
+            }
+            Packet::Auth(a) if cfg!(feature = "v5") => Event::Auth(a),
+            Packet::Disconnect(d) if cfg!(feature = "v5") => Event::Disconnected {
                 reason_code: d.reason_code,
                 properties: d.properties,
             },
-            Packet::Publish(p) => Event::Message(self.resolve_alias(p)),
+            Packet::Publish(mut p) => {
+                self.resolve_alias(&mut p);
+                Event::Message(p)
+            }
             Packet::PubAck(r) => published(r, QoS::AtLeastOnce),
             Packet::PubRec(r) | Packet::PubComp(r) => published(r, QoS::ExactlyOnce),
             Packet::SubAck(s) => Event::Subscribed {
@@ -261,8 +274,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         })
     }
 
-    /// Fills in the topic of a PUBLISH that names it by alias only.
-    pub(super) fn resolve_alias<'s>(&'s self, mut p: Publish<'s>) -> Publish<'s> {
+    /// Fills in the topic of a PUBLISH that names it by alias only, in place: passing the
+    /// message through would copy it twice.
+    pub(super) fn resolve_alias<'s>(&'s self, p: &mut Publish<'s>) {
         let alias = p.properties.topic_alias.filter(|_| cfg!(feature = "v5"));
         if let (true, Some(alias)) = (p.topic.is_empty(), alias) {
             let region = super::store_region(&self.store, &self.layout.in_alias);
@@ -271,7 +285,6 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                 p.topic = TopicName::from_validated(topic);
             }
         }
-        p
     }
 
     fn on_connack(
@@ -285,7 +298,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             self.conn
                 .cause
                 .get_or_insert(EndCause::Refused(c.reason_code));
-            self.conn.reference = c.properties.server_reference.is_some();
+            // A Server Reference is a 5.0 property.
+            self.conn.reference = cfg!(feature = "v5") && c.properties.server_reference.is_some();
             self.fall_back_if_refused(c.reason_code);
             return Ok(Outcome::Report);
         }
@@ -816,9 +830,13 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         Ok(Outcome::Report)
     }
 
-    /// Number of filters in a queued SUBSCRIBE or UNSUBSCRIBE record.
+    /// Number of filters in a queued SUBSCRIBE or UNSUBSCRIBE record: decoded where the
+    /// decoders are linked anyway, counted from the length prefixes where they are not.
     fn request_len(&self, r: &Record) -> usize {
         let region = super::store_region(&self.store, &self.layout.log);
+        if !STORED_REQUESTS {
+            return r.request_len(region);
+        }
         match decode_record(region, r) {
             Some(Packet::Subscribe(s)) => s.subscriptions.len(),
             Some(Packet::Unsubscribe(u)) => u.filters.len(),
@@ -826,6 +844,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         }
     }
 }
+
+/// Whether the session reads its SUBSCRIBE and UNSUBSCRIBE records back as packets.
+const STORED_REQUESTS: bool = cfg!(any(feature = "v5", feature = "subscription-renewal"));
 
 /// Decodes the packet at the front of `buf` as [`Packet::decode`] does, with the arms of
 /// the packets a client session decodes only: those it receives (`handle_read` refused the
@@ -838,7 +859,6 @@ pub(super) fn decode_client(
     version: ProtocolVersion,
     max_packet_size: u32,
 ) -> Result<Decoded<'_>, ProtocolError> {
-    use PacketType as T;
     // A session never runs a version the build leaves out; this tells the optimiser so.
     if !version.is_built() {
         return Err(ProtocolError::Decode(DecodeError::FeatureDisabled("v5")));
@@ -860,29 +880,50 @@ pub(super) fn decode_client(
             needed: NonZeroUsize::new(len - buf.len()),
         });
     };
+    let packet = match decode_body(header.packet_type, header.flags, body, version) {
+        Ok(Some(packet)) => packet,
+        Ok(None) => return Err(ProtocolError::UnexpectedPacket(header.packet_type)),
+        Err(e) => return Err(ProtocolError::Decode(e)),
+    };
+    Ok(Decoded::Packet { packet, len })
+}
+
+/// The body of a packet `decode_client` accepts, `None` for one it refuses; the decoders'
+/// errors are converted once, by the caller.
+fn decode_body(
+    packet_type: PacketType,
+    flags: u8,
+    body: &[u8],
+    version: ProtocolVersion,
+) -> Result<Option<Packet<'_>>, DecodeError> {
+    use PacketType as T;
     let response = |t| PubResponse::decode(t, body, version);
-    let packet = match header.packet_type {
+    Ok(Some(match packet_type {
         T::ConnAck => Packet::ConnAck(ConnAck::decode(body, version)?),
-        T::Publish => Packet::Publish(Publish::decode(header.flags, body, version)?),
+        T::Publish => Packet::Publish(Publish::decode(flags, body, version)?),
         T::PubAck => Packet::PubAck(response(T::PubAck)?),
         T::PubRec => Packet::PubRec(response(T::PubRec)?),
         T::PubRel => Packet::PubRel(response(T::PubRel)?),
         T::PubComp => Packet::PubComp(response(T::PubComp)?),
         T::SubAck => Packet::SubAck(SubAck::decode(body, version)?),
         T::UnsubAck => Packet::UnsubAck(UnsubAck::decode(body, version)?),
-        // The session's own records (`decode_stored`).
-        T::Subscribe => Packet::Subscribe(crate::Subscribe::decode(body, version)?),
-        T::Unsubscribe => Packet::Unsubscribe(crate::Unsubscribe::decode(body, version)?),
+        // The session's own records (`decode_stored`), read back by the fallback to 3.1.1
+        // and by renewal only: a build with neither links no decoder for them.
+        T::Subscribe if STORED_REQUESTS => {
+            Packet::Subscribe(crate::Subscribe::decode(body, version)?)
+        }
+        T::Unsubscribe if STORED_REQUESTS => {
+            Packet::Unsubscribe(crate::Unsubscribe::decode(body, version)?)
+        }
         T::PingResp if body.is_empty() => Packet::PingResp,
-        T::PingResp => return Err(ProtocolError::Decode(DecodeError::LengthMismatch)),
+        T::PingResp => return Err(DecodeError::LengthMismatch),
         // `never_received` refused DISCONNECT and AUTH before 5.0 (the guards leave their
         // decoders out of a build without `v5`).
         T::Disconnect if version.v5() => Packet::Disconnect(Disconnect::decode(body, version)?),
         T::Auth if version.v5() => Packet::Auth(Auth::decode(body)?),
         // Refused from the first byte by `handle_read`.
-        other => return Err(ProtocolError::UnexpectedPacket(other)),
-    };
-    Ok(Decoded::Packet { packet, len })
+        _ => return Ok(None),
+    }))
 }
 
 fn published<'s>(r: PubResponse<'s>, qos: QoS) -> Event<'s> {

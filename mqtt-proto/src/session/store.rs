@@ -128,6 +128,44 @@ impl Record {
             .get(self.at + HEADER..self.next())
             .unwrap_or_default()
     }
+
+    /// Number of filters of a SUBSCRIBE or UNSUBSCRIBE record, counted from their length
+    /// prefixes rather than decoded: the session encoded the record itself, so there is
+    /// nothing to check, and a build that never reads these records back otherwise (without
+    /// `v5` and `subscription-renewal`) links no SUBSCRIBE or UNSUBSCRIBE decoder. 0 should
+    /// the record not parse, as a failed decode gave.
+    pub(crate) fn request_len(&self, region: &[u8]) -> usize {
+        let bytes = self.packet(region);
+        let Ok(Some(header)) = crate::FixedHeader::decode(bytes) else {
+            return 0;
+        };
+        // After the packet identifier: a 5.0 record's properties, then the entries.
+        let mut rest = bytes
+            .get(usize::from(header.header_len) + 2..)
+            .unwrap_or_default();
+        if cfg!(feature = "v5") && self.v5 {
+            let Ok((after, len)) = crate::wire::var_int(rest) else {
+                return 0;
+            };
+            rest = after.get(len as usize..).unwrap_or_default();
+        }
+        // A SUBSCRIBE's filter is followed by its options byte.
+        let options = usize::from(self.kind != Kind::Unsubscribe);
+        let mut count = 0;
+        while let [high, low, entries @ ..] = rest {
+            let len = usize::from(u16::from_be_bytes([*high, *low])) + options;
+            let Some(after) = entries.get(len..) else {
+                return 0;
+            };
+            rest = after;
+            count += 1;
+        }
+        if rest.is_empty() {
+            count
+        } else {
+            0
+        }
+    }
 }
 
 /// Bytes of one packet-id index slot: the packet identifier and the record's offset.
@@ -757,5 +795,70 @@ mod tests {
         assert_eq!(log.unblocked(), rel);
         log.rewind();
         assert_eq!((log.cursor(), log.unblocked()), (log.head(), log.head()));
+    }
+
+    #[test]
+    fn request_len_counts_the_filters_of_subscribe_and_unsubscribe_records() {
+        use crate::properties::{SubscribeProperties, UnsubscribeProperties};
+        use crate::{Packet, PacketId, ProtocolVersion, Seq, Subscribe, Subscription};
+        use crate::{TopicFilter, Unsubscribe};
+        let user = [("k", "v"), ("key", "value")];
+        let filters = [
+            TopicFilter::new("a").unwrap(),
+            TopicFilter::new("b/+/c").unwrap(),
+            TopicFilter::new("$share/g/d/#").unwrap(),
+        ];
+        let subs = filters.map(|f| Subscription::new(f, QoS::AtLeastOnce));
+        let pid = PacketId::new(7).unwrap();
+        for version in [ProtocolVersion::V3_1_1, ProtocolVersion::V5] {
+            let v5 = version == ProtocolVersion::V5;
+            if v5 && !cfg!(feature = "v5") {
+                continue;
+            }
+            for n in 1..=filters.len() {
+                let mut sub = Subscribe::new(pid, &subs[..n]);
+                let mut unsub = Unsubscribe::new(pid, &filters[..n]);
+                if v5 {
+                    sub.properties = SubscribeProperties {
+                        subscription_identifier: core::num::NonZeroU32::new(300),
+                        user_properties: Seq::from_slice(&user),
+                    };
+                    unsub.properties = UnsubscribeProperties {
+                        user_properties: Seq::from_slice(&user),
+                    };
+                }
+                for (packet, kind) in [
+                    (Packet::Subscribe(sub), Kind::Subscribe),
+                    (Packet::Subscribe(sub), Kind::Resubscribe),
+                    (Packet::Unsubscribe(unsub), Kind::Unsubscribe),
+                ] {
+                    let mut region = [0u8; 256];
+                    let mut log = Log::default();
+                    let len = packet.encoded_len(version).unwrap();
+                    let entry = Entry {
+                        kind,
+                        state: State::Unsent,
+                        pid: 7,
+                        qos: QoS::AtLeastOnce,
+                        v5,
+                        streamed: false,
+                    };
+                    let at = log
+                        .append(&mut region, entry, len, |b| {
+                            packet.encode(version, b).unwrap();
+                        })
+                        .unwrap();
+                    let record = log.record(&region, at).unwrap();
+                    assert_eq!(record.request_len(&region), n, "{version:?} {kind:?}");
+                    // A record cut short (never written so) counts as none, as a failed
+                    // decode did.
+                    let short = Record {
+                        len: record.len - 1,
+                        ..record
+                    };
+                    assert_eq!(short.request_len(&region), 0, "{version:?} {kind:?}");
+                }
+            }
+        }
     }
 }

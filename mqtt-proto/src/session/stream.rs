@@ -264,8 +264,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         let payload = bytes.get(header_len..header_len + len)?;
         let mut message = decode_header(header, &fixed, self.version()).ok()?;
         message.payload = payload;
+        self.resolve_alias(&mut message);
         Some(Event::MessageChunk(Chunk {
-            message: self.resolve_alias(message),
+            message,
             offset,
             total_len: total,
         }))

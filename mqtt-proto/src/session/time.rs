@@ -43,6 +43,8 @@ impl Add<Duration> for Instant {
 
 impl Instant {
     /// `self + ms` milliseconds, saturating at the end of time.
+    // 64-bit arithmetic on a 32-bit microcontroller: one copy for every deadline.
+    #[cfg_attr(mqtt_sansio_small, inline(never))]
     pub(crate) const fn plus_millis(self, ms: u64) -> Self {
         Self(self.0.saturating_add(ms))
     }
@@ -72,6 +74,7 @@ pub(crate) fn millis_times(d: Duration, shift: u32, half: bool) -> u64 {
 
 /// Whole milliseconds of `d`, saturating at `u64::MAX`: `Duration::as_millis` without its
 /// `u128`, which costs a 32-bit microcontroller more code than the rest of the arithmetic.
+#[cfg_attr(mqtt_sansio_small, inline(never))]
 pub(crate) fn millis(d: Duration) -> u64 {
     d.as_secs()
         .saturating_mul(1000)

@@ -9,6 +9,8 @@ use crate::{
     EncodeError, Packet, PacketId, PacketType, PubResponse, Publish, ReasonCode, TopicName,
 };
 
+const V5: bool = cfg!(feature = "v5");
+
 impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// Writes the next packet to transmit into `buf` and says how long it is and what it
     /// completes, or `None` when nothing is ready. Call until `None` after every input and
@@ -41,8 +43,10 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                 self.conn.last_rx = now;
                 Some(n)
             }
+            // AUTH, and a DISCONNECT reporting an error, are 5.0's: a build without `v5`
+            // never queues them (`auth` cannot encode AUTH for 3.1.1, `close_with` sends none).
             Phase::AwaitConnAck => match self.conn.control {
-                Control::Auth => Some(self.transmit_control(buf)?),
+                Control::Auth if V5 => Some(self.transmit_control(buf)?),
                 _ => None,
             },
             // Write-ahead: nothing goes out before the journal took what precedes it.
@@ -61,7 +65,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     }
 
     fn transmit_closing(&mut self, buf: &mut [u8]) -> Result<Option<usize>, EncodeError> {
-        let n = if self.conn.control == Control::ErrorDisconnect {
+        let n = if V5 && self.conn.control == Control::ErrorDisconnect {
             Some(self.transmit_control(buf)?)
         } else {
             None
@@ -99,7 +103,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         if let Some(owed) = self.conn.owed {
             return self.transmit_payload(owed, buf, completes_qos0).map(Some);
         }
-        if self.conn.control == Control::Auth {
+        if V5 && self.conn.control == Control::Auth {
             return self.transmit_control(buf).map(Some);
         }
         if let Some(ack) = self.acks.front() {

@@ -33,7 +33,7 @@
 //! [`FaultProxy`]: crate::FaultProxy
 
 mod cut;
-#[cfg(feature = "client-nb")]
+#[cfg(feature = "client-nb-features")]
 pub mod nb;
 mod reference;
 mod scenarios;
