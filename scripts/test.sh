@@ -16,6 +16,8 @@ cargo test --workspace "$@"
 # What mqtt-sansio does without its optional features (tests/features.rs): with none, and
 # with only `server`, which the scripted broker of the session checks needs.
 cargo test -p mqtt-sansio --no-default-features --test features "$@"
+# Its unit tests without them too: a test that needs 5.0 must say so.
+cargo test -p mqtt-sansio --no-default-features --lib "$@"
 cargo test -p mqtt-sansio --no-default-features --features server --test features "$@"
 # What mqtt-client-nb does without `v5` where it must match a 5.0 build (tests/authenticator.rs).
 cargo test -p mqtt-client-nb --no-default-features --test authenticator "$@"
