@@ -1013,3 +1013,38 @@ async fn keep_alive_pings_when_idle_and_detects_a_dead_path() {
     .await;
     loopback(&c, "ka/t").await;
 }
+
+/// The session's queue starts at 256 bytes and grows as records need it. A publish grew it;
+/// a SUBSCRIBE or UNSUBSCRIBE larger than what was free failed with "offline queue full" (the
+/// demo's controller did, once the queue started smaller). Both now grow it too.
+#[tokio::test]
+async fn a_subscribe_and_unsubscribe_larger_than_the_first_queue_go_out() {
+    for v in VERSIONS {
+        let broker = Broker::start().unwrap();
+        let (c, _events) = connect(options(&broker.url(), v)).await;
+        // 24 filters of 40 bytes: a SUBSCRIBE of about 1 KiB.
+        let filters: Vec<String> = (0..24)
+            .map(|i| format!("site/building-{i:02}/floor/room/sensor/temp/#"))
+            .collect();
+        assert!(filters.iter().all(|f| f.len() >= 40));
+        let options = SubscriptionOptions::new(QoS::AtLeastOnce);
+        let mut sub = c
+            .subscribe_many(filters.iter().map(|f| (f.clone(), options)))
+            .await
+            .unwrap_or_else(|e| panic!("{v:?}: subscribe: {e}"));
+        c.publish(
+            "site/building-23/floor/room/sensor/temp/now",
+            QoS::AtLeastOnce,
+            false,
+            "21.5",
+        )
+        .await
+        .unwrap();
+        assert_eq!(&recv(&mut sub).await.payload[..], b"21.5");
+        let codes = c
+            .unsubscribe_many(filters.iter().cloned())
+            .await
+            .unwrap_or_else(|e| panic!("{v:?}: unsubscribe: {e}"));
+        assert_eq!(codes.len(), 24, "{v:?}");
+    }
+}

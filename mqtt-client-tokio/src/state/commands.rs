@@ -2,7 +2,7 @@
 //! each one reaches the session at once and returns its packet identifier or its error;
 //! only the broker's answer is awaited, through a oneshot completed by `dispatch`.
 
-use mqtt_sansio::session::CommandError;
+use mqtt_sansio::session::{CommandError, Session};
 use mqtt_sansio::{
     PacketId, ReasonCode, Seq, SubscribeProperties, Subscription as Filter, SubscriptionOptions,
     TopicFilter, UnsubscribeProperties,
@@ -116,31 +116,30 @@ impl State {
         let users = user_refs(&message.properties.user_properties);
         let m = to_session(message, &users)?;
         let limit = self.log_limit();
-        let mut result = self.session.publish(&m);
-        if let Err(CommandError::StoreFull { needed, .. }) = result {
-            if needed <= limit && self.grow_store(needed) {
-                result = self.session.publish(&m);
-            }
-        }
-        result.map_err(|e| match e {
-            CommandError::StoreFull { needed, .. } if needed > limit => Error::TooLarge {
-                size: needed,
-                capacity: limit,
-            },
-            other => map_command(other),
-        })
+        self.with_queue_room(|s| s.publish(&m))
+            .map_err(|e| match e {
+                CommandError::StoreFull { needed, .. } if needed > limit => Error::TooLarge {
+                    size: needed,
+                    capacity: limit,
+                },
+                other => map_command(other),
+            })
+    }
+
+    /// Runs a command that queues a record (PUBLISH, SUBSCRIBE, UNSUBSCRIBE), and once more
+    /// after growing the queue when it had no room: the queue starts small
+    /// ([`INITIAL_LOG`](super::INITIAL_LOG)) and grows up to the policy's bytes.
+    pub(super) fn with_queue_room<T>(
+        &mut self,
+        command: impl FnMut(&mut Session<Vec<u8>>) -> Result<T, CommandError>,
+    ) -> Result<T, CommandError> {
+        let limit = self.log_limit();
+        super::with_queue_room(&mut self.session, limit, command)
     }
 
     /// The most the store's queue may grow to.
-    fn log_limit(&self) -> usize {
+    pub(super) fn log_limit(&self) -> usize {
         self.policy.offline_queue_bytes.max(super::INITIAL_LOG)
-    }
-
-    /// Makes room for a record of `needed` bytes: doubles the queue (or more), up to the
-    /// limit. Whether it grew.
-    fn grow_store(&mut self, needed: usize) -> bool {
-        let limit = self.log_limit();
-        super::grow_store(&mut self.session, needed, limit)
     }
 
     /// Resizes the session's tables as it asks (`Session::wants_room`): the incoming table
@@ -202,7 +201,9 @@ impl State {
             properties,
             tx,
         };
-        let packet_id = subscribe_route(&mut self.session, &route).map_err(map_command)?;
+        let packet_id = self
+            .with_queue_room(|s| subscribe_route(s, &route))
+            .map_err(map_command)?;
         self.next_route += 1;
         let (reply, reply_rx) = oneshot::channel();
         let names = route.filters.iter().map(|(f, _)| f.clone()).collect();
@@ -248,8 +249,7 @@ impl State {
             user_properties: Seq::from_slice(&users),
         };
         let packet_id = self
-            .session
-            .unsubscribe(&list, props)
+            .with_queue_room(|s| s.unsubscribe(&list, props))
             .map_err(map_command)?;
         let (reply, reply_rx) = oneshot::channel();
         self.pending

@@ -331,10 +331,13 @@ impl State {
                         filters,
                         reply,
                     }) if reason_code == ReasonCode::SubscriptionIdentifiersNotSupported => {
+                        let limit = self.log_limit();
                         let again = match self.routes.iter_mut().find(|r| r.id == route) {
                             Some(r) => {
                                 r.sub_id = None;
-                                subscribe_route(&mut self.session, r)
+                                super::with_queue_room(&mut self.session, limit, |s| {
+                                    subscribe_route(s, r)
+                                })
                             }
                             None => Err(CommandError::InvalidState),
                         };

@@ -47,7 +47,7 @@ const INITIAL_INCOMING: u16 = 8;
 const INITIAL_SUBSCRIPTIONS: usize = 64;
 /// Bytes of queue a new client starts with (a couple of small messages); it grows on demand
 /// up to `Policy::offline_queue_bytes` and shrinks back when drained.
-pub(crate) const INITIAL_LOG: usize = 128;
+pub(crate) const INITIAL_LOG: usize = 256;
 /// Bytes of the control region between control packets: the DISCONNECT the session sends by
 /// itself on a protocol error (reason code, no properties) fits; a CONNECT, a DISCONNECT
 /// with properties and an AUTH grow it while they wait to go (`with_control_room`).
@@ -738,6 +738,23 @@ pub(crate) fn with_control_room(
     match command(session) {
         Err(CommandError::StoreFull { needed, .. }) => {
             session.resize_region(Region::Control, needed, |store, len| store.resize(len, 0))?;
+            command(session)
+        }
+        other => other,
+    }
+}
+
+/// Runs a command that queues a record, and once more after growing the queue (up to
+/// `limit`) when it had no room.
+pub(crate) fn with_queue_room<T>(
+    session: &mut Session<Vec<u8>>,
+    limit: usize,
+    mut command: impl FnMut(&mut Session<Vec<u8>>) -> Result<T, CommandError>,
+) -> Result<T, CommandError> {
+    match command(session) {
+        Err(CommandError::StoreFull { needed, .. })
+            if needed <= limit && grow_store(session, needed, limit) =>
+        {
             command(session)
         }
         other => other,
