@@ -229,14 +229,7 @@ fn a_broker_flooding_past_receive_maximum_is_resynced_with_progress_never_a_loop
                 bytes.extend(enc(incoming("t", b"m", QoS::ExactlyOnce, id), v));
             }
             h.feed(&bytes).unwrap();
-            let pubrecs: Vec<u16> = h
-                .take_sent()
-                .iter()
-                .filter_map(|b| match dec(b, v) {
-                    Packet::PubRec(r) => Some(r.packet_id.get()),
-                    _ => None,
-                })
-                .collect();
+            let pubrecs = pubrec_ids(&h.take_sent(), v);
             assert_eq!(pubrecs.len(), (21 - first).min(8) as usize, "{v:?}");
             let events = h.take_events();
             delivered += events
@@ -856,14 +849,7 @@ fn a_flood_on_a_session_the_broker_does_not_keep_is_taken_whole_on_one_connectio
                 }],
                 "{ctx}: the excess is reported, once"
             );
-            let pubrecs: Vec<u16> = h
-                .take_sent()
-                .iter()
-                .filter_map(|b| match dec(b, v) {
-                    Packet::PubRec(r) => Some(r.packet_id.get()),
-                    _ => None,
-                })
-                .collect();
+            let pubrecs = pubrec_ids(&h.take_sent(), v);
             assert_eq!(pubrecs, (1..=20).collect::<Vec<_>>(), "{ctx}");
             for id in 1..=20u16 {
                 h.feed_packet(pubrel(id)).unwrap();

@@ -10,7 +10,7 @@ use mqtt_sansio::{
     Packet, ProtocolVersion, QoS, ReasonCode, SubAck, Subscription, SubscriptionOptions,
     TopicFilter,
 };
-use support::{dec, incoming, puback, pubrel, Ev, Harness};
+use support::{dec, incoming, puback, pubrec_ids, pubrel, Ev, Harness};
 
 const VERSIONS: [ProtocolVersion; 2] = [ProtocolVersion::V3_1_1, ProtocolVersion::V5];
 
@@ -64,14 +64,7 @@ fn a_full_incoming_table_grows_instead_of_leaving_messages_with_the_broker() {
         // 4 → 8 → 16 → 32 → 64 slots, each asked for once the table was full.
         let slots: Vec<usize> = grew.iter().map(|&(_, len)| len / 4).collect();
         assert_eq!(slots, [8, 16, 32, 64], "{grew:?}");
-        let sent = h.take_sent();
-        let recs: Vec<u16> = sent
-            .iter()
-            .filter_map(|b| match dec(b, v) {
-                Packet::PubRec(r) => Some(r.packet_id.get()),
-                _ => None,
-            })
-            .collect();
+        let recs = pubrec_ids(&h.take_sent(), v);
         assert_eq!(recs, (1..=40).collect::<Vec<_>>(), "every message taken");
         let events = h.take_events();
         assert!(

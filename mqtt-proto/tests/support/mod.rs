@@ -510,6 +510,16 @@ impl Harness {
 }
 
 /// Decodes one transmitted packet.
+/// The packet identifiers of the PUBRECs among `sent`, in order.
+pub fn pubrec_ids(sent: &[Vec<u8>], version: ProtocolVersion) -> Vec<u16> {
+    sent.iter()
+        .filter_map(|b| match dec(b, version) {
+            Packet::PubRec(r) => Some(r.packet_id.get()),
+            _ => None,
+        })
+        .collect()
+}
+
 pub fn dec(bytes: &[u8], version: ProtocolVersion) -> Packet<'_> {
     match Packet::decode(bytes, version, u32::MAX).unwrap() {
         Decoded::Packet { packet, len } => {
