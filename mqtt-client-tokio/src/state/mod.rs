@@ -733,15 +733,12 @@ fn connect_packet<'a>(
 /// back once the packet is sent (`fit_room`).
 pub(crate) fn with_control_room(
     session: &mut Session<Vec<u8>>,
-    mut command: impl FnMut(&mut Session<Vec<u8>>) -> Result<(), CommandError>,
+    command: impl FnMut(&mut Session<Vec<u8>>) -> Result<(), CommandError>,
 ) -> Result<(), CommandError> {
-    match command(session) {
-        Err(CommandError::StoreFull { needed, .. }) => {
-            session.resize_region(Region::Control, needed, |store, len| store.resize(len, 0))?;
-            command(session)
-        }
-        other => other,
-    }
+    with_room(session, command, |s, needed| {
+        s.resize_region(Region::Control, needed, |store, len| store.resize(len, 0))
+            .is_ok()
+    })
 }
 
 /// Runs a command that queues a record, and once more after growing the queue (up to
@@ -749,14 +746,22 @@ pub(crate) fn with_control_room(
 pub(crate) fn with_queue_room<T>(
     session: &mut Session<Vec<u8>>,
     limit: usize,
+    command: impl FnMut(&mut Session<Vec<u8>>) -> Result<T, CommandError>,
+) -> Result<T, CommandError> {
+    with_room(session, command, |s, needed| {
+        needed <= limit && grow_store(s, needed, limit)
+    })
+}
+
+/// Runs `command`, and once more when it found no room (`StoreFull`) and `grow` made the
+/// room it said it needs; the first error stands when `grow` could not.
+fn with_room<T>(
+    session: &mut Session<Vec<u8>>,
     mut command: impl FnMut(&mut Session<Vec<u8>>) -> Result<T, CommandError>,
+    grow: impl FnOnce(&mut Session<Vec<u8>>, usize) -> bool,
 ) -> Result<T, CommandError> {
     match command(session) {
-        Err(CommandError::StoreFull { needed, .. })
-            if needed <= limit && grow_store(session, needed, limit) =>
-        {
-            command(session)
-        }
+        Err(CommandError::StoreFull { needed, .. }) if grow(session, needed) => command(session),
         other => other,
     }
 }
