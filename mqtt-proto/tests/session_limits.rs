@@ -55,9 +55,7 @@ fn broker_exceeding_our_receive_maximum_is_accepted_while_the_store_can_track_it
     config.receive_maximum = 2;
     config.incoming_slots = 3;
     let mut h = Harness::with(config, 8192);
-    // A session the broker keeps (Session Expiry 3600): what cannot be tracked is left with
-    // it. One it does not keep takes it untracked (session_lifecycle's flood test).
-    h.connect(false, false);
+    h.connect(true, false);
     for id in 1..=2 {
         h.feed_packet(incoming("t", b"m", QoS::ExactlyOnce, id))
             .unwrap();

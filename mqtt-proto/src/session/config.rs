@@ -28,11 +28,8 @@ pub struct SessionConfig {
     /// exceed the Receive Maximum (mosquitto resuming a session, 3.1.1 brokers that cannot
     /// know it): the excess is accepted while it fits here and reported once per connection
     /// ([`Notice::ReceiveMaximumExceeded`](super::Notice::ReceiveMaximumExceeded)). A QoS 2
-    /// message beyond it is left unacknowledged where the broker keeps the session, so it
-    /// sends it again on the next connection; where it keeps none (Clean Session 1, Session
-    /// Expiry 0) and acks are automatic, it is delivered and acknowledged untracked instead,
-    /// since a broker that keeps no session would drop it. Nothing is lost and the connection
-    /// is not dropped (with manual acks and no session kept, see the notice's `deferred`).
+    /// message beyond it is left unacknowledged, so the broker keeps it and sends it again on
+    /// the next connection; nothing is lost and the connection is not dropped.
     pub incoming_slots: u16,
     /// The incoming table may grow up to this many slots, for a store that can grow: full, it
     /// asks for twice its size ([`Session::wants_room`](super::Session::wants_room)), and it

@@ -191,10 +191,7 @@ pub enum Notice {
     /// it ([`SessionConfig::incoming_slots`](super::SessionConfig)). `deferred` (reported
     /// once too) says a QoS 2 message found no room and was left unacknowledged: the broker
     /// keeps it and sends it again on the next connection, which the session makes once the
-    /// messages it holds are released ([`LostReason::Resync`]). Only where the broker keeps
-    /// the session, or acks are manual: otherwise the message is delivered and acknowledged
-    /// untracked, since a broker that keeps no session drops what it holds on reconnect (with
-    /// manual acks it is then lost, and `deferred` is the only trace).
+    /// messages it holds are released ([`LostReason::Resync`]).
     ReceiveMaximumExceeded {
         /// Our Receive Maximum.
         receive_maximum: u16,

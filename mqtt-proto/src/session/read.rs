@@ -451,9 +451,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                     && !self
                         .incoming
                         .insert(region, pid.get(), InState::AwaitingRel, qos)
-                    && !self.overrun_untracked(true)
                 {
                     // No room to remember it: leave it with the broker, as for any overrun.
+                    self.report_overrun(true);
                     return Ok(Read::Skip {
                         len: header.packet_len(),
                     });
@@ -470,26 +470,6 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         Ok(Read::Skip {
             len: header.packet_len(),
         })
-    }
-
-    /// A QoS 2 message found the incoming table full; whether it is taken without tracking,
-    /// and the overrun reported either way. Left with the broker, it comes back on the
-    /// resync's new connection only if the broker keeps the session: one that keeps none has
-    /// dropped it by then (a full e2e run lost 695 messages so). So where the broker keeps
-    /// none and the session sends the PUBREC itself (`acks_itself`: not left to the
-    /// application, which would find no entry and answer PUBACK), the message is delivered
-    /// and acknowledged at once, untracked, and its PUBREL is answered whatever the table
-    /// holds. A broker sends an unacknowledged PUBLISH again only on a new connection
-    /// (MQTT-4.4.0-1), where a session it did not keep has none: it cannot arrive twice.
-    pub(super) fn overrun_untracked(&mut self, acks_itself: bool) -> bool {
-        let keeps_session = if self.version().v5() {
-            self.limits.session_expiry_interval > 0
-        } else {
-            !self.conn.clean_start
-        };
-        let take = acks_itself && !keeps_session;
-        self.report_overrun(!take);
-        take
     }
 
     /// Notes once per connection that the broker exceeds our Receive Maximum.
@@ -627,10 +607,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         }
         let region = super::store_region_mut(&mut self.store, &self.layout.incoming);
         if !self.incoming.insert(region, pid.get(), state, qos) {
-            if self.overrun_untracked(!manual) {
-                self.queue_ack(PacketType::PubRec, pid, ReasonCode::Success);
-                return Ok(Outcome::Report);
-            }
+            self.report_overrun(true);
             return Ok(Outcome::Silent);
         }
         if !manual {

@@ -40,9 +40,8 @@ enum Finish {
     PubAck(PacketId),
     /// QoS 2 delivered now: track it and PUBREC (unless acks are manual).
     Track(PacketId),
-    /// QoS 2, PUBREC without an entry: delivered before and awaiting PUBREL (again), or taken
-    /// untracked for lack of room (`Session::overrun_untracked`).
-    PubRec(PacketId),
+    /// QoS 2 delivered before and awaiting PUBREL: PUBREC again.
+    PubRecAgain(PacketId),
 }
 
 /// A chunk of a streamed message ([`Event::MessageChunk`]): the message's header with this
@@ -146,16 +145,13 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                 match self.incoming.find(region, pid.get()) {
                     // Delivered before (its PUBREC was lost): acknowledged again, not
                     // delivered twice.
-                    Some((_, InState::AwaitingRel, _)) => (false, Finish::PubRec(pid)),
+                    Some((_, InState::AwaitingRel, _)) => (false, Finish::PubRecAgain(pid)),
                     // Delivered before and waiting for the application's ack.
                     Some(_) => (false, Finish::Nothing),
                     None if self.incoming.len() >= self.layout.incoming.len() / incoming::ENTRY => {
-                        if self.overrun_untracked(!self.config.manual_acks) {
-                            (true, Finish::PubRec(pid))
-                        } else {
-                            // No room to remember it: leave it with the broker.
-                            (false, Finish::Nothing)
-                        }
+                        // No room to remember it: leave it with the broker.
+                        self.report_overrun(true);
+                        (false, Finish::Nothing)
                     }
                     None => (true, Finish::Track(pid)),
                 }
@@ -218,7 +214,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                     self.queue_ack(PacketType::PubAck, pid, ReasonCode::Success);
                 }
             }
-            Finish::PubRec(pid) => {
+            Finish::PubRecAgain(pid) => {
                 self.queue_ack(PacketType::PubRec, pid, ReasonCode::Success);
             }
             Finish::Track(pid) => {
