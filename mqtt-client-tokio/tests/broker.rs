@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use mqtt_client_tokio::{
-    Client, DisconnectOptions, Error, Event, Events, Message, Options, Properties, ProtocolVersion,
-    QoS, QueueFull, ReasonCode, Subscription, SubscriptionOptions, Will,
+    Client, DisconnectOptions, Error, Event, Events, Message, Notice, Options, Properties,
+    ProtocolVersion, QoS, QueueFull, ReasonCode, Subscription, SubscriptionOptions, Will,
 };
 use mqtt_test_support::{Broker, Direction, FaultMode, FaultProxy, TlsMaterial};
 use tokio::time::timeout;
@@ -1046,5 +1046,46 @@ async fn a_subscribe_and_unsubscribe_larger_than_the_first_queue_go_out() {
             .await
             .unwrap_or_else(|e| panic!("{v:?}: unsubscribe: {e}"));
         assert_eq!(codes.len(), 24, "{v:?}");
+    }
+}
+
+/// The queue starts small and gives memory back once drained, so a SUBSCRIBE that grew it is
+/// larger than the queue when the session renews it on the next connection. The renewal grew
+/// it too: before, a filter longer than the queue was dropped (`RenewalDropped`, Packet Too
+/// Large) and its messages stopped.
+#[tokio::test]
+async fn a_filter_longer_than_the_queue_is_renewed_on_the_next_connection() {
+    for v in VERSIONS {
+        let broker = Broker::start().unwrap();
+        let proxy = FaultProxy::start(broker.addr(), FaultMode::new())
+            .await
+            .unwrap();
+        let (c, mut events) = connect(options(&proxy.url(), v)).await;
+        let long = format!("site/{}/#", "building-".repeat(40));
+        assert!(long.len() > 300);
+        let mut sub = c.subscribe(&long, QoS::AtLeastOnce).await.unwrap();
+        // The clean session is gone with the connection: the session renews the filter.
+        proxy.cut_all();
+        event(&mut events, |e| match e {
+            Event::Connected {
+                session_present: false,
+                ..
+            } => Some(()),
+            _ => None,
+        })
+        .await;
+        let renewed = event(&mut events, |e| match e {
+            Event::Resubscribed { reason_codes, .. } => Some(reason_codes.clone()),
+            Event::Notice(n @ Notice::RenewalDropped { .. }) => panic!("{v:?}: {n:?}"),
+            _ => None,
+        })
+        .await;
+        assert_eq!(renewed, [ReasonCode::GrantedQoS1], "{v:?}");
+        let (p, _p_events) = connect(options(&broker.url(), v)).await;
+        let topic = format!("{}now", &long[..long.len() - 1]);
+        p.publish(topic, QoS::AtLeastOnce, false, "21.5")
+            .await
+            .unwrap();
+        assert_eq!(&recv(&mut sub).await.payload[..], b"21.5", "{v:?}");
     }
 }

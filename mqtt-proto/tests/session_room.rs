@@ -396,3 +396,66 @@ fn a_fixed_control_region_is_never_asked_to_change() {
         assert_eq!(h.s.wants_room(), None);
     }
 }
+
+#[test]
+fn a_renewal_longer_than_the_queue_grows_it_instead_of_being_dropped() {
+    for v in VERSIONS {
+        for limit in [0, 4096] {
+            let mut config = SessionConfig::new(v);
+            config.subscription_bytes = 512;
+            config.queue_bytes_limit = limit;
+            let small = config.reserved_bytes() + 128;
+            let mut h = Harness::with(config, small);
+            h.connect(false, false);
+            let long = format!("devices/{}/#", "x".repeat(300));
+            let subs = [sub(&long)];
+            // The command finds no room and says so; the driver grows the queue and asks
+            // again, then gives the memory back once the queue has drained.
+            let needed = match h.s.subscribe(&subs, Default::default()) {
+                Err(CommandError::StoreFull { needed, .. }) => needed,
+                other => panic!("{other:?}"),
+            };
+            let reserved = h.s.reserved_len();
+            h.s.resize_store(reserved + 2 * needed, |s, n| s.resize(n, 0))
+                .unwrap();
+            let pid = h.s.subscribe(&subs, Default::default()).unwrap();
+            h.flush();
+            h.take_sent();
+            h.feed_packet(Packet::SubAck(SubAck::new(pid, &[ReasonCode::GrantedQoS1])))
+                .unwrap();
+            h.take_events();
+            h.s.resize_store(small, |s, n| s.truncate(n)).unwrap();
+            // The broker lost our session.
+            h.transport_closed();
+            let sent = h.connect(false, false);
+            assert!(sent.is_empty(), "{v:?} {limit}: {sent:?}");
+            let asked = answer(&mut h);
+            h.flush();
+            let sent = h.take_sent();
+            let events = h.take_events();
+            if limit == 0 {
+                // A store that cannot grow: the filter is reported, not renewed.
+                assert_eq!(asked, [], "{v:?}");
+                assert!(sent.is_empty(), "{v:?}: {sent:?}");
+                assert!(
+                    events.contains(&Ev::RenewalDropped(ReasonCode::PacketTooLarge)),
+                    "{v:?}: {events:?}"
+                );
+                continue;
+            }
+            assert_eq!(asked.len(), 1, "{v:?}: {asked:?}");
+            assert_eq!(asked[0].0, Region::Queue);
+            assert!(asked[0].1 > 300 && asked[0].1 <= limit, "{asked:?}");
+            assert_eq!(sent.len(), 1, "{v:?}: {sent:?}");
+            let Packet::Subscribe(s) = dec(&sent[0], v) else {
+                panic!("{sent:?}")
+            };
+            let renewed: Vec<&str> = s.subscriptions.iter().map(|s| s.filter.as_str()).collect();
+            assert_eq!(renewed, [long.as_str()], "{v:?}");
+            assert!(
+                !events.iter().any(|e| matches!(e, Ev::RenewalDropped(_))),
+                "{v:?}: {events:?}"
+            );
+        }
+    }
+}

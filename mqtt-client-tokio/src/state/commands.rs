@@ -144,8 +144,10 @@ impl State {
 
     /// Resizes the session's tables as it asks (`Session::wants_room`): the incoming table
     /// when a flood fills it and once it has emptied, the subscription table before a SUBACK
-    /// it would not fit. After every packet read and before every transmit.
-    pub(crate) fn fit_room(&mut self) {
+    /// it would not fit, the queue for a renewal SUBSCRIBE it would not fit. After every
+    /// packet read and before every transmit. `true` when it resized anything.
+    pub(crate) fn fit_room(&mut self) -> bool {
+        let mut resized_any = false;
         while let Some((region, len)) = self.session.wants_room() {
             let resized = self.session.resize_region(region, len, |store, len| {
                 if len < store.len() {
@@ -157,9 +159,11 @@ impl State {
             });
             if let Err(error) = resized {
                 tracing::debug!(%error, ?region, len, "session table not resized");
-                return;
+                return resized_any;
             }
+            resized_any = true;
         }
+        resized_any
     }
 
     /// Gives memory back once the queue has drained to a quarter of its room: down to twice

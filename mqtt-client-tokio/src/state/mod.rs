@@ -645,6 +645,8 @@ fn session_config(
         u16::MAX
     };
     config.subscription_bytes_limit = policy.subscription_bytes;
+    // A renewal SUBSCRIBE larger than the queue as it is grows it, as a command would.
+    config.queue_bytes_limit = policy.offline_queue_bytes.max(INITIAL_LOG);
     if config.journal {
         config.incoming_slots = config.incoming_slots_limit;
         config.subscription_bytes = policy.subscription_bytes;

@@ -148,6 +148,7 @@ impl State {
         // One clock reading for every packet taken in this pass.
         let now = self.now();
         self.fit_room();
+        let mut refitted = false;
         loop {
             let _ = self.drain_events();
             if !force && self.wbuf.len() >= HIGH_WATER {
@@ -171,6 +172,14 @@ impl State {
                 }
                 // The session may hold packets back until its events are taken.
                 Ok(None) if self.drain_events() => {}
+                // A renewal SUBSCRIBE found the queue too small during this pass: grown (at
+                // most once a pass), it goes now rather than at the next wake-up.
+                Ok(None) if !refitted && self.session.wants_room().is_some() => {
+                    refitted = true;
+                    if !self.fit_room() {
+                        break;
+                    }
+                }
                 Ok(None) => break,
                 Err(EncodeError::BufferTooSmall { needed, .. }) => {
                     let len = needed.max(self.scratch.len() * 2);

@@ -124,6 +124,16 @@ pub struct SessionConfig {
     /// ([`Session::wants_room`](super::Session::wants_room)). 0 (the default), or no more
     /// than `subscription_bytes`: it never grows. Renewal needs a first size above 0.
     pub subscription_bytes_limit: usize,
+    /// The queue of outgoing packets may grow up to this many bytes of capacity, for a store
+    /// that can grow: a renewal SUBSCRIBE that does not fit the queue as it is (a filter
+    /// longer than the queue, or a queue full of unacknowledged messages) asks for room
+    /// ([`Session::wants_room`](super::Session::wants_room),
+    /// [`Region::Queue`](super::Region::Queue)) instead of waiting, or of being dropped as
+    /// too large. Commands need no limit here: one that does not fit fails with
+    /// [`CommandError::StoreFull`](super::CommandError::StoreFull) and the driver grows the
+    /// store ([`Session::resize_store`](super::Session::resize_store)). 0 (the default), or
+    /// no more than the queue's first capacity: it never grows for a renewal.
+    pub queue_bytes_limit: usize,
     /// Slots of the packet-id index, 6 bytes each, at the front of the log: a PUBACK, PUBREC,
     /// PUBCOMP, SUBACK or UNSUBACK then finds the packet it acknowledges without walking
     /// every queued packet, so a long queue does not slow each acknowledgement down. A slot
@@ -192,6 +202,7 @@ impl SessionConfig {
             },
             subscription_bytes: 0,
             subscription_bytes_limit: 0,
+            queue_bytes_limit: 0,
             index_slots: 0,
             fallback_to_v311: false,
             journal: false,

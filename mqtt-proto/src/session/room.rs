@@ -31,6 +31,12 @@ pub enum Region {
     /// region must be; a driver that grows it and calls again needs to keep only a small
     /// region while idle, which the session asks to shrink back to once the packet is sent.
     Control,
+    /// The queue of outgoing packets, the last region of the store: its length is the
+    /// queue's capacity ([`Session::store_usage`]), and resizing it is
+    /// [`Session::resize_store`] to [`Session::reserved_len`] plus that length. Asked for
+    /// when a renewal SUBSCRIBE needs more room than the queue has
+    /// ([`SessionConfig::queue_bytes_limit`](super::SessionConfig::queue_bytes_limit)).
+    Queue,
 }
 
 /// Table bytes `filters` take once granted.
@@ -71,7 +77,30 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         if self.conn.control == super::Control::None && self.layout.control.len() > control {
             return Some((Region::Control, control));
         }
-        None
+        self.queue_wanted().map(|len| (Region::Queue, len))
+    }
+
+    /// The queue capacity a renewal SUBSCRIBE that found no room needs, when the queue may
+    /// grow to it: doubled at least, so that a long list of renewals grows it a few times
+    /// rather than once per SUBSCRIBE.
+    fn queue_wanted(&self) -> Option<usize> {
+        if !cfg!(feature = "subscription-renewal")
+            || self.renew_blocked != Some(self.log.generation())
+        {
+            return None;
+        }
+        let limit = self.config.queue_bytes_limit;
+        let (_, capacity) = self.store_usage();
+        if capacity >= limit {
+            return None;
+        }
+        let region = super::store_region(&self.store, &self.layout.subscriptions);
+        let renewal = self
+            .subscriptions
+            .next_renewal(region, self.version(), self.renewal_max())?
+            .ok()?;
+        let needed = self.log.live() + super::store::HEADER + renewal.encoded_len();
+        (needed > capacity).then(|| needed.max(capacity * 2).min(limit))
     }
 
     /// Resizes `region` to `new_len` bytes, moving the regions behind it (the queue of
@@ -97,10 +126,14 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             Region::Incoming => self.layout.incoming.clone(),
             Region::Subscriptions => self.layout.subscriptions.clone(),
             Region::Control => self.layout.control.clone(),
+            Region::Queue => {
+                let store_len = self.reserved_len().saturating_add(new_len);
+                return self.resize_store(store_len, resize);
+            }
         };
         let new_len = match region {
             Region::Incoming => new_len - new_len % ENTRY,
-            Region::Subscriptions | Region::Control => new_len,
+            _ => new_len,
         };
         let old_len = range.len();
         if new_len < old_len {
@@ -111,6 +144,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                     super::Control::None => 0,
                     _ => self.conn.control_len,
                 },
+                // Resized by `resize_store` above.
+                Region::Queue => 0,
             };
             if held > new_len {
                 return Err(CommandError::StoreFull {
@@ -159,6 +194,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             Region::Incoming => layout.incoming.end = range.start + new_len,
             Region::Subscriptions => layout.subscriptions.end = range.start + new_len,
             Region::Control => layout.control.end = range.start + new_len,
+            // Resized by `resize_store` above.
+            Region::Queue => {}
         }
         self.reported = None;
         // Renewals that waited for room in the table look again.

@@ -468,8 +468,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     }
 
     /// The largest renewal SUBSCRIBE: within the broker's Maximum Packet Size, the driver's
-    /// transmit buffer and the log.
-    fn renewal_max(&self) -> usize {
+    /// transmit buffer and the log, or the log it may grow to
+    /// ([`SessionConfig::queue_bytes_limit`](super::SessionConfig::queue_bytes_limit)).
+    pub(super) fn renewal_max(&self) -> usize {
         let broker = self
             .limits
             .maximum_packet_size
@@ -479,7 +480,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             n => n,
         };
         let region = super::store_region(&self.store, &self.layout.log);
-        let log = self.log.capacity(region).saturating_sub(store::HEADER);
+        let capacity = self.log.capacity(region).max(self.config.queue_bytes_limit);
+        let log = capacity.saturating_sub(store::HEADER);
         // The largest packet MQTT can frame: 1 byte of type, 4 of length.
         let mqtt = crate::MAX_REMAINING_LENGTH as usize + 5;
         broker.min(transmit).min(log).min(mqtt)
