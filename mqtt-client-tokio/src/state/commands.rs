@@ -288,7 +288,7 @@ impl State {
     /// Sends one 5.0 authentication step under the configured method.
     pub(crate) fn auth(&mut self, reason_code: ReasonCode, data: &[u8]) -> Result<(), Error> {
         self.running()?;
-        let Some(method) = self.protocol.authentication_method.as_deref() else {
+        let Some(method) = self.protocol.authentication_method() else {
             return Err(Error::InvalidOptions(
                 "no authentication method configured".into(),
             ));

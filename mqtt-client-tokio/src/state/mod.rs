@@ -8,6 +8,7 @@
 //! routes what the session delivers.
 
 mod commands;
+mod connect;
 mod dispatch;
 mod events;
 mod wire;
@@ -19,12 +20,11 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use mqtt_sansio::session::{CommandError, Instant, Region, Session, SessionConfig};
+use mqtt_sansio::ReasonCode;
 use mqtt_sansio::SubscriptionOptions;
-use mqtt_sansio::{Connect, ReasonCode, Seq, TopicName, WillProperties};
 use tokio::sync::{mpsc, oneshot, Notify};
 use tracing::{info, warn};
 
-use crate::message::user_refs;
 use crate::options::{DisconnectOptions, Policy, ProtocolOptions};
 use crate::{Error, Event, Message, Options, RequestProperties, Subscription};
 
@@ -45,9 +45,11 @@ const INITIAL_INCOMING: u16 = 8;
 /// Bytes of subscription table a new client starts with (a filter or two); it grows to
 /// `Policy::subscription_bytes` as subscriptions need it.
 const INITIAL_SUBSCRIPTIONS: usize = 64;
-/// Bytes of queue a new client starts with (a couple of small messages); it grows on demand
-/// up to `Policy::offline_queue_bytes` and shrinks back when drained.
-pub(crate) const INITIAL_LOG: usize = 256;
+/// Bytes of queue a new client starts with (a small message); it grows on demand up to
+/// `Policy::offline_queue_bytes` and shrinks back when drained. Every record grows it when it
+/// does not fit: a publish, a SUBSCRIBE or UNSUBSCRIBE (`with_queue_room`), and a renewal
+/// SUBSCRIBE the session queues by itself (`SessionConfig::queue_bytes_limit`).
+pub(crate) const INITIAL_LOG: usize = 64;
 /// Bytes of the control region between control packets: the DISCONNECT the session sends by
 /// itself on a protocol error (reason code, no properties) fits; a CONNECT, a DISCONNECT
 /// with properties and an AUTH grow it while they wait to go (`with_control_room`).
@@ -198,7 +200,7 @@ impl Shared {
 
 pub(crate) struct State {
     pub(crate) session: Session<Vec<u8>>,
-    pub(crate) protocol: ProtocolOptions,
+    pub(crate) protocol: connect::ConnectOptions,
     pub(crate) policy: Policy,
     epoch: tokio::time::Instant,
     /// Where the driver stands, read by the handles under the lock (a `watch` channel would
@@ -265,9 +267,9 @@ impl State {
         options: &Options,
         first_outcome: Option<oneshot::Sender<Result<(), Error>>>,
     ) -> Result<Self, Error> {
-        let protocol = options.protocol.clone();
+        let protocol = connect::ConnectOptions::new(&options.protocol);
         let policy = options.policy.clone();
-        let config = session_config(&protocol, &policy, options.persistence.as_ref())?;
+        let config = session_config(&options.protocol, &policy, options.persistence.as_ref())?;
         // The queue starts small and grows as messages wait (see `grow_store`): a client
         // that never queues much never holds (nor zeroes) `offline_queue_bytes`.
         let log = INITIAL_LOG;
@@ -468,26 +470,21 @@ impl State {
     pub(crate) fn send_connect(&mut self) -> Result<(), Error> {
         self.ensure_client_id();
         let p = &self.protocol;
-        let clean_start = p.clean_start;
-        let users = user_refs(&p.user_properties);
-        let will_users = p
-            .will
-            .as_ref()
-            .map(|w| user_refs(&w.properties.user_properties))
-            .unwrap_or_default();
-        let mut connect = connect_packet(p, clean_start, &users, &will_users)?;
         // A mechanism starts a new exchange on every connection (a fresh nonce for SCRAM).
         let mut data = [0u8; AUTH_BUF];
-        let method: String;
+        let mut started = None;
         if let Some(auth) = &p.authenticator {
             let mut auth = lock_authenticator(auth)?;
             let n = auth.start(&mut data).map_err(Error::Authentication)?;
-            method = auth.method().to_string();
-            connect.properties.authentication_method = Some(&method);
-            connect.properties.authentication_data = Some(&data[..n]);
+            started = Some((auth.method().to_string(), n));
         }
-        with_control_room(&mut self.session, |s| s.connect(&connect))?;
-        Ok(())
+        let auth = started
+            .as_ref()
+            .map(|(method, n)| (method.as_str(), &data[..*n]));
+        let session = &mut self.session;
+        p.with_packet(p.clean_start, auth, |connect| {
+            with_control_room(session, |s| s.connect(connect)).map_err(Error::from)
+        })
     }
 
     pub(crate) fn set_status(&mut self, status: Status) {
@@ -675,58 +672,12 @@ fn session_config(
     // The control region holds CONNECT (with the will), DISCONNECT and AUTH while they wait
     // to go, and grows for each (`with_control_room`); this checks that the CONNECT can be
     // encoded at all.
-    let users = user_refs(&p.user_properties);
-    let will_users = p
-        .will
-        .as_ref()
-        .map(|w| user_refs(&w.properties.user_properties))
-        .unwrap_or_default();
-    let connect = connect_packet(p, p.clean_start, &users, &will_users)?;
-    SessionConfig::control_len(&connect)
-        .map_err(|e| Error::InvalidOptions(format!("CONNECT cannot be encoded: {e}")))?;
+    connect::ConnectOptions::new(p).with_packet(p.clean_start, None, |connect| {
+        SessionConfig::control_len(connect)
+            .map_err(|e| Error::InvalidOptions(format!("CONNECT cannot be encoded: {e}")))
+    })?;
     config.control_bytes = CONTROL_IDLE;
     Ok(config)
-}
-
-/// CONNECT from the options.
-fn connect_packet<'a>(
-    p: &'a ProtocolOptions,
-    clean_start: bool,
-    users: &'a [(&'a str, &'a str)],
-    will_users: &'a [(&'a str, &'a str)],
-) -> Result<Connect<'a>, Error> {
-    let mut c = Connect::new(p.version, &p.client_id);
-    c.clean_start = clean_start;
-    c.keep_alive = u16::try_from(p.keep_alive.as_secs()).unwrap_or(u16::MAX);
-    c.username = p.username.as_deref();
-    c.password = p.password.as_deref();
-    // 5.0 only: the session leaves the properties out on 3.1.1.
-    c.properties.session_expiry_interval = p.session_expiry_interval;
-    c.properties.user_properties = Seq::from_slice(users);
-    c.properties.authentication_method = p.authentication_method.as_deref();
-    c.properties.authentication_data = p.authentication_data.as_deref();
-    if let Some(w) = &p.will {
-        let props = WillProperties {
-            will_delay_interval: w.delay_interval,
-            payload_format_indicator: w.properties.payload_format_indicator,
-            message_expiry_interval: w.properties.message_expiry_interval,
-            content_type: w.properties.content_type.as_deref(),
-            response_topic: match &w.properties.response_topic {
-                Some(t) => Some(TopicName::new(t)?),
-                None => None,
-            },
-            correlation_data: w.properties.correlation_data.as_deref(),
-            user_properties: Seq::from_slice(will_users),
-        };
-        c.will = Some(mqtt_sansio::Will {
-            topic: TopicName::new(&w.topic)?,
-            payload: &w.payload,
-            qos: w.qos,
-            retain: w.retain,
-            properties: props,
-        });
-    }
-    Ok(c)
 }
 
 /// Runs a command that writes the session's control region (CONNECT, DISCONNECT, AUTH), and
