@@ -1,10 +1,13 @@
 //! The connected loop: one task reads, writes, keeps time and wakes up for the handles'
 //! commands; the shared state (and the session in it) decides what every byte means.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadBuf};
 
 use super::Driver;
 use crate::state::{room, End, OUTBOX_LIMIT};
@@ -14,10 +17,13 @@ use crate::Error;
 /// Largest read buffer growth step.
 const READ_CHUNK: usize = 16 * 1024;
 /// Smallest read buffer growth step: an idle connection (CONNACK, PINGRESP, the odd message)
-/// never needs more, and every idle client holds its read buffer for good; reads that fill
-/// the buffer double the step up to [`READ_CHUNK`], reads that use little of it halve it
-/// again, and once the step is back to this, an empty buffer far larger is given back.
+/// never needs more; reads that fill the buffer double the step up to [`READ_CHUNK`], reads
+/// that use little of it halve it again, and once the step is back to this, an empty buffer
+/// is given back: an idle client holds none, and reads into [`IDLE_READ`] bytes of the stack.
 const MIN_READ: usize = 128;
+/// Bytes read at once by a client that holds no read buffer: on the stack of the poll, not
+/// in the task, and copied into a buffer of the size read.
+const IDLE_READ: usize = 1024;
 /// Time allowed to write the last packets and close the transport cleanly.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// Scheduler rounds the driver gives the application, after a command woke it, to queue
@@ -37,9 +43,12 @@ enum Step {
 
 impl Driver {
     /// Runs a connection whose CONNECT is queued, until it ends.
-    pub(super) async fn drive(&mut self, stream: Stream) -> End {
-        let (mut rd, mut wr) = tokio::io::split(stream);
-        let mut rbuf = BytesMut::with_capacity(MIN_READ);
+    // The stream is borrowed: an `async fn` keeps an argument it owns twice in its future
+    // (as the argument and as the local it moves to), and every idle client's task keeps
+    // this future for its life.
+    pub(super) async fn drive(&mut self, stream: &mut Stream) -> End {
+        // One stream, read and written by one poll (`Transfer`): no split halves to allocate.
+        let mut rbuf = BytesMut::new();
         let mut read_size = MIN_READ;
         // What is being written, taken out of the shared state: written without the lock.
         let mut out = BytesMut::new();
@@ -53,60 +62,74 @@ impl Driver {
         let timer_at = tokio::time::sleep_until(tokio::time::Instant::now());
         tokio::pin!(timer_at);
         let mut armed = None;
+        let mut read_first = false;
         loop {
-            let (timer, sync_at, waiter, reading, journaled) = {
-                let mut state = self.shared.lock();
-                state.start_shutdown();
-                state.retry_waiting();
-                state.process_input(&mut rbuf);
-                state.pump(false);
-                if out.is_empty() {
-                    out = state.take_output();
-                }
-                if state.conn_end.is_some() {
-                    if out.is_empty() && !need_flush {
-                        break;
+            // The values of this turn in a block of their own: what is not needed once the
+            // select below waits is then not kept in the task while it does.
+            let (timed, waiter, reading, writing, flushing) = {
+                let (deadline, waiter, reading, journaled) = {
+                    let mut state = self.shared.lock();
+                    state.start_shutdown();
+                    state.retry_waiting();
+                    state.process_input(&mut rbuf);
+                    state.pump(false);
+                    if out.is_empty() {
+                        out = state.take_output();
                     }
-                    close_at.get_or_insert_with(|| tokio::time::Instant::now() + CLOSE_GRACE);
+                    if state.conn_end.is_some() {
+                        if out.is_empty() && !need_flush {
+                            break;
+                        }
+                        close_at.get_or_insert_with(|| tokio::time::Instant::now() + CLOSE_GRACE);
+                    }
+                    let timer = state.session.poll_timeout().map(|t| state.to_tokio(t));
+                    // A slow consumer does not stop reading (SUBACK, PINGRESP and PUBREL must get
+                    // through); its unacknowledged messages hold the broker back. Only a broker
+                    // that ignores its window could fill the outbox to this bound.
+                    let reading = state.conn_end.is_none() && state.outbox.len() < OUTBOX_LIMIT;
+                    let journaled = state.journal.is_some();
+                    let deadline = [timer, state.journal_sync_at(), close_at]
+                        .into_iter()
+                        .flatten()
+                        .min();
+                    (deadline, state.room_waiter(), reading, journaled)
+                };
+                // Write-ahead: what the session journaled up to the output taken above is written
+                // before that output goes out.
+                if let Err(error) = self.persist(journaled).await {
+                    return End::failed(error);
                 }
-                let timer = state.session.poll_timeout().map(|t| state.to_tokio(t));
-                // A slow consumer does not stop reading (SUBACK, PINGRESP and PUBREL must get
-                // through); its unacknowledged messages hold the broker back. Only a broker
-                // that ignores its window could fill the outbox to this bound.
-                let reading = state.conn_end.is_none() && state.outbox.len() < OUTBOX_LIMIT;
-                let journaled = state.journal.is_some();
-                (
-                    timer,
-                    state.journal_sync_at(),
-                    state.room_waiter(),
-                    reading,
-                    journaled,
-                )
+                if rbuf.is_empty() && read_size == MIN_READ {
+                    // The traffic is quiet (after a burst, reads shrank the step back first: a
+                    // flood's odd short read does not free it): the buffer, and what the
+                    // messages shared with it, go; the next read takes the stack's.
+                    if rbuf.capacity() > 0 {
+                        rbuf = BytesMut::new();
+                    }
+                } else if rbuf.capacity() - rbuf.len() < read_size / 4 {
+                    rbuf.reserve(read_size);
+                }
+                let writing = !out.is_empty();
+                let flushing = !writing && need_flush;
+                if let Some(at) = deadline.filter(|&at| armed != Some(at)) {
+                    timer_at.as_mut().reset(at);
+                    armed = Some(at);
+                }
+                (deadline.is_some(), waiter, reading, writing, flushing)
             };
-            // Write-ahead: what the session journaled up to the output taken above is written
-            // before that output goes out.
-            if let Err(error) = self.persist(journaled).await {
-                return End::failed(error);
-            }
-            if rbuf.is_empty() && read_size == MIN_READ && rbuf.capacity() > 4 * MIN_READ {
-                // The traffic has gone quiet after a burst: the buffer goes back to the idle
-                // size. Not sooner: a flood's odd short read would free and regrow it.
-                rbuf = BytesMut::with_capacity(MIN_READ);
-            } else if rbuf.capacity() - rbuf.len() < read_size / 4 {
-                rbuf.reserve(read_size);
-            }
             let has_outbox = waiter.is_some();
-            let writing = !out.is_empty();
-            let flushing = !writing && need_flush;
-            let deadline = [timer, sync_at, close_at].into_iter().flatten().min();
-            if let Some(at) = deadline.filter(|&at| armed != Some(at)) {
-                timer_at.as_mut().reset(at);
-                armed = Some(at);
-            }
+            read_first = !read_first;
+            let transfer = Transfer {
+                stream,
+                rbuf: &mut rbuf,
+                out: &out,
+                reading,
+                writing: writing || flushing,
+                read_first,
+            };
             let step = tokio::select! {
-                r = rd.read_buf(&mut rbuf), if reading => Step::Read(r),
-                step = write_or_flush(&mut wr, &out), if writing || flushing => step,
-                () = &mut timer_at, if deadline.is_some() => Step::Timer,
+                step = transfer, if reading || writing || flushing => step,
+                () = &mut timer_at, if timed => Step::Timer,
                 () = self.shared.wake.notified() => Step::Woken,
                 open = room(&self.shared, waiter), if has_outbox => Step::Room(open),
             };
@@ -146,8 +169,9 @@ impl Driver {
                     if reached(close_at) {
                         break;
                     }
+                    let mut state = self.shared.lock();
+                    let timer = state.session.poll_timeout().map(|t| state.to_tokio(t));
                     if reached(timer) {
-                        let mut state = self.shared.lock();
                         let now = state.now();
                         state.session.handle_timeout(now);
                     }
@@ -163,10 +187,10 @@ impl Driver {
         // Read into the heap buffer: an array here would be part of every client's task for
         // its life (a future is as large as its largest state).
         let linger = async {
-            let _ = wr.shutdown().await;
+            let _ = stream.shutdown().await;
             rbuf.clear();
             rbuf.reserve(MIN_READ);
-            while graceful && matches!(rd.read_buf(&mut rbuf).await, Ok(n) if n > 0) {
+            while graceful && matches!(stream.read_buf(&mut rbuf).await, Ok(n) if n > 0) {
                 rbuf.clear();
             }
         };
@@ -234,13 +258,70 @@ impl Driver {
     }
 }
 
-/// Writes some of `buf`, or flushes once it is empty. Cancel safe: an unfinished write or
-/// flush has written nothing that is not accounted for.
-async fn write_or_flush(wr: &mut (impl AsyncWrite + Unpin), buf: &[u8]) -> Step {
-    if buf.is_empty() {
-        Step::Flushed(wr.flush().await)
-    } else {
-        Step::Wrote(wr.write(buf).await)
+/// One transfer on the stream: a write of some of `out` (or a flush once it is empty) when
+/// `writing`, a read into `rbuf` when `reading`, whichever is ready first; when both are,
+/// `read_first` says which goes (the loop alternates it, so neither starves the other).
+/// Cancel safe: an unfinished read or write has moved no byte.
+struct Transfer<'a> {
+    stream: &'a mut Stream,
+    rbuf: &'a mut BytesMut,
+    out: &'a [u8],
+    reading: bool,
+    writing: bool,
+    read_first: bool,
+}
+
+impl Future for Transfer<'_> {
+    type Output = Step;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Step> {
+        let this = self.get_mut();
+        for read in [this.read_first, !this.read_first] {
+            let step = if read {
+                if !this.reading {
+                    continue;
+                }
+                poll_read(this.stream, this.rbuf, cx).map(Step::Read)
+            } else {
+                if !this.writing {
+                    continue;
+                }
+                let wr = Pin::new(&mut **this.stream);
+                if this.out.is_empty() {
+                    wr.poll_flush(cx).map(Step::Flushed)
+                } else {
+                    wr.poll_write(cx, this.out).map(Step::Wrote)
+                }
+            };
+            if step.is_ready() {
+                return step;
+            }
+        }
+        Poll::Pending
+    }
+}
+
+/// Reads into `rbuf`'s spare room, or, when it has none (an idle client gave its buffer
+/// back), into [`IDLE_READ`] bytes of this call's stack, then copied into `rbuf`.
+fn poll_read(
+    stream: &mut Stream,
+    rbuf: &mut BytesMut,
+    cx: &mut Context<'_>,
+) -> Poll<std::io::Result<usize>> {
+    if rbuf.capacity() > rbuf.len() {
+        // `read_buf` keeps no state between polls: made afresh, it picks up where it was.
+        let read = std::pin::pin!(stream.read_buf(rbuf));
+        return read.poll(cx);
+    }
+    let mut stack = [0u8; IDLE_READ];
+    let mut buf = ReadBuf::new(&mut stack);
+    match Pin::new(&mut **stream).poll_read(cx, &mut buf) {
+        Poll::Ready(Ok(())) => {
+            rbuf.extend_from_slice(buf.filled());
+            Poll::Ready(Ok(buf.filled().len()))
+        }
+        Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+        Poll::Pending => Poll::Pending,
     }
 }
 

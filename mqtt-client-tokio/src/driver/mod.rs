@@ -48,10 +48,15 @@ pub(crate) fn start(options: Options, wait_first: bool) -> Result<Started, Error
         (None, None)
     };
     let state = State::new(&options, first_tx)?;
-    let client_id = state.protocol.client_id.clone();
+    // One span for the task; `broker` is recorded as each connection starts (a span per
+    // connection would be 40 bytes more of every client's task, for good).
+    let span = tracing::info_span!(
+        "mqtt_client",
+        client_id = %state.protocol.client_id,
+        broker = tracing::field::Empty,
+    );
     let shared = Arc::new(Shared::new(state));
-    let mut brokers = options.brokers;
-    brokers.shrink_to_fit();
+    let brokers = options.brokers.into_boxed_slice();
     let mut transport = options.transport;
     // The connector holds the certificates and keys; dialling reads only the server name.
     transport.tls = TlsOptions {
@@ -64,9 +69,8 @@ pub(crate) fn start(options: Options, wait_first: bool) -> Result<Started, Error
         transport: (!transport.dials_as_default()).then(|| Box::new(transport)),
         tls,
         wait_first,
-        client_id,
     };
-    tokio::spawn(driver.run());
+    tokio::spawn(driver.run(span));
     Ok(Started {
         shared,
         first_outcome,
@@ -75,14 +79,13 @@ pub(crate) fn start(options: Options, wait_first: bool) -> Result<Started, Error
 
 struct Driver {
     shared: Arc<Shared>,
-    /// Kept for the life of the client: no spare capacity.
-    brokers: Vec<BrokerUrl>,
+    /// Kept for the life of the client: no spare capacity, and no capacity field.
+    brokers: Box<[BrokerUrl]>,
     /// Boxed, and `None` for the defaults: read only when dialling, and the task of every
     /// client keeps it for good.
     transport: Option<Box<TransportOptions>>,
     tls: Option<TlsConnector>,
     wait_first: bool,
-    client_id: String,
 }
 
 impl Driver {
@@ -90,8 +93,7 @@ impl Driver {
     // Not an `async fn`: one keeps its `self` argument twice in the future (once as the
     // argument, once as the local it is moved to), and every client's task keeps the future
     // for its life. The block takes `self` once, and the span is the wrapper's alone.
-    fn run(mut self) -> impl Future<Output = ()> {
-        let span = tracing::info_span!("mqtt_client", client_id = %self.client_id);
+    fn run(mut self, span: tracing::Span) -> impl Future<Output = ()> {
         async move {
             let reason = self.lifecycle().await;
             self.shared.lock().finish(reason);
@@ -104,24 +106,26 @@ impl Driver {
     /// ([`Session::handle_transport_closed`](mqtt_sansio::session::Session)); the driver
     /// only picks the broker to dial.
     async fn lifecycle(&mut self) -> Error {
-        let count = self.brokers.len();
         let mut index = 0;
-        let mut tried_first_round = 0;
-        let mut redirect: Option<BrokerUrl> = None;
+        let mut tried_first_round = 0usize;
+        // Boxed, both: they live across the connection, in every idle client's task.
+        let mut redirect: Option<Box<BrokerUrl>> = None;
         loop {
             if self.shared.lock().shutdown.is_some() {
                 return Error::Closed;
             }
             let url = redirect
                 .take()
-                .unwrap_or_else(|| self.brokers[index].clone());
-            let span = tracing::info_span!("connection", broker = %url);
-            let end = self.connection(&url).instrument(span).await;
-            let (error, reference) = match end {
-                End::Closed => return Error::Closed,
-                End::Failed { error, reference } => (error, reference),
-            };
+                .unwrap_or_else(|| Box::new(self.brokers[index].clone()));
+            tracing::Span::current().record("broker", tracing::field::display(&url));
+            // In this block, the connection's end and its error: dropped before the wait
+            // below, so that the task keeps no room for them while it waits.
             let delay = {
+                let end = self.connection(&url).await;
+                let (error, reference) = match end {
+                    End::Closed => return Error::Closed,
+                    End::Failed { error, reference } => (error, reference),
+                };
                 let mut state = self.shared.lock();
                 let reached = std::mem::take(&mut state.connected);
                 let now = state.now();
@@ -148,7 +152,7 @@ impl Driver {
                                 if moved {
                                     self.brokers[index] = target.clone();
                                 }
-                                redirect = Some(target);
+                                redirect = Some(Box::new(target));
                             }
                             None => warn!(?reference, "unusable Server Reference"),
                         }
@@ -157,7 +161,7 @@ impl Driver {
                     mqtt_sansio::session::Reconnect::At { at, attempt, .. } => {
                         if !reached && !fell_back {
                             // Fail over: the next attempt goes to the next broker of the list.
-                            index = (index + 1) % count;
+                            index = (index + 1) % self.brokers.len();
                         }
                         (at, attempt)
                     }
@@ -176,7 +180,7 @@ impl Driver {
                 if self.wait_first && !state.connected_once {
                     // `Client::connect` tries each broker once, without waiting.
                     tried_first_round += 1;
-                    if redirect.is_none() && tried_first_round >= count {
+                    if redirect.is_none() && tried_first_round >= self.brokers.len() {
                         return error;
                     }
                     continue;
@@ -219,7 +223,7 @@ impl Driver {
             self.tls.clone(),
         ));
         let opening = Box::pin(self.serve_until(tokio::time::timeout(timeout, open)));
-        let stream = match opening.await {
+        let mut stream = match opening.await {
             None => match self.shared.lock().fatal.take() {
                 Some(error) => return End::failed(*error),
                 None => return End::Closed,
@@ -235,7 +239,7 @@ impl Driver {
             }
             state.connection_opened();
         }
-        let end = self.drive(stream).await;
+        let end = self.drive(&mut stream).await;
         self.shared.lock().connection_closed(&end);
         end
     }
@@ -273,7 +277,7 @@ impl Driver {
 impl std::fmt::Debug for Driver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Driver")
-            .field("client_id", &self.client_id)
+            .field("brokers", &self.brokers.len())
             .finish_non_exhaustive()
     }
 }
