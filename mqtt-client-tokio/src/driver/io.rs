@@ -46,7 +46,7 @@ impl Driver {
     // The stream is borrowed: an `async fn` keeps an argument it owns twice in its future
     // (as the argument and as the local it moves to), and every idle client's task keeps
     // this future for its life.
-    pub(super) async fn drive(&mut self, stream: &mut Stream) -> End {
+    pub(super) async fn drive(&self, stream: &mut Stream) -> End {
         // One stream, read and written by one poll (`Transfer`): no split halves to allocate.
         let mut rbuf = BytesMut::new();
         let mut read_size = MIN_READ;
@@ -61,7 +61,6 @@ impl Driver {
         // more epoll_wait (strace: a tenth of a system call per published message).
         let timer_at = tokio::time::sleep_until(tokio::time::Instant::now());
         tokio::pin!(timer_at);
-        let mut armed = None;
         let mut read_first = false;
         loop {
             // The values of this turn in a block of their own: what is not needed once the
@@ -111,9 +110,9 @@ impl Driver {
                 }
                 let writing = !out.is_empty();
                 let flushing = !writing && need_flush;
-                if let Some(at) = deadline.filter(|&at| armed != Some(at)) {
+                // The timer's own deadline says where it is armed: no copy kept in the task.
+                if let Some(at) = deadline.filter(|&at| timer_at.deadline() != at) {
                     timer_at.as_mut().reset(at);
-                    armed = Some(at);
                 }
                 (deadline.is_some(), waiter, reading, writing, flushing)
             };

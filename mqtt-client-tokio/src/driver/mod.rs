@@ -107,21 +107,21 @@ impl Driver {
     /// only picks the broker to dial.
     async fn lifecycle(&mut self) -> Error {
         let mut index = 0;
-        let mut tried_first_round = 0usize;
-        // Boxed, both: they live across the connection, in every idle client's task.
+        let mut tried_first_round = 0u32;
+        // Boxed: it lives across the connection, in every idle client's task. A broker of
+        // the list is dialled from the list, not from a copy.
         let mut redirect: Option<Box<BrokerUrl>> = None;
         loop {
             if self.shared.lock().shutdown.is_some() {
                 return Error::Closed;
             }
-            let url = redirect
-                .take()
-                .unwrap_or_else(|| Box::new(self.brokers[index].clone()));
-            tracing::Span::current().record("broker", tracing::field::display(&url));
+            let current = redirect.take();
+            let url = current.as_deref().unwrap_or(&self.brokers[index]);
+            tracing::Span::current().record("broker", tracing::field::display(url));
             // In this block, the connection's end and its error: dropped before the wait
             // below, so that the task keeps no room for them while it waits.
             let delay = {
-                let end = self.connection(&url).await;
+                let end = self.connection(url).await;
                 let (error, reference) = match end {
                     End::Closed => return Error::Closed,
                     End::Failed { error, reference } => (error, reference),
@@ -170,8 +170,9 @@ impl Driver {
                 // The session's notices about this decision (a fallback) go out now.
                 state.drain_events();
                 if fell_back {
+                    // The same broker: the same redirection, or the same broker of the list.
                     info!("the broker speaks only 3.1.1: falling back");
-                    redirect = Some(url.clone());
+                    redirect = current;
                     continue;
                 }
                 if !state.policy.reconnect {
@@ -180,7 +181,7 @@ impl Driver {
                 if self.wait_first && !state.connected_once {
                     // `Client::connect` tries each broker once, without waiting.
                     tried_first_round += 1;
-                    if redirect.is_none() && tried_first_round >= self.brokers.len() {
+                    if redirect.is_none() && tried_first_round as usize >= self.brokers.len() {
                         return error;
                     }
                     continue;
@@ -207,7 +208,7 @@ impl Driver {
     }
 
     /// One connection: transport, CONNECT, then the connected loop until it ends.
-    async fn connection(&mut self, url: &BrokerUrl) -> End {
+    async fn connection(&self, url: &BrokerUrl) -> End {
         let timeout = {
             let mut state = self.shared.lock();
             state.set_status(Status::Connecting);
