@@ -214,7 +214,10 @@ impl<'b, S: Read + Write, J: Journal> Client<'b, S, J> {
             let fits = max.saturating_sub(RECORD_OVERHEAD);
             config.transmit_capacity = config.transmit_capacity.min(fits);
         }
-        let session = Session::new(config, store)?;
+        // Checked first and created last, straight into the client: the session (760 bytes
+        // on a microcontroller) does not pass through a `Result`.
+        config.check(store.len())?;
+        let session = Session::from_checked(config, store);
         let needed = session
             .connect_len(&connect)
             .map_err(|e| Error::Command(e.into()))?;

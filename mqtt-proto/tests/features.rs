@@ -60,6 +60,25 @@ mod without_v5 {
     }
 
     #[test]
+    fn a_5_0_session_created_unchecked_cannot_connect() {
+        assert_eq!(
+            SessionConfig::new(V5).check(4096),
+            Err(CommandError::Encode(EncodeError::FeatureDisabled("v5")))
+        );
+        let mut s = Session::from_checked(SessionConfig::new(V5), [0u8; 4096]);
+        let err = s.connect(&Connect::new(V5, "id")).err();
+        assert_eq!(
+            err,
+            Some(CommandError::Encode(EncodeError::FeatureDisabled("v5")))
+        );
+        let mut buf = [0u8; 64];
+        assert!(matches!(
+            s.poll_transmit(mqtt_sansio::session::Instant::from_millis(0), &mut buf),
+            Ok(None)
+        ));
+    }
+
+    #[test]
     fn a_5_0_message_in_a_journal_is_refused() {
         use mqtt_sansio::journal::{JournalError, Record};
         use mqtt_sansio::{PacketId, QoS};

@@ -131,3 +131,49 @@ fn a_resize_that_does_not_take_is_reported() {
     let refused = h.s.resize_store(len + 1024, |_store, _len| {});
     assert_eq!(refused, Err(CommandError::InvalidState));
 }
+
+#[test]
+fn a_session_from_a_configuration_check_refuses_never_panics() {
+    use mqtt_sansio::session::{Instant, Message, Session};
+    use mqtt_sansio::{Connect, TopicName};
+
+    for v in VERSIONS {
+        let mut config = SessionConfig::new(v);
+        config.journal = true;
+        let needed = config.reserved_bytes() + 64;
+        for len in (0..needed).step_by(7) {
+            assert!(
+                matches!(config.check(len), Err(CommandError::StoreFull { .. })),
+                "{len}"
+            );
+            let mut s = Session::from_checked(config, vec![0u8; len]);
+            let now = Instant::from_millis(0);
+            let _ = s.connect(&Connect::new(v, "id"));
+            let mut buf = [0u8; 256];
+            while let Ok(Some(_)) = s.poll_transmit(now, &mut buf) {}
+            let connack: &[u8] = if v == ProtocolVersion::V5 {
+                &[0x20, 3, 0, 0, 0]
+            } else {
+                &[0x20, 2, 0, 0]
+            };
+            let _ = s.handle_read(now, connack);
+            let topic = TopicName::new("t").unwrap();
+            let _ = s.publish(&Message::new(topic, b"x", QoS::AtLeastOnce));
+            let _ = s.subscribe(
+                &[mqtt_sansio::Subscription::new(
+                    mqtt_sansio::TopicFilter::new("f").unwrap(),
+                    QoS::AtLeastOnce,
+                )],
+                Default::default(),
+            );
+            while let Ok(Some(_)) = s.poll_transmit(now, &mut buf) {}
+            let _ = s.handle_read(now, &[0x40, 2, 0, 1]);
+            s.handle_timeout(Instant::from_millis(1_000_000));
+            while s.poll_event().is_some() {}
+            let _ = s.handle_transport_closed(now);
+            while s.poll_event().is_some() {}
+            let _ = s.store_usage();
+        }
+        assert!(config.check(needed).is_ok());
+    }
+}

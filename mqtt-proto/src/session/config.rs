@@ -262,6 +262,32 @@ impl SessionConfig {
         self.control_bytes + self.assigned_id_bytes
     }
 
+    /// Checks that a session of this configuration can be created over a store of
+    /// `store_len` bytes: what [`Session::new`](super::Session::new) checks, and what
+    /// [`Session::from_checked`](super::Session::from_checked) expects.
+    ///
+    /// # Errors
+    /// [`CommandError::StoreFull`] when `store_len` is not larger than
+    /// [`SessionConfig::reserved_bytes`] plus 64 bytes for the log;
+    /// [`CommandError::Encode`] with [`EncodeError::FeatureDisabled`](crate::EncodeError) for
+    /// a 5.0 configuration in a build without the `v5` feature.
+    #[cfg_attr(mqtt_sansio_small, inline(never))]
+    pub fn check(&self, store_len: usize) -> Result<(), super::CommandError> {
+        if !self.version.is_built() {
+            return Err(super::CommandError::Encode(
+                crate::EncodeError::FeatureDisabled("v5"),
+            ));
+        }
+        let needed = self.reserved_bytes() + 64;
+        if store_len < needed {
+            return Err(super::CommandError::StoreFull {
+                needed,
+                available: store_len,
+            });
+        }
+        Ok(())
+    }
+
     /// Bytes of the store taken by the fixed regions; the rest queues outgoing packets.
     pub const fn reserved_bytes(&self) -> usize {
         self.incoming_table() * super::incoming::ENTRY

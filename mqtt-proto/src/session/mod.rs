@@ -198,7 +198,7 @@ enum Control {
     ErrorDisconnect,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Layout {
     incoming: Range<usize>,
     assigned: Range<usize>,
@@ -420,36 +420,33 @@ pub struct Session<B> {
 }
 
 impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
-    /// Creates a session over `store`.
+    /// Creates a session over `store`: [`SessionConfig::check`], then
+    /// [`Session::from_checked`].
     ///
     /// # Errors
-    /// [`CommandError::StoreFull`] when `store` is not larger than
-    /// [`SessionConfig::reserved_bytes`] plus 64 bytes for the log;
-    /// [`CommandError::Encode`] with [`EncodeError::FeatureDisabled`](crate::EncodeError) for
-    /// a 5.0 configuration in a build without the `v5` feature.
+    /// As [`SessionConfig::check`].
+    pub fn new(config: SessionConfig, store: B) -> Result<Self, CommandError> {
+        config.check(store.as_ref().len())?;
+        Ok(Self::from_checked(config, store))
+    }
+
+    /// Creates a session over `store` with a configuration that [`SessionConfig::check`]
+    /// accepted for a store of its length: [`Session::new`] without the `Result`. A driver
+    /// that builds the session into a structure of its own checks first and creates the
+    /// session last, so that the session (several hundred bytes) does not pass through a
+    /// `Result` (on a microcontroller, a move and the code around it: about 300 bytes of
+    /// flash).
+    ///
+    /// With a configuration `check` refuses, the session is not the one configured but is
+    /// still safe: when the store is too small for its fixed regions, they are all empty and
+    /// the log takes the whole store (it queues little or nothing); a 5.0 configuration in a
+    /// build without `v5` cannot encode its CONNECT ([`Session::connect`] returns
+    /// [`EncodeError::FeatureDisabled`](crate::EncodeError)).
     // Called once, from the driver's constructor: kept out of line where size matters, so
     // that the caller's state machine does not copy the configuration field by field.
     #[cfg_attr(mqtt_sansio_small, inline(never))]
-    pub fn new(config: SessionConfig, store: B) -> Result<Self, CommandError> {
-        if !config.version.is_built() {
-            return Err(CommandError::Encode(crate::EncodeError::FeatureDisabled(
-                "v5",
-            )));
-        }
-        let mut config = config;
-        if !cfg!(feature = "receive-streaming") && config.receive_capacity > 0 {
-            // Nothing is streamed: what the driver cannot hold is over the limit.
-            let capacity = u32::try_from(config.receive_capacity).unwrap_or(u32::MAX);
-            config.maximum_packet_size = config.maximum_packet_size.min(capacity);
-        }
-        let reserved = config.reserved_bytes();
+    pub fn from_checked(config: SessionConfig, store: B) -> Self {
         let available = store.as_ref().len();
-        if available < reserved + 64 {
-            return Err(CommandError::StoreFull {
-                needed: reserved + 64,
-                available,
-            });
-        }
         let incoming_end = config.incoming_table() * incoming::ENTRY;
         let assigned_end = incoming_end + config.assigned_id_bytes;
         let in_alias_end = assigned_end + config.incoming_alias_bytes;
@@ -458,14 +455,23 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         // one in a later CONNECT.
         let control_end = out_alias_end + config.control_region();
         let subscriptions_end = control_end + config.subscription_bytes;
-        let layout = Layout {
-            incoming: 0..incoming_end,
-            assigned: incoming_end..assigned_end,
-            in_alias: assigned_end..in_alias_end,
-            out_alias: in_alias_end..out_alias_end,
-            control: out_alias_end..control_end,
-            subscriptions: control_end..subscriptions_end,
-            log: subscriptions_end..available,
+        // With a store `check` refuses, every region is empty and the log takes the store:
+        // a session that queues little or nothing, and never reaches past the store.
+        let layout = if subscriptions_end <= available {
+            Layout {
+                incoming: 0..incoming_end,
+                assigned: incoming_end..assigned_end,
+                in_alias: assigned_end..in_alias_end,
+                out_alias: in_alias_end..out_alias_end,
+                control: out_alias_end..control_end,
+                subscriptions: control_end..subscriptions_end,
+                log: subscriptions_end..available,
+            }
+        } else {
+            Layout {
+                log: 0..available,
+                ..Layout::default()
+            }
         };
         let mut session = Self {
             config,
@@ -504,11 +510,18 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             answered: None,
             journal: journal::JournalFlags::default(),
         };
+        if !cfg!(feature = "receive-streaming") && config.receive_capacity > 0 {
+            // Nothing is streamed: what the driver cannot hold is over the limit. Set here,
+            // not on a copy of `config`: a copy costs a move of the whole configuration.
+            let capacity = u32::try_from(config.receive_capacity).unwrap_or(u32::MAX);
+            let max = &mut session.config.maximum_packet_size;
+            *max = (*max).min(capacity);
+        }
         // 3.1.1 has no subscription identifiers.
         session.limits.subscription_identifier_available = config.version.v5();
         let r = session.layout.incoming.clone();
         session.incoming.clear(&mut session.store.as_mut()[r]);
-        Ok(session)
+        session
     }
 
     /// The configuration.
