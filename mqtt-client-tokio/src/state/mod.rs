@@ -13,7 +13,7 @@ mod dispatch;
 mod events;
 mod wire;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::num::NonZeroU32;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -166,6 +166,30 @@ pub(crate) struct WaitingPublish {
     pub(crate) done: oneshot::Sender<Result<ReasonCode, Error>>,
 }
 
+/// What the state reads of the [`Policy`] once the session is made: the rest went into the
+/// session's configuration, and every client keeps this for its life (40 bytes, not 120).
+pub(crate) struct KeptPolicy {
+    pub(crate) connect_timeout: Duration,
+    pub(crate) offline_queue_bytes: usize,
+    pub(crate) subscription_buffer: usize,
+    pub(crate) queue_full: crate::QueueFull,
+    pub(crate) reconnect: bool,
+    pub(crate) republish_abandoned_qos1: bool,
+}
+
+impl KeptPolicy {
+    fn new(p: &Policy) -> Self {
+        Self {
+            connect_timeout: p.connect_timeout,
+            offline_queue_bytes: p.offline_queue_bytes,
+            subscription_buffer: p.subscription_buffer,
+            queue_full: p.queue_full,
+            reconnect: p.reconnect,
+            republish_abandoned_qos1: p.republish_abandoned_qos1,
+        }
+    }
+}
+
 /// What the handles and the driver share: the state under a lock the driver never holds
 /// across an await, and the driver's wake-up call.
 pub(crate) struct Shared {
@@ -201,7 +225,7 @@ impl Shared {
 pub(crate) struct State {
     pub(crate) session: Session<Vec<u8>>,
     pub(crate) protocol: connect::ConnectOptions,
-    pub(crate) policy: Policy,
+    pub(crate) policy: KeptPolicy,
     epoch: tokio::time::Instant,
     /// Where the driver stands, read by the handles under the lock (a `watch` channel would
     /// cost every client 376 bytes for a value only `Client::connect` waits on).
@@ -224,7 +248,9 @@ pub(crate) struct State {
     /// Set when the session says the connection is over; acted on once bytes are out.
     pub(crate) conn_end: Option<Box<End>>,
 
-    pending: HashMap<u16, Pending>,
+    /// A `BTreeMap`: 24 bytes while empty (a `HashMap` with its hasher's keys is 48), and no
+    /// hashing for the few requests a client has in flight.
+    pending: BTreeMap<u16, Pending>,
     /// Completions of queued QoS 0 publishes, in the order the session sends them.
     qos0: VecDeque<oneshot::Sender<Result<ReasonCode, Error>>>,
     /// QoS 0 publishes handed to the connection: complete once `written_bytes` reaches the
@@ -268,8 +294,8 @@ impl State {
         first_outcome: Option<oneshot::Sender<Result<(), Error>>>,
     ) -> Result<Self, Error> {
         let protocol = connect::ConnectOptions::new(&options.protocol);
-        let policy = options.policy.clone();
-        let config = session_config(&options.protocol, &policy, options.persistence.as_ref())?;
+        let policy = &options.policy;
+        let config = session_config(&options.protocol, policy, options.persistence.as_ref())?;
         // The queue starts small and grows as messages wait (see `grow_store`): a client
         // that never queues much never holds (nor zeroes) `offline_queue_bytes`.
         let log = INITIAL_LOG;
@@ -290,7 +316,7 @@ impl State {
         let mut state = Self {
             session,
             protocol,
-            policy,
+            policy: KeptPolicy::new(policy),
             epoch: tokio::time::Instant::now(),
             status: Status::Connecting,
             first_outcome,
@@ -301,7 +327,7 @@ impl State {
             connected: false,
             shutdown: None,
             conn_end: None,
-            pending: HashMap::new(),
+            pending: BTreeMap::new(),
             qos0: VecDeque::new(),
             marks: VecDeque::new(),
             waiting: VecDeque::new(),
@@ -530,7 +556,7 @@ impl State {
     pub(crate) fn finish(&mut self, reason: Error) {
         info!(%reason, "client stopped");
         self.set_status(Status::Stopped(reason.clone()));
-        for (_, pending) in self.pending.drain() {
+        for (_, pending) in std::mem::take(&mut self.pending) {
             match pending {
                 Pending::Publish(done) => {
                     let _ = done.send(Err(reason.clone()));
