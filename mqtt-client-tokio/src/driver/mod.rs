@@ -48,13 +48,9 @@ pub(crate) fn start(options: Options, wait_first: bool) -> Result<Started, Error
         (None, None)
     };
     let state = State::new(&options, first_tx)?;
-    // One span for the task; `broker` is recorded as each connection starts (a span per
-    // connection would be 40 bytes more of every client's task, for good).
-    let span = tracing::info_span!(
-        "mqtt_client",
-        client_id = %state.protocol.client_id,
-        broker = tracing::field::Empty,
-    );
+    // One span for the task, no span per connection (40 bytes more of every client's task,
+    // for good): the broker is named where each connection starts.
+    let span = tracing::info_span!("mqtt_client", client_id = %state.protocol.client_id);
     let shared = Arc::new(Shared::new(state));
     let brokers = options.brokers.into_boxed_slice();
     let mut transport = options.transport;
@@ -117,7 +113,6 @@ impl Driver {
             }
             let current = redirect.take();
             let url = current.as_deref().unwrap_or(&self.brokers[index]);
-            tracing::Span::current().record("broker", tracing::field::display(url));
             // In this block, the connection's end and its error: dropped before the wait
             // below, so that the task keeps no room for them while it waits.
             let delay = {
@@ -215,7 +210,7 @@ impl Driver {
             state.broker = url.to_string();
             state.policy.connect_timeout
         };
-        info!("connecting");
+        info!(broker = %url, "connecting");
         // Boxed: opening TCP, TLS and WebSocket is the largest state of this task; inline it
         // would stay in every idle connection's task for good.
         let open = Box::pin(transport::connect_owned(
