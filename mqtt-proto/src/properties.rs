@@ -48,125 +48,279 @@ pub(crate) enum Property<'a> {
     SharedSubscriptionAvailable(bool),
 }
 
-/// A byte property that may only be 0 or 1; anything else is a protocol error.
-fn flag(input: &[u8], id: u8) -> IResult<'_, bool> {
-    let (rest, v) = wire::u8(input)?;
-    match v {
-        0 => Ok((rest, false)),
-        1 => Ok((rest, true)),
-        _ => fail(DecodeError::InvalidPropertyValue(id)),
+/// Property identifiers, named as the [`Property`] variants are.
+#[allow(non_upper_case_globals)]
+mod ids {
+    pub(crate) const PayloadFormatIndicator: u8 = 0x01;
+    pub(crate) const MessageExpiryInterval: u8 = 0x02;
+    pub(crate) const ContentType: u8 = 0x03;
+    pub(crate) const ResponseTopic: u8 = 0x08;
+    pub(crate) const CorrelationData: u8 = 0x09;
+    pub(crate) const SubscriptionIdentifier: u8 = 0x0B;
+    pub(crate) const SessionExpiryInterval: u8 = 0x11;
+    pub(crate) const AssignedClientIdentifier: u8 = 0x12;
+    pub(crate) const ServerKeepAlive: u8 = 0x13;
+    pub(crate) const AuthenticationMethod: u8 = 0x15;
+    pub(crate) const AuthenticationData: u8 = 0x16;
+    pub(crate) const RequestProblemInformation: u8 = 0x17;
+    pub(crate) const WillDelayInterval: u8 = 0x18;
+    pub(crate) const RequestResponseInformation: u8 = 0x19;
+    pub(crate) const ResponseInformation: u8 = 0x1A;
+    pub(crate) const ServerReference: u8 = 0x1C;
+    pub(crate) const ReasonString: u8 = 0x1F;
+    pub(crate) const ReceiveMaximum: u8 = 0x21;
+    pub(crate) const TopicAliasMaximum: u8 = 0x22;
+    pub(crate) const TopicAlias: u8 = 0x23;
+    pub(crate) const MaximumQoS: u8 = 0x24;
+    pub(crate) const RetainAvailable: u8 = 0x25;
+    pub(crate) const UserProperty: u8 = 0x26;
+    pub(crate) const MaximumPacketSize: u8 = 0x27;
+    pub(crate) const WildcardSubscriptionAvailable: u8 = 0x28;
+    pub(crate) const SubscriptionIdentifierAvailable: u8 = 0x29;
+    pub(crate) const SharedSubscriptionAvailable: u8 = 0x2A;
+}
+
+/// How a property's value is written on the wire, and what it must satisfy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Not a property identifier.
+    Unknown,
+    /// A byte that may only be 0 or 1; anything else is a protocol error.
+    Flag,
+    /// A two-byte integer.
+    U16,
+    /// A two-byte integer that may not be 0.
+    NonZeroU16,
+    /// A four-byte integer.
+    U32,
+    /// A four-byte integer that may not be 0.
+    NonZeroU32,
+    /// A variable byte integer that may not be 0.
+    NonZeroVarInt,
+    /// A UTF-8 string.
+    Str,
+    /// A UTF-8 string that is a topic name.
+    Topic,
+    /// Binary data.
+    Bin,
+    /// A UTF-8 string pair.
+    Pair,
+}
+
+/// The value kind of every property identifier (the table the decoder reads); identifiers
+/// past its end are unknown.
+const KINDS: [Kind; 0x2B] = {
+    let mut k = [Kind::Unknown; 0x2B];
+    k[ids::PayloadFormatIndicator as usize] = Kind::Flag;
+    k[ids::MessageExpiryInterval as usize] = Kind::U32;
+    k[ids::ContentType as usize] = Kind::Str;
+    // The Response Topic is a topic name: no wildcards [MQTT-3.3.2-14], not empty
+    // [MQTT-4.7.3-1]
+    k[ids::ResponseTopic as usize] = Kind::Topic;
+    k[ids::CorrelationData as usize] = Kind::Bin;
+    // A subscription identifier of 0 is a protocol error (3.8.2.1.2, 3.3.2.3.8; no
+    // conformance id)
+    k[ids::SubscriptionIdentifier as usize] = Kind::NonZeroVarInt;
+    k[ids::SessionExpiryInterval as usize] = Kind::U32;
+    k[ids::AssignedClientIdentifier as usize] = Kind::Str;
+    k[ids::ServerKeepAlive as usize] = Kind::U16;
+    k[ids::AuthenticationMethod as usize] = Kind::Str;
+    k[ids::AuthenticationData as usize] = Kind::Bin;
+    k[ids::RequestProblemInformation as usize] = Kind::Flag;
+    k[ids::WillDelayInterval as usize] = Kind::U32;
+    k[ids::RequestResponseInformation as usize] = Kind::Flag;
+    k[ids::ResponseInformation as usize] = Kind::Str;
+    k[ids::ServerReference as usize] = Kind::Str;
+    k[ids::ReasonString as usize] = Kind::Str;
+    // Receive Maximum of 0 is a protocol error (3.1.2.11.3, 3.2.2.3.3; no conformance id)
+    k[ids::ReceiveMaximum as usize] = Kind::NonZeroU16;
+    k[ids::TopicAliasMaximum as usize] = Kind::U16;
+    // [MQTT-3.3.2-8] a Topic Alias of 0 is not permitted
+    k[ids::TopicAlias as usize] = Kind::NonZeroU16;
+    // Maximum QoS is 0 or 1
+    k[ids::MaximumQoS as usize] = Kind::Flag;
+    k[ids::RetainAvailable as usize] = Kind::Flag;
+    k[ids::UserProperty as usize] = Kind::Pair;
+    // 3.1.2.11.4: a Maximum Packet Size of 0 is a protocol error
+    k[ids::MaximumPacketSize as usize] = Kind::NonZeroU32;
+    k[ids::WildcardSubscriptionAvailable as usize] = Kind::Flag;
+    k[ids::SubscriptionIdentifierAvailable as usize] = Kind::Flag;
+    k[ids::SharedSubscriptionAvailable as usize] = Kind::Flag;
+    k
+};
+
+/// A decoded property value, checked against its identifier's [`Kind`]; the property set
+/// that takes it turns it into its field's type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Value<'a> {
+    /// A flag, an integer or a variable byte integer.
+    Num(u32),
+    /// A UTF-8 string (a validated topic name for a Response Topic).
+    Str(&'a str),
+    /// Binary data.
+    Bin(&'a [u8]),
+    /// A UTF-8 string pair.
+    Pair(&'a str, &'a str),
+}
+
+/// Reads one property: its identifier, then a value of the identifier's kind (one arm per
+/// kind, not per property).
+fn decode_one(input: &[u8]) -> IResult<'_, (u8, Value<'_>)> {
+    let (i, raw_id) = wire::var_int(input)?;
+    let kind = KINDS.get(raw_id as usize).copied().unwrap_or(Kind::Unknown);
+    // Every known identifier is below 0x2B, so it fits in a byte.
+    let id = raw_id as u8;
+    let (i, value) = match kind {
+        Kind::Unknown => return fail(DecodeError::UnknownProperty(raw_id)),
+        Kind::Flag => {
+            let (i, v) = wire::u8(i)?;
+            if v > 1 {
+                return fail(DecodeError::InvalidPropertyValue(id));
+            }
+            (i, Value::Num(v.into()))
+        }
+        Kind::U16 | Kind::NonZeroU16 => wire::u16(i).map(|(i, v)| (i, Value::Num(v.into())))?,
+        Kind::U32 | Kind::NonZeroU32 => wire::u32(i).map(|(i, v)| (i, Value::Num(v)))?,
+        Kind::NonZeroVarInt => wire::var_int(i).map(|(i, v)| (i, Value::Num(v)))?,
+        Kind::Str | Kind::Topic => {
+            let (i, s) = wire::string(i)?;
+            if kind == Kind::Topic {
+                if let Err(e) = TopicName::new(s) {
+                    return fail(DecodeError::InvalidTopicName(e));
+                }
+            }
+            (i, Value::Str(s))
+        }
+        Kind::Bin => wire::binary(i).map(|(i, v)| (i, Value::Bin(v)))?,
+        Kind::Pair => {
+            let (i, name) = wire::string(i)?;
+            let (i, value) = wire::string(i)?;
+            (i, Value::Pair(name, value))
+        }
+    };
+    let nonzero = matches!(
+        kind,
+        Kind::NonZeroU16 | Kind::NonZeroU32 | Kind::NonZeroVarInt
+    );
+    if nonzero && value == Value::Num(0) {
+        return fail(DecodeError::InvalidPropertyValue(id));
+    }
+    Ok((i, (id, value)))
+}
+
+/// A field type of a property set, made from the [`Value`] its property's [`Kind`] decodes to.
+pub(crate) trait FromValue<'a>: Sized {
+    /// The field's value; `None` only when the kind does not fit the field (which the table
+    /// rules out).
+    fn from_value(value: Value<'a>) -> Option<Self>;
+}
+
+impl FromValue<'_> for bool {
+    fn from_value(value: Value<'_>) -> Option<Self> {
+        match value {
+            Value::Num(n) => Some(n != 0),
+            _ => None,
+        }
     }
 }
 
-fn nonzero_u16(input: &[u8], id: u8) -> IResult<'_, NonZeroU16> {
-    let (rest, v) = wire::u16(input)?;
-    match NonZeroU16::new(v) {
-        Some(v) => Ok((rest, v)),
-        None => fail(DecodeError::InvalidPropertyValue(id)),
+impl FromValue<'_> for QoS {
+    fn from_value(value: Value<'_>) -> Option<Self> {
+        match value {
+            Value::Num(0) => Some(QoS::AtMostOnce),
+            Value::Num(_) => Some(QoS::AtLeastOnce),
+            _ => None,
+        }
     }
 }
 
-fn nonzero_u32(value: u32, id: u8) -> Result<NonZeroU32, nom::Err<DecodeError>> {
-    NonZeroU32::new(value).ok_or(nom::Err::Failure(DecodeError::InvalidPropertyValue(id)))
+impl FromValue<'_> for u16 {
+    fn from_value(value: Value<'_>) -> Option<Self> {
+        match value {
+            Value::Num(n) => u16::try_from(n).ok(),
+            _ => None,
+        }
+    }
+}
+
+impl FromValue<'_> for NonZeroU16 {
+    fn from_value(value: Value<'_>) -> Option<Self> {
+        NonZeroU16::new(u16::from_value(value)?)
+    }
+}
+
+impl FromValue<'_> for u32 {
+    fn from_value(value: Value<'_>) -> Option<Self> {
+        match value {
+            Value::Num(n) => Some(n),
+            _ => None,
+        }
+    }
+}
+
+impl FromValue<'_> for NonZeroU32 {
+    fn from_value(value: Value<'_>) -> Option<Self> {
+        NonZeroU32::new(u32::from_value(value)?)
+    }
+}
+
+impl<'a> FromValue<'a> for &'a str {
+    fn from_value(value: Value<'a>) -> Option<Self> {
+        match value {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+impl<'a> FromValue<'a> for TopicName<'a> {
+    fn from_value(value: Value<'a>) -> Option<Self> {
+        // `decode_one` validated a Response Topic as a topic name.
+        <&str>::from_value(value).map(TopicName::from_validated)
+    }
+}
+
+impl<'a> FromValue<'a> for &'a [u8] {
+    fn from_value(value: Value<'a>) -> Option<Self> {
+        match value {
+            Value::Bin(b) => Some(b),
+            _ => None,
+        }
+    }
 }
 
 impl<'a> Property<'a> {
     #[cfg_attr(not(mqtt_sansio_small), inline)]
     pub(crate) const fn id(&self) -> u8 {
         match self {
-            Self::PayloadFormatIndicator(_) => 0x01,
-            Self::MessageExpiryInterval(_) => 0x02,
-            Self::ContentType(_) => 0x03,
-            Self::ResponseTopic(_) => 0x08,
-            Self::CorrelationData(_) => 0x09,
-            Self::SubscriptionIdentifier(_) => 0x0B,
-            Self::SessionExpiryInterval(_) => 0x11,
-            Self::AssignedClientIdentifier(_) => 0x12,
-            Self::ServerKeepAlive(_) => 0x13,
-            Self::AuthenticationMethod(_) => 0x15,
-            Self::AuthenticationData(_) => 0x16,
-            Self::RequestProblemInformation(_) => 0x17,
-            Self::WillDelayInterval(_) => 0x18,
-            Self::RequestResponseInformation(_) => 0x19,
-            Self::ResponseInformation(_) => 0x1A,
-            Self::ServerReference(_) => 0x1C,
-            Self::ReasonString(_) => 0x1F,
-            Self::ReceiveMaximum(_) => 0x21,
-            Self::TopicAliasMaximum(_) => 0x22,
-            Self::TopicAlias(_) => 0x23,
-            Self::MaximumQoS(_) => 0x24,
-            Self::RetainAvailable(_) => 0x25,
-            Self::UserProperty(..) => 0x26,
-            Self::MaximumPacketSize(_) => 0x27,
-            Self::WildcardSubscriptionAvailable(_) => 0x28,
-            Self::SubscriptionIdentifierAvailable(_) => 0x29,
-            Self::SharedSubscriptionAvailable(_) => 0x2A,
+            Self::PayloadFormatIndicator(_) => ids::PayloadFormatIndicator,
+            Self::MessageExpiryInterval(_) => ids::MessageExpiryInterval,
+            Self::ContentType(_) => ids::ContentType,
+            Self::ResponseTopic(_) => ids::ResponseTopic,
+            Self::CorrelationData(_) => ids::CorrelationData,
+            Self::SubscriptionIdentifier(_) => ids::SubscriptionIdentifier,
+            Self::SessionExpiryInterval(_) => ids::SessionExpiryInterval,
+            Self::AssignedClientIdentifier(_) => ids::AssignedClientIdentifier,
+            Self::ServerKeepAlive(_) => ids::ServerKeepAlive,
+            Self::AuthenticationMethod(_) => ids::AuthenticationMethod,
+            Self::AuthenticationData(_) => ids::AuthenticationData,
+            Self::RequestProblemInformation(_) => ids::RequestProblemInformation,
+            Self::WillDelayInterval(_) => ids::WillDelayInterval,
+            Self::RequestResponseInformation(_) => ids::RequestResponseInformation,
+            Self::ResponseInformation(_) => ids::ResponseInformation,
+            Self::ServerReference(_) => ids::ServerReference,
+            Self::ReasonString(_) => ids::ReasonString,
+            Self::ReceiveMaximum(_) => ids::ReceiveMaximum,
+            Self::TopicAliasMaximum(_) => ids::TopicAliasMaximum,
+            Self::TopicAlias(_) => ids::TopicAlias,
+            Self::MaximumQoS(_) => ids::MaximumQoS,
+            Self::RetainAvailable(_) => ids::RetainAvailable,
+            Self::UserProperty(..) => ids::UserProperty,
+            Self::MaximumPacketSize(_) => ids::MaximumPacketSize,
+            Self::WildcardSubscriptionAvailable(_) => ids::WildcardSubscriptionAvailable,
+            Self::SubscriptionIdentifierAvailable(_) => ids::SubscriptionIdentifierAvailable,
+            Self::SharedSubscriptionAvailable(_) => ids::SharedSubscriptionAvailable,
         }
-    }
-
-    /// Reads one property: its identifier, then a value of the identifier's type.
-    pub(crate) fn decode(input: &'a [u8]) -> IResult<'a, Self> {
-        let (i, raw_id) = wire::var_int(input)?;
-        let Ok(id) = u8::try_from(raw_id) else {
-            return fail(DecodeError::UnknownProperty(raw_id));
-        };
-        Ok(match id {
-            0x01 => flag(i, id).map(|(i, v)| (i, Self::PayloadFormatIndicator(v)))?,
-            0x02 => wire::u32(i).map(|(i, v)| (i, Self::MessageExpiryInterval(v)))?,
-            0x03 => wire::string(i).map(|(i, v)| (i, Self::ContentType(v)))?,
-            0x08 => {
-                let (i, s) = wire::string(i)?;
-                // The Response Topic is a topic name: no wildcards [MQTT-3.3.2-14], not empty
-                // [MQTT-4.7.3-1]
-                match TopicName::new(s) {
-                    Ok(t) => (i, Self::ResponseTopic(t)),
-                    Err(e) => return fail(DecodeError::InvalidTopicName(e)),
-                }
-            }
-            0x09 => wire::binary(i).map(|(i, v)| (i, Self::CorrelationData(v)))?,
-            0x0B => {
-                let (i, v) = wire::var_int(i)?;
-                // A subscription identifier of 0 is a protocol error (3.8.2.1.2, 3.3.2.3.8; no
-                // conformance id)
-                (i, Self::SubscriptionIdentifier(nonzero_u32(v, id)?))
-            }
-            0x11 => wire::u32(i).map(|(i, v)| (i, Self::SessionExpiryInterval(v)))?,
-            0x12 => wire::string(i).map(|(i, v)| (i, Self::AssignedClientIdentifier(v)))?,
-            0x13 => wire::u16(i).map(|(i, v)| (i, Self::ServerKeepAlive(v)))?,
-            0x15 => wire::string(i).map(|(i, v)| (i, Self::AuthenticationMethod(v)))?,
-            0x16 => wire::binary(i).map(|(i, v)| (i, Self::AuthenticationData(v)))?,
-            0x17 => flag(i, id).map(|(i, v)| (i, Self::RequestProblemInformation(v)))?,
-            0x18 => wire::u32(i).map(|(i, v)| (i, Self::WillDelayInterval(v)))?,
-            0x19 => flag(i, id).map(|(i, v)| (i, Self::RequestResponseInformation(v)))?,
-            0x1A => wire::string(i).map(|(i, v)| (i, Self::ResponseInformation(v)))?,
-            0x1C => wire::string(i).map(|(i, v)| (i, Self::ServerReference(v)))?,
-            0x1F => wire::string(i).map(|(i, v)| (i, Self::ReasonString(v)))?,
-            // Receive Maximum of 0 is a protocol error (3.1.2.11.3, 3.2.2.3.3; no conformance id)
-            0x21 => nonzero_u16(i, id).map(|(i, v)| (i, Self::ReceiveMaximum(v)))?,
-            0x22 => wire::u16(i).map(|(i, v)| (i, Self::TopicAliasMaximum(v)))?,
-            // [MQTT-3.3.2-8] a Topic Alias of 0 is not permitted
-            0x23 => nonzero_u16(i, id).map(|(i, v)| (i, Self::TopicAlias(v)))?,
-            0x24 => {
-                let (i, v) = flag(i, id)?;
-                let qos = if v { QoS::AtLeastOnce } else { QoS::AtMostOnce };
-                (i, Self::MaximumQoS(qos))
-            }
-            0x25 => flag(i, id).map(|(i, v)| (i, Self::RetainAvailable(v)))?,
-            0x26 => {
-                let (i, name) = wire::string(i)?;
-                let (i, value) = wire::string(i)?;
-                (i, Self::UserProperty(name, value))
-            }
-            0x27 => {
-                let (i, v) = wire::u32(i)?;
-                // 3.1.2.11.4: a Maximum Packet Size of 0 is a protocol error
-                (i, Self::MaximumPacketSize(nonzero_u32(v, id)?))
-            }
-            0x28 => flag(i, id).map(|(i, v)| (i, Self::WildcardSubscriptionAvailable(v)))?,
-            0x29 => flag(i, id).map(|(i, v)| (i, Self::SubscriptionIdentifierAvailable(v)))?,
-            0x2A => flag(i, id).map(|(i, v)| (i, Self::SharedSubscriptionAvailable(v)))?,
-            _ => return fail(DecodeError::UnknownProperty(raw_id)),
-        })
     }
 
     /// Encoded size including the identifier byte; checks what cannot be encoded.
@@ -266,9 +420,9 @@ impl<'a> Element<'a> for (&'a str, &'a str) {
             return None;
         }
         while !raw.is_empty() {
-            let (rest, property) = Property::decode(raw).ok()?;
+            let (rest, (_, value)) = decode_one(raw).ok()?;
             *raw = rest;
-            if let Property::UserProperty(name, value) = property {
+            if let Value::Pair(name, value) = value {
                 return Some((name, value));
             }
         }
@@ -285,10 +439,10 @@ impl Element<'_> for NonZeroU32 {
             return None;
         }
         while !raw.is_empty() {
-            let (rest, property) = Property::decode(raw).ok()?;
+            let (rest, (id, value)) = decode_one(raw).ok()?;
             *raw = rest;
-            if let Property::SubscriptionIdentifier(id) = property {
-                return Some(id);
+            if id == ids::SubscriptionIdentifier {
+                return NonZeroU32::from_value(value);
             }
         }
         None
@@ -299,7 +453,7 @@ impl Element<'_> for NonZeroU32 {
 /// against it.
 pub(crate) trait PropertySet<'a>: Default {
     /// Takes one decoded property, refusing ones this packet may not carry and repeats.
-    fn absorb(&mut self, property: Property<'a>) -> Result<(), DecodeError>;
+    fn absorb(&mut self, id: u8, value: Value<'a>) -> Result<(), DecodeError>;
     /// Points the repeatable properties at the validated block they were seen in.
     fn attach_raw(&mut self, raw: &'a [u8], has_user: bool, has_sub_ids: bool);
     /// Visits every property to encode, in a fixed order, through a `dyn` closure: each
@@ -324,14 +478,19 @@ pub(crate) trait PropertySet<'a>: Default {
     fn is_empty(&self) -> bool;
 }
 
-fn set_once<T>(slot: &mut Option<T>, value: T, id: u8) -> Result<(), DecodeError> {
+/// Stores a property in its field, once: one copy per field type, shared by every set.
+fn set_once<'a, T: FromValue<'a>>(
+    slot: &mut Option<T>,
+    value: Value<'a>,
+    id: u8,
+) -> Result<(), DecodeError> {
     if slot.is_some() {
         // Properties other than User Property and (in PUBLISH) Subscription Identifier are a
         // protocol error when included more than once (each property's definition; no
         // conformance id)
         return Err(DecodeError::DuplicateProperty(id));
     }
-    *slot = Some(value);
+    *slot = Some(T::from_value(value).ok_or(DecodeError::InvalidPropertyValue(id))?);
     Ok(())
 }
 
@@ -354,13 +513,14 @@ macro_rules! property_set {
         }
 
         impl<'a> PropertySet<'a> for $name<'a> {
-            fn absorb(&mut self, property: Property<'a>) -> Result<(), DecodeError> {
-                match property {
-                    $( Property::$variant(v) => set_once(&mut self.$field, v, property.id()), )*
-                    $( Property::$rvariant(_) => Ok(()), )?
-                    Property::UserProperty(..) => Ok(()),
-                    other => Err(DecodeError::PropertyNotAllowed {
-                        id: other.id(),
+            #[allow(unused_variables)]
+            fn absorb(&mut self, id: u8, value: Value<'a>) -> Result<(), DecodeError> {
+                match id {
+                    $( ids::$variant => set_once(&mut self.$field, value, id), )*
+                    $( ids::$rvariant => Ok(()), )?
+                    ids::UserProperty => Ok(()),
+                    _ => Err(DecodeError::PropertyNotAllowed {
+                        id,
                         packet_type: PacketType::$ptype,
                     }),
                 }
@@ -597,13 +757,13 @@ pub(crate) fn decode<'a, P: PropertySet<'a>>(input: &'a [u8]) -> IResult<'a, P> 
 
 /// The object-safe part of [`PropertySet`] that decoding needs.
 trait Absorb<'a> {
-    fn absorb(&mut self, property: Property<'a>) -> Result<(), DecodeError>;
+    fn absorb(&mut self, id: u8, value: Value<'a>) -> Result<(), DecodeError>;
     fn attach_raw(&mut self, raw: &'a [u8], has_user: bool, has_sub_ids: bool);
 }
 
 impl<'a, P: PropertySet<'a>> Absorb<'a> for P {
-    fn absorb(&mut self, property: Property<'a>) -> Result<(), DecodeError> {
-        PropertySet::absorb(self, property)
+    fn absorb(&mut self, id: u8, value: Value<'a>) -> Result<(), DecodeError> {
+        PropertySet::absorb(self, id, value)
     }
     fn attach_raw(&mut self, raw: &'a [u8], has_user: bool, has_sub_ids: bool) {
         PropertySet::attach_raw(self, raw, has_user, has_sub_ids);
@@ -631,13 +791,10 @@ fn walk<'a, A: Absorb<'a> + ?Sized>(
     let (mut has_user, mut has_sub_ids) = (false, false);
     let mut i = block;
     while !i.is_empty() {
-        let (r, property) = Property::decode(i)?;
-        match property {
-            Property::UserProperty(..) => has_user = true,
-            Property::SubscriptionIdentifier(_) => has_sub_ids = true,
-            _ => {}
-        }
-        set.absorb(property).map_err(nom::Err::Failure)?;
+        let (r, (id, value)) = decode_one(i)?;
+        has_user |= id == ids::UserProperty;
+        has_sub_ids |= id == ids::SubscriptionIdentifier;
+        set.absorb(id, value).map_err(nom::Err::Failure)?;
         i = r;
     }
     set.attach_raw(block, has_user, has_sub_ids);
