@@ -75,6 +75,13 @@ impl Driver {
                     if out.is_empty() {
                         out = state.take_output();
                     }
+                    // Quiet both ways (reads small and consumed, everything written and
+                    // flushed): the write buffers go too, as the read buffer does below.
+                    let quiet = rbuf.is_empty() && read_size == MIN_READ;
+                    if quiet && out.is_empty() && !need_flush {
+                        out = BytesMut::new();
+                        state.release_output();
+                    }
                     if state.conn_end.is_some() {
                         if out.is_empty() && !need_flush {
                             break;

@@ -34,6 +34,17 @@ impl State {
         self.wbuf.split()
     }
 
+    /// Gives back the buffers packets are encoded and gathered in, when nothing waits in
+    /// them: the driver calls this once a connection is quiet, so that an idle client keeps
+    /// none. They grow again with the next packet (the encoding scratch by the session's
+    /// `BufferTooSmall`, as it always grows).
+    pub(crate) fn release_output(&mut self) {
+        if self.wbuf.is_empty() {
+            self.wbuf = BytesMut::new();
+            self.scratch = Vec::new();
+        }
+    }
+
     /// `n` more bytes of what [`State::take_output`] gave were written.
     pub(crate) fn wrote(&mut self, n: usize) {
         self.written_bytes += n as u64;
