@@ -52,7 +52,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             }
         };
         if self.journal.identity {
-            let region = super::store_region(&self.store, &self.layout.assigned);
+            let region = super::store_region(&self.store, &self.layout.assigned());
             let id = core::str::from_utf8(&region[..self.assigned_len]).unwrap_or_default();
             let Some(n) = fits(&Record::ClientId(id), buf)? else {
                 return Ok(None);
@@ -75,7 +75,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             self.log.take_gone(1);
             return Ok(Some(n));
         }
-        let region = super::store_region_mut(&mut self.store, &self.layout.log);
+        let region = super::store_region_mut(&mut self.store, &self.layout.log());
         let wanted =
             |r: &LogRecord| r.kind == Kind::PubRel || (r.kind == Kind::Publish && !r.streamed);
         if let Some(r) = self.log.next_unjournaled(region, wanted) {
@@ -121,7 +121,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             return Ok(Some(n));
         }
         if self.subscriptions.changed {
-            let region = super::store_region(&self.store, &self.layout.subscriptions);
+            let region = super::store_region(&self.store, &self.layout.subscriptions());
             let table = self.subscriptions.table(region);
             let Some(n) = fits(&Record::Subscriptions(table), buf)? else {
                 return Ok(None);
@@ -163,8 +163,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         self.log.clear_gone();
         let this = &*self;
         let store = this.store.as_ref();
-        let log = &store[this.layout.log.clone()];
-        let assigned = &store[this.layout.assigned.clone()][..this.assigned_len];
+        let log = &store[this.layout.log()];
+        let assigned = &store[this.layout.assigned()][..this.assigned_len];
         let client_id = core::str::from_utf8(assigned)
             .ok()
             .filter(|id| !id.is_empty())
@@ -185,14 +185,14 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                 _ => None,
             }
         });
-        let incoming = store[this.layout.incoming.clone()]
+        let incoming = store[this.layout.incoming()]
             .chunks_exact(ENTRY)
             .filter(|e| e[2] == InState::AwaitingRel as u8)
             .filter_map(|e| PacketId::new(u16::from_le_bytes([e[0], e[1]])))
             .map(Record::Received);
         let table = this
             .subscriptions
-            .table(&store[this.layout.subscriptions.clone()]);
+            .table(&store[this.layout.subscriptions()]);
         let subscriptions = (!table.is_empty()).then_some(Record::Subscriptions(table));
         core::iter::once(Record::SnapshotBegin)
             .chain(client_id)
@@ -240,12 +240,11 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                 let store = self.store.as_mut();
                 self.log = super::store::Log::new(usize::from(self.config.index_slots));
                 self.restore_max = None;
-                let log = &mut store[self.layout.log.clone()];
+                let log = &mut store[self.layout.log()];
                 if let Some(index) = log.get_mut(..usize::from(self.config.index_slots) * 6) {
                     index.fill(0);
                 }
-                self.incoming
-                    .clear(&mut store[self.layout.incoming.clone()]);
+                self.incoming.clear(&mut store[self.layout.incoming()]);
                 self.subscriptions.clear();
                 self.assigned_len = 0;
                 self.inflight = 0;
@@ -284,7 +283,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             }
             Record::Done(pid) => self.forget(pid),
             Record::Received(pid) => {
-                let region = super::store_region_mut(&mut self.store, &self.layout.incoming);
+                let region = super::store_region_mut(&mut self.store, &self.layout.incoming());
                 if self.incoming.find(region, pid.get()).is_none()
                     && !self.incoming.insert(
                         region,
@@ -300,7 +299,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                 }
             }
             Record::Completed(pid) => {
-                let region = super::store_region_mut(&mut self.store, &self.layout.incoming);
+                let region = super::store_region_mut(&mut self.store, &self.layout.incoming());
                 if let Some((slot, _, _)) = self.incoming.find(region, pid.get()) {
                     self.incoming.remove(region, slot);
                 }
@@ -309,7 +308,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             // a build that kept them still restores).
             Record::Subscriptions(_) if !cfg!(feature = "subscription-renewal") => {}
             Record::Subscriptions(table) => {
-                let region = super::store_region_mut(&mut self.store, &self.layout.subscriptions);
+                let region = super::store_region_mut(&mut self.store, &self.layout.subscriptions());
                 if table.len() > region.len() {
                     return Err(JournalError::StoreFull {
                         needed: table.len(),
@@ -321,7 +320,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                     .ok_or(JournalError::Malformed)?;
             }
             Record::ClientId(id) => {
-                let region = super::store_region_mut(&mut self.store, &self.layout.assigned);
+                let region = super::store_region_mut(&mut self.store, &self.layout.assigned());
                 let available = region.len();
                 let dst = region.get_mut(..id.len()).ok_or(JournalError::StoreFull {
                     needed: id.len(),
@@ -361,7 +360,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         let at = self.restore_entry(Kind::Publish, pid, qos, v5, packet.len(), |buf| {
             buf.copy_from_slice(packet);
         })?;
-        let region = super::store_region_mut(&mut self.store, &self.layout.log);
+        let region = super::store_region_mut(&mut self.store, &self.layout.log());
         self.log.set_sent_before(region, at, sent_before);
         self.next_pid = pid.next();
         Ok(())
@@ -377,7 +376,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         len: usize,
         fill: impl FnOnce(&mut [u8]),
     ) -> Result<usize, JournalError> {
-        let region = super::store_region_mut(&mut self.store, &self.layout.log);
+        let region = super::store_region_mut(&mut self.store, &self.layout.log());
         let entry = Entry {
             kind,
             state: State::Unsent,
@@ -417,7 +416,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// Ends the flow of `pid`, whose record is live at most once (a restored identifier's
     /// earlier flow is forgotten before it is appended again).
     fn forget(&mut self, pid: PacketId) {
-        let region = super::store_region_mut(&mut self.store, &self.layout.log);
+        let region = super::store_region_mut(&mut self.store, &self.layout.log());
         let max = match self.restore_max {
             Some((generation, max)) if generation == self.log.generation() => max,
             // Something other than a restore changed the log: find its largest identifier.

@@ -198,15 +198,70 @@ enum Control {
     ErrorDisconnect,
 }
 
+/// The regions of the store, in this order, each from where the one before ends (the first
+/// from 0) to its end: the ends alone, half the room of a range each, and contiguous by
+/// construction.
 #[derive(Debug, Default)]
 struct Layout {
-    incoming: Range<usize>,
-    assigned: Range<usize>,
-    in_alias: Range<usize>,
-    out_alias: Range<usize>,
-    control: Range<usize>,
-    subscriptions: Range<usize>,
-    log: Range<usize>,
+    ends: [usize; 7],
+}
+
+/// A region of the [`Layout`], by its index there.
+#[derive(Debug, Clone, Copy)]
+enum Part {
+    Incoming = 0,
+    Assigned,
+    InAlias,
+    OutAlias,
+    Control,
+    Subscriptions,
+    Log,
+}
+
+impl Layout {
+    fn new(ends: [usize; 7]) -> Self {
+        Self { ends }
+    }
+
+    #[inline]
+    fn range(&self, part: Part) -> Range<usize> {
+        let i = part as usize;
+        let start = match i.checked_sub(1) {
+            Some(before) => self.ends[before],
+            None => 0,
+        };
+        start..self.ends[i]
+    }
+
+    /// Moves the end of `part` to `end`, and the regions behind it with it.
+    fn set_end(&mut self, part: Part, end: usize) {
+        let old = self.ends[part as usize];
+        for e in &mut self.ends[part as usize..] {
+            *e = *e - old + end;
+        }
+    }
+
+    fn incoming(&self) -> Range<usize> {
+        self.range(Part::Incoming)
+    }
+    fn assigned(&self) -> Range<usize> {
+        self.range(Part::Assigned)
+    }
+    fn in_alias(&self) -> Range<usize> {
+        self.range(Part::InAlias)
+    }
+    fn out_alias(&self) -> Range<usize> {
+        self.range(Part::OutAlias)
+    }
+    fn control(&self) -> Range<usize> {
+        self.range(Part::Control)
+    }
+    fn subscriptions(&self) -> Range<usize> {
+        self.range(Part::Subscriptions)
+    }
+    fn log(&self) -> Range<usize> {
+        self.range(Part::Log)
+    }
 }
 
 /// Per-connection state, reset when a transport ends.
@@ -458,20 +513,17 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         // With a store `check` refuses, every region is empty and the log takes the store:
         // a session that queues little or nothing, and never reaches past the store.
         let layout = if subscriptions_end <= available {
-            Layout {
-                incoming: 0..incoming_end,
-                assigned: incoming_end..assigned_end,
-                in_alias: assigned_end..in_alias_end,
-                out_alias: in_alias_end..out_alias_end,
-                control: out_alias_end..control_end,
-                subscriptions: control_end..subscriptions_end,
-                log: subscriptions_end..available,
-            }
+            Layout::new([
+                incoming_end,
+                assigned_end,
+                in_alias_end,
+                out_alias_end,
+                control_end,
+                subscriptions_end,
+                available,
+            ])
         } else {
-            Layout {
-                log: 0..available,
-                ..Layout::default()
-            }
+            Layout::new([0, 0, 0, 0, 0, 0, available])
         };
         let mut session = Self {
             config,
@@ -519,7 +571,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         }
         // 3.1.1 has no subscription identifiers.
         session.limits.subscription_identifier_available = config.version.v5();
-        let r = session.layout.incoming.clone();
+        let r = session.layout.incoming();
         session.incoming.clear(&mut session.store.as_mut()[r]);
         session
     }
@@ -558,7 +610,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
 
     /// Bytes of the log in use, and its capacity.
     pub fn store_usage(&self) -> (usize, usize) {
-        let region = store_region(&self.store, &self.layout.log);
+        let region = store_region(&self.store, &self.layout.log());
         (self.log.used(), self.log.capacity(region))
     }
 
@@ -580,9 +632,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         new_len: usize,
         resize: impl FnOnce(&mut B, usize),
     ) -> Result<(), CommandError> {
-        let start = self.layout.log.start;
-        if new_len < self.layout.log.end {
-            let region = store_region_mut(&mut self.store, &self.layout.log);
+        let start = self.layout.log().start;
+        if new_len < self.layout.log().end {
+            let region = store_region_mut(&mut self.store, &self.layout.log());
             let index = region.len() - self.log.capacity(region);
             let available = new_len.saturating_sub(start + index);
             if new_len < start + index || self.log.live() > available {
@@ -599,7 +651,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         if self.store.as_ref().len() != new_len {
             return Err(CommandError::InvalidState);
         }
-        self.layout.log.end = new_len;
+        self.layout.set_end(Part::Log, new_len);
         // Renewals and scans that waited for room look again.
         self.log.touch();
         self.renew_blocked = None;
@@ -638,14 +690,14 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         // The layout is inside the store (`Session::new`): nothing here comes out empty.
         let store = self.store.as_mut();
         let (front, back) = store
-            .split_at_mut_checked(self.layout.control.start)
+            .split_at_mut_checked(self.layout.control().start)
             .unwrap_or_default();
         let control = back
-            .get_mut(..self.layout.control.len())
+            .get_mut(..self.layout.control().len())
             .unwrap_or_default();
         if c.client_id.is_empty() && self.assigned_len > 0 {
             let assigned = front
-                .get(self.layout.assigned.clone())
+                .get(self.layout.assigned())
                 .and_then(|a| a.get(..self.assigned_len))
                 .unwrap_or_default();
             // Only ever filled from a validated UTF-8 string (see `keep_assigned_id`).
@@ -891,7 +943,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// [`CommandError::UnknownPacketId`] for a QoS 2 message already acknowledged;
     /// [`CommandError::WouldBlock`] when the transmit queue is full.
     pub fn ack(&mut self, packet_id: PacketId) -> Result<(), CommandError> {
-        let region = store_region_mut(&mut self.store, &self.layout.incoming);
+        let region = store_region_mut(&mut self.store, &self.layout.incoming());
         let packet_type = match self.incoming.find(region, packet_id.get()) {
             Some((_, InState::AwaitingRel, _)) => return Err(CommandError::UnknownPacketId),
             Some((slot, InState::AwaitingApp, _)) => {
@@ -1008,7 +1060,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             self.in_aliases.clear();
             self.out_aliases.clear();
         }
-        let region = store_region_mut(&mut self.store, &self.layout.log);
+        let region = store_region_mut(&mut self.store, &self.layout.log());
         let mut inflight = 0u16;
         let mut at = self.log.head();
         while let Some(r) = self.log.record(region, at) {
@@ -1066,7 +1118,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// The client identifier a 5.0 broker assigned (Assigned Client Identifier), used by
     /// [`Session::connect`] when the application gives none.
     pub fn assigned_client_id(&self) -> Option<&str> {
-        let bytes = self.store.as_ref().get(self.layout.assigned.clone())?;
+        let bytes = self.store.as_ref().get(self.layout.assigned())?;
         let id = core::str::from_utf8(bytes.get(..self.assigned_len)?).ok()?;
         (!id.is_empty()).then_some(id)
     }
@@ -1080,7 +1132,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// [`CommandError::StoreFull`] when `id` is longer than
     /// [`SessionConfig::assigned_id_bytes`].
     pub fn keep_client_id(&mut self, id: &str) -> Result<(), CommandError> {
-        let region = store_region_mut(&mut self.store, &self.layout.assigned);
+        let region = store_region_mut(&mut self.store, &self.layout.assigned());
         let available = region.len();
         let dst = region.get_mut(..id.len()).ok_or(CommandError::StoreFull {
             needed: id.len(),
@@ -1175,7 +1227,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         if self.abandoned == 0 {
             return None;
         }
-        let region = store_region_mut(&mut self.store, &self.layout.log);
+        let region = store_region_mut(&mut self.store, &self.layout.log());
         let Some(r) = self.log.find(region, |r| r.state == State::Abandoned) else {
             self.abandoned = 0;
             return None;
@@ -1198,7 +1250,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// between, or when the broker had already received the message (a QoS 2 message past
     /// PUBREC).
     pub fn abandoned_message(&self) -> Option<Publish<'_>> {
-        let region = store_region(&self.store, &self.layout.log);
+        let region = store_region(&self.store, &self.layout.log());
         let (packet, v5) = store::Log::bytes_at(region, self.reported?)?;
         match decode_stored(packet, record_version(v5)) {
             Some((Packet::Publish(p), _)) => Some(p),
@@ -1249,7 +1301,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         if self.conn.phase == Phase::Connected {
             self.check_broker_size(len)?;
         }
-        let region = store_region_mut(&mut self.store, &self.layout.control);
+        let region = store_region_mut(&mut self.store, &self.layout.control());
         control_fits(len, region.len())?;
         let len = packet.encode(self.version, region)?;
         self.conn.control = kind;
@@ -1292,7 +1344,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         len: usize,
     ) -> Result<(), CommandError> {
         let version = self.version;
-        let region = store_region_mut(&mut self.store, &self.layout.log);
+        let region = store_region_mut(&mut self.store, &self.layout.log());
         let mut result = Ok(0);
         self.log.append(
             region,
@@ -1374,7 +1426,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// How many identifiers from `from` on (cyclically, 65,535 after 1) no live record uses:
     /// one walk of the log. 0 when `from` itself is in use.
     fn free_run(&self, from: PacketId) -> u16 {
-        let region = store_region(&self.store, &self.layout.log);
+        let region = store_region(&self.store, &self.layout.log());
         let start = u32::from(from.get() - 1);
         let nearest = self
             .log
@@ -1388,7 +1440,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
 
     /// Transiently refused messages whose delay passed go back to the queue.
     fn release_delayed(&mut self) {
-        let region = store_region_mut(&mut self.store, &self.layout.log);
+        let region = store_region_mut(&mut self.store, &self.layout.log());
         let mut at = self.log.head();
         while let Some(r) = self.log.record(region, at) {
             at = r.next();

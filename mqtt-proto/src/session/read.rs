@@ -169,7 +169,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         let Packet::SubAck(ack) = packet else {
             return None;
         };
-        let region = super::store_region(&self.store, &self.layout.log);
+        let region = super::store_region(&self.store, &self.layout.log());
         let renewal = self.log.find(region, |r| {
             r.kind == Kind::Resubscribe
                 && r.pid == ack.packet_id.get()
@@ -279,7 +279,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     pub(super) fn resolve_alias<'s>(&'s self, p: &mut Publish<'s>) {
         let alias = p.properties.topic_alias.filter(|_| cfg!(feature = "v5"));
         if let (true, Some(alias)) = (p.topic.is_empty(), alias) {
-            let region = super::store_region(&self.store, &self.layout.in_alias);
+            let region = super::store_region(&self.store, &self.layout.in_alias());
             // `apply` checked that the alias is known; its topic was validated when stored.
             if let Some(topic) = self.in_aliases.topic_of(region, alias.get()) {
                 p.topic = TopicName::from_validated(topic);
@@ -343,7 +343,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
 
     /// Keeps a broker-assigned client identifier for the next connections, if it fits.
     fn keep_assigned_id(&mut self, id: &str) {
-        let region = super::store_region_mut(&mut self.store, &self.layout.assigned);
+        let region = super::store_region_mut(&mut self.store, &self.layout.assigned());
         match region.get_mut(..id.len()) {
             Some(dst) => {
                 dst.copy_from_slice(id.as_bytes());
@@ -446,7 +446,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                 self.queue_ack(PacketType::PubAck, pid, ReasonCode::Success)
             }
             (QoS::ExactlyOnce, Some(pid)) => {
-                let region = super::store_region_mut(&mut self.store, &self.layout.incoming);
+                let region = super::store_region_mut(&mut self.store, &self.layout.incoming());
                 if self.incoming.find(region, pid.get()).is_none()
                     && !self
                         .incoming
@@ -521,9 +521,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         self.acks.clear();
         // Every incoming identifier is forgotten at once: only a snapshot says so.
         self.journal.snapshot = true;
-        let incoming = super::store_region_mut(&mut self.store, &self.layout.incoming);
+        let incoming = super::store_region_mut(&mut self.store, &self.layout.incoming());
         self.incoming.clear(incoming);
-        let region = super::store_region_mut(&mut self.store, &self.layout.log);
+        let region = super::store_region_mut(&mut self.store, &self.layout.log());
         let mut at = self.log.head();
         while let Some(r) = self.log.record(region, at) {
             at = r.next();
@@ -552,7 +552,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             if alias.get() > self.config.topic_alias_maximum {
                 return Err(ProtocolError::TopicAliasInvalid);
             }
-            let region = super::store_region_mut(&mut self.store, &self.layout.in_alias);
+            let region = super::store_region_mut(&mut self.store, &self.layout.in_alias());
             if p.topic.is_empty() {
                 // [MQTT-3.3.2-12] an alias used before the broker set it is a protocol error
                 if self.in_aliases.topic_of(region, alias.get()).is_none() {
@@ -585,7 +585,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             }
             return Ok(Outcome::Report);
         }
-        let region = super::store_region_mut(&mut self.store, &self.layout.incoming);
+        let region = super::store_region_mut(&mut self.store, &self.layout.incoming());
         if let Some((_, state, _)) = self.incoming.find(region, pid.get()) {
             // A resent QoS 2 PUBLISH before PUBREL: acknowledge again but deliver nothing,
             // so the application sees it exactly once.
@@ -605,7 +605,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         if self.incoming.len() >= usize::from(self.config.receive_maximum) {
             self.report_overrun(false);
         }
-        let region = super::store_region_mut(&mut self.store, &self.layout.incoming);
+        let region = super::store_region_mut(&mut self.store, &self.layout.incoming());
         if !self.incoming.insert(region, pid.get(), state, qos) {
             self.report_overrun(true);
             return Ok(Outcome::Silent);
@@ -632,12 +632,12 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
 
     /// The live record of `kind` for `pid` that waits for its acknowledgement.
     fn sent_record(&mut self, kind: Kind, pid: PacketId) -> Option<Record> {
-        let region = super::store_region_mut(&mut self.store, &self.layout.log);
+        let region = super::store_region_mut(&mut self.store, &self.layout.log());
         self.log.find_sent(region, kind, pid.get())
     }
 
     fn finish_record(&mut self, at: usize) {
-        let region = super::store_region_mut(&mut self.store, &self.layout.log);
+        let region = super::store_region_mut(&mut self.store, &self.layout.log());
         self.log.set_state(region, at, State::Dead);
         self.inflight = self.inflight.saturating_sub(1);
     }
@@ -656,7 +656,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         let Some(pid) = PacketId::new(rec.pid) else {
             return false;
         };
-        let region = super::store_region_mut(&mut self.store, &self.layout.log);
+        let region = super::store_region_mut(&mut self.store, &self.layout.log());
         let retry = self.log.add_refusal(region, rec.at);
         // The broker ended this flow: the retry is a new delivery, without DUP.
         self.log.set_sent_before(region, rec.at, false);
@@ -702,7 +702,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             .filter(|rec| rec.qos == QoS::ExactlyOnce)
         else {
             // A repeated PUBREC answers a PUBREL we sent; an unknown one gets 0x92 (5.0).
-            let region = super::store_region(&self.store, &self.layout.log);
+            let region = super::store_region(&self.store, &self.layout.log());
             let known = self
                 .log
                 .find(region, |rec| {
@@ -729,7 +729,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         }
         let version = self.version();
         self.reported = None;
-        let region = super::store_region_mut(&mut self.store, &self.layout.log);
+        let region = super::store_region_mut(&mut self.store, &self.layout.log());
         // The PUBLISH is freed before the PUBREL is appended, so the append always fits; the
         // PUBREL goes to the end so PUBRELs are resent in PUBREC order [MQTT-4.6.0-4].
         self.log.replace(region, record.at);
@@ -745,7 +745,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
 
     fn on_pubrel(&mut self, r: &PubResponse<'_>) -> Outcome {
         let pid = r.packet_id;
-        let region = super::store_region_mut(&mut self.store, &self.layout.incoming);
+        let region = super::store_region_mut(&mut self.store, &self.layout.incoming());
         let reason = match self.incoming.find(region, pid.get()) {
             Some((slot, _, QoS::ExactlyOnce)) => {
                 self.incoming.remove(region, slot);
@@ -797,7 +797,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             Kind::Unsubscribe => self.forget_unsubscribed(&record, codes),
             _ => self.keep_granted(&record, codes),
         }
-        let region = super::store_region_mut(&mut self.store, &self.layout.log);
+        let region = super::store_region_mut(&mut self.store, &self.layout.log());
         if record.kind == Kind::Resubscribe {
             self.log.set_state(region, record.at, State::Answered);
             self.answered = Some(pid);
@@ -810,7 +810,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// Number of filters in a queued SUBSCRIBE or UNSUBSCRIBE record: decoded where the
     /// decoders are linked anyway, counted from the length prefixes where they are not.
     fn request_len(&self, r: &Record) -> usize {
-        let region = super::store_region(&self.store, &self.layout.log);
+        let region = super::store_region(&self.store, &self.layout.log());
         if !STORED_REQUESTS {
             return r.request_len(region);
         }

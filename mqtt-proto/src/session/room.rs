@@ -57,7 +57,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// after every packet read and every command, and answers with
     /// [`Session::resize_region`].
     pub fn wants_room(&self) -> Option<(Region, usize)> {
-        let slots = self.layout.incoming.len() / ENTRY;
+        let slots = self.layout.incoming().len() / ENTRY;
         let limit = usize::from(self.config.incoming_slots_limit);
         let live = self.incoming.len();
         if live >= slots && slots < limit {
@@ -67,14 +67,14 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         if live == 0 && slots > self.incoming_initial {
             return Some((Region::Incoming, self.incoming_initial * ENTRY));
         }
-        let table = self.layout.subscriptions.len();
+        let table = self.layout.subscriptions().len();
         let limit = self.config.subscription_bytes_limit;
         let needed = self.subscriptions.used() + self.sub_outstanding;
         if self.keeps_subscriptions() && needed > table && table < limit {
             return Some((Region::Subscriptions, (table * 2).max(needed).min(limit)));
         }
         let control = self.config.control_region();
-        if self.conn.control == super::Control::None && self.layout.control.len() > control {
+        if self.conn.control == super::Control::None && self.layout.control().len() > control {
             return Some((Region::Control, control));
         }
         self.queue_wanted().map(|len| (Region::Queue, len))
@@ -94,7 +94,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         if capacity >= limit {
             return None;
         }
-        let region = super::store_region(&self.store, &self.layout.subscriptions);
+        let region = super::store_region(&self.store, &self.layout.subscriptions());
         let renewal = self
             .subscriptions
             .next_renewal(region, self.version(), self.renewal_max())?
@@ -123,9 +123,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         resize: impl FnOnce(&mut B, usize),
     ) -> Result<(), CommandError> {
         let range = match region {
-            Region::Incoming => self.layout.incoming.clone(),
-            Region::Subscriptions => self.layout.subscriptions.clone(),
-            Region::Control => self.layout.control.clone(),
+            Region::Incoming => self.layout.incoming(),
+            Region::Subscriptions => self.layout.subscriptions(),
+            Region::Control => self.layout.control(),
             Region::Queue => {
                 let store_len = self.reserved_len().saturating_add(new_len);
                 return self.resize_store(store_len, resize);
@@ -174,29 +174,15 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         } else {
             return Ok(());
         }
-        let moved = |r: &mut core::ops::Range<usize>| {
-            if r.start >= range.end {
-                *r = r.start + new_len - old_len..r.end + new_len - old_len;
-            }
-        };
-        let layout = &mut self.layout;
-        for r in [
-            &mut layout.assigned,
-            &mut layout.in_alias,
-            &mut layout.out_alias,
-            &mut layout.control,
-            &mut layout.subscriptions,
-            &mut layout.log,
-        ] {
-            moved(r);
-        }
-        match region {
-            Region::Incoming => layout.incoming.end = range.start + new_len,
-            Region::Subscriptions => layout.subscriptions.end = range.start + new_len,
-            Region::Control => layout.control.end = range.start + new_len,
+        let part = match region {
+            Region::Incoming => super::Part::Incoming,
+            Region::Subscriptions => super::Part::Subscriptions,
+            Region::Control => super::Part::Control,
             // Resized by `resize_store` above.
-            Region::Queue => {}
-        }
+            Region::Queue => super::Part::Log,
+        };
+        // The regions behind move with its end.
+        self.layout.set_end(part, range.start + new_len);
         self.reported = None;
         // Renewals that waited for room in the table look again.
         self.renew_blocked = None;
@@ -208,7 +194,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// [`SessionConfig::reserved_bytes`](super::SessionConfig::reserved_bytes)). A store of
     /// `reserved_len() + n` bytes queues `n` bytes of packets.
     pub fn reserved_len(&self) -> usize {
-        let region = &self.store.as_ref()[self.layout.log.clone()];
+        let region = &self.store.as_ref()[self.layout.log()];
         self.store.as_ref().len() - self.log.capacity(region)
     }
 }

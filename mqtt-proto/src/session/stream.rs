@@ -141,14 +141,16 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             QosPid::AtMostOnce => (true, Finish::Nothing),
             QosPid::AtLeastOnce(pid) => (true, Finish::PubAck(pid)),
             QosPid::ExactlyOnce(pid) => {
-                let region = super::store_region(&self.store, &self.layout.incoming);
+                let region = super::store_region(&self.store, &self.layout.incoming());
                 match self.incoming.find(region, pid.get()) {
                     // Delivered before (its PUBREC was lost): acknowledged again, not
                     // delivered twice.
                     Some((_, InState::AwaitingRel, _)) => (false, Finish::PubRecAgain(pid)),
                     // Delivered before and waiting for the application's ack.
                     Some(_) => (false, Finish::Nothing),
-                    None if self.incoming.len() >= self.layout.incoming.len() / incoming::ENTRY => {
+                    None if self.incoming.len()
+                        >= self.layout.incoming().len() / incoming::ENTRY =>
+                    {
                         // No room to remember it: leave it with the broker.
                         self.report_overrun(true);
                         (false, Finish::Nothing)
@@ -226,7 +228,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                 } else {
                     InState::AwaitingRel
                 };
-                let region = super::store_region_mut(&mut self.store, &self.layout.incoming);
+                let region = super::store_region_mut(&mut self.store, &self.layout.incoming());
                 // `stream_plan` saw room, and nothing else was inserted while the payload
                 // passed (the broker's packets cannot interleave with it).
                 if self

@@ -110,7 +110,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             None => (Kind::Publish0, 0),
         };
         self.reported = None;
-        let region = super::store_region_mut(&mut self.store, &self.layout.log);
+        let region = super::store_region_mut(&mut self.store, &self.layout.log());
         let entry = Entry {
             kind,
             state: State::Unsent,

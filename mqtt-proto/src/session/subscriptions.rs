@@ -310,7 +310,7 @@ impl Renewal {
 /// How the session fills and uses the table.
 impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     pub(super) fn keeps_subscriptions(&self) -> bool {
-        cfg!(feature = "subscription-renewal") && !self.layout.subscriptions.is_empty()
+        cfg!(feature = "subscription-renewal") && !self.layout.subscriptions().is_empty()
     }
 
     /// SUBACK answered the SUBSCRIBE (or renewal) `record`: granted filters are kept,
@@ -322,8 +322,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             return;
         }
         let store = self.store.as_mut();
-        let (head, log) = store.split_at_mut(self.layout.log.start);
-        let table = &mut head[self.layout.subscriptions.clone()];
+        let (head, log) = store.split_at_mut(self.layout.log().start);
+        let table = &mut head[self.layout.subscriptions()];
         let Some(Packet::Subscribe(s)) = decode_record(log, record) else {
             return;
         };
@@ -355,7 +355,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         if !self.keeps_subscriptions() {
             return;
         }
-        let log = &self.store.as_ref()[self.layout.log.clone()];
+        let log = &self.store.as_ref()[self.layout.log()];
         if let Some(Packet::Subscribe(s)) = decode_record(log, record) {
             let bytes = super::room::table_bytes(s.subscriptions.iter().map(|s| s.filter));
             self.sub_outstanding = self.sub_outstanding.saturating_sub(bytes);
@@ -371,8 +371,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         }
         let v5 = self.version().v5();
         let store = self.store.as_mut();
-        let (head, log) = store.split_at_mut(self.layout.log.start);
-        let table = &mut head[self.layout.subscriptions.clone()];
+        let (head, log) = store.split_at_mut(self.layout.log().start);
+        let table = &mut head[self.layout.subscriptions()];
         let Some(Packet::Unsubscribe(u)) = decode_record(log, record) else {
             return;
         };
@@ -399,7 +399,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             return;
         }
         let store = self.store.as_mut();
-        let (head, log) = store.split_at_mut(self.layout.log.start);
+        let (head, log) = store.split_at_mut(self.layout.log().start);
         let mut at = self.log.head();
         while let Some(r) = self.log.record(log, at) {
             at = r.next();
@@ -407,7 +407,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                 self.log.set_state(log, r.at, State::Dead);
             }
         }
-        let table = &mut head[self.layout.subscriptions.clone()];
+        let table = &mut head[self.layout.subscriptions()];
         self.subscriptions.mark_all_unrenewed(table);
         self.renew_blocked = None;
     }
@@ -423,7 +423,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                 return;
             }
             let max = self.renewal_max();
-            let region = super::store_region(&self.store, &self.layout.subscriptions);
+            let region = super::store_region(&self.store, &self.layout.subscriptions());
             let renewal = match self.subscriptions.next_renewal(region, self.version(), max) {
                 None => return,
                 Some(Ok(renewal)) => renewal,
@@ -432,7 +432,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                         return;
                     }
                     let table =
-                        super::store_region_mut(&mut self.store, &self.layout.subscriptions);
+                        super::store_region_mut(&mut self.store, &self.layout.subscriptions());
                     self.subscriptions.remove_entry(table, &too_large);
                     continue;
                 }
@@ -442,8 +442,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             };
             let version = self.version();
             let store = self.store.as_mut();
-            let (head, log) = store.split_at_mut(self.layout.log.start);
-            let table = &mut head[self.layout.subscriptions.clone()];
+            let (head, log) = store.split_at_mut(self.layout.log().start);
+            let table = &mut head[self.layout.subscriptions()];
             let entry = Entry {
                 kind: Kind::Resubscribe,
                 state: State::Unsent,
@@ -479,7 +479,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             0 => usize::MAX,
             n => n,
         };
-        let region = super::store_region(&self.store, &self.layout.log);
+        let region = super::store_region(&self.store, &self.layout.log());
         let capacity = self.log.capacity(region).max(self.config.queue_bytes_limit);
         let log = capacity.saturating_sub(store::HEADER);
         // The largest packet MQTT can frame: 1 byte of type, 4 of length.
@@ -492,7 +492,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// `false` when the events are full: the rest waits until they are taken.
     fn drop_unrenewable(&mut self) -> bool {
         loop {
-            let region = super::store_region(&self.store, &self.layout.subscriptions);
+            let region = super::store_region(&self.store, &self.layout.subscriptions());
             let refused = self.subscriptions.entries(region).find_map(|e| {
                 let reason = e.unrenewed().then(|| self.renewal_refusal(region, &e))??;
                 Some((e, reason))
@@ -503,7 +503,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             if !self.raise(Raised::RenewalDropped(reason)) {
                 return false;
             }
-            let table = super::store_region_mut(&mut self.store, &self.layout.subscriptions);
+            let table = super::store_region_mut(&mut self.store, &self.layout.subscriptions());
             self.subscriptions.remove_entry(table, &e);
         }
     }
@@ -533,8 +533,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// filters are forgotten and reported instead.
     pub(super) fn renewal_unsendable(&mut self, record: &Record) {
         let store = self.store.as_mut();
-        let (head, log) = store.split_at_mut(self.layout.log.start);
-        let table = &mut head[self.layout.subscriptions.clone()];
+        let (head, log) = store.split_at_mut(self.layout.log().start);
+        let table = &mut head[self.layout.subscriptions()];
         if let Some(Packet::Subscribe(s)) = decode_record(log, record) {
             for sub in s.subscriptions.iter() {
                 self.subscriptions.remove(table, sub.filter.as_str());
@@ -552,7 +552,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         let Some(pid) = answered else {
             return;
         };
-        let region = super::store_region_mut(&mut self.store, &self.layout.log);
+        let region = super::store_region_mut(&mut self.store, &self.layout.log());
         let answered = self.log.find(region, |r| {
             r.kind == Kind::Resubscribe && r.pid == pid.get() && r.state == State::Answered
         });

@@ -78,7 +78,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
 
     /// Copies the control packet out and empties the control region.
     fn transmit_control(&mut self, buf: &mut [u8]) -> Result<usize, EncodeError> {
-        let control = super::store_region(&self.store, &self.layout.control);
+        let control = super::store_region(&self.store, &self.layout.control());
         // `control_len` is at most the region's length, which `connect` checked.
         let src = control.get(..self.conn.control_len).unwrap_or_default();
         let len = src.len();
@@ -198,7 +198,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         // Renewals restore what the broker had before the application's queued requests
         // change it (an UNSUBSCRIBE queued while disconnected must come after).
         while self.conn.renewing {
-            let region = super::store_region(&self.store, &self.layout.log);
+            let region = super::store_region(&self.store, &self.layout.log());
             let renewal = self.log.find(region, |r| {
                 r.kind == Kind::Resubscribe && r.state == State::Unsent
             });
@@ -239,7 +239,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         }
         let mut unblocked_settled = false;
         loop {
-            let region = super::store_region(&self.store, &self.layout.log);
+            let region = super::store_region(&self.store, &self.layout.log());
             let Some(r) = self.log.record(region, at) else {
                 break;
             };
@@ -324,7 +324,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             if r.kind == Kind::Subscribe {
                 self.subscribe_dropped(r);
             }
-            let region = super::store_region_mut(&mut self.store, &self.layout.log);
+            let region = super::store_region_mut(&mut self.store, &self.layout.log());
             self.log.set_state(region, r.at, State::Dead);
             return Ok(Offer::Dropped);
         }
@@ -338,7 +338,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         if r.streamed {
             self.owe_payload(buf.get(..n).unwrap_or_default(), r.kind, r.pid);
         }
-        let region = super::store_region_mut(&mut self.store, &self.layout.log);
+        let region = super::store_region_mut(&mut self.store, &self.layout.log());
         let next = match r.kind {
             Kind::Publish0 => State::Dead,
             _ => State::Sent,
@@ -362,7 +362,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         if refused.is_some() || !self.encoded_otherwise(r) {
             return refused;
         }
-        let region = super::store_region(&self.store, &self.layout.log);
+        let region = super::store_region(&self.store, &self.layout.log());
         let packet = decode_record(region, r).map(for_v311);
         match packet.map(|p| p.encoded_len(self.version())) {
             Some(Ok(_)) => None,
@@ -378,7 +378,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             return None;
         }
         if let Some(max) = self.limits.maximum_packet_size {
-            let region = super::store_region(&self.store, &self.layout.log);
+            let region = super::store_region(&self.store, &self.layout.log());
             if r.wire_len(region) > max.get() as usize {
                 return Some(ReasonCode::PacketTooLarge);
             }
@@ -388,7 +388,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                 (r.qos > self.limits.maximum_qos).then_some(ReasonCode::QoSNotSupported)
             }
             Kind::Subscribe | Kind::Resubscribe => {
-                let region = super::store_region(&self.store, &self.layout.log);
+                let region = super::store_region(&self.store, &self.layout.log());
                 match decode_record(region, r) {
                     Some(Packet::Subscribe(s)) => {
                         self.limits.refuses(s.subscriptions.iter(), &s.properties)
@@ -409,7 +409,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// Writes a record's packet into `buf`, assigning a topic alias on the way when enabled.
     fn send_record(&mut self, r: &Record, buf: &mut [u8]) -> Result<usize, EncodeError> {
         if self.encoded_otherwise(r) {
-            let region = super::store_region(&self.store, &self.layout.log);
+            let region = super::store_region(&self.store, &self.layout.log());
             // `unsendable` checked that it decodes and can be encoded.
             let packet = decode_record(region, r).map(for_v311);
             return match packet {
@@ -429,7 +429,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                 return Ok(n);
             }
         }
-        let region = super::store_region(&self.store, &self.layout.log);
+        let region = super::store_region(&self.store, &self.layout.log());
         let packet = r.packet(region);
         let available = buf.len();
         let dst = buf
@@ -454,8 +454,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     ) -> Result<Option<usize>, EncodeError> {
         let version = self.version();
         let store = self.store.as_mut();
-        let (head, log_region) = store.split_at_mut(self.layout.log.start);
-        let alias_region = &mut head[self.layout.out_alias.clone()];
+        let (head, log_region) = store.split_at_mut(self.layout.log().start);
+        let alias_region = &mut head[self.layout.out_alias()];
         let Some((Packet::Publish(stored), _)) =
             super::decode_stored(r.packet(log_region), version)
         else {
