@@ -152,8 +152,9 @@ pub(crate) struct Shutdown {
 pub(crate) enum Status {
     Connecting,
     Connected,
-    /// The driver has stopped for good, for this reason.
-    Stopped(Error),
+    /// The driver has stopped for good, for this reason. Boxed: set once in a client's life,
+    /// and the status is kept in the state of every client for all of it (8 bytes, not 40).
+    Stopped(Box<Error>),
 }
 
 /// A publish waiting for room in the store (policy `QueueFull::Wait`): `queued` answers once
@@ -517,7 +518,7 @@ impl State {
         let outcome = match &status {
             Status::Connecting => None,
             Status::Connected => Some(Ok(())),
-            Status::Stopped(error) => Some(Err(error.clone())),
+            Status::Stopped(error) => Some(Err(Error::clone(error))),
         };
         if let Some(outcome) = outcome {
             if let Some(first) = self.first_outcome.take() {
@@ -555,7 +556,7 @@ impl State {
     /// Completes everything still waiting with `reason` and publishes the final status.
     pub(crate) fn finish(&mut self, reason: Error) {
         info!(%reason, "client stopped");
-        self.set_status(Status::Stopped(reason.clone()));
+        self.set_status(Status::Stopped(Box::new(reason.clone())));
         for (_, pending) in std::mem::take(&mut self.pending) {
             match pending {
                 Pending::Publish(done) => {
