@@ -18,6 +18,8 @@ pub type SubscriptionIdentifiers<'a> = Seq<'a, NonZeroU32>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 // Variant names are the specification's property names ("User Property").
 #[allow(clippy::enum_variant_names)]
+// The encoder compiled for size writes values through the kind table instead.
+#[cfg_attr(mqtt_sansio_small, allow(dead_code))]
 pub(crate) enum Property<'a> {
     PayloadFormatIndicator(bool),
     MessageExpiryInterval(u32),
@@ -289,6 +291,138 @@ impl<'a> FromValue<'a> for &'a [u8] {
     }
 }
 
+/// A field type of a property set, turned into the [`Value`] its property's [`Kind`] writes:
+/// the inverse of [`FromValue`]. The encoder compiled for size takes this path, so that one
+/// arm per kind, not per property, sizes and writes a property.
+#[cfg(any(test, mqtt_sansio_small))]
+pub(crate) trait ToValue<'a> {
+    /// The field's value.
+    fn to_value(self) -> Value<'a>;
+}
+
+#[cfg(any(test, mqtt_sansio_small))]
+impl ToValue<'_> for bool {
+    fn to_value(self) -> Value<'static> {
+        Value::Num(self.into())
+    }
+}
+
+#[cfg(any(test, mqtt_sansio_small))]
+impl ToValue<'_> for QoS {
+    fn to_value(self) -> Value<'static> {
+        // 2 (Exactly Once) is refused by `value_len`: Maximum QoS is 0 or 1.
+        Value::Num(self as u32)
+    }
+}
+
+#[cfg(any(test, mqtt_sansio_small))]
+impl ToValue<'_> for u16 {
+    fn to_value(self) -> Value<'static> {
+        Value::Num(self.into())
+    }
+}
+
+#[cfg(any(test, mqtt_sansio_small))]
+impl ToValue<'_> for NonZeroU16 {
+    fn to_value(self) -> Value<'static> {
+        Value::Num(self.get().into())
+    }
+}
+
+#[cfg(any(test, mqtt_sansio_small))]
+impl ToValue<'_> for u32 {
+    fn to_value(self) -> Value<'static> {
+        Value::Num(self)
+    }
+}
+
+#[cfg(any(test, mqtt_sansio_small))]
+impl ToValue<'_> for NonZeroU32 {
+    fn to_value(self) -> Value<'static> {
+        Value::Num(self.get())
+    }
+}
+
+#[cfg(any(test, mqtt_sansio_small))]
+impl<'a> ToValue<'a> for &'a str {
+    fn to_value(self) -> Value<'a> {
+        Value::Str(self)
+    }
+}
+
+#[cfg(any(test, mqtt_sansio_small))]
+impl<'a> ToValue<'a> for TopicName<'a> {
+    fn to_value(self) -> Value<'a> {
+        Value::Str(self.as_str())
+    }
+}
+
+#[cfg(any(test, mqtt_sansio_small))]
+impl<'a> ToValue<'a> for &'a [u8] {
+    fn to_value(self) -> Value<'a> {
+        Value::Bin(self)
+    }
+}
+
+/// The kind of property `id`, from the table.
+#[cfg(any(test, mqtt_sansio_small))]
+fn kind_of(id: u8) -> Kind {
+    KINDS.get(usize::from(id)).copied().unwrap_or(Kind::Unknown)
+}
+
+/// Encoded size of property `id` with `value`, identifier byte included; checks what cannot
+/// be encoded, as [`Property::encoded_len`] does.
+#[cfg(any(test, mqtt_sansio_small))]
+pub(crate) fn value_len(id: u8, value: Value<'_>) -> Result<usize, EncodeError> {
+    let len = match (kind_of(id), value) {
+        (Kind::Flag, Value::Num(n)) => {
+            if id == ids::MaximumQoS && n > 1 {
+                return Err(EncodeError::ValueOutOfRange("Maximum QoS is 0 or 1"));
+            }
+            1
+        }
+        (Kind::U16 | Kind::NonZeroU16, _) => 2,
+        (Kind::U32 | Kind::NonZeroU32, _) => 4,
+        (Kind::NonZeroVarInt, Value::Num(n)) => {
+            if n > MAX_REMAINING_LENGTH {
+                return Err(EncodeError::ValueOutOfRange(
+                    "subscription identifier above 268,435,455",
+                ));
+            }
+            wire::var_int_len(n as usize)
+        }
+        // [MQTT-3.3.2-13] the Response Topic is a topic name, so not empty
+        (Kind::Topic, Value::Str("")) => {
+            return Err(EncodeError::ValueOutOfRange("empty Response Topic"));
+        }
+        (_, Value::Str(s)) => wire::string_len(s)?,
+        (_, Value::Bin(b)) => wire::binary_len(b)?,
+        (_, Value::Pair(k, v)) => wire::string_len(k)? + wire::string_len(v)?,
+        // The property sets hand only values of their identifier's kind.
+        (_, Value::Num(_)) => 0,
+    };
+    Ok(1 + len)
+}
+
+/// Writes property `id` with `value`; [`value_len`] has validated it.
+#[cfg(any(test, mqtt_sansio_small))]
+pub(crate) fn encode_value(id: u8, value: Value<'_>, w: &mut impl Write) {
+    w.put_u8(id);
+    match (kind_of(id), value) {
+        (Kind::Flag, Value::Num(n)) => w.put_u8(n as u8),
+        (Kind::U16 | Kind::NonZeroU16, Value::Num(n)) => w.put_u16(n as u16),
+        (Kind::NonZeroVarInt, Value::Num(n)) => w.put_var_int(n as usize),
+        (_, Value::Num(n)) => w.put_u32(n),
+        (_, Value::Str(s)) => w.put_string(s),
+        (_, Value::Bin(b)) => w.put_binary(b),
+        (_, Value::Pair(k, v)) => {
+            w.put_string(k);
+            w.put_string(v);
+        }
+    }
+}
+
+#[cfg_attr(mqtt_sansio_small, allow(dead_code))]
 impl<'a> Property<'a> {
     #[cfg_attr(not(mqtt_sansio_small), inline)]
     pub(crate) const fn id(&self) -> u8 {
@@ -460,8 +594,8 @@ pub(crate) trait PropertySet<'a>: Default {
     /// property set has one copy of this function instead of one per caller, which halves the
     /// flash the property code takes on a microcontroller. The encoder takes this path when the
     /// crate is compiled for size (`cfg(mqtt_sansio_small)`, see `build.rs`).
-    #[cfg(mqtt_sansio_small)]
-    fn for_each(&self, f: &mut dyn FnMut(Property<'a>));
+    #[cfg(any(test, mqtt_sansio_small))]
+    fn for_each(&self, f: &mut dyn FnMut(u8, Value<'a>));
 
     /// Length of the properties' content, in one pass over the fields with each property's
     /// size inlined: no closure, no property rebuilt as an enum and matched again. The encoder
@@ -545,16 +679,16 @@ macro_rules! property_set {
                     & self.user_properties.is_empty()
             }
 
-            #[cfg(mqtt_sansio_small)]
-            fn for_each(&self, f: &mut dyn FnMut(Property<'a>)) {
+            #[cfg(any(test, mqtt_sansio_small))]
+            fn for_each(&self, f: &mut dyn FnMut(u8, Value<'a>)) {
                 $( if let Some(v) = self.$field {
-                    f(Property::$variant(v));
+                    f(ids::$variant, v.to_value());
                 } )*
                 $( for id in self.$rfield.iter() {
-                    f(Property::$rvariant(id));
+                    f(ids::$rvariant, id.to_value());
                 } )?
                 for (name, value) in self.user_properties.iter() {
-                    f(Property::UserProperty(name, value));
+                    f(ids::UserProperty, Value::Pair(name, value));
                 }
             }
 
@@ -813,7 +947,7 @@ pub(crate) fn content_len<'a, P: PropertySet<'a>>(set: &P) -> Result<usize, Enco
 pub(crate) fn content_len<'a, P: PropertySet<'a>>(set: &P) -> Result<usize, EncodeError> {
     let mut len = 0;
     let mut error = None;
-    set.for_each(&mut |p| match p.encoded_len() {
+    set.for_each(&mut |id, value| match value_len(id, value) {
         Ok(n) => len += n,
         Err(e) => error = Some(e),
     });
@@ -835,7 +969,7 @@ pub(crate) fn encode<'a, P: PropertySet<'a>>(set: &P, content_len: usize, w: &mu
     #[cfg(not(mqtt_sansio_small))]
     set.write(w);
     #[cfg(mqtt_sansio_small)]
-    set.for_each(&mut |p| p.encode(w));
+    set.for_each(&mut |id, value| encode_value(id, value, w));
 }
 
 #[cfg(test)]
@@ -844,6 +978,87 @@ mod tests {
     use crate::wire::finish;
     #[cfg(feature = "v5")]
     use crate::wire::SliceWriter;
+
+    /// The table-driven encoder (the one compiled for size) against the one per property
+    /// (compiled for speed): same bytes, same lengths, same errors.
+    #[cfg(feature = "v5")]
+    fn both_encoders_agree<'a, P: PropertySet<'a>>(set: &P) {
+        let mut table_len = Ok(0);
+        set.for_each(&mut |id, value| {
+            if let Ok(len) = table_len {
+                table_len = value_len(id, value).map(|n| len + n);
+            }
+        });
+        assert_eq!(table_len, set.content_len());
+        let Ok(len) = table_len else { return };
+        let (mut a, mut b) = ([0u8; 256], [0u8; 256]);
+        let mut w = SliceWriter::new(&mut a);
+        set.for_each(&mut |id, value| encode_value(id, value, &mut w));
+        let n = w.position();
+        assert_eq!(n, len);
+        let mut w = SliceWriter::new(&mut b);
+        set.write(&mut w);
+        assert_eq!(w.position(), len);
+        assert_eq!(a[..n], b[..n]);
+    }
+
+    #[cfg(feature = "v5")]
+    #[test]
+    fn table_encoder_matches_the_per_property_one() {
+        let users = [("a", "1"), ("", "ü")];
+        let ids = [
+            NonZeroU32::new(1).unwrap(),
+            NonZeroU32::new(268_435_455).unwrap(),
+        ];
+        let mut publish = PublishProperties {
+            payload_format_indicator: Some(true),
+            message_expiry_interval: Some(60),
+            topic_alias: NonZeroU16::new(3),
+            response_topic: Some(TopicName::new("r/t").unwrap()),
+            correlation_data: Some(b"xy"),
+            content_type: Some("text/plain"),
+            subscription_identifiers: Seq::from_slice(&ids),
+            user_properties: Seq::from_slice(&users),
+        };
+        both_encoders_agree(&publish);
+        publish.response_topic = Some(TopicName::from_validated(""));
+        both_encoders_agree(&publish);
+        let mut connack = ConnAckProperties {
+            session_expiry_interval: Some(u32::MAX),
+            receive_maximum: NonZeroU16::new(65_535),
+            maximum_qos: Some(QoS::AtLeastOnce),
+            retain_available: Some(false),
+            maximum_packet_size: NonZeroU32::new(70_000),
+            assigned_client_identifier: Some("id"),
+            topic_alias_maximum: Some(0),
+            reason_string: Some(""),
+            wildcard_subscription_available: Some(true),
+            subscription_identifier_available: Some(false),
+            shared_subscription_available: Some(true),
+            server_keep_alive: Some(300),
+            response_information: Some("ri"),
+            server_reference: Some("host"),
+            authentication_method: Some("SCRAM"),
+            authentication_data: Some(&[0, 1, 2]),
+            user_properties: Seq::from_slice(&users),
+        };
+        both_encoders_agree(&connack);
+        connack.maximum_qos = Some(QoS::ExactlyOnce);
+        both_encoders_agree(&connack);
+        let big = [NonZeroU32::new(268_435_456).unwrap()];
+        publish.response_topic = None;
+        publish.subscription_identifiers = Seq::from_slice(&big);
+        both_encoders_agree(&publish);
+        both_encoders_agree(&ConnectProperties {
+            request_response_information: Some(true),
+            request_problem_information: Some(false),
+            ..ConnectProperties::default()
+        });
+        both_encoders_agree(&WillProperties {
+            will_delay_interval: Some(5),
+            ..WillProperties::default()
+        });
+    }
 
     // Property blocks exist in 5.0 only: without `v5` they decode as empty.
     #[cfg(feature = "v5")]

@@ -234,30 +234,10 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// Builds the event of a packet that `apply` chose to report.
     fn event_for<'s>(&'s self, packet: Packet<'s>) -> Option<Event<'s>> {
         Some(match packet {
-            // One arm for both outcomes: the properties are copied once.
-            Packet::ConnAck(c) => {
-                let properties = c.properties;
-                if c.reason_code.is_error() {
-                    Event::ConnectionRefused {
-                        reason_code: c.reason_code,
-                        properties,
-                    }
-                } else {
-                    Event::Connected {
-                        session_present: c.session_present,
-                        properties,
-                    }
-                }
-            }
+            Packet::ConnAck(c) => connack_event(c),
             Packet::Auth(a) if cfg!(feature = "v5") => Event::Auth(a),
-            Packet::Disconnect(d) if cfg!(feature = "v5") => Event::Disconnected {
-                reason_code: d.reason_code,
-                properties: d.properties,
-            },
-            Packet::Publish(mut p) => {
-                self.resolve_alias(&mut p);
-                Event::Message(p)
-            }
+            Packet::Disconnect(d) if cfg!(feature = "v5") => disconnect_event(d),
+            Packet::Publish(p) => self.message_event(p),
             Packet::PubAck(r) => published(r, QoS::AtLeastOnce),
             Packet::PubRec(r) | Packet::PubComp(r) => published(r, QoS::ExactlyOnce),
             Packet::SubAck(s) => Event::Subscribed {
@@ -272,6 +252,14 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             },
             _ => return None,
         })
+    }
+
+    /// The event of a PUBLISH, its topic resolved. Not inlined, like [`connack_event`]: built
+    /// in the caller's return slot instead of in registers merged across every arm.
+    #[inline(never)]
+    fn message_event<'s>(&'s self, mut p: Publish<'s>) -> Event<'s> {
+        self.resolve_alias(&mut p);
+        Event::Message(p)
     }
 
     /// Fills in the topic of a PUBLISH that names it by alias only, in place: passing the
@@ -901,6 +889,34 @@ fn decode_body(
         // Refused from the first byte by `handle_read`.
         _ => return Ok(None),
     }))
+}
+
+/// The event of a CONNACK. Not inlined: `event_for` would otherwise load every property into
+/// registers and store them in a tail shared by all its arms, one field at a time.
+#[inline(never)]
+fn connack_event(c: ConnAck<'_>) -> Event<'_> {
+    // One arm for both outcomes: the properties are copied once.
+    let properties = c.properties;
+    if c.reason_code.is_error() {
+        Event::ConnectionRefused {
+            reason_code: c.reason_code,
+            properties,
+        }
+    } else {
+        Event::Connected {
+            session_present: c.session_present,
+            properties,
+        }
+    }
+}
+
+/// The event of a DISCONNECT, not inlined for the reason [`connack_event`] gives.
+#[inline(never)]
+fn disconnect_event(d: Disconnect<'_>) -> Event<'_> {
+    Event::Disconnected {
+        reason_code: d.reason_code,
+        properties: d.properties,
+    }
 }
 
 fn published<'s>(r: PubResponse<'s>, qos: QoS) -> Event<'s> {
