@@ -198,12 +198,12 @@ enum Control {
     ErrorDisconnect,
 }
 
-/// The regions of the store, in this order, each from where the one before ends (the first
-/// from 0) to its end: the ends alone, half the room of a range each, and contiguous by
-/// construction.
+/// The regions of the store, in this order, each from where the one before ends to its
+/// end: the bounds alone (the first always 0), about half the room of a range each, and
+/// contiguous by construction.
 #[derive(Debug, Default)]
 struct Layout {
-    ends: [usize; 7],
+    bounds: [usize; 8],
 }
 
 /// A region of the [`Layout`], by its index there.
@@ -219,25 +219,25 @@ enum Part {
 }
 
 impl Layout {
+    /// From the end of each region.
     fn new(ends: [usize; 7]) -> Self {
-        Self { ends }
+        let mut bounds = [0; 8];
+        bounds[1..].copy_from_slice(&ends);
+        Self { bounds }
     }
 
     #[inline]
     fn range(&self, part: Part) -> Range<usize> {
         let i = part as usize;
-        let start = match i.checked_sub(1) {
-            Some(before) => self.ends[before],
-            None => 0,
-        };
-        start..self.ends[i]
+        self.bounds[i]..self.bounds[i + 1]
     }
 
     /// Moves the end of `part` to `end`, and the regions behind it with it.
     fn set_end(&mut self, part: Part, end: usize) {
-        let old = self.ends[part as usize];
-        for e in &mut self.ends[part as usize..] {
-            *e = *e - old + end;
+        let i = part as usize + 1;
+        let old = self.bounds[i];
+        for b in &mut self.bounds[i..] {
+            *b = *b - old + end;
         }
     }
 
