@@ -177,3 +177,45 @@ fn a_session_from_a_configuration_check_refuses_never_panics() {
         assert!(config.check(needed).is_ok());
     }
 }
+
+/// A command refused for want of room leaves the packet identifiers as they were: the driver
+/// that grows the store and calls again gets the identifier the first call took (a trace then
+/// numbers 1, 2, 3 as mosquitto's clients do, not 1, 2, 4).
+#[test]
+fn a_command_refused_for_room_gives_its_identifier_back() {
+    for v in [ProtocolVersion::V3_1_1, ProtocolVersion::V5] {
+        let config = SessionConfig::new(v);
+        let mut h = Harness::with(config, config.reserved_bytes() + 64);
+        h.connect(false, false);
+        let filter = |f| [mqtt_sansio::TopicFilter::new(f).unwrap()];
+        let sub = [mqtt_sansio::Subscription::new(
+            mqtt_sansio::TopicFilter::new("u/1").unwrap(),
+            QoS::AtMostOnce,
+        )];
+        assert_eq!(h.s.subscribe(&sub, Default::default()).unwrap().get(), 1);
+        let first =
+            h.s.unsubscribe(&filter("gone/1"), Default::default())
+                .unwrap();
+        assert_eq!(first.get(), 2);
+        let long = "gone/".repeat(20);
+        let needed = match h.s.unsubscribe(&filter(&long), Default::default()) {
+            Err(CommandError::StoreFull { needed, .. }) => needed,
+            other => panic!("{v:?}: {other:?}"),
+        };
+        let message = mqtt_sansio::session::Message::new(
+            mqtt_sansio::TopicName::new("t").unwrap(),
+            &[0u8; 100],
+            QoS::AtLeastOnce,
+        );
+        assert!(matches!(
+            h.s.publish(&message),
+            Err(CommandError::StoreFull { .. })
+        ));
+        let reserved = h.s.reserved_len();
+        h.s.resize_store(reserved + 4 * needed + 256, |s, n| s.resize(n, 0))
+            .unwrap();
+        let retried = h.s.unsubscribe(&filter(&long), Default::default()).unwrap();
+        assert_eq!(retried.get(), 3, "{v:?}");
+        assert_eq!(h.s.publish(&message).unwrap().unwrap().get(), 4, "{v:?}");
+    }
+}

@@ -206,6 +206,14 @@ struct Layout {
     bounds: [usize; 8],
 }
 
+/// The packet-identifier allocator's state ([`Session::id_mark`]).
+#[derive(Debug, Clone, Copy)]
+struct IdMark {
+    next: PacketId,
+    wrapped: bool,
+    free: u16,
+}
+
 /// A region of the [`Layout`], by its index there.
 #[derive(Debug, Clone, Copy)]
 enum Part {
@@ -779,6 +787,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     /// [`CommandError::RetainNotSupported`], [`CommandError::PacketTooLarge`].
     pub fn publish(&mut self, message: &Message<'_>) -> Result<Option<PacketId>, CommandError> {
         self.check_publish(message)?;
+        let mark = self.id_mark();
         let pid = match message.qos {
             QoS::AtMostOnce => None,
             _ => Some(self.allocate_packet_id()?),
@@ -796,7 +805,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         } else {
             Kind::Publish0
         };
-        self.append(&Packet::Publish(publish), kind, pid, message.qos)?;
+        self.append(&Packet::Publish(publish), kind, pid, message.qos)
+            .inspect_err(|_| self.restore_ids(mark))?;
         Ok(pid)
     }
 
@@ -850,6 +860,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                 return Err(CommandError::Unsupported(code));
             }
         }
+        let mark = self.id_mark();
         let packet_id = self.allocate_packet_id()?;
         let subscribe = Subscribe {
             packet_id,
@@ -861,7 +872,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             Kind::Subscribe,
             Some(packet_id),
             QoS::AtMostOnce,
-        )?;
+        )
+        .inspect_err(|_| self.restore_ids(mark))?;
         if self.keeps_subscriptions() {
             self.sub_outstanding += room::table_bytes(subscriptions.iter().map(|s| s.filter));
         }
@@ -878,6 +890,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         filters: &[TopicFilter<'_>],
         properties: UnsubscribeProperties<'_>,
     ) -> Result<PacketId, CommandError> {
+        let mark = self.id_mark();
         let packet_id = self.allocate_packet_id()?;
         let unsubscribe = Unsubscribe {
             packet_id,
@@ -889,7 +902,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             Kind::Unsubscribe,
             Some(packet_id),
             QoS::AtMostOnce,
-        )?;
+        )
+        .inspect_err(|_| self.restore_ids(mark))?;
         Ok(packet_id)
     }
 
@@ -1387,6 +1401,26 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
     }
 
     /// The next packet identifier not used by a queued or in-flight packet.
+    /// Where the identifier allocator stands, to give back an identifier whose command
+    /// failed ([`Session::restore_ids`]).
+    fn id_mark(&self) -> IdMark {
+        IdMark {
+            next: self.next_pid,
+            wrapped: self.ids_wrapped,
+            free: self.free_ids,
+        }
+    }
+
+    /// Gives back the identifiers allocated since `mark`: a command that fails (a
+    /// `StoreFull` that the driver answers by growing the store and calling again) leaves
+    /// the identifiers as they were, so the retry gets the one the first call took instead
+    /// of skipping it (a trace then numbers as mosquitto's clients do).
+    fn restore_ids(&mut self, mark: IdMark) {
+        self.next_pid = mark.next;
+        self.ids_wrapped = mark.wrapped;
+        self.free_ids = mark.free;
+    }
+
     fn allocate_packet_id(&mut self) -> Result<PacketId, CommandError> {
         if self.log.used() == 0 {
             self.ids_wrapped = false;

@@ -97,6 +97,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         if self.conn.phase == Phase::Connected {
             self.check_broker_size(header_len + payload_len)?;
         }
+        let mark = self.id_mark();
         let pid = match message.qos {
             QoS::AtMostOnce => None,
             _ => Some(self.allocate_packet_id()?),
@@ -120,7 +121,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
             streamed: true,
         };
         let mut result = Ok(0);
-        self.log.append(region, entry, header_len, |buf| {
+        let appended = self.log.append(region, entry, header_len, |buf| {
             // The header without payload, shifted so that a fixed header counting the
             // payload (as long or longer) replaces its own.
             let shift = header_len - empty_len;
@@ -129,7 +130,11 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                 buf[0] = buf[shift];
                 write_var_int(&mut buf[1..], remaining);
             }
-        })?;
+        });
+        if let Err(e) = appended {
+            self.restore_ids(mark);
+            return Err(e);
+        }
         result?;
         Ok(pid)
     }

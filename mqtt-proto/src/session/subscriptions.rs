@@ -437,6 +437,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                     continue;
                 }
             };
+            let mark = self.id_mark();
             let Ok(pid) = self.allocate_packet_id() else {
                 return;
             };
@@ -457,6 +458,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
                 subscriptions.encode(table, &renewal, pid, buf);
             });
             if appended.is_err() {
+                self.restore_ids(mark);
                 self.renew_blocked = Some(self.log.generation());
                 return;
             }
