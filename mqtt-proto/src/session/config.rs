@@ -267,10 +267,11 @@ impl SessionConfig {
     /// [`Session::from_checked`](super::Session::from_checked) expects.
     ///
     /// # Errors
-    /// [`CommandError::StoreFull`] when `store_len` is not larger than
-    /// [`SessionConfig::reserved_bytes`] plus 64 bytes for the log;
-    /// [`CommandError::Encode`] with [`EncodeError::FeatureDisabled`](crate::EncodeError) for
-    /// a 5.0 configuration in a build without the `v5` feature.
+    /// [`CommandError::StoreFull`](super::CommandError::StoreFull) when `store_len` is not
+    /// larger than [`SessionConfig::reserved_bytes`] plus 64 bytes for the log;
+    /// [`CommandError::Encode`](super::CommandError::Encode) with
+    /// [`EncodeError::FeatureDisabled`](crate::EncodeError) for a 5.0 configuration in a
+    /// build without the `v5` feature.
     #[cfg_attr(mqtt_sansio_small, inline(never))]
     pub fn check(&self, store_len: usize) -> Result<(), super::CommandError> {
         if !self.version.is_built() {
