@@ -73,7 +73,8 @@ TARGET_RAM=2048         # 2 KiB beside the buffers, every configuration
 # identifier back: 25,852, 41,482, 47,922 and 135,242.
 BUDGET_FLASH_V311=26624 # 26 KiB: measured 25,852
 BUDGET_FLASH_V5=41984   # 41 KiB: measured 41,482 (a checkout's path moves the figure ~100 B)
-BUDGET_FLASH_FULL=48128 # 47 KiB: measured 47,922
+BUDGET_FLASH_FULL=49152 # 48 KiB: measured 47,922 here and 48,014 in a clean clone under /tmp,
+                        # 114 B under 47 KiB: too close for another checkout's path
 BUDGET_RAM=2048         # the target: measured 1,192 to 1,200
 # TLS has no target of its own (issue #13 asks for its cost, reported apart); its budgets
 # stop regressions: measured 135,242 B of flash and 14,012 B of RAM beside the buffers.
