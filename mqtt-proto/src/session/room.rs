@@ -5,7 +5,7 @@
 //! allocates ([`Session::resize_region`]). A fixed store never grows: leave the limits at 0.
 
 use super::incoming::ENTRY;
-use super::{CommandError, Session};
+use super::{CommandError, Part, Session};
 use crate::TopicFilter;
 
 /// Bytes of a subscription table entry beside its filter (see `subscriptions`).
@@ -122,30 +122,30 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         new_len: usize,
         resize: impl FnOnce(&mut B, usize),
     ) -> Result<(), CommandError> {
-        let range = match region {
-            Region::Incoming => self.layout.incoming(),
-            Region::Subscriptions => self.layout.subscriptions(),
-            Region::Control => self.layout.control(),
+        let part = match region {
+            Region::Incoming => Part::Incoming,
+            Region::Subscriptions => Part::Subscriptions,
+            Region::Control => Part::Control,
+            // The last region: the store's length is the queue's.
             Region::Queue => {
                 let store_len = self.reserved_len().saturating_add(new_len);
                 return self.resize_store(store_len, resize);
             }
         };
-        let new_len = match region {
-            Region::Incoming => new_len - new_len % ENTRY,
+        let range = self.layout.range(part);
+        let new_len = match part {
+            Part::Incoming => new_len - new_len % ENTRY,
             _ => new_len,
         };
         let old_len = range.len();
         if new_len < old_len {
-            let held = match region {
-                Region::Incoming => self.incoming.extent(&self.store.as_ref()[range.clone()]),
-                Region::Subscriptions => self.subscriptions.used(),
-                Region::Control => match self.conn.control {
+            let held = match part {
+                Part::Incoming => self.incoming.extent(&self.store.as_ref()[range.clone()]),
+                Part::Subscriptions => self.subscriptions.used(),
+                _ => match self.conn.control {
                     super::Control::None => 0,
                     _ => self.conn.control_len,
                 },
-                // Resized by `resize_store` above.
-                Region::Queue => 0,
             };
             if held > new_len {
                 return Err(CommandError::StoreFull {
@@ -174,13 +174,6 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Session<B> {
         } else {
             return Ok(());
         }
-        let part = match region {
-            Region::Incoming => super::Part::Incoming,
-            Region::Subscriptions => super::Part::Subscriptions,
-            Region::Control => super::Part::Control,
-            // Resized by `resize_store` above.
-            Region::Queue => super::Part::Log,
-        };
         // The regions behind move with its end.
         self.layout.set_end(part, range.start + new_len);
         self.reported = None;
