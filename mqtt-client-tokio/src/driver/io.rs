@@ -75,12 +75,19 @@ impl Driver {
                     if out.is_empty() {
                         out = state.take_output();
                     }
-                    // Quiet both ways (reads small and consumed, everything written and
-                    // flushed): the write buffers go too, as the read buffer does below.
+                    // Quiet (reads small, after a burst too: a flood's odd short read does not
+                    // count, and all read is consumed): the read buffer, and what the messages
+                    // shared of it, go, and the next read takes the stack's; once everything is
+                    // also written and flushed, the write buffers go too.
                     let quiet = rbuf.is_empty() && read_size == MIN_READ;
-                    if quiet && out.is_empty() && !need_flush {
-                        out = BytesMut::new();
-                        state.release_output();
+                    if quiet {
+                        rbuf = BytesMut::new();
+                        if out.is_empty() && !need_flush {
+                            out = BytesMut::new();
+                            state.release_output();
+                        }
+                    } else if rbuf.capacity() - rbuf.len() < read_size / 4 {
+                        rbuf.reserve(read_size);
                     }
                     if state.conn_end.is_some() {
                         if out.is_empty() && !need_flush {
@@ -104,16 +111,6 @@ impl Driver {
                 // before that output goes out.
                 if let Err(error) = self.persist(journaled).await {
                     return End::failed(error);
-                }
-                if rbuf.is_empty() && read_size == MIN_READ {
-                    // The traffic is quiet (after a burst, reads shrank the step back first: a
-                    // flood's odd short read does not free it): the buffer, and what the
-                    // messages shared with it, go; the next read takes the stack's.
-                    if rbuf.capacity() > 0 {
-                        rbuf = BytesMut::new();
-                    }
-                } else if rbuf.capacity() - rbuf.len() < read_size / 4 {
-                    rbuf.reserve(read_size);
                 }
                 let writing = !out.is_empty();
                 let flushing = !writing && need_flush;

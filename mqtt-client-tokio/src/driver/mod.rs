@@ -203,41 +203,48 @@ impl Driver {
     }
 
     /// One connection: transport, CONNECT, then the connected loop until it ends.
-    async fn connection(&self, url: &BrokerUrl) -> End {
-        let timeout = {
-            let mut state = self.shared.lock();
-            state.set_status(Status::Connecting);
-            state.broker = url.to_string();
-            state.policy.connect_timeout
-        };
-        info!(broker = %url, "connecting");
-        // Boxed: opening TCP, TLS and WebSocket is the largest state of this task; inline it
-        // would stay in every idle connection's task for good.
-        let open = Box::pin(transport::connect_owned(
-            url.clone(),
-            self.transport.as_deref().cloned().unwrap_or_default(),
-            self.tls.clone(),
-        ));
-        let opening = Box::pin(self.serve_until(tokio::time::timeout(timeout, open)));
-        let mut stream = match opening.await {
-            None => match self.shared.lock().fatal.take() {
-                Some(error) => return End::failed(*error),
-                None => return End::Closed,
-            },
-            Some(Err(_elapsed)) => return self.shared.lock().attempt_failed(Error::ConnectTimeout),
-            Some(Ok(Err(e))) => return self.shared.lock().attempt_failed(e),
-            Some(Ok(Ok(stream))) => stream,
-        };
-        {
-            let mut state = self.shared.lock();
-            if let Err(e) = state.send_connect() {
-                return End::failed(e);
+    // Not an `async fn`: one keeps its arguments twice (as arguments and as the locals they
+    // move to), and every idle client's task keeps this future for its life (16 bytes).
+    #[allow(clippy::manual_async_fn)]
+    fn connection<'a>(&'a self, url: &'a BrokerUrl) -> impl Future<Output = End> + 'a {
+        async move {
+            let timeout = {
+                let mut state = self.shared.lock();
+                state.set_status(Status::Connecting);
+                state.broker = url.to_string();
+                state.policy.connect_timeout
+            };
+            info!(broker = %url, "connecting");
+            // Boxed: opening TCP, TLS and WebSocket is the largest state of this task; inline it
+            // would stay in every idle connection's task for good.
+            let open = Box::pin(transport::connect_owned(
+                url.clone(),
+                self.transport.as_deref().cloned().unwrap_or_default(),
+                self.tls.clone(),
+            ));
+            let opening = Box::pin(self.serve_until(tokio::time::timeout(timeout, open)));
+            let mut stream = match opening.await {
+                None => match self.shared.lock().fatal.take() {
+                    Some(error) => return End::failed(*error),
+                    None => return End::Closed,
+                },
+                Some(Err(_elapsed)) => {
+                    return self.shared.lock().attempt_failed(Error::ConnectTimeout)
+                }
+                Some(Ok(Err(e))) => return self.shared.lock().attempt_failed(e),
+                Some(Ok(Ok(stream))) => stream,
+            };
+            {
+                let mut state = self.shared.lock();
+                if let Err(e) = state.send_connect() {
+                    return End::failed(e);
+                }
+                state.connection_opened();
             }
-            state.connection_opened();
+            let end = self.drive(&mut stream).await;
+            self.shared.lock().connection_closed(&end);
+            end
         }
-        let end = self.drive(&mut stream).await;
-        self.shared.lock().connection_closed(&end);
-        end
     }
 
     /// Runs `fut` while there is no connection, handing held messages over as their streams

@@ -296,7 +296,8 @@ impl State {
     ) -> Result<Self, Error> {
         let protocol = connect::ConnectOptions::new(&options.protocol);
         let policy = &options.policy;
-        let config = session_config(&options.protocol, policy, options.persistence.as_ref())?;
+        let persistence = options.persistence.as_ref();
+        let config = session_config(&options.protocol, &protocol, policy, persistence)?;
         // The queue starts small and grows as messages wait (see `grow_store`): a client
         // that never queues much never holds (nor zeroes) `offline_queue_bytes`.
         let log = INITIAL_LOG;
@@ -630,6 +631,7 @@ pub(crate) async fn room(shared: &Shared, waiter: Option<Waiter>) -> bool {
 /// The session's configuration and store layout for these options.
 fn session_config(
     p: &ProtocolOptions,
+    connect: &connect::ConnectOptions,
     policy: &Policy,
     persistence: Option<&crate::Persistence>,
 ) -> Result<SessionConfig, Error> {
@@ -699,7 +701,7 @@ fn session_config(
     // The control region holds CONNECT (with the will), DISCONNECT and AUTH while they wait
     // to go, and grows for each (`with_control_room`); this checks that the CONNECT can be
     // encoded at all.
-    connect::ConnectOptions::new(p).with_packet(p.clean_start, None, |connect| {
+    connect.with_packet(p.clean_start, None, |connect| {
         SessionConfig::control_len(connect)
             .map_err(|e| Error::InvalidOptions(format!("CONNECT cannot be encoded: {e}")))
     })?;
