@@ -81,6 +81,18 @@ async fn event<T>(events: &mut Events, mut pick: impl FnMut(Event) -> Option<T>)
     }
 }
 
+/// Waits for a connection whose broker has no session for us.
+async fn connected_without_session(events: &mut Events) {
+    event(events, |e| match e {
+        Event::Connected {
+            session_present: false,
+            ..
+        } => Some(()),
+        _ => None,
+    })
+    .await;
+}
+
 fn credentials(url: &str, v: ProtocolVersion, password: &'static str) -> Options {
     let mut o = options(url, v);
     o.protocol.username = Some("alice".into());
@@ -942,14 +954,7 @@ async fn broker_that_lost_the_session_gets_qos1_again_fails_qos2_and_renews_subs
             matches!(e, Event::Disconnected { .. }).then_some(())
         })
         .await;
-        event(&mut s_events, |e| match e {
-            Event::Connected {
-                session_present: false,
-                ..
-            } => Some(()),
-            _ => None,
-        })
-        .await;
+        connected_without_session(&mut s_events).await;
         let renewed = event(&mut s_events, |e| match e {
             Event::Resubscribed { reason_codes, .. } => Some(reason_codes.clone()),
             _ => None,
@@ -965,14 +970,7 @@ async fn broker_that_lost_the_session_gets_qos1_again_fails_qos2_and_renews_subs
         proxy.stall(false);
         proxy.cut_all();
         proxy.set_mode(FaultMode::new());
-        event(&mut p_events, |e| match e {
-            Event::Connected {
-                session_present: false,
-                ..
-            } => Some(()),
-            _ => None,
-        })
-        .await;
+        connected_without_session(&mut p_events).await;
         timeout(WAIT, once)
             .await
             .unwrap()
@@ -1071,14 +1069,7 @@ async fn a_filter_longer_than_the_queue_is_renewed_on_the_next_connection() {
         let mut sub = c.subscribe(&long, QoS::AtLeastOnce).await.unwrap();
         // The clean session is gone with the connection: the session renews the filter.
         proxy.cut_all();
-        event(&mut events, |e| match e {
-            Event::Connected {
-                session_present: false,
-                ..
-            } => Some(()),
-            _ => None,
-        })
-        .await;
+        connected_without_session(&mut events).await;
         let renewed = event(&mut events, |e| match e {
             Event::Resubscribed { reason_codes, .. } => Some(reason_codes.clone()),
             Event::Notice(n @ Notice::RenewalDropped { .. }) => panic!("{v:?}: {n:?}"),
